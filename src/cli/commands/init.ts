@@ -1,0 +1,81 @@
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError } from '../../errors.js';
+import { withGlobalOptions } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import type { Wrap } from './index.js';
+
+const TAILOR_YML = `# Tailor project: see https://github.com/tailor-sync/tailor#configuration
+warehouse:
+  type: postgres
+  url: \${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+state_schema: tailor
+
+destinations:
+  x:
+    type: x_ads
+    account_id: \${X_ACCOUNT_ID:-18ce54d4x5t}
+    api_url: \${X_API_URL:-https://ads-api.x.com}
+    credentials:
+      consumer_key: \${X_CONSUMER_KEY}
+      consumer_secret: \${X_CONSUMER_SECRET}
+      access_token: \${X_ACCESS_TOKEN}
+      access_token_secret: \${X_ACCESS_TOKEN_SECRET}
+    defaults:
+      audience_name: "Tailor: {model}"
+      audience_description: "{description}"
+      schedule: every 6 hours
+      phone_default_region: US
+      mappings:
+        email: email
+        phone: phone_number
+        x_handle: handle
+        x_user_id: twitter_id
+        device_id: device_id
+
+# Add activations with \`tailor activate <model>\`, or by hand:
+activations: {}
+`;
+
+const MODEL_SQL = `-- One SELECT returning one row per member. Tailor wraps it as a subquery; it is never rewritten.
+select customer_id, email, phone
+from customers
+where lifetime_value > 1000
+`;
+
+const MODEL_YML = `name: high_value_customers
+description: Customers whose lifetime value is over $1,000
+primary_key: customer_id
+`;
+
+export function defineInit(program: Command, wrap: Wrap): void {
+  withGlobalOptions(program.command('init [dir]'))
+    .description('scaffold a project: tailor.yml and an example model')
+    .action(
+      wrap(async (ctx, dir: string | undefined) => {
+        const target = resolve(ctx.projectDir, dir ?? '.');
+        if (existsSync(join(target, 'tailor.yml'))) {
+          throw new ConfigError([
+            {
+              file: join(target, 'tailor.yml'),
+              path: '',
+              message: 'already exists; init never overwrites a project',
+            },
+          ]);
+        }
+        await mkdir(join(target, 'models'), { recursive: true });
+        await writeFile(join(target, 'tailor.yml'), TAILOR_YML, { flag: 'wx' });
+        await writeFile(join(target, 'models', 'high_value_customers.sql'), MODEL_SQL, { flag: 'wx' });
+        await writeFile(join(target, 'models', 'high_value_customers.yml'), MODEL_YML, { flag: 'wx' });
+        const files = ['tailor.yml', 'models/high_value_customers.sql', 'models/high_value_customers.yml'];
+        if (ctx.globals.json) ctx.printJson({ ok: true, dir: target, files });
+        else
+          ctx.print(
+            `created ${files.join(', ')} in ${target}\nnext: set the X_* variables, then run \`tailor check\``,
+          );
+        return EXIT.ok;
+      }),
+    );
+}

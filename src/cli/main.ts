@@ -1,0 +1,103 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError, errorMessage, isTailorError } from '../errors.js';
+import { registerCommands } from './commands/index.js';
+import { CommandContext, type GlobalOptions } from './context.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+import type { CliIo } from './output.js';
+
+export const VERSION = '0.1.0';
+
+function reportError(
+  ctx: CommandContext | undefined,
+  io: CliIo,
+  error: unknown,
+  json: boolean,
+  debug: boolean,
+): void {
+  const write = (text: string) => {
+    const scrubbed = ctx ? ctx.scrubber.scrub(text) : text;
+    (json ? io.stdout : io.stderr).write(scrubbed.endsWith('\n') ? scrubbed : `${scrubbed}\n`);
+  };
+  if (json) {
+    const issues = error instanceof ConfigError ? error.issues : undefined;
+    write(
+      JSON.stringify(
+        {
+          ok: false,
+          error: {
+            kind: isTailorError(error) ? error.kind : 'internal',
+            message: errorMessage(error),
+            ...(isTailorError(error) && error.hint ? { hint: error.hint } : {}),
+            ...(issues ? { issues } : {}),
+          },
+        },
+        null,
+        2,
+      ),
+    );
+    return;
+  }
+  if (error instanceof ConfigError) {
+    write(`${error.issues.length} problem${error.issues.length === 1 ? '' : 's'} in the project:`);
+    for (const line of error.message.split('\n')) write(`  ${line}`);
+  } else if (isTailorError(error)) {
+    write(`error: ${error.message}`);
+  } else {
+    write(`error: ${errorMessage(error)}`);
+  }
+  if (isTailorError(error) && error.hint) write(`hint: ${error.hint}`);
+  let cause = error instanceof Error ? error.cause : undefined;
+  for (let depth = 0; cause !== undefined && depth < 5; depth++) {
+    write(`  caused by: ${errorMessage(cause)}`);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  if (debug && error instanceof Error && !isTailorError(error) && error.stack) write(error.stack);
+}
+
+/**
+ * Runs the CLI with the given arguments and returns the exit code. Never throws; never prints a
+ * stack trace unless `--debug` is given and the error is a bug rather than a known failure.
+ */
+export async function main(
+  argv: readonly string[],
+  io?: Partial<CliIo>,
+  signal?: AbortSignal,
+): Promise<number> {
+  const fullIo: CliIo = {
+    stdout: io?.stdout ?? process.stdout,
+    stderr: io?.stderr ?? process.stderr,
+    env: io?.env ?? process.env,
+    cwd: io?.cwd ?? process.cwd(),
+  };
+  let ctx: CommandContext | undefined;
+  let exitCode: number = EXIT.ok;
+  const controller = new AbortController();
+  const stopSignal = signal ?? controller.signal;
+  const program = new Command('tailor')
+    .description('Keep X Ads custom audiences in step with SQL segments in your warehouse')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (text) => fullIo.stdout.write(text),
+      writeErr: (text) => fullIo.stderr.write(text),
+    });
+  registerCommands(program, (handler) => {
+    return async (...args: unknown[]) => {
+      const command = args[args.length - 1] as Command;
+      const globals = command.optsWithGlobals() as GlobalOptions;
+      ctx = new CommandContext(fullIo, globals, stopSignal);
+      exitCode = await handler(ctx, ...args.slice(0, -1));
+    };
+  });
+  const wantsJson = argv.includes('--json');
+  const wantsDebug = argv.includes('--debug');
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) return exitCodeFor(error);
+    reportError(ctx, fullIo, error, wantsJson, wantsDebug);
+    return exitCodeFor(error);
+  }
+}

@@ -1,0 +1,168 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import { isSupportedCountry } from 'libphonenumber-js';
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import { loadModels } from '../models/load-models.js';
+import type { Model } from '../models/model.js';
+import { substituteEnv } from './env.js';
+import { type ProjectConfig, projectConfigSchema } from './project-schema.js';
+import { isTimezone, parseSchedule } from './schedule.js';
+import { secretPaths, secretValues } from './secret.js';
+import { readYamlFile, type YamlFile } from './yaml-file.js';
+import { zodIssuesToConfigIssues } from './zod-issues.js';
+
+export const CONFIG_FILE = 'tailor.yml';
+
+/** A loaded, validated project: tailor.yml and its models. */
+export interface Project {
+  dir: string;
+  configPath: string;
+  config: ProjectConfig;
+  models: Map<string, Model>;
+  /** The secret values in the config, to be scrubbed from any output. */
+  secrets: string[];
+}
+
+/** The secret-marked paths of tailor.yml, derived once from the schema. */
+export const PROJECT_SECRET_PATHS = secretPaths(projectConfigSchema);
+
+const TEMPLATE_FIELDS = new Set(['model', 'description']);
+
+function checkTemplate(text: string, path: string[], yaml: YamlFile, issues: ConfigIssue[]) {
+  for (const match of text.matchAll(/\{([^{}]*)\}/g)) {
+    if (!TEMPLATE_FIELDS.has(match[1]!)) {
+      issues.push({
+        file: yaml.file,
+        path: path.join('.'),
+        message: `unknown placeholder {${match[1]}} (use {model} or {description})`,
+        ...yaml.locate(path),
+      });
+    }
+  }
+}
+
+type Raw = Record<string, unknown>;
+const asRecord = (value: unknown): Raw | undefined =>
+  value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Raw) : undefined;
+const asString = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/**
+ * Checks that need more than one part of the project at once (names that refer to each other,
+ * schedules, regions, templates). They run on the raw values, even when the schema found problems
+ * elsewhere, so that `tailor check` reports every problem in one pass.
+ */
+function crossCheck(
+  raw: Raw,
+  models: Map<string, Model>,
+  yaml: YamlFile,
+  issues: ConfigIssue[],
+  modelIssues: boolean,
+) {
+  const at = (path: string[], message: string) =>
+    issues.push({ file: yaml.file, path: path.join('.'), message, ...yaml.locate(path) });
+  const destinations = asRecord(raw.destinations) ?? {};
+  for (const [name, value] of Object.entries(destinations)) {
+    const defaults = asRecord(asRecord(value)?.defaults);
+    if (!defaults) continue;
+    const base = ['destinations', name, 'defaults'];
+    const schedule = asString(defaults.schedule);
+    if (schedule !== undefined) {
+      const parsed = parseSchedule(schedule);
+      if ('error' in parsed) at([...base, 'schedule'], parsed.error);
+    }
+    const region = asString(defaults.phone_default_region);
+    if (region !== undefined && region.length === 2 && !isSupportedCountry(region.toUpperCase())) {
+      at([...base, 'phone_default_region'], `unknown region "${region}" (an ISO 3166 code such as US)`);
+    }
+    for (const key of ['audience_name', 'audience_description']) {
+      const template = asString(defaults[key]);
+      if (template !== undefined) checkTemplate(template, [...base, key], yaml, issues);
+    }
+  }
+  for (const [id, value] of Object.entries(asRecord(raw.activations) ?? {})) {
+    const activation = asRecord(value);
+    if (!activation) continue;
+    const base = ['activations', id];
+    const destination = asString(activation.destination);
+    if (destination !== undefined && !(destination in destinations)) {
+      const known = Object.keys(destinations);
+      at(
+        [...base, 'destination'],
+        `unknown destination "${destination}"${known.length ? ` (defined: ${known.join(', ')})` : ''}`,
+      );
+    }
+    const model = asString(activation.model);
+    if (model !== undefined && !models.has(model) && !modelIssues) {
+      at([...base, 'model'], `unknown model "${model}" (no models/${model}.sql and .yml)`);
+    }
+    const schedule = asString(activation.schedule);
+    if (schedule !== undefined) {
+      const parsed = parseSchedule(schedule);
+      if ('error' in parsed) at([...base, 'schedule'], parsed.error);
+    }
+    const timezone = asString(activation.timezone);
+    if (timezone !== undefined && !isTimezone(timezone)) {
+      at([...base, 'timezone'], `unknown time zone "${timezone}" (an IANA name such as Europe/Paris)`);
+    }
+    const region = asString(activation.phone_default_region);
+    if (region !== undefined && region.length === 2 && !isSupportedCountry(region.toUpperCase())) {
+      at([...base, 'phone_default_region'], `unknown region "${region}" (an ISO 3166 code such as US)`);
+    }
+    const mappings = asRecord(activation.mappings);
+    if (mappings && Object.keys(mappings).length === 0) {
+      at([...base, 'mappings'], 'mappings is empty: map at least one column to an identifier type');
+    }
+  }
+}
+
+/**
+ * Loads tailor.yml and the models of a project directory, substituting `${VAR}` from `env`. Every
+ * problem found is collected and thrown at once as a ConfigError.
+ */
+export async function loadProject(
+  dir: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<Project> {
+  const projectDir = resolve(dir);
+  const configPath = join(projectDir, CONFIG_FILE);
+  const issues: ConfigIssue[] = [];
+  const yaml = await readYamlFile(configPath, CONFIG_FILE, issues);
+  const modelIssues: ConfigIssue[] = [];
+  const models = await loadModels(projectDir, modelIssues);
+  let config: ProjectConfig | undefined;
+  if (yaml) {
+    if (yaml.value === null || typeof yaml.value !== 'object' || Array.isArray(yaml.value)) {
+      issues.push({
+        file: CONFIG_FILE,
+        path: '',
+        message: 'must be a mapping with warehouse, destinations and activations',
+      });
+    } else {
+      const substituted = substituteEnv(yaml.value, env, CONFIG_FILE, issues) as Raw;
+      for (const issue of issues) Object.assign(issue, yaml.locate(issue.path.split('.')));
+      // A value emptied by a missing variable is already reported; don't report it twice.
+      const envPaths = new Set(issues.map((issue) => issue.path));
+      const parsed = projectConfigSchema.safeParse(substituted);
+      if (parsed.success) config = parsed.data;
+      else
+        issues.push(
+          ...zodIssuesToConfigIssues(parsed.error, yaml).filter((issue) => !envPaths.has(issue.path)),
+        );
+      crossCheck(substituted, models, yaml, issues, modelIssues.length > 0);
+    }
+  }
+  issues.push(...modelIssues);
+  if (issues.length > 0 || !config) throw new ConfigError(issues);
+  return {
+    dir: projectDir,
+    configPath,
+    config,
+    models,
+    secrets: secretValues(config, PROJECT_SECRET_PATHS),
+  };
+}
+
+/** Resolves a path from tailor.yml against the project directory. */
+export function projectPath(project: Pick<Project, 'dir'>, path: string): string {
+  const clean = path.replace(/^file:(\/\/)?/, '');
+  return isAbsolute(clean) ? clean : join(project.dir, clean);
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { xAdsDestinationSchema } from '../destinations/x-ads/x-ads-config.js';
+import { warehouseConfigSchema } from '../sources/warehouse-config.js';
+import { activationConfigSchema } from './activation-config.js';
+import { NAME_PATTERN, nameSchema } from './names.js';
+
+/** Every destination kind; one schema each, kept beside the destination. */
+export const destinationConfigSchema = z.discriminatedUnion('type', [xAdsDestinationSchema]);
+export type DestinationConfig = z.infer<typeof destinationConfigSchema>;
+
+const destinationNameSchema = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, { message: 'destination names are letters, digits, _ and -' });
+
+/** The whole of tailor.yml (DESIGN.md, "Interfaces"). Unknown keys anywhere are errors. */
+export const projectConfigSchema = z.strictObject({
+  warehouse: warehouseConfigSchema,
+  state_schema: nameSchema.default('tailor'),
+  destinations: z.record(destinationNameSchema, destinationConfigSchema),
+  activations: z
+    .record(
+      z.string().regex(NAME_PATTERN, {
+        message: 'activation ids must match ^[a-z][a-z0-9_]{0,62}$ (they name warehouse tables)',
+      }),
+      activationConfigSchema,
+    )
+    .nullish()
+    .transform((value) => value ?? {}),
+});
+export type ProjectConfig = z.infer<typeof projectConfigSchema>;

@@ -1,0 +1,82 @@
+import { readFile } from 'node:fs/promises';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { ConfigIssue } from '../errors.js';
+
+/** A parsed YAML file that can tell the line and column of any path in it, for error messages. */
+export interface YamlFile {
+  file: string;
+  value: unknown;
+  locate(path: readonly PropertyKey[]): { line: number; column: number } | undefined;
+}
+
+/**
+ * Reads and parses a YAML file. Syntax errors and a missing file become issues (with line and
+ * column), never exceptions, so `tailor check` can report them with everything else.
+ */
+export async function readYamlFile(
+  absPath: string,
+  file: string,
+  issues: ConfigIssue[],
+): Promise<YamlFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(absPath, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    issues.push({
+      file,
+      path: '',
+      message: code === 'ENOENT' ? 'file not found' : `cannot read: ${code ?? String(error)}`,
+    });
+    return undefined;
+  }
+  return parseYamlText(text, file, issues);
+}
+
+export function parseYamlText(text: string, file: string, issues: ConfigIssue[]): YamlFile | undefined {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    for (const error of doc.errors) {
+      const pos = lineCounter.linePos(error.pos[0]);
+      issues.push({
+        file,
+        path: '',
+        message: `invalid YAML: ${error.message.split('\n')[0]}`,
+        line: pos.line,
+        column: pos.col,
+      });
+    }
+    return undefined;
+  }
+  const locate = (path: readonly PropertyKey[]) => {
+    // Walk down as far as the path exists, so a missing key points at its parent.
+    let node: unknown = doc.contents;
+    let best: { line: number; column: number } | undefined;
+    const mark = (n: unknown) => {
+      const range = (n as { range?: [number, number, number] } | null)?.range;
+      if (range) {
+        const pos = lineCounter.linePos(range[0]);
+        best = { line: pos.line, column: pos.col };
+      }
+    };
+    mark(node);
+    for (const key of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((item) => isScalar(item.key) && String(item.key.value) === String(key));
+        if (!pair) break;
+        mark(pair.key);
+        node = pair.value;
+        if (node && !isScalar(node)) continue;
+        if (node) mark(node);
+      } else if (isSeq(node)) {
+        node = node.items[Number(key)];
+        mark(node);
+      } else {
+        break;
+      }
+    }
+    return best;
+  };
+  return { file, value: doc.toJS({ maxAliasCount: 100 }) ?? null, locate };
+}

@@ -1,0 +1,73 @@
+import type { XIdentifierType } from './x-ads/identifier-types.js';
+
+/**
+ * The destination side of a run, as a few verbs (CONVENTIONS.md): `check`, `ensureAudience`,
+ * `apply(changes) -> results`. A destination knows nothing of warehouses.
+ */
+
+/** Hashed (or, for `partner_user_id`, plain) identifier values of one member, by X key. */
+export type MemberHashes = Partial<Record<XIdentifierType, string[]>>;
+
+/**
+ * One user object to add/refresh (`update`) or remove (`delete`) at the destination. Values are
+ * already normalized and hashed; the destination never sees raw identifiers.
+ */
+export interface MemberChange {
+  op: 'update' | 'delete';
+  user: MemberHashes;
+}
+
+/** The outcome of one MemberChange, in input order. Only `ok` moves state forward. */
+export type ApplyResult =
+  | { status: 'ok' }
+  | { status: 'rejected'; reason: string }
+  | { status: 'retryable'; reason: string };
+
+/** What a destination reports about an audience (X: §5.1 of x-ads-api.md). */
+export interface AudienceInfo {
+  id: string;
+  name: string;
+  description: string | null;
+  /** Matched size; null while processing or when too small. */
+  size: number | null;
+  targetable: boolean | null;
+  reasonsNotTargetable: string[];
+  deleted: boolean;
+  createdAt: string | null;
+  updatedAt: string | null;
+}
+
+export interface ApplyProgress {
+  /** Changes handled so far (acknowledged, rejected or given up) out of the total of this call. */
+  done: number;
+  total: number;
+  requests: number;
+}
+
+export interface ApplyOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: ApplyProgress) => void;
+}
+
+export interface ApplyOutcome {
+  results: ApplyResult[];
+  /** HTTP requests sent for this call, retries included. */
+  requests: number;
+}
+
+export interface Destination {
+  /** Checks credentials and access to the account; throws AuthError with an actionable message. */
+  check(signal?: AbortSignal): Promise<void>;
+  listAudiences(signal?: AbortSignal): Promise<AudienceInfo[]>;
+  /** The audience with this id, or undefined when it does not exist or was deleted. */
+  getAudience(id: string, signal?: AbortSignal): Promise<AudienceInfo | undefined>;
+  /** The non-deleted audience with exactly this name, if any (X's `q` is only a prefix match). */
+  findAudienceByName(name: string, signal?: AbortSignal): Promise<AudienceInfo | undefined>;
+  createAudience(name: string, description: string | undefined, signal?: AbortSignal): Promise<AudienceInfo>;
+  /**
+   * Applies member changes to an audience. Returns one result per input change, in input order.
+   * Deletes are sent before updates. Never throws for per-member problems; throws AuthError,
+   * AudienceMissingError or DestinationApiError when the whole call cannot proceed.
+   */
+  apply(audienceId: string, changes: readonly MemberChange[], options?: ApplyOptions): Promise<ApplyOutcome>;
+}

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import { secret } from '../../config/secret.js';
+import { X_IDENTIFIER_TYPES } from './identifier-types.js';
+
+export const identifierTypeSchema = z.enum(X_IDENTIFIER_TYPES, {
+  error: (issue) =>
+    `unknown identifier type ${JSON.stringify(issue.input)} (expected one of ${X_IDENTIFIER_TYPES.join(', ')})`,
+});
+
+/** column name -> X identifier type. */
+export const mappingsSchema = z.record(z.string().min(1), identifierTypeSchema);
+
+export const activationModeSchema = z.enum(['mirror', 'upsert']);
+
+/** The default activation settings a destination gives every `tailor activate`. */
+export const xAdsDefaultsSchema = z.strictObject({
+  audience_name: z.string().min(1).default('Tailor: {model}'),
+  audience_description: z.string().default('{description}'),
+  schedule: z.string().default('every 6 hours'),
+  phone_default_region: z.string().length(2).toUpperCase().default('US'),
+  mode: activationModeSchema.default('mirror'),
+  mappings: mappingsSchema.default({}),
+});
+
+/**
+ * Limits and tolerances for facts x-ads-api.md marks uncertain (§6.2, §9, §17): they are settings so
+ * that a user can follow the real API where it turns out to differ, without a release.
+ */
+export const xAdsLimitsSchema = z.strictObject({
+  /** X documents 2,500 operations per request (§6.2). */
+  max_operations: z.number().int().min(1).max(2500).default(2500),
+  /** X documents 5,000,000 bytes per request; RudderStack keeps to 4,000,000 (§6.2). */
+  max_request_bytes: z.number().int().min(10_000).max(5_000_000).default(4_000_000),
+  /** Users endpoint: 1,500 requests a minute per account (§9.1). */
+  users_requests_per_minute: z.number().int().min(1).max(1500).default(1500),
+  /** Audience writes (POST/PUT/DELETE): 450 a minute (§9.1). */
+  writes_per_minute: z.number().int().min(1).max(450).default(450),
+  /** One HTTP request may take this long before it is abandoned and retried. */
+  request_timeout_ms: z.number().int().min(100).default(120_000),
+  /** Retries of one request stop after this long in total. */
+  retry_deadline_ms: z
+    .number()
+    .int()
+    .min(0)
+    .default(15 * 60_000),
+});
+
+export const xAdsDestinationSchema = z.strictObject({
+  type: z.literal('x_ads'),
+  /** Ad account ids are base-36 strings (§4), never numbers. */
+  account_id: z
+    .string()
+    .regex(/^[0-9a-zA-Z]+$/, { message: 'must be the base-36 ad account id, e.g. 18ce54d4x5t' })
+    .transform((id) => id.toLowerCase()),
+  api_url: z.string().url().default('https://ads-api.x.com'),
+  credentials: z.strictObject({
+    consumer_key: secret(z.string().min(1)),
+    consumer_secret: secret(z.string().min(1)),
+    access_token: secret(z.string().min(1)),
+    access_token_secret: secret(z.string().min(1)),
+  }),
+  defaults: xAdsDefaultsSchema.default(xAdsDefaultsSchema.parse({})),
+  limits: xAdsLimitsSchema.default(xAdsLimitsSchema.parse({})),
+});
+export type XAdsDestinationConfig = z.infer<typeof xAdsDestinationSchema>;
+export type XAdsLimits = z.infer<typeof xAdsLimitsSchema>;
+export type Mappings = z.infer<typeof mappingsSchema>;
+export type ActivationMode = z.infer<typeof activationModeSchema>;

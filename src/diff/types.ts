@@ -1,0 +1,168 @@
+import type { MemberHashes } from '../destinations/destination.js';
+
+/**
+ * The contract between the diff engine (issue #4) and the sync layer (issue #5). The diff runs
+ * inside the warehouse; only the delta crosses into Node, in batches. Nothing here knows X.
+ */
+
+/** What the diff needs to know about one activation's segment. */
+export interface DiffSpec {
+  activationId: string;
+  /** The analyst's SQL, wrapped as a subquery, never parsed or rewritten. */
+  modelSql: string;
+  modelName: string;
+  primaryKey: string;
+  /** The mapped columns (fingerprinted and carried in the delta), as the model returns them. */
+  columns: readonly string[];
+  /** Members whose last acknowledged Update is older than this are emitted as `refresh`. */
+  refreshBefore: Date | null;
+  /** Emit every current member as `changed`-like `refresh` (re-send all) and everything beyond as `removed`. */
+  fullResync: boolean;
+}
+
+export type ChangeKind = 'added' | 'removed' | 'changed' | 'refresh';
+
+/** One member of the delta. Rows come ordered: removed, then changed, then refresh, then added. */
+export interface DeltaRow {
+  /** The primary key rendered as text (stable across runs and warehouses). */
+  key: string;
+  change: ChangeKind;
+  /** The mapped columns' current values; null for removed members. Values are raw: never log them. */
+  values: Record<string, unknown> | null;
+  /** Fingerprint of the current mapped values; null for removed members. */
+  fingerprint: string | null;
+  /** The hashes the destination acknowledged for this member last time; null for added members. */
+  previousHashes: MemberHashes | null;
+}
+
+export interface DiffCounts {
+  /** Rows the model returned. */
+  rows: number;
+  /** Rows left out for a null or duplicated primary key. */
+  invalidKeys: number;
+  added: number;
+  removed: number;
+  changed: number;
+  refresh: number;
+  /** Members the state held before this run (the audience as Tailor knows it). */
+  stateMembers: number;
+}
+
+/** A row left out of the segment by the diff (null or duplicated key); counted and recorded, never sent. */
+export interface InvalidKeyRow {
+  /** The key as text; null for a null key. */
+  key: string | null;
+  reason: 'null_primary_key' | 'duplicate_primary_key';
+  /** How many rows share this key (1 for null keys, each counted). */
+  rows: number;
+}
+
+/** What the sync layer reports back for one member once the destination has answered. */
+export interface MemberAck {
+  key: string;
+  change: ChangeKind;
+  /** The new fingerprint (null for removed). */
+  fingerprint: string | null;
+  /** The hashes now held at the destination for this member (null for removed). */
+  hashes: MemberHashes | null;
+  /** When an Update carrying this member was acknowledged; null if nothing was sent for it. */
+  sentAt: Date | null;
+}
+
+/** One prepared diff: the snapshot is taken and compared; read the delta, then commit what was acknowledged. */
+export interface DiffRun extends AsyncDisposable {
+  readonly counts: DiffCounts;
+  invalidKeys(): AsyncIterable<InvalidKeyRow[]>;
+  /** The delta in batches of at most `batchSize` rows, with bounded memory whatever the segment size. */
+  delta(batchSize: number): AsyncIterable<DeltaRow[]>;
+  /**
+   * Of the given hashes, those still held (in state) by a member whose key is not in `excludingKeys`.
+   * Used so a shared identifier is never deleted while another current member still has it.
+   */
+  hashesHeldByOthers(hashes: readonly string[], excludingKeys: readonly string[]): Promise<Set<string>>;
+  /** Moves state forward for acknowledged members only. Safe to call once per delta batch. */
+  commit(acks: readonly MemberAck[]): Promise<void>;
+}
+
+/** The audience an activation is bound to, so a run never creates a second one. */
+export interface AudienceBinding {
+  activationId: string;
+  destination: string;
+  accountId: string;
+  audienceId: string;
+  audienceName: string;
+  boundAt: Date;
+}
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'held';
+
+export interface RunCounts {
+  rows: number;
+  added: number;
+  removed: number;
+  changed: number;
+  refreshed: number;
+  invalid: number;
+  rejected: number;
+  requests: number;
+}
+
+export interface RunRecord {
+  id: string;
+  activationId: string;
+  startedAt: Date;
+  finishedAt: Date | null;
+  status: RunStatus;
+  counts: RunCounts;
+  error: string | null;
+  /** Warehouse cost figures where the warehouse reports them (BigQuery bytes, Snowflake query ids). */
+  cost?: Record<string, unknown> | null;
+}
+
+/** One rejected or invalid identifier: the member key, the type and the reason. Never the raw value. */
+export interface RejectionRecord {
+  memberKey: string | null;
+  identifierType: string | null;
+  reason: string;
+}
+
+/** A held warehouse lock; release it on every path (`await using`). */
+export interface ActivationLock extends AsyncDisposable {
+  release(): Promise<void>;
+}
+
+/**
+ * State kept in the warehouse's `state_schema`, created by versioned migrations on first use:
+ * bindings, member state, the run log and rejections. Raw identifiers are never stored.
+ */
+export interface StateStore {
+  /** Creates or upgrades the state schema (idempotent, safe under concurrency). */
+  migrate(): Promise<void>;
+  /**
+   * Takes the activation's lock. With `wait: false` a held lock throws LockBusyError at once;
+   * with `wait: true` it waits (up to `timeoutMs`, then LockBusyError).
+   */
+  lock(activationId: string, options: { wait: boolean; timeoutMs?: number }): Promise<ActivationLock>;
+  getBinding(activationId: string): Promise<AudienceBinding | undefined>;
+  saveBinding(binding: AudienceBinding): Promise<void>;
+  /** Prepares a diff of the activation's segment against its state (call under the lock). */
+  prepareDiff(spec: DiffSpec): Promise<DiffRun>;
+  /** Members held in state for the activation. */
+  memberCount(activationId: string): Promise<number>;
+  startRun(activationId: string, startedAt: Date): Promise<string>;
+  finishRun(
+    runId: string,
+    result: {
+      status: Exclude<RunStatus, 'running'>;
+      counts: RunCounts;
+      error: string | null;
+      finishedAt: Date;
+      cost?: Record<string, unknown> | null;
+    },
+  ): Promise<void>;
+  recordRejections(runId: string, activationId: string, rows: readonly RejectionRecord[]): Promise<void>;
+  /** Runs newest first; all activations when `activationId` is undefined. */
+  listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]>;
+  /** Forgets members and binding of an activation (its next run is a full sync); keeps the run log. */
+  reset(activationId: string, options?: { keepBinding?: boolean }): Promise<void>;
+}

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { MINIMAL_TAILOR_YML, makeProject, VIP_MODEL } from '../helpers/project.js';
+
+const SECRET = 'sk-live-0123456789abcdef';
+
+describe('tailor check (CLI subprocess)', () => {
+  it('accepts the example project at the repository root with no environment variables', async () => {
+    const result = await runCli(['check']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^ok: 3 models/);
+  });
+
+  it('prints a machine-readable result with --json', async () => {
+    const result = await runCli(['check', '--json']);
+    expect(result.code).toBe(0);
+    const body = JSON.parse(result.stdout);
+    expect(body).toMatchObject({ ok: true, issues: [], warehouse: 'pglite' });
+    expect(body.activations.map((a: { id: string }) => a.id)).toContain('vip_customers_x');
+  });
+
+  it('exits 2 with every problem, file and path, and no stack trace', async () => {
+    const dir = await makeProject({
+      'tailor.yml': MINIMAL_TAILOR_YML.replace('destination: x', 'destination: y'),
+      'models/vip.sql': '   \n',
+      'models/vip.yml': 'name: vip\nprimary_key: customer_id\n',
+      'models/orphan.yml': 'name: orphan\nprimary_key: id\n',
+    });
+    const result = await runCli(['check', '--project', dir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(
+      'tailor.yml:17:18: activations.vip_x.destination: unknown destination "y"',
+    );
+    expect(result.stderr).toContain('environment variable X_CONSUMER_SECRET is not set');
+    expect(result.stderr).toContain('models/vip.sql: model SQL is empty');
+    expect(result.stderr).toContain('models/orphan.sql: model SQL file is missing');
+    expect(result.stderr).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+
+  it('reports malformed YAML with its line and column', async () => {
+    const dir = await makeProject({ 'tailor.yml': 'warehouse:\n  type: pglite\n  url: [a,\n b: 2\n' });
+    const result = await runCli(['check', '--project', dir, '--json']);
+    expect(result.code).toBe(2);
+    const body = JSON.parse(result.stdout);
+    expect(body.ok).toBe(false);
+    expect(body.error.kind).toBe('config');
+    expect(body.error.issues[0]).toMatchObject({
+      file: 'tailor.yml',
+      line: expect.any(Number),
+      column: expect.any(Number),
+    });
+    expect(body.error.issues[0].message).toMatch(/^invalid YAML/);
+  });
+
+  it('says so when tailor.yml is missing', async () => {
+    const dir = await makeProject({});
+    const result = await runCli(['check', '--project', dir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('tailor.yml: file not found');
+  });
+
+  it('never prints a secret from tailor.yml, --debug included', async () => {
+    const dir = await makeProject({
+      'tailor.yml': MINIMAL_TAILOR_YML.replace('destination: x', 'destination: nowhere').replace(
+        'consumer_key: ck',
+        `consumer_key: ${SECRET}`,
+      ),
+      ...VIP_MODEL,
+    });
+    for (const args of [
+      ['check'],
+      ['check', '--debug'],
+      ['check', '--json', '--debug'],
+      ['sync', '--all', '--debug'],
+    ]) {
+      const result = await runCli([...args, '--project', dir], { env: { X_CONSUMER_SECRET: `${SECRET}-2` } });
+      expect(result.code).not.toBe(0);
+      expect(result.stdout + result.stderr).not.toContain(SECRET);
+    }
+  });
+
+  it('has --help on every command and exits 2 on an unknown command', async () => {
+    for (const command of [
+      'init',
+      'check',
+      'plan',
+      'sync',
+      'activate',
+      'schedule',
+      'status',
+      'history',
+      'audiences',
+      'emulator',
+    ]) {
+      const result = await runCli([command, '--help']);
+      expect(result.code, command).toBe(0);
+      expect(result.stdout).toContain(`Usage: tailor ${command}`);
+    }
+    const state = await runCli(['state', 'reset', '--help']);
+    expect(state.stdout).toContain('Usage: tailor state reset');
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+  });
+});

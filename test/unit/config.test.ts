@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { substituteEnv } from '../../src/config/env.js';
+import { loadProject, PROJECT_SECRET_PATHS } from '../../src/config/load-project.js';
+import { effectiveMappings, renderTemplate, resolveActivation } from '../../src/config/resolve-activation.js';
+import { parseSchedule } from '../../src/config/schedule.js';
+import { redactionPaths } from '../../src/config/secret.js';
+import { ConfigError, type ConfigIssue } from '../../src/errors.js';
+import { MINIMAL_TAILOR_YML, makeProject, VIP_MODEL } from '../helpers/project.js';
+
+describe('environment substitution', () => {
+  it('replaces ${VAR}, ${VAR:-default} and $$, and names unset variables with their path', () => {
+    const issues: ConfigIssue[] = [];
+    const out = substituteEnv(
+      { a: '${A}', b: { c: 'x-${B:-dflt}-y', d: ['${MISSING}'] }, e: '$${A}', f: 3 },
+      { A: 'alpha' },
+      'tailor.yml',
+      issues,
+    );
+    expect(out).toEqual({ a: 'alpha', b: { c: 'x-dflt-y', d: [''] }, e: '${A}', f: 3 });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatchObject({ path: 'b.d.0' });
+    expect(issues[0]!.message).toContain('MISSING');
+  });
+
+  it('uses the default when the variable is empty', () => {
+    expect(substituteEnv('${E:-d}', { E: '' }, 'f', [])).toBe('d');
+    expect(substituteEnv('${E}', { E: '' }, 'f', [])).toBe('');
+  });
+});
+
+describe('schedules', () => {
+  it.each([
+    ['manual', 'manual'],
+    ['every 6 hours', 'interval'],
+    ['every hour', 'interval'],
+    ['every 15 minutes', 'interval'],
+    ['every 1 days', 'interval'],
+    ['0 */6 * * *', 'cron'],
+    ['*/10 * * * * *', 'cron'],
+  ])('accepts %s', (text, kind) => {
+    const parsed = parseSchedule(text);
+    expect('error' in parsed ? parsed.error : parsed.kind).toBe(kind);
+  });
+
+  it('computes interval lengths', () => {
+    expect(parseSchedule('every 6 hours')).toMatchObject({ everyMs: 6 * 3_600_000 });
+    expect(parseSchedule('every 2 days')).toMatchObject({ everyMs: 2 * 86_400_000 });
+  });
+
+  it.each(['', 'every fortnight', 'every 0 hours', '61 * * * *', 'sometimes', '* * *'])(
+    'rejects %j',
+    (text) => {
+      expect(parseSchedule(text)).toHaveProperty('error');
+    },
+  );
+});
+
+describe('secrets', () => {
+  it('derives the secret paths from the schema marks', () => {
+    const paths = PROJECT_SECRET_PATHS.map((p) => p.join('.'));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'destinations.*.credentials.consumer_secret',
+        'destinations.*.credentials.access_token_secret',
+        'warehouse.url',
+        'warehouse.key_json',
+        'warehouse.private_key',
+        'warehouse.password',
+      ]),
+    );
+    expect(paths).not.toContain('destinations.*.account_id');
+    expect(redactionPaths(PROJECT_SECRET_PATHS)).toContain('*.consumer_secret');
+  });
+});
+
+describe('loading a project', () => {
+  it('loads, applies defaults and lists the secret values', async () => {
+    const dir = await makeProject({ 'tailor.yml': MINIMAL_TAILOR_YML, ...VIP_MODEL });
+    const project = await loadProject(dir, { X_CONSUMER_SECRET: 'top-secret-value' });
+    expect(project.secrets).toContain('top-secret-value');
+    expect(project.models.get('vip')).toMatchObject({
+      primaryKey: 'customer_id',
+      sql: 'select customer_id, email from customers',
+    });
+    const activation = resolveActivation(project, 'vip_x');
+    expect(activation).toMatchObject({
+      audience: { name: 'Tailor: vip', description: 'VIPs' },
+      mode: 'mirror',
+      enabled: true,
+      phoneDefaultRegion: 'US',
+      maxRemovalShare: 0.5,
+    });
+    expect(activation.schedule.kind).toBe('interval');
+  });
+
+  it('reports every problem at once, with file, path and line', async () => {
+    const dir = await makeProject({
+      'tailor.yml': MINIMAL_TAILOR_YML.replace('account_id:', 'acount_id:').replace(
+        'destination: x',
+        'destination: y\n    schedule: nope',
+      ),
+      'models/vip.sql': '',
+      'models/vip.yml': 'name: vip\n',
+    });
+    const error = await loadProject(dir, {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const messages = (error as ConfigError).issues.map((i) => `${i.file}: ${i.path}: ${i.message}`);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /tailor.yml: destinations.x.credentials.consumer_secret: environment variable X_CONSUMER_SECRET/,
+        ),
+        'tailor.yml: destinations.x.acount_id: unknown key "acount_id"',
+        'tailor.yml: destinations.x.account_id: is required',
+        'tailor.yml: activations.vip_x.destination: unknown destination "y" (defined: x)',
+        expect.stringMatching(/^tailor.yml: activations.vip_x.schedule: schedule "nope"/),
+        'models/vip.sql: : model SQL is empty (write one SELECT)',
+        'models/vip.yml: primary_key: is required',
+      ]),
+    );
+    const unknownKey = (error as ConfigError).issues.find((i) => i.path === 'destinations.x.acount_id');
+    expect(unknownKey).toMatchObject({ line: 7 });
+  });
+});
+
+describe('templates and mappings', () => {
+  it('renders {model} and {description}', () => {
+    expect(
+      renderTemplate('Tailor: {model} ({description})', { name: 'vip', description: 'Big spenders' }),
+    ).toBe('Tailor: vip (Big spenders)');
+  });
+
+  it('applies default mappings only to columns the model has, case-insensitively', () => {
+    const mappings = effectiveMappings(
+      {
+        explicitMappings: undefined,
+        defaultMappings: { email: 'email', phone: 'phone_number', x_handle: 'handle' },
+      },
+      ['CUSTOMER_ID', 'EMAIL', 'x_handle'],
+    );
+    expect(mappings).toEqual({ EMAIL: 'email', x_handle: 'handle' });
+  });
+});
