@@ -19,9 +19,7 @@ export interface MemberChange {
 
 /** The outcome of one MemberChange, in input order. Only `ok` moves state forward. */
 export type ApplyResult =
-  | { status: 'ok' }
-  | { status: 'rejected'; reason: string }
-  | { status: 'retryable'; reason: string };
+  { status: 'ok' } | { status: 'rejected'; reason: string } | { status: 'retryable'; reason: string };
 
 /** What a destination reports about an audience (X: §5.1 of x-ads-api.md). */
 export interface AudienceInfo {

@@ -12,7 +12,8 @@ import { defineState } from './state.js';
 import { defineStatus } from './status.js';
 import { defineSync } from './sync.js';
 
-// biome-ignore lint/suspicious/noExplicitAny: each command's handler has its own argument list.
+// Each command's handler has its own argument list.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Wrap = (handler: CommandHandler<any[]>) => (...args: any[]) => Promise<void>;
 
 /** Every command of DESIGN.md's CLI table, one thin file each. */
