@@ -69,3 +69,20 @@ export interface Destination {
    */
   apply(audienceId: string, changes: readonly MemberChange[], options?: ApplyOptions): Promise<ApplyOutcome>;
 }
+
+/** One HTTP request a destination made, for metrics (never carries identifiers or parameters). */
+export interface RequestEvent {
+  destination: string;
+  /** A route template, e.g. `custom_audiences/:id/users`. */
+  endpoint: string;
+  method: string;
+  /** The HTTP status, or what went wrong before one arrived. */
+  status: number | 'network_error' | 'timeout';
+  /** 1 for the first try, 2+ for retries. */
+  attempt: number;
+  durationMs: number;
+}
+
+export interface DestinationObserver {
+  onRequest?(event: RequestEvent): void;
+}

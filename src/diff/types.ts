@@ -135,7 +135,7 @@ export interface ActivationLock extends AsyncDisposable {
  * State kept in the warehouse's `state_schema`, created by versioned migrations on first use:
  * bindings, member state, the run log and rejections. Raw identifiers are never stored.
  */
-export interface StateStore {
+export interface StateStore extends ActivationStatusStore {
   /** Creates or upgrades the state schema (idempotent, safe under concurrency). */
   migrate(): Promise<void>;
   /**
@@ -165,4 +165,22 @@ export interface StateStore {
   listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]>;
   /** Forgets members and binding of an activation (its next run is a full sync); keeps the run log. */
   reset(activationId: string, options?: { keepBinding?: boolean }): Promise<void>;
+}
+
+/** Scheduler bookkeeping per activation: consecutive failures and pausing (issue #6). */
+export interface ActivationStatus {
+  activationId: string;
+  consecutiveFailures: number;
+  pausedAt: Date | null;
+  pausedReason: string | null;
+  /** Fingerprint of the activation's config when it was paused; a change resumes it. */
+  configFingerprint: string | null;
+  updatedAt: Date;
+}
+
+/** The parts of StateStore the scheduler uses for pausing; implemented by every state store. */
+export interface ActivationStatusStore {
+  getActivationStatus(activationId: string): Promise<ActivationStatus | undefined>;
+  setActivationStatus(status: ActivationStatus): Promise<void>;
+  listActivationStatus(): Promise<ActivationStatus[]>;
 }

@@ -1,4 +1,7 @@
-import type { RunCounts, RunStatus } from '../diff/types.js';
+import type { Logger } from 'pino';
+import type { Project } from '../config/load-project.js';
+import type { Destination, DestinationObserver } from '../destinations/destination.js';
+import type { RunCounts, RunStatus, StateStore } from '../diff/types.js';
 
 /**
  * The contract of one sync run, shared by the CLI (`plan`, `sync`, `activate`), the scheduler and
@@ -46,4 +49,28 @@ export interface SyncReport {
   warnings: string[];
   /** Warehouse cost figures where available (BigQuery bytes processed, Snowflake query ids). */
   cost?: Record<string, unknown> | null;
+}
+
+/** What a sync engine needs from the process around it. */
+export interface SyncDeps {
+  logger: Logger;
+  observer?: DestinationObserver;
+  now?: () => Date;
+}
+
+/**
+ * One warehouse connection and the destinations of a project, kept open across runs (the CLI opens
+ * one per command, the scheduler one per config generation). Different activations may sync in
+ * parallel through one engine; one account's X rate limit is shared.
+ */
+export interface SyncEngine extends AsyncDisposable {
+  readonly project: Project;
+  /**
+   * Runs one activation (or, with `dryRun`, plans it). Run failures are reported in the result
+   * (status `failed` or `held`), not thrown; configuration errors throw ConfigError.
+   */
+  sync(activationId: string, options: SyncOptions): Promise<SyncReport>;
+  state(): StateStore;
+  destination(name: string): Destination;
+  close(): Promise<void>;
 }
