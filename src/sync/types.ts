@@ -49,6 +49,11 @@ export interface SyncReport {
   warnings: string[];
   /** Warehouse cost figures where available (BigQuery bytes processed, Snowflake query ids). */
   cost?: Record<string, unknown> | null;
+  /**
+   * The kind of error (`src/errors.ts`' ErrorKind, e.g. `config`, `lock_busy`, `audience_missing`)
+   * when the run failed or was skipped; absent otherwise. Lets callers map failures to exit codes.
+   */
+  errorKind?: string;
 }
 
 /** What a sync engine needs from the process around it. */

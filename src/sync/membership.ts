@@ -1,0 +1,188 @@
+import type { MemberChange, MemberHashes } from '../destinations/destination.js';
+import type { XIdentifierType } from '../destinations/x-ads/identifier-types.js';
+import type { ActivationMode } from '../destinations/x-ads/x-ads-config.js';
+import type { ChangeKind, DeltaRow } from '../diff/types.js';
+
+/**
+ * Exact membership, as pure functions: which Update and Delete operations one delta batch needs so that
+ * the audience holds exactly the hashed identifiers of the segment's valid members (DESIGN.md,
+ * "Invariants").
+ *
+ * Why it is shaped like this: X removes *every* user record sharing *any* identifier with a Delete
+ * (x-ads-api.md §6.1, "Delete matching"; §14.5 item 24). So
+ * - a hash another current member still holds is never sent in a Delete (it would take that member's
+ *   record, and the hash, with it);
+ * - a changed member whose old record is hit by a Delete must be re-sent whole: its Update carries every
+ *   hash it has now, not only the new ones (deletes go before updates, §4 of DESIGN.md's flow);
+ * - a change that leaves the hash set as it was (`User@X.com` → `user@x.com `) sends nothing.
+ * Nothing here logs or knows where hashes come from; the engine feeds it and sends what it returns.
+ */
+
+/** What a member's row became once hashed: the counted effect of the row on the audience. */
+export type MemberEffect = 'added' | 'removed' | 'changed' | 'refreshed' | 'none';
+
+/** One delta row with its identifiers hashed (`hashes` is null for removed members). */
+export interface HashedRow {
+  row: DeltaRow;
+  hashes: MemberHashes | null;
+}
+
+/** What one member of a batch sends, and how to acknowledge it once the destination has answered. */
+export interface MemberPlan {
+  key: string;
+  change: ChangeKind;
+  fingerprint: string | null;
+  /** The hashes the member holds once its changes are acknowledged (null for removed members). */
+  hashes: MemberHashes | null;
+  effect: MemberEffect;
+  /** Indexes into the batch's `changes` of this member's operations (none: nothing to send). */
+  changeIndexes: number[];
+  /** Whether one of its operations is an Update (so that an acknowledgement refreshes its expiry). */
+  sendsUpdate: boolean;
+}
+
+export interface BatchPlan {
+  changes: MemberChange[];
+  members: MemberPlan[];
+}
+
+/** Every hash value of a member, de-duplicated (the types' values never collide: they are SHA-256). */
+export function hashValues(hashes: MemberHashes | null | undefined): Set<string> {
+  const out = new Set<string>();
+  if (!hashes) return out;
+  for (const values of Object.values(hashes)) for (const value of values ?? []) out.add(value);
+  return out;
+}
+
+function entries(hashes: MemberHashes | null | undefined): Array<[XIdentifierType, string[]]> {
+  if (!hashes) return [];
+  return (Object.entries(hashes) as Array<[XIdentifierType, string[] | undefined]>)
+    .filter((entry): entry is [XIdentifierType, string[]] => (entry[1]?.length ?? 0) > 0)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+export function isEmpty(hashes: MemberHashes | null | undefined): boolean {
+  return entries(hashes).length === 0;
+}
+
+/** Same keys with the same values, ignoring order and duplicates. */
+export function sameHashes(a: MemberHashes | null | undefined, b: MemberHashes | null | undefined): boolean {
+  const left = entries(a);
+  const right = entries(b);
+  if (left.length !== right.length) return false;
+  for (let i = 0; i < left.length; i++) {
+    const [typeA, valuesA] = left[i]!;
+    const [typeB, valuesB] = right[i]!;
+    if (typeA !== typeB) return false;
+    const setA = new Set(valuesA);
+    const setB = new Set(valuesB);
+    if (setA.size !== setB.size) return false;
+    for (const value of setA) if (!setB.has(value)) return false;
+  }
+  return true;
+}
+
+/** `from` without the values in `minus` (per type) nor in `keep` (any type); empty keys dropped. */
+export function subtractHashes(
+  from: MemberHashes | null | undefined,
+  minus: MemberHashes | null | undefined,
+  keep: ReadonlySet<string>,
+): MemberHashes {
+  const out: MemberHashes = {};
+  for (const [type, values] of entries(from)) {
+    const drop = new Set(minus?.[type] ?? []);
+    const left = [...new Set(values)].filter((value) => !drop.has(value) && !keep.has(value)).sort();
+    if (left.length > 0) out[type] = left;
+  }
+  return out;
+}
+
+/**
+ * The counted effect of one hashed row, the same in `plan` and `sync` (so a plan's counts are what the
+ * sync would send): a member whose hash set is unchanged is `none` (unless `fullResync`); so is an
+ * upsert-mode removal.
+ */
+export function memberEffect(
+  change: ChangeKind,
+  previous: MemberHashes | null,
+  next: MemberHashes | null,
+  mode: ActivationMode,
+  fullResync = false,
+): MemberEffect {
+  switch (change) {
+    case 'removed':
+      return mode === 'mirror' ? 'removed' : 'none';
+    case 'added':
+      return isEmpty(next) ? 'none' : 'added';
+    case 'refresh':
+      if (!isEmpty(next)) return 'refreshed';
+      // Every identifier became invalid since the last run: what X holds for it must go.
+      return mode === 'mirror' && !isEmpty(previous) ? 'changed' : 'none';
+    case 'changed':
+      // A full resync re-sends every member, whichever way the diff classed it.
+      if (sameHashes(previous, next)) return fullResync && !isEmpty(next) ? 'refreshed' : 'none';
+      return mode === 'upsert' && isEmpty(next) ? 'none' : 'changed';
+  }
+}
+
+/**
+ * Hashes a batch would delete, before asking which of them other members still hold: the previous
+ * hashes each member no longer has. Empty in upsert mode, which never deletes.
+ */
+export function deleteCandidates(rows: readonly HashedRow[], mode: ActivationMode): string[] {
+  if (mode === 'upsert') return [];
+  const out = new Set<string>();
+  for (const { row, hashes } of rows) {
+    const gone = subtractHashes(row.previousHashes, hashes, new Set());
+    for (const value of hashValues(gone)) out.add(value);
+  }
+  return [...out];
+}
+
+/**
+ * The operations of one batch. `heldByOthers` are the candidate hashes that members outside the batch
+ * still hold (the state store answers that); the hashes the batch's own members have after this run are
+ * added here, so a hash passed from one member to another in the same batch is never deleted.
+ */
+export function planBatch(
+  rows: readonly HashedRow[],
+  heldByOthers: ReadonlySet<string>,
+  mode: ActivationMode,
+  fullResync = false,
+): BatchPlan {
+  const keep = new Set(heldByOthers);
+  for (const { row, hashes } of rows) {
+    if (row.change !== 'removed') for (const value of hashValues(hashes)) keep.add(value);
+  }
+  const changes: MemberChange[] = [];
+  const members: MemberPlan[] = [];
+  for (const { row, hashes } of rows) {
+    const next = row.change === 'removed' ? null : (hashes ?? {});
+    const effect = memberEffect(row.change, row.previousHashes, next, mode, fullResync);
+    const changeIndexes: number[] = [];
+    let sendsUpdate = false;
+    if (mode === 'mirror') {
+      const gone = subtractHashes(row.previousHashes, next, keep);
+      if (!isEmpty(gone)) {
+        changeIndexes.push(changes.length);
+        changes.push({ op: 'delete', user: gone });
+      }
+    }
+    if (effect === 'added' || effect === 'refreshed' || (effect === 'changed' && !isEmpty(next))) {
+      // The whole current set: a Delete above may have removed the member's old record at X.
+      changeIndexes.push(changes.length);
+      changes.push({ op: 'update', user: next! });
+      sendsUpdate = true;
+    }
+    members.push({
+      key: row.key,
+      change: row.change,
+      fingerprint: row.change === 'removed' ? null : row.fingerprint,
+      hashes: next,
+      effect,
+      changeIndexes,
+      sendsUpdate,
+    });
+  }
+  return { changes, members };
+}

@@ -1,0 +1,361 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ApplyResult, MemberChange, MemberHashes } from '../../src/destinations/destination.js';
+import type { ActivationMode } from '../../src/destinations/x-ads/x-ads-config.js';
+import type { ChangeKind, DeltaRow, MemberAck } from '../../src/diff/types.js';
+import {
+  deleteCandidates,
+  type HashedRow,
+  hashValues,
+  memberEffect,
+  planBatch,
+  sameHashes,
+  subtractHashes,
+} from '../../src/sync/membership.js';
+
+/**
+ * What X holds: user records added by Update; a Delete removes every record sharing any identifier
+ * with it (x-ads-api.md §6.1 "Delete matching", §14.5 item 24); deletes go before updates.
+ */
+class AudienceModel {
+  records: Set<string>[] = [];
+
+  apply(changes: readonly MemberChange[]): void {
+    for (const change of changes.filter((c) => c.op === 'delete')) {
+      const values = hashValues(change.user);
+      this.records = this.records.filter((record) => ![...record].some((value) => values.has(value)));
+    }
+    for (const change of changes.filter((c) => c.op === 'update')) this.records.push(hashValues(change.user));
+  }
+
+  identifiers(): string[] {
+    const out = new Set<string>();
+    for (const record of this.records) for (const value of record) out.add(value);
+    return [...out].sort();
+  }
+}
+
+interface Member {
+  /** The identifiers after hashing: what X would receive. */
+  hashes: MemberHashes;
+  /** Stands in for the raw values: a case-only change alters it but not the hashes. */
+  raw: string;
+}
+
+interface StateRow {
+  fingerprint: string;
+  hashes: MemberHashes;
+}
+
+/**
+ * A faithful small model of the diff engine's contract (src/diff/types.ts): the delta ordered removed,
+ * changed, refresh, added; `hashesHeldByOthers` answers from state as committed so far.
+ */
+function diffOf(segment: Map<string, Member>, state: Map<string, StateRow>, fullResync: boolean): DeltaRow[] {
+  const order: Record<ChangeKind, number> = { removed: 0, changed: 1, refresh: 2, added: 3 };
+  const rows: DeltaRow[] = [];
+  for (const [key, previous] of state) {
+    if (!segment.has(key))
+      rows.push({ key, change: 'removed', values: null, fingerprint: null, previousHashes: previous.hashes });
+  }
+  for (const [key, member] of segment) {
+    const previous = state.get(key);
+    const fingerprint = member.raw;
+    const base = { key, values: { raw: member.raw }, fingerprint };
+    if (!previous) rows.push({ ...base, change: 'added', previousHashes: null });
+    else if (previous.fingerprint !== fingerprint)
+      rows.push({ ...base, change: 'changed', previousHashes: previous.hashes });
+    else if (fullResync) rows.push({ ...base, change: 'refresh', previousHashes: previous.hashes });
+  }
+  return rows.sort((a, b) => order[a.change] - order[b.change] || (a.key < b.key ? -1 : 1));
+}
+
+function heldByOthers(state: Map<string, StateRow>, hashes: readonly string[], excluding: readonly string[]) {
+  const skip = new Set(excluding);
+  const wanted = new Set(hashes);
+  const out = new Set<string>();
+  for (const [key, row] of state) {
+    if (skip.has(key)) continue;
+    for (const value of hashValues(row.hashes)) if (wanted.has(value)) out.add(value);
+  }
+  return out;
+}
+
+function commit(state: Map<string, StateRow>, acks: readonly MemberAck[]) {
+  for (const ack of acks) {
+    if (ack.change === 'removed') state.delete(ack.key);
+    else state.set(ack.key, { fingerprint: ack.fingerprint!, hashes: ack.hashes ?? {} });
+  }
+}
+
+/**
+ * One run as the engine does it, in batches, with `fail(i)` deciding which operations X refuses
+ * (retryable: the member stays unacknowledged). Returns the changes sent.
+ */
+function run(
+  segment: Map<string, Member>,
+  state: Map<string, StateRow>,
+  audience: AudienceModel,
+  mode: ActivationMode,
+  options: { batchSize: number; fullResync?: boolean; fail?: (index: number) => boolean },
+): MemberChange[] {
+  const rows = diffOf(segment, state, options.fullResync ?? false);
+  const sent: MemberChange[] = [];
+  let counter = 0;
+  for (let start = 0; start < rows.length; start += options.batchSize) {
+    const batch = rows.slice(start, start + options.batchSize);
+    const hashed: HashedRow[] = batch.map((row) => ({
+      row,
+      hashes: row.change === 'removed' ? null : segment.get(row.key)!.hashes,
+    }));
+    const held = heldByOthers(
+      state,
+      deleteCandidates(hashed, mode),
+      batch.map((r) => r.key),
+    );
+    const plan = planBatch(hashed, held, mode, options.fullResync ?? false);
+    const results: ApplyResult[] = plan.changes.map(() =>
+      options.fail?.(counter++) ? { status: 'retryable', reason: 'x' } : { status: 'ok' },
+    );
+    // X applies what it acknowledged (a failed request applies nothing of its own operations).
+    audience.apply(plan.changes.filter((_, i) => results[i]!.status === 'ok'));
+    sent.push(...plan.changes);
+    const acks: MemberAck[] = [];
+    for (const member of plan.members) {
+      if (member.changeIndexes.every((i) => results[i]!.status === 'ok')) {
+        acks.push({
+          key: member.key,
+          change: member.change,
+          fingerprint: member.fingerprint,
+          hashes: member.hashes,
+          sentAt: member.sendsUpdate ? new Date(0) : null,
+        });
+      }
+    }
+    commit(state, acks);
+  }
+  return sent;
+}
+
+function expectedIdentifiers(segment: Map<string, Member>): string[] {
+  const out = new Set<string>();
+  for (const member of segment.values()) for (const value of hashValues(member.hashes)) out.add(value);
+  return [...out].sort();
+}
+
+// Small pools, so that members share identifiers and identifiers move between members often.
+const emailArb = fc.constantFrom('e1', 'e2', 'e3', 'e4', 'e5', 'e6');
+const phoneArb = fc.constantFrom('p1', 'p2', 'p3', 'p4');
+const memberArb: fc.Arbitrary<Member> = fc
+  .record({
+    email: fc.uniqueArray(emailArb, { maxLength: 2 }),
+    phone: fc.uniqueArray(phoneArb, { maxLength: 2 }),
+    upper: fc.boolean(),
+  })
+  .map(({ email, phone, upper }) => {
+    const hashes: MemberHashes = {};
+    if (email.length) hashes.email = [...email].sort();
+    if (phone.length) hashes.phone_number = [...phone].sort();
+    const raw = JSON.stringify(hashes);
+    return { hashes, raw: upper ? raw.toUpperCase() : raw };
+  });
+const segmentArb = fc
+  .dictionary(fc.constantFrom('k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'), memberArb, { maxKeys: 7 })
+  .map((dict) => new Map(Object.entries(dict)));
+
+describe('exact membership (property-based)', () => {
+  it('after every run, X holds exactly the hashes of the current members (mirror)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(segmentArb, { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 1, max: 4 }),
+        (segments, batchSize) => {
+          const state = new Map<string, StateRow>();
+          const audience = new AudienceModel();
+          for (const segment of segments) {
+            run(segment, state, audience, 'mirror', { batchSize });
+            expect(audience.identifiers()).toEqual(expectedIdentifiers(segment));
+            // A second run of the same segment sends nothing.
+            expect(run(segment, state, audience, 'mirror', { batchSize })).toEqual([]);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('converges after runs in which X refused operations at random', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(segmentArb, fc.array(fc.boolean(), { maxLength: 30 })), {
+          minLength: 1,
+          maxLength: 5,
+        }),
+        fc.integer({ min: 1, max: 3 }),
+        (steps, batchSize) => {
+          const state = new Map<string, StateRow>();
+          const audience = new AudienceModel();
+          for (const [segment, failures] of steps) {
+            run(segment, state, audience, 'mirror', { batchSize, fail: (i) => failures[i] ?? false });
+            run(segment, state, audience, 'mirror', { batchSize });
+            expect(audience.identifiers()).toEqual(expectedIdentifiers(segment));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a full resync keeps the invariant and re-sends every member with identifiers', () => {
+    fc.assert(
+      fc.property(segmentArb, segmentArb, (first, second) => {
+        const state = new Map<string, StateRow>();
+        const audience = new AudienceModel();
+        run(first, state, audience, 'mirror', { batchSize: 3 });
+        const sent = run(second, state, audience, 'mirror', { batchSize: 3, fullResync: true });
+        expect(audience.identifiers()).toEqual(expectedIdentifiers(second));
+        const updates = sent.filter((c) => c.op === 'update').length;
+        const withIds = [...second.values()].filter((m) => hashValues(m.hashes).size > 0).length;
+        expect(updates).toBe(withIds);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('upsert mode never deletes, and holds at least the current members', () => {
+    fc.assert(
+      fc.property(fc.array(segmentArb, { minLength: 1, maxLength: 5 }), (segments) => {
+        const state = new Map<string, StateRow>();
+        const audience = new AudienceModel();
+        for (const segment of segments) {
+          const sent = run(segment, state, audience, 'upsert', { batchSize: 2 });
+          expect(sent.filter((c) => c.op === 'delete')).toEqual([]);
+          const held = new Set(audience.identifiers());
+          for (const value of expectedIdentifiers(segment)) expect(held.has(value)).toBe(true);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+const row = (over: Partial<DeltaRow> & Pick<DeltaRow, 'key' | 'change'>): DeltaRow => ({
+  values: over.change === 'removed' ? null : {},
+  fingerprint: over.change === 'removed' ? null : 'f',
+  previousHashes: null,
+  ...over,
+});
+
+describe('planBatch', () => {
+  it('never deletes a hash another member still holds', () => {
+    const removed = row({
+      key: 'a',
+      change: 'removed',
+      previousHashes: { email: ['shared'], phone_number: ['mine'] },
+    });
+    const plan = planBatch([{ row: removed, hashes: null }], new Set(['shared']), 'mirror');
+    expect(plan.changes).toEqual([{ op: 'delete', user: { phone_number: ['mine'] } }]);
+    expect(plan.members[0]).toMatchObject({ effect: 'removed', changeIndexes: [0], sendsUpdate: false });
+  });
+
+  it('sends nothing for a removed member whose every hash is held by others, and still removes it', () => {
+    const removed = row({ key: 'a', change: 'removed', previousHashes: { email: ['shared'] } });
+    const plan = planBatch([{ row: removed, hashes: null }], new Set(['shared']), 'mirror');
+    expect(plan.changes).toEqual([]);
+    expect(plan.members[0]).toMatchObject({ change: 'removed', effect: 'removed', changeIndexes: [] });
+  });
+
+  it('deletes the old hash of a changed member and re-sends its whole current set', () => {
+    const changed = row({
+      key: 'a',
+      change: 'changed',
+      previousHashes: { email: ['old'], phone_number: ['p'] },
+    });
+    const plan = planBatch(
+      [{ row: changed, hashes: { email: ['new'], phone_number: ['p'] } }],
+      new Set(),
+      'mirror',
+    );
+    expect(plan.changes).toEqual([
+      { op: 'delete', user: { email: ['old'] } },
+      { op: 'update', user: { email: ['new'], phone_number: ['p'] } },
+    ]);
+    expect(plan.members[0]).toMatchObject({ effect: 'changed', changeIndexes: [0, 1], sendsUpdate: true });
+  });
+
+  it('sends nothing for a change in case or spacing only', () => {
+    const changed = row({ key: 'a', change: 'changed', previousHashes: { email: ['h'] } });
+    const plan = planBatch([{ row: changed, hashes: { email: ['h'] } }], new Set(), 'mirror');
+    expect(plan.changes).toEqual([]);
+    expect(plan.members[0]).toMatchObject({ effect: 'none', hashes: { email: ['h'] }, fingerprint: 'f' });
+  });
+
+  it('keeps a hash passed to another member of the same batch', () => {
+    const loser = row({ key: 'a', change: 'changed', previousHashes: { email: ['x', 'y'] } });
+    const gainer = row({ key: 'b', change: 'added' });
+    const plan = planBatch(
+      [
+        { row: loser, hashes: { email: ['y'] } },
+        { row: gainer, hashes: { email: ['x'] } },
+      ],
+      new Set(),
+      'mirror',
+    );
+    expect(plan.changes.filter((c) => c.op === 'delete')).toEqual([]);
+  });
+
+  it('in upsert mode sends no deletes and acknowledges removals without sending', () => {
+    const removed = row({ key: 'a', change: 'removed', previousHashes: { email: ['gone'] } });
+    const changed = row({ key: 'b', change: 'changed', previousHashes: { email: ['old'] } });
+    const plan = planBatch(
+      [
+        { row: removed, hashes: null },
+        { row: changed, hashes: { email: ['new'] } },
+      ],
+      new Set(),
+      'upsert',
+    );
+    expect(plan.changes).toEqual([{ op: 'update', user: { email: ['new'] } }]);
+    expect(plan.members.map((m) => m.effect)).toEqual(['none', 'changed']);
+  });
+
+  it('commits a member without valid identifiers with empty hashes, sending nothing', () => {
+    const added = row({ key: 'a', change: 'added' });
+    const plan = planBatch([{ row: added, hashes: {} }], new Set(), 'mirror');
+    expect(plan.changes).toEqual([]);
+    expect(plan.members[0]).toMatchObject({ effect: 'none', hashes: {}, changeIndexes: [] });
+  });
+
+  it('re-sends refreshed members as Updates', () => {
+    const refresh = row({ key: 'a', change: 'refresh', previousHashes: { email: ['h'] } });
+    const plan = planBatch([{ row: refresh, hashes: { email: ['h'] } }], new Set(), 'mirror');
+    expect(plan.changes).toEqual([{ op: 'update', user: { email: ['h'] } }]);
+    expect(plan.members[0]).toMatchObject({ effect: 'refreshed', sendsUpdate: true });
+  });
+});
+
+describe('hash set helpers', () => {
+  it('compares hash sets ignoring order, duplicates and empty keys', () => {
+    expect(sameHashes({ email: ['b', 'a'], phone_number: [] }, { email: ['a', 'b', 'a'] })).toBe(true);
+    expect(sameHashes({ email: ['a'] }, { handle: ['a'] })).toBe(false);
+    expect(sameHashes(null, {})).toBe(true);
+  });
+
+  it('subtracts per type and keeps held values', () => {
+    expect(
+      subtractHashes({ email: ['a', 'b', 'c'], handle: ['h'] }, { email: ['a'] }, new Set(['b'])),
+    ).toEqual({
+      email: ['c'],
+      handle: ['h'],
+    });
+  });
+
+  it('counts effects the same way in plan and sync', () => {
+    expect(memberEffect('changed', { email: ['a'] }, { email: ['a'] }, 'mirror')).toBe('none');
+    expect(memberEffect('changed', { email: ['a'] }, {}, 'mirror')).toBe('changed');
+    expect(memberEffect('changed', { email: ['a'] }, {}, 'upsert')).toBe('none');
+    expect(memberEffect('refresh', { email: ['a'] }, {}, 'mirror')).toBe('changed');
+    expect(memberEffect('removed', { email: ['a'] }, null, 'upsert')).toBe('none');
+    expect(memberEffect('added', null, {}, 'mirror')).toBe('none');
+  });
+});
