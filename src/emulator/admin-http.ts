@@ -1,0 +1,114 @@
+/**
+ * The test-only admin API over HTTP (not part of X's surface): the same functions as `EmulatorAdmin`,
+ * under `/_admin/`, without OAuth, served to loopback clients only (x-ads-api.md §14.6 item 30).
+ */
+import type { EmulatorResponse } from './http-util.js';
+import type { EmulatorAdmin, EmulatorSeed, FaultSpec } from './types.js';
+
+export interface AdminTarget extends EmulatorAdmin {
+  readonly clockAdvanceable: boolean;
+  now(): number;
+}
+
+function ok(json: unknown = { ok: true }): EmulatorResponse {
+  return { status: 200, json };
+}
+
+function problem(status: number, message: string): EmulatorResponse {
+  return { status, json: { ok: false, error: message } };
+}
+
+function parseJson(body: Buffer): { value: unknown } | undefined {
+  if (body.length === 0) return { value: undefined };
+  try {
+    return { value: JSON.parse(body.toString('utf8')) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function handleAdmin(
+  target: AdminTarget,
+  method: string,
+  path: string,
+  body: Buffer,
+): EmulatorResponse {
+  const segments = path.split('/').slice(2); // ['', '_admin', ...]
+  const parsed = parseJson(body);
+  if (!parsed) return problem(400, 'body is not valid JSON');
+  const json = parsed.value;
+  const route = segments.join('/');
+  const allow = (methods: string[]): EmulatorResponse | undefined =>
+    methods.includes(method) ? undefined : problem(405, `use ${methods.join(' or ')}`);
+
+  try {
+    if (route === 'faults') {
+      const denied = allow(['POST', 'DELETE']);
+      if (denied) return denied;
+      if (method === 'DELETE') {
+        target.clearFaults();
+        return ok();
+      }
+      if (!isObject(json) || !Array.isArray(json.faults)) return problem(400, 'expected {"faults":[...]}');
+      target.injectFaults(json.faults as FaultSpec[]);
+      return ok();
+    }
+    if (route === 'process') {
+      const denied = allow(['POST']);
+      if (denied) return denied;
+      target.processAudiences();
+      return ok();
+    }
+    if (route === 'clock') {
+      const denied = allow(['POST', 'GET']);
+      if (denied) return denied;
+      if (method === 'GET') return ok({ now_ms: target.now() });
+      if (!target.clockAdvanceable)
+        return problem(409, 'the emulator runs on a custom clock; advance that clock');
+      const advance = isObject(json) ? json.advance_ms : undefined;
+      if (typeof advance !== 'number') return problem(400, 'expected {"advance_ms": <number>}');
+      target.advanceClock(advance);
+      return ok({ ok: true, now_ms: target.now() });
+    }
+    if (route === 'requests') {
+      const denied = allow(['GET', 'DELETE']);
+      if (denied) return denied;
+      if (method === 'DELETE') {
+        target.clearRequestLog();
+        return ok();
+      }
+      return ok({ data: target.requestLog() });
+    }
+    if (route === 'seed') {
+      const denied = allow(['POST']);
+      if (denied) return denied;
+      if (!isObject(json)) return problem(400, 'expected an EmulatorSeed object');
+      target.seed(json as EmulatorSeed);
+      return ok();
+    }
+    const [accounts, accountId, audiences, audienceId, membership, ...rest] = segments;
+    if (accounts === 'accounts' && accountId && audiences === 'custom_audiences' && rest.length === 0) {
+      if (audienceId === undefined) {
+        const denied = allow(['GET']);
+        if (denied) return denied;
+        return ok({ data: target.audiences(accountId) });
+      }
+      if (audienceId && membership === 'membership') {
+        const denied = allow(['GET']);
+        if (denied) return denied;
+        try {
+          return ok(target.membership(accountId, audienceId));
+        } catch (error) {
+          return problem(404, (error as Error).message);
+        }
+      }
+    }
+    return problem(404, 'no such admin route');
+  } catch (error) {
+    return problem(400, (error as Error).message);
+  }
+}

@@ -1,0 +1,493 @@
+/**
+ * The emulator's HTTP server (node:http, no framework): routing and versions (x-ads-api.md §14.1), OAuth
+ * 1.0a (§14.2), injected faults, rate limits (§14.5 item 26), then the API handlers; plus the test-only
+ * admin API under `/_admin/` (loopback only, no OAuth).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { pino, type Logger } from 'pino';
+import { handleAdmin } from './admin-http.js';
+import { ApiHandlers, type ApiResult, matchRoute } from './api.js';
+import { type EmulatorResponse, isLoopback, readBody, singleError, sleep } from './http-util.js';
+import { NonceCache, parseUrlEncoded, verifyOAuth } from './oauth.js';
+import { loadState, StatePersister } from './persistence.js';
+import { type BucketKind, RateLimiter, resolveRateLimits } from './rate-limit.js';
+import { DEFAULT_SEED, EmulatorStore, WRITE_PERMISSIONS } from './store.js';
+import { type EmulatorSwitches, resolveSwitches } from './switches.js';
+import {
+  type EmulatorAdmin,
+  type EmulatorOptions,
+  type EmulatorSeed,
+  FAULT_KINDS,
+  type FaultSpec,
+  type MembershipView,
+  type RequestLogEntry,
+  type RunningEmulator,
+} from './types.js';
+import { MAX_BODY_BYTES } from './users-validation.js';
+
+const CURRENT_API_VERSION = '12';
+const REQUEST_LOG_LIMIT = 100_000;
+
+type FaultCategory = 'users' | 'audiences' | 'other';
+
+function mediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+export class Emulator implements EmulatorAdmin {
+  readonly #switches: EmulatorSwitches;
+  readonly #options: EmulatorOptions;
+  readonly #logger: Logger;
+  readonly #nonces = new NonceCache();
+  readonly #limiter: RateLimiter | null;
+  #store: EmulatorStore;
+  #handlers: ApiHandlers;
+  #offsetMs = 0;
+  #faults: Array<{ spec: FaultSpec; remaining: number }> = [];
+  #requestLog: RequestLogEntry[] = [];
+  #server: Server | undefined;
+  #persister: StatePersister | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #host = '127.0.0.1';
+  #port = 0;
+
+  constructor(options: EmulatorOptions, store: EmulatorStore) {
+    this.#options = options;
+    this.#switches = resolveSwitches(options.switches);
+    this.#logger = options.logger ?? pino({ level: 'silent' });
+    const specs = resolveRateLimits(options.rateLimits);
+    this.#limiter = specs ? new RateLimiter(specs) : null;
+    this.#store = store;
+    this.#handlers = new ApiHandlers(store, this.#switches);
+  }
+
+  static async create(options: EmulatorOptions = {}): Promise<Emulator> {
+    const now = (options.clock ?? Date.now)();
+    let store: EmulatorStore | undefined;
+    if (options.statePath) {
+      const saved = await loadState(options.statePath);
+      if (saved) store = EmulatorStore.deserialize(saved);
+    }
+    const fresh = !store;
+    store ??= new EmulatorStore();
+    store.seed(options.seed ?? DEFAULT_SEED, now);
+    const emulator = new Emulator(options, store);
+    if (options.statePath) {
+      emulator.#persister = new StatePersister(
+        options.statePath,
+        () => emulator.#store.serialize(),
+        emulator.#logger,
+      );
+      if (fresh) emulator.#persister.changed();
+    }
+    return emulator;
+  }
+
+  now(): number {
+    return (this.#options.clock ?? Date.now)() + this.#offsetMs;
+  }
+
+  async listen(): Promise<RunningEmulator> {
+    const server = createServer((req, res) => {
+      void this.#handle(req, res);
+    });
+    this.#server = server;
+    this.#host = this.#options.host ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#options.port ?? 0, this.#host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#port = (server.address() as AddressInfo).port;
+    if (this.#switches.sizeJobIntervalMs > 0) {
+      this.#timer = setInterval(() => this.processAudiences(), this.#switches.sizeJobIntervalMs);
+      this.#timer.unref();
+    }
+    const hostInUrl = this.#host.includes(':') ? `[${this.#host}]` : this.#host;
+    const url = `http://${hostInUrl}:${this.#port}`;
+    this.#logger.info({ url }, 'X Ads API emulator listening');
+    return { url, port: this.#port, admin: this, close: () => this.close() };
+  }
+
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    const server = this.#server;
+    this.#server = undefined;
+    if (server) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    }
+    await this.#persister?.flush();
+  }
+
+  // ---- EmulatorAdmin ------------------------------------------------------------------------------
+
+  injectFaults(faults: FaultSpec[]): void {
+    for (const spec of faults) {
+      if (!FAULT_KINDS.includes(spec.kind)) throw new Error(`unknown fault kind ${String(spec.kind)}`);
+      if (spec.match !== undefined && !['users', 'audiences', 'any'].includes(spec.match)) {
+        throw new Error(`unknown fault match ${String(spec.match)}`);
+      }
+      const times = spec.times ?? 1;
+      if (!Number.isInteger(times) || times < 1) throw new Error('fault times must be a positive integer');
+      this.#faults.push({ spec: { ...spec }, remaining: times });
+    }
+  }
+
+  clearFaults(): void {
+    this.#faults = [];
+  }
+
+  membership(accountId: string, audienceId: string): MembershipView {
+    const audience = this.#store.findAudience(accountId.toLowerCase(), audienceId.toLowerCase());
+    if (!audience) throw new Error(`no custom audience ${audienceId} in account ${accountId}`);
+    return this.#store.membership(audience);
+  }
+
+  processAudiences(): void {
+    this.#store.processAudiences(this.now());
+    this.#persister?.changed();
+  }
+
+  advanceClock(ms: number): void {
+    if (this.#options.clock) {
+      throw new Error('advanceClock: this emulator was given a custom clock; advance that clock instead');
+    }
+    if (!Number.isFinite(ms) || ms < 0) throw new Error('advanceClock: ms must be a non-negative number');
+    this.#offsetMs += ms;
+  }
+
+  requestLog(): RequestLogEntry[] {
+    return this.#requestLog.map((entry) => ({ ...entry }));
+  }
+
+  clearRequestLog(): void {
+    this.#requestLog = [];
+  }
+
+  seed(seed: EmulatorSeed): void {
+    this.#store.seed(seed, this.now());
+    this.#persister?.changed();
+  }
+
+  audiences(accountId: string): Array<{ id: string; name: string; deleted: boolean }> {
+    return this.#store
+      .audiencesOf(accountId.toLowerCase())
+      .map((a) => ({ id: a.id, name: a.name, deleted: a.deleted }));
+  }
+
+  /** Whether the admin clock can be advanced (no custom clock). */
+  get clockAdvanceable(): boolean {
+    return this.#options.clock === undefined;
+  }
+
+  // ---- HTTP ---------------------------------------------------------------------------------------
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const method = req.method ?? 'GET';
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+    const queryRaw = q === -1 ? '' : rawUrl.slice(q + 1);
+    let result: ApiResult;
+    let bytes = 0;
+    try {
+      const read = await readBody(req, MAX_BODY_BYTES);
+      bytes = read.bytes;
+      if (path === '/_admin' || path.startsWith('/_admin/')) {
+        const response = isLoopback(req.socket.remoteAddress)
+          ? handleAdmin(this, method, path, read.body)
+          : singleError(404, 'ROUTE_NOT_FOUND', 'The requested resource could not be found');
+        this.#send(res, response);
+        return;
+      }
+      result = await this.#api(req, method, path, queryRaw, read.body, read.bytes);
+    } catch (error) {
+      this.#logger.error({ err: error, method, path }, 'emulator: request failed');
+      result = { mutated: false, response: singleError(500, 'INTERNAL_ERROR', 'Internal error') };
+    }
+    if (result.mutated) this.#persister?.changed();
+    const status = result.response.drop ? 0 : result.response.status;
+    if (result.response.drop) req.socket.destroy();
+    else this.#send(res, result.response);
+    this.#requestLog.push({
+      method,
+      path,
+      status,
+      ...(result.operations !== undefined ? { operations: result.operations } : {}),
+      ...(result.users !== undefined ? { users: result.users } : {}),
+      bytes,
+    });
+    if (this.#requestLog.length > REQUEST_LOG_LIMIT) this.#requestLog.splice(0, this.#requestLog.length / 2);
+    // Path only: query strings may carry audience names; bodies carry customers' identifiers.
+    this.#logger.info(
+      { method, path, status, ms: Math.round(performance.now() - started) },
+      'emulator request',
+    );
+  }
+
+  #send(res: ServerResponse, response: EmulatorResponse): void {
+    const headers: Record<string, string> = {
+      'x-current-api-version': CURRENT_API_VERSION,
+      ...(response.headers ?? {}),
+    };
+    let body = '';
+    if (response.text !== undefined) {
+      body = response.text;
+      headers['content-type'] = response.contentType ?? 'text/plain; charset=utf-8';
+    } else if (response.json !== undefined) {
+      body = JSON.stringify(response.json);
+      headers['content-type'] = 'application/json; charset=utf-8';
+    }
+    headers['content-length'] = String(Buffer.byteLength(body));
+    res.writeHead(response.status, headers);
+    res.end(body);
+  }
+
+  async #api(
+    req: IncomingMessage,
+    method: string,
+    path: string,
+    queryRaw: string,
+    body: Buffer,
+    bytes: number,
+  ): Promise<ApiResult> {
+    const sw = this.#switches;
+    const fail = (response: EmulatorResponse): ApiResult => ({ mutated: false, response });
+    const segments = path.split('/').slice(1);
+    const version = segments[0] ?? '';
+    if (!sw.versions.includes(version)) {
+      if (/^\d+$/.test(version)) {
+        return fail(singleError(403, 'INVALID', `Version ${version}.0 is not available.`));
+      }
+      return fail(singleError(404, 'ROUTE_NOT_FOUND', 'The requested resource could not be found'));
+    }
+    const versionHeaders: Record<string, string> = sw.deprecatedVersions.includes(version)
+      ? { 'x-api-warn': `Version ${version} is deprecated` }
+      : {};
+    const route = matchRoute(segments.slice(1));
+    if (!route) return fail(singleError(404, 'ROUTE_NOT_FOUND', 'The requested resource could not be found'));
+    if (!route.methods.includes(method)) {
+      const response = singleError(
+        405,
+        'METHOD_NOT_ALLOWED',
+        `Method ${method} is not allowed on this resource`,
+      );
+      response.headers = { allow: route.methods.join(', ') };
+      return fail(response);
+    }
+
+    // OAuth 1.0a: query parameters, plus body parameters only for a form-urlencoded body, never JSON.
+    const contentType = req.headers['content-type'];
+    const now = this.now();
+    const query = parseUrlEncoded(queryRaw, sw.requirePercentEncoding);
+    const isForm = mediaType(contentType) === 'application/x-www-form-urlencoded';
+    const form = isForm ? parseUrlEncoded(body.toString('utf8'), sw.requirePercentEncoding) : [];
+    const unauthorized = (reason: string): ApiResult => {
+      const response = singleError(401, 'UNAUTHORIZED_ACCESS', 'This request is not properly authenticated');
+      // Not X behaviour: a hint for whoever debugs a client against the emulator.
+      response.headers = { 'x-emulator-auth-failure': reason };
+      return fail(response);
+    };
+    if (!query || !form) return unauthorized('query or form body is not strictly percent-encoded');
+    const host = (req.headers.host ?? `${this.#host}:${this.#port}`).toLowerCase().replace(/:80$/, '');
+    const auth = verifyOAuth(
+      {
+        method,
+        baseUrl: `http://${host}${path}`,
+        authorization: req.headers.authorization,
+        params: [...query, ...form],
+        nowMs: now,
+      },
+      (consumerKey, token) => this.#store.secretsFor(consumerKey, token),
+      this.#nonces,
+      {
+        timestampWindowSeconds: this.#options.timestampWindowSeconds ?? 300,
+        rejectReplayedNonce: sw.rejectReplayedNonce,
+        allowRealm: sw.allowOAuthRealm,
+      },
+    );
+    if (!auth.ok) {
+      this.#logger.debug({ method, path, reason: auth.reason }, 'emulator: OAuth refused');
+      return unauthorized(auth.reason);
+    }
+    const credential = this.#store.credentials.get(auth.token);
+    if (!credential) return unauthorized('unknown token');
+    if (credential.adsApiApproved === false) {
+      return fail(
+        singleError(
+          403,
+          'UNAUTHORIZED_CLIENT_APPLICATION',
+          'The client application making this request does not have access to this API',
+        ),
+      );
+    }
+
+    const lower = (id: string | undefined) =>
+      id === undefined ? undefined : sw.caseInsensitiveIds ? id.toLowerCase() : id;
+    const accountId = lower(route.accountId);
+    const audienceId = lower(route.audienceId);
+    let permissions: string[] = [];
+    if (accountId !== undefined) {
+      const access = credential.access[accountId];
+      if (!/^[0-9a-z]+$/.test(accountId) || !access || !this.#store.accounts.has(accountId)) {
+        return fail(singleError(403, sw.accountNotFoundCode, `Account ${route.accountId} was not found`));
+      }
+      permissions = access;
+    }
+    const isWrite = method !== 'GET';
+    if (isWrite && !permissions.some((p) => WRITE_PERMISSIONS.has(p))) {
+      return fail(
+        singleError(
+          403,
+          sw.readOnlyCode,
+          'The authenticated user does not have write access to this account',
+        ),
+      );
+    }
+    if (route.name === 'custom_audience_users' && credential.usersEndpointAllowlisted === false) {
+      return fail(
+        singleError(
+          403,
+          'UNAUTHORIZED_CLIENT_APPLICATION',
+          'The client application making this request does not have access to this API',
+        ),
+      );
+    }
+
+    const category: FaultCategory =
+      route.name === 'custom_audience_users'
+        ? 'users'
+        : route.name === 'custom_audiences' || route.name === 'custom_audience'
+          ? 'audiences'
+          : 'other';
+    const bucket: BucketKind =
+      route.name === 'custom_audience_users' ? 'users' : isWrite ? 'writes' : 'reads';
+    const bucketKey =
+      bucket === 'reads' ? `${accountId ?? `token:${auth.token}`}\u0000${route.name}` : (accountId ?? '');
+    const fault = this.#takeFault(category);
+    let countMismatch = false;
+    if (fault) {
+      const injected = await this.#applyFault(fault, bucket, now);
+      if (injected) return fail(injected);
+      countMismatch = fault.kind === 'count_mismatch';
+    }
+
+    const headers: Record<string, string> = { ...versionHeaders };
+    if (this.#limiter) {
+      const decision = this.#limiter.take(bucket, bucketKey, now);
+      let shown = decision;
+      let allowed = decision.allowed;
+      const wantsTotal = !isWrite && query.some(([k, v]) => k === 'with_total_count' && v === 'true');
+      if (allowed && wantsTotal) {
+        shown = this.#limiter.take('total_count', bucketKey, now);
+        allowed = shown.allowed;
+      }
+      Object.assign(
+        headers,
+        this.#rateHeaders(bucket, shown.limit, shown.remaining, shown.resetEpochSeconds),
+      );
+      if (!allowed) {
+        const response = singleError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded', {
+          ...(accountId !== undefined ? { account_id: accountId } : {}),
+          ...(audienceId !== undefined ? { custom_audience_id: audienceId } : {}),
+        });
+        response.headers = headers;
+        return fail(response);
+      }
+    }
+
+    const result = this.#handlers.handle({
+      method,
+      route,
+      ...(accountId !== undefined ? { accountId } : {}),
+      ...(audienceId !== undefined ? { audienceId } : {}),
+      query,
+      form,
+      contentType,
+      body,
+      bytes,
+      credential,
+      now,
+      countMismatch,
+    });
+    result.response.headers = { ...headers, ...(result.response.headers ?? {}) };
+    return result;
+  }
+
+  /** Users and writes: user-level x-rate-limit-*; reads: account-level x-account-rate-limit-* (§9.2). */
+  #rateHeaders(bucket: BucketKind, limit: number, remaining: number, reset: number): Record<string, string> {
+    const headers: Record<string, string> = {};
+    const families =
+      bucket === 'reads'
+        ? ['x-account-rate-limit']
+        : bucket === 'users' && this.#switches.usersAccountRateLimitHeaders
+          ? ['x-rate-limit', 'x-account-rate-limit']
+          : ['x-rate-limit'];
+    for (const family of families) {
+      headers[`${family}-limit`] = String(limit);
+      headers[`${family}-remaining`] = String(remaining);
+      headers[`${family}-reset`] = String(reset);
+    }
+    return headers;
+  }
+
+  #takeFault(category: FaultCategory): FaultSpec | undefined {
+    const index = this.#faults.findIndex(({ spec }) => {
+      const match = spec.match ?? 'users';
+      if (spec.kind === 'count_mismatch' && category !== 'users') return false;
+      return match === 'any' || match === category;
+    });
+    if (index === -1) return undefined;
+    const active = this.#faults[index];
+    if (!active) return undefined;
+    active.remaining -= 1;
+    if (active.remaining <= 0) this.#faults.splice(index, 1);
+    return active.spec;
+  }
+
+  /** The response an injected fault stands for, or undefined when the request goes on (latency, count). */
+  async #applyFault(
+    fault: FaultSpec,
+    bucket: BucketKind,
+    now: number,
+  ): Promise<EmulatorResponse | undefined> {
+    switch (fault.kind) {
+      case 'latency':
+        await sleep(fault.latencyMs ?? 1000);
+        return undefined;
+      case 'count_mismatch':
+        return undefined;
+      case 'drop_connection':
+        return { status: 0, drop: true };
+      case 'rate_limit_429': {
+        const response = singleError(429, 'TOO_MANY_REQUESTS', 'Rate limit exceeded');
+        const limit = bucket === 'users' ? 1500 : bucket === 'writes' ? 450 : 2000;
+        const reset = Math.ceil(now / 1000) + (fault.resetInSeconds ?? 1);
+        response.headers = this.#rateHeaders(bucket, limit, 0, reset);
+        return response;
+      }
+      case 'unavailable_503': {
+        const response = singleError(503, this.#switches.unavailableCode, 'Over capacity');
+        response.headers = { 'retry-after': String(fault.retryAfterSeconds ?? 1) };
+        return response;
+      }
+      case 'server_error_500':
+        return singleError(500, 'INTERNAL_ERROR', 'Internal error');
+      case 'bad_gateway_502':
+        // Edges answer some failures in HTML (x-ads-api.md §3.3): the status must decide, not the body.
+        return {
+          status: 502,
+          text: '<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>',
+          contentType: 'text/html; charset=utf-8',
+        };
+    }
+  }
+}

@@ -1,0 +1,165 @@
+import type { Logger } from 'pino';
+import type { EmulatorSwitches } from './switches.js';
+
+/** The ad account every default emulator knows, and the one the demo project points at. */
+export const DEMO_ACCOUNT_ID = '18ce54d4x5t';
+
+/** Credentials of the demo user (READ_WRITE on the demo account). Not secrets: they only open the emulator. */
+export const DEMO_CREDENTIALS = {
+  consumerKey: 'demo-consumer-key',
+  consumerSecret: 'demo-consumer-secret',
+  accessToken: 'demo-access-token',
+  accessTokenSecret: 'demo-access-token-secret',
+} as const;
+
+/** One ad account (x-ads-api.md §4). Omitted fields get plausible defaults. */
+export interface SeedAccount {
+  id: string;
+  name?: string;
+  businessName?: string | null;
+  businessId?: string | null;
+  timezone?: string;
+  industryType?: string | null;
+  approvalStatus?: string;
+  createdAt?: string;
+  deleted?: boolean;
+}
+
+/** One OAuth 1.0a user token of one app, and what it may reach. */
+export interface SeedCredential {
+  consumerKey: string;
+  consumerSecret: string;
+  accessToken: string;
+  accessTokenSecret: string;
+  /** The X user id behind the token (authenticated_user_access). */
+  userId?: string;
+  /**
+   * Account id -> permissions (`ACCOUNT_ADMIN`, `AD_MANAGER`, `PARTNER_AUDIENCE_MANAGER`, `CAMPAIGN_ANALYST`,
+   * `ANALYST`, `CREATIVE_MANAGER`, `TWEET_COMPOSER`). Only ACCOUNT_ADMIN, AD_MANAGER and
+   * PARTNER_AUDIENCE_MANAGER may write audiences.
+   */
+  access: Record<string, string[]>;
+  /** false: the app is not approved for the Ads API (403 UNAUTHORIZED_CLIENT_APPLICATION). Default true. */
+  adsApiApproved?: boolean;
+  /** false: the app is not allowlisted for the users endpoint (403 UNAUTHORIZED_CLIENT_APPLICATION). Default true. */
+  usersEndpointAllowlisted?: boolean;
+}
+
+/**
+ * What the emulator knows besides the audiences it creates. `seed()` upserts accounts and credentials
+ * (by id / access token) and, when `activeUsers` is given, replaces the active-users set.
+ */
+export interface EmulatorSeed {
+  accounts?: SeedAccount[];
+  credentials?: SeedCredential[];
+  /**
+   * Hashed identifier values of "active X users". When the set is non-empty the size job counts only
+   * members carrying at least one of them (x-ads-api.md §14.6); when empty every member counts.
+   */
+  activeUsers?: string[];
+}
+
+export type FaultKind =
+  | 'rate_limit_429'
+  | 'unavailable_503'
+  | 'server_error_500'
+  | 'drop_connection'
+  | 'count_mismatch'
+  | 'latency'
+  | 'bad_gateway_502';
+
+export const FAULT_KINDS: readonly FaultKind[] = [
+  'rate_limit_429',
+  'unavailable_503',
+  'server_error_500',
+  'drop_connection',
+  'count_mismatch',
+  'latency',
+  'bad_gateway_502',
+];
+
+export interface FaultSpec {
+  kind: FaultKind;
+  /** Which requests it hits: the users endpoint (default), audience CRUD, or any API request. */
+  match?: 'users' | 'audiences' | 'any';
+  /** How many matching requests it hits (default 1). */
+  times?: number;
+  /** 503: the retry-after header in seconds (default 1). */
+  retryAfterSeconds?: number;
+  /** 429: seconds until the x-rate-limit-reset epoch (default 1). */
+  resetInSeconds?: number;
+  /** latency: how long to hold the response (default 1000 ms). */
+  latencyMs?: number;
+}
+
+export interface RequestLogEntry {
+  method: string;
+  /** Path without the query string (query strings may carry audience names). */
+  path: string;
+  status: number;
+  /** Users endpoint: operations in the body (when it parsed). */
+  operations?: number;
+  /** Users endpoint: user objects in the body (when it parsed). */
+  users?: number;
+  /** Request body bytes. */
+  bytes: number;
+}
+
+export interface MembershipView {
+  /** One record per stored member, identifiers by key, each list sorted; records sorted. */
+  records: Array<Record<string, string[]>>;
+  /** The union of identifiers by key, each sorted. */
+  identifiers: Record<string, string[]>;
+}
+
+export interface EmulatorAdmin {
+  injectFaults(faults: FaultSpec[]): void;
+  clearFaults(): void;
+  /** Current membership of an audience: the records, and the union of identifiers by key, each sorted. */
+  membership(accountId: string, audienceId: string): MembershipView;
+  /** Run the size job now. */
+  processAudiences(): void;
+  /** Only when no custom clock was given; otherwise the test drives its clock. */
+  advanceClock(ms: number): void;
+  requestLog(): RequestLogEntry[];
+  clearRequestLog(): void;
+  seed(seed: EmulatorSeed): void;
+  audiences(accountId: string): Array<{ id: string; name: string; deleted: boolean }>;
+}
+
+export interface RateLimitOptions {
+  /** Users endpoint, per account (default 1,500 / 60 s). */
+  usersPerMinute?: number;
+  /** POST/PUT/DELETE on audiences, per account (default 450 / 60 s). */
+  writesPerMinute?: number;
+  /** GETs, per account and endpoint (default 2,000 / 15 min). */
+  readsPer15Minutes?: number;
+  /** GETs with with_total_count=true (default 200 / 15 min). */
+  totalCountPer15Minutes?: number;
+}
+
+export interface EmulatorOptions {
+  /** 0 (default) = ephemeral. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Persistence file (JSON), loaded at start, written atomically after mutations. */
+  statePath?: string;
+  /** Epoch ms; default Date.now (plus whatever advanceClock added). */
+  clock?: () => number;
+  /** OAuth timestamp window, default 300 s either way. */
+  timestampWindowSeconds?: number;
+  /** false = no limits. */
+  rateLimits?: RateLimitOptions | false;
+  switches?: Partial<EmulatorSwitches>;
+  /** Default: the demo account 18ce54d4x5t with DEMO_CREDENTIALS (READ_WRITE). */
+  seed?: EmulatorSeed;
+  logger?: Logger;
+}
+
+export interface RunningEmulator {
+  url: string;
+  port: number;
+  admin: EmulatorAdmin;
+  close(): Promise<void>;
+}
