@@ -1,0 +1,357 @@
+import type { Logger } from 'pino';
+import { Agent, request } from 'undici';
+import { AuthError, ConfigError, DestinationApiError, RetryableError } from '../../errors.js';
+import type { DestinationObserver, RequestEvent } from '../destination.js';
+import type { Clock } from './clock.js';
+import { type OAuthCredentials, OAuthSigner, percentEncode } from './oauth.js';
+import type { SlidingWindowLimiter } from './rate-limiter.js';
+import {
+  type AttemptStatus,
+  type BackoffOptions,
+  backoffDelayMs,
+  DEFAULT_BACKOFF,
+  pastDeadline,
+  retryDecision,
+} from './retry-policy.js';
+import { type ApiErrorItem, describeErrors, parseErrors } from './x-ads-responses.js';
+
+/** The one place the Ads API version lives (x-ads-api.md §1: v12 current, v11 still listed). */
+export const X_ADS_API_VERSION = '12';
+
+export const DEFAULT_API_URL = 'https://ads-api.x.com';
+
+/**
+ * The API base URL, checked: X serves only HTTPS (§1), and the credentials travel with every request,
+ * so plain http is allowed only to a loopback host (a local emulator). Throws ConfigError otherwise.
+ */
+export function checkApiUrl(apiUrl: string, destination: string): URL {
+  const path = `destinations.${destination}.api_url`;
+  let url: URL;
+  try {
+    url = new URL(apiUrl);
+  } catch (cause) {
+    throw new ConfigError([{ file: 'tailor.yml', path, message: `not a URL: ${apiUrl}` }], { cause });
+  }
+  if (url.protocol === 'https:') return url;
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return url;
+  throw new ConfigError(
+    [
+      {
+        file: 'tailor.yml',
+        path,
+        message:
+          url.protocol === 'http:'
+            ? `plain http is allowed only for a loopback host (127.0.0.0/8, ::1, localhost), not ${url.hostname}; use https`
+            : `the X Ads API is served over https, not ${url.protocol.replace(/:$/, '')}`,
+      },
+    ],
+    { hint: 'set api_url to https://ads-api.x.com, the sandbox, or a local emulator on 127.0.0.1' },
+  );
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1') return true;
+  const octets = host.split('.');
+  return (
+    octets.length === 4 &&
+    octets[0] === '127' &&
+    octets.every((octet) => /^\d{1,3}$/.test(octet) && Number(octet) <= 255)
+  );
+}
+
+/**
+ * Keep-alive connections shared by every X client of the process: one audience sync sends many
+ * requests to one host, and a TLS handshake per request would cost more than the request.
+ */
+const agent = new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, connections: 16 });
+
+export interface XAdsRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Path after `/{version}/`, each segment given raw (it is percent-encoded here). */
+  path: readonly string[];
+  /** Route template for metrics and logs, e.g. `accounts/:account_id/custom_audiences/:id/users`. */
+  endpoint: string;
+  query?: Readonly<Record<string, string>>;
+  /** A JSON body (sent with `Content-Type: application/json`, never signed). */
+  json?: string;
+  /** The limiter this request counts against, if any. */
+  limiter?: SlidingWindowLimiter;
+  signal?: AbortSignal;
+  /**
+   * Checks a 2xx response; a returned string is a reason to retry (the users endpoint's count check).
+   */
+  validate?: (response: XAdsResponse) => string | undefined;
+}
+
+export interface XAdsResponse {
+  status: number;
+  header: (name: string) => string | undefined;
+  /** Parsed JSON, or undefined when the body was empty or not JSON (e.g. an HTML error page). */
+  body: unknown;
+}
+
+/** How a request ended after its retries. */
+export type SendResult =
+  | { kind: 'response'; response: XAdsResponse; attempts: number }
+  | { kind: 'gave_up'; reason: string; attempts: number }
+  | { kind: 'aborted'; attempts: number };
+
+export interface XAdsHttpOptions {
+  destination: string;
+  apiUrl: URL;
+  accountId: string;
+  credentials: OAuthCredentials;
+  requestTimeoutMs: number;
+  retryDeadlineMs: number;
+  logger: Logger;
+  observer?: DestinationObserver;
+  clock: Clock;
+  random?: () => number;
+  backoff?: BackoffOptions;
+}
+
+/** Signed requests to the Ads API with timeouts, throttling and the retry policy of retry-policy.ts. */
+export class XAdsHttp {
+  readonly #options: XAdsHttpOptions;
+  readonly #signer: OAuthSigner;
+  readonly #base: string;
+  /** Requests sent (attempts, retries included) since the counter was last read. */
+  #sent = 0;
+
+  constructor(options: XAdsHttpOptions) {
+    this.#options = options;
+    this.#signer = new OAuthSigner(options.credentials);
+    this.#base = `${options.apiUrl.origin}${options.apiUrl.pathname.replace(/\/+$/, '')}/${X_ADS_API_VERSION}`;
+  }
+
+  get requestsSent(): number {
+    return this.#sent;
+  }
+
+  /** Sends with retries for transient failures, until success, a final answer, the deadline, or abort. */
+  async send(req: XAdsRequest): Promise<SendResult> {
+    const { clock } = this.#options;
+    const random = this.#options.random ?? Math.random;
+    const backoff = this.#options.backoff ?? DEFAULT_BACKOFF;
+    const started = clock.now();
+    let attempts = 0;
+    for (;;) {
+      if (req.signal?.aborted) return { kind: 'aborted', attempts };
+      if (req.limiter) {
+        try {
+          await req.limiter.acquire(clock, req.signal);
+        } catch (error) {
+          if (req.signal?.aborted) return { kind: 'aborted', attempts };
+          throw error;
+        }
+      }
+      attempts += 1;
+      const outcome = await this.#attempt(req, attempts);
+      if (outcome === 'aborted') return { kind: 'aborted', attempts };
+
+      const status: AttemptStatus = typeof outcome === 'string' ? outcome : outcome.status;
+      const header = typeof outcome === 'string' ? () => undefined : outcome.header;
+      const now = clock.now();
+      let decision = retryDecision(status, header, now, attempts, random(), backoff);
+      if (!decision.retry && typeof outcome !== 'string') {
+        const invalid = outcome.status >= 200 && outcome.status < 300 ? req.validate?.(outcome) : undefined;
+        if (invalid === undefined) return { kind: 'response', response: outcome, attempts };
+        // A 2xx that does not acknowledge what was sent (§6.4): a failure, retried with backoff.
+        decision = {
+          retry: true,
+          delayMs: backoffDelayMs(attempts, random(), backoff),
+          reason: invalid,
+          rateLimited: false,
+        };
+      }
+      if (!decision.retry) return { kind: 'response', response: outcome as XAdsResponse, attempts };
+      if (decision.rateLimited) req.limiter?.pauseUntil(now + decision.delayMs);
+      if (pastDeadline(started, now, decision.delayMs, this.#options.retryDeadlineMs)) {
+        this.#options.logger.warn(
+          { endpoint: req.endpoint, attempts, reason: decision.reason },
+          'X Ads request still failing at its retry deadline; leaving it for the next run',
+        );
+        return {
+          kind: 'gave_up',
+          reason: `${decision.reason}; gave up after ${attempts} attempts`,
+          attempts,
+        };
+      }
+      this.#options.logger.debug(
+        { endpoint: req.endpoint, attempt: attempts, reason: decision.reason, waitMs: decision.delayMs },
+        'retrying X Ads request',
+      );
+      try {
+        await clock.sleep(decision.delayMs, req.signal);
+      } catch (error) {
+        if (req.signal?.aborted) return { kind: 'aborted', attempts };
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Sends and demands a final 2xx answer: gives up → RetryableError, abort → the signal's reason,
+   * 401/403 → AuthError, other statuses → DestinationApiError (404 left to `onNotFound` if given).
+   */
+  async sendOk(
+    req: XAdsRequest,
+    onNotFound?: () => XAdsResponse | undefined,
+  ): Promise<XAdsResponse | undefined> {
+    return this.finish(req, await this.send(req), onNotFound);
+  }
+
+  /** What `sendOk` makes of a `send` result: the 2xx response, or the error to throw. */
+  finish(
+    req: XAdsRequest,
+    result: SendResult,
+    onNotFound?: () => XAdsResponse | undefined,
+  ): XAdsResponse | undefined {
+    if (result.kind === 'aborted') throw req.signal?.reason ?? new Error('aborted');
+    if (result.kind === 'gave_up') {
+      throw new RetryableError(`X Ads API ${req.method} ${req.endpoint}: ${result.reason}`);
+    }
+    const { response } = result;
+    if (response.status >= 200 && response.status < 300) return response;
+    if (response.status === 404 && onNotFound) return onNotFound();
+    throw this.errorFor(req, response);
+  }
+
+  /** The error to throw for a final non-2xx answer. */
+  errorFor(req: Pick<XAdsRequest, 'method' | 'endpoint'>, response: XAdsResponse): Error {
+    const errors = parseErrors(response.body);
+    if (response.status === 401 || response.status === 403) return this.#authError(response.status, errors);
+    const first = errors[0];
+    return new DestinationApiError(
+      `X Ads API ${req.method} ${req.endpoint} answered ${response.status}: ${describeErrors(errors, 'no error details')}`,
+      { status: response.status, ...(first?.code ? { code: first.code } : {}) },
+    );
+  }
+
+  #authError(status: number, errors: ApiErrorItem[]): AuthError {
+    const { destination, accountId } = this.#options;
+    const code = errors[0]?.code ?? null;
+    const creds = `destinations.${destination}.credentials`;
+    const what = `${status}${code ? ` ${code}` : ''}`;
+    // https://docs.x.com/x-ads-api/fundamentals/error-codes-and-responses (401/403 codes), §2.1, §12.
+    if (status === 401) {
+      return new AuthError(`X refused the request signature for destination ${destination} (${what})`, {
+        hint:
+          `check ${creds}: consumer_key + consumer_secret (the app's API key pair) and access_token + ` +
+          `access_token_secret (the user's token pair) must belong together; a wrong or revoked secret ` +
+          `fails the signature. Also check this machine's clock (OAuth timestamps).`,
+      });
+    }
+    if (code === 'UNAUTHORIZED_CLIENT_APPLICATION') {
+      return new AuthError(`the X app behind ${creds}.consumer_key has no Ads API access (${what})`, {
+        hint: 'apply for Ads API access for the app, and for the Custom Audiences allowlist of the users endpoint',
+      });
+    }
+    if (code === 'NOT_FOUND' || code === 'ACCOUNT_NOT_FOUND') {
+      return new AuthError(
+        `the X user of ${creds}.access_token cannot reach ad account ${accountId} (${what})`,
+        {
+          hint:
+            `check destinations.${destination}.account_id (the base-36 id, e.g. 18ce54d4x5t, not a number) ` +
+            `and that the user has access to it (Partner Audience Manager or Ad Manager)`,
+        },
+      );
+    }
+    if (code === 'INVALID') {
+      return new AuthError(`X refused API version ${X_ADS_API_VERSION} (${what})`, {
+        hint: 'upgrade Tailor: the Ads API version it speaks has been retired',
+      });
+    }
+    return new AuthError(
+      `X refused access to ad account ${accountId} for destination ${destination} (${what}: ${describeErrors(errors, 'forbidden')})`,
+      {
+        hint:
+          `check that the user of ${creds}.access_token may write audiences in account ${accountId} ` +
+          `(read-only roles such as Campaign Analyst cannot) and that the account is not locked`,
+      },
+    );
+  }
+
+  /** One attempt: a network outcome, 'aborted' when the caller's signal fired, or the response. */
+  async #attempt(
+    req: XAdsRequest,
+    attempt: number,
+  ): Promise<XAdsResponse | 'network_error' | 'timeout' | 'aborted'> {
+    const { clock, requestTimeoutMs, logger, observer, destination } = this.#options;
+    const baseUrl = `${this.#base}/${req.path.map(percentEncode).join('/')}`;
+    const signed = this.#signer.sign({
+      method: req.method,
+      baseUrl,
+      query: req.query ?? {},
+      timestamp: Math.floor(clock.now() / 1000),
+    });
+    const headers: Record<string, string> = {
+      authorization: signed.authorization,
+      accept: 'application/json',
+      'user-agent': 'tailor (X Ads custom audiences sync)',
+    };
+    if (req.json !== undefined) headers['content-type'] = 'application/json';
+
+    // The request timeout is real time (it is about the network), unlike the injectable waits.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), requestTimeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout.signal]) : timeout.signal;
+    const startedAt = performance.now();
+    this.#sent += 1;
+    let status: RequestEvent['status'];
+    try {
+      const res = await request(signed.url, {
+        method: req.method,
+        headers,
+        body: req.json,
+        dispatcher: agent,
+        signal,
+      });
+      const text = await res.body.text();
+      status = res.statusCode;
+      const header = (name: string) => {
+        const value = res.headers[name.toLowerCase()];
+        return Array.isArray(value) ? value[0] : value;
+      };
+      const warning = header('x-api-warn');
+      if (warning) logger.warn({ endpoint: req.endpoint, x_api_warn: warning }, 'X Ads API warning');
+      let body: unknown;
+      if (text.trim() !== '') {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // Edges may answer with HTML (§3.3); the status decides then.
+          body = undefined;
+        }
+      }
+      return { status: res.statusCode, header, body };
+    } catch (error) {
+      if (req.signal?.aborted) {
+        status = 'network_error';
+        return 'aborted';
+      }
+      status = timeout.signal.aborted ? 'timeout' : 'network_error';
+      logger.debug(
+        {
+          endpoint: req.endpoint,
+          attempt,
+          error: (error as Error).name,
+          code: (error as { code?: string }).code,
+        },
+        `X Ads request failed: ${status}`,
+      );
+      return status;
+    } finally {
+      clearTimeout(timer);
+      observer?.onRequest?.({
+        destination,
+        endpoint: req.endpoint,
+        method: req.method,
+        status: status!,
+        attempt,
+        durationMs: performance.now() - startedAt,
+      });
+    }
+  }
+}
