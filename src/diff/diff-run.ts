@@ -1,0 +1,119 @@
+import type { MemberHashes } from '../destinations/destination.js';
+import type { XIdentifierType } from '../destinations/x-ads/identifier-types.js';
+import type { MemberHashRow, MemberUpsert, WarehouseDiff, WarehouseSql } from '../sources/warehouse-sql.js';
+import type { DeltaRow, DiffCounts, DiffRun, DiffSpec, InvalidKeyRow, MemberAck } from './types.js';
+
+/** Invalid keys are read in batches of this many. */
+const INVALID_KEY_BATCH = 1000;
+
+/**
+ * A prepared diff over any warehouse: the set-based work happened in the warehouse (`openDiff`);
+ * this turns its rows into the sync layer's shapes and moves state forward for acknowledged members.
+ */
+export class WarehouseDiffRun implements DiffRun {
+  readonly #sql: WarehouseSql;
+  readonly #diff: WarehouseDiff;
+  readonly #spec: DiffSpec;
+
+  constructor(sql: WarehouseSql, diff: WarehouseDiff, spec: DiffSpec) {
+    this.#sql = sql;
+    this.#diff = diff;
+    this.#spec = spec;
+  }
+
+  get counts(): DiffCounts {
+    return this.#diff.counts;
+  }
+
+  invalidKeys(): AsyncIterable<InvalidKeyRow[]> {
+    return this.#diff.invalidKeys(INVALID_KEY_BATCH);
+  }
+
+  async *delta(batchSize: number): AsyncIterable<DeltaRow[]> {
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new RangeError('batchSize must be a positive integer');
+    const columns = this.#spec.columns;
+    for await (const rows of this.#diff.delta(batchSize)) {
+      yield rows.map((row) => ({
+        key: row.key,
+        change: row.change,
+        values: row.values === null ? null : Object.fromEntries(columns.map((c, i) => [c, row.values![i]])),
+        fingerprint: row.fingerprint,
+        previousHashes: row.previousHashes === null ? null : hashesFromRows(row.previousHashes),
+      }));
+    }
+  }
+
+  async hashesHeldByOthers(
+    hashes: readonly string[],
+    excludingKeys: readonly string[],
+  ): Promise<Set<string>> {
+    const held = new Set<string>();
+    const unique = [...new Set(hashes)];
+    const excluded = [...new Set(excludingKeys)];
+    const step = this.#sql.capabilities.maxHashesPerLookup;
+    for (let i = 0; i < unique.length; i += step) {
+      const found = await this.#sql.hashesHeldByOthers(
+        this.#spec.activationId,
+        unique.slice(i, i + step),
+        excluded,
+      );
+      for (const hash of found) held.add(hash);
+    }
+    return held;
+  }
+
+  async commit(acks: readonly MemberAck[]): Promise<void> {
+    // The last ack of a key wins, so a batch that names a member twice still commits one state.
+    const byKey = new Map<string, MemberAck>();
+    for (const ack of acks) {
+      if (ack.change !== 'removed' && ack.fingerprint === null) {
+        throw new TypeError(`ack for a ${ack.change} member has no fingerprint`);
+      }
+      byKey.delete(ack.key);
+      byKey.set(ack.key, ack);
+    }
+    const all = [...byKey.values()];
+    const step = this.#sql.capabilities.maxRowsPerStatement;
+    for (let i = 0; i < all.length; i += step) {
+      const upserts: MemberUpsert[] = [];
+      const removals: string[] = [];
+      for (const ack of all.slice(i, i + step)) {
+        if (ack.change === 'removed') removals.push(ack.key);
+        else
+          upserts.push({
+            key: ack.key,
+            fingerprint: ack.fingerprint!,
+            hashes: rowsFromHashes(ack.hashes),
+            lastSentAt: ack.sentAt,
+          });
+      }
+      await this.#sql.applyMemberChanges(this.#spec.activationId, { upserts, removals });
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#diff.close();
+  }
+}
+
+/** MemberHashes as state rows: one per (type, hash), duplicates dropped. */
+export function rowsFromHashes(hashes: MemberHashes | null): MemberHashRow[] {
+  if (hashes === null) return [];
+  const rows: MemberHashRow[] = [];
+  for (const [idType, values] of Object.entries(hashes)) {
+    for (const hash of new Set(values ?? [])) rows.push({ idType, hash });
+  }
+  return rows;
+}
+
+/** State rows back into MemberHashes (types in the order stored, values sorted). */
+export function hashesFromRows(rows: readonly MemberHashRow[]): MemberHashes {
+  const hashes: MemberHashes = {};
+  for (const { idType, hash } of rows) {
+    const type = idType as XIdentifierType;
+    (hashes[type] ??= []).push(hash);
+  }
+  for (const values of Object.values(hashes)) values?.sort();
+  return hashes;
+}

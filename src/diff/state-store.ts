@@ -1,0 +1,158 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { LockBusyError } from '../errors.js';
+import type { WarehouseSql } from '../sources/warehouse-sql.js';
+import { WarehouseDiffRun } from './diff-run.js';
+import type {
+  ActivationLock,
+  ActivationStatus,
+  AudienceBinding,
+  DiffRun,
+  DiffSpec,
+  RejectionRecord,
+  RunCounts,
+  RunRecord,
+  RunStatus,
+  StateStore,
+} from './types.js';
+
+/**
+ * The StateStore of any warehouse, over its WarehouseSql. The state schema is migrated on first
+ * use (once per store; `migrate` is idempotent and safe under concurrency).
+ */
+export function createStateStore(sql: WarehouseSql, options: { logger: Logger }): StateStore {
+  return new WarehouseStateStore(sql, options.logger);
+}
+
+class WarehouseStateStore implements StateStore {
+  readonly #sql: WarehouseSql;
+  readonly #logger: Logger;
+  #migration: Promise<void> | undefined;
+
+  constructor(sql: WarehouseSql, logger: Logger) {
+    this.#sql = sql;
+    this.#logger = logger.child({ stateSchema: sql.stateSchema });
+  }
+
+  migrate(): Promise<void> {
+    this.#migration ??= this.#sql.migrate().catch((error: unknown) => {
+      this.#migration = undefined;
+      throw error;
+    });
+    return this.#migration;
+  }
+
+  async lock(activationId: string, options: { wait: boolean; timeoutMs?: number }): Promise<ActivationLock> {
+    await this.migrate();
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    for (;;) {
+      const held = await this.#sql.tryLock(activationId);
+      if (held) {
+        this.#logger.debug({ activation: activationId }, 'activation lock taken');
+        const release = async () => {
+          await held.release();
+        };
+        return { release, [Symbol.asyncDispose]: release };
+      }
+      const remaining = deadline - Date.now();
+      if (!options.wait || remaining <= 0) throw new LockBusyError(activationId);
+      await sleep(Math.min(this.#sql.capabilities.lockPollMs, remaining));
+    }
+  }
+
+  async getBinding(activationId: string): Promise<AudienceBinding | undefined> {
+    await this.migrate();
+    return this.#sql.getBinding(activationId);
+  }
+
+  async saveBinding(binding: AudienceBinding): Promise<void> {
+    await this.migrate();
+    await this.#sql.saveBinding(binding);
+  }
+
+  async prepareDiff(spec: DiffSpec): Promise<DiffRun> {
+    await this.migrate();
+    const token = randomBytes(8).toString('hex');
+    const started = Date.now();
+    const diff = await this.#sql.openDiff({
+      activationId: spec.activationId,
+      modelName: spec.modelName,
+      modelSql: spec.modelSql,
+      primaryKey: spec.primaryKey,
+      columns: spec.columns,
+      refreshBefore: spec.refreshBefore,
+      fullResync: spec.fullResync,
+      token,
+    });
+    this.#logger.debug(
+      { activation: spec.activationId, counts: diff.counts, ms: Date.now() - started },
+      'diff prepared in the warehouse',
+    );
+    return new WarehouseDiffRun(this.#sql, diff, spec);
+  }
+
+  async memberCount(activationId: string): Promise<number> {
+    await this.migrate();
+    return this.#sql.memberCount(activationId);
+  }
+
+  async startRun(activationId: string, startedAt: Date): Promise<string> {
+    await this.migrate();
+    const id = randomUUID();
+    await this.#sql.insertRun({ id, activationId, startedAt });
+    return id;
+  }
+
+  async finishRun(
+    runId: string,
+    result: {
+      status: Exclude<RunStatus, 'running'>;
+      counts: RunCounts;
+      error: string | null;
+      finishedAt: Date;
+      cost?: Record<string, unknown> | null;
+    },
+  ): Promise<void> {
+    await this.migrate();
+    await this.#sql.finishRun(runId, { ...result, cost: result.cost ?? null });
+  }
+
+  async recordRejections(
+    runId: string,
+    activationId: string,
+    rows: readonly RejectionRecord[],
+  ): Promise<void> {
+    await this.migrate();
+    const step = this.#sql.capabilities.maxRowsPerStatement;
+    for (let i = 0; i < rows.length; i += step) {
+      await this.#sql.insertRejections(runId, activationId, rows.slice(i, i + step));
+    }
+  }
+
+  async listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]> {
+    await this.migrate();
+    return this.#sql.listRuns(options);
+  }
+
+  async reset(activationId: string, options?: { keepBinding?: boolean }): Promise<void> {
+    await this.migrate();
+    await this.#sql.deleteAllMembers(activationId);
+    if (!options?.keepBinding) await this.#sql.deleteBinding(activationId);
+  }
+
+  async getActivationStatus(activationId: string): Promise<ActivationStatus | undefined> {
+    await this.migrate();
+    return this.#sql.getActivationStatus(activationId);
+  }
+
+  async setActivationStatus(status: ActivationStatus): Promise<void> {
+    await this.migrate();
+    await this.#sql.setActivationStatus(status);
+  }
+
+  async listActivationStatus(): Promise<ActivationStatus[]> {
+    await this.migrate();
+    return this.#sql.listActivationStatus();
+  }
+}

@@ -1,0 +1,126 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { createStateStore } from '../../diff/state-store.js';
+import type { StateStore } from '../../diff/types.js';
+import { WarehouseError } from '../../errors.js';
+import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
+import { modelError, PostgresWarehouseSql, warehouseError } from '../postgres/postgres-sql.js';
+import type { ColumnInfo, Source } from '../source.js';
+import { acquireDataDir, type DataDirLease } from './pglite-data-dir.js';
+import { PgliteDialect } from './pglite-dialect.js';
+import type { PgliteConfig } from './pglite-config.js';
+
+/** The data directory of a `pglite` warehouse: `url` relative to the project, `file:` accepted. */
+export function pgliteDataDir(config: PgliteConfig, projectDir: string): string {
+  const path = config.url.startsWith('file:') ? config.url.slice('file:'.length) : config.url;
+  return isAbsolute(path) ? path : resolve(projectDir, path);
+}
+
+/**
+ * The embedded warehouse: PGlite (Postgres compiled to WASM) on a file-backed data directory, never
+ * in memory (measured: 1M rows in memory took 29 s and 5.4 GB). Its SQL is Postgres', so the state
+ * and the diff run through the same PostgresWarehouseSql as a Postgres server; only the lock differs
+ * (one backend per process: an in-process mutex).
+ */
+export async function openPgliteSource(
+  config: PgliteConfig,
+  options: { projectDir: string; logger: Logger },
+): Promise<Source> {
+  const dataDir = pgliteDataDir(config, options.projectDir);
+  const logger = options.logger.child({ warehouse: 'pglite' });
+  try {
+    await mkdir(dirname(dataDir), { recursive: true });
+  } catch (error) {
+    throw new WarehouseError(`cannot create the PGlite data directory ${dataDir}`, {
+      cause: error,
+      hint: 'check warehouse.url in tailor.yml and the directory permissions',
+    });
+  }
+  const lease = await acquireDataDir(dataDir, async () => {
+    try {
+      return await PGlite.create(dataDir);
+    } catch (error) {
+      throw new WarehouseError(`cannot open the PGlite data directory ${dataDir}`, {
+        cause: error,
+        hint: 'the directory may be damaged, or not a PGlite data directory',
+      });
+    }
+  });
+  return new PgliteSource(config, dataDir, lease, logger);
+}
+
+class PgliteSource implements Source {
+  readonly kind = 'pglite' as const;
+  readonly #config: PgliteConfig;
+  readonly #dataDir: string;
+  readonly #lease: DataDirLease;
+  readonly #logger: Logger;
+  readonly #db: Kysely<unknown>;
+  readonly #states = new Map<string, StateStore>();
+  #closed = false;
+
+  constructor(config: PgliteConfig, dataDir: string, lease: DataDirLease, logger: Logger) {
+    this.#config = config;
+    this.#dataDir = dataDir;
+    this.#lease = lease;
+    this.#logger = logger;
+    this.#db = new Kysely<unknown>({ dialect: new PgliteDialect(lease.db) });
+  }
+
+  /** The PGlite instance (tests seed through it). */
+  get pglite(): PGlite {
+    return this.#lease.db;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.#lease.db.query('select 1');
+    } catch (error) {
+      throw warehouseError(error, `opening PGlite at ${this.#dataDir}`);
+    }
+  }
+
+  async describeModel(modelName: string, sql: string): Promise<ColumnInfo[]> {
+    let fields: { name: string; dataTypeID: number }[];
+    try {
+      fields = (await this.#lease.db.query(describeQuery(sql))).fields;
+    } catch (error) {
+      throw modelError(error, modelName);
+    }
+    return describePgFields(fields, async (oids) => {
+      const rows = (await this.#lease.db.query<{ oid: number; name: string }>(TYPE_NAMES_QUERY, [oids])).rows;
+      return new Map(rows.map((r) => [r.oid, r.name]));
+    });
+  }
+
+  state(stateSchema: string): StateStore {
+    let store = this.#states.get(stateSchema);
+    if (!store) {
+      const sql = new PostgresWarehouseSql({
+        db: this.#db,
+        // One backend: every session is the shared one; temp tables are named per diff.
+        openSession: async () => ({ db: this.#db, close: async () => {} }),
+        stateSchema,
+        fetchSize: this.#config.fetch_size,
+        lock: { kind: 'in_process', scope: this.#dataDir },
+        logger: this.#logger,
+      });
+      store = createStateStore(sql, { logger: this.#logger });
+      this.#states.set(stateSchema, store);
+    }
+    return store;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#lease.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

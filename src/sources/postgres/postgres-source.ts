@@ -1,0 +1,119 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import Cursor from 'pg-cursor';
+import type { Logger } from 'pino';
+import { createStateStore } from '../../diff/state-store.js';
+import type { StateStore } from '../../diff/types.js';
+import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
+import type { ColumnInfo, Source } from '../source.js';
+import type { PostgresConfig } from './postgres-config.js';
+import { modelError, type PgSession, PostgresWarehouseSql, warehouseError } from './postgres-sql.js';
+
+/**
+ * A PostgreSQL server: a `pg` pool for short statements (Kysely's Postgres dialect, streaming through
+ * pg-cursor), and a dedicated connection per diff or lock, outside the pool, so that long-held
+ * sessions can never starve the statements that would release them.
+ */
+export async function openPostgresSource(
+  config: PostgresConfig,
+  options: { projectDir: string; logger: Logger },
+): Promise<Source> {
+  return new PostgresSource(config, options.logger.child({ warehouse: 'postgres' }));
+}
+
+class PostgresSource implements Source {
+  readonly kind = 'postgres' as const;
+  readonly #config: PostgresConfig;
+  readonly #logger: Logger;
+  readonly #pool: pg.Pool;
+  readonly #db: Kysely<unknown>;
+  readonly #states = new Map<string, StateStore>();
+  #closed = false;
+
+  constructor(config: PostgresConfig, logger: Logger) {
+    this.#config = config;
+    this.#logger = logger;
+    this.#pool = this.#newPool(config.pool_size);
+    this.#db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: this.#pool, cursor: Cursor }) });
+  }
+
+  #newPool(max: number): pg.Pool {
+    const pool = new pg.Pool({
+      connectionString: this.#config.url,
+      max,
+      application_name: 'tailor',
+      // Sessions hold temp tables and advisory locks: an idle timeout would silently drop them.
+      idleTimeoutMillis: max === 1 ? 0 : 10_000,
+    });
+    // An idle client's connection dropping emits here; without a listener it would crash the process.
+    pool.on('error', (error) =>
+      this.#logger.warn({ err: error.message }, 'idle warehouse connection failed'),
+    );
+    return pool;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.#pool.query('select 1');
+    } catch (error) {
+      throw warehouseError(error, 'connecting to Postgres');
+    }
+  }
+
+  async describeModel(modelName: string, sql: string): Promise<ColumnInfo[]> {
+    let fields: { name: string; dataTypeID: number }[];
+    try {
+      fields = (await this.#pool.query(describeQuery(sql))).fields;
+    } catch (error) {
+      throw modelError(error, modelName);
+    }
+    return describePgFields(fields, async (oids) => {
+      try {
+        const rows = (await this.#pool.query<{ oid: number; name: string }>(TYPE_NAMES_QUERY, [oids])).rows;
+        return new Map(rows.map((r) => [r.oid, r.name]));
+      } catch (error) {
+        throw warehouseError(error, 'reading column types');
+      }
+    });
+  }
+
+  state(stateSchema: string): StateStore {
+    let store = this.#states.get(stateSchema);
+    if (!store) {
+      const sql = new PostgresWarehouseSql({
+        db: this.#db,
+        openSession: () => this.#openSession(),
+        stateSchema,
+        fetchSize: this.#config.fetch_size,
+        lock: { kind: 'advisory' },
+        logger: this.#logger,
+      });
+      store = createStateStore(sql, { logger: this.#logger });
+      this.#states.set(stateSchema, store);
+    }
+    return store;
+  }
+
+  async #openSession(): Promise<PgSession> {
+    const pool = this.#newPool(1);
+    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
+    try {
+      // Connect now, so the session's connection is the one every later statement uses.
+      await pool.query('select 1');
+    } catch (error) {
+      await db.destroy();
+      throw error;
+    }
+    return { db, close: () => db.destroy() };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#db.destroy();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,762 @@
+import type { Kysely, RawBuilder } from 'kysely';
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import type {
+  ActivationStatus,
+  AudienceBinding,
+  DiffCounts,
+  InvalidKeyRow,
+  RejectionRecord,
+  RunCounts,
+  RunRecord,
+  RunStatus,
+} from '../../diff/types.js';
+import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import type {
+  HeldLock,
+  MemberUpsert,
+  WarehouseCapabilities,
+  WarehouseDeltaRow,
+  WarehouseDiff,
+  WarehouseDiffInput,
+  WarehouseSql,
+} from '../warehouse-sql.js';
+import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
+
+/** A dedicated connection: run-scoped temp tables, cursors and session-level advisory locks live on it. */
+export interface PgSession {
+  readonly db: Kysely<unknown>;
+  close(): Promise<void>;
+}
+
+export interface PostgresSqlOptions {
+  /** Short statements (a pool on Postgres, the one backend on PGlite). */
+  db: Kysely<unknown>;
+  /** A connection held for a diff or a lock; never one of the pool's, so they cannot starve it. */
+  openSession(): Promise<PgSession>;
+  stateSchema: string;
+  /** Rows per round trip when streaming (config `fetch_size`). */
+  fetchSize: number;
+  /**
+   * `advisory`: `pg_try_advisory_lock` on a dedicated session (Postgres server). `in_process`: a mutex
+   * in this process, for PGlite, where every "session" is the same backend and advisory locks would
+   * be re-entrant; `scope` names the database (its data directory).
+   */
+  lock: { kind: 'advisory' } | { kind: 'in_process'; scope: string };
+  logger: Logger;
+}
+
+/** Change kinds by the rank the delta table stores; the delta is read in this order. */
+const CHANGE_BY_RANK = ['removed', 'changed', 'refresh', 'added'] as const;
+
+/** Mutexes of `in_process` locks, by scope, schema and activation. */
+const inProcessLocks = new Set<string>();
+
+/**
+ * The WarehouseSql of Postgres, serving both a Postgres server and PGlite (PG 18 inside): all SQL
+ * here stays within what PG 15 supports, so one SQL path serves both. Everything runs through
+ * Kysely (`sql` templates compiled by its Postgres compiler), identifiers quoted with `sql.id`.
+ */
+export class PostgresWarehouseSql implements WarehouseSql {
+  readonly capabilities: WarehouseCapabilities;
+  readonly stateSchema: string;
+  readonly #db: Kysely<unknown>;
+  readonly #options: PostgresSqlOptions;
+  #migrated = false;
+
+  constructor(options: PostgresSqlOptions) {
+    this.#options = options;
+    this.#db = options.db;
+    this.stateSchema = options.stateSchema;
+    this.capabilities = {
+      lockKind: options.lock.kind,
+      lockPollMs: 250,
+      // unnest() of array parameters: one statement whatever the row count; bound the batch anyway.
+      maxRowsPerStatement: 10_000,
+      maxHashesPerLookup: 10_000,
+      transactions: true,
+    };
+  }
+
+  #t(table: string): RawBuilder<unknown> {
+    return sql.id(this.stateSchema, table);
+  }
+
+  async #run<R>(query: RawBuilder<R>, what: string, db: Kysely<unknown> = this.#db): Promise<R[]> {
+    try {
+      const result = await query.execute(db);
+      return result.rows;
+    } catch (error) {
+      throw warehouseError(error, what);
+    }
+  }
+
+  // --- migrations ---------------------------------------------------------------------------------
+
+  async migrate(): Promise<void> {
+    if (this.#migrated) return;
+    const latest = POSTGRES_MIGRATIONS.at(-1)!.version;
+    if ((await this.#appliedVersion(this.#db)) >= latest) {
+      this.#migrated = true;
+      return;
+    }
+    try {
+      await this.#db.transaction().execute(async (trx) => {
+        // Serializes concurrent migrations across processes: CREATE SCHEMA IF NOT EXISTS alone races.
+        // https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS
+        await sql`select pg_advisory_xact_lock(hashtext(${`tailor_migrate:${this.stateSchema}`}))`.execute(
+          trx,
+        );
+        await sql`create schema if not exists ${sql.id(this.stateSchema)}`.execute(trx);
+        await sql`create table if not exists ${this.#t('tailor_migrations')} (
+          version integer primary key,
+          name text not null,
+          applied_at timestamptz not null default now()
+        )`.execute(trx);
+        const done = new Set(
+          (
+            await sql<{ version: number }>`select version from ${this.#t('tailor_migrations')}`.execute(trx)
+          ).rows.map((row) => row.version),
+        );
+        for (const migration of POSTGRES_MIGRATIONS) {
+          if (done.has(migration.version)) continue;
+          for (const statement of migration.statements(this.stateSchema)) await statement.execute(trx);
+          await sql`insert into ${this.#t('tailor_migrations')} (version, name)
+            values (${migration.version}, ${migration.name})`.execute(trx);
+          this.#options.logger.info(
+            { stateSchema: this.stateSchema, version: migration.version },
+            `state migration ${migration.version} (${migration.name}) applied`,
+          );
+        }
+      });
+    } catch (error) {
+      throw warehouseError(error, `migrating the state schema ${this.stateSchema}`);
+    }
+    this.#migrated = true;
+  }
+
+  async #appliedVersion(db: Kysely<unknown>): Promise<number> {
+    const rows = await this.#run(
+      sql<{
+        exists: boolean;
+      }>`select to_regclass(${`${quoteIdent(this.stateSchema)}.tailor_migrations`}) is not null as exists`,
+      'reading the state schema version',
+      db,
+    );
+    if (!rows[0]?.exists) return 0;
+    const versions = await this.#run(
+      sql<{ version: number | null }>`select max(version) as version from ${this.#t('tailor_migrations')}`,
+      'reading the state schema version',
+      db,
+    );
+    return versions[0]?.version ?? 0;
+  }
+
+  // --- locks --------------------------------------------------------------------------------------
+
+  async tryLock(activationId: string): Promise<HeldLock | null> {
+    const lock = this.#options.lock;
+    if (lock.kind === 'in_process') {
+      const name = `${lock.scope}\u0000${this.stateSchema}\u0000${activationId}`;
+      if (inProcessLocks.has(name)) return null;
+      inProcessLocks.add(name);
+      let held = true;
+      return {
+        release: async () => {
+          if (held) inProcessLocks.delete(name);
+          held = false;
+        },
+      };
+    }
+    // A session-level advisory lock on a dedicated connection: it lasts until released or until the
+    // connection ends, so a killed process never leaves it behind.
+    // https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+    const session = await this.#openSession();
+    const keys = sql`hashtext(${`tailor:${this.stateSchema}`}), hashtext(${activationId})`;
+    let acquired = false;
+    try {
+      const rows = await this.#run(
+        sql<{ locked: boolean }>`select pg_try_advisory_lock(${keys}) as locked`,
+        `taking the lock of activation ${activationId}`,
+        session.db,
+      );
+      acquired = rows[0]?.locked === true;
+    } finally {
+      if (!acquired) await session.close();
+    }
+    if (!acquired) return null;
+    let held = true;
+    return {
+      release: async () => {
+        if (!held) return;
+        held = false;
+        try {
+          await sql`select pg_advisory_unlock(${keys})`.execute(session.db);
+        } catch (error) {
+          // Closing the session below releases the lock anyway.
+          this.#options.logger.warn(
+            { err: errorMessage(error) },
+            'advisory unlock failed; closing its session',
+          );
+        } finally {
+          await session.close();
+        }
+      },
+    };
+  }
+
+  async #openSession(): Promise<PgSession> {
+    try {
+      return await this.#options.openSession();
+    } catch (error) {
+      throw warehouseError(error, 'opening a warehouse session');
+    }
+  }
+
+  // --- bindings -----------------------------------------------------------------------------------
+
+  async getBinding(activationId: string): Promise<AudienceBinding | undefined> {
+    const rows = await this.#run(
+      sql<BindingRow>`select activation_id, destination, account_id, audience_id, audience_name, bound_at
+        from ${this.#t('bindings')} where activation_id = ${activationId}`,
+      'reading a binding',
+    );
+    const row = rows[0];
+    return (
+      row && {
+        activationId: row.activation_id,
+        destination: row.destination,
+        accountId: row.account_id,
+        audienceId: row.audience_id,
+        audienceName: row.audience_name,
+        boundAt: toDate(row.bound_at),
+      }
+    );
+  }
+
+  async saveBinding(binding: AudienceBinding): Promise<void> {
+    await this.#run(
+      sql`insert into ${this.#t('bindings')} (activation_id, destination, account_id, audience_id, audience_name, bound_at)
+        values (${binding.activationId}, ${binding.destination}, ${binding.accountId}, ${binding.audienceId},
+                ${binding.audienceName}, ${binding.boundAt})
+        on conflict (activation_id) do update set destination = excluded.destination,
+          account_id = excluded.account_id, audience_id = excluded.audience_id,
+          audience_name = excluded.audience_name, bound_at = excluded.bound_at`,
+      'saving a binding',
+    );
+  }
+
+  async deleteBinding(activationId: string): Promise<void> {
+    await this.#run(
+      sql`delete from ${this.#t('bindings')} where activation_id = ${activationId}`,
+      'deleting a binding',
+    );
+  }
+
+  // --- member state -------------------------------------------------------------------------------
+
+  async memberCount(activationId: string): Promise<number> {
+    const rows = await this.#run(
+      sql<{
+        n: string;
+      }>`select count(*) as n from ${this.#t('members')} where activation_id = ${activationId}`,
+      'counting members',
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async deleteAllMembers(activationId: string): Promise<void> {
+    try {
+      await this.#db.transaction().execute(async (trx) => {
+        await sql`delete from ${this.#t('member_hashes')} where activation_id = ${activationId}`.execute(trx);
+        await sql`delete from ${this.#t('members')} where activation_id = ${activationId}`.execute(trx);
+      });
+    } catch (error) {
+      throw warehouseError(error, 'forgetting members');
+    }
+  }
+
+  async applyMemberChanges(
+    activationId: string,
+    changes: { upserts: readonly MemberUpsert[]; removals: readonly string[] },
+  ): Promise<void> {
+    const { upserts, removals } = changes;
+    if (upserts.length === 0 && removals.length === 0) return;
+    const touched = [...removals, ...upserts.map((u) => u.key)];
+    const hashRows = upserts.flatMap((u) => u.hashes.map((h) => [u.key, h.idType, h.hash] as const));
+    try {
+      // Array parameters with unnest(): one statement per table whatever the batch size.
+      // https://www.postgresql.org/docs/current/functions-array.html
+      await this.#db.transaction().execute(async (trx) => {
+        await sql`delete from ${this.#t('member_hashes')}
+          where activation_id = ${activationId} and member_key = any(${touched}::text[])`.execute(trx);
+        if (removals.length > 0) {
+          await sql`delete from ${this.#t('members')}
+            where activation_id = ${activationId} and member_key = any(${removals}::text[])`.execute(trx);
+        }
+        if (upserts.length > 0) {
+          await sql`insert into ${this.#t('members')} as s (activation_id, member_key, fingerprint, last_sent_at, updated_at)
+            select ${activationId}, u.k, u.f, u.s, now()
+            from unnest(${upserts.map((u) => u.key)}::text[], ${upserts.map((u) => u.fingerprint)}::text[],
+                        ${upserts.map((u) => u.lastSentAt)}::timestamptz[]) as u(k, f, s)
+            on conflict (activation_id, member_key) do update set fingerprint = excluded.fingerprint,
+              last_sent_at = coalesce(excluded.last_sent_at, s.last_sent_at), updated_at = excluded.updated_at`.execute(
+            trx,
+          );
+        }
+        if (hashRows.length > 0) {
+          await sql`insert into ${this.#t('member_hashes')} (activation_id, member_key, id_type, hash)
+            select ${activationId}, u.k, u.t, u.h
+            from unnest(${hashRows.map((r) => r[0])}::text[], ${hashRows.map((r) => r[1])}::text[],
+                        ${hashRows.map((r) => r[2])}::text[]) as u(k, t, h)
+            on conflict do nothing`.execute(trx);
+        }
+      });
+    } catch (error) {
+      throw warehouseError(error, 'committing acknowledged members');
+    }
+  }
+
+  async hashesHeldByOthers(
+    activationId: string,
+    hashes: readonly string[],
+    excludingKeys: readonly string[],
+  ): Promise<string[]> {
+    if (hashes.length === 0) return [];
+    const rows = await this.#run(
+      sql<{ hash: string }>`select distinct hash from ${this.#t('member_hashes')}
+        where activation_id = ${activationId} and hash = any(${[...hashes]}::text[])
+          and member_key <> all(${[...excludingKeys]}::text[])`,
+      'looking up shared identifiers',
+    );
+    return rows.map((row) => row.hash);
+  }
+
+  // --- the diff -----------------------------------------------------------------------------------
+
+  async openDiff(input: WarehouseDiffInput): Promise<WarehouseDiff> {
+    if (!/^[a-z0-9_]{1,32}$/.test(input.token)) throw new WarehouseError(`invalid diff token ${input.token}`);
+    const session = await this.#openSession();
+    const diff = new PostgresDiff(this, session, input, this.#options.fetchSize);
+    try {
+      await diff.prepare();
+      return diff;
+    } catch (error) {
+      await diff.close();
+      throw error;
+    }
+  }
+
+  /** @internal for PostgresDiff */
+  table(name: string): RawBuilder<unknown> {
+    return this.#t(name);
+  }
+
+  // --- run log and rejections ---------------------------------------------------------------------
+
+  async insertRun(run: { id: string; activationId: string; startedAt: Date }): Promise<void> {
+    await this.#run(
+      sql`insert into ${this.#t('runs')} (run_id, activation_id, started_at, status)
+        values (${run.id}, ${run.activationId}, ${run.startedAt}, 'running')`,
+      'recording a run',
+    );
+  }
+
+  async finishRun(
+    runId: string,
+    result: {
+      status: Exclude<RunStatus, 'running'>;
+      counts: RunCounts;
+      error: string | null;
+      finishedAt: Date;
+      cost: Record<string, unknown> | null;
+    },
+  ): Promise<void> {
+    const c = result.counts;
+    await this.#run(
+      sql`update ${this.#t('runs')} set finished_at = ${result.finishedAt}, status = ${result.status},
+          rows = ${c.rows}, added = ${c.added}, removed = ${c.removed}, changed = ${c.changed},
+          refreshed = ${c.refreshed}, invalid = ${c.invalid}, rejected = ${c.rejected}, requests = ${c.requests},
+          error = ${result.error}, cost = ${result.cost === null ? null : JSON.stringify(result.cost)}::jsonb
+        where run_id = ${runId}`,
+      'recording the end of a run',
+    );
+  }
+
+  async listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]> {
+    const where =
+      options.activationId === undefined ? sql`true` : sql`activation_id = ${options.activationId}`;
+    const rows = await this.#run(
+      sql<RunRow>`select run_id, activation_id, started_at, finished_at, status, rows, added, removed, changed,
+          refreshed, invalid, rejected, requests, error, cost
+        from ${this.#t('runs')} where ${where}
+        order by started_at desc, run_id desc limit ${options.limit}`,
+      'listing runs',
+    );
+    return rows.map((row) => ({
+      id: row.run_id,
+      activationId: row.activation_id,
+      startedAt: toDate(row.started_at),
+      finishedAt: row.finished_at === null ? null : toDate(row.finished_at),
+      status: row.status,
+      counts: {
+        rows: Number(row.rows),
+        added: Number(row.added),
+        removed: Number(row.removed),
+        changed: Number(row.changed),
+        refreshed: Number(row.refreshed),
+        invalid: Number(row.invalid),
+        rejected: Number(row.rejected),
+        requests: Number(row.requests),
+      },
+      error: row.error,
+      cost: row.cost,
+    }));
+  }
+
+  async insertRejections(
+    runId: string,
+    activationId: string,
+    rows: readonly RejectionRecord[],
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await this.#run(
+      sql`insert into ${this.#t('rejections')} (run_id, activation_id, member_key, identifier_type, reason)
+        select ${runId}, ${activationId}, u.k, u.t, u.r
+        from unnest(${rows.map((r) => r.memberKey)}::text[], ${rows.map((r) => r.identifierType)}::text[],
+                    ${rows.map((r) => r.reason)}::text[]) as u(k, t, r)`,
+      'recording rejections',
+    );
+  }
+
+  // --- scheduler bookkeeping ----------------------------------------------------------------------
+
+  async getActivationStatus(activationId: string): Promise<ActivationStatus | undefined> {
+    const rows = await this.#run(
+      sql<StatusRow>`select * from ${this.#t('activation_status')} where activation_id = ${activationId}`,
+      'reading activation status',
+    );
+    return rows[0] && statusFromRow(rows[0]);
+  }
+
+  async setActivationStatus(status: ActivationStatus): Promise<void> {
+    await this.#run(
+      sql`insert into ${this.#t('activation_status')}
+          (activation_id, consecutive_failures, paused_at, paused_reason, config_fingerprint, updated_at)
+        values (${status.activationId}, ${status.consecutiveFailures}, ${status.pausedAt}::timestamptz,
+                ${status.pausedReason}::text, ${status.configFingerprint}::text, ${status.updatedAt})
+        on conflict (activation_id) do update set consecutive_failures = excluded.consecutive_failures,
+          paused_at = excluded.paused_at, paused_reason = excluded.paused_reason,
+          config_fingerprint = excluded.config_fingerprint, updated_at = excluded.updated_at`,
+      'saving activation status',
+    );
+  }
+
+  async listActivationStatus(): Promise<ActivationStatus[]> {
+    const rows = await this.#run(
+      sql<StatusRow>`select * from ${this.#t('activation_status')} order by activation_id`,
+      'listing activation status',
+    );
+    return rows.map(statusFromRow);
+  }
+}
+
+/**
+ * One diff on its own session: `tailor_snap_<token>` (the model's rows: key as text, fingerprint,
+ * mapped values), `tailor_bad_<token>` (null and duplicated keys) and `tailor_delta_<token>` (the
+ * FULL OUTER JOIN against state, delta rows only), all temp tables of the session.
+ */
+class PostgresDiff implements WarehouseDiff {
+  counts: DiffCounts = {
+    rows: 0,
+    invalidKeys: 0,
+    added: 0,
+    removed: 0,
+    changed: 0,
+    refresh: 0,
+    stateMembers: 0,
+  };
+  readonly #owner: PostgresWarehouseSql;
+  readonly #session: PgSession;
+  readonly #input: WarehouseDiffInput;
+  readonly #fetchSize: number;
+  readonly #snap: RawBuilder<unknown>;
+  readonly #bad: RawBuilder<unknown>;
+  readonly #delta: RawBuilder<unknown>;
+  #closed = false;
+
+  constructor(owner: PostgresWarehouseSql, session: PgSession, input: WarehouseDiffInput, fetchSize: number) {
+    this.#owner = owner;
+    this.#session = session;
+    this.#input = input;
+    this.#fetchSize = fetchSize;
+    this.#snap = sql.id(`tailor_snap_${input.token}`);
+    this.#bad = sql.id(`tailor_bad_${input.token}`);
+    this.#delta = sql.id(`tailor_delta_${input.token}`);
+  }
+
+  async #exec<R>(query: RawBuilder<R>, what: string): Promise<R[]> {
+    try {
+      return (await query.execute(this.#session.db)).rows;
+    } catch (error) {
+      throw warehouseError(error, what);
+    }
+  }
+
+  async prepare(): Promise<void> {
+    const { modelSql, modelName, primaryKey, columns, activationId } = this.#input;
+    const m = (column: string) => sql.id('m', column);
+    const values = columns.map((column, i) => sql`${m(column)} as ${sql.id(`v_${i}`)}`);
+    // The fingerprint: md5 of a JSON array of the mapped values in `columns` order. JSON keeps nulls
+    // apart from the text 'null' and each value's type apart (1 vs '1'), so it is null-safe and
+    // order-defined; the same values of the same types always render the same text.
+    const fingerprint = sql`md5(json_build_array(${sql.join(columns.map(m))})::text)`;
+    try {
+      await sql`create temp table ${this.#snap} as
+        select (${m(primaryKey)})::text as member_key, ${fingerprint} as fingerprint
+          ${sql.join(
+            values.map((v) => sql`, ${v}`),
+            sql``,
+          )}
+        from (${sql.raw(modelSql)}) as m`.execute(this.#session.db);
+    } catch (error) {
+      throw modelError(error, modelName);
+    }
+    const t = this.#owner.table.bind(this.#owner);
+    const valueRefs = columns.map((_, i) => sql`, s.${sql.id(`v_${i}`)}`);
+    await this.#exec(
+      sql`create temp table ${this.#bad} as select member_key, count(*)::bigint as n from ${this.#snap}
+        group by member_key having member_key is null or count(*) > 1`,
+      'finding null and duplicated keys',
+    );
+    await this.#exec(
+      sql`create temp table ${this.#delta} as
+        select case when s.member_key is null then 0 when t.member_key is null then 3
+                    when s.fingerprint <> t.fingerprint then 1 else 2 end as change_rank,
+               coalesce(s.member_key, t.member_key) as member_key, s.fingerprint
+               ${sql.join(valueRefs, sql``)}
+        from (select * from ${this.#snap} s0 where s0.member_key is not null
+                and not exists (select 1 from ${this.#bad} b where b.member_key = s0.member_key)) s
+        full join (select member_key, fingerprint, last_sent_at from ${t('members')}
+                   where activation_id = ${activationId}) t on s.member_key = t.member_key
+        where s.member_key is null or t.member_key is null or s.fingerprint <> t.fingerprint
+           or ${this.#input.fullResync}::boolean or t.last_sent_at < ${this.#input.refreshBefore}::timestamptz`,
+      'comparing the segment with state',
+    );
+    const [rows] = await this.#exec(
+      sql<{ rows: string; invalid: string; state: string }>`select
+          (select count(*) from ${this.#snap}) as rows,
+          (select coalesce(sum(n), 0) from ${this.#bad}) as invalid,
+          (select count(*) from ${t('members')} where activation_id = ${activationId}) as state`,
+      'counting the diff',
+    );
+    const byRank = await this.#exec(
+      sql<{
+        change_rank: number;
+        n: string;
+      }>`select change_rank, count(*) as n from ${this.#delta} group by change_rank`,
+      'counting the diff',
+    );
+    const count = (rank: number) => Number(byRank.find((r) => r.change_rank === rank)?.n ?? 0);
+    this.counts = {
+      rows: Number(rows?.rows ?? 0),
+      invalidKeys: Number(rows?.invalid ?? 0),
+      removed: count(0),
+      changed: count(1),
+      refresh: count(2),
+      added: count(3),
+      stateMembers: Number(rows?.state ?? 0),
+    };
+  }
+
+  async *#stream<R>(query: RawBuilder<R>, what: string): AsyncGenerator<R[]> {
+    if (this.#closed) throw new WarehouseError('the diff was already closed');
+    const compiled = query.compile(this.#session.db);
+    try {
+      // Kysely streams through pg-cursor (Postgres) or a WITH HOLD cursor (PGlite): `fetchSize` rows
+      // per round trip, never the whole result in memory.
+      for await (const chunk of this.#session.db.getExecutor().stream(compiled, this.#fetchSize)) {
+        yield chunk.rows as R[];
+      }
+    } catch (error) {
+      throw warehouseError(error, what);
+    }
+  }
+
+  async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
+    let batch: InvalidKeyRow[] = [];
+    const query = sql<{ member_key: string | null; n: string }>`select member_key, n from ${this.#bad}
+      order by member_key collate "C" nulls first`;
+    for await (const rows of this.#stream(query, 'reading invalid keys')) {
+      for (const row of rows) {
+        const n = Number(row.n);
+        if (row.member_key === null) {
+          // Each null-key row is its own invalid row.
+          for (let i = 0; i < n; i++) {
+            batch.push({ key: null, reason: 'null_primary_key', rows: 1 });
+            if (batch.length >= batchSize) {
+              yield batch;
+              batch = [];
+            }
+          }
+        } else {
+          batch.push({ key: row.member_key, reason: 'duplicate_primary_key', rows: n });
+        }
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async *delta(batchSize: number): AsyncIterable<WarehouseDeltaRow[]> {
+    const columns = this.#input.columns;
+    const t = this.#owner.table.bind(this.#owner);
+    const values = columns.map((_, i) => sql`, d.${sql.id(`v_${i}`)}`);
+    const query = sql<DeltaDbRow>`select d.change_rank, d.member_key, d.fingerprint ${sql.join(values, sql``)},
+        case when d.change_rank <> 3 then coalesce(
+          (select json_agg(json_build_array(h.id_type, h.hash) order by h.id_type, h.hash)
+           from ${t('member_hashes')} h
+           where h.activation_id = ${this.#input.activationId} and h.member_key = d.member_key),
+          '[]'::json) end as previous_hashes
+      from ${this.#delta} d order by d.change_rank, d.member_key collate "C"`;
+    let batch: WarehouseDeltaRow[] = [];
+    for await (const rows of this.#stream(query, 'reading the delta')) {
+      for (const row of rows) {
+        const change = CHANGE_BY_RANK[row.change_rank]!;
+        const record = row as unknown as Record<string, unknown>;
+        batch.push({
+          key: row.member_key,
+          change,
+          values: change === 'removed' ? null : columns.map((_, i) => record[`v_${i}`]),
+          fingerprint: change === 'removed' ? null : row.fingerprint,
+          previousHashes:
+            row.previous_hashes === null
+              ? null
+              : parseJson<[string, string][]>(row.previous_hashes).map(([idType, hash]) => ({
+                  idType,
+                  hash,
+                })),
+        });
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await sql`drop table if exists ${this.#delta}, ${this.#bad}, ${this.#snap}`.execute(this.#session.db);
+    } catch {
+      // The session ends below, which drops its temp tables anyway.
+    } finally {
+      await this.#session.close();
+    }
+  }
+}
+
+interface DeltaDbRow {
+  change_rank: number;
+  member_key: string;
+  fingerprint: string | null;
+  previous_hashes: [string, string][] | string | null;
+}
+
+interface BindingRow {
+  activation_id: string;
+  destination: string;
+  account_id: string;
+  audience_id: string;
+  audience_name: string;
+  bound_at: Date | string;
+}
+
+interface RunRow {
+  run_id: string;
+  activation_id: string;
+  started_at: Date | string;
+  finished_at: Date | string | null;
+  status: RunStatus;
+  rows: string | number;
+  added: string | number;
+  removed: string | number;
+  changed: string | number;
+  refreshed: string | number;
+  invalid: string | number;
+  rejected: string | number;
+  requests: string | number;
+  error: string | null;
+  cost: Record<string, unknown> | null;
+}
+
+interface StatusRow {
+  activation_id: string;
+  consecutive_failures: number;
+  paused_at: Date | string | null;
+  paused_reason: string | null;
+  config_fingerprint: string | null;
+  updated_at: Date | string;
+}
+
+function statusFromRow(row: StatusRow): ActivationStatus {
+  return {
+    activationId: row.activation_id,
+    consecutiveFailures: Number(row.consecutive_failures),
+    pausedAt: row.paused_at === null ? null : toDate(row.paused_at),
+    pausedReason: row.paused_reason,
+    configFingerprint: row.config_fingerprint,
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+function toDate(value: Date | string): Date {
+  return value instanceof Date ? value : new Date(value);
+}
+
+function parseJson<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Postgres SQLSTATE classes that mean the warehouse, not the model, failed. */
+const WAREHOUSE_STATE = /^(08|28|3D|53|54|57|58|XX)/;
+
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** A warehouse failure with a hint; the driver's message carries no parameters. */
+export function warehouseError(error: unknown, what: string): WarehouseError | ModelSqlError {
+  if (error instanceof WarehouseError || error instanceof ModelSqlError) return error;
+  const code = sqlState(error);
+  const message = errorMessage(error);
+  let hint = 'check that the warehouse is reachable and the state schema is usable';
+  if (code === '42501') hint = 'grant the warehouse user the privileges Tailor needs (see docs/state.md)';
+  else if (code?.startsWith('28')) hint = 'check the warehouse credentials in tailor.yml';
+  else if (code?.startsWith('08') || code === undefined)
+    hint = 'check the warehouse URL and that the server is running';
+  return new WarehouseError(`${what} failed: ${message}`, { cause: error, hint });
+}
+
+/** A failure of the model's own SQL, unless it is the connection or permissions. */
+export function modelError(error: unknown, modelName: string): Error {
+  const code = sqlState(error);
+  if (code === undefined || WAREHOUSE_STATE.test(code) || code === '42501') {
+    return warehouseError(error, `snapshotting model ${modelName}`);
+  }
+  return new ModelSqlError(modelName, errorMessage(error), {
+    cause: error,
+    hint: `run models/${modelName}.sql in the warehouse to see the error; Tailor runs it unchanged`,
+  });
+}
