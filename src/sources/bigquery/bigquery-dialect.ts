@@ -1,0 +1,216 @@
+import {
+  CompiledQuery,
+  DialectAdapterBase,
+  type DatabaseConnection,
+  type DatabaseIntrospector,
+  type DatabaseMetadata,
+  type DatabaseMetadataOptions,
+  type Dialect,
+  type Driver,
+  type Kysely,
+  type MigrationLockOptions,
+  type QueryCompiler,
+  type QueryResult,
+  type SchemaMetadata,
+  type TableMetadata,
+} from 'kysely';
+import { WarehouseError } from '../../errors.js';
+import type { BigqueryExecutor } from './bigquery-executor.js';
+import { BigqueryQueryCompiler } from './bigquery-query-compiler.js';
+
+/**
+ * Kysely 0.28 has no BigQuery dialect; this is a small one over @google-cloud/bigquery. BigQuery has
+ * no connections: every statement is a query job. A "connection" only matters inside a transaction,
+ * where it carries the BigQuery session the transaction lives in.
+ * https://cloud.google.com/bigquery/docs/transactions
+ */
+export class BigqueryDialect implements Dialect {
+  readonly #executor: BigqueryExecutor;
+
+  constructor(executor: BigqueryExecutor) {
+    this.#executor = executor;
+  }
+
+  createAdapter(): BigqueryAdapter {
+    return new BigqueryAdapter();
+  }
+
+  createDriver(): Driver {
+    return new BigqueryDriver(this.#executor);
+  }
+
+  createQueryCompiler(): QueryCompiler {
+    return new BigqueryQueryCompiler();
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
+  createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return new BigqueryIntrospector(db);
+  }
+}
+
+export class BigqueryAdapter extends DialectAdapterBase {
+  override get supportsCreateIfNotExists(): boolean {
+    return true;
+  }
+
+  override get supportsTransactionalDdl(): boolean {
+    return false;
+  }
+
+  override get supportsReturning(): boolean {
+    return false;
+  }
+
+  // BigQuery has no locks. Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS) and run
+  // under the activation lock row of bigquery-sql.ts, so Kysely's migration lock is a no-op here.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
+  override async acquireMigrationLock(_db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {}
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
+  override async releaseMigrationLock(_db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {}
+}
+
+class BigqueryDriver implements Driver {
+  readonly #executor: BigqueryExecutor;
+
+  constructor(executor: BigqueryExecutor) {
+    this.#executor = executor;
+  }
+
+  async init(): Promise<void> {}
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new BigqueryConnection(this.#executor);
+  }
+
+  async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection as BigqueryConnection).begin();
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection as BigqueryConnection).end('COMMIT TRANSACTION');
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection as BigqueryConnection).end('ROLLBACK TRANSACTION');
+  }
+
+  async releaseConnection(): Promise<void> {}
+
+  async destroy(): Promise<void> {}
+}
+
+export class BigqueryConnection implements DatabaseConnection {
+  readonly #executor: BigqueryExecutor;
+  #sessionId: string | undefined;
+
+  constructor(executor: BigqueryExecutor) {
+    this.#executor = executor;
+  }
+
+  async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    const result = await this.#executor.all(compiledQuery.sql, compiledQuery.parameters, this.#session());
+    return {
+      rows: result.rows as R[],
+      ...(result.numAffectedRows === undefined ? {} : { numAffectedRows: result.numAffectedRows }),
+    };
+  }
+
+  async *streamQuery<R>(
+    compiledQuery: CompiledQuery,
+    chunkSize = 10_000,
+  ): AsyncIterableIterator<QueryResult<R>> {
+    const statement = await this.#executor.run(compiledQuery.sql, compiledQuery.parameters, {
+      ...this.#session(),
+      pageSize: chunkSize,
+    });
+    if (statement.rows.length > 0) yield { rows: statement.rows as R[] };
+    for await (const page of statement.pages()) if (page.length > 0) yield { rows: page as R[] };
+  }
+
+  /** Multi-statement transactions need a session; its id rides on every later job of this connection. */
+  async begin(): Promise<void> {
+    if (this.#sessionId)
+      throw new WarehouseError('a BigQuery transaction is already open on this connection');
+    const statement = await this.#executor.run('BEGIN TRANSACTION', [], { createSession: true });
+    if (!statement.sessionId)
+      throw new WarehouseError('BigQuery did not return a session for the transaction');
+    this.#sessionId = statement.sessionId;
+  }
+
+  async end(sql: 'COMMIT TRANSACTION' | 'ROLLBACK TRANSACTION'): Promise<void> {
+    const sessionId = this.#sessionId;
+    if (!sessionId) return;
+    try {
+      await this.#executor.run(sql, [], { sessionId });
+    } finally {
+      this.#sessionId = undefined;
+      // Sessions otherwise live 24 hours; end ours now. https://cloud.google.com/bigquery/docs/sessions-terminating
+      await this.#executor.run('CALL BQ.ABORT_SESSION()', [], { sessionId }).catch(() => undefined);
+    }
+  }
+
+  #session(): { sessionId?: string } {
+    return this.#sessionId ? { sessionId: this.#sessionId } : {};
+  }
+}
+
+/** Datasets and tables of the job's project, read from INFORMATION_SCHEMA. */
+class BigqueryIntrospector implements DatabaseIntrospector {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
+  readonly #db: Kysely<any>;
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
+  constructor(db: Kysely<any>) {
+    this.#db = db;
+  }
+
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const result = await this.#db.executeQuery<{ schema_name: string }>(
+      CompiledQuery.raw('SELECT schema_name FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY schema_name'),
+    );
+    return result.rows.map((row) => ({ name: row.schema_name }));
+  }
+
+  async getTables(_options?: DatabaseMetadataOptions): Promise<TableMetadata[]> {
+    const tables = new Map<string, TableMetadata & { columns: TableMetadata['columns'][number][] }>();
+    for (const schema of await this.getSchemas()) {
+      const dataset = schema.name.replace(/`/g, '');
+      const result = await this.#db.executeQuery<{
+        table_name: string;
+        column_name: string;
+        data_type: string;
+        is_nullable: string;
+        table_type: string;
+      }>(
+        CompiledQuery.raw(
+          `SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, t.table_type
+           FROM \`${dataset}\`.INFORMATION_SCHEMA.COLUMNS AS c
+           JOIN \`${dataset}\`.INFORMATION_SCHEMA.TABLES AS t USING (table_name)
+           ORDER BY c.table_name, c.ordinal_position`,
+        ),
+      );
+      for (const row of result.rows) {
+        const id = `${dataset}.${row.table_name}`;
+        let table = tables.get(id);
+        if (!table) {
+          table = { name: row.table_name, schema: dataset, isView: row.table_type === 'VIEW', columns: [] };
+          tables.set(id, table);
+        }
+        table.columns.push({
+          name: row.column_name,
+          dataType: row.data_type,
+          isNullable: row.is_nullable === 'YES',
+          isAutoIncrementing: false,
+          hasDefaultValue: false,
+        });
+      }
+    }
+    return [...tables.values()];
+  }
+
+  async getMetadata(options?: DatabaseMetadataOptions): Promise<DatabaseMetadata> {
+    return { tables: await this.getTables(options) };
+  }
+}
