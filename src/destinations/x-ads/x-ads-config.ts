@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { secret } from '../../config/secret.js';
+import { isLoopbackHost } from './api-url.js';
 import { X_IDENTIFIER_TYPES } from './identifier-types.js';
 
 export const identifierTypeSchema = z.enum(X_IDENTIFIER_TYPES, {
@@ -52,7 +53,22 @@ export const xAdsDestinationSchema = z.strictObject({
     .string()
     .regex(/^[0-9a-zA-Z]+$/, { message: 'must be the base-36 ad account id, e.g. 18ce54d4x5t' })
     .transform((id) => id.toLowerCase()),
-  api_url: z.string().url().default('https://ads-api.x.com'),
+  /**
+   * X serves only HTTPS (x-ads-api.md §1) and every request carries the OAuth credentials, so plain
+   * http is accepted only for a loopback host: a local emulator.
+   */
+  api_url: z
+    .string()
+    .url()
+    .refine(
+      (value) => {
+        const url = URL.parse(value);
+        if (!url) return true; // .url() reports it
+        return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
+      },
+      { message: 'must be https (plain http only for a loopback host: 127.0.0.0/8, ::1, localhost)' },
+    )
+    .default('https://ads-api.x.com'),
   credentials: z.strictObject({
     consumer_key: secret(z.string().min(1)),
     consumer_secret: secret(z.string().min(1)),

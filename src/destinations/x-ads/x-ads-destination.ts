@@ -20,7 +20,8 @@ import {
 import { type Clock, systemClock } from './clock.js';
 import { accountLimiters, type AccountLimiters } from './rate-limiter.js';
 import type { XAdsDestinationConfig } from './x-ads-config.js';
-import { checkApiUrl, XAdsHttp, type XAdsRequest, type XAdsResponse } from './x-ads-http.js';
+import { checkApiUrl } from './api-url.js';
+import { XAdsHttp, type XAdsRequest, type XAdsResponse } from './x-ads-http.js';
 import {
   describeErrors,
   parseAudience,
