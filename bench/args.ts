@@ -1,0 +1,104 @@
+import { parseArgs } from 'node:util';
+
+/** What one `npm run bench` invocation measures. */
+export interface BenchOptions {
+  /** Segment sizes, smallest first. */
+  sizes: number[];
+  /** Measured repetitions of each case (medians are reported). */
+  runs: number;
+  /**
+   * Repetitions of the initial load at sizes above 1M (each one reloads the whole segment). The
+   * incremental case still gets `runs` repetitions there, alternating the edits forward and back.
+   */
+  largeInitialRuns: number;
+  out: string;
+  skipPglite: boolean;
+  skipFullPull: boolean;
+  /** The PGlite incremental case runs at this size (1M, or the largest size when that is smaller). */
+  pgliteRows: number;
+  /** A server URL; the benchmark creates (and drops first) `database` on it. */
+  pgUrl: string;
+  database: string;
+  /** Keep the benchmark database and temp projects afterwards (for inspection). */
+  keep: boolean;
+  quick: boolean;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --quick               100k rows, 3 runs (under 2 minutes)
+  --rows N[,N...]       segment sizes (default 1000000,5000000; suffixes k and m accepted)
+  --runs N              measured repetitions per case, medians reported (default 3)
+  --large-initial-runs N  initial-load repetitions at sizes above 1M (default: --runs)
+  --out FILE            where to write the results (default bench/RESULTS.md)
+  --skip-pglite         leave out the PGlite incremental case
+  --skip-full-pull      leave out the full-pull baseline
+  --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
+  --database NAME       database to (re)create for the run (default tailor_bench)
+  --keep                keep the database and the generated projects afterwards
+`;
+
+/** Parses `12`, `100k`, `1m`, `1_000_000`. */
+export function parseCount(text: string): number {
+  const match = /^(\d[\d_]*)([km]?)$/i.exec(text.trim());
+  if (!match) throw new Error(`not a row count: ${JSON.stringify(text)}`);
+  const base = Number(match[1]!.replaceAll('_', ''));
+  const scale = { '': 1, k: 1_000, m: 1_000_000 }[match[2]!.toLowerCase() as '' | 'k' | 'm'];
+  const value = base * scale;
+  if (!Number.isSafeInteger(value) || value < 100) throw new Error(`row count must be at least 100: ${text}`);
+  return value;
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean', default: false },
+      rows: { type: 'string' },
+      runs: { type: 'string' },
+      'large-initial-runs': { type: 'string' },
+      out: { type: 'string', default: 'bench/RESULTS.md' },
+      'skip-pglite': { type: 'boolean', default: false },
+      'skip-full-pull': { type: 'boolean', default: false },
+      'pg-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
+      database: { type: 'string', default: 'tailor_bench' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const sizes = (values.rows ?? (values.quick ? '100000' : '1000000,5000000'))
+    .split(',')
+    .filter((part) => part.trim() !== '')
+    .map(parseCount)
+    .sort((a, b) => a - b);
+  if (sizes.length === 0) throw new Error('--rows needs at least one size');
+  const runs = values.runs === undefined ? 3 : Number(values.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer`);
+  const largeInitialRuns =
+    values['large-initial-runs'] === undefined ? runs : Number(values['large-initial-runs']);
+  if (!Number.isInteger(largeInitialRuns) || largeInitialRuns < 1 || largeInitialRuns > runs) {
+    throw new Error(`--large-initial-runs must be between 1 and --runs`);
+  }
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(values.database)) {
+    throw new Error('--database must be a plain lowercase identifier');
+  }
+  return {
+    sizes,
+    runs,
+    largeInitialRuns,
+    out: values.out,
+    skipPglite: values['skip-pglite'],
+    skipFullPull: values['skip-full-pull'],
+    pgliteRows: Math.min(1_000_000, sizes[sizes.length - 1]!),
+    pgUrl: values['pg-url'],
+    database: values.database,
+    keep: values.keep,
+    quick: values.quick,
+  };
+}

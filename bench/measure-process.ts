@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface MeasuredProcess {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  wallMs: number;
+  /** Peak resident set size of the process (bytes); NaN when it could not be measured. */
+  peakRssBytes: number;
+}
+
+const GNU_TIME = '/usr/bin/time';
+
+/**
+ * Runs a command and measures its wall time and peak RSS. GNU time's `%M` (the kernel's maximum RSS
+ * from wait4) is exact; without it, `/proc/<pid>/status` VmHWM (the kernel's own high-water mark)
+ * is sampled until the process exits.
+ */
+export async function runMeasured(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<MeasuredProcess> {
+  const useTime = existsSync(GNU_TIME);
+  const dir = useTime ? await mkdtemp(join(tmpdir(), 'tailor-bench-time-')) : undefined;
+  const timeFile = dir ? join(dir, 'rss') : undefined;
+  const [file, argv] = timeFile
+    ? [GNU_TIME, ['-f', '%M', '-o', timeFile, command, ...args]]
+    : [command, [...args]];
+  const started = performance.now();
+  const child = spawn(file, argv, {
+    cwd: options.cwd,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  let sampledHwm = Number.NaN;
+  const sampler = timeFile
+    ? undefined
+    : setInterval(() => {
+        void readFile(`/proc/${child.pid}/status`, 'utf8')
+          .then((status) => {
+            const kb = Number(/VmHWM:\s+(\d+)\s+kB/.exec(status)?.[1]);
+            if (Number.isFinite(kb))
+              sampledHwm = Math.max(Number.isNaN(sampledHwm) ? 0 : sampledHwm, kb * 1024);
+          })
+          .catch(() => undefined);
+      }, 20);
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60 * 60_000);
+  const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
+    (resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    },
+  );
+  const wallMs = performance.now() - started;
+  clearTimeout(timer);
+  if (sampler) clearInterval(sampler);
+  let peakRssBytes = sampledHwm;
+  if (timeFile && dir) {
+    try {
+      // GNU time appends "Command exited with non-zero status N" before the figure on failure.
+      const lines = (await readFile(timeFile, 'utf8')).trim().split('\n');
+      peakRssBytes = Number(lines[lines.length - 1]) * 1024;
+    } catch {
+      peakRssBytes = Number.NaN;
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+  return { code, signal, stdout, stderr, wallMs, peakRssBytes };
+}

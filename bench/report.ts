@@ -1,0 +1,319 @@
+import type { BenchOptions } from './args.js';
+import type { MachineInfo } from './machine.js';
+import { findSummary, type Measurement, type Summary, summarize } from './results.js';
+import { formatBytes, formatCount, formatDuration, formatRatio } from './stats.js';
+
+/** The targets of issue 8, checked against the medians. */
+export const TARGETS = {
+  incrementalFloorFactor: 1.5,
+  incrementalFloorSlackMs: 500,
+  fullPullSpeedup: 5,
+  initialMembersPerSecond: 150_000,
+  peakRssBytes: 300 * 1024 * 1024,
+  /** "Flat": the larger size's peak within this factor of the smaller's. */
+  rssFlatFactor: 1.2,
+  oneRequestDelta: 10_000,
+} as const;
+
+export type TargetStatus = 'met' | 'not met' | 'not measured';
+
+export interface TargetCheck {
+  target: string;
+  status: TargetStatus;
+  evidence: string;
+}
+
+const REFERENCE_SIZE = 1_000_000;
+
+/** The size the "at 1M" targets are judged at: 1M when measured, else the nearest measured size. */
+function referenceSize(sizes: readonly number[]): number {
+  return [...sizes].sort((a, b) => Math.abs(a - REFERENCE_SIZE) - Math.abs(b - REFERENCE_SIZE))[0]!;
+}
+
+const at = (size: number) =>
+  size === REFERENCE_SIZE ? 'at 1M' : `at ${formatCount(size)} rows (1M not run)`;
+
+export function checkTargets(summaries: readonly Summary[], sizes: readonly number[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const ref = referenceSize(sizes);
+  const get = (size: number, kind: 'initial' | 'incremental', system: 'tailor' | 'floor' | 'full_pull') =>
+    findSummary(summaries, { warehouse: 'postgres', size, kind, system });
+
+  {
+    const tailor = get(ref, 'incremental', 'tailor');
+    const floor = get(ref, 'incremental', 'floor');
+    const target = `Incremental sync ≤ ${TARGETS.incrementalFloorFactor} × floor + ${TARGETS.incrementalFloorSlackMs / 1000} s`;
+    if (!tailor || !floor) checks.push({ target, status: 'not measured', evidence: '' });
+    else {
+      const bound = TARGETS.incrementalFloorFactor * floor.wallMs + TARGETS.incrementalFloorSlackMs;
+      checks.push({
+        target,
+        status: tailor.wallMs <= bound ? 'met' : 'not met',
+        evidence:
+          `${at(ref)}: \`tailor sync\` ${formatDuration(tailor.wallMs)} (process, start to exit; the run itself ` +
+          `${formatDuration(tailor.engineMs)}) vs bound ${formatDuration(bound)} (floor ${formatDuration(floor.wallMs)}); ` +
+          `by the run's own duration: ${tailor.engineMs <= bound ? 'within' : 'over'} the bound`,
+      });
+    }
+  }
+  {
+    const tailor = get(ref, 'incremental', 'tailor');
+    const full = get(ref, 'incremental', 'full_pull');
+    const target = `Incremental ≥ ${TARGETS.fullPullSpeedup}× faster than the full pull`;
+    if (!tailor || !full) checks.push({ target, status: 'not measured', evidence: '' });
+    else {
+      const speedup = full.wallMs / tailor.wallMs;
+      checks.push({
+        target,
+        status: speedup >= TARGETS.fullPullSpeedup ? 'met' : 'not met',
+        evidence: `${at(ref)}: full pull ${formatDuration(full.wallMs)} / tailor ${formatDuration(tailor.wallMs)} = ${formatRatio(speedup)}`,
+      });
+    }
+  }
+  {
+    const target = `Initial load ≥ ${formatCount(TARGETS.initialMembersPerSecond)} members/s`;
+    const initial = sizes.map((size) => get(size, 'initial', 'tailor')).filter((s): s is Summary => !!s);
+    if (initial.length === 0) checks.push({ target, status: 'not measured', evidence: '' });
+    else {
+      const worst = Math.min(...initial.map((s) => s.membersPerSecond));
+      checks.push({
+        target,
+        status: worst >= TARGETS.initialMembersPerSecond ? 'met' : 'not met',
+        evidence: initial
+          .map(
+            (s) =>
+              `${formatCount(s.size)} rows: ${formatCount(s.membersPerSecond)} members/s (${formatDuration(s.wallMs)})`,
+          )
+          .join('; '),
+      });
+    }
+  }
+  {
+    const target = `Peak RSS ≤ ${formatBytes(TARGETS.peakRssBytes)} and flat from the smallest to the largest size`;
+    const tailor = summaries.filter(
+      (s) => s.system === 'tailor' && s.warehouse === 'postgres' && s.maxPeakRssBytes !== null,
+    );
+    if (tailor.length === 0) checks.push({ target, status: 'not measured', evidence: '' });
+    else {
+      const peak = Math.max(...tailor.map((s) => s.maxPeakRssBytes!));
+      const small = Math.min(...sizes);
+      const large = Math.max(...sizes);
+      const flatness = (['initial', 'incremental'] as const).map((kind) => {
+        const a = get(small, kind, 'tailor')?.maxPeakRssBytes ?? null;
+        const b = get(large, kind, 'tailor')?.maxPeakRssBytes ?? null;
+        return { kind, a, b, flat: a !== null && b !== null ? b <= a * TARGETS.rssFlatFactor : null };
+      });
+      const flat = small === large ? null : flatness.every((f) => f.flat !== false);
+      checks.push({
+        target,
+        status: peak <= TARGETS.peakRssBytes && flat !== false ? 'met' : 'not met',
+        evidence:
+          `highest peak ${formatBytes(peak)}; ` +
+          (flat === null
+            ? 'flatness not measured (one size only)'
+            : flatness
+                .map(
+                  (f) =>
+                    `${f.kind} ${formatBytes(f.a ?? Number.NaN)} at ${formatCount(small)} → ${formatBytes(f.b ?? Number.NaN)} at ${formatCount(large)}`,
+                )
+                .join('; ')),
+      });
+    }
+  }
+  {
+    const target = `A ${formatCount(TARGETS.oneRequestDelta)}-member delta sent in one request`;
+    const tailor = summaries.filter((s) => s.system === 'tailor' && s.maxUsersPerRequest !== null);
+    if (tailor.length === 0) checks.push({ target, status: 'not measured', evidence: '' });
+    else {
+      const most = Math.max(...tailor.map((s) => s.maxUsersPerRequest!));
+      const inc = get(ref, 'incremental', 'tailor');
+      checks.push({
+        target,
+        status: most >= TARGETS.oneRequestDelta ? 'met' : 'not met',
+        evidence:
+          `the most user objects Tailor put in one request: ${formatCount(most)}` +
+          (inc
+            ? `; the ${formatCount(inc.deltaMembers)}-member incremental delta ${at(ref)} took ${formatCount(inc.requests ?? Number.NaN)} requests`
+            : ''),
+      });
+    }
+  }
+  return checks;
+}
+
+const SYSTEM_LABEL = {
+  tailor: 'Tailor (`tailor sync`)',
+  floor: 'Floor (plain SQL)',
+  full_pull: 'Full pull (baseline)',
+};
+
+function caseTable(
+  summaries: readonly Summary[],
+  warehouse: 'postgres' | 'pglite',
+  size: number,
+  kind: 'initial' | 'incremental',
+): string {
+  const rows = (['tailor', 'floor', 'full_pull'] as const)
+    .map((system) => findSummary(summaries, { warehouse, size, kind, system }))
+    .filter((s): s is Summary => !!s);
+  if (rows.length === 0) return '';
+  const tailor = rows.find((s) => s.system === 'tailor');
+  const floor = rows.find((s) => s.system === 'floor');
+  const full = rows.find((s) => s.system === 'full_pull');
+  const header =
+    '| system | runs | wall time | run itself | rows read | bytes read (wire) | user objects | requests | max users/request | members/s | peak RSS |\n' +
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
+  const line = (s: Summary) =>
+    `| ${SYSTEM_LABEL[s.system]} | ${s.runs} | ${formatDuration(s.wallMs)} | ${s.system === 'floor' ? '' : formatDuration(s.engineMs)} | ` +
+    `${formatCount(s.rowsRead)} | ${s.wireBytes === null ? (s.valueBytes === null ? 'n/a' : `${formatBytes(s.valueBytes)} (values)`) : formatBytes(s.wireBytes)} | ` +
+    `${s.userObjects === null ? '' : formatCount(s.userObjects)} | ${s.requests === null ? '' : formatCount(s.requests)} | ` +
+    `${s.maxUsersPerRequest === null ? '' : formatCount(s.maxUsersPerRequest)} | ${formatCount(s.membersPerSecond)} | ` +
+    `${s.peakRssBytes === null ? '' : formatBytes(s.peakRssBytes)} |`;
+  const ratios: string[] = [];
+  if (tailor && floor) {
+    ratios.push(
+      `tailor/floor ${formatRatio(tailor.wallMs / floor.wallMs)} (run itself: ${formatRatio(tailor.engineMs / floor.wallMs)})`,
+    );
+  }
+  if (tailor && full) ratios.push(`full-pull/tailor ${formatRatio(full.wallMs / tailor.wallMs)}`);
+  const delta = rows[0] ? `delta: ${formatCount(rows[0].deltaMembers)} members` : '';
+  return `${header}\n${rows.map(line).join('\n')}\n\n${[delta, ...ratios].filter(Boolean).join(' · ')}\n`;
+}
+
+export interface ReportInput {
+  options: BenchOptions;
+  argv: readonly string[];
+  machine: MachineInfo;
+  startedAt: Date;
+  finishedAt: Date;
+  loadAverageAtEnd: number;
+  measurements: readonly Measurement[];
+  /** Things the run itself noticed (skipped cases, fewer repetitions, failures). */
+  notes: readonly string[];
+}
+
+export function renderReport(input: ReportInput): string {
+  const { options, machine, measurements } = input;
+  const summaries = summarize(measurements);
+  const postgresSizes = [
+    ...new Set(measurements.filter((m) => m.warehouse === 'postgres').map((m) => m.size)),
+  ].sort((a, b) => a - b);
+  const out: string[] = [];
+  out.push('# Tailor benchmarks', '');
+  out.push(
+    `Generated by \`npm run bench${input.argv.length > 0 ? ` -- ${input.argv.join(' ')}` : ''}\` on ` +
+      `${input.startedAt.toISOString().replace(/\.\d+Z$/, 'Z')} (took ${formatDuration(input.finishedAt.getTime() - input.startedAt.getTime())}). ` +
+      'Every figure is the median of the runs shown; all runs are listed at the end.',
+    '',
+    `Runs per case: ${options.runs}` +
+      (options.largeInitialRuns < options.runs
+        ? ` (initial load above 1M rows: ${options.largeInitialRuns})`
+        : '') +
+      '. Progress lines and failures of the run went to stderr.',
+    '',
+  );
+  out.push('## Machine', '');
+  out.push('| | |', '| --- | --- |');
+  out.push(`| CPU | ${machine.cpuModel} |`);
+  out.push(`| cores | ${machine.cores} |`);
+  out.push(`| RAM | ${formatBytes(machine.ramBytes)} |`);
+  out.push(`| OS | ${machine.os} |`);
+  out.push(`| Node.js | ${machine.node} |`);
+  out.push(`| PostgreSQL | ${machine.postgres} (local server, default settings) |`);
+  out.push(`| PGlite | ${machine.pglite} |`);
+  out.push(
+    `| load average (1 min) | ${machine.loadAverageAtStart.toFixed(2)} at start, ${input.loadAverageAtEnd.toFixed(2)} at end |`,
+  );
+  out.push('');
+
+  out.push('## Targets', '');
+  out.push('| target | status | evidence |', '| --- | --- | --- |');
+  for (const check of checkTargets(summaries, postgresSizes)) {
+    out.push(`| ${check.target} | **${check.status}** | ${check.evidence} |`);
+  }
+  out.push('');
+
+  for (const size of postgresSizes) {
+    out.push(`## PostgreSQL, ${formatCount(size)} rows`, '');
+    for (const kind of ['initial', 'incremental'] as const) {
+      const table = caseTable(summaries, 'postgres', size, kind);
+      if (!table) continue;
+      out.push(
+        `### ${kind === 'initial' ? 'Initial sync (every member added)' : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
+        '',
+        table,
+      );
+    }
+  }
+  const pgliteSizes = [...new Set(measurements.filter((m) => m.warehouse === 'pglite').map((m) => m.size))];
+  for (const size of pgliteSizes) {
+    out.push(`## PGlite (embedded, in the Tailor process), ${formatCount(size)} rows`, '');
+    for (const kind of ['initial', 'incremental'] as const) {
+      const table = caseTable(summaries, 'pglite', size, kind);
+      if (!table) continue;
+      out.push(
+        `### ${kind === 'initial' ? 'Initial sync' : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
+        '',
+        table,
+      );
+    }
+  }
+
+  if (input.notes.length > 0) {
+    out.push('## Notes from this run', '');
+    for (const note of input.notes) out.push(`- ${note}`);
+    out.push('');
+  }
+
+  out.push('## How it is measured', '');
+  out.push(
+    [
+      '- **Segment**: a `people` table (key, email, phone, X handle, device id, plus two unmapped columns) generated inside',
+      '  the warehouse with `generate_series` and deterministic expressions: mixed-case and space-padded emails, US phones',
+      '  in three formats, handles with and without `@`, upper- and lowercase IDFAs and Android ids, and missing values',
+      '  where a CRM has them. Every value is valid. The model is `select person_id, email, phone, x_handle, device_id from people`.',
+      '- **Incremental case**: 1% of members removed (key % 100 = 1), 1% added (new keys), 1% changed (new email,',
+      '  key % 100 = 2), by plain SQL. Undoing the edits is the same 1%/1%/1% change, so further incremental runs',
+      '  alternate forward and back without reloading the segment. `vacuum analyze` and a `checkpoint` run before each case,',
+      "  so no system pays for another's dirty pages or WAL; the order of the systems rotates between repetitions.",
+      '- **Tailor**: `node bin/tailor.js sync <activation> --json` on a generated project (postgres warehouse, x_ads',
+      '  destination pointing at the emulator), as a subprocess. *Wall time* is the process from start to exit (Node and',
+      '  tsx start-up included); *run itself* is the `durationMs` Tailor reports. Rows read are the delta rows Tailor',
+      '  reports (added + removed + changed + refreshed).',
+      '- **Floor**: the FULL OUTER JOIN of the segment (with an md5 fingerprint of the mapped columns) against a state',
+      '  table, materialized, its delta streamed to the client with a cursor, and one MERGE of the delta into the state',
+      '  (keys, fingerprints, SHA-256 hashes computed in SQL), in one transaction: plain SQL, no process start, no HTTP.',
+      '- **Full pull** (`bench/full-pull.ts`): the design of Hightouch\'s "Basic" engine. Streams the previous',
+      '  snapshot (key, fingerprint) and the whole segment out of the warehouse with pg-cursor, fingerprints every row in',
+      '  Node, hashes the delta, sends it through the same X Ads client to the same emulator, and writes the new snapshot',
+      '  back (bulk `unnest` inserts into a new table, swapped in). Run as a subprocess, measured like Tailor.',
+      '- **Bytes read** go through a counting TCP proxy in front of PostgreSQL (a worker thread of the benchmark), so they',
+      '  are the bytes on the wire from the warehouse to the client, measured the same way for all three. PGlite runs in',
+      '  the process, so it has no wire.',
+      "- **User objects and requests**: from the emulator's request log (users endpoint only). The emulator runs in the",
+      '  benchmark process with rate limits off; it is restarted (empty) for every initial run.',
+      "- **Peak RSS**: the kernel's maximum resident set size of the sync process (GNU `time` `%M`, or VmHWM from",
+      '  `/proc/<pid>/status`). The emulator and the proxy are not in it.',
+      '- **members/s**: delta members (added + removed + changed) per second of wall time.',
+    ].join('\n'),
+    '',
+  );
+
+  out.push('## Every run', '');
+  out.push('<details><summary>all measurements</summary>', '');
+  out.push(
+    '| warehouse | rows | case | system | run | wall | run itself | rows read | wire bytes | added | removed | changed | user objects | requests | peak RSS |',
+    '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
+  for (const m of measurements) {
+    out.push(
+      `| ${m.warehouse} | ${formatCount(m.size)} | ${m.kind} | ${m.system} | ${m.run} | ${formatDuration(m.wallMs)} | ` +
+        `${formatDuration(m.engineMs)} | ${formatCount(m.rowsRead)} | ${m.wireBytes === null ? '' : formatBytes(m.wireBytes)} | ` +
+        `${formatCount(m.added)} | ${formatCount(m.removed)} | ${formatCount(m.changed)} | ` +
+        `${m.userObjects === null ? '' : formatCount(m.userObjects)} | ${m.requests === null ? '' : formatCount(m.requests)} | ` +
+        `${m.peakRssBytes === null ? '' : formatBytes(m.peakRssBytes)} |`,
+    );
+  }
+  out.push('', '</details>', '');
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,520 @@
+/**
+ * `npm run bench`: Tailor against the floor (plain SQL) and the full-pull design, on PostgreSQL and
+ * PGlite, with the X Ads emulator in process. Writes bench/RESULTS.md (or --out). Progress goes to
+ * stderr. Nothing here is asserted: the report says which targets are met.
+ */
+import { loadavg } from 'node:os';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { DEMO_ACCOUNT_ID, DEMO_CREDENTIALS, startEmulator } from '../src/emulator/index.js';
+import type { RequestLogEntry, RunningEmulator } from '../src/emulator/types.js';
+import { type BenchOptions, parseBenchArgs } from './args.js';
+import { ByteProxy } from './byte-proxy.js';
+import { resetFloorPg, resetFloorPglite, runFloorPg, runFloorPglite } from './floor.js';
+import type { FullPullConfig, FullPullResult } from './full-pull.js';
+import { describeMachine } from './machine.js';
+import { runMeasured } from './measure-process.js';
+import {
+  applyEdits,
+  createPeople,
+  editCounts,
+  PEOPLE_KEY,
+  PEOPLE_MAPPINGS,
+  PEOPLE_MODEL_SQL,
+} from './people.js';
+import { renderReport } from './report.js';
+import type { BenchSystem, BenchWarehouseKind, CaseKind, Measurement } from './results.js';
+import { formatBytes, formatCount, formatDuration } from './stats.js';
+import {
+  BENCH_STATE_SCHEMA,
+  type EmulatorTarget,
+  REPO_ROOT,
+  runTailorSync,
+  writeTailorProject,
+} from './tailor-case.js';
+
+const FULL_PULL_SCHEMA = 'bench_full_pull';
+const FULL_PULL_AUDIENCE = 'Tailor benchmark: full pull';
+/** Membership is checked member by member up to this size (the emulator's view sorts every record). */
+const VERIFY_MEMBERSHIP_UP_TO = 200_000;
+
+function progress(text: string): void {
+  const time = new Date().toISOString().slice(11, 19);
+  process.stderr.write(`[bench ${time}] ${text}\n`);
+}
+
+function usersRequests(log: readonly RequestLogEntry[]) {
+  const users = log.filter(
+    (entry) => entry.method === 'POST' && /\/custom_audiences\/[^/]+\/users$/.test(entry.path),
+  );
+  return {
+    requests: users.length,
+    userObjects: users.reduce((sum, entry) => sum + (entry.users ?? 0), 0),
+    maxUsersPerRequest: users.reduce((max, entry) => Math.max(max, entry.users ?? 0), 0),
+    failed: users.filter((entry) => entry.status >= 300).length,
+  };
+}
+
+interface Context {
+  options: BenchOptions;
+  proxy: ByteProxy;
+  /** Direct connection (setup, edits). */
+  setup: pg.Client;
+  /** Through the proxy (the floor, so its bytes are counted like the others'). */
+  floor: pg.Client;
+  dbUrl: string;
+  measurements: Measurement[];
+  notes: string[];
+  tempDirs: string[];
+}
+
+function emulatorTarget(emulator: RunningEmulator): EmulatorTarget {
+  return { url: emulator.url, accountId: DEMO_ACCOUNT_ID, credentials: { ...DEMO_CREDENTIALS } };
+}
+
+interface CaseInfo {
+  warehouse: BenchWarehouseKind;
+  size: number;
+  kind: CaseKind;
+  run: number;
+  /** Members the segment holds after the edits of this case (for the membership check). */
+  segmentRows: number;
+  expected: { added: number; removed: number; changed: number };
+}
+
+function checkCounts(
+  ctx: Context,
+  info: CaseInfo,
+  system: BenchSystem,
+  got: { added: number; removed: number; changed: number },
+) {
+  const { expected } = info;
+  if (got.added !== expected.added || got.removed !== expected.removed || got.changed !== expected.changed) {
+    const note =
+      `${system} ${info.warehouse} ${formatCount(info.size)} ${info.kind} run ${info.run}: counted ` +
+      `+${got.added} -${got.removed} ~${got.changed}, expected +${expected.added} -${expected.removed} ~${expected.changed}`;
+    ctx.notes.push(note);
+    progress(`WARNING ${note}`);
+  }
+}
+
+function verifyMembership(
+  ctx: Context,
+  emulator: RunningEmulator,
+  audienceId: string | null,
+  info: CaseInfo,
+  system: BenchSystem,
+) {
+  if (info.segmentRows > VERIFY_MEMBERSHIP_UP_TO || !audienceId) return;
+  const records = emulator.admin.membership(DEMO_ACCOUNT_ID, audienceId).records.length;
+  if (records !== info.segmentRows) {
+    const note = `${system} ${info.warehouse} ${formatCount(info.size)} ${info.kind} run ${info.run}: the audience holds ${records} members, the segment ${info.segmentRows}`;
+    ctx.notes.push(note);
+    progress(`WARNING ${note}`);
+  }
+}
+
+async function settle(ctx: Context, warehouse: BenchWarehouseKind): Promise<void> {
+  if (warehouse === 'postgres') await ctx.setup.query('checkpoint');
+}
+
+async function measureTailor(
+  ctx: Context,
+  emulator: RunningEmulator,
+  projectDir: string,
+  info: CaseInfo,
+): Promise<Measurement> {
+  await settle(ctx, info.warehouse);
+  emulator.admin.clearRequestLog();
+  const before = ctx.proxy.read();
+  const { process: proc, report } = await runTailorSync(projectDir);
+  const wire = info.warehouse === 'postgres' ? ctx.proxy.since(before).fromWarehouse : null;
+  const sent = usersRequests(emulator.admin.requestLog());
+  const counts = report.counts;
+  checkCounts(ctx, info, 'tailor', counts);
+  verifyMembership(ctx, emulator, report.audienceId, info, 'tailor');
+  if (report.warnings.length > 0)
+    ctx.notes.push(`tailor ${info.kind} run ${info.run} warnings: ${report.warnings.join('; ')}`);
+  return {
+    warehouse: info.warehouse,
+    size: info.size,
+    kind: info.kind,
+    system: 'tailor',
+    run: info.run,
+    wallMs: proc.wallMs,
+    engineMs: report.durationMs,
+    rowsRead: counts.added + counts.removed + counts.changed + counts.refreshed,
+    wireBytes: wire,
+    valueBytes: null,
+    added: counts.added,
+    removed: counts.removed,
+    changed: counts.changed,
+    userObjects: sent.userObjects,
+    requests: sent.requests,
+    maxUsersPerRequest: sent.maxUsersPerRequest,
+    peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
+    detail: {
+      reportedRequests: counts.requests,
+      invalid: counts.invalid,
+      rejected: counts.rejected,
+      failedRequests: sent.failed,
+    },
+  };
+}
+
+async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement> {
+  await settle(ctx, 'postgres');
+  const before = ctx.proxy.read();
+  const result = await runFloorPg(ctx.floor);
+  const wire = ctx.proxy.since(before).fromWarehouse;
+  const expected = info.expected;
+  if (result.deltaRows !== expected.added + expected.removed + expected.changed) {
+    ctx.notes.push(
+      `floor ${formatCount(info.size)} ${info.kind} run ${info.run}: delta ${result.deltaRows} rows`,
+    );
+  }
+  return {
+    warehouse: 'postgres',
+    size: info.size,
+    kind: info.kind,
+    system: 'floor',
+    run: info.run,
+    wallMs: result.ms,
+    engineMs: result.ms,
+    rowsRead: result.deltaRows,
+    wireBytes: wire,
+    valueBytes: result.deltaValueBytes,
+    ...expected,
+    userObjects: null,
+    requests: null,
+    maxUsersPerRequest: null,
+    peakRssBytes: null,
+    detail: { diffAndStreamMs: result.diffMs, mergeMs: result.mergeMs },
+  };
+}
+
+async function measureFullPull(
+  ctx: Context,
+  emulator: RunningEmulator,
+  info: CaseInfo,
+): Promise<Measurement> {
+  await settle(ctx, 'postgres');
+  emulator.admin.clearRequestLog();
+  const config: FullPullConfig = {
+    pgUrl: ctx.proxy.wrap(ctx.dbUrl),
+    modelSql: PEOPLE_MODEL_SQL,
+    primaryKey: PEOPLE_KEY,
+    mappings: { ...PEOPLE_MAPPINGS },
+    phoneDefaultRegion: 'US',
+    schema: FULL_PULL_SCHEMA,
+    apiUrl: emulator.url,
+    accountId: DEMO_ACCOUNT_ID,
+    credentials: { ...DEMO_CREDENTIALS },
+    audienceName: FULL_PULL_AUDIENCE,
+  };
+  const before = ctx.proxy.read();
+  const proc = await runMeasured(
+    process.execPath,
+    ['--import', 'tsx', join(REPO_ROOT, 'bench', 'full-pull.ts'), JSON.stringify(config)],
+    {
+      cwd: REPO_ROOT,
+    },
+  );
+  const wire = ctx.proxy.since(before).fromWarehouse;
+  if (proc.code !== 0)
+    throw new Error(
+      `full pull failed (exit ${proc.code ?? proc.signal}):\n${proc.stderr.trim().split('\n').slice(-15).join('\n')}`,
+    );
+  const result = JSON.parse(proc.stdout.trim().split('\n').pop()!) as FullPullResult;
+  const sent = usersRequests(emulator.admin.requestLog());
+  checkCounts(ctx, info, 'full_pull', result);
+  const audience = emulator.admin
+    .audiences(DEMO_ACCOUNT_ID)
+    .find((a) => a.name === FULL_PULL_AUDIENCE && !a.deleted);
+  verifyMembership(ctx, emulator, audience?.id ?? null, info, 'full_pull');
+  return {
+    warehouse: 'postgres',
+    size: info.size,
+    kind: info.kind,
+    system: 'full_pull',
+    run: info.run,
+    wallMs: proc.wallMs,
+    engineMs: result.ms,
+    rowsRead: result.rowsRead,
+    wireBytes: wire,
+    valueBytes: result.bytesRead,
+    added: result.added,
+    removed: result.removed,
+    changed: result.changed,
+    userObjects: sent.userObjects,
+    requests: sent.requests,
+    maxUsersPerRequest: sent.maxUsersPerRequest,
+    peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
+    detail: { phases: result.phases },
+  };
+}
+
+function describe(m: Measurement): string {
+  const parts = [`${m.system} ${formatDuration(m.wallMs)}`];
+  if (m.system === 'tailor') parts.push(`(run ${formatDuration(m.engineMs)})`);
+  parts.push(`+${formatCount(m.added)} -${formatCount(m.removed)} ~${formatCount(m.changed)}`);
+  if (m.requests !== null) parts.push(`${formatCount(m.requests)} requests`);
+  if (m.wireBytes !== null) parts.push(`${formatBytes(m.wireBytes)} read`);
+  if (m.peakRssBytes !== null) parts.push(`RSS ${formatBytes(m.peakRssBytes)}`);
+  return parts.join(' ');
+}
+
+/** Resets the three systems' state, so the next run is an initial sync for each. */
+async function resetState(ctx: Context): Promise<void> {
+  await ctx.setup.query(`drop schema if exists ${BENCH_STATE_SCHEMA} cascade`);
+  await ctx.setup.query(`drop schema if exists ${FULL_PULL_SCHEMA} cascade`);
+  await resetFloorPg(ctx.setup);
+}
+
+async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
+  const { options } = ctx;
+  progress(`${formatCount(size)} rows: generating the people table`);
+  let started = performance.now();
+  await createPeople((sql) => ctx.setup.query(sql), size);
+  progress(`${formatCount(size)} rows: generated in ${formatDuration(performance.now() - started)}`);
+  const initialRuns = size > 1_000_000 ? options.largeInitialRuns : options.runs;
+  if (initialRuns < options.runs) {
+    ctx.notes.push(
+      `${formatCount(size)} rows: the initial load ran ${initialRuns} time(s) (--large-initial-runs), the incremental case ${options.runs} times.`,
+    );
+  }
+  const edits = editCounts(size);
+  const projectDir = await mkdtemp(join(tmpdir(), 'tailor-bench-project-'));
+  ctx.tempDirs.push(projectDir);
+  let incrementalRun = 0;
+  for (let round = 0; round < initialRuns; round++) {
+    const emulator = await startEmulator({ rateLimits: false });
+    try {
+      await resetState(ctx);
+      await writeTailorProject(
+        projectDir,
+        { type: 'postgres', url: ctx.proxy.wrap(ctx.dbUrl) },
+        emulatorTarget(emulator),
+      );
+      // Rotate the order so no system always goes first (cold caches) or last.
+      const order: BenchSystem[] = (['tailor', 'floor', 'full_pull'] as const).filter(
+        (s) => s !== 'full_pull' || !options.skipFullPull,
+      );
+      for (let i = 0; i < round % order.length; i++) order.push(order.shift()!);
+      const measure = async (system: BenchSystem, info: CaseInfo) => {
+        const m =
+          system === 'tailor'
+            ? await measureTailor(ctx, emulator, projectDir, info)
+            : system === 'floor'
+              ? await measureFloorPg(ctx, info)
+              : await measureFullPull(ctx, emulator, info);
+        ctx.measurements.push(m);
+        progress(`${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+      };
+      const initial: CaseInfo = {
+        warehouse: 'postgres',
+        size,
+        kind: 'initial',
+        run: round + 1,
+        segmentRows: size,
+        expected: { added: size, removed: 0, changed: 0 },
+      };
+      for (const system of order) await measure(system, initial);
+
+      // Incremental runs: one per round, and the rest after the last initial load, alternating the
+      // edits forward and back (each direction is the same 1% / 1% / 1% change).
+      const incrementals = round < initialRuns - 1 ? 1 : options.runs - incrementalRun;
+      let forward = true;
+      for (let j = 0; j < incrementals; j++) {
+        started = performance.now();
+        await applyEdits((sql) => ctx.setup.query(sql), size, forward ? 'forward' : 'back');
+        await ctx.setup.query('vacuum analyze people');
+        progress(
+          `${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
+        );
+        incrementalRun++;
+        const info: CaseInfo = {
+          warehouse: 'postgres',
+          size,
+          kind: 'incremental',
+          run: incrementalRun,
+          segmentRows: size,
+          expected: forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed },
+        };
+        for (const system of order) await measure(system, info);
+        order.push(order.shift()!);
+        forward = !forward;
+      }
+      if (!forward) {
+        await applyEdits((sql) => ctx.setup.query(sql), size, 'back');
+        await ctx.setup.query('vacuum analyze people');
+      }
+    } finally {
+      await emulator.close();
+    }
+  }
+  await ctx.setup.query('drop table if exists people');
+  await resetState(ctx);
+}
+
+async function withPglite<T>(dataDir: string, fn: (db: PGlite) => Promise<T>): Promise<T> {
+  const db = new PGlite(dataDir);
+  await db.waitReady;
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+async function benchPglite(ctx: Context): Promise<void> {
+  const { options } = ctx;
+  const size = options.pgliteRows;
+  const projectDir = await mkdtemp(join(tmpdir(), 'tailor-bench-pglite-'));
+  ctx.tempDirs.push(projectDir);
+  const dataDir = join(projectDir, 'warehouse');
+  progress(`PGlite ${formatCount(size)} rows: generating the data directory`);
+  let started = performance.now();
+  await withPglite(dataDir, async (db) => {
+    await createPeople((sql) => db.exec(sql), size);
+    await resetFloorPglite(db);
+  });
+  progress(`PGlite ${formatCount(size)} rows: generated in ${formatDuration(performance.now() - started)}`);
+  const emulator = await startEmulator({ rateLimits: false });
+  try {
+    await writeTailorProject(projectDir, { type: 'pglite', dataDir: 'warehouse' }, emulatorTarget(emulator));
+    const floorRun = async (info: CaseInfo) => {
+      const result = await withPglite(dataDir, (db) => runFloorPglite(db));
+      const m: Measurement = {
+        warehouse: 'pglite',
+        size,
+        kind: info.kind,
+        system: 'floor',
+        run: info.run,
+        wallMs: result.ms,
+        engineMs: result.ms,
+        rowsRead: result.deltaRows,
+        wireBytes: null,
+        valueBytes: result.deltaValueBytes,
+        ...info.expected,
+        userObjects: null,
+        requests: null,
+        maxUsersPerRequest: null,
+        peakRssBytes: null,
+      };
+      ctx.measurements.push(m);
+      progress(`PGlite ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+    };
+    const tailorRun = async (info: CaseInfo) => {
+      const m = await measureTailor(ctx, emulator, projectDir, info);
+      ctx.measurements.push(m);
+      progress(`PGlite ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+    };
+    const initial: CaseInfo = {
+      warehouse: 'pglite',
+      size,
+      kind: 'initial',
+      run: 1,
+      segmentRows: size,
+      expected: { added: size, removed: 0, changed: 0 },
+    };
+    await tailorRun(initial);
+    await floorRun(initial);
+    const edits = editCounts(size);
+    let forward = true;
+    for (let run = 1; run <= options.runs; run++) {
+      started = performance.now();
+      await withPglite(dataDir, async (db) => {
+        await applyEdits((sql) => db.exec(sql), size, forward ? 'forward' : 'back');
+        await db.exec('vacuum analyze people');
+      });
+      progress(
+        `PGlite ${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
+      );
+      const info: CaseInfo = {
+        warehouse: 'pglite',
+        size,
+        kind: 'incremental',
+        run,
+        segmentRows: size,
+        expected: forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed },
+      };
+      await tailorRun(info);
+      await floorRun(info);
+      forward = !forward;
+    }
+  } finally {
+    await emulator.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const options = parseBenchArgs(argv);
+  const startedAt = new Date();
+  const server = new URL(options.pgUrl);
+  const dbUrlObject = new URL(options.pgUrl);
+  dbUrlObject.pathname = `/${options.database}`;
+  const dbUrl = dbUrlObject.toString();
+
+  progress(
+    `sizes ${options.sizes.map(formatCount).join(', ')}; ${options.runs} runs; database ${options.database}; out ${options.out}`,
+  );
+  const admin = new pg.Client(options.pgUrl);
+  await admin.connect();
+  await admin.query(`drop database if exists ${options.database} with (force)`);
+  await admin.query(`create database ${options.database}`);
+  const machine = await describeMachine(admin);
+  await admin.end();
+
+  const proxy = await ByteProxy.start(server.hostname, Number(server.port || 5432));
+  const setup = new pg.Client(dbUrl);
+  const floor = new pg.Client(proxy.wrap(dbUrl));
+  await Promise.all([setup.connect(), floor.connect()]);
+  const ctx: Context = { options, proxy, setup, floor, dbUrl, measurements: [], notes: [], tempDirs: [] };
+  let failure: unknown;
+  try {
+    for (const size of options.sizes) await benchPostgresSize(ctx, size);
+    if (!options.skipPglite) await benchPglite(ctx);
+  } catch (error) {
+    failure = error;
+    ctx.notes.push(
+      `The run stopped early: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+    );
+    progress(`FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  } finally {
+    await Promise.allSettled([setup.end(), floor.end()]);
+    await proxy.close();
+    if (!options.keep) {
+      for (const dir of ctx.tempDirs) await rm(dir, { recursive: true, force: true });
+      const cleanup = new pg.Client(options.pgUrl);
+      await cleanup.connect();
+      await cleanup.query(`drop database if exists ${options.database} with (force)`);
+      await cleanup.end();
+    }
+  }
+  if (options.skipFullPull) ctx.notes.push('The full-pull baseline was skipped (--skip-full-pull).');
+  if (options.skipPglite) ctx.notes.push('The PGlite case was skipped (--skip-pglite).');
+  const out = resolve(options.out);
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(
+    out,
+    renderReport({
+      options,
+      argv,
+      machine,
+      startedAt,
+      finishedAt: new Date(),
+      loadAverageAtEnd: loadavg()[0]!,
+      measurements: ctx.measurements,
+      notes: ctx.notes,
+    }),
+  );
+  progress(`wrote ${out}`);
+  if (failure) process.exitCode = 1;
+}
+
+await main();
