@@ -12,7 +12,7 @@ import type { Mappings } from '../destinations/x-ads/x-ads-config.js';
 import type { DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
 import { AudienceMissingError, ConfigError, errorMessage, isTailorError, LockBusyError } from '../errors.js';
 import { openSource } from '../sources/registry.js';
-import type { Source } from '../sources/source.js';
+import type { ColumnInfo, Source } from '../sources/source.js';
 import {
   deleteCandidates,
   type HashedRow,
@@ -114,6 +114,12 @@ class Engine implements SyncEngine {
       this.#destinations.set(name, destination);
     }
     return destination;
+  }
+
+  async describeModel(modelName: string): Promise<ColumnInfo[]> {
+    const model = this.project.models.get(modelName);
+    if (!model) throw new ConfigError(`unknown model "${modelName}" (no models/${modelName}.sql and .yml)`);
+    return this.#source.describeModel(model.name, model.sql);
   }
 
   #now(): Date {

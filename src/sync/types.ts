@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Project } from '../config/load-project.js';
 import type { Destination, DestinationObserver } from '../destinations/destination.js';
 import type { RunCounts, RunStatus, StateStore } from '../diff/types.js';
+import type { ColumnInfo } from '../sources/source.js';
 
 /**
  * The contract of one sync run, shared by the CLI (`plan`, `sync`, `activate`), the scheduler and
@@ -77,5 +78,7 @@ export interface SyncEngine extends AsyncDisposable {
   sync(activationId: string, options: SyncOptions): Promise<SyncReport>;
   state(): StateStore;
   destination(name: string): Destination;
+  /** The columns a model returns, over the engine's warehouse connection (`tailor activate`). */
+  describeModel?(modelName: string): Promise<ColumnInfo[]>;
   close(): Promise<void>;
 }

@@ -1,19 +1,79 @@
 import type { Command } from 'commander';
+import type { Project } from '../../config/load-project.js';
 import { resolveActivations } from '../../config/resolve-activation.js';
-import { withGlobalOptions } from '../context.js';
+import { createDestination } from '../../destinations/registry.js';
+import { errorMessage, isTailorError } from '../../errors.js';
+import { openSource } from '../../sources/registry.js';
+import { type CommandContext, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
+/** The outcome of testing one target (the warehouse, or one destination's credentials). */
+interface TargetCheck {
+  target: string;
+  kind: string;
+  ok: boolean;
+  error: string | null;
+  hint: string | null;
+}
+
+/** What a failed check prints: the message, its first cause (the driver's own words) and the hint. */
+function failure(target: string, kind: string, error: unknown): TargetCheck {
+  const message = errorMessage(error);
+  const cause = error instanceof Error && error.cause !== undefined ? errorMessage(error.cause) : '';
+  return {
+    target,
+    kind,
+    ok: false,
+    error: cause && !message.includes(cause) ? `${message}: ${cause}` : message,
+    hint: isTailorError(error) ? (error.hint ?? null) : null,
+  };
+}
+
+/**
+ * Connects to the warehouse (a trivial query; no schema is created) and asks each destination to
+ * check its credentials and access to the account. Targets are tested one after another so that a
+ * message says which one failed.
+ */
+async function checkTargets(ctx: CommandContext, project: Project): Promise<TargetCheck[]> {
+  const logger = ctx.logger.child({}, { level: ctx.globals.debug ? 'debug' : 'warn' });
+  const checks: TargetCheck[] = [];
+  const warehouse = project.config.warehouse.type;
+  try {
+    await using source = await openSource(project.config.warehouse, { projectDir: project.dir, logger });
+    await source.check();
+    checks.push({ target: 'warehouse', kind: warehouse, ok: true, error: null, hint: null });
+  } catch (error) {
+    checks.push(failure('warehouse', warehouse, error));
+  }
+  for (const [name, config] of Object.entries(project.config.destinations)) {
+    const target = `destination ${name}`;
+    try {
+      const destination = createDestination(name, config, { logger });
+      await destination.check(ctx.signal);
+      checks.push({ target, kind: config.type, ok: true, error: null, hint: null });
+    } catch (error) {
+      checks.push(failure(target, config.type, error));
+    }
+  }
+  return checks;
+}
+
 export function defineCheck(program: Command, wrap: Wrap): void {
   withGlobalOptions(program.command('check'))
-    .description('validate tailor.yml and the models, reporting every problem with its file and path')
+    .description(
+      'validate tailor.yml and the models (every problem, with its file and path), then test the warehouse connection and X credentials',
+    )
+    .option('--offline', 'validate the files only; connect to nothing', false)
     .action(
-      wrap(async (ctx) => {
+      wrap(async (ctx, flags: { offline: boolean }) => {
         const project = await ctx.project();
         const activations = resolveActivations(project);
+        const checks = flags.offline ? [] : await checkTargets(ctx, project);
+        const ok = checks.every((check) => check.ok);
         if (ctx.globals.json) {
           ctx.printJson({
-            ok: true,
+            ok,
             issues: [],
             warehouse: project.config.warehouse.type,
             models: [...project.models.keys()],
@@ -25,6 +85,7 @@ export function defineCheck(program: Command, wrap: Wrap): void {
               schedule: a.schedule.text,
               enabled: a.enabled,
             })),
+            checks,
           });
         } else {
           ctx.print(
@@ -32,8 +93,15 @@ export function defineCheck(program: Command, wrap: Wrap): void {
               `${Object.keys(project.config.destinations).length} destination(s), ${activations.length} activation(s) ` +
               `(warehouse: ${project.config.warehouse.type})`,
           );
+          for (const check of checks) {
+            ctx.print(
+              check.ok
+                ? `ok: ${check.target} (${check.kind}) reachable`
+                : `failed: ${check.target} (${check.kind}): ${check.error}${check.hint ? `\n  hint: ${check.hint}` : ''}`,
+            );
+          }
         }
-        return EXIT.ok;
+        return ok ? EXIT.ok : EXIT.failure;
       }),
     );
 }

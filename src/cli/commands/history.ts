@@ -1,14 +1,90 @@
 import type { Command } from 'commander';
-import { NotImplementedError } from '../../errors.js';
+import { ConfigError } from '../../errors.js';
+import { openSyncEngine } from '../../sync/engine.js';
 import { withGlobalOptions } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { formatTable } from '../output.js';
 import type { Wrap } from './index.js';
+import { engineLogger } from './sync.js';
+
+function parseLimit(text: string): number {
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+    throw new ConfigError(`--limit must be a whole number from 1 to 10000 (got "${text}")`);
+  return limit;
+}
 
 export function defineHistory(program: Command, wrap: Wrap): void {
   withGlobalOptions(program.command('history [activation]'))
-    .description('past runs with their counts')
+    .description('past runs with their counts, newest first')
+    .option('--limit <n>', 'how many runs to show', '20')
     .action(
-      wrap(async () => {
-        throw new NotImplementedError('tailor history is not available yet (issue #5)');
+      wrap(async (ctx, activation: string | undefined, flags: { limit: string }) => {
+        const limit = parseLimit(flags.limit);
+        const project = await ctx.project();
+        await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
+        const runs = await engine
+          .state()
+          .listRuns({ ...(activation ? { activationId: activation } : {}), limit });
+        if (ctx.globals.json) {
+          ctx.printJson({
+            ok: true,
+            runs: runs.map((run) => ({
+              id: run.id,
+              activation: run.activationId,
+              started_at: run.startedAt.toISOString(),
+              finished_at: run.finishedAt?.toISOString() ?? null,
+              status: run.status,
+              ...run.counts,
+              error: run.error,
+            })),
+          });
+          return EXIT.ok;
+        }
+        if (runs.length === 0) {
+          ctx.print(activation ? `no runs of ${activation} yet` : 'no runs yet');
+          return EXIT.ok;
+        }
+        const time = (date: Date) =>
+          date
+            .toISOString()
+            .replace('T', ' ')
+            .replace(/\.\d+Z$/, 'Z');
+        ctx.print(
+          formatTable(
+            [
+              'started',
+              'activation',
+              'status',
+              'time',
+              'rows',
+              'added',
+              'removed',
+              'changed',
+              'refreshed',
+              'invalid',
+              'rejected',
+              'error',
+            ],
+            runs.map((run) => [
+              time(run.startedAt),
+              run.activationId,
+              run.status,
+              run.finishedAt
+                ? `${((run.finishedAt.getTime() - run.startedAt.getTime()) / 1000).toFixed(1)}s`
+                : '-',
+              run.counts.rows,
+              run.counts.added,
+              run.counts.removed,
+              run.counts.changed,
+              run.counts.refreshed,
+              run.counts.invalid,
+              run.counts.rejected,
+              run.error ?? '',
+            ]),
+          ),
+        );
+        return EXIT.ok;
       }),
     );
 }

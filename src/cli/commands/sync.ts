@@ -1,7 +1,142 @@
 import type { Command } from 'commander';
-import { NotImplementedError } from '../../errors.js';
-import { withGlobalOptions } from '../context.js';
+import type { Project } from '../../config/load-project.js';
+import { ConfigError } from '../../errors.js';
+import { openSyncEngine } from '../../sync/engine.js';
+import { syncMany } from '../../sync/sync-many.js';
+import type { SyncOptions, SyncReport } from '../../sync/types.js';
+import { type CommandContext, withGlobalOptions } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import type { Logger } from '../logger.js';
+import { formatTable } from '../output.js';
+import { createProgressView, NO_PROGRESS } from '../progress.js';
 import type { Wrap } from './index.js';
+
+/**
+ * The engine's logger for a command that prints its own summary: warnings and errors only, unless
+ * `--debug` asks for everything (the scheduler keeps `info`: its log is the record of its runs).
+ */
+export function engineLogger(ctx: CommandContext): Logger {
+  return ctx.logger.child({}, { level: ctx.globals.debug ? 'debug' : 'warn' });
+}
+
+/**
+ * The activations a command names, checked against tailor.yml; `all` takes every enabled one. Unknown
+ * ids are a configuration error before anything runs.
+ */
+export function selectActivations(project: Project, ids: readonly string[], all: boolean): string[] {
+  const known = Object.keys(project.config.activations);
+  if (all) {
+    if (ids.length > 0) throw new ConfigError('give activation ids or --all, not both');
+    return known.filter((id) => project.config.activations[id]!.enabled);
+  }
+  const unknown = ids.filter((id) => !(id in project.config.activations));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      unknown.map((id) => ({
+        file: 'tailor.yml',
+        path: 'activations',
+        message: `unknown activation "${id}"${known.length ? ` (defined: ${known.join(', ')})` : ''}`,
+      })),
+    );
+  }
+  return [...new Set(ids)];
+}
+
+/** One report as `sync --json` and `plan --json` print it (snake_case, as machines and YAML see it). */
+export function reportJson(report: SyncReport) {
+  const c = report.counts;
+  return {
+    activation: report.activationId,
+    status: report.status,
+    run_id: report.runId,
+    audience_id: report.audienceId,
+    rows: c.rows,
+    added: c.added,
+    removed: c.removed,
+    changed: c.changed,
+    refreshed: c.refreshed,
+    invalid: c.invalid,
+    invalid_by_reason: c.invalidByReason,
+    rejected: c.rejected,
+    requests: c.requests,
+    duration_ms: report.durationMs,
+    warnings: report.warnings,
+    error: report.error,
+    ...(report.errorKind ? { error_kind: report.errorKind } : {}),
+  };
+}
+
+/** 0 when every activation succeeded (a plan may also predict a hold); 2 for config errors; else 1. */
+export function exitCodeForReports(reports: readonly SyncReport[], okStatuses: readonly string[]): number {
+  const bad = reports.filter((report) => !okStatuses.includes(report.status));
+  if (bad.length === 0) return EXIT.ok;
+  return bad.every((report) => report.errorKind === 'config') ? EXIT.config : EXIT.failure;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** The human summary: a table, then each activation's invalid breakdown, warnings and errors. */
+export function printReports(ctx: CommandContext, reports: readonly SyncReport[], plan: boolean): void {
+  const headers = plan
+    ? ['activation', 'status', 'rows', 'add', 'remove', 'change', 'refresh', 'invalid']
+    : [
+        'activation',
+        'status',
+        'rows',
+        'added',
+        'removed',
+        'changed',
+        'refreshed',
+        'invalid',
+        'rejected',
+        'audience',
+        'time',
+      ];
+  const rows = reports.map((r) => {
+    const c = r.counts;
+    const status = plan && r.status === 'succeeded' ? 'ok' : r.status;
+    const base = [r.activationId, status, c.rows, c.added, c.removed, c.changed, c.refreshed, c.invalid];
+    return plan ? base : [...base, c.rejected, r.audienceId ?? '-', seconds(r.durationMs)];
+  });
+  ctx.print(formatTable(headers, rows));
+  const lines: string[] = [];
+  for (const r of reports) {
+    const reasons = Object.entries(r.counts.invalidByReason);
+    if (reasons.length > 0)
+      lines.push(`${r.activationId}: invalid ${reasons.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
+    for (const warning of r.warnings) lines.push(`${r.activationId}: warning: ${warning}`);
+    if (r.error) lines.push(`${r.activationId}: ${r.status === 'held' ? '' : `${r.status}: `}${r.error}`);
+  }
+  if (lines.length > 0) ctx.print(`\n${lines.join('\n')}`);
+  const total = (key: 'added' | 'removed' | 'changed' | 'refreshed') =>
+    reports.reduce((sum, r) => sum + r.counts[key], 0);
+  const nothing =
+    reports.every((r) => r.status === 'succeeded') &&
+    total('added') + total('removed') + total('changed') + total('refreshed') === 0;
+  if (nothing) ctx.print(plan ? '\nno changes to send' : '\nno changes: the audiences were already in step');
+}
+
+/** Runs (or plans) activations through one engine with progress on stderr; returns the reports. */
+export async function runActivations(
+  ctx: CommandContext,
+  project: Project,
+  ids: readonly string[],
+  options: Omit<SyncOptions, 'onProgress' | 'signal'>,
+): Promise<SyncReport[]> {
+  const view = ctx.globals.json || ids.length === 0 ? NO_PROGRESS : createProgressView(ctx.io.stderr, ids);
+  await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
+  try {
+    return await syncMany(engine, ids, {
+      ...options,
+      signal: ctx.signal,
+      onProgress: (progress) => view.onProgress(progress),
+    });
+  } finally {
+    view.stop();
+  }
+}
 
 export function defineSync(program: Command, wrap: Wrap): void {
   withGlobalOptions(program.command('sync [activations...]'))
@@ -17,8 +152,35 @@ export function defineSync(program: Command, wrap: Wrap): void {
     )
     .option('--force', 'run even when a safety rule would hold the run', false)
     .action(
-      wrap(async () => {
-        throw new NotImplementedError('tailor sync is not available yet (issue #5)');
-      }),
+      wrap(
+        async (
+          ctx,
+          activations: string[],
+          flags: { all: boolean; fullResync: boolean; recreate: boolean; force: boolean },
+        ) => {
+          const project = await ctx.project();
+          if (flags.recreate && !flags.fullResync)
+            throw new ConfigError(
+              '--recreate needs --full-resync (a new audience must receive every member)',
+            );
+          if (activations.length === 0 && !flags.all)
+            throw new ConfigError('name the activations to sync, or use --all', {
+              hint: `defined: ${Object.keys(project.config.activations).join(', ') || 'none'}`,
+            });
+          const ids = selectActivations(project, activations, flags.all);
+          const reports = await runActivations(ctx, project, ids, {
+            fullResync: flags.fullResync,
+            recreate: flags.recreate,
+            force: flags.force,
+            dryRun: false,
+            waitForLock: false,
+          });
+          const code = exitCodeForReports(reports, ['succeeded']);
+          if (ctx.globals.json) ctx.printJson({ ok: code === EXIT.ok, activations: reports.map(reportJson) });
+          else if (reports.length === 0) ctx.print('no enabled activations to sync');
+          else printReports(ctx, reports, false);
+          return code;
+        },
+      ),
     );
 }

@@ -1,0 +1,121 @@
+import { join } from 'node:path';
+import { main } from '../cli/main.js';
+import type { CliIo } from '../cli/output.js';
+import { loadProject } from '../config/load-project.js';
+import { type RunningEmulator, startEmulator } from '../emulator/index.js';
+import { pgliteDataDir } from '../sources/pglite/pglite-source.js';
+import { churnSample, seedSample, withPglite } from './demo-warehouse.js';
+
+/**
+ * The embedded demo behind `npm start`: the example project at the repository root, its PGlite
+ * warehouse seeded on first use, and the X Ads emulator started in this process on the port of the
+ * configured `api_url`, its state kept in `.tailor/emulator.json`. Then `tailor sync --all`, in process.
+ */
+
+export interface DemoOptions {
+  projectDir: string;
+  /** Extra arguments for `tailor sync --all` (e.g. `--json`). */
+  args?: readonly string[];
+  io?: Partial<CliIo>;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Customers in a fresh sample (the demo's default otherwise; tests use fewer). */
+  customers?: number;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+function stderrOf(options: DemoOptions): NodeJS.WritableStream {
+  return options.io?.stderr ?? process.stderr;
+}
+
+/** Seeds the PGlite warehouse of the project if it is one and has no sample yet. */
+async function prepareWarehouse(options: DemoOptions, env: Readonly<Record<string, string | undefined>>) {
+  const project = await loadProject(options.projectDir, env);
+  const warehouse = project.config.warehouse;
+  if (warehouse.type !== 'pglite') return project;
+  const dataDir = pgliteDataDir(warehouse, project.dir);
+  const result = await withPglite(dataDir, (db) =>
+    seedSample(db, options.customers === undefined ? {} : { customers: options.customers }),
+  );
+  if (result.seeded) {
+    stderrOf(options).write(
+      `demo: seeded the warehouse in ${dataDir} with ${result.customers} customers and ${result.orders} orders\n`,
+    );
+  }
+  return project;
+}
+
+/** Starts the emulator where the project's X destinations point, when they point at this machine. */
+async function startLocalEmulators(
+  projectDir: string,
+  apiUrls: readonly string[],
+  stderr: NodeJS.WritableStream,
+): Promise<RunningEmulator[]> {
+  const running: RunningEmulator[] = [];
+  for (const apiUrl of new Set(apiUrls)) {
+    const url = new URL(apiUrl);
+    if (url.protocol !== 'http:' || !LOOPBACK.has(url.hostname)) continue;
+    const port = Number(url.port || 80);
+    const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
+    try {
+      running.push(
+        await startEmulator({
+          port,
+          host,
+          statePath: join(
+            projectDir,
+            '.tailor',
+            running.length === 0 ? 'emulator.json' : `emulator-${port}.json`,
+          ),
+        }),
+      );
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+        stderr.write(
+          `demo: ${url.host} is already in use; syncing to whatever listens there (an emulator?)\n`,
+        );
+        continue;
+      }
+      throw error;
+    }
+  }
+  return running;
+}
+
+/** Runs the demo; returns the exit code of `tailor sync --all`. */
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const env = options.env ?? process.env;
+  const args = ['sync', '--all', '--project', options.projectDir, ...(options.args ?? [])];
+  let project;
+  try {
+    project = await prepareWarehouse(options, env);
+  } catch {
+    // A broken project: let the CLI report it the way it reports everything.
+    return main(args, { ...options.io, env });
+  }
+  const apiUrls = Object.values(project.config.destinations).map((destination) => destination.api_url);
+  const emulators = await startLocalEmulators(project.dir, apiUrls, stderrOf(options));
+  try {
+    return await main(args, { ...options.io, env });
+  } finally {
+    for (const emulator of emulators) await emulator.close();
+  }
+}
+
+/** `npm run demo:churn`: changes the sample deterministically and says what it changed. */
+export async function runChurn(options: Omit<DemoOptions, 'args'>): Promise<number> {
+  const env = options.env ?? process.env;
+  const project = await prepareWarehouse(options, env);
+  const warehouse = project.config.warehouse;
+  if (warehouse.type !== 'pglite') {
+    stderrOf(options).write('demo: churn only changes the embedded (pglite) sample warehouse\n');
+    return 2;
+  }
+  const summary = await withPglite(pgliteDataDir(warehouse, project.dir), (db) => churnSample(db));
+  (options.io?.stdout ?? process.stdout).write(
+    `demo churn #${summary.generation}: ${summary.removed} customers left, ${summary.added} joined, ` +
+      `${summary.identifiersChanged} changed an email, phone or device, ${summary.caseOnly} retyped their email in capitals, ` +
+      `${summary.newVips} placed an order over $1,000.\nRun \`npm start\` to sync the changes.\n`,
+  );
+  return 0;
+}
