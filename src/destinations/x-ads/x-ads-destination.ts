@@ -43,10 +43,12 @@ export interface XAdsDestinationOptions {
   clock?: Clock;
   /** Jitter source for backoff; tests fix it. */
   random?: () => number;
+  /** Audiences per page when listing (X allows 1-1000); tests lower it to see pagination. */
+  pageSize?: number;
 }
 
 /** X's page size maximum (§3.2): fewest requests against the 2,000/15 min read limit. */
-const PAGE_SIZE = '1000';
+const PAGE_SIZE = 1000;
 /** `q` takes 1-255 characters (§5). */
 const MAX_Q_LENGTH = 255;
 
@@ -65,11 +67,13 @@ class XAdsDestination implements Destination {
   readonly #http: XAdsHttp;
   readonly #limiters: AccountLimiters;
   readonly #logger: Logger;
+  readonly #pageSize: string;
 
   constructor(name: string, config: XAdsDestinationConfig, options: XAdsDestinationOptions) {
     const apiUrl = checkApiUrl(config.api_url, name);
     this.#name = name;
     this.#config = config;
+    this.#pageSize = String(Math.min(Math.max(options.pageSize ?? PAGE_SIZE, 1), PAGE_SIZE));
     // §4: ids are read case-insensitively but the client always sends lower case.
     this.#accountId = config.account_id.toLowerCase();
     this.#logger = options.logger.child({ destination: name });
@@ -308,7 +312,7 @@ class XAdsDestination implements Destination {
     let cursor: string | null = null;
     const seen = new Set<string>();
     do {
-      const query: Record<string, string> = { ...filter, count: PAGE_SIZE };
+      const query: Record<string, string> = { ...filter, count: this.#pageSize };
       if (cursor) query.cursor = cursor;
       const response = (await this.#http.sendOk({
         method: 'GET',

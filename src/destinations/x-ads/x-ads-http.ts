@@ -90,7 +90,8 @@ export class XAdsHttp {
     const { clock } = this.#options;
     const random = this.#options.random ?? Math.random;
     const backoff = this.#options.backoff ?? DEFAULT_BACKOFF;
-    const started = clock.now();
+    // The deadline runs from the first attempt: time spent queued behind the limiter is not failure.
+    let started: number | undefined;
     let attempts = 0;
     for (;;) {
       if (req.signal?.aborted) return { kind: 'aborted', attempts };
@@ -103,6 +104,7 @@ export class XAdsHttp {
         }
       }
       attempts += 1;
+      started ??= clock.now();
       const outcome = await this.#attempt(req, attempts);
       if (outcome === 'aborted') return { kind: 'aborted', attempts };
 
