@@ -109,7 +109,7 @@ export class Emulator implements EmulatorAdmin {
     }
     const hostInUrl = this.#host.includes(':') ? `[${this.#host}]` : this.#host;
     const url = `http://${hostInUrl}:${this.#port}`;
-    this.#logger.info({ url }, 'X Ads API emulator listening');
+    this.#logger.info({ address: url }, 'X Ads API emulator listening');
     return { url, port: this.#port, admin: this, close: () => this.close() };
   }
 
