@@ -19,7 +19,8 @@ import {
  * A Kysely dialect for PGlite (Kysely 0.28 ships none). PGlite is one Postgres backend in this
  * process, so every Kysely "connection" shares it: PGlite serializes single statements itself, and
  * this driver adds the one thing it cannot know, that a Kysely transaction owns the backend from
- * BEGIN to COMMIT (statements of other connections wait meanwhile, so they never land inside it).
+ * BEGIN to COMMIT (statements of other connections, of any Kysely over the same PGlite instance,
+ * wait meanwhile, so they never land inside it).
  *
  * SQL is Postgres': the query compiler, adapter and introspector are Kysely's own Postgres ones.
  */
@@ -47,16 +48,28 @@ export class PgliteDialect implements Dialect {
   }
 }
 
+/** Which connection's transaction owns a PGlite backend. Shared by every Kysely over that instance. */
+interface Ownership {
+  owner: PgliteConnection | null;
+  done: Promise<void>;
+  release: () => void;
+  cursorSeq: number;
+}
+
+const ownerships = new WeakMap<PGlite, Ownership>();
+
 class PgliteDriver implements Driver {
   readonly #db: PGlite;
-  /** The connection whose transaction currently owns the backend, and a promise of its end. */
-  #owner: PgliteConnection | null = null;
-  #ownerDone: Promise<void> = Promise.resolve();
-  #releaseOwner: () => void = () => {};
-  #cursorSeq = 0;
+  readonly #own: Ownership;
 
   constructor(db: PGlite) {
     this.#db = db;
+    let own = ownerships.get(db);
+    if (!own) {
+      own = { owner: null, done: Promise.resolve(), release: () => {}, cursorSeq: 0 };
+      ownerships.set(db, own);
+    }
+    this.#own = own;
   }
 
   async init(): Promise<void> {
@@ -69,9 +82,10 @@ class PgliteDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const conn = connection as PgliteConnection;
-    while (this.#owner !== null) await this.#ownerDone;
-    this.#owner = conn;
-    this.#ownerDone = new Promise((resolve) => (this.#releaseOwner = resolve));
+    const own = this.#own;
+    while (own.owner !== null) await own.done;
+    own.owner = conn;
+    own.done = new Promise((resolve) => (own.release = resolve));
     let sql = 'begin';
     if (settings.isolationLevel) sql += ` isolation level ${settings.isolationLevel}`;
     if (settings.accessMode) sql += ` ${settings.accessMode}`;
@@ -106,8 +120,8 @@ class PgliteDriver implements Driver {
   }
 
   #endTransaction(): void {
-    this.#owner = null;
-    this.#releaseOwner();
+    this.#own.owner = null;
+    this.#own.release();
   }
 
   /** Runs one statement for `conn`, waiting while another connection's transaction owns the backend. */
@@ -116,13 +130,13 @@ class PgliteDriver implements Driver {
     sql: string,
     parameters: readonly unknown[],
   ): Promise<{ rows: unknown[]; affectedRows?: number }> {
-    while (this.#owner !== null && this.#owner !== conn) await this.#ownerDone;
+    while (this.#own.owner !== null && this.#own.owner !== conn) await this.#own.done;
     return this.#db.query(sql, parameters as unknown[]);
   }
 
   nextCursorName(): string {
-    this.#cursorSeq += 1;
-    return `kysely_pglite_cursor_${this.#cursorSeq}`;
+    this.#own.cursorSeq += 1;
+    return `kysely_pglite_cursor_${this.#own.cursorSeq}`;
   }
 }
 

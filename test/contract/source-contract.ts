@@ -1,0 +1,671 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { MemberHashes } from '../../src/destinations/destination.js';
+import type { DeltaRow, DiffRun, DiffSpec, MemberAck, StateStore } from '../../src/diff/types.js';
+import { LockBusyError, ModelSqlError } from '../../src/errors.js';
+import type { Source } from '../../src/sources/source.js';
+
+/**
+ * The contract every warehouse source keeps, run against each of them (test/contract/<kind>.test.ts).
+ *
+ * To plug in a new warehouse, write a factory that returns a fresh, isolated `ContractWarehouse` per
+ * test (its own schema/dataset or database copy) and call
+ * `defineSourceContract('<kind>', factory, options)` from `test/contract/<kind>.test.ts`.
+ */
+
+/** One row of a seeded table: `id` is the primary key, `email` and `phone` the mapped columns. */
+export interface SeedRow {
+  id: string | number | null;
+  email: string | null;
+  phone: string | null;
+}
+
+export interface ContractWarehouse {
+  /** An open source; the suite never closes it (cleanup does). */
+  source: Source;
+  /** The state schema (BigQuery: dataset) the suite uses; it need not exist yet. */
+  stateSchema: string;
+  /**
+   * Creates (or replaces) table `name` with columns `id` (an integer type for `int`, a string type for
+   * `text`), `email` and `phone` (strings), holding exactly `rows`.
+   */
+  load(name: string, keyType: 'int' | 'text', rows: readonly SeedRow[]): Promise<void>;
+  /** The table's name as model SQL must write it (qualified and quoted as the warehouse needs). */
+  table(name: string): string;
+  /** Every row of every table in the state schema, rendered as text: scanned for raw identifiers. */
+  dumpState(): Promise<string>;
+  /** Opens another source on the same warehouse (a second process, as far as locks can tell). */
+  reopen(): Promise<Source>;
+  /** Closes every source it opened and drops what the test created. */
+  cleanup(): Promise<void>;
+}
+
+export interface ContractOptions {
+  /** fast-check runs of the property test (each run is several diffs); default 12. */
+  propertyRuns?: number;
+  /** Rows for the bounded-batches case; default 2,500. */
+  bulkRows?: number;
+}
+
+export const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+
+/** What a destination would acknowledge for a delta row: SHA-256 hashes of the mapped values. */
+export function hashesOf(values: Record<string, unknown> | null): MemberHashes {
+  const hashes: MemberHashes = {};
+  if (values?.email != null) hashes.email = [sha256(String(values.email))];
+  if (values?.phone != null) hashes.phone_number = [sha256(String(values.phone))];
+  return hashes;
+}
+
+export function ackOf(row: DeltaRow, sentAt: Date | null = new Date()): MemberAck {
+  return row.change === 'removed'
+    ? { key: row.key, change: 'removed', fingerprint: null, hashes: null, sentAt }
+    : {
+        key: row.key,
+        change: row.change,
+        fingerprint: row.fingerprint,
+        hashes: hashesOf(row.values),
+        sentAt,
+      };
+}
+
+export async function readDelta(run: DiffRun, batchSize = 1000): Promise<DeltaRow[]> {
+  const rows: DeltaRow[] = [];
+  for await (const batch of run.delta(batchSize)) {
+    expect(batch.length).toBeGreaterThan(0);
+    expect(batch.length).toBeLessThanOrEqual(batchSize);
+    rows.push(...batch);
+  }
+  return rows;
+}
+
+const summary = (rows: readonly DeltaRow[]) => rows.map((r) => `${r.change}:${r.key}`);
+const RANK = { removed: 0, changed: 1, refresh: 2, added: 3 } as const;
+
+export function defineSourceContract(
+  name: string,
+  factory: () => Promise<ContractWarehouse>,
+  options: ContractOptions = {},
+): void {
+  describe(`source contract: ${name}`, () => {
+    let wh: ContractWarehouse;
+    let state: StateStore;
+    beforeEach(async () => {
+      wh = await factory();
+      state = wh.source.state(wh.stateSchema);
+    });
+    afterEach(async () => {
+      await wh?.cleanup();
+    });
+
+    const spec = (table: string, overrides: Partial<DiffSpec> = {}): DiffSpec => ({
+      activationId: 'act_a',
+      modelSql: `select id, email, phone from ${wh.table(table)}`,
+      modelName: 'segment',
+      primaryKey: 'id',
+      columns: ['email', 'phone'],
+      refreshBefore: null,
+      fullResync: false,
+      ...overrides,
+    });
+
+    /** Diffs, reads the whole delta, commits all of it (or `pick`), and returns the delta. */
+    async function syncOnce(
+      s: DiffSpec,
+      opts: { pick?: (row: DeltaRow) => boolean; sentAt?: Date | null } = {},
+    ): Promise<{ delta: DeltaRow[]; counts: DiffRun['counts'] }> {
+      await using run = await state.prepareDiff(s);
+      const delta = await readDelta(run);
+      const sentAt = opts.sentAt === undefined ? new Date() : opts.sentAt;
+      const acks = delta.filter(opts.pick ?? (() => true)).map((r) => ackOf(r, sentAt));
+      await run.commit(acks);
+      return { delta, counts: run.counts };
+    }
+
+    it('checks the connection and describes a model without reading rows', async () => {
+      await wh.source.check();
+      await wh.load('people', 'int', [{ id: 1, email: 'a@example.com', phone: null }]);
+      const columns = await wh.source.describeModel(
+        'segment',
+        `select id, email, phone from ${wh.table('people')}`,
+      );
+      expect(columns.map((c) => c.name)).toEqual(['id', 'email', 'phone']);
+      for (const column of columns) expect(column.type.length).toBeGreaterThan(0);
+      await expect(
+        wh.source.describeModel('segment', `select nope from ${wh.table('people')}`),
+      ).rejects.toThrow(ModelSqlError);
+    });
+
+    it('migrates idempotently, also when several processes migrate at once', async () => {
+      const other = await wh.reopen();
+      await Promise.all([state.migrate(), other.state(wh.stateSchema).migrate(), state.migrate()]);
+      await state.migrate();
+      expect(await state.memberCount('act_a')).toBe(0);
+      expect(await other.state(wh.stateSchema).memberCount('act_a')).toBe(0);
+    });
+
+    it('emits added, then removed/changed/refresh/added in order, with previous hashes', async () => {
+      const rows: SeedRow[] = [
+        { id: 1, email: 'one@example.com', phone: '+15550000001' },
+        { id: 2, email: 'two@example.com', phone: null },
+        { id: 3, email: 'three@example.com', phone: '+15550000003' },
+        { id: 4, email: null, phone: '+15550000004' },
+      ];
+      await wh.load('people', 'int', rows);
+      const t0 = new Date('2026-01-01T00:00:00Z');
+      const first = await syncOnce(spec('people'), { sentAt: t0 });
+      expect(summary(first.delta)).toEqual(['added:1', 'added:2', 'added:3', 'added:4']);
+      expect(first.counts).toMatchObject({
+        rows: 4,
+        invalidKeys: 0,
+        added: 4,
+        removed: 0,
+        changed: 0,
+        refresh: 0,
+      });
+      expect(first.counts.stateMembers).toBe(0);
+      expect(first.delta[0]!.values).toEqual({ email: 'one@example.com', phone: '+15550000001' });
+      expect(first.delta[0]!.previousHashes).toBeNull();
+      expect(first.delta[0]!.fingerprint).toMatch(/\S/);
+      expect(await state.memberCount('act_a')).toBe(4);
+
+      // Nothing changed: an empty delta.
+      expect((await syncOnce(spec('people'))).delta).toEqual([]);
+
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: '+15550000001' },
+        { id: 2, email: 'two-new@example.com', phone: null },
+        { id: 4, email: null, phone: '+15550000004' },
+        { id: 5, email: 'five@example.com', phone: null },
+      ]);
+      await using run = await state.prepareDiff(
+        spec('people', { refreshBefore: new Date(t0.getTime() + 1) }),
+      );
+      const delta = await readDelta(run, 2);
+      expect(summary(delta)).toEqual(['removed:3', 'changed:2', 'refresh:1', 'refresh:4', 'added:5']);
+      expect(run.counts).toMatchObject({
+        rows: 4,
+        removed: 1,
+        changed: 1,
+        refresh: 2,
+        added: 1,
+        stateMembers: 4,
+      });
+      const [removed, changed, refresh] = delta;
+      expect(removed!.values).toBeNull();
+      expect(removed!.fingerprint).toBeNull();
+      expect(removed!.previousHashes).toEqual(
+        hashesOf({ email: 'three@example.com', phone: '+15550000003' }),
+      );
+      expect(changed!.values).toEqual({ email: 'two-new@example.com', phone: null });
+      expect(changed!.previousHashes).toEqual(hashesOf({ email: 'two@example.com', phone: null }));
+      expect(changed!.fingerprint).not.toEqual(first.delta[1]!.fingerprint);
+      expect(refresh!.fingerprint).toEqual(first.delta[0]!.fingerprint);
+      expect(refresh!.previousHashes).toEqual(hashesOf({ email: 'one@example.com', phone: '+15550000001' }));
+    });
+
+    it('renders numeric and text keys as stable text', async () => {
+      await wh.load('num', 'int', [
+        { id: 10, email: 'a@example.com', phone: null },
+        { id: 9, email: 'b@example.com', phone: null },
+        { id: 1234567890123, email: 'c@example.com', phone: null },
+      ]);
+      const numeric = await syncOnce(spec('num'));
+      expect(numeric.delta.map((r) => r.key).sort()).toEqual(['10', '1234567890123', '9']);
+      await wh.load('txt', 'text', [
+        { id: 'B', email: 'a@example.com', phone: null },
+        { id: 'a', email: 'b@example.com', phone: null },
+        { id: 'ü-1', email: 'c@example.com', phone: null },
+      ]);
+      const text = await syncOnce(spec('txt', { activationId: 'act_t' }));
+      expect(text.delta.map((r) => r.key).sort()).toEqual(['B', 'a', 'ü-1']);
+      expect((await syncOnce(spec('txt', { activationId: 'act_t' }))).delta).toEqual([]);
+    });
+
+    it('leaves out null and duplicated keys, counts and lists them', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: null },
+        { id: 2, email: 'two@example.com', phone: null },
+      ]);
+      await syncOnce(spec('people'));
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: null },
+        { id: 2, email: 'two@example.com', phone: null },
+        { id: 2, email: 'two-bis@example.com', phone: null },
+        { id: null, email: 'nokey@example.com', phone: null },
+        { id: null, email: 'nokey2@example.com', phone: null },
+        { id: 3, email: 'three@example.com', phone: null },
+        { id: 3, email: 'three@example.com', phone: null },
+        { id: 3, email: 'three@example.com', phone: null },
+        { id: 4, email: 'four@example.com', phone: null },
+      ]);
+      await using run = await state.prepareDiff(spec('people'));
+      expect(run.counts).toMatchObject({ rows: 9, invalidKeys: 7, added: 1, removed: 1, changed: 0 });
+      const invalid = [];
+      for await (const batch of run.invalidKeys()) invalid.push(...batch);
+      expect(invalid).toEqual([
+        { key: null, reason: 'null_primary_key', rows: 1 },
+        { key: null, reason: 'null_primary_key', rows: 1 },
+        { key: '2', reason: 'duplicate_primary_key', rows: 2 },
+        { key: '3', reason: 'duplicate_primary_key', rows: 3 },
+      ]);
+      // Member 2 became ambiguous: it leaves the segment (removed) until its key is unique again.
+      expect(summary(await readDelta(run))).toEqual(['removed:2', 'added:4']);
+    });
+
+    it('re-emits what was not acknowledged, and keeps its old state', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: null },
+        { id: 2, email: 'two@example.com', phone: null },
+        { id: 3, email: 'three@example.com', phone: null },
+        { id: 4, email: 'four@example.com', phone: null },
+      ]);
+      const first = await syncOnce(spec('people'), {
+        pick: (r) => r.key === '1' || r.key === '2' || r.key === '3',
+      });
+      expect(first.delta).toHaveLength(4);
+      expect(summary((await syncOnce(spec('people'), { pick: () => false })).delta)).toEqual(['added:4']);
+
+      await wh.load('people', 'int', [
+        { id: 2, email: 'two-new@example.com', phone: null },
+        { id: 3, email: 'three@example.com', phone: null },
+        { id: 4, email: 'four@example.com', phone: null },
+      ]);
+      // Nothing acknowledged: the same delta comes back, with the same previous hashes.
+      const unacked = await syncOnce(spec('people'), { pick: () => false });
+      expect(summary(unacked.delta)).toEqual(['removed:1', 'changed:2', 'added:4']);
+      const again = await syncOnce(spec('people'), { pick: (r) => r.change === 'changed' });
+      expect(again.delta).toEqual(unacked.delta);
+      const last = await syncOnce(spec('people'));
+      expect(summary(last.delta)).toEqual(['removed:1', 'added:4']);
+      expect((await syncOnce(spec('people'))).delta).toEqual([]);
+      expect(await state.memberCount('act_a')).toBe(3);
+    });
+
+    it('commits idempotently: re-committing the same acknowledgements is harmless', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: '+15550000001' },
+        { id: 2, email: 'two@example.com', phone: null },
+      ]);
+      await using run = await state.prepareDiff(spec('people'));
+      const acks = (await readDelta(run)).map((r) => ackOf(r));
+      await run.commit(acks);
+      await run.commit(acks);
+      await run.commit([...acks, ...acks]);
+      expect(await state.memberCount('act_a')).toBe(2);
+      await using next = await state.prepareDiff(spec('people'));
+      expect(await readDelta(next)).toEqual([]);
+      // A crash after removing at X, before committing: the removal is re-sent and re-committed.
+      await wh.load('people', 'int', [{ id: 1, email: 'one@example.com', phone: '+15550000001' }]);
+      await using third = await state.prepareDiff(spec('people'));
+      const removal = (await readDelta(third)).map((r) => ackOf(r));
+      await third.commit(removal);
+      await third.commit(removal);
+      expect(await state.memberCount('act_a')).toBe(1);
+    });
+
+    it('refreshes by last_sent_at, kept when nothing was sent', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: null },
+        { id: 2, email: null, phone: null },
+      ]);
+      const t0 = new Date('2026-01-01T00:00:00Z');
+      await syncOnce(spec('people'), { sentAt: t0, pick: (r) => r.key === '1' });
+      await syncOnce(spec('people'), { sentAt: null });
+      const later = new Date('2026-06-01T00:00:00Z');
+      // Member 2 was never sent (sentAt null): nothing to refresh.
+      const refresh = await syncOnce(spec('people', { refreshBefore: later }), { sentAt: null });
+      expect(summary(refresh.delta)).toEqual(['refresh:1']);
+      // Committing a refresh with sentAt null kept the old last_sent_at, so it is still due.
+      const still = await syncOnce(spec('people', { refreshBefore: later }), { sentAt: later });
+      expect(summary(still.delta)).toEqual(['refresh:1']);
+      expect((await syncOnce(spec('people', { refreshBefore: later }))).delta).toEqual([]);
+    });
+
+    it('full resync re-sends every member and removes what is beyond the segment', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: null },
+        { id: 2, email: 'two@example.com', phone: null },
+        { id: 3, email: 'three@example.com', phone: null },
+      ]);
+      await syncOnce(spec('people'));
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: null },
+        { id: 2, email: 'two-new@example.com', phone: null },
+        { id: 4, email: 'four@example.com', phone: null },
+      ]);
+      const resync = await syncOnce(spec('people', { fullResync: true }));
+      expect(summary(resync.delta)).toEqual(['removed:3', 'changed:2', 'refresh:1', 'added:4']);
+      expect(resync.counts).toMatchObject({ removed: 1, changed: 1, refresh: 1, added: 1 });
+      expect(summary((await syncOnce(spec('people', { fullResync: true }))).delta)).toEqual([
+        'refresh:1',
+        'refresh:2',
+        'refresh:4',
+      ]);
+    });
+
+    it('answers which hashes another member still holds', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'shared@example.com', phone: '+15550000001' },
+        { id: 2, email: 'shared@example.com', phone: null },
+        { id: 3, email: 'own@example.com', phone: null },
+      ]);
+      await syncOnce(spec('people'));
+      await using run = await state.prepareDiff(spec('people'));
+      const shared = sha256('shared@example.com');
+      const own = sha256('own@example.com');
+      const phone = sha256('+15550000001');
+      expect(await run.hashesHeldByOthers([shared, own, phone, sha256('x')], ['1'])).toEqual(
+        new Set([shared, own]),
+      );
+      expect(await run.hashesHeldByOthers([shared, own, phone], ['1', '2', '3'])).toEqual(new Set());
+      expect(await run.hashesHeldByOthers([phone], [])).toEqual(new Set([phone]));
+      expect(await run.hashesHeldByOthers([], ['1'])).toEqual(new Set());
+      // Other activations' members never count.
+      await syncOnce(spec('people', { activationId: 'act_b' }));
+      expect(await run.hashesHeldByOthers([own], ['3'])).toEqual(new Set());
+    });
+
+    it('keeps two runs of one activation apart with its lock', async () => {
+      await state.migrate();
+      const lock = await state.lock('act_a', { wait: false });
+      await expect(state.lock('act_a', { wait: false })).rejects.toThrow(LockBusyError);
+      await expect(state.lock('act_a', { wait: true, timeoutMs: 300 })).rejects.toThrow(LockBusyError);
+      const other = (await wh.reopen()).state(wh.stateSchema);
+      await expect(other.lock('act_a', { wait: false })).rejects.toThrow(LockBusyError);
+      // Another activation runs in parallel.
+      const b = await other.lock('act_b', { wait: false });
+      const waiting = other.lock('act_a', { wait: true, timeoutMs: 30_000 });
+      await lock.release();
+      await lock.release();
+      const taken = await waiting;
+      await expect(state.lock('act_a', { wait: false })).rejects.toThrow(LockBusyError);
+      await taken[Symbol.asyncDispose]();
+      await b.release();
+      {
+        await using again = await state.lock('act_a', { wait: false });
+        expect(again).toBeDefined();
+      }
+      const after = await state.lock('act_a', { wait: false });
+      await after.release();
+    });
+
+    it('reads a large delta in bounded batches', async () => {
+      const n = options.bulkRows ?? 2500;
+      await wh.load(
+        'bulk',
+        'int',
+        Array.from({ length: n }, (_, i) => ({ id: i, email: `user${i}@example.com`, phone: null })),
+      );
+      await using run = await state.prepareDiff(spec('bulk'));
+      let total = 0;
+      let previous = '';
+      for await (const batch of run.delta(700)) {
+        expect(batch.length).toBeLessThanOrEqual(700);
+        for (const row of batch) {
+          expect(row.change).toBe('added');
+          expect(row.key > previous || previous === '').toBe(true);
+          previous = row.key;
+        }
+        total += batch.length;
+        await run.commit(batch.map((r) => ackOf(r)));
+      }
+      expect(total).toBe(n);
+      expect(await state.memberCount('act_a')).toBe(n);
+    });
+
+    it('reports a failing model as ModelSqlError, with the warehouse message', async () => {
+      await wh.load('people', 'int', []);
+      const error = await state
+        .prepareDiff(spec('people', { modelSql: `select id, emial from ${wh.table('people')}` }))
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelSqlError);
+      expect((error as ModelSqlError).message).toMatch(/emial/);
+      await expect(state.prepareDiff(spec('people', { columns: ['email', 'nope'] }))).rejects.toThrow(
+        ModelSqlError,
+      );
+    });
+
+    it('keeps bindings, the run log, rejections and activation status', async () => {
+      expect(await state.getBinding('act_a')).toBeUndefined();
+      const binding = {
+        activationId: 'act_a',
+        destination: 'x',
+        accountId: '18ce54d4x5t',
+        audienceId: '1nmth',
+        audienceName: 'VIP',
+        boundAt: new Date('2026-01-02T03:04:05Z'),
+      };
+      await state.saveBinding(binding);
+      await state.saveBinding({ ...binding, audienceName: 'VIP customers' });
+      expect(await state.getBinding('act_a')).toEqual({ ...binding, audienceName: 'VIP customers' });
+
+      const r1 = await state.startRun('act_a', new Date('2026-01-01T00:00:00Z'));
+      const r2 = await state.startRun('act_b', new Date('2026-01-01T01:00:00Z'));
+      const counts = {
+        rows: 10,
+        added: 3,
+        removed: 1,
+        changed: 2,
+        refreshed: 0,
+        invalid: 1,
+        rejected: 1,
+        requests: 2,
+      };
+      await state.finishRun(r1, {
+        status: 'succeeded',
+        counts,
+        error: null,
+        finishedAt: new Date('2026-01-01T00:01:00Z'),
+        cost: { bytes: 1024 },
+      });
+      await state.recordRejections(r1, 'act_a', [
+        { memberKey: '7', identifierType: 'email', reason: 'invalid_email' },
+        { memberKey: null, identifierType: null, reason: 'null_primary_key' },
+      ]);
+      const runs = await state.listRuns({ limit: 10 });
+      expect(runs.map((r) => r.id)).toEqual([r2, r1]);
+      expect(runs[1]).toMatchObject({
+        activationId: 'act_a',
+        status: 'succeeded',
+        counts,
+        error: null,
+        cost: { bytes: 1024 },
+        finishedAt: new Date('2026-01-01T00:01:00Z'),
+      });
+      expect(runs[0]).toMatchObject({ status: 'running', finishedAt: null });
+      expect((await state.listRuns({ activationId: 'act_a', limit: 10 })).map((r) => r.id)).toEqual([r1]);
+      expect(await state.listRuns({ limit: 1 })).toHaveLength(1);
+
+      expect(await state.getActivationStatus('act_a')).toBeUndefined();
+      const status = {
+        activationId: 'act_a',
+        consecutiveFailures: 3,
+        pausedAt: new Date('2026-01-03T00:00:00Z'),
+        pausedReason: 'three failures in a row',
+        configFingerprint: 'abc',
+        updatedAt: new Date('2026-01-03T00:00:00Z'),
+      };
+      await state.setActivationStatus(status);
+      await state.setActivationStatus({
+        ...status,
+        activationId: 'act_b',
+        pausedAt: null,
+        pausedReason: null,
+      });
+      await state.setActivationStatus({ ...status, consecutiveFailures: 4 });
+      expect(await state.getActivationStatus('act_a')).toEqual({ ...status, consecutiveFailures: 4 });
+      expect((await state.listActivationStatus()).map((s) => s.activationId)).toEqual(['act_a', 'act_b']);
+
+      await wh.load('people', 'int', [{ id: 1, email: 'one@example.com', phone: null }]);
+      await syncOnce(spec('people'));
+      await state.reset('act_a', { keepBinding: true });
+      expect(await state.memberCount('act_a')).toBe(0);
+      expect(await state.getBinding('act_a')).toBeDefined();
+      await state.reset('act_a');
+      expect(await state.getBinding('act_a')).toBeUndefined();
+      expect(await state.listRuns({ activationId: 'act_a', limit: 10 })).toHaveLength(1);
+    });
+
+    it('never stores a raw identifier in any state table', async () => {
+      const raw = [
+        { id: 101, email: 'Raw.Person@Example.com', phone: '+15557654321' },
+        { id: 102, email: 'second.raw@example.org', phone: '+15551234567' },
+      ];
+      await wh.load('people', 'int', raw);
+      const runId = await state.startRun('act_a', new Date());
+      await state.saveBinding({
+        activationId: 'act_a',
+        destination: 'x',
+        accountId: 'acc',
+        audienceId: 'aud',
+        audienceName: 'name',
+        boundAt: new Date(),
+      });
+      await syncOnce(spec('people'));
+      await state.recordRejections(runId, 'act_a', [
+        { memberKey: '101', identifierType: 'email', reason: 'invalid' },
+      ]);
+      await state.finishRun(runId, {
+        status: 'failed',
+        counts: {
+          rows: 2,
+          added: 2,
+          removed: 0,
+          changed: 0,
+          refreshed: 0,
+          invalid: 0,
+          rejected: 1,
+          requests: 1,
+        },
+        error: 'something failed',
+        finishedAt: new Date(),
+      });
+      const dump = (await wh.dumpState()).toLowerCase();
+      expect(dump).toContain(sha256('Raw.Person@Example.com'));
+      for (const row of raw) {
+        expect(dump).not.toContain(row.email.toLowerCase());
+        expect(dump).not.toContain(row.phone);
+        expect(dump).not.toContain(row.phone.slice(1));
+      }
+    });
+
+    it('state equals what was acknowledged and the next diff is exactly the remaining difference (property)', async () => {
+      type Row = { id: number | null; email: string | null; phone: string | null };
+      interface Member {
+        email: string | null;
+        phone: string | null;
+        hashes: MemberHashes;
+      }
+      const value = (prefix: string) =>
+        fc.option(
+          fc.integer({ min: 0, max: 3 }).map((i) => `${prefix}${i}`),
+          { nil: null, freq: 4 },
+        );
+      const row = fc.record({
+        id: fc.option(fc.integer({ min: 0, max: 9 }), { nil: null, freq: 8 }),
+        email: value('e'),
+        phone: value('p'),
+      });
+      const edit = fc.oneof(
+        fc.record({ op: fc.constant('insert' as const), row }),
+        fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
+        fc.record({ op: fc.constant('value' as const), at: fc.nat(), email: value('e'), phone: value('p') }),
+        fc.record({
+          op: fc.constant('key' as const),
+          at: fc.nat(),
+          id: fc.option(fc.integer({ min: 0, max: 9 })),
+        }),
+      );
+      const step = fc.record({
+        edits: fc.array(edit, { maxLength: 6 }),
+        ackSeed: fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+        fullResync: fc.boolean(),
+      });
+      let activation = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(row, { maxLength: 8 }),
+          fc.array(step, { minLength: 1, maxLength: 4 }),
+          async (initial, steps) => {
+            activation += 1;
+            const activationId = `prop_${activation}`;
+            const table = `prop_${activation}`;
+            const segment: Row[] = initial.map((r) => ({ ...r }));
+            const model = new Map<string, Member>();
+            for (const s of steps) {
+              for (const e of s.edits) {
+                const at = 'at' in e && segment.length > 0 ? e.at % segment.length : -1;
+                if (e.op === 'insert') segment.push({ ...e.row });
+                else if (e.op === 'delete' && at >= 0) segment.splice(at, 1);
+                else if (e.op === 'value' && at >= 0)
+                  segment[at] = { ...segment[at]!, email: e.email, phone: e.phone };
+                else if (e.op === 'key' && at >= 0) segment[at] = { ...segment[at]!, id: e.id };
+              }
+              await wh.load(table, 'int', segment);
+              // The expected delta, from the in-memory model.
+              const counts = new Map<string, number>();
+              for (const r of segment)
+                if (r.id !== null) counts.set(String(r.id), (counts.get(String(r.id)) ?? 0) + 1);
+              const valid = new Map(
+                segment
+                  .filter((r) => r.id !== null && counts.get(String(r.id)) === 1)
+                  .map((r) => [String(r.id), r]),
+              );
+              const expected: string[] = [];
+              for (const [key, member] of model) {
+                const now = valid.get(key);
+                if (!now) expected.push(`removed:${key}`);
+                else if (now.email !== member.email || now.phone !== member.phone)
+                  expected.push(`changed:${key}`);
+                else if (s.fullResync) expected.push(`refresh:${key}`);
+              }
+              for (const key of valid.keys()) if (!model.has(key)) expected.push(`added:${key}`);
+              const order = (x: string) => RANK[x.split(':')[0] as keyof typeof RANK];
+              const key = (x: string) => x.slice(x.indexOf(':') + 1);
+              expected.sort(
+                (a, b) => order(a) - order(b) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0),
+              );
+
+              await using run = await state.prepareDiff(
+                spec(table, {
+                  activationId,
+                  fullResync: s.fullResync,
+                  modelSql: `select * from ${wh.table(table)}`,
+                }),
+              );
+              const delta = await readDelta(run, 3);
+              expect(summary(delta)).toEqual(expected);
+              expect(run.counts.rows).toBe(segment.length);
+              expect(run.counts.invalidKeys).toBe(segment.length - valid.size);
+              expect(run.counts.stateMembers).toBe(model.size);
+              for (const d of delta) {
+                if (d.change === 'added') expect(d.previousHashes).toBeNull();
+                else expect(d.previousHashes).toEqual(model.get(d.key)!.hashes);
+                if (d.change !== 'removed') {
+                  const r = valid.get(d.key)!;
+                  expect(d.values).toEqual({ email: r.email, phone: r.phone });
+                }
+              }
+              // Acknowledge a pseudo-random part of the delta, in two commits (one repeated).
+              const acked = delta.filter((_, i) => s.ackSeed[i % s.ackSeed.length]);
+              const acks = acked.map((d) => ackOf(d));
+              await run.commit(acks.slice(0, Math.ceil(acks.length / 2)));
+              await run.commit(acks.slice(Math.floor(acks.length / 2)));
+              for (const d of acked) {
+                if (d.change === 'removed') model.delete(d.key);
+                else {
+                  const v = d.values as { email: string | null; phone: string | null };
+                  model.set(d.key, { email: v.email, phone: v.phone, hashes: hashesOf(d.values) });
+                }
+              }
+              expect(await state.memberCount(activationId)).toBe(model.size);
+            }
+          },
+        ),
+        { numRuns: options.propertyRuns ?? 12 },
+      );
+    });
+  });
+}
