@@ -1,14 +1,205 @@
-import type { Command } from 'commander';
-import { NotImplementedError } from '../../errors.js';
-import { withGlobalOptions } from '../context.js';
+import { type FSWatcher, watch } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import { CONFIG_FILE } from '../../config/load-project.js';
+import { ConfigError, errorMessage } from '../../errors.js';
+import { SchedulerMetrics } from '../../scheduler/metrics.js';
+import { type OpsServer, startOpsServer } from '../../scheduler/ops-server.js';
+import { Scheduler } from '../../scheduler/scheduler.js';
+import { openSyncEngine } from '../../sync/index.js';
+import { type CommandContext, withGlobalOptions } from '../context.js';
+import { EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
+
+/** The default port of `/healthz` and `/metrics` (documented in docs/scheduler.md). */
+export const DEFAULT_OPS_PORT = 9464;
+
+interface ScheduleOptions {
+  concurrency: number;
+  maxFailures: number;
+  shutdownTimeout: number;
+  backoff: number;
+  backoffMax: number;
+  port: number;
+  host: string;
+  watch: boolean;
+}
+
+const integer = (min: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new InvalidArgumentError(`must be a whole number of at least ${min}`);
+  return n;
+};
+
+const seconds = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError('must be a number of seconds (e.g. 30 or 0.5)');
+  return n;
+};
+
+const port = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new InvalidArgumentError('must be a port from 0 to 65535');
+  return n;
+};
+
+/** Watches tailor.yml and models/ and calls `onChange` once a burst of edits settles. */
+function watchProject(ctx: CommandContext, onChange: () => void): { close(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const changed = () => {
+    clearTimeout(timer);
+    // Editors write a file in several steps (truncate, write, rename); wait for the last one.
+    timer = setTimeout(onChange, 300);
+  };
+  const watchers: FSWatcher[] = [];
+  const add = (path: string, filter?: (file: string | null) => boolean) => {
+    try {
+      const watcher = watch(path, (_event, file) => {
+        if (!filter || filter(file)) changed();
+      });
+      watcher.on('error', (error) =>
+        ctx.logger.warn({ err: { message: errorMessage(error) } }, 'file watch failed'),
+      );
+      watchers.push(watcher);
+    } catch (error) {
+      ctx.logger.warn({ path, err: { message: errorMessage(error) } }, 'cannot watch for changes');
+    }
+  };
+  // The folder, not the file: an editor that saves by renaming would leave a file watch behind.
+  add(ctx.projectDir, (file) => file === CONFIG_FILE);
+  add(join(ctx.projectDir, 'models'));
+  return {
+    close() {
+      clearTimeout(timer);
+      for (const watcher of watchers) watcher.close();
+    },
+  };
+}
+
+async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promise<number> {
+  const project = await ctx.project();
+  const logger = ctx.logger;
+  const metrics = new SchedulerMetrics();
+  const scheduler = new Scheduler({
+    openEngine: (p) => openSyncEngine(p, { logger, observer: metrics.observer }),
+    logger,
+    metrics,
+    concurrency: options.concurrency,
+    maxFailures: options.maxFailures,
+    shutdownTimeoutMs: options.shutdownTimeout * 1000,
+    backoff: {
+      initialMs: options.backoff * 1000,
+      maxMs: Math.max(options.backoffMax, options.backoff) * 1000,
+    },
+  });
+
+  let server: OpsServer;
+  try {
+    server = await startOpsServer({
+      host: options.host,
+      port: options.port,
+      metrics,
+      health: () => scheduler.health(),
+      logger,
+    });
+  } catch (error) {
+    throw new ConfigError(`cannot listen on ${options.host}:${options.port}: ${errorMessage(error)}`, {
+      cause: error,
+      hint: 'choose another port with --port (0 picks a free one)',
+    });
+  }
+
+  let stopRequests = 0;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  const stop = (why: string) => {
+    stopRequests++;
+    if (stopRequests === 1) {
+      logger.info(
+        { signal: why },
+        'stopping: finishing in-flight runs (send the signal again to abort them now)',
+      );
+      void scheduler.stop().then(resolveStopped);
+    } else {
+      logger.warn({ signal: why }, 'aborting in-flight runs now');
+      scheduler.abortInFlight();
+    }
+  };
+  const reload = (why: string) => {
+    if (scheduler.stopping) return;
+    logger.info({ trigger: why }, 'reloading the configuration');
+    void scheduler.reload(() => ctx.reloadProject());
+  };
+  const onTerm = () => stop('SIGTERM');
+  const onInt = () => stop('SIGINT');
+  const onHup = () => reload('SIGHUP');
+  const onAbort = () => stop('abort');
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGHUP', onHup);
+  ctx.signal.addEventListener('abort', onAbort);
+  const watcher = options.watch ? watchProject(ctx, () => reload('watch')) : undefined;
+
+  try {
+    try {
+      await scheduler.start(project);
+    } catch (error) {
+      await scheduler.stop();
+      throw error;
+    }
+    logger.info(
+      {
+        url: server.url,
+        port: server.port,
+        concurrency: options.concurrency,
+        maxFailures: options.maxFailures,
+        watch: options.watch,
+      },
+      `scheduler running; health at ${server.url}/healthz, metrics at ${server.url}/metrics`,
+    );
+    if (ctx.signal.aborted) stop('abort');
+    await stopped;
+    return EXIT.ok;
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGHUP', onHup);
+    ctx.signal.removeEventListener('abort', onAbort);
+    watcher?.close();
+    await server.close();
+  }
+}
 
 export function defineSchedule(program: Command, wrap: Wrap): void {
   withGlobalOptions(program.command('schedule'))
-    .description('run every enabled activation at its own frequency until stopped')
-    .action(
-      wrap(async () => {
-        throw new NotImplementedError('tailor schedule is not available yet (issue #6)');
-      }),
-    );
+    .description(
+      'run every enabled activation at its own frequency until stopped (SIGTERM/SIGINT), SIGHUP reloads',
+    )
+    .option('--concurrency <n>', 'activations run at once by this worker', integer(1), 4)
+    .option('--max-failures <n>', 'pause an activation after this many failed runs in a row', integer(1), 5)
+    .option(
+      '--shutdown-timeout <seconds>',
+      'on SIGTERM/SIGINT, wait this long for in-flight runs before aborting them',
+      seconds,
+      30,
+    )
+    .option(
+      '--backoff <seconds>',
+      'wait after a failed run before the next attempt (doubles each time)',
+      seconds,
+      30,
+    )
+    .option(
+      '--backoff-max <seconds>',
+      'the longest wait between attempts of a failing activation',
+      seconds,
+      3600,
+    )
+    .option('--port <port>', 'port of /healthz and /metrics (0 picks a free one)', port, DEFAULT_OPS_PORT)
+    .option('--host <address>', 'address of /healthz and /metrics (loopback unless you open it)', '127.0.0.1')
+    .option('--watch', 'reload when tailor.yml or models/ change', false)
+    .action(wrap(async (ctx, options: ScheduleOptions) => runSchedule(ctx, options)));
 }

@@ -1,14 +1,166 @@
 import type { Command } from 'commander';
-import { NotImplementedError } from '../../errors.js';
-import { withGlobalOptions } from '../context.js';
+import { resolveActivations } from '../../config/resolve-activation.js';
+import { ConfigError } from '../../errors.js';
+import { type ActivationStatusView, describeActivations } from '../../scheduler/status-report.js';
+import { openSyncEngine } from '../../sync/index.js';
+import { type CommandContext, withGlobalOptions } from '../context.js';
+import { EXIT } from '../exit-codes.js';
+import { formatTable } from '../output.js';
 import type { Wrap } from './index.js';
+
+const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
+
+/** `status --json`: snake_case, as machines and the warehouse see it. */
+function viewJson(view: ActivationStatusView) {
+  const run = view.lastRun;
+  return {
+    activation: view.id,
+    enabled: view.enabled,
+    schedule: view.schedule,
+    timezone: view.timezone,
+    next_run_at: iso(view.nextRunAt),
+    next_run_reason: view.nextRunReason,
+    last_run: run
+      ? {
+          run_id: run.id,
+          status: run.status,
+          started_at: iso(run.startedAt),
+          finished_at: iso(run.finishedAt),
+          rows: run.counts.rows,
+          added: run.counts.added,
+          removed: run.counts.removed,
+          changed: run.counts.changed,
+          refreshed: run.counts.refreshed,
+          invalid: run.counts.invalid,
+          rejected: run.counts.rejected,
+          requests: run.counts.requests,
+          error: run.error,
+        }
+      : null,
+    last_success_at: iso(view.lastSuccessAt),
+    paused: view.paused,
+    paused_at: iso(view.pausedAt),
+    paused_reason: view.pausedReason,
+    consecutive_failures: view.consecutiveFailures,
+    audience_id: view.audienceId,
+    audience: view.audience
+      ? {
+          id: view.audience.id,
+          name: view.audience.name,
+          size: view.audience.size,
+          targetable: view.audience.targetable,
+          reasons_not_targetable: view.audience.reasonsNotTargetable,
+        }
+      : null,
+    audience_error: view.audienceError,
+  };
+}
+
+/** A time for a table: minutes are enough for people; `--json` has the exact instant. */
+const short = (date: Date | null) => (date ? `${date.toISOString().slice(0, 16).replace('T', ' ')}Z` : '-');
+
+function nextRunText(view: ActivationStatusView): string {
+  if (view.nextRunReason === 'scheduled') return short(view.nextRunAt);
+  if (view.nextRunReason === 'backoff') return `${short(view.nextRunAt)} (backoff)`;
+  return view.nextRunReason;
+}
+
+function lastRunText(view: ActivationStatusView): string {
+  const run = view.lastRun;
+  if (!run) return 'never';
+  return `${run.status} ${short(run.finishedAt ?? run.startedAt)}`;
+}
+
+function countsText(view: ActivationStatusView): string {
+  const c = view.lastRun?.counts;
+  if (!c) return '-';
+  return `+${c.added} -${c.removed} ~${c.changed} r${c.refreshed} !${c.invalid} x${c.rejected}`;
+}
+
+function audienceText(view: ActivationStatusView): [string, string, string] {
+  if (!view.audienceId) return ['-', '-', '-'];
+  if (!view.audience) return [view.audienceId, '?', '?'];
+  const size = view.audience.size === null ? 'pending' : String(view.audience.size);
+  const targetable = view.audience.targetable === null ? '?' : view.audience.targetable ? 'yes' : 'no';
+  return [view.audienceId, size, targetable];
+}
+
+function printTable(ctx: CommandContext, views: readonly ActivationStatusView[]): void {
+  if (views.length === 0) {
+    ctx.print('no activations in tailor.yml');
+    return;
+  }
+  const rows = views.map((view) => [
+    view.id,
+    view.enabled ? (view.paused ? 'paused' : 'active') : 'disabled',
+    view.schedule,
+    nextRunText(view),
+    lastRunText(view),
+    countsText(view),
+    ...audienceText(view),
+  ]);
+  const lines = [
+    formatTable(
+      [
+        'ACTIVATION',
+        'STATE',
+        'SCHEDULE',
+        'NEXT RUN',
+        'LAST RUN',
+        'LAST COUNTS',
+        'AUDIENCE',
+        'SIZE',
+        'TARGETABLE',
+      ],
+      rows,
+    ),
+  ];
+  const notes: string[] = [];
+  for (const view of views) {
+    if (view.paused)
+      notes.push(
+        `${view.id}: paused since ${short(view.pausedAt)}: ${view.pausedReason ?? 'no reason recorded'}`,
+      );
+    else if (view.consecutiveFailures > 0)
+      notes.push(`${view.id}: ${view.consecutiveFailures} failed run(s) in a row`);
+    if (view.lastRun?.error && view.lastRun.status !== 'succeeded')
+      notes.push(`${view.id}: last run: ${view.lastRun.error}`);
+    if (view.audienceError) notes.push(`${view.id}: ${view.audienceError}`);
+    const reasons = view.audience?.reasonsNotTargetable ?? [];
+    if (view.audience?.targetable === false && reasons.length > 0)
+      notes.push(`${view.id}: not targetable: ${reasons.join(', ')}`);
+  }
+  if (notes.length > 0) lines.push('', ...notes);
+  lines.push('', 'counts: +added -removed ~changed r refreshed ! invalid x rejected');
+  ctx.print(lines.join('\n'));
+}
 
 export function defineStatus(program: Command, wrap: Wrap): void {
   withGlobalOptions(program.command('status'))
-    .description("last run of each activation, with X's audience size and targetability")
+    .argument('[activation...]', 'activations to show (default: all)')
+    .description(
+      "per activation: schedule, next run, last run and its counts, paused or not, and X's audience size and targetability",
+    )
     .action(
-      wrap(async () => {
-        throw new NotImplementedError('tailor status is not available yet (issue #5)');
+      wrap(async (ctx, ids: string[]) => {
+        const project = await ctx.project();
+        const unknown = ids.filter((id) => !(id in project.config.activations));
+        if (unknown.length > 0)
+          throw new ConfigError(
+            unknown.map((id) => ({
+              file: 'tailor.yml',
+              path: 'activations',
+              message: `unknown activation "${id}"`,
+            })),
+          );
+        const activations = resolveActivations(project).filter((a) => ids.length === 0 || ids.includes(a.id));
+        // The engine's own logging would only repeat what the table says; keep warnings and errors.
+        const logger = ctx.logger.child({}, { level: ctx.globals.debug ? 'debug' : 'warn' });
+        await using engine = await openSyncEngine(project, { logger });
+        const views = await describeActivations(engine, activations, { signal: ctx.signal });
+        if (ctx.globals.json) ctx.printJson({ ok: true, activations: views.map(viewJson) });
+        else printTable(ctx, views);
+        return EXIT.ok;
       }),
     );
 }
