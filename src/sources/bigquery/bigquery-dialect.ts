@@ -15,7 +15,7 @@ import {
   type TableMetadata,
 } from 'kysely';
 import { WarehouseError } from '../../errors.js';
-import type { BigqueryExecutor } from './bigquery-executor.js';
+import type { BigqueryRunner as BigqueryExecutor } from './bigquery-executor.js';
 import { BigqueryQueryCompiler } from './bigquery-query-compiler.js';
 
 /**

@@ -57,6 +57,20 @@ interface JobMetadata {
 
 const DEFAULT_PAGE = 10_000;
 
+/** What the Kysely driver needs from an executor (the SQL compile tests pass a recording one). */
+export interface BigqueryRunner {
+  run(
+    sql: string,
+    parameters: readonly unknown[],
+    options?: BigqueryStatementOptions,
+  ): Promise<BigqueryStatement>;
+  all(
+    sql: string,
+    parameters?: readonly unknown[],
+    options?: BigqueryStatementOptions,
+  ): Promise<BigqueryStatement>;
+}
+
 /**
  * Runs GoogleSQL statements as query jobs over the SDK and keeps their cost. One statement is:
  * jobs.insert (POST /projects/{p}/jobs), jobs.getQueryResults (GET /projects/{p}/queries/{job})
@@ -64,7 +78,7 @@ const DEFAULT_PAGE = 10_000;
  * getQueryResults pages with `pageToken` when the caller reads them.
  * https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs
  */
-export class BigqueryExecutor {
+export class BigqueryExecutor implements BigqueryRunner {
   readonly #client: BigQuery;
   readonly #location: string;
   readonly #costs: BigqueryJobCost[] = [];
@@ -165,8 +179,34 @@ export class BigqueryExecutor {
     };
   }
 
+  /**
+   * Validates a query and returns its result schema without running it: a dry-run job, which BigQuery
+   * neither bills nor keeps. https://cloud.google.com/bigquery/docs/running-queries#dry-run
+   */
+  async dryRun(sql: string): Promise<{ fields: BigqueryField[]; bytesProcessed: number }> {
+    let metadata: JobMetadata & { statistics?: { query?: { schema?: { fields?: BigqueryField[] } } } };
+    try {
+      const [, response] = await this.#client.createQueryJob({
+        query: sql,
+        location: this.#location,
+        dryRun: true,
+      });
+      metadata = (response ?? {}) as typeof metadata;
+    } catch (error) {
+      throw toWarehouseError(error, 'BigQuery rejected the query');
+    }
+    return {
+      fields: metadata.statistics?.query?.schema?.fields ?? [],
+      bytesProcessed: Number(metadata.statistics?.query?.totalBytesProcessed ?? 0),
+    };
+  }
+
   /** Runs a statement and reads every page (for small results). */
-  async all(sql: string, parameters: readonly unknown[] = [], options?: BigqueryStatementOptions) {
+  async all(
+    sql: string,
+    parameters: readonly unknown[] = [],
+    options?: BigqueryStatementOptions,
+  ): Promise<BigqueryStatement> {
     const statement = await this.run(sql, parameters, options);
     const rows = [...statement.rows];
     for await (const page of statement.pages()) rows.push(...page);

@@ -1,0 +1,124 @@
+import { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { createStateStore } from '../../diff/state-store.js';
+import type { StateStore } from '../../diff/types.js';
+import { ModelSqlError, WarehouseError } from '../../errors.js';
+import type { ColumnInfo, Source } from '../source.js';
+import { createBigqueryClient, type BigqueryClientOptions } from './bigquery-client.js';
+import type { BigqueryConfig } from './bigquery-config.js';
+import { BigqueryDialect } from './bigquery-dialect.js';
+import { BigqueryExecutor, type BigqueryCostSummary } from './bigquery-executor.js';
+import { BigqueryWarehouseSql, modelError } from './bigquery-sql.js';
+
+export interface BigquerySourceOptions {
+  projectDir: string;
+  logger: Logger;
+  /** Test seam: an auth client holding a token (see BigqueryClientOptions). */
+  authClient?: BigqueryClientOptions['authClient'];
+}
+
+/** A BigQuery source that also reports what its jobs cost. */
+export interface BigquerySource extends Source {
+  readonly kind: 'bigquery';
+  /** Bytes processed and billed, and job ids, of every job since `mark` (0: since opening). */
+  cost(mark?: number): BigqueryCostSummary;
+  /** The current position in the job log, for `cost(mark)`. */
+  costMark(): number;
+}
+
+/**
+ * Opens BigQuery: the SDK client (no connection is made until the first job), a Kysely instance over
+ * BigqueryDialect, and one state store per state dataset (`state_dataset`, else `state_schema`).
+ */
+export async function openBigquerySource(
+  config: BigqueryConfig,
+  options: BigquerySourceOptions,
+): Promise<BigquerySource> {
+  const client = createBigqueryClient(config, {
+    projectDir: options.projectDir,
+    ...(options.authClient ? { authClient: options.authClient } : {}),
+  });
+  return new BigquerySourceImpl(config, new BigqueryExecutor(client, config.location), options.logger);
+}
+
+class BigquerySourceImpl implements BigquerySource {
+  readonly kind = 'bigquery' as const;
+  readonly #config: BigqueryConfig;
+  readonly #executor: BigqueryExecutor;
+  readonly #logger: Logger;
+  readonly #db: Kysely<unknown>;
+  readonly #states = new Map<string, StateStore>();
+  #closed = false;
+
+  constructor(config: BigqueryConfig, executor: BigqueryExecutor, logger: Logger) {
+    this.#config = config;
+    this.#executor = executor;
+    this.#logger = logger.child({ warehouse: 'bigquery' });
+    this.#db = new Kysely<unknown>({ dialect: new BigqueryDialect(executor) });
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.#executor.all('SELECT 1 AS ok');
+    } catch (error) {
+      if (error instanceof WarehouseError) {
+        throw new WarehouseError(`BigQuery project ${this.#config.project_id}: ${error.message}`, {
+          cause: error,
+          hint: error.hint ?? 'check project_id, location and the credentials (docs/warehouses.md)',
+        });
+      }
+      throw error;
+    }
+  }
+
+  async describeModel(modelName: string, sql: string): Promise<ColumnInfo[]> {
+    let fields;
+    try {
+      ({ fields } = await this.#executor.dryRun(`SELECT * FROM (${sql}) AS m LIMIT 0`));
+    } catch (error) {
+      const mapped = modelError(error, modelName);
+      throw mapped instanceof ModelSqlError ? mapped : error;
+    }
+    return fields.map((field) => ({
+      name: field.name ?? '',
+      type: field.mode === 'REPEATED' ? `ARRAY<${field.type ?? 'STRING'}>` : (field.type ?? 'STRING'),
+    }));
+  }
+
+  state(stateSchema: string): StateStore {
+    const dataset = this.#config.state_dataset ?? stateSchema;
+    let store = this.#states.get(dataset);
+    if (!store) {
+      const sql = new BigqueryWarehouseSql({
+        db: this.#db,
+        dataset,
+        location: this.#config.location,
+        logger: this.#logger,
+        costMark: () => this.#executor.costs.length,
+        costSince: (mark) => ({ ...this.#executor.summary(mark) }),
+      });
+      store = createStateStore(sql, { logger: this.#logger });
+      this.#states.set(dataset, store);
+    }
+    return store;
+  }
+
+  cost(mark = 0): BigqueryCostSummary {
+    return this.#executor.summary(mark);
+  }
+
+  costMark(): number {
+    return this.#executor.costs.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // The SDK holds no connections; Kysely's driver has nothing to release either.
+    await this.#db.destroy();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,923 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import type { Logger } from 'pino';
+import type {
+  ActivationStatus,
+  AudienceBinding,
+  DiffCounts,
+  InvalidKeyRow,
+  RejectionRecord,
+  RunCounts,
+  RunRecord,
+  RunStatus,
+} from '../../diff/types.js';
+import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import type {
+  HeldLock,
+  MemberHashRow,
+  MemberUpsert,
+  WarehouseCapabilities,
+  WarehouseDeltaRow,
+  WarehouseDiff,
+  WarehouseDiffInput,
+  WarehouseSql,
+} from '../warehouse-sql.js';
+import { bigqueryParam } from './bigquery-params.js';
+
+/** Change kinds by the rank the delta table stores; the delta is read in this order. */
+const CHANGE_BY_RANK = ['removed', 'changed', 'refresh', 'added'] as const;
+
+export interface BigquerySqlOptions {
+  /** Kysely over BigqueryDialect. */
+  db: Kysely<unknown>;
+  /** The state dataset. */
+  dataset: string;
+  /** Where the state dataset is created (the jobs' location). */
+  location: string;
+  logger: Logger;
+  /** Rows per jobs.getQueryResults page when reading the delta. */
+  pageSize?: number;
+  /** How long a lock row stays valid without renewal; renewed every third of it while held. */
+  leaseMs?: number;
+  /** Cost of the jobs run since `mark` (BigqueryExecutor.summary). */
+  costSince?: (mark: number) => Record<string, unknown>;
+  /** The current cost mark (BigqueryExecutor.costs.length). */
+  costMark?: () => number;
+}
+
+/** Run-scoped tables expire by themselves if a crashed run never drops them. */
+const STAGING_EXPIRY_HOURS = 24;
+
+/**
+ * The WarehouseSql of BigQuery (GoogleSQL). Statements are Kysely `sql` templates compiled by
+ * BigqueryQueryCompiler (backtick identifiers, typed positional parameters) and run as query jobs.
+ *
+ * - Run-scoped snapshot and delta tables are ordinary tables in the state dataset with an
+ *   `expiration_timestamp`, not session temp tables: jobs of one run are independent, and a crashed
+ *   run's tables disappear on their own. https://cloud.google.com/bigquery/docs/managing-tables#updating_a_tables_expiration_time
+ * - The fingerprint is `TO_HEX(MD5(TO_JSON_STRING(STRUCT(...))))`: JSON keeps null apart from 'null'
+ *   and 1 apart from '1'. https://cloud.google.com/bigquery/docs/reference/standard-sql/hash_functions#md5
+ * - Acknowledged changes are applied by two MERGE statements over `UNNEST` of one typed
+ *   ARRAY<STRUCT> parameter each (never a statement per member); hashes first, then members, so a
+ *   failure between the two only makes the next diff re-emit those members (no transactions needed).
+ * - The activation lock is a lease row taken by a conditional MERGE (BigQuery has no locks) and
+ *   verified by reading it back; it is renewed while held and expires if its holder dies.
+ */
+export class BigqueryWarehouseSql implements WarehouseSql {
+  readonly capabilities: WarehouseCapabilities = {
+    lockKind: 'lease',
+    lockPollMs: 2000,
+    // One ARRAY<STRUCT> parameter per statement; keep requests well under the 10 MB request limit.
+    maxRowsPerStatement: 5000,
+    maxHashesPerLookup: 10_000,
+    transactions: false,
+  };
+  readonly stateSchema: string;
+  readonly #db: Kysely<unknown>;
+  readonly #options: BigquerySqlOptions;
+  readonly #runMarks = new Map<string, number>();
+  #migrated = false;
+
+  constructor(options: BigquerySqlOptions) {
+    if (!/^[A-Za-z0-9_]{1,1024}$/.test(options.dataset)) {
+      throw new WarehouseError(`invalid BigQuery dataset name ${JSON.stringify(options.dataset)}`);
+    }
+    if (!/^[A-Za-z0-9-]+$/.test(options.location)) {
+      throw new WarehouseError(`invalid BigQuery location ${JSON.stringify(options.location)}`);
+    }
+    this.#options = options;
+    this.#db = options.db;
+    this.stateSchema = options.dataset;
+  }
+
+  /** `dataset`.`table` */
+  table(name: string): RawBuilder<unknown> {
+    return sql.id(this.stateSchema, name);
+  }
+
+  async #rows<R>(query: RawBuilder<R>, what: string): Promise<R[]> {
+    try {
+      return (await query.execute(this.#db)).rows;
+    } catch (error) {
+      throw asWarehouseError(error, what);
+    }
+  }
+
+  async #affected(query: RawBuilder<unknown>, what: string): Promise<number> {
+    try {
+      return Number((await query.execute(this.#db)).numAffectedRows ?? 0n);
+    } catch (error) {
+      throw asWarehouseError(error, what);
+    }
+  }
+
+  // --- migrations ---------------------------------------------------------------------------------
+
+  async migrate(): Promise<void> {
+    if (this.#migrated) return;
+    const latest = BIGQUERY_MIGRATIONS.at(-1)!.version;
+    if ((await this.#appliedVersion()) >= latest) {
+      this.#migrated = true;
+      return;
+    }
+    // Every statement is idempotent (IF NOT EXISTS, a version row inserted only when absent), so
+    // concurrent first runs converge without a lock, which BigQuery does not have.
+    await this.#affected(
+      sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(this.stateSchema)} OPTIONS (location = ${sql.lit(this.#options.location)})`,
+      `creating the state dataset ${this.stateSchema}`,
+    );
+    await this.#affected(
+      sql`CREATE TABLE IF NOT EXISTS ${this.table('tailor_migrations')} (
+        version INT64 NOT NULL, name STRING NOT NULL, applied_at TIMESTAMP NOT NULL)`,
+      'creating the migrations table',
+    );
+    const applied = await this.#appliedVersion();
+    for (const migration of BIGQUERY_MIGRATIONS) {
+      if (migration.version <= applied) continue;
+      for (const statement of migration.statements((name) => this.table(name))) {
+        await this.#affected(statement, `state migration ${migration.version}`);
+      }
+      await this.#affected(
+        sql`INSERT INTO ${this.table('tailor_migrations')} (version, name, applied_at)
+          SELECT ${migration.version}, ${migration.name}, CURRENT_TIMESTAMP()
+          FROM UNNEST([1]) WHERE NOT EXISTS (
+            SELECT 1 FROM ${this.table('tailor_migrations')} WHERE version = ${migration.version})`,
+        `recording state migration ${migration.version}`,
+      );
+      this.#options.logger.info(
+        { stateSchema: this.stateSchema, version: migration.version },
+        `state migration ${migration.version} (${migration.name}) applied`,
+      );
+    }
+    this.#migrated = true;
+  }
+
+  async #appliedVersion(): Promise<number> {
+    try {
+      const rows = await sql<{
+        version: number | null;
+      }>`SELECT MAX(version) AS version FROM ${this.table('tailor_migrations')}`.execute(this.#db);
+      return rows.rows[0]?.version ?? 0;
+    } catch (error) {
+      if (isNotFound(error)) return 0;
+      throw asWarehouseError(error, 'reading the state schema version');
+    }
+  }
+
+  // --- locks --------------------------------------------------------------------------------------
+
+  async tryLock(activationId: string): Promise<HeldLock | null> {
+    const holder = randomUUID();
+    const leaseSeconds = Math.ceil((this.#options.leaseMs ?? 10 * 60_000) / 1000);
+    let taken: number;
+    try {
+      taken = Number(
+        (
+          await sql`MERGE ${this.table('locks')} AS t
+          USING (SELECT ${activationId} AS activation_id) AS s
+          ON t.activation_id = s.activation_id
+          WHEN MATCHED AND t.expires_at < CURRENT_TIMESTAMP() THEN
+            UPDATE SET holder = ${holder}, acquired_at = CURRENT_TIMESTAMP(),
+              expires_at = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${leaseSeconds} SECOND)
+          WHEN NOT MATCHED THEN
+            INSERT (activation_id, holder, acquired_at, expires_at)
+            VALUES (s.activation_id, ${holder}, CURRENT_TIMESTAMP(),
+              TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${leaseSeconds} SECOND))`.execute(this.#db)
+        ).numAffectedRows ?? 0n,
+      );
+    } catch (error) {
+      // Two MERGEs on one table at once: BigQuery aborts one ("concurrent update"); that one lost.
+      if (/concurrent update|could not serialize/i.test(errorMessage(error))) return null;
+      throw asWarehouseError(error, `taking the lock of activation ${activationId}`);
+    }
+    if (taken !== 1) return null;
+    // Read back: the lock is ours only if the single row for the activation names us.
+    const rows = await this.#rows(
+      sql<{
+        holder: string;
+      }>`SELECT holder FROM ${this.table('locks')} WHERE activation_id = ${activationId}`,
+      `checking the lock of activation ${activationId}`,
+    );
+    if (rows.length !== 1 || rows[0]?.holder !== holder) return null;
+    return this.#heldLock(activationId, holder, leaseSeconds);
+  }
+
+  #heldLock(activationId: string, holder: string, leaseSeconds: number): HeldLock {
+    let held = true;
+    const renew = setInterval(
+      () => {
+        void this.#affected(
+          sql`UPDATE ${this.table('locks')}
+            SET expires_at = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${leaseSeconds} SECOND)
+            WHERE activation_id = ${activationId} AND holder = ${holder}`,
+          'renewing an activation lock',
+        ).then(
+          (n) => {
+            if (n === 0 && held) {
+              this.#options.logger.warn({ activation: activationId }, 'activation lock lease was lost');
+            }
+          },
+          (error: unknown) =>
+            this.#options.logger.warn(
+              { activation: activationId, err: errorMessage(error) },
+              'lock renewal failed',
+            ),
+        );
+      },
+      Math.max(1000, (leaseSeconds * 1000) / 3),
+    );
+    renew.unref();
+    return {
+      release: async () => {
+        if (!held) return;
+        held = false;
+        clearInterval(renew);
+        await this.#affected(
+          sql`DELETE FROM ${this.table('locks')} WHERE activation_id = ${activationId} AND holder = ${holder}`,
+          `releasing the lock of activation ${activationId}`,
+        );
+      },
+    };
+  }
+
+  // --- bindings -----------------------------------------------------------------------------------
+
+  async getBinding(activationId: string): Promise<AudienceBinding | undefined> {
+    const rows = await this.#rows(
+      sql<BindingRow>`SELECT activation_id, destination, account_id, audience_id, audience_name, bound_at
+        FROM ${this.table('bindings')} WHERE activation_id = ${activationId}`,
+      'reading a binding',
+    );
+    const row = rows[0];
+    return (
+      row && {
+        activationId: row.activation_id,
+        destination: row.destination,
+        accountId: row.account_id,
+        audienceId: row.audience_id,
+        audienceName: row.audience_name,
+        boundAt: toDate(row.bound_at),
+      }
+    );
+  }
+
+  async saveBinding(binding: AudienceBinding): Promise<void> {
+    await this.#affected(
+      sql`MERGE ${this.table('bindings')} AS t
+        USING (SELECT ${binding.activationId} AS activation_id, ${binding.destination} AS destination,
+          ${binding.accountId} AS account_id, ${binding.audienceId} AS audience_id,
+          ${binding.audienceName} AS audience_name, ${binding.boundAt} AS bound_at) AS s
+        ON t.activation_id = s.activation_id
+        WHEN MATCHED THEN UPDATE SET destination = s.destination, account_id = s.account_id,
+          audience_id = s.audience_id, audience_name = s.audience_name, bound_at = s.bound_at
+        WHEN NOT MATCHED THEN INSERT (activation_id, destination, account_id, audience_id, audience_name, bound_at)
+          VALUES (s.activation_id, s.destination, s.account_id, s.audience_id, s.audience_name, s.bound_at)`,
+      'saving a binding',
+    );
+  }
+
+  async deleteBinding(activationId: string): Promise<void> {
+    await this.#affected(
+      sql`DELETE FROM ${this.table('bindings')} WHERE activation_id = ${activationId}`,
+      'deleting a binding',
+    );
+  }
+
+  // --- member state -------------------------------------------------------------------------------
+
+  async memberCount(activationId: string): Promise<number> {
+    const rows = await this.#rows(
+      sql<{
+        n: number;
+      }>`SELECT COUNT(*) AS n FROM ${this.table('members')} WHERE activation_id = ${activationId}`,
+      'counting members',
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async deleteAllMembers(activationId: string): Promise<void> {
+    // Hashes first: a failure in between leaves members whose next diff re-emits them.
+    await this.#affected(
+      sql`DELETE FROM ${this.table('member_hashes')} WHERE activation_id = ${activationId}`,
+      'forgetting member hashes',
+    );
+    await this.#affected(
+      sql`DELETE FROM ${this.table('members')} WHERE activation_id = ${activationId}`,
+      'forgetting members',
+    );
+  }
+
+  async applyMemberChanges(
+    activationId: string,
+    changes: { upserts: readonly MemberUpsert[]; removals: readonly string[] },
+  ): Promise<void> {
+    const { upserts, removals } = changes;
+    if (upserts.length === 0 && removals.length === 0) return;
+    const touched = [...removals, ...upserts.map((u) => u.key)];
+    const hashRows = dedupeHashes(upserts);
+    // 1. Hashes: insert the acknowledged ones, delete every other hash of the touched members.
+    await this.#affected(
+      sql`MERGE ${this.table('member_hashes')} AS t
+        USING (SELECT h.member_key, h.id_type, h.hash FROM UNNEST(${bigqueryParam(hashRows, [HASH_ROW_TYPE])}) AS h) AS s
+        ON t.activation_id = ${activationId} AND t.member_key = s.member_key
+          AND t.id_type = s.id_type AND t.hash = s.hash
+        WHEN NOT MATCHED BY TARGET THEN
+          INSERT (activation_id, member_key, id_type, hash) VALUES (${activationId}, s.member_key, s.id_type, s.hash)
+        WHEN NOT MATCHED BY SOURCE AND t.activation_id = ${activationId}
+          AND t.member_key IN UNNEST(${bigqueryParam(touched, ['STRING'])}) THEN DELETE`,
+      'committing acknowledged member hashes',
+    );
+    // 2. Members: upsert fingerprints (keeping last_sent_at when none is given), delete removals.
+    const memberRows = [
+      ...upserts.map((u) => ({
+        member_key: u.key,
+        fingerprint: u.fingerprint,
+        last_sent_at: u.lastSentAt,
+        remove: false,
+      })),
+      ...removals.map((key) => ({ member_key: key, fingerprint: null, last_sent_at: null, remove: true })),
+    ];
+    await this.#affected(
+      sql`MERGE ${this.table('members')} AS t
+        USING (SELECT u.member_key, u.fingerprint, u.last_sent_at, u.remove
+               FROM UNNEST(${bigqueryParam(memberRows, [MEMBER_ROW_TYPE])}) AS u) AS s
+        ON t.activation_id = ${activationId} AND t.member_key = s.member_key
+        WHEN MATCHED AND s.remove THEN DELETE
+        WHEN MATCHED THEN UPDATE SET fingerprint = s.fingerprint,
+          last_sent_at = COALESCE(s.last_sent_at, t.last_sent_at), updated_at = CURRENT_TIMESTAMP()
+        WHEN NOT MATCHED BY TARGET AND NOT s.remove THEN
+          INSERT (activation_id, member_key, fingerprint, last_sent_at, updated_at)
+          VALUES (${activationId}, s.member_key, s.fingerprint, s.last_sent_at, CURRENT_TIMESTAMP())`,
+      'committing acknowledged members',
+    );
+  }
+
+  async hashesHeldByOthers(
+    activationId: string,
+    hashes: readonly string[],
+    excludingKeys: readonly string[],
+  ): Promise<string[]> {
+    if (hashes.length === 0) return [];
+    const rows = await this.#rows(
+      sql<{ hash: string }>`SELECT DISTINCT hash FROM ${this.table('member_hashes')}
+        WHERE activation_id = ${activationId} AND hash IN UNNEST(${bigqueryParam([...hashes], ['STRING'])})
+          AND member_key NOT IN UNNEST(${bigqueryParam([...excludingKeys], ['STRING'])})`,
+      'looking up shared identifiers',
+    );
+    return rows.map((row) => row.hash);
+  }
+
+  // --- the diff -----------------------------------------------------------------------------------
+
+  async openDiff(input: WarehouseDiffInput): Promise<WarehouseDiff> {
+    if (!/^[a-z0-9_]{1,32}$/.test(input.token)) throw new WarehouseError(`invalid diff token ${input.token}`);
+    const diff = new BigqueryDiff(this, this.#db, input, this.#options.pageSize ?? 10_000);
+    try {
+      await diff.prepare();
+      return diff;
+    } catch (error) {
+      await diff.close();
+      throw error;
+    }
+  }
+
+  // --- run log and rejections ---------------------------------------------------------------------
+
+  async insertRun(run: { id: string; activationId: string; startedAt: Date }): Promise<void> {
+    if (this.#options.costMark) this.#runMarks.set(run.id, this.#options.costMark());
+    await this.#affected(
+      sql`INSERT INTO ${this.table('runs')} (run_id, activation_id, started_at, status,
+          ${sql.id('rows')}, added, removed, changed, refreshed, invalid, rejected, requests)
+        VALUES (${run.id}, ${run.activationId}, ${run.startedAt}, 'running', 0, 0, 0, 0, 0, 0, 0, 0)`,
+      'recording a run',
+    );
+  }
+
+  async finishRun(
+    runId: string,
+    result: {
+      status: Exclude<RunStatus, 'running'>;
+      counts: RunCounts;
+      error: string | null;
+      finishedAt: Date;
+      cost: Record<string, unknown> | null;
+    },
+  ): Promise<void> {
+    const c = result.counts;
+    const cost = this.#runCost(runId, result.cost);
+    await this.#affected(
+      sql`UPDATE ${this.table('runs')} SET finished_at = ${result.finishedAt}, status = ${result.status},
+          ${sql.id('rows')} = ${c.rows}, added = ${c.added}, removed = ${c.removed}, changed = ${c.changed},
+          refreshed = ${c.refreshed}, invalid = ${c.invalid}, rejected = ${c.rejected}, requests = ${c.requests},
+          error = ${bigqueryParam(result.error, 'STRING')},
+          cost = PARSE_JSON(${bigqueryParam(cost === null ? null : JSON.stringify(cost), 'STRING')})
+        WHERE run_id = ${runId}`,
+      'recording the end of a run',
+    );
+  }
+
+  /**
+   * The run's cost: what the caller passed, merged over the jobs this source ran since the run
+   * started (bytes processed and billed, job ids), so the run log always carries BigQuery's figures.
+   * Several activations running at once in one process share the source: each run's figure then
+   * also counts the others' jobs of the same period.
+   */
+  #runCost(runId: string, given: Record<string, unknown> | null): Record<string, unknown> | null {
+    const mark = this.#runMarks.get(runId);
+    this.#runMarks.delete(runId);
+    if (mark === undefined || !this.#options.costSince) return given;
+    return { ...this.#options.costSince(mark), ...(given ?? {}) };
+  }
+
+  async listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]> {
+    const limit = Math.max(0, Math.floor(options.limit));
+    const where =
+      options.activationId === undefined ? sql`TRUE` : sql`activation_id = ${options.activationId}`;
+    const rows = await this.#rows(
+      sql<RunRow>`SELECT run_id, activation_id, started_at, finished_at, status, ${sql.id('rows')}, added, removed,
+          changed, refreshed, invalid, rejected, requests, error, TO_JSON_STRING(cost) AS cost
+        FROM ${this.table('runs')} WHERE ${where}
+        ORDER BY started_at DESC, run_id DESC LIMIT ${sql.lit(limit)}`,
+      'listing runs',
+    );
+    return rows.map(runFromRow);
+  }
+
+  async insertRejections(
+    runId: string,
+    activationId: string,
+    rows: readonly RejectionRecord[],
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    const values = rows.map((r) => ({
+      member_key: r.memberKey,
+      identifier_type: r.identifierType,
+      reason: r.reason,
+    }));
+    await this.#affected(
+      sql`INSERT INTO ${this.table('rejections')} (run_id, activation_id, member_key, identifier_type, reason, recorded_at)
+        SELECT ${runId}, ${activationId}, r.member_key, r.identifier_type, r.reason, CURRENT_TIMESTAMP()
+        FROM UNNEST(${bigqueryParam(values, [REJECTION_ROW_TYPE])}) AS r`,
+      'recording rejections',
+    );
+  }
+
+  // --- scheduler bookkeeping ----------------------------------------------------------------------
+
+  async getActivationStatus(activationId: string): Promise<ActivationStatus | undefined> {
+    const rows = await this.#rows(
+      sql<StatusRow>`SELECT activation_id, consecutive_failures, paused_at, paused_reason, config_fingerprint, updated_at
+        FROM ${this.table('activation_status')} WHERE activation_id = ${activationId}`,
+      'reading activation status',
+    );
+    return rows[0] && statusFromRow(rows[0]);
+  }
+
+  async setActivationStatus(status: ActivationStatus): Promise<void> {
+    await this.#affected(
+      sql`MERGE ${this.table('activation_status')} AS t
+        USING (SELECT ${status.activationId} AS activation_id, ${status.consecutiveFailures} AS consecutive_failures,
+          ${bigqueryParam(status.pausedAt, 'TIMESTAMP')} AS paused_at,
+          ${bigqueryParam(status.pausedReason, 'STRING')} AS paused_reason,
+          ${bigqueryParam(status.configFingerprint, 'STRING')} AS config_fingerprint,
+          ${status.updatedAt} AS updated_at) AS s
+        ON t.activation_id = s.activation_id
+        WHEN MATCHED THEN UPDATE SET consecutive_failures = s.consecutive_failures, paused_at = s.paused_at,
+          paused_reason = s.paused_reason, config_fingerprint = s.config_fingerprint, updated_at = s.updated_at
+        WHEN NOT MATCHED THEN INSERT (activation_id, consecutive_failures, paused_at, paused_reason,
+          config_fingerprint, updated_at)
+          VALUES (s.activation_id, s.consecutive_failures, s.paused_at, s.paused_reason, s.config_fingerprint,
+            s.updated_at)`,
+      'saving activation status',
+    );
+  }
+
+  async listActivationStatus(): Promise<ActivationStatus[]> {
+    const rows = await this.#rows(
+      sql<StatusRow>`SELECT activation_id, consecutive_failures, paused_at, paused_reason, config_fingerprint, updated_at
+        FROM ${this.table('activation_status')} ORDER BY activation_id`,
+      'listing activation status',
+    );
+    return rows.map(statusFromRow);
+  }
+}
+
+/**
+ * One diff: `tailor_snap_<token>` (key as text, fingerprint, mapped values v_0..), `tailor_bad_<token>`
+ * (null and duplicated keys) and `tailor_delta_<token>` (FULL OUTER JOIN against state, delta rows
+ * only), all in the state dataset with an expiration, dropped by `close`.
+ */
+class BigqueryDiff implements WarehouseDiff {
+  counts: DiffCounts = {
+    rows: 0,
+    invalidKeys: 0,
+    added: 0,
+    removed: 0,
+    changed: 0,
+    refresh: 0,
+    stateMembers: 0,
+  };
+  readonly #owner: BigqueryWarehouseSql;
+  readonly #db: Kysely<unknown>;
+  readonly #input: WarehouseDiffInput;
+  readonly #pageSize: number;
+  readonly #snap: RawBuilder<unknown>;
+  readonly #bad: RawBuilder<unknown>;
+  readonly #delta: RawBuilder<unknown>;
+  #created: RawBuilder<unknown>[] = [];
+  #closed = false;
+
+  constructor(owner: BigqueryWarehouseSql, db: Kysely<unknown>, input: WarehouseDiffInput, pageSize: number) {
+    this.#owner = owner;
+    this.#db = db;
+    this.#input = input;
+    this.#pageSize = pageSize;
+    this.#snap = owner.table(`tailor_snap_${input.token}`);
+    this.#bad = owner.table(`tailor_bad_${input.token}`);
+    this.#delta = owner.table(`tailor_delta_${input.token}`);
+  }
+
+  #expiring(table: RawBuilder<unknown>): RawBuilder<unknown> {
+    return sql`CREATE TABLE ${table}
+      OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${sql.lit(STAGING_EXPIRY_HOURS)} HOUR))`;
+  }
+
+  async #exec(query: RawBuilder<unknown>, what: string): Promise<void> {
+    try {
+      await query.execute(this.#db);
+    } catch (error) {
+      throw asWarehouseError(error, what);
+    }
+  }
+
+  /**
+   * The CREATE TABLE ... AS SELECT statements carry no query parameters: values are written as
+   * literals (the activation id is checked, literals are escaped by the compiler), which keeps the
+   * DDL jobs free of parameter restrictions.
+   */
+  async prepare(): Promise<void> {
+    const { modelSql, modelName, primaryKey, columns, activationId } = this.#input;
+    if (!/^[A-Za-z0-9_-]{1,128}$/.test(activationId)) {
+      throw new WarehouseError(`invalid activation id ${JSON.stringify(activationId)}`);
+    }
+    const m = (column: string) => sql.id('m', column);
+    const values = columns.map((column, i) => sql`, ${m(column)} AS ${sql.id(`v_${i}`)}`);
+    // Null-safe and order-defined: a STRUCT of the mapped values in `columns` order, as JSON text.
+    const fingerprint =
+      columns.length === 0
+        ? sql`TO_HEX(MD5(''))`
+        : sql`TO_HEX(MD5(TO_JSON_STRING(STRUCT(${sql.join(columns.map((c, i) => sql`${m(c)} AS ${sql.id(`v_${i}`)}`))}))))`;
+    this.#created.push(this.#snap);
+    try {
+      await sql`${this.#expiring(this.#snap)} AS
+        SELECT CAST(${m(primaryKey)} AS STRING) AS member_key, ${fingerprint} AS fingerprint ${sql.join(values, sql``)}
+        FROM (${sql.raw(modelSql)}) AS m`.execute(this.#db);
+    } catch (error) {
+      throw modelError(error, modelName);
+    }
+    const t = (name: string) => this.#owner.table(name);
+    this.#created.push(this.#bad);
+    await this.#exec(
+      sql`${this.#expiring(this.#bad)} AS
+        SELECT member_key, COUNT(*) AS n FROM ${this.#snap}
+        GROUP BY member_key HAVING member_key IS NULL OR COUNT(*) > 1`,
+      'finding null and duplicated keys',
+    );
+    const valueRefs = columns.map((_, i) => sql`, s.${sql.id(`v_${i}`)}`);
+    this.#created.push(this.#delta);
+    await this.#exec(
+      sql`${this.#expiring(this.#delta)} AS
+        SELECT CASE WHEN s.member_key IS NULL THEN 0 WHEN t.member_key IS NULL THEN 3
+                    WHEN s.fingerprint <> t.fingerprint THEN 1 ELSE 2 END AS change_rank,
+               COALESCE(s.member_key, t.member_key) AS member_key, s.fingerprint ${sql.join(valueRefs, sql``)}
+        FROM (SELECT * FROM ${this.#snap} AS s0 WHERE s0.member_key IS NOT NULL
+                AND s0.member_key NOT IN (SELECT b.member_key FROM ${this.#bad} AS b WHERE b.member_key IS NOT NULL)) AS s
+        FULL OUTER JOIN (SELECT member_key, fingerprint, last_sent_at FROM ${t('members')}
+                         WHERE activation_id = ${sql.lit(activationId)}) AS t
+          ON s.member_key = t.member_key
+        WHERE s.member_key IS NULL OR t.member_key IS NULL OR s.fingerprint <> t.fingerprint
+           OR ${sql.lit(this.#input.fullResync)}
+           OR t.last_sent_at < ${timestampLiteral(this.#input.refreshBefore)}`,
+      'comparing the segment with state',
+    );
+    const rows = await sql<CountRow>`SELECT
+        (SELECT COUNT(*) FROM ${this.#snap}) AS row_count,
+        (SELECT COALESCE(SUM(n), 0) FROM ${this.#bad}) AS invalid,
+        (SELECT COUNT(*) FROM ${t('members')} WHERE activation_id = ${activationId}) AS state,
+        (SELECT COUNTIF(change_rank = 0) FROM ${this.#delta}) AS removed,
+        (SELECT COUNTIF(change_rank = 1) FROM ${this.#delta}) AS changed,
+        (SELECT COUNTIF(change_rank = 2) FROM ${this.#delta}) AS refresh,
+        (SELECT COUNTIF(change_rank = 3) FROM ${this.#delta}) AS added`
+      .execute(this.#db)
+      .catch((error: unknown) => {
+        throw asWarehouseError(error, 'counting the diff');
+      });
+    const row = rows.rows[0];
+    this.counts = {
+      rows: Number(row?.row_count ?? 0),
+      invalidKeys: Number(row?.invalid ?? 0),
+      removed: Number(row?.removed ?? 0),
+      changed: Number(row?.changed ?? 0),
+      refresh: Number(row?.refresh ?? 0),
+      added: Number(row?.added ?? 0),
+      stateMembers: Number(row?.state ?? 0),
+    };
+  }
+
+  async *#stream<R>(query: RawBuilder<R>, what: string, pageSize: number): AsyncGenerator<R[]> {
+    if (this.#closed) throw new WarehouseError('the diff was already closed');
+    try {
+      // Pages of jobs.getQueryResults (`maxResults` rows, then `pageToken`): never the whole result.
+      for await (const chunk of this.#db.getExecutor().stream(query.compile(this.#db), pageSize)) {
+        yield chunk.rows as R[];
+      }
+    } catch (error) {
+      throw asWarehouseError(error, what);
+    }
+  }
+
+  async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
+    let batch: InvalidKeyRow[] = [];
+    const query = sql<{ member_key: string | null; n: number }>`SELECT member_key, n FROM ${this.#bad}
+      ORDER BY member_key ASC NULLS FIRST`;
+    for await (const rows of this.#stream(
+      query,
+      'reading invalid keys',
+      Math.min(batchSize, this.#pageSize),
+    )) {
+      for (const row of rows) {
+        const n = Number(row.n);
+        if (row.member_key === null) {
+          for (let i = 0; i < n; i++) {
+            batch.push({ key: null, reason: 'null_primary_key', rows: 1 });
+            if (batch.length >= batchSize) {
+              yield batch;
+              batch = [];
+            }
+          }
+        } else {
+          batch.push({ key: row.member_key, reason: 'duplicate_primary_key', rows: n });
+          if (batch.length >= batchSize) {
+            yield batch;
+            batch = [];
+          }
+        }
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async *delta(batchSize: number): AsyncIterable<WarehouseDeltaRow[]> {
+    const columns = this.#input.columns;
+    const values = columns.map((_, i) => sql`, d.${sql.id(`v_${i}`)}`);
+    // A correlated ARRAY subquery carries each member's stored hashes; BigQuery orders strings by
+    // code point, so key order matches Postgres' COLLATE "C".
+    const query = sql<DeltaDbRow>`SELECT d.change_rank, d.member_key, d.fingerprint ${sql.join(values, sql``)},
+        ARRAY(SELECT AS STRUCT h.id_type, h.hash FROM ${this.#owner.table('member_hashes')} AS h
+              WHERE h.activation_id = ${this.#input.activationId} AND h.member_key = d.member_key
+              ORDER BY h.id_type, h.hash) AS previous_hashes
+      FROM ${this.#delta} AS d ORDER BY d.change_rank, d.member_key`;
+    let batch: WarehouseDeltaRow[] = [];
+    for await (const rows of this.#stream(query, 'reading the delta', Math.min(batchSize, this.#pageSize))) {
+      for (const row of rows) {
+        const change = CHANGE_BY_RANK[Number(row.change_rank)]!;
+        const record = row as unknown as Record<string, unknown>;
+        batch.push({
+          key: row.member_key,
+          change,
+          values: change === 'removed' ? null : columns.map((_, i) => record[`v_${i}`] ?? null),
+          fingerprint: change === 'removed' ? null : row.fingerprint,
+          previousHashes:
+            change === 'added'
+              ? null
+              : (row.previous_hashes ?? []).map((h) => ({ idType: h.id_type, hash: h.hash })),
+        });
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // One DROP per table (BigQuery drops one table per statement); expiration covers any failure.
+    for (const table of this.#created.reverse()) {
+      await sql`DROP TABLE IF EXISTS ${table}`.execute(this.#db).catch(() => undefined);
+    }
+  }
+}
+
+/** The state tables, versioned; append only (a released migration is never edited). */
+export interface BigqueryMigration {
+  version: number;
+  name: string;
+  statements(table: (name: string) => RawBuilder<unknown>): RawBuilder<unknown>[];
+}
+
+export const BIGQUERY_MIGRATIONS: readonly BigqueryMigration[] = [
+  {
+    version: 1,
+    name: 'initial state tables',
+    statements: (t) => [
+      sql`CREATE TABLE IF NOT EXISTS ${t('bindings')} (
+        activation_id STRING NOT NULL, destination STRING NOT NULL, account_id STRING NOT NULL,
+        audience_id STRING NOT NULL, audience_name STRING NOT NULL, bound_at TIMESTAMP NOT NULL)`,
+      // Clustered by the columns every statement filters and joins on.
+      sql`CREATE TABLE IF NOT EXISTS ${t('members')} (
+        activation_id STRING NOT NULL, member_key STRING NOT NULL, fingerprint STRING NOT NULL,
+        last_sent_at TIMESTAMP, updated_at TIMESTAMP NOT NULL)
+        CLUSTER BY activation_id, member_key`,
+      sql`CREATE TABLE IF NOT EXISTS ${t('member_hashes')} (
+        activation_id STRING NOT NULL, member_key STRING NOT NULL, id_type STRING NOT NULL, hash STRING NOT NULL)
+        CLUSTER BY activation_id, hash`,
+      sql`CREATE TABLE IF NOT EXISTS ${t('runs')} (
+        run_id STRING NOT NULL, activation_id STRING NOT NULL, started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP, status STRING NOT NULL, ${sql.id('rows')} INT64 NOT NULL, added INT64 NOT NULL,
+        removed INT64 NOT NULL, changed INT64 NOT NULL, refreshed INT64 NOT NULL, invalid INT64 NOT NULL,
+        rejected INT64 NOT NULL, requests INT64 NOT NULL, error STRING, cost JSON)
+        CLUSTER BY activation_id`,
+      sql`CREATE TABLE IF NOT EXISTS ${t('rejections')} (
+        run_id STRING NOT NULL, activation_id STRING NOT NULL, member_key STRING, identifier_type STRING,
+        reason STRING NOT NULL, recorded_at TIMESTAMP NOT NULL)
+        CLUSTER BY run_id`,
+      sql`CREATE TABLE IF NOT EXISTS ${t('activation_status')} (
+        activation_id STRING NOT NULL, consecutive_failures INT64 NOT NULL, paused_at TIMESTAMP,
+        paused_reason STRING, config_fingerprint STRING, updated_at TIMESTAMP NOT NULL)`,
+      // The activation locks: one lease row per held lock.
+      sql`CREATE TABLE IF NOT EXISTS ${t('locks')} (
+        activation_id STRING NOT NULL, holder STRING NOT NULL, acquired_at TIMESTAMP NOT NULL,
+        expires_at TIMESTAMP NOT NULL)`,
+    ],
+  },
+];
+
+const HASH_ROW_TYPE = { member_key: 'STRING', id_type: 'STRING', hash: 'STRING' } as const;
+const MEMBER_ROW_TYPE = {
+  member_key: 'STRING',
+  fingerprint: 'STRING',
+  last_sent_at: 'TIMESTAMP',
+  remove: 'BOOL',
+} as const;
+const REJECTION_ROW_TYPE = { member_key: 'STRING', identifier_type: 'STRING', reason: 'STRING' } as const;
+
+function dedupeHashes(
+  upserts: readonly MemberUpsert[],
+): { member_key: string; id_type: string; hash: string }[] {
+  const seen = new Set<string>();
+  const rows: { member_key: string; id_type: string; hash: string }[] = [];
+  for (const upsert of upserts) {
+    for (const h of upsert.hashes as readonly MemberHashRow[]) {
+      const id = `${upsert.key}\u0000${h.idType}\u0000${h.hash}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      rows.push({ member_key: upsert.key, id_type: h.idType, hash: h.hash });
+    }
+  }
+  return rows;
+}
+
+interface CountRow {
+  row_count: number;
+  invalid: number;
+  state: number;
+  removed: number;
+  changed: number;
+  refresh: number;
+  added: number;
+}
+
+interface DeltaDbRow {
+  change_rank: number;
+  member_key: string;
+  fingerprint: string | null;
+  previous_hashes: { id_type: string; hash: string }[] | null;
+}
+
+interface BindingRow {
+  activation_id: string;
+  destination: string;
+  account_id: string;
+  audience_id: string;
+  audience_name: string;
+  bound_at: Date | string;
+}
+
+interface RunRow {
+  run_id: string;
+  activation_id: string;
+  started_at: Date | string;
+  finished_at: Date | string | null;
+  status: RunStatus;
+  rows: number;
+  added: number;
+  removed: number;
+  changed: number;
+  refreshed: number;
+  invalid: number;
+  rejected: number;
+  requests: number;
+  error: string | null;
+  cost: string | null;
+}
+
+interface StatusRow {
+  activation_id: string;
+  consecutive_failures: number;
+  paused_at: Date | string | null;
+  paused_reason: string | null;
+  config_fingerprint: string | null;
+  updated_at: Date | string;
+}
+
+function runFromRow(row: RunRow): RunRecord {
+  return {
+    id: row.run_id,
+    activationId: row.activation_id,
+    startedAt: toDate(row.started_at),
+    finishedAt: row.finished_at === null ? null : toDate(row.finished_at),
+    status: row.status,
+    counts: {
+      rows: Number(row.rows),
+      added: Number(row.added),
+      removed: Number(row.removed),
+      changed: Number(row.changed),
+      refreshed: Number(row.refreshed),
+      invalid: Number(row.invalid),
+      rejected: Number(row.rejected),
+      requests: Number(row.requests),
+    },
+    error: row.error,
+    cost: row.cost === null || row.cost === 'null' ? null : (JSON.parse(row.cost) as Record<string, unknown>),
+  };
+}
+
+function statusFromRow(row: StatusRow): ActivationStatus {
+  return {
+    activationId: row.activation_id,
+    consecutiveFailures: Number(row.consecutive_failures),
+    pausedAt: row.paused_at === null ? null : toDate(row.paused_at),
+    pausedReason: row.paused_reason,
+    configFingerprint: row.config_fingerprint,
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+/** A TIMESTAMP literal (or a typed NULL) for statements that take no parameters. */
+function timestampLiteral(value: Date | null): RawBuilder<unknown> {
+  return value === null ? sql`CAST(NULL AS TIMESTAMP)` : sql`TIMESTAMP ${sql.lit(value.toISOString())}`;
+}
+
+function toDate(value: Date | string): Date {
+  return value instanceof Date ? value : new Date(value);
+}
+
+function causes(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  let current: unknown = error;
+  while (current && chain.length < 5) {
+    chain.push(current);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return chain;
+}
+
+/** BigQuery's 404 `notFound` (a dataset or table that does not exist yet). */
+function isNotFound(error: unknown): boolean {
+  return causes(error).some((e) => {
+    const api = e as { code?: unknown; errors?: { reason?: string }[] };
+    return Number(api.code) === 404 || api.errors?.some((x) => x.reason === 'notFound') === true;
+  });
+}
+
+/** A warehouse failure named after what Tailor was doing. */
+export function asWarehouseError(error: unknown, what: string): Error {
+  if (error instanceof ModelSqlError) return error;
+  if (error instanceof WarehouseError) {
+    return new WarehouseError(`${what}: ${error.message}`, { cause: error.cause ?? error, hint: error.hint });
+  }
+  if (error instanceof Error && 'kind' in error) return error; // AuthError, RetryableError
+  return new WarehouseError(`${what} failed: ${errorMessage(error)}`, { cause: error });
+}
+
+/**
+ * A failure of the model's own SQL (BigQuery's `invalidQuery`, or a 400 on the snapshot), unless it
+ * is credentials, permissions or the service.
+ */
+export function modelError(error: unknown, modelName: string): Error {
+  const invalid = causes(error).some((e) => {
+    const api = e as { code?: unknown; errors?: { reason?: string }[] };
+    return api.errors?.some((x) => x.reason === 'invalidQuery') === true || Number(api.code) === 400;
+  });
+  if (!invalid) return asWarehouseError(error, `snapshotting model ${modelName}`);
+  const message = causes(error)
+    .map((e) => (e as { errors?: { message?: string }[] }).errors?.[0]?.message)
+    .find((m) => m !== undefined);
+  return new ModelSqlError(modelName, message ?? errorMessage(error), {
+    cause: error,
+    hint: `run models/${modelName}.sql in BigQuery to see the error; Tailor runs it unchanged`,
+  });
+}

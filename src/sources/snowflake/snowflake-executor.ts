@@ -1,0 +1,161 @@
+import type snowflake from 'snowflake-sdk';
+import { AuthError, RetryableError, WarehouseError } from '../../errors.js';
+import { tailorColumnName } from './snowflake-identifiers.js';
+
+/** Query ids over a set of statements, as stored in the run log (`RunRecord.cost`). */
+export interface SnowflakeCostSummary {
+  warehouse: 'snowflake';
+  queries: number;
+  query_ids: string[];
+}
+
+export interface SnowflakeResult {
+  queryId: string;
+  rows: Record<string, unknown>[];
+  numAffectedRows: bigint | undefined;
+}
+
+/**
+ * Runs statements on one snowflake-sdk connection (one Snowflake session: temporary tables and
+ * transactions are session-scoped) and keeps the query id of each, so a run can report the queries
+ * it cost (look them up in QUERY_HISTORY for credits). Result columns are folded back to Tailor's
+ * lower-case names (see snowflake-identifiers.ts).
+ * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-execute
+ */
+export class SnowflakeExecutor {
+  readonly #connection: snowflake.Connection;
+  readonly #queryIds: string[] = [];
+
+  constructor(connection: snowflake.Connection) {
+    this.#connection = connection;
+  }
+
+  get queryIds(): readonly string[] {
+    return this.#queryIds;
+  }
+
+  summary(since = 0): SnowflakeCostSummary {
+    const ids = this.#queryIds.slice(since);
+    return { warehouse: 'snowflake', queries: ids.length, query_ids: ids };
+  }
+
+  async all(sql: string, binds: readonly unknown[] = []): Promise<SnowflakeResult> {
+    return new Promise((resolve, reject) => {
+      this.#connection.execute({
+        sqlText: sql,
+        binds: toBinds(binds),
+        rowMode: 'array',
+        complete: (error, statement, rows) => {
+          const queryId = statement?.getQueryId?.();
+          if (queryId) this.#queryIds.push(queryId);
+          if (error) {
+            reject(toWarehouseError(error, 'Snowflake query failed'));
+            return;
+          }
+          const names = columnNames(statement);
+          const updated = statement.getNumUpdatedRows();
+          resolve({
+            queryId: queryId ?? '',
+            rows: ((rows ?? []) as unknown[][]).map((row) => toObject(names, row)),
+            numAffectedRows: updated === undefined || updated < 0 ? undefined : BigInt(updated),
+          });
+        },
+      });
+    });
+  }
+
+  /** Streams a result in chunks of at most `chunkSize` rows; memory stays bounded by the chunk. */
+  async *stream(
+    sql: string,
+    binds: readonly unknown[],
+    chunkSize: number,
+  ): AsyncGenerator<Record<string, unknown>[]> {
+    const statement = await new Promise<snowflake.RowStatement>((resolve, reject) => {
+      this.#connection.execute({
+        sqlText: sql,
+        binds: toBinds(binds),
+        rowMode: 'array',
+        streamResult: true,
+        complete: (error, stmt) => {
+          const queryId = stmt?.getQueryId?.();
+          if (queryId) this.#queryIds.push(queryId);
+          if (error) reject(toWarehouseError(error, 'Snowflake query failed'));
+          else resolve(stmt);
+        },
+      });
+    });
+    const names = columnNames(statement);
+    let batch: Record<string, unknown>[] = [];
+    try {
+      for await (const row of statement.streamRows()) {
+        batch.push(toObject(names, row as unknown[]));
+        if (batch.length >= chunkSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+    } catch (error) {
+      throw toWarehouseError(error, 'reading a Snowflake result failed');
+    }
+    if (batch.length > 0) yield batch;
+  }
+}
+
+function toBinds(binds: readonly unknown[]): snowflake.Binds {
+  // snowflake-sdk binds strings, numbers, booleans and null as themselves and a Date as its ISO
+  // text; bigint has no bind type, so it goes as decimal text (Snowflake converts on use).
+  return binds.map((value) => (typeof value === 'bigint' ? value.toString() : value)) as snowflake.Binds;
+}
+
+function columnNames(statement: snowflake.RowStatement): string[] {
+  return (statement.getColumns() ?? []).map((column) => tailorColumnName(column.getName()));
+}
+
+function toObject(names: readonly string[], row: readonly unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  names.forEach((name, i) => {
+    out[name] = row[i];
+  });
+  return out;
+}
+
+interface SnowflakeErrorLike {
+  code?: unknown;
+  sqlState?: unknown;
+  message?: string;
+}
+
+/**
+ * Maps snowflake-sdk errors to the taxonomy. Messages from Snowflake quote SQL positions and object
+ * names, never bind values. Error codes: 390100/390144 and friends are authentication, 390114 an
+ * expired session; 08xxx SQL states are connection failures.
+ * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-errors
+ */
+export function toWarehouseError(error: unknown, context: string): Error {
+  if (error instanceof WarehouseError || error instanceof AuthError || error instanceof RetryableError)
+    return error;
+  const e = (error ?? {}) as SnowflakeErrorLike;
+  const code = String(e.code ?? '');
+  const state = String(e.sqlState ?? '');
+  const message = `${context}: ${e.message ?? String(error)}`;
+  if (/^3901(00|01|02|44|86|89|90)$/.test(code) || state === '28000') {
+    return new AuthError(message, {
+      cause: error,
+      hint: 'check warehouse.username and the private key (or password) in tailor.yml',
+    });
+  }
+  if (
+    code === '390114' ||
+    state.startsWith('08') ||
+    /ECONNRESET|ETIMEDOUT|ENOTFOUND|socket hang up/i.test(message)
+  ) {
+    return new RetryableError(message, { cause: error });
+  }
+  if (code === '003001' || state === '42501') {
+    return new WarehouseError(message, {
+      cause: error,
+      hint: 'grant the privileges listed in docs/warehouses.md',
+    });
+  }
+  return new WarehouseError(message, { cause: error });
+}

@@ -1,0 +1,379 @@
+import { OAuth2Client } from 'google-auth-library';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ModelSqlError } from '../../src/errors.js';
+import { bigqueryConfigSchema } from '../../src/sources/bigquery/bigquery-config.js';
+import { openBigquerySource, type BigquerySource } from '../../src/sources/bigquery/bigquery-source.js';
+import { FakeBigquery, type FakeBigqueryJob } from '../helpers/fake-bigquery.js';
+
+/**
+ * The real @google-cloud/bigquery SDK against a local fake of the REST API: proves the requests a
+ * full run sends (snapshot -> diff -> delta -> commit -> run log) without reaching Google.
+ */
+
+const logger = pino({ level: 'silent' });
+
+function fakeAuth(): OAuth2Client {
+  const auth = new OAuth2Client();
+  auth.setCredentials({ access_token: 'fake-token', expiry_date: Date.now() + 3_600_000 });
+  return auth;
+}
+
+/** The first line of a statement, whitespace collapsed: enough to name it in an assertion. */
+function head(sql: string): string {
+  return sql
+    .replace(/\s+/g, ' ')
+    .replace(/_[0-9a-f]{16}`/g, '_<token>`')
+    .trim()
+    .slice(0, 72);
+}
+
+function params(job: FakeBigqueryJob): unknown[] {
+  return job.parameters.map((p) => p.parameterValue);
+}
+
+describe('BigQuery source over the SDK and a local REST fake', () => {
+  let fake: FakeBigquery;
+  let source: BigquerySource;
+
+  beforeEach(async () => {
+    // Nothing may probe Google: no key file, no metadata server.
+    vi.stubEnv('GOOGLE_APPLICATION_CREDENTIALS', '/nonexistent/tailor-test-key.json');
+    vi.stubEnv('METADATA_SERVER_DETECTION', 'none');
+    fake = await FakeBigquery.start();
+    const config = bigqueryConfigSchema.parse({
+      type: 'bigquery',
+      project_id: 'acme-analytics',
+      location: 'EU',
+      api_endpoint: fake.url,
+    });
+    source = await openBigquerySource(config, { projectDir: '/tmp', logger, authClient: fakeAuth() });
+  });
+
+  afterEach(async () => {
+    await source.close();
+    await fake.close();
+    vi.unstubAllEnvs();
+  });
+
+  it('checks the connection with one job, authenticated by the bearer token', async () => {
+    fake.on(/^SELECT 1 AS ok$/, { fields: [{ name: 'ok', type: 'INT64' }], rows: [[1]] });
+    await source.check();
+    expect(fake.calls()).toEqual([
+      expect.stringMatching(/^POST \/bigquery\/v2\/projects\/acme-analytics\/jobs$/),
+      expect.stringMatching(/^GET \/bigquery\/v2\/projects\/acme-analytics\/queries\/tailor_/),
+      expect.stringMatching(/^GET \/bigquery\/v2\/projects\/acme-analytics\/jobs\/tailor_/),
+    ]);
+    expect(fake.requests.every((r) => r.authorization === 'Bearer fake-token')).toBe(true);
+    const insert = fake.requests[0]!.body as { jobReference: { location: string } };
+    expect(insert.jobReference.location).toBe('EU');
+  });
+
+  it('describes a model with a free dry run and reports bad SQL as the model’s fault', async () => {
+    fake.on(/FROM \(select email, customer_id from shop.customers\)/, {
+      fields: [
+        { name: 'email', type: 'STRING' },
+        { name: 'customer_id', type: 'INT64' },
+      ],
+    });
+    fake.on(/not_a_table/, {
+      error: { code: 400, reason: 'invalidQuery', message: 'Table not_a_table was not found' },
+    });
+    await expect(
+      source.describeModel('vip', 'select email, customer_id from shop.customers'),
+    ).resolves.toEqual([
+      { name: 'email', type: 'STRING' },
+      { name: 'customer_id', type: 'INT64' },
+    ]);
+    expect(fake.jobs[0]!.dryRun).toBe(true);
+    const error = await source.describeModel('vip', 'select * from not_a_table').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelSqlError);
+    expect((error as Error).message).toContain('not_a_table was not found');
+  });
+
+  it('runs a whole sync cycle with the exact statements, parameters and paging', async () => {
+    let holder: unknown;
+    fake.on(/^MERGE `tailor`.`locks`/, (job) => {
+      holder = (job.parameters[1]!.parameterValue as { value: unknown }).value;
+      return { affected: 1 };
+    });
+    fake.on(/^SELECT holder FROM/, () => ({
+      fields: [{ name: 'holder', type: 'STRING' }],
+      rows: [[holder]],
+    }));
+    fake.on(/^SELECT MAX\(version\)/, {
+      error: { code: 404, reason: 'notFound', message: 'Not found: Dataset acme-analytics:tailor' },
+    });
+    fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, { bytes: 52_428_800 });
+    fake.on(/^SELECT\s+\(SELECT COUNT\(\*\) FROM `tailor`.`tailor_snap_/, {
+      fields: ['row_count', 'invalid', 'state', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
+        name,
+        type: 'INT64',
+      })),
+      rows: [[5, 1, 2, 1, 1, 0, 2]],
+      bytes: 1024,
+    });
+    const hashes = {
+      name: 'previous_hashes',
+      type: 'RECORD',
+      mode: 'REPEATED' as const,
+      fields: [
+        { name: 'id_type', type: 'STRING' },
+        { name: 'hash', type: 'STRING' },
+      ],
+    };
+    fake.on(/^SELECT d.change_rank/, {
+      fields: [
+        { name: 'change_rank', type: 'INT64' },
+        { name: 'member_key', type: 'STRING' },
+        { name: 'fingerprint', type: 'STRING' },
+        { name: 'v_0', type: 'STRING' },
+        hashes,
+      ],
+      rows: [
+        [0, '7', null, null, [{ id_type: 'email', hash: 'a'.repeat(64) }]],
+        [1, '8', 'f8', 'new@example.com', [{ id_type: 'email', hash: 'b'.repeat(64) }]],
+        [3, '10', 'f10', 'ten@example.com', []],
+        [3, '11', 'f11', 'eleven@example.com', []],
+      ],
+      bytes: 2048,
+    });
+    fake.on(/^SELECT member_key, n FROM `tailor`.`tailor_bad_/, {
+      fields: [
+        { name: 'member_key', type: 'STRING' },
+        { name: 'n', type: 'INT64' },
+      ],
+      rows: [[null, 1]],
+    });
+    fake.on(/^UPDATE `tailor`.`runs`/, { affected: 1 });
+
+    const state = source.state('tailor');
+    const lock = await state.lock('vip_x', { wait: false });
+    const runId = await state.startRun('vip_x', new Date('2026-11-22T12:00:00Z'));
+    const diff = await state.prepareDiff({
+      activationId: 'vip_x',
+      modelSql: 'select customer_id, email from shop.customers',
+      modelName: 'vip',
+      primaryKey: 'customer_id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+    });
+    expect(diff.counts).toEqual({
+      rows: 5,
+      invalidKeys: 1,
+      stateMembers: 2,
+      removed: 1,
+      changed: 1,
+      refresh: 0,
+      added: 2,
+    });
+    const invalid = [];
+    for await (const batch of diff.invalidKeys()) invalid.push(...batch);
+    expect(invalid).toEqual([{ key: null, reason: 'null_primary_key', rows: 1 }]);
+
+    const batches = [];
+    for await (const batch of diff.delta(3)) batches.push(batch);
+    expect(batches.map((b) => b.length)).toEqual([3, 1]);
+    expect(batches.flat()).toEqual([
+      {
+        key: '7',
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: { email: ['a'.repeat(64)] },
+      },
+      {
+        key: '8',
+        change: 'changed',
+        values: { email: 'new@example.com' },
+        fingerprint: 'f8',
+        previousHashes: { email: ['b'.repeat(64)] },
+      },
+      {
+        key: '10',
+        change: 'added',
+        values: { email: 'ten@example.com' },
+        fingerprint: 'f10',
+        previousHashes: null,
+      },
+      {
+        key: '11',
+        change: 'added',
+        values: { email: 'eleven@example.com' },
+        fingerprint: 'f11',
+        previousHashes: null,
+      },
+    ]);
+
+    const sentAt = new Date('2026-11-22T12:01:00Z');
+    await diff.commit([
+      { key: '7', change: 'removed', fingerprint: null, hashes: null, sentAt: null },
+      { key: '8', change: 'changed', fingerprint: 'f8', hashes: { email: ['c'.repeat(64)] }, sentAt },
+      { key: '10', change: 'added', fingerprint: 'f10', hashes: { email: ['d'.repeat(64)] }, sentAt },
+    ]);
+    await diff[Symbol.asyncDispose]();
+    await state.finishRun(runId, {
+      status: 'succeeded',
+      counts: {
+        rows: 5,
+        added: 1,
+        removed: 1,
+        changed: 1,
+        refreshed: 0,
+        invalid: 1,
+        rejected: 0,
+        requests: 2,
+      },
+      error: null,
+      finishedAt: new Date('2026-11-22T12:02:00Z'),
+    });
+    await lock.release();
+
+    const statements = fake.jobs.map((job) => head(job.sql));
+    expect(statements).toEqual(EXPECTED_RUN);
+
+    // The model's SQL is wrapped, never rewritten; the fingerprint is computed in the warehouse.
+    const snapshot = fake.jobs.find((j) => j.sql.includes('tailor_snap_') && j.sql.startsWith('CREATE'))!;
+    expect(snapshot.sql).toContain('FROM (select customer_id, email from shop.customers) AS m');
+    expect(snapshot.sql).toContain(
+      'TO_HEX(MD5(TO_JSON_STRING(STRUCT(`m`.`email` AS `v_0`)))) AS fingerprint',
+    );
+    expect(snapshot.parameters).toEqual([]);
+
+    // The delta is read page by page: maxResults = the batch size, then pageToken.
+    const deltaJob = fake.jobs.find((j) => j.sql.startsWith('SELECT d.change_rank'))!;
+    const pages = fake.requests.filter((r) => r.path.endsWith(`/queries/${deltaJob.jobId}`));
+    expect(pages.map((r) => [r.query.maxResults, r.query.pageToken])).toEqual([
+      ['3', undefined],
+      ['3', '3'],
+    ]);
+
+    // The commit: two MERGEs, each with one typed ARRAY<STRUCT> parameter, never one per member.
+    const hashMerge = fake.jobs.find((j) => j.sql.startsWith('MERGE `tailor`.`member_hashes`'))!;
+    expect(hashMerge.parameters[0]).toEqual({
+      parameterType: {
+        type: 'ARRAY',
+        arrayType: {
+          type: 'STRUCT',
+          structTypes: [
+            { name: 'member_key', type: { type: 'STRING' } },
+            { name: 'id_type', type: { type: 'STRING' } },
+            { name: 'hash', type: { type: 'STRING' } },
+          ],
+        },
+      },
+      parameterValue: {
+        arrayValues: [
+          {
+            structValues: {
+              member_key: { value: '8' },
+              id_type: { value: 'email' },
+              hash: { value: 'c'.repeat(64) },
+            },
+          },
+          {
+            structValues: {
+              member_key: { value: '10' },
+              id_type: { value: 'email' },
+              hash: { value: 'd'.repeat(64) },
+            },
+          },
+        ],
+      },
+    });
+    expect(params(hashMerge).slice(1)).toEqual([
+      { value: 'vip_x' },
+      { value: 'vip_x' },
+      { value: 'vip_x' },
+      { arrayValues: [{ value: '7' }, { value: '8' }, { value: '10' }] },
+    ]);
+    const memberMerge = fake.jobs.find((j) => j.sql.startsWith('MERGE `tailor`.`members`'))!;
+    const memberRows = (memberMerge.parameters[0]!.parameterValue as { arrayValues: unknown[] }).arrayValues;
+    expect(memberRows).toEqual([
+      {
+        structValues: {
+          member_key: { value: '8' },
+          fingerprint: { value: 'f8' },
+          last_sent_at: { value: '2026-11-22T12:01:00.000Z' },
+          remove: { value: false },
+        },
+      },
+      {
+        structValues: {
+          member_key: { value: '10' },
+          fingerprint: { value: 'f10' },
+          last_sent_at: { value: '2026-11-22T12:01:00.000Z' },
+          remove: { value: false },
+        },
+      },
+      // A removal: typed nulls inside the struct, as BigQuery requires.
+      {
+        structValues: {
+          member_key: { value: '7' },
+          fingerprint: { value: null },
+          last_sent_at: { value: null },
+          remove: { value: true },
+        },
+      },
+    ]);
+
+    // The run log carries BigQuery's cost: bytes of the run's jobs and their ids.
+    const finish = fake.jobs.find((j) => j.sql.startsWith('UPDATE `tailor`.`runs`'))!;
+    const errorParam = finish.parameters.at(-3)!;
+    expect(errorParam).toEqual({ parameterType: { type: 'STRING' }, parameterValue: { value: null } });
+    const costText = (finish.parameters.at(-2)!.parameterValue as { value: string }).value;
+    const cost = JSON.parse(costText) as { warehouse: string; bytes_processed: number; job_ids: string[] };
+    expect(cost.warehouse).toBe('bigquery');
+    expect(cost.bytes_processed).toBe(52_428_800 + 1024 + 2048);
+    const runJobs = fake.jobs.slice(
+      fake.jobs.findIndex((j) => j.sql.startsWith('INSERT INTO `tailor`.`runs`')),
+      fake.jobs.indexOf(finish),
+    );
+    expect(cost.job_ids).toEqual(runJobs.map((j) => j.jobId));
+    expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
+  });
+
+  it('waits for a job that is still running, polling jobs.getQueryResults', async () => {
+    fake.on(/^SELECT 1 AS ok$/, { fields: [{ name: 'ok', type: 'INT64' }], rows: [[1]], pendingPolls: 2 });
+    await source.check();
+    expect(fake.calls().filter((c) => c.includes('/queries/'))).toHaveLength(3);
+  });
+
+  it('reports a busy lock when the lease row belongs to another run', async () => {
+    fake.on(/^SELECT MAX\(version\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[1]] });
+    fake.on(/^MERGE `tailor`.`locks`/, { affected: 0 });
+    await expect(source.state('tailor').lock('vip_x', { wait: false })).rejects.toThrow(/already running/);
+  });
+});
+/** The statements of one run, in order (tokens masked, first 72 characters). */
+const EXPECTED_RUN = [
+  'SELECT MAX(version) AS version FROM `tailor`.`tailor_migrations`',
+  "CREATE SCHEMA IF NOT EXISTS `tailor` OPTIONS (location = 'EU')",
+  'CREATE TABLE IF NOT EXISTS `tailor`.`tailor_migrations` ( version INT64 ',
+  'SELECT MAX(version) AS version FROM `tailor`.`tailor_migrations`',
+  'CREATE TABLE IF NOT EXISTS `tailor`.`bindings` ( activation_id STRING NO',
+  'CREATE TABLE IF NOT EXISTS `tailor`.`members` ( activation_id STRING NOT',
+  'CREATE TABLE IF NOT EXISTS `tailor`.`member_hashes` ( activation_id STRI',
+  'CREATE TABLE IF NOT EXISTS `tailor`.`runs` ( run_id STRING NOT NULL, act',
+  'CREATE TABLE IF NOT EXISTS `tailor`.`rejections` ( run_id STRING NOT NUL',
+  'CREATE TABLE IF NOT EXISTS `tailor`.`activation_status` ( activation_id ',
+  'CREATE TABLE IF NOT EXISTS `tailor`.`locks` ( activation_id STRING NOT N',
+  'INSERT INTO `tailor`.`tailor_migrations` (version, name, applied_at) SEL',
+  'MERGE `tailor`.`locks` AS t USING (SELECT ? AS activation_id) AS s ON t.',
+  'SELECT holder FROM `tailor`.`locks` WHERE activation_id = ?',
+  'INSERT INTO `tailor`.`runs` (run_id, activation_id, started_at, status, ',
+  'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
+  'CREATE TABLE `tailor`.`tailor_bad_<token>` OPTIONS (expiration_timestamp',
+  'CREATE TABLE `tailor`.`tailor_delta_<token>` OPTIONS (expiration_timesta',
+  'SELECT (SELECT COUNT(*) FROM `tailor`.`tailor_snap_<token>`) AS row_coun',
+  'SELECT member_key, n FROM `tailor`.`tailor_bad_<token>` ORDER BY member_',
+  'SELECT d.change_rank, d.member_key, d.fingerprint , d.`v_0`, ARRAY(SELEC',
+  'MERGE `tailor`.`member_hashes` AS t USING (SELECT h.member_key, h.id_typ',
+  'MERGE `tailor`.`members` AS t USING (SELECT u.member_key, u.fingerprint,',
+  'DROP TABLE IF EXISTS `tailor`.`tailor_delta_<token>`',
+  'DROP TABLE IF EXISTS `tailor`.`tailor_bad_<token>`',
+  'DROP TABLE IF EXISTS `tailor`.`tailor_snap_<token>`',
+  'UPDATE `tailor`.`runs` SET finished_at = ?, status = ?, `rows` = ?, adde',
+  'DELETE FROM `tailor`.`locks` WHERE activation_id = ? AND holder = ?',
+];
