@@ -38,7 +38,8 @@ export async function openSource(config: WarehouseConfig, options: OpenSourceOpt
   }
 }
 
-async function loadKind<T>(kind: string, path: string): Promise<T> {
+/** Loads a warehouse module on demand; a module that does not exist yet is a clear WarehouseError. */
+export async function loadKind<T>(kind: string, path: string): Promise<T> {
   // A computed specifier: typechecks whether or not the module exists yet.
   const specifier: string = path;
   try {

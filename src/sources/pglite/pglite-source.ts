@@ -7,7 +7,12 @@ import { createStateStore } from '../../diff/state-store.js';
 import type { StateStore } from '../../diff/types.js';
 import { WarehouseError } from '../../errors.js';
 import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
-import { modelError, PostgresWarehouseSql, warehouseError } from '../postgres/postgres-sql.js';
+import {
+  modelError,
+  PostgresWarehouseSql,
+  SESSION_SETTINGS,
+  warehouseError,
+} from '../postgres/postgres-sql.js';
 import type { ColumnInfo, Source } from '../source.js';
 import { acquireDataDir, type DataDirLease } from './pglite-data-dir.js';
 import { PgliteDialect } from './pglite-dialect.js';
@@ -41,7 +46,9 @@ export async function openPgliteSource(
   }
   const lease = await acquireDataDir(dataDir, async () => {
     try {
-      return await PGlite.create(dataDir);
+      const db = await PGlite.create(dataDir);
+      await db.query(SESSION_SETTINGS);
+      return db;
     } catch (error) {
       throw new WarehouseError(`cannot open the PGlite data directory ${dataDir}`, {
         cause: error,

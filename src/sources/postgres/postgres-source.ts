@@ -7,7 +7,13 @@ import type { StateStore } from '../../diff/types.js';
 import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
 import type { ColumnInfo, Source } from '../source.js';
 import type { PostgresConfig } from './postgres-config.js';
-import { modelError, type PgSession, PostgresWarehouseSql, warehouseError } from './postgres-sql.js';
+import {
+  modelError,
+  type PgSession,
+  PostgresWarehouseSql,
+  SESSION_SETTINGS,
+  warehouseError,
+} from './postgres-sql.js';
 
 /**
  * A PostgreSQL server: a `pg` pool for short statements (Kysely's Postgres dialect, streaming through
@@ -28,6 +34,8 @@ class PostgresSource implements Source {
   readonly #pool: pg.Pool;
   readonly #db: Kysely<unknown>;
   readonly #states = new Map<string, StateStore>();
+  /** Open dedicated sessions (diffs, locks), closed with the source if their owners did not. */
+  readonly #sessions = new Set<PgSession>();
   #closed = false;
 
   constructor(config: PostgresConfig, logger: Logger) {
@@ -98,18 +106,31 @@ class PostgresSource implements Source {
     const pool = this.#newPool(1);
     const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
     try {
-      // Connect now, so the session's connection is the one every later statement uses.
-      await pool.query('select 1');
+      // Connect now, and fix the settings that change how values render as text, so fingerprints
+      // and keys of one model are the same whatever the server's or role's defaults.
+      await pool.query(SESSION_SETTINGS);
     } catch (error) {
       await db.destroy();
       throw error;
     }
-    return { db, close: () => db.destroy() };
+    let open = true;
+    const session: PgSession = {
+      db,
+      close: async () => {
+        if (!open) return;
+        open = false;
+        this.#sessions.delete(session);
+        await db.destroy();
+      },
+    };
+    this.#sessions.add(session);
+    return session;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#sessions].map((session) => session.close()));
     await this.#db.destroy();
   }
 

@@ -46,6 +46,14 @@ export interface PostgresSqlOptions {
   logger: Logger;
 }
 
+/**
+ * Session settings that decide how values render as text (`::text`, `json_build_array`): fixed so a
+ * model's keys and fingerprints do not change with the server's or the role's defaults.
+ * https://www.postgresql.org/docs/current/runtime-config-client.html#RUNTIME-CONFIG-CLIENT-FORMAT
+ */
+export const SESSION_SETTINGS = `select set_config('TimeZone', 'UTC', false), set_config('DateStyle', 'ISO, YMD', false),
+  set_config('IntervalStyle', 'postgres', false), set_config('extra_float_digits', '1', false)`;
+
 /** Change kinds by the rank the delta table stores; the delta is read in this order. */
 const CHANGE_BY_RANK = ['removed', 'changed', 'refresh', 'added'] as const;
 
