@@ -3,6 +3,7 @@
  * and rules, no HTTP. Serializable for the optional persistence file.
  */
 import { randomInt } from 'node:crypto';
+import { encodeValue, type MemberTimes, MembershipSet } from './membership.js';
 import {
   DEMO_ACCOUNT_ID,
   DEMO_CREDENTIALS,
@@ -44,12 +45,6 @@ export interface AccountState {
   deleted: boolean;
 }
 
-export interface MemberRecord {
-  ids: Record<string, string[]>;
-  effectiveAt: number;
-  expiresAt: number;
-}
-
 export interface AudienceState {
   id: string;
   accountId: string;
@@ -62,9 +57,7 @@ export interface AudienceState {
   processed: boolean;
   /** Matched size at the last size job. */
   size: number | null;
-  records: Map<string, MemberRecord>;
-  /** `key\0value` -> keys of the records carrying that identifier (Delete matches on any one). */
-  index: Map<string, Set<string>>;
+  members: MembershipSet;
 }
 
 export interface SerializedState {
@@ -76,7 +69,7 @@ export interface SerializedState {
   credentials: SeedCredential[];
   activeUsers: string[];
   audiences: Array<
-    Omit<AudienceState, 'records' | 'index'> & {
+    Omit<AudienceState, 'members'> & {
       records: Array<{ ids: Record<string, string[]>; effectiveAt: number; expiresAt: number }>;
     }
   >;
@@ -93,22 +86,16 @@ function parseTime(value: string | undefined, fallback: number): number {
   return Number.isNaN(ms) ? fallback : ms;
 }
 
-/** Canonical form of a user's identifiers: keys sorted, values deduplicated and sorted. */
-export function canonicalIds(user: Record<string, string[]>): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const key of Object.keys(user).sort()) {
-    const values = [...new Set(user[key] ?? [])].sort();
-    if (values.length > 0) out[key] = values;
-  }
-  return out;
-}
-
 export class EmulatorStore {
   readonly accounts = new Map<string, AccountState>();
   /** By access token. */
   readonly credentials = new Map<string, SeedCredential>();
   readonly audiences = new Map<string, AudienceState>();
   activeUsers = new Set<string>();
+  /** The active users as encoded identifier values (how the membership stores them). */
+  #activeEncoded = new Set<string>();
+  /** (effective_at, expires_at) pairs are shared: a batch's users all carry the same two. */
+  readonly #times = new Map<string, MemberTimes>();
   #idPrefix: string;
   #nextId = 0;
 
@@ -132,7 +119,23 @@ export class EmulatorStore {
       }
       this.credentials.set(credential.accessToken, { ...credential, access });
     }
-    if (seed.activeUsers) this.activeUsers = new Set(seed.activeUsers);
+    if (seed.activeUsers) this.#setActiveUsers(seed.activeUsers);
+  }
+
+  #setActiveUsers(values: Iterable<string>): void {
+    this.activeUsers = new Set(values);
+    this.#activeEncoded = new Set([...this.activeUsers].map(encodeValue));
+  }
+
+  #internTimes(effectiveAt: number, expiresAt: number): MemberTimes {
+    const key = `${effectiveAt}:${expiresAt}`;
+    let times = this.#times.get(key);
+    if (!times) {
+      if (this.#times.size > 100_000) this.#times.clear();
+      times = Object.freeze({ effectiveAt, expiresAt });
+      this.#times.set(key, times);
+    }
+    return times;
   }
 
   #upsertAccount(seed: SeedAccount, now: number): void {
@@ -199,8 +202,7 @@ export class EmulatorStore {
       deleted: false,
       processed: false,
       size: null,
-      records: new Map(),
-      index: new Map(),
+      members: new MembershipSet(),
     };
     this.audiences.set(audience.id, audience);
     return audience;
@@ -216,62 +218,16 @@ export class EmulatorStore {
     effectiveAt: number,
     expiresAt: number,
   ) {
-    const ids = canonicalIds(user);
-    const key = JSON.stringify(ids);
-    const existing = audience.records.get(key);
-    if (existing) {
-      existing.effectiveAt = effectiveAt;
-      existing.expiresAt = expiresAt;
-      return;
-    }
-    audience.records.set(key, { ids, effectiveAt, expiresAt });
-    for (const [k, values] of Object.entries(ids)) {
-      for (const v of values) {
-        const indexKey = `${k}\u0000${v}`;
-        let set = audience.index.get(indexKey);
-        if (!set) audience.index.set(indexKey, (set = new Set()));
-        set.add(key);
-      }
-    }
+    audience.members.upsert(user, this.#internTimes(effectiveAt, expiresAt));
   }
 
   /** `Delete` for one user object: removes every record sharing ANY identifier with it (x-ads-api.md §6.1). */
   deleteMember(audience: AudienceState, user: Record<string, string[]>): void {
-    const doomed = new Set<string>();
-    for (const [k, values] of Object.entries(user)) {
-      for (const v of values) {
-        for (const key of audience.index.get(`${k}\u0000${v}`) ?? []) doomed.add(key);
-      }
-    }
-    for (const key of doomed) {
-      const record = audience.records.get(key);
-      if (!record) continue;
-      audience.records.delete(key);
-      for (const [k, values] of Object.entries(record.ids)) {
-        for (const v of values) {
-          const indexKey = `${k}\u0000${v}`;
-          const set = audience.index.get(indexKey);
-          set?.delete(key);
-          if (set && set.size === 0) audience.index.delete(indexKey);
-        }
-      }
-    }
+    audience.members.delete(user);
   }
 
   membership(audience: AudienceState): MembershipView {
-    const records = [...audience.records.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([, record]) => canonicalIds(record.ids));
-    const union: Record<string, Set<string>> = {};
-    for (const record of records) {
-      for (const [k, values] of Object.entries(record)) {
-        const set = (union[k] ??= new Set());
-        for (const v of values) set.add(v);
-      }
-    }
-    const identifiers: Record<string, string[]> = {};
-    for (const k of Object.keys(union).sort()) identifiers[k] = [...(union[k] ?? [])].sort();
-    return { records, identifiers };
+    return audience.members.view();
   }
 
   /**
@@ -279,23 +235,12 @@ export class EmulatorStore {
    * an identifier of the active-users set (every member when that set is empty).
    */
   processAudiences(now: number): void {
+    const active = this.#activeEncoded.size === 0 ? null : this.#activeEncoded;
     for (const audience of this.audiences.values()) {
       if (audience.deleted) continue;
-      let size = 0;
-      for (const record of audience.records.values()) {
-        if (record.effectiveAt > now || record.expiresAt <= now) continue;
-        if (this.activeUsers.size === 0 || this.#isActive(record)) size += 1;
-      }
+      audience.size = audience.members.countActive(now, active);
       audience.processed = true;
-      audience.size = size;
     }
-  }
-
-  #isActive(record: MemberRecord): boolean {
-    for (const values of Object.values(record.ids)) {
-      for (const v of values) if (this.activeUsers.has(v)) return true;
-    }
-    return false;
   }
 
   serialize(): SerializedState {
@@ -307,9 +252,13 @@ export class EmulatorStore {
       accounts: [...this.accounts.values()],
       credentials: [...this.credentials.values()],
       activeUsers: [...this.activeUsers],
-      audiences: [...this.audiences.values()].map(({ records, index: _index, ...rest }) => ({
+      audiences: [...this.audiences.values()].map(({ members, ...rest }) => ({
         ...rest,
-        records: [...records.values()],
+        records: [...members.records()].map(({ ids, times }) => ({
+          ids,
+          effectiveAt: times.effectiveAt,
+          expiresAt: times.expiresAt,
+        })),
       })),
     };
   }
@@ -322,9 +271,9 @@ export class EmulatorStore {
     store.#nextId = state.nextId;
     for (const account of state.accounts) store.accounts.set(account.id, { ...account });
     for (const credential of state.credentials) store.credentials.set(credential.accessToken, credential);
-    store.activeUsers = new Set(state.activeUsers);
+    store.#setActiveUsers(state.activeUsers);
     for (const { records, ...rest } of state.audiences) {
-      const audience: AudienceState = { ...rest, records: new Map(), index: new Map() };
+      const audience: AudienceState = { ...rest, members: new MembershipSet() };
       store.audiences.set(audience.id, audience);
       for (const record of records)
         store.upsertMember(audience, record.ids, record.effectiveAt, record.expiresAt);
