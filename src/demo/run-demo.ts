@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { main } from '../cli/main.js';
 import type { CliIo } from '../cli/output.js';
-import { loadProject } from '../config/load-project.js';
+import { loadProject, type Project } from '../config/load-project.js';
 import { type RunningEmulator, startEmulator } from '../emulator/index.js';
 import { pgliteDataDir } from '../sources/pglite/pglite-source.js';
 import { churnSample, seedSample, withPglite } from './demo-warehouse.js';
@@ -28,21 +28,27 @@ function stderrOf(options: DemoOptions): NodeJS.WritableStream {
   return options.io?.stderr ?? process.stderr;
 }
 
-/** Seeds the PGlite warehouse of the project if it is one and has no sample yet. */
-async function prepareWarehouse(options: DemoOptions, env: Readonly<Record<string, string | undefined>>) {
-  const project = await loadProject(options.projectDir, env);
+/**
+ * Seeds the PGlite warehouse of the project if it is one and has no sample yet, then runs `work` with
+ * the data directory still open: the PGlite source of the run shares this process's instance (opening
+ * and closing PGlite costs seconds).
+ */
+async function withWarehouse<T>(options: DemoOptions, project: Project, work: () => Promise<T>): Promise<T> {
   const warehouse = project.config.warehouse;
-  if (warehouse.type !== 'pglite') return project;
+  if (warehouse.type !== 'pglite') return work();
   const dataDir = pgliteDataDir(warehouse, project.dir);
-  const result = await withPglite(dataDir, (db) =>
-    seedSample(db, options.customers === undefined ? {} : { customers: options.customers }),
-  );
-  if (result.seeded) {
-    stderrOf(options).write(
-      `demo: seeded the warehouse in ${dataDir} with ${result.customers} customers and ${result.orders} orders\n`,
+  return withPglite(dataDir, async (db) => {
+    const result = await seedSample(
+      db,
+      options.customers === undefined ? {} : { customers: options.customers },
     );
-  }
-  return project;
+    if (result.seeded) {
+      stderrOf(options).write(
+        `demo: seeded the warehouse in ${dataDir} with ${result.customers} customers and ${result.orders} orders\n`,
+      );
+    }
+    return work();
+  });
 }
 
 /** Starts the emulator where the project's X destinations point, when they point at this machine. */
@@ -86,32 +92,36 @@ async function startLocalEmulators(
 export async function runDemo(options: DemoOptions): Promise<number> {
   const env = options.env ?? process.env;
   const args = ['sync', '--all', '--project', options.projectDir, ...(options.args ?? [])];
-  let project;
+  let project: Project;
   try {
-    project = await prepareWarehouse(options, env);
+    project = await loadProject(options.projectDir, env);
   } catch {
     // A broken project: let the CLI report it the way it reports everything.
     return main(args, { ...options.io, env });
   }
-  const apiUrls = Object.values(project.config.destinations).map((destination) => destination.api_url);
-  const emulators = await startLocalEmulators(project.dir, apiUrls, stderrOf(options));
-  try {
-    return await main(args, { ...options.io, env });
-  } finally {
-    for (const emulator of emulators) await emulator.close();
-  }
+  return withWarehouse(options, project, async () => {
+    const apiUrls = Object.values(project.config.destinations).map((destination) => destination.api_url);
+    const emulators = await startLocalEmulators(project.dir, apiUrls, stderrOf(options));
+    try {
+      return await main(args, { ...options.io, env });
+    } finally {
+      for (const emulator of emulators) await emulator.close();
+    }
+  });
 }
 
 /** `npm run demo:churn`: changes the sample deterministically and says what it changed. */
 export async function runChurn(options: Omit<DemoOptions, 'args'>): Promise<number> {
   const env = options.env ?? process.env;
-  const project = await prepareWarehouse(options, env);
+  const project = await loadProject(options.projectDir, env);
   const warehouse = project.config.warehouse;
   if (warehouse.type !== 'pglite') {
     stderrOf(options).write('demo: churn only changes the embedded (pglite) sample warehouse\n');
     return 2;
   }
-  const summary = await withPglite(pgliteDataDir(warehouse, project.dir), (db) => churnSample(db));
+  const summary = await withWarehouse(options, project, () =>
+    withPglite(pgliteDataDir(warehouse, project.dir), (db) => churnSample(db)),
+  );
   (options.io?.stdout ?? process.stdout).write(
     `demo churn #${summary.generation}: ${summary.removed} customers left, ${summary.added} joined, ` +
       `${summary.identifiersChanged} changed an email, phone or device, ${summary.caseOnly} retyped their email in capitals, ` +
