@@ -1,0 +1,37 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { hashesFromRows, rowsFromHashes } from '../../src/diff/diff-run.js';
+import { X_IDENTIFIER_TYPES } from '../../src/destinations/x-ads/identifier-types.js';
+
+const hex = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 4, maxLength: 8 });
+
+describe('member hashes as state rows', () => {
+  it('round-trips, dropping duplicates and sorting values', () => {
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.constantFrom(...X_IDENTIFIER_TYPES), fc.array(hex, { maxLength: 4 })),
+        (hashes) => {
+          const rows = rowsFromHashes(hashes);
+          expect(new Set(rows.map((r) => `${r.idType}:${r.hash}`)).size).toBe(rows.length);
+          const back = hashesFromRows(rows);
+          const expected = Object.fromEntries(
+            Object.entries(hashes)
+              .filter(([, values]) => values.length > 0)
+              .map(([type, values]) => [type, [...new Set(values)].sort()]),
+          );
+          expect(back).toEqual(expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('treats a removed member (null hashes) as holding nothing', () => {
+    expect(rowsFromHashes(null)).toEqual([]);
+    expect(hashesFromRows([])).toEqual({});
+    expect(rowsFromHashes({ email: ['b', 'a', 'b'] })).toEqual([
+      { idType: 'email', hash: 'b' },
+      { idType: 'email', hash: 'a' },
+    ]);
+  });
+});
