@@ -58,7 +58,8 @@ export interface ApiRequest {
   bytes: number;
   credential: SeedCredential;
   now: number;
-  countMismatch: boolean;
+  /** Whether an injected count_mismatch fault applies to this (valid) users request. */
+  countMismatch: () => boolean;
 }
 
 export interface ApiResult {
@@ -557,7 +558,7 @@ export class ApiHandlers {
       };
     }
     const n = result.userCount;
-    if (req.countMismatch) {
+    if (req.countMismatch()) {
       // Injected fault: X answered but did not take every user; the docs say to treat it as an error.
       return {
         mutated: false,

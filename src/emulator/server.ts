@@ -373,11 +373,9 @@ export class Emulator implements EmulatorAdmin {
     const bucketKey =
       bucket === 'reads' ? `${accountId ?? `token:${auth.token}`}\u0000${route.name}` : (accountId ?? '');
     const fault = this.#takeFault(category);
-    let countMismatch = false;
     if (fault) {
       const injected = await this.#applyFault(fault, bucket, now);
       if (injected) return fail(injected);
-      countMismatch = fault.kind === 'count_mismatch';
     }
 
     const headers: Record<string, string> = { ...versionHeaders };
@@ -416,7 +414,8 @@ export class Emulator implements EmulatorAdmin {
       bytes,
       credential,
       now,
-      countMismatch,
+      // Consumed only by a users request that passed validation.
+      countMismatch: () => category === 'users' && this.#takeFault(category, true) !== undefined,
     });
     result.response.headers = { ...headers, ...(result.response.headers ?? {}) };
     return result;
@@ -439,10 +438,11 @@ export class Emulator implements EmulatorAdmin {
     return headers;
   }
 
-  #takeFault(category: FaultCategory): FaultSpec | undefined {
+  /** The first queued fault matching the request (count_mismatch only when asked for it). */
+  #takeFault(category: FaultCategory, countMismatch = false): FaultSpec | undefined {
     const index = this.#faults.findIndex(({ spec }) => {
+      if ((spec.kind === 'count_mismatch') !== countMismatch) return false;
       const match = spec.match ?? 'users';
-      if (spec.kind === 'count_mismatch' && category !== 'users') return false;
       return match === 'any' || match === category;
     });
     if (index === -1) return undefined;

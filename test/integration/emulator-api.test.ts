@@ -4,7 +4,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OAuth from 'oauth-1.0a';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -954,6 +954,11 @@ describe('emulator: injected faults', () => {
   it('count_mismatch answers 200 with success_count < total_count and applies nothing', async () => {
     const mismatchId = await createAudience(call);
     emulator.admin.injectFaults([{ kind: 'count_mismatch', times: 2 }]);
+    // An invalid request is refused as usual and does not use the fault up.
+    const invalid = await call('POST', `${audiencesPath}/${mismatchId}/users`, {
+      json: usersBody([{ email: ['raw'] }]),
+    });
+    expect(invalid.status).toBe(400);
     const users = [{ email: [sha('m1')] }, { email: [sha('m2')] }, { email: [sha('m3')] }];
     for (let i = 0; i < 2; i++) {
       const res = await call('POST', `${audiencesPath}/${mismatchId}/users`, { json: usersBody(users) });
@@ -1066,7 +1071,87 @@ describe('emulator: audience processing', () => {
   });
 });
 
+describe('emulator: switches', () => {
+  it('changes the [INF]/[UNK] behaviours they name', async () => {
+    const switches = {
+      echoBooleansAsStrings: false,
+      allowOAuthRealm: true,
+      rejectReplayedNonce: false,
+      requirePercentEncoding: false,
+      acceptFormBody: false,
+      caseInsensitiveIds: false,
+      roundAudienceSize: true,
+      minTargetableSize: 1,
+      usersAccountRateLimitHeaders: true,
+      unavailableCode: 'SERVICE_UNAVAILABLE',
+      oversizeStatus: 400,
+    } as const;
+    await withEmulator({ switches }, async (emulator) => {
+      const call = client(emulator);
+      const listed = await call('GET', audiencesPath, { query: { with_deleted: 'false' } });
+      expect(listed.json.request.params.with_deleted).toBe(false);
+      expect((await call('GET', '/12/accounts', { header: (h) => `${h}, realm="x"` })).status).toBe(200);
+      expect((await call('GET', '/12/accounts', { nonce: 'same' })).status).toBe(200);
+      expect((await call('GET', '/12/accounts', { nonce: 'same' })).status).toBe(200);
+      // Signed over the decoded values, a raw ':' now passes.
+      const raw = await call('POST', audiencesPath, { rawQuery: 'name=a:b' });
+      expect(raw.status).toBe(200);
+      expect(raw.json.data.name).toBe('a:b');
+      const formOnly = await call('POST', audiencesPath, { form: { name: 'form only' } });
+      expect(formOnly.json.errors[0].code).toBe('MISSING_PARAMETER');
+      expect((await call('GET', `/12/accounts/${ACCOUNT.toUpperCase()}`)).status).toBe(403);
+
+      const id = raw.json.data.id as string;
+      const users = Array.from({ length: 1234 }, (_, i) => ({ email: [sha(`r${i}`)] }));
+      const added = await call('POST', `${audiencesPath}/${id}/users`, { json: usersBody(users) });
+      expect(added.headers.get('x-account-rate-limit-limit')).toBe('1500');
+      expect(added.headers.get('x-rate-limit-limit')).toBe('1500');
+      emulator.admin.processAudiences();
+      expect((await call('GET', `${audiencesPath}/${id}`)).json.data.audience_size).toBe(1200);
+      emulator.admin.injectFaults([{ kind: 'unavailable_503' }]);
+      expect(
+        (await call('POST', `${audiencesPath}/${id}/users`, { json: usersBody(users) })).json.errors[0].code,
+      ).toBe('SERVICE_UNAVAILABLE');
+      const huge = await call('POST', `${audiencesPath}/${id}/users`, {
+        body: Buffer.alloc(5_000_001, 0x20),
+        contentType: 'application/json',
+      });
+      expect(huge.status).toBe(400);
+    });
+  });
+
+  it('runs the size job on a timer when sizeJobIntervalMs is set', async () => {
+    await withEmulator({ switches: { sizeJobIntervalMs: 20 } }, async (emulator) => {
+      const call = client(emulator);
+      const id = await createAudience(call);
+      let reasons: string[] = ['PROCESSING'];
+      for (let attempt = 0; attempt < 200 && reasons.includes('PROCESSING'); attempt++) {
+        await new Promise((r) => setTimeout(r, 25));
+        reasons = (await call('GET', `${audiencesPath}/${id}`)).json.data.reasons_not_targetable;
+      }
+      expect(reasons).toEqual(['TOO_SMALL']);
+    });
+  });
+});
+
 describe('emulator: admin API over HTTP', () => {
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+
+  it.skipIf(external === undefined)('serves the admin API to loopback clients only', async () => {
+    await withEmulator({ host: '0.0.0.0' }, async (emulator) => {
+      expect((await fetch(`http://127.0.0.1:${emulator.port}/_admin/requests`)).status).toBe(200);
+      const remote = await fetch(`http://${external}:${emulator.port}/_admin/requests`);
+      expect(remote.status).toBe(404);
+      const signed = await client({ ...emulator, url: `http://${external}:${emulator.port}` })(
+        'GET',
+        '/12/accounts',
+      );
+      expect(signed.status).toBe(200);
+    });
+  });
+
   it('injects faults, processes, advances the clock, lists requests and seeds', async () => {
     await withEmulator({}, async (emulator) => {
       const call = client(emulator);
