@@ -152,7 +152,7 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
     }
     logger.info(
       {
-        url: server.url,
+        listen: server.url,
         port: server.port,
         concurrency: options.concurrency,
         maxFailures: options.maxFailures,

@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DEMO_ACCOUNT_ID,
+  DEMO_CREDENTIALS,
+  type RunningEmulator,
+  startEmulator,
+} from '../../src/emulator/index.js';
+import { runCli } from '../helpers/cli.js';
+
+/** `tailor status` as a subprocess against a Postgres server (own schemas) and the emulator. */
+
+const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const suffix = randomBytes(4).toString('hex');
+const DATA = `status_e2e_data_${suffix}`;
+const STATE = `status_e2e_state_${suffix}`;
+
+let admin: pg.Client;
+let emulator: RunningEmulator;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  admin = new pg.Client(POSTGRES_URL);
+  await admin.connect();
+  await admin.query(`create schema ${DATA}`);
+  await admin.query(`create table ${DATA}.customers (customer_id int primary key, email text)`);
+  await admin.query(
+    `insert into ${DATA}.customers select i, 'status' || i || '@example.net' from generate_series(1, 120) i`,
+  );
+  emulator = await startEmulator({ rateLimits: false });
+});
+
+afterAll(async () => {
+  await emulator?.close();
+  await admin?.query(`drop schema if exists ${DATA} cascade`);
+  await admin?.query(`drop schema if exists ${STATE} cascade`);
+  await admin?.end();
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function projectDir(options: { apiUrl?: string; warehouseUrl?: string } = {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tailor-status-e2e-'));
+  dirs.push(dir);
+  await mkdir(join(dir, 'models'));
+  await writeFile(
+    join(dir, 'tailor.yml'),
+    `warehouse:
+  type: postgres
+  url: ${options.warehouseUrl ?? POSTGRES_URL}
+state_schema: ${STATE}
+destinations:
+  x:
+    type: x_ads
+    account_id: ${DEMO_ACCOUNT_ID}
+    api_url: ${options.apiUrl ?? emulator.url}
+    credentials:
+      consumer_key: ${DEMO_CREDENTIALS.consumerKey}
+      consumer_secret: ${DEMO_CREDENTIALS.consumerSecret}
+      access_token: ${DEMO_CREDENTIALS.accessToken}
+      access_token_secret: ${DEMO_CREDENTIALS.accessTokenSecret}
+    limits: { retry_deadline_ms: 500, request_timeout_ms: 1000 }
+activations:
+  synced_x:
+    model: customers
+    destination: x
+    audience: { name: "status ${suffix}" }
+    mappings: { email: email }
+    schedule: "0 6 * * *"
+    timezone: Europe/Paris
+  never_x:
+    model: customers
+    destination: x
+    audience: { name: "status never ${suffix}" }
+    mappings: { email: email }
+    schedule: manual
+`,
+  );
+  await writeFile(join(dir, 'models', 'customers.sql'), `select customer_id, email from ${DATA}.customers`);
+  await writeFile(join(dir, 'models', 'customers.yml'), 'name: customers\nprimary_key: customer_id\n');
+  return dir;
+}
+
+interface StatusJson {
+  ok: boolean;
+  activations: {
+    activation: string;
+    enabled: boolean;
+    schedule: string;
+    next_run_at: string | null;
+    next_run_reason: string;
+    last_run: { status: string; added: number; removed: number; started_at: string } | null;
+    paused: boolean;
+    audience_id: string | null;
+    audience: { size: number | null; targetable: boolean | null } | null;
+    audience_error: string | null;
+  }[];
+}
+
+describe('tailor status (CLI subprocess)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await projectDir();
+    const sync = await runCli(['sync', 'synced_x', '--project', dir, '--json']);
+    expect(sync.code, sync.stderr).toBe(0);
+    emulator.admin.processAudiences();
+  });
+
+  it("shows schedule, next run, last run and counts, pause state, and X's audience size", async () => {
+    const json = await runCli(['status', '--project', dir, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const body = JSON.parse(json.stdout) as StatusJson;
+    expect(body.ok).toBe(true);
+    const [synced, never] = body.activations;
+    expect(synced).toMatchObject({
+      activation: 'synced_x',
+      enabled: true,
+      schedule: '0 6 * * *',
+      next_run_reason: 'scheduled',
+      last_run: { status: 'succeeded', added: 120, removed: 0 },
+      paused: false,
+      audience: { size: 120 },
+      audience_error: null,
+    });
+    // 06:00 in Paris is 05:00 UTC in winter.
+    expect(synced!.next_run_at).toMatch(/T05:00:00\.000Z$/);
+    expect(never).toMatchObject({
+      activation: 'never_x',
+      next_run_at: null,
+      next_run_reason: 'manual',
+      last_run: null,
+      audience_id: null,
+      audience: null,
+    });
+
+    const table = await runCli(['status', '--project', dir]);
+    expect(table.code, table.stderr).toBe(0);
+    const lines = table.stdout.split('\n');
+    expect(lines[0]).toMatch(
+      /^ACTIVATION\s+STATE\s+SCHEDULE\s+NEXT RUN\s+LAST RUN\s+LAST COUNTS\s+AUDIENCE\s+SIZE\s+TARGETABLE$/,
+    );
+    expect(lines.find((l) => l.startsWith('synced_x'))).toMatch(
+      /active\s+0 6 \* \* \*.*succeeded .*\+120 -0.*\b120\b/,
+    );
+    expect(table.stdout).not.toContain('could not reach');
+    expect(lines.find((l) => l.startsWith('never_x'))).toMatch(/active\s+manual\s+manual\s+never/);
+  });
+
+  it('still prints the rest when X cannot be reached, and fails only when the warehouse cannot be read', async () => {
+    // The same state as above (synced_x ran); nothing listens on port 9 (discard) of loopback.
+    const offline = await projectDir({ apiUrl: 'http://127.0.0.1:9' });
+    const result = await runCli(['status', 'synced_x', '--project', offline, '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const activations = (JSON.parse(result.stdout) as StatusJson).activations;
+    expect(activations.map((a) => a.activation)).toEqual(['synced_x']);
+    const synced = activations[0]!;
+    expect(synced.last_run?.status).toBe('succeeded');
+    expect(synced.audience_id).not.toBeNull();
+    expect(synced.audience).toBeNull();
+    expect(synced.audience_error).toMatch(/^could not reach x: /);
+
+    const noWarehouse = await projectDir({ warehouseUrl: 'postgres://postgres@127.0.0.1:9/test' });
+    const failed = await runCli(['status', '--project', noWarehouse]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^error: /m);
+    expect(failed.stdout).toBe('');
+  });
+});
