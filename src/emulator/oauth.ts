@@ -115,22 +115,20 @@ export function constantTimeEqual(a: string, b: string): boolean {
 
 /** Nonces seen within the timestamp window, per consumer key and token. */
 export class NonceCache {
+  /** Insertion order is expiry order (a key seen again is re-inserted), so purging stops early. */
   #seen = new Map<string, number>();
 
   /** Records the nonce; false when it was already seen and has not expired. */
   remember(key: string, expiresAtMs: number, nowMs: number): boolean {
-    this.#purge(nowMs);
+    for (const [seenKey, expires] of this.#seen) {
+      if (expires > nowMs) break;
+      this.#seen.delete(seenKey);
+    }
     const previous = this.#seen.get(key);
     if (previous !== undefined && previous > nowMs) return false;
+    this.#seen.delete(key);
     this.#seen.set(key, expiresAtMs);
     return true;
-  }
-
-  #purge(nowMs: number): void {
-    if (this.#seen.size < 10_000) return;
-    for (const [key, expires] of this.#seen) {
-      if (expires <= nowMs) this.#seen.delete(key);
-    }
   }
 }
 

@@ -93,6 +93,9 @@ export class Emulator implements EmulatorAdmin {
     const server = createServer((req, res) => {
       void this.#handle(req, res);
     });
+    // Longer than a client's idle keep-alive, so a reused connection is not closed under it.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 70_000;
     this.#server = server;
     this.#host = this.#options.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
@@ -234,6 +237,7 @@ export class Emulator implements EmulatorAdmin {
   }
 
   #send(res: ServerResponse, response: EmulatorResponse): void {
+    if (res.destroyed || res.headersSent) return;
     const headers: Record<string, string> = {
       'x-current-api-version': CURRENT_API_VERSION,
       ...(response.headers ?? {}),
