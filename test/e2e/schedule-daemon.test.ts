@@ -100,6 +100,7 @@ interface LogLine {
   level: number;
   activation?: string;
   listen?: string;
+  trigger?: string;
   [key: string]: unknown;
 }
 
@@ -175,9 +176,9 @@ async function members(activation: string): Promise<string[]> {
 }
 
 describe('tailor schedule (CLI subprocess)', () => {
-  it('serves health and metrics, keeps its schedule through a bad reload, applies a good one, exits 0', async () => {
+  it('serves health and metrics, keeps its schedule through a bad reload (--watch, SIGHUP), applies a good one, exits 0', async () => {
     const dir = await makeProjectDir({ evens: { where: 'customer_id % 2 = 0', schedule: '* * * * * *' } });
-    const daemon = new Daemon(['--project', dir, '--port', '0']);
+    const daemon = new Daemon(['--project', dir, '--port', '0', '--watch']);
     try {
       const ready = await daemon.waitFor(message('scheduler running'));
       const url = ready.listen!;
@@ -200,18 +201,26 @@ describe('tailor schedule (CLI subprocess)', () => {
       );
       expect(metrics).toContain('tailor_next_run_timestamp_seconds{activation="evens"}');
 
-      // An invalid tailor.yml: the reload is rejected with the problem, the old schedule keeps going.
+      // An invalid tailor.yml (seen by --watch, then by SIGHUP): each reload is rejected with the
+      // problem, and the old schedule keeps going.
       await writeFile(
         join(dir, 'tailor.yml'),
         tailorYml({ evens: { where: '', schedule: 'every fortnight' } }),
       );
-      daemon.child.kill('SIGHUP');
       const rejected = await daemon.waitFor(message('configuration reload rejected'));
       expect(rejected.msg).toContain('activations.evens.schedule');
+      daemon.child.kill('SIGHUP');
+      await daemon.waitFor((line) => line.msg === 'reloading the configuration' && line.trigger === 'SIGHUP');
+      await daemon.waitFor(message('configuration reload rejected'), 2);
       const before = daemon.count(succeededRun('evens'));
       await daemon.waitFor(succeededRun('evens'), before + 2);
 
-      // A valid one (a second activation) replaces the schedule.
+      // A valid one (a second activation, its model written first), seen by --watch, replaces it.
+      await writeFile(
+        join(dir, 'models', 'odds_model.sql'),
+        `select customer_id, email from ${DATA}.customers where customer_id % 2 = 1`,
+      );
+      await writeFile(join(dir, 'models', 'odds_model.yml'), 'name: odds_model\nprimary_key: customer_id\n');
       await writeFile(
         join(dir, 'tailor.yml'),
         tailorYml({
@@ -219,12 +228,6 @@ describe('tailor schedule (CLI subprocess)', () => {
           odds: { where: 'customer_id % 2 = 1', schedule: '*/2 * * * * *' },
         }),
       );
-      await writeFile(
-        join(dir, 'models', 'odds_model.sql'),
-        `select customer_id, email from ${DATA}.customers where customer_id % 2 = 1`,
-      );
-      await writeFile(join(dir, 'models', 'odds_model.yml'), 'name: odds_model\nprimary_key: customer_id\n');
-      daemon.child.kill('SIGHUP');
       await daemon.waitFor(message('configuration reloaded'));
       await daemon.waitFor(succeededRun('odds'));
     } finally {
