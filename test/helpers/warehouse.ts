@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -91,9 +92,35 @@ export async function postgresContractWarehouse(): Promise<ContractWarehouse> {
 }
 
 /**
- * PGlite contract warehouses: `initdb` runs once per test file (a template data directory, 1–8 s
- * here), and each test gets a copy of it (`cp` of the closed directory, about 1 s).
+ * A freshly initialized PGlite data directory to copy from, read-only. `initdb` takes 1–8 s here, so it
+ * runs once per machine and PGlite version (cached under the OS temp directory; built beside it and
+ * renamed into place, so concurrent test files never see a half-made one).
  */
+export async function pgliteTemplateDir(): Promise<string> {
+  const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  const version = JSON.parse(await readFile(join(dirname(entry), '..', 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  const dir = join(tmpdir(), `tailor-test-pglite-template-${version.version}`);
+  try {
+    await stat(join(dir, 'PG_VERSION'));
+    return dir;
+  } catch {
+    // not built yet
+  }
+  const building = await mkdtemp(join(tmpdir(), 'tailor-test-pglite-building-'));
+  const db = await PGlite.create(join(building, 'data'));
+  await db.close();
+  try {
+    await rename(join(building, 'data'), dir);
+  } catch {
+    // Another test file won the race; its template is as good as ours.
+  }
+  await rm(building, { recursive: true, force: true });
+  return dir;
+}
+
+/** PGlite contract warehouses: each test gets a copy of the template data directory (about 1 s). */
 export function pgliteContractWarehouses(): {
   setup(): Promise<void>;
   teardown(): Promise<void>;
@@ -104,9 +131,7 @@ export function pgliteContractWarehouses(): {
   return {
     async setup() {
       root = await mkdtemp(join(tmpdir(), 'tailor-pglite-'));
-      template = join(root, 'template');
-      const db = await PGlite.create(template);
-      await db.close();
+      template = await pgliteTemplateDir();
     },
     async teardown() {
       if (root) await rm(root, { recursive: true, force: true });
