@@ -93,16 +93,20 @@ export class MembershipSet {
 
   /** `Update`: one record per distinct identifier set; the same set again refreshes its times. */
   upsert(user: Record<string, readonly string[]>, times: MemberTimes): void {
-    const tokens = new Set<string>();
-    for (const [key, values] of Object.entries(user)) {
-      for (const value of values) {
+    // Most users carry one identifier: that path allocates no set, array sort or join.
+    let first: string | undefined;
+    let more: string[] | undefined;
+    for (const key in user) {
+      for (const value of user[key] ?? []) {
         const token = encodeToken(key, value);
-        if (token !== undefined) tokens.add(token);
+        if (token === undefined) continue;
+        if (first === undefined) first = token;
+        else (more ??= [first]).push(token);
       }
     }
-    if (tokens.size === 0) return;
-    const sorted = [...tokens].sort();
-    const recordKey = sorted.join(SEPARATOR);
+    if (first === undefined) return;
+    const sorted = more ? [...new Set(more)].sort() : [first];
+    const recordKey = sorted.length === 1 ? (sorted[0] as string) : sorted.join(SEPARATOR);
     const existing = this.#records.get(recordKey);
     this.#records.set(recordKey, times);
     if (existing) return;
