@@ -303,7 +303,7 @@ class XAdsDestination implements Destination {
       },
       'applied member changes to X audience',
     );
-    if (pending.length === 0) report();
+    report();
     return { results: final, requests };
   }
 
