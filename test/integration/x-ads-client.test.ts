@@ -57,7 +57,8 @@ function config(
       access_token_secret: DEMO_CREDENTIALS.accessTokenSecret,
       ...overrides.credentials,
     },
-    limits: { request_timeout_ms: 2_000, ...overrides.limits },
+    // Generous: a loaded CI machine must not turn a slow answer into a timeout (the latency test sets its own).
+    limits: { request_timeout_ms: 15_000, ...overrides.limits },
   });
 }
 
@@ -179,11 +180,19 @@ describe('apply', () => {
   });
 
   it.each(FAULT_KINDS)('recovers from %s', async (kind) => {
-    const { destination, events } = client({ limits: { request_timeout_ms: 300 } });
+    const { destination, events } = client(
+      kind === 'latency' ? { limits: { request_timeout_ms: 1_000 } } : {},
+    );
     const id = await newAudience();
     emulator.admin.clearRequestLog();
     emulator.admin.injectFaults([
-      { kind, times: 2, retryAfterSeconds: 30, resetInSeconds: 45, latencyMs: kind === 'latency' ? 800 : 0 },
+      {
+        kind,
+        times: 2,
+        retryAfterSeconds: 30,
+        resetInSeconds: 45,
+        latencyMs: kind === 'latency' ? 2_000 : 0,
+      },
     ]);
     const changes = Array.from({ length: 20 }, (_, i) => update({ email: [email(100 + i)] }));
     const progress: number[] = [];
