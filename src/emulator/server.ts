@@ -91,7 +91,10 @@ export class Emulator implements EmulatorAdmin {
 
   async listen(): Promise<RunningEmulator> {
     const server = createServer((req, res) => {
-      void this.#handle(req, res);
+      this.#handle(req, res).catch((error: unknown) => {
+        this.#logger.error({ err: error }, 'emulator: could not answer a request');
+        res.destroy();
+      });
     });
     // Longer than a client's idle keep-alive, so a reused connection is not closed under it.
     server.keepAliveTimeout = 65_000;

@@ -3,6 +3,7 @@
  * independent of both the emulator and Tailor's client) and sent with node's fetch.
  */
 import { createHash, createHmac } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -670,6 +671,20 @@ describe('emulator: custom audiences CRUD', () => {
     const account = await call('GET', `/12/accounts/${ACCOUNT}`);
     sameShape(account.json, { ...fixtureLoadEnvelope, data_type: 'account' });
     sameShape(account.json.data, fixtureAccount);
+
+    // Where the full recorded files are at hand (the shared research folder), every object in them too.
+    const recorded = '/work/shared/fixtures/x-ads';
+    if (existsSync(recorded)) {
+      const load = async (file: string) => JSON.parse(await readFile(join(recorded, file), 'utf8'));
+      const audiencesAll = await load('custom_audiences_all.json');
+      sameShape(list.json, { ...audiencesAll, data: [] });
+      for (const audience of audiencesAll.data) sameShape(one.json.data, audience);
+      sameShape(one.json.data, (await load('custom_audiences_load.json')).data);
+      const accountsAll = await load('accounts_all.json');
+      sameShape(accounts.json, { ...accountsAll, data: [] });
+      for (const a of accountsAll.data) sameShape(accounts.json.data[0], a);
+      sameShape(account.json.data, (await load('accounts_load.json')).data);
+    }
   });
 });
 
