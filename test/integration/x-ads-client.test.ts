@@ -430,3 +430,41 @@ describe('property: membership equals the model of what was acknowledged', () =>
     );
   });
 });
+
+describe('logging', () => {
+  it('logs x-api-warn, and never identifiers, query strings or secrets, even at debug level', async () => {
+    const warned = await startEmulator({ switches: { deprecatedVersions: ['12'] } });
+    try {
+      const lines: string[] = [];
+      const captured = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+      const destination = createXAdsDestination(
+        'x',
+        { ...config(), api_url: warned.url },
+        { logger: captured, clock: createVirtualClock(), random: () => 0.5 },
+      );
+      const audience = await destination.createAudience('Secret-ish audience name', undefined);
+      warned.admin.injectFaults([{ kind: 'server_error_500', times: 1 }]);
+      const hashes = [email(1), email(2), sha256Hex('handle')];
+      const outcome = await destination.apply(audience.id, [
+        update({ email: [hashes[0]!], handle: [hashes[2]!] }),
+        remove({ email: [hashes[1]!] }),
+        update({ partner_user_id: ['crm-000123'] }),
+      ]);
+      expect(outcome.results.every((r) => r.status === 'ok')).toBe(true);
+      const log = lines.join('');
+      expect(log).toContain('x_api_warn');
+      expect(log).toContain('retrying X Ads request');
+      for (const value of [
+        ...hashes,
+        'crm-000123',
+        'Secret-ish',
+        DEMO_CREDENTIALS.consumerSecret,
+        DEMO_CREDENTIALS.accessTokenSecret,
+      ]) {
+        expect(log).not.toContain(value);
+      }
+    } finally {
+      await warned.close();
+    }
+  });
+});
