@@ -25,7 +25,7 @@ export interface FakeSnowflakeStatement {
   queryId: string;
 }
 
-export type FakeColumnType = 'text' | 'fixed' | 'real' | 'boolean' | 'variant';
+export type FakeColumnType = 'text' | 'fixed' | 'real' | 'boolean' | 'variant' | 'array';
 
 export interface FakeSnowflakeResult {
   columns?: { name: string; type: FakeColumnType }[];
@@ -47,6 +47,8 @@ export class FakeSnowflake {
   #next = 0;
   /** The login request's decoded body `data`, for credential assertions. */
   login: Record<string, unknown> | undefined;
+  /** When set, logins are refused with this Snowflake error (e.g. 390100, wrong credentials). */
+  loginError: { code: string; message: string } | undefined;
 
   private constructor() {
     this.#server = createServer((req, res) => void this.#handle(req, res));
@@ -100,6 +102,15 @@ export class FakeSnowflake {
 
     if (request.path === '/session/v1/login-request') {
       this.login = (body?.data ?? {}) as Record<string, unknown>;
+      if (this.loginError) {
+        send(200, {
+          data: { nextAction: null },
+          code: this.loginError.code,
+          message: this.loginError.message,
+          success: false,
+        });
+        return;
+      }
       send(200, {
         data: {
           token: 'fake-session-token',

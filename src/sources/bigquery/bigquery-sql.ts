@@ -116,22 +116,26 @@ export class BigqueryWarehouseSql implements WarehouseSql {
   async migrate(): Promise<void> {
     if (this.#migrated) return;
     const latest = BIGQUERY_MIGRATIONS.at(-1)!.version;
-    if ((await this.#appliedVersion()) >= latest) {
+    const current = await this.#appliedVersion();
+    if (current.version >= latest) {
       this.#migrated = true;
       return;
     }
     // Every statement is idempotent (IF NOT EXISTS, a version row inserted only when absent), so
-    // concurrent first runs converge without a lock, which BigQuery does not have.
-    await this.#affected(
-      sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(this.stateSchema)} OPTIONS (location = ${sql.lit(this.#options.location)})`,
-      `creating the state dataset ${this.stateSchema}`,
-    );
+    // concurrent first runs converge without a lock, which BigQuery does not have. The dataset is
+    // created only when missing, so a pre-created dataset needs no project-level create permission.
+    if (current.datasetMissing) {
+      await this.#affected(
+        sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(this.stateSchema)} OPTIONS (location = ${sql.lit(this.#options.location)})`,
+        `creating the state dataset ${this.stateSchema}`,
+      );
+    }
     await this.#affected(
       sql`CREATE TABLE IF NOT EXISTS ${this.table('tailor_migrations')} (
         version INT64 NOT NULL, name STRING NOT NULL, applied_at TIMESTAMP NOT NULL)`,
       'creating the migrations table',
     );
-    const applied = await this.#appliedVersion();
+    const applied = (await this.#appliedVersion()).version;
     for (const migration of BIGQUERY_MIGRATIONS) {
       if (migration.version <= applied) continue;
       for (const statement of migration.statements((name) => this.table(name))) {
@@ -152,14 +156,15 @@ export class BigqueryWarehouseSql implements WarehouseSql {
     this.#migrated = true;
   }
 
-  async #appliedVersion(): Promise<number> {
+  async #appliedVersion(): Promise<{ version: number; datasetMissing: boolean }> {
     try {
       const rows = await sql<{
         version: number | null;
       }>`SELECT MAX(version) AS version FROM ${this.table('tailor_migrations')}`.execute(this.#db);
-      return rows.rows[0]?.version ?? 0;
+      return { version: rows.rows[0]?.version ?? 0, datasetMissing: false };
     } catch (error) {
-      if (isNotFound(error)) return 0;
+      // "Not found: Dataset p:d" or "Not found: Table p:d.tailor_migrations"
+      if (isNotFound(error)) return { version: 0, datasetMissing: /Dataset/i.test(errorMessage(error)) };
       throw asWarehouseError(error, 'reading the state schema version');
     }
   }

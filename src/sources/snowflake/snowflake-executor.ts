@@ -24,10 +24,13 @@ export interface SnowflakeResult {
  */
 export class SnowflakeExecutor {
   readonly #connection: snowflake.Connection;
+  readonly #ready: () => Promise<void>;
   readonly #queryIds: string[] = [];
 
-  constructor(connection: snowflake.Connection) {
+  /** `ready` resolves once the session is logged in (connecting lazily, on the first statement). */
+  constructor(connection: snowflake.Connection, ready: () => Promise<void> = async () => {}) {
     this.#connection = connection;
+    this.#ready = ready;
   }
 
   get queryIds(): readonly string[] {
@@ -40,6 +43,7 @@ export class SnowflakeExecutor {
   }
 
   async all(sql: string, binds: readonly unknown[] = []): Promise<SnowflakeResult> {
+    await this.#ready();
     return new Promise((resolve, reject) => {
       this.#connection.execute({
         sqlText: sql,
@@ -70,6 +74,7 @@ export class SnowflakeExecutor {
     binds: readonly unknown[],
     chunkSize: number,
   ): AsyncGenerator<Record<string, unknown>[]> {
+    await this.#ready();
     const statement = await new Promise<snowflake.RowStatement>((resolve, reject) => {
       this.#connection.execute({
         sqlText: sql,

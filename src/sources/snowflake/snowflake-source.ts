@@ -1,0 +1,138 @@
+import { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type snowflake from 'snowflake-sdk';
+import { createStateStore } from '../../diff/state-store.js';
+import type { StateStore } from '../../diff/types.js';
+import { ModelSqlError, WarehouseError } from '../../errors.js';
+import type { ColumnInfo, Source } from '../source.js';
+import { createSnowflakeConnection } from './snowflake-client.js';
+import type { SnowflakeConfig } from './snowflake-config.js';
+import { SnowflakeDialect } from './snowflake-dialect.js';
+import { SnowflakeExecutor, toWarehouseError, type SnowflakeCostSummary } from './snowflake-executor.js';
+import { tailorColumnName } from './snowflake-identifiers.js';
+import { modelError, SnowflakeWarehouseSql } from './snowflake-sql.js';
+
+/** A Snowflake source that also reports the queries it ran. */
+export interface SnowflakeSource extends Source {
+  readonly kind: 'snowflake';
+  /** Query ids of every statement since `mark` (0: since opening). */
+  cost(mark?: number): SnowflakeCostSummary;
+  /** The current position in the query log, for `cost(mark)`. */
+  costMark(): number;
+}
+
+/**
+ * Opens Snowflake: one snowflake-sdk connection (one session, logged in on the first statement),
+ * a Kysely instance over SnowflakeDialect, and one state store per state schema.
+ */
+export async function openSnowflakeSource(
+  config: SnowflakeConfig,
+  options: { projectDir: string; logger: Logger },
+): Promise<SnowflakeSource> {
+  const connection = createSnowflakeConnection(config, { projectDir: options.projectDir });
+  return new SnowflakeSourceImpl(config, connection, options.logger);
+}
+
+class SnowflakeSourceImpl implements SnowflakeSource {
+  readonly kind = 'snowflake' as const;
+  readonly #config: SnowflakeConfig;
+  readonly #connection: snowflake.Connection;
+  readonly #executor: SnowflakeExecutor;
+  readonly #logger: Logger;
+  readonly #db: Kysely<unknown>;
+  readonly #states = new Map<string, StateStore>();
+  #connecting: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(config: SnowflakeConfig, connection: snowflake.Connection, logger: Logger) {
+    this.#config = config;
+    this.#connection = connection;
+    this.#logger = logger.child({ warehouse: 'snowflake' });
+    this.#executor = new SnowflakeExecutor(connection, () => this.#connect());
+    this.#db = new Kysely<unknown>({ dialect: new SnowflakeDialect(this.#executor) });
+  }
+
+  #connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new WarehouseError('the Snowflake source is closed'));
+    // connect(callback): the callback is where snowflake-sdk 3 reports a refused login.
+    this.#connecting ??= new Promise<void>((resolve, reject) => {
+      this.#connection.connect((error) => (error ? reject(error) : resolve()));
+    }).catch((error: unknown) => {
+      this.#connecting = undefined;
+      throw toWarehouseError(error, `connecting to Snowflake account ${this.#config.account}`);
+    });
+    return this.#connecting;
+  }
+
+  async check(): Promise<void> {
+    await this.#executor.all('SELECT 1 AS ok');
+  }
+
+  async describeModel(modelName: string, sql: string): Promise<ColumnInfo[]> {
+    // DESCRIBE RESULT would need the query to run; a LIMIT 0 wrapper compiles the model and
+    // returns its columns without reading a row.
+    await this.#connect();
+    return new Promise((resolve, reject) => {
+      this.#connection.execute({
+        sqlText: `SELECT * FROM (${sql}) AS m LIMIT 0`,
+        complete: (error, statement) => {
+          if (error) {
+            const mapped = modelError(toWarehouseError(error, 'Snowflake query failed'), modelName);
+            reject(mapped instanceof ModelSqlError ? mapped : mapped);
+            return;
+          }
+          resolve(
+            (statement.getColumns() ?? []).map((column) => ({
+              name: tailorColumnName(column.getName()),
+              type: column.getType(),
+            })),
+          );
+        },
+      });
+    });
+  }
+
+  state(stateSchema: string): StateStore {
+    let store = this.#states.get(stateSchema);
+    if (!store) {
+      const sql = new SnowflakeWarehouseSql({
+        db: this.#db,
+        schema: stateSchema,
+        logger: this.#logger,
+        costMark: () => this.#executor.queryIds.length,
+        costSince: (mark) => ({ ...this.#executor.summary(mark) }),
+      });
+      store = createStateStore(sql, { logger: this.#logger });
+      this.#states.set(stateSchema, store);
+    }
+    return store;
+  }
+
+  cost(mark = 0): SnowflakeCostSummary {
+    return this.#executor.summary(mark);
+  }
+
+  costMark(): number {
+    return this.#executor.queryIds.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#db.destroy();
+    if (this.#connecting === undefined) return;
+    await this.#connecting.catch(() => undefined);
+    if (!this.#connection.isUp()) return;
+    // Logs the session out (POST /session?delete=true), which also drops its temporary tables.
+    await new Promise<void>((resolve) => {
+      this.#connection.destroy((error) => {
+        if (error) this.#logger.warn({ err: error.message }, 'Snowflake logout failed');
+        resolve();
+      });
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

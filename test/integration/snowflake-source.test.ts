@@ -1,0 +1,363 @@
+import { createPublicKey, createVerify, generateKeyPairSync } from 'node:crypto';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuthError, ModelSqlError } from '../../src/errors.js';
+import { snowflakeConfigSchema } from '../../src/sources/snowflake/snowflake-config.js';
+import { openSnowflakeSource, type SnowflakeSource } from '../../src/sources/snowflake/snowflake-source.js';
+import { FakeSnowflake, type FakeSnowflakeStatement } from '../helpers/fake-snowflake.js';
+
+/**
+ * The real snowflake-sdk against a local fake of Snowflake's REST endpoints (login, query,
+ * telemetry, logout): proves the statements and binds a full run sends without reaching Snowflake.
+ */
+
+const logger = pino({ level: 'silent' });
+
+function head(sql: string): string {
+  return sql
+    .replace(/\s+/g, ' ')
+    .replace(/_[0-9A-F]{16}"/g, '_<TOKEN>"')
+    .trim()
+    .slice(0, 72);
+}
+
+function config(url: string, auth: Record<string, string>) {
+  return snowflakeConfigSchema.parse({
+    type: 'snowflake',
+    account: 'acme-prod',
+    username: 'TAILOR_SVC',
+    role: 'TAILOR_ROLE',
+    warehouse: 'TAILOR_WH',
+    database: 'ANALYTICS',
+    schema: 'MARTS',
+    access_url: url,
+    ...auth,
+  });
+}
+
+describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
+  let fake: FakeSnowflake;
+  let source: SnowflakeSource | undefined;
+
+  beforeEach(async () => {
+    fake = await FakeSnowflake.start();
+  });
+
+  afterEach(async () => {
+    await source?.close();
+    source = undefined;
+    await fake.close();
+  });
+
+  it('logs in with a key-pair JWT signed by the configured private key, then logs out', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    fake.on(/^SELECT 1 AS ok$/, { columns: [{ name: 'OK', type: 'fixed' }], rows: [['1']] });
+    source = await openSnowflakeSource(config(fake.url, { private_key: privateKey }), {
+      projectDir: '/tmp',
+      logger,
+    });
+    expect(fake.requests).toHaveLength(0); // lazy: nothing until the first statement
+    await source.check();
+    await source.close();
+
+    const login = fake.requests.find((r) => r.path === '/session/v1/login-request')!;
+    expect(login.query).toMatchObject({
+      warehouse: 'TAILOR_WH',
+      databaseName: 'ANALYTICS',
+      schemaName: 'MARTS',
+      roleName: 'TAILOR_ROLE',
+    });
+    expect(fake.login).toMatchObject({
+      ACCOUNT_NAME: 'acme-prod',
+      LOGIN_NAME: 'TAILOR_SVC',
+      AUTHENTICATOR: 'SNOWFLAKE_JWT',
+    });
+    expect(fake.login).not.toHaveProperty('PASSWORD');
+    const token = String(fake.login!.TOKEN);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const verify = createVerify('RSA-SHA256');
+    verify.update(`${header}.${payload}`);
+    expect(verify.verify(createPublicKey(publicKey), Buffer.from(signature, 'base64url'))).toBe(true);
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub: string };
+    expect(claims.sub).toBe('ACME-PROD.TAILOR_SVC');
+
+    expect(fake.calls().filter((c) => !c.includes('/telemetry/'))).toEqual([
+      'POST /session/v1/login-request',
+      'POST /queries/v1/query-request',
+      'POST /session',
+    ]);
+    expect(fake.requests.at(-1)!.query.delete).toBe('true');
+  });
+
+  it('logs in with a password when no key is configured', async () => {
+    fake.on(/^SELECT 1 AS ok$/, { columns: [{ name: 'OK', type: 'fixed' }], rows: [['1']] });
+    source = await openSnowflakeSource(config(fake.url, { password: 's3cret' }), {
+      projectDir: '/tmp',
+      logger,
+    });
+    await source.check();
+    expect(fake.login).toMatchObject({ AUTHENTICATOR: 'SNOWFLAKE', PASSWORD: 's3cret' });
+  });
+
+  it('describes a model by its columns, folded back to the names the config uses', async () => {
+    fake.on(/LIMIT 0$/, {
+      columns: [
+        { name: 'CUSTOMER_ID', type: 'fixed' },
+        { name: 'EMAIL', type: 'text' },
+        { name: 'Mixed Case', type: 'text' },
+      ],
+      rows: [],
+    });
+    fake.on(/no_such_table/, {
+      error: {
+        code: '002003',
+        sqlState: '42S02',
+        message: "Object 'NO_SUCH_TABLE' does not exist or not authorized.",
+      },
+    });
+    source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
+    await expect(source.describeModel('vip', 'select customer_id, email from customers')).resolves.toEqual([
+      { name: 'customer_id', type: 'fixed' },
+      { name: 'email', type: 'text' },
+      { name: 'Mixed Case', type: 'text' },
+    ]);
+    const error = await source.describeModel('vip', 'select * from no_such_table').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelSqlError);
+  });
+
+  it('runs a whole sync cycle with the exact statements and binds', async () => {
+    let holder: unknown;
+    fake.on(/^MERGE INTO "TAILOR"."LOCKS"/, (s: FakeSnowflakeStatement) => {
+      holder = s.binds[1]!.value;
+      return { affected: 1 };
+    });
+    fake.on(/^SELECT "HOLDER"/, () => ({
+      columns: [{ name: 'HOLDER', type: 'text' }],
+      rows: [[String(holder)]],
+    }));
+    fake.on(/^SELECT MAX\("VERSION"\)/, {
+      error: {
+        code: '002003',
+        sqlState: '42S02',
+        message: "Table 'TAILOR_MIGRATIONS' does not exist or not authorized.",
+      },
+    });
+    fake.on(/^SELECT\s+\(SELECT COUNT\(\*\) FROM "TAILOR"."TAILOR_SNAP_/, {
+      columns: ['ROW_COUNT', 'INVALID', 'STATE', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
+        name,
+        type: 'fixed' as const,
+      })),
+      rows: [['4', '0', '2', '1', '1', '0', '1']],
+    });
+    fake.on(/^WITH "H" AS/, {
+      columns: [
+        { name: 'CHANGE_RANK', type: 'fixed' },
+        { name: 'MEMBER_KEY', type: 'text' },
+        { name: 'FINGERPRINT', type: 'text' },
+        { name: 'V_0', type: 'text' },
+        { name: 'PREVIOUS_HASHES', type: 'array' },
+      ],
+      rows: [
+        ['0', '7', null, null, JSON.stringify([['email', 'a'.repeat(64)]])],
+        ['1', '8', 'f8', 'new@example.com', JSON.stringify([['email', 'b'.repeat(64)]])],
+        ['3', '10', 'f10', 'ten@example.com', null],
+      ],
+    });
+
+    source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
+    const state = source.state('tailor');
+    const lock = await state.lock('vip_x', { wait: false });
+    const runId = await state.startRun('vip_x', new Date('2026-11-22T12:00:00Z'));
+    const diff = await state.prepareDiff({
+      activationId: 'vip_x',
+      modelSql: 'select customer_id, email from customers',
+      modelName: 'vip',
+      primaryKey: 'customer_id',
+      columns: ['email'],
+      refreshBefore: new Date('2025-12-22T00:00:00Z'),
+      fullResync: false,
+    });
+    expect(diff.counts).toEqual({
+      rows: 4,
+      invalidKeys: 0,
+      stateMembers: 2,
+      removed: 1,
+      changed: 1,
+      refresh: 0,
+      added: 1,
+    });
+    const batches = [];
+    for await (const batch of diff.delta(2)) batches.push(batch);
+    expect(batches.map((b) => b.length)).toEqual([2, 1]);
+    expect(batches.flat()).toEqual([
+      {
+        key: '7',
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: { email: ['a'.repeat(64)] },
+      },
+      {
+        key: '8',
+        change: 'changed',
+        values: { email: 'new@example.com' },
+        fingerprint: 'f8',
+        previousHashes: { email: ['b'.repeat(64)] },
+      },
+      {
+        key: '10',
+        change: 'added',
+        values: { email: 'ten@example.com' },
+        fingerprint: 'f10',
+        previousHashes: null,
+      },
+    ]);
+    const sentAt = new Date('2026-11-22T12:01:00Z');
+    await diff.commit([
+      { key: '7', change: 'removed', fingerprint: null, hashes: null, sentAt: null },
+      { key: '8', change: 'changed', fingerprint: 'f8', hashes: { email: ['c'.repeat(64)] }, sentAt },
+      {
+        key: '10',
+        change: 'added',
+        fingerprint: 'f10',
+        hashes: { email: ['d'.repeat(64)], phone_number: ['e'.repeat(64)] },
+        sentAt,
+      },
+    ]);
+    await diff[Symbol.asyncDispose]();
+    await state.finishRun(runId, {
+      status: 'succeeded',
+      counts: {
+        rows: 4,
+        added: 1,
+        removed: 1,
+        changed: 1,
+        refreshed: 0,
+        invalid: 0,
+        rejected: 0,
+        requests: 2,
+      },
+      error: null,
+      finishedAt: new Date('2026-11-22T12:02:00Z'),
+    });
+    await lock.release();
+    await source.close();
+
+    expect(fake.statements.map((s) => head(s.sql))).toEqual(EXPECTED_RUN);
+    const byStart = (prefix: string) => fake.statements.find((s) => s.sql.startsWith(prefix))!;
+
+    // Identifiers: quoted in Snowflake's stored upper case, so the model's unquoted columns match.
+    const snapshot = byStart('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_');
+    expect(snapshot.sql).toContain(`TO_VARCHAR("M"."CUSTOMER_ID") AS "MEMBER_KEY"`);
+    expect(snapshot.sql).toContain(`MD5(TO_JSON(OBJECT_CONSTRUCT_KEEP_NULL('v_0', "M"."EMAIL")))`);
+    expect(snapshot.sql).toContain('FROM (select customer_id, email from customers) AS m');
+    expect(snapshot.binds).toEqual([]);
+    const delta = byStart('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_');
+    expect(delta.sql).toContain(`"ACTIVATION_ID" = 'vip_x'`);
+    expect(delta.sql).toContain(`< TO_TIMESTAMP_TZ('2025-12-22T00:00:00.000Z')`);
+
+    // The commit: one transaction, multi-row statements over bound VALUES lists.
+    const commitStart = fake.statements.findIndex((s) => s.sql === 'BEGIN TRANSACTION');
+    const commit = fake.statements.slice(commitStart, commitStart + 5);
+    expect(commit.map((s) => head(s.sql))).toEqual(EXPECTED_RUN.slice(commitStart, commitStart + 5));
+    expect(commit[0]!.sql).toBe('BEGIN TRANSACTION');
+    expect(commit[4]!.sql).toBe('COMMIT');
+    expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
+    expect(commit[2]!.sql).toContain('FROM VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?)');
+    expect(commit[2]!.binds).toEqual([
+      { type: 'TEXT', value: '8' },
+      { type: 'TEXT', value: 'f8' },
+      { type: 'TEXT', value: '2026-11-22T12:01:00.000Z' },
+      { type: 'BOOLEAN', value: 'false' },
+      { type: 'TEXT', value: '10' },
+      { type: 'TEXT', value: 'f10' },
+      { type: 'TEXT', value: '2026-11-22T12:01:00.000Z' },
+      { type: 'BOOLEAN', value: 'false' },
+      { type: 'TEXT', value: '7' },
+      { type: 'TEXT', value: null },
+      { type: 'TEXT', value: null },
+      { type: 'BOOLEAN', value: 'true' },
+      { type: 'TEXT', value: 'vip_x' },
+      { type: 'TEXT', value: 'vip_x' },
+    ]);
+    expect(commit[3]!.binds.map((b) => b.value)).toEqual([
+      'vip_x',
+      '8',
+      'email',
+      'c'.repeat(64),
+      '10',
+      'email',
+      'd'.repeat(64),
+      '10',
+      'phone_number',
+      'e'.repeat(64),
+    ]);
+
+    // The run log carries the query ids of the run's statements.
+    const finish = byStart('UPDATE "TAILOR"."RUNS"');
+    const costBind = finish.binds.at(-2)!.value as string;
+    const cost = JSON.parse(costBind) as { warehouse: string; queries: number; query_ids: string[] };
+    const first = fake.statements.findIndex((s) => s.sql.startsWith('INSERT INTO "TAILOR"."RUNS"'));
+    expect(cost.warehouse).toBe('snowflake');
+    expect(cost.query_ids).toEqual(
+      fake.statements.slice(first, fake.statements.indexOf(finish)).map((s) => s.queryId),
+    );
+    expect(finish.binds.at(-1)!.value).toBe(runId);
+
+    // Telemetry is answered locally; the session ends with a logout.
+    expect(fake.calls()[0]).toBe('POST /session/v1/login-request');
+    expect(fake.calls().at(-1)).toBe('POST /session');
+  });
+
+  it('reports refused credentials as an authentication error, never echoing the password', async () => {
+    fake.loginError = { code: '390100', message: 'Incorrect username or password was specified.' };
+    source = await openSnowflakeSource(config(fake.url, { password: 'hunter2-secret' }), {
+      projectDir: '/tmp',
+      logger,
+    });
+    const error = await source.check().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect((error as Error).message).toContain('Incorrect username or password');
+    expect((error as Error).message).not.toContain('hunter2-secret');
+    expect(fake.statements).toHaveLength(0);
+  });
+});
+
+/** The statements of one run, in order (tokens masked, first 72 characters). */
+const EXPECTED_RUN = [
+  'SELECT MAX("VERSION") AS "VERSION" FROM "TAILOR"."TAILOR_MIGRATIONS"',
+  'SELECT COUNT(*) AS n FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME ',
+  'CREATE SCHEMA IF NOT EXISTS "TAILOR"',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."TAILOR_MIGRATIONS" ( "VERSION" NUMB',
+  'SELECT MAX("VERSION") AS "VERSION" FROM "TAILOR"."TAILOR_MIGRATIONS"',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."BINDINGS" ("ACTIVATION_ID" VARCHAR ',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."MEMBERS" ("ACTIVATION_ID" VARCHAR N',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID" VAR',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."RUNS" ("RUN_ID" VARCHAR NOT NULL PR',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."REJECTIONS" ("RUN_ID" VARCHAR NOT N',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."ACTIVATION_STATUS" ("ACTIVATION_ID"',
+  'CREATE TABLE IF NOT EXISTS "TAILOR"."LOCKS" ("ACTIVATION_ID" VARCHAR NOT',
+  'INSERT INTO "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'MERGE INTO "TAILOR"."LOCKS" AS t USING (SELECT ? AS "ACTIVATION_ID") AS ',
+  'SELECT "HOLDER" FROM "TAILOR"."LOCKS" WHERE "ACTIVATION_ID" = ?',
+  'INSERT INTO "TAILOR"."RUNS" ("RUN_ID", "ACTIVATION_ID", "STARTED_AT", "S',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS SELECT TO_VARCH',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_BAD_<TOKEN>" AS SELECT "MEMBER_K',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_<TOKEN>" AS SELECT CASE WH',
+  'SELECT (SELECT COUNT(*) FROM "TAILOR"."TAILOR_SNAP_<TOKEN>") AS "ROW_COU',
+  'WITH "H" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", ',
+  'BEGIN TRANSACTION',
+  'DELETE FROM "TAILOR"."MEMBER_HASHES" WHERE "ACTIVATION_ID" = ? AND "MEMB',
+  'MERGE INTO "TAILOR"."MEMBERS" AS t USING (SELECT "MEMBER_KEY", "FINGERPR',
+  'INSERT INTO "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID", "MEMBER_KEY", "ID',
+  'COMMIT',
+  'DROP TABLE IF EXISTS "TAILOR"."TAILOR_DELTA_<TOKEN>"',
+  'DROP TABLE IF EXISTS "TAILOR"."TAILOR_BAD_<TOKEN>"',
+  'DROP TABLE IF EXISTS "TAILOR"."TAILOR_SNAP_<TOKEN>"',
+  'UPDATE "TAILOR"."RUNS" SET "FINISHED_AT" = TO_TIMESTAMP_TZ(?), "STATUS" ',
+  'DELETE FROM "TAILOR"."LOCKS" WHERE "ACTIVATION_ID" = ? AND "HOLDER" = ?',
+];
