@@ -160,6 +160,21 @@ const message = (text: string) => (line: LogLine) => line.msg.startsWith(text);
 const succeededRun = (activation: string) => (line: LogLine) =>
   line.msg === 'run succeeded' && line.activation === activation;
 
+/** Waits until `count` runs of an activation started after `since` (epoch ms) have finished. */
+async function waitForRuns(activation: string, since: number, count: number, timeoutMs = 40_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await admin.query<{ n: string }>(
+      `select count(*) as n from ${STATE}.runs
+        where activation_id = $1 and started_at > $2 and finished_at is not null`,
+      [activation, new Date(since)],
+    );
+    if (Number(result.rows[0]!.n) >= count) return;
+    if (Date.now() > deadline) throw new Error(`${count} runs of ${activation} not seen in time`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 async function emailHashes(where: string): Promise<string[]> {
   const rows = await admin.query<{ email: string }>(`select email from ${DATA}.customers where ${where}`);
   return rows.rows.map((row) => sha256Hex(row.email.trim().toLowerCase())).sort();
@@ -263,5 +278,41 @@ describe('tailor schedule (CLI subprocess)', () => {
     const sync = await runCli(['sync', 'tens', '--project', dir, '--json']);
     expect(sync.code, sync.stderr).toBe(0);
     expect(await members('tens')).toEqual(await emailHashes('customer_id % 10 = 0'));
+  });
+
+  it('two worker processes against one warehouse run each tick of an activation once', async () => {
+    const dir = await makeProjectDir({ threes: { where: 'customer_id % 3 = 0', schedule: '*/2 * * * * *' } });
+    const workers = [
+      new Daemon(['--project', dir, '--port', '0']),
+      new Daemon(['--project', dir, '--port', '0']),
+    ];
+    let since = 0;
+    try {
+      await Promise.all(workers.map((worker) => worker.waitFor(message('scheduler running'))));
+      since = Date.now();
+      // Three ticks once both are up.
+      await waitForRuns('threes', since, 3);
+    } finally {
+      for (const worker of workers) worker.child.kill('SIGTERM');
+    }
+    const exits = await Promise.all(workers.map((worker) => worker.exited));
+    expect(exits).toEqual([
+      { code: 0, signal: null },
+      { code: 0, signal: null },
+    ]);
+    const runs = await admin.query<{ started_at: Date; status: string }>(
+      `select started_at, status from ${STATE}.runs where activation_id = 'threes' order by started_at`,
+    );
+    const ticks = runs.rows.map((run) => Math.floor(run.started_at.getTime() / 2000));
+    expect(new Set(ticks).size).toBe(runs.rows.length);
+    expect(runs.rows.every((run) => run.status === 'succeeded')).toBe(true);
+    // Every tick after both were up, one of them stood aside.
+    const skips = workers.flatMap((worker) =>
+      worker.lines.filter(
+        (line) => line.msg.startsWith('skipped this tick') && Date.parse(String(line.time)) > since,
+      ),
+    );
+    expect(skips.length).toBeGreaterThanOrEqual(2);
+    expect(await members('threes')).toEqual(await emailHashes('customer_id % 3 = 0'));
   });
 });
