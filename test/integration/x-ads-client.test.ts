@@ -121,9 +121,7 @@ describe('audiences', () => {
     const ids = all.map((a) => a.id);
     expect(ids).toEqual(expect.arrayContaining([created.id, sibling.id]));
     expect(new Set(ids).size).toBe(ids.length);
-    const listCalls = events.filter(
-      (e) => e.endpoint === 'accounts/:account_id/custom_audiences' && e.method === 'GET',
-    );
+    const listCalls = events.filter((e) => e.endpoint === 'custom_audiences' && e.method === 'GET');
     expect(listCalls.length).toBeGreaterThan(1);
   });
 

@@ -107,7 +107,7 @@ class XAdsDestination implements Destination {
       {
         method: 'GET',
         path: ['accounts', this.#accountId],
-        endpoint: 'accounts/:account_id',
+        endpoint: 'accounts/:id',
         ...sig(signal),
       },
       () => {
@@ -127,7 +127,7 @@ class XAdsDestination implements Destination {
       {
         method: 'GET',
         path: ['accounts', this.#accountId, 'custom_audiences', id.toLowerCase()],
-        endpoint: 'accounts/:account_id/custom_audiences/:id',
+        endpoint: 'custom_audiences/:id',
         ...sig(signal),
       },
       () => undefined,
@@ -156,7 +156,7 @@ class XAdsDestination implements Destination {
     const request: XAdsRequest = {
       method: 'POST',
       path: ['accounts', this.#accountId, 'custom_audiences'],
-      endpoint: 'accounts/:account_id/custom_audiences',
+      endpoint: 'custom_audiences',
       query,
       limiter: this.#limiters.writes,
       ...sig(signal),
@@ -227,7 +227,7 @@ class XAdsDestination implements Destination {
       const result = await this.#http.send({
         method: 'POST',
         path: ['accounts', this.#accountId, 'custom_audiences', id, 'users'],
-        endpoint: 'accounts/:account_id/custom_audiences/:id/users',
+        endpoint: 'custom_audiences/:id/users',
         json: batch.body,
         limiter: this.#limiters.users,
         ...sig(signal),
@@ -317,7 +317,7 @@ class XAdsDestination implements Destination {
       const response = (await this.#http.sendOk({
         method: 'GET',
         path: ['accounts', this.#accountId, 'custom_audiences'],
-        endpoint: 'accounts/:account_id/custom_audiences',
+        endpoint: 'custom_audiences',
         query,
         ...sig(signal),
       }))!;

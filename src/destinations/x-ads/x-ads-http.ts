@@ -26,7 +26,7 @@ export interface XAdsRequest {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Path after `/{version}/`, each segment given raw (it is percent-encoded here). */
   path: readonly string[];
-  /** Route template for metrics and logs, e.g. `accounts/:account_id/custom_audiences/:id/users`. */
+  /** Route template for metrics and logs, e.g. `custom_audiences/:id/users` (as in destination.ts). */
   endpoint: string;
   query?: Readonly<Record<string, string>>;
   /** A JSON body (sent with `Content-Type: application/json`, never signed). */
