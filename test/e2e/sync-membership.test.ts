@@ -100,6 +100,8 @@ afterAll(async () => {
 
 async function sync(...args: string[]) {
   const { result, body } = await project.json<JsonReport>(['sync', 'members_x', ...args]);
+  if (!body.activations)
+    throw new Error(`no report (exit ${result.code}): ${result.stdout}\n${result.stderr}`);
   return { result, report: body.activations[0]!, body };
 }
 

@@ -27,8 +27,8 @@ export interface E2eOptions {
   models: Record<string, { sql: string; yml: string }>;
   /** Statements creating and filling the test's tables; `{schema}` is replaced. */
   setup: string[];
-  /** Extra `limits:` of the destination (YAML flow mapping body), e.g. `max_operations: 50`. */
-  limits?: string;
+  /** `limits:` of the destination, over short test defaults (3 s request timeout, 4 s retry deadline). */
+  limits?: Record<string, number>;
 }
 
 export interface E2eProject {
@@ -93,8 +93,12 @@ function tailorYml(
   apiUrl: string,
   stateSchema: string,
   activations: string,
-  limits: string | undefined,
+  limits: Record<string, number> | undefined,
 ): string {
+  const allLimits = { request_timeout_ms: 3000, retry_deadline_ms: 4000, ...limits };
+  const limitsYaml = Object.entries(allLimits)
+    .map(([key, value]) => `${key}: ${value}`)
+    .join(', ');
   return `# An end-to-end test project.
 warehouse:
   type: postgres
@@ -121,7 +125,7 @@ destinations:
         email: email
         phone: phone_number
         handle: handle
-    limits: { request_timeout_ms: 3000, retry_deadline_ms: 4000${limits ? `, ${limits}` : ''} }
+    limits: { ${limitsYaml} }
 
 activations:
 ${activations}`;
