@@ -91,6 +91,17 @@ export function handleAdmin(
       return ok();
     }
     const [accounts, accountId, audiences, audienceId, membership, ...rest] = segments;
+    if (accounts === 'accounts' && accountId && audiences === 'custom_audiences' && audienceId) {
+      if (membership === 'member_count' && rest.length === 0) {
+        const denied = allow(['GET']);
+        if (denied) return denied;
+        try {
+          return ok({ member_count: target.memberCount(accountId, audienceId) });
+        } catch (error) {
+          return problem(404, (error as Error).message);
+        }
+      }
+    }
     if (accounts === 'accounts' && accountId && audiences === 'custom_audiences' && rest.length === 0) {
       if (audienceId === undefined) {
         const denied = allow(['GET']);

@@ -156,6 +156,12 @@ export class Emulator implements EmulatorAdmin {
     return this.#store.membership(audience);
   }
 
+  memberCount(accountId: string, audienceId: string): number {
+    const audience = this.#store.findAudience(accountId.toLowerCase(), audienceId.toLowerCase());
+    if (!audience) throw new Error(`no custom audience ${audienceId} in account ${accountId}`);
+    return audience.members.size;
+  }
+
   processAudiences(): void {
     this.#store.processAudiences(this.now());
     this.#persister?.changed();

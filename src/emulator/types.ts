@@ -117,6 +117,8 @@ export interface EmulatorAdmin {
   clearFaults(): void;
   /** Current membership of an audience: the records, and the union of identifiers by key, each sorted. */
   membership(accountId: string, audienceId: string): MembershipView;
+  /** How many records an audience holds, without building the membership view (cheap at millions). */
+  memberCount(accountId: string, audienceId: string): number;
   /** Run the size job now. */
   processAudiences(): void;
   /** Only when no custom clock was given; otherwise the test drives its clock. */

@@ -742,7 +742,9 @@ describe('emulator: users endpoint', () => {
     expect((await call('POST', path, { json: usersBody([alice, bob, carol]) })).status).toBe(200);
     expect((await call('POST', path, { json: usersBody([alice]) })).status).toBe(200); // refresh, not a new record
     expect(members(id).records).toHaveLength(3);
+    expect(emulator.admin.memberCount(ACCOUNT, id)).toBe(3);
     await call('POST', path, { json: usersBody([{ handle: [sha('carol')] }], 'Delete') });
+    expect(emulator.admin.memberCount(ACCOUNT, id)).toBe(2);
     expect(members(id).identifiers.email).toEqual([sha('alice@example.com'), sha('bob@example.com')].sort());
     expect(members(id).identifiers.handle).toBeUndefined();
     await call('POST', path, { json: usersBody([{ email: [sha('alice@example.com')] }], 'Delete') });
@@ -1189,6 +1191,9 @@ describe('emulator: admin API over HTTP', () => {
         },
       });
       expect((await admin('GET', `accounts/${ACCOUNT}/custom_audiences/zzz/membership`)).status).toBe(404);
+      expect((await admin('GET', `accounts/${ACCOUNT}/custom_audiences/${id}/member_count`)).json).toEqual({
+        member_count: 1,
+      });
       expect((await admin('GET', `accounts/${ACCOUNT}/custom_audiences`)).json).toEqual({
         data: [{ id, name: expect.any(String), deleted: false }],
       });
