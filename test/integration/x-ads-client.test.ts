@@ -238,12 +238,31 @@ describe('apply', () => {
     const { destination } = client();
     const id = await newAudience();
     const controller = new AbortController();
-    emulator.admin.injectFaults([{ kind: 'server_error_500', times: 1000 }]);
-    const changes = [update({ email: [email(1)] })];
+    // The request hangs at the emulator; the abort must cut it short, not wait for it or retry it.
+    emulator.admin.injectFaults([{ kind: 'latency', times: 1, latencyMs: 3_000 }]);
+    const changes = [update({ email: [email(1)] }), remove({ email: [email(2)] })];
     const pending = destination.apply(id, changes, { signal: controller.signal });
-    setTimeout(() => controller.abort(new Error('stop')), 50);
+    setTimeout(() => controller.abort(new Error('stop')), 100);
     const outcome = await pending;
-    expect(outcome.results[0]!.status).toBe('retryable');
+    expect(outcome.results).toEqual([
+      { status: 'retryable', reason: 'stopped before X acknowledged it' },
+      { status: 'retryable', reason: 'stopped before X acknowledged it' },
+    ]);
+    expect(outcome.requests).toBe(1);
+  });
+
+  it('an already aborted call sends nothing', async () => {
+    const { destination } = client();
+    const id = await newAudience();
+    const controller = new AbortController();
+    controller.abort(new Error('stop'));
+    const outcome = await destination.apply(id, [update({ email: [email(1)] })], {
+      signal: controller.signal,
+    });
+    expect(outcome).toEqual({
+      results: [{ status: 'retryable', reason: 'stopped before X acknowledged it' }],
+      requests: 0,
+    });
   });
 
   it('throws AuthError naming the credentials on a wrong secret (401)', async () => {
