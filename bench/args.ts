@@ -7,10 +7,12 @@ export interface BenchOptions {
   /** Measured repetitions of each case (medians are reported). */
   runs: number;
   /**
-   * Repetitions of the initial load at sizes above 1M (each one reloads the whole segment). The
-   * incremental case still gets `runs` repetitions there, alternating the edits forward and back.
+   * Repetitions of the initial load at sizes of 1M and more (each one reloads the whole segment).
+   * The incremental case still gets `runs` repetitions there, alternating the edits forward and back.
    */
   largeInitialRuns: number;
+  /** The full pull runs at sizes up to this many rows (it reads the whole segment every run). */
+  fullPullMaxRows: number;
   out: string;
   skipPglite: boolean;
   skipFullPull: boolean;
@@ -22,6 +24,8 @@ export interface BenchOptions {
   /** Keep the benchmark database and temp projects afterwards (for inspection). */
   keep: boolean;
   quick: boolean;
+  /** Write V8 CPU profiles of every `tailor sync` process into this directory (`node --cpu-prof`). */
+  cpuProfDir: string | null;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -29,13 +33,15 @@ export const USAGE = `usage: npm run bench -- [options]
   --quick               100k rows, 3 runs (under 2 minutes)
   --rows N[,N...]       segment sizes (default 1000000,5000000; suffixes k and m accepted)
   --runs N              measured repetitions per case, medians reported (default 3)
-  --large-initial-runs N  initial-load repetitions at sizes above 1M (default: --runs)
+  --large-initial-runs N  initial-load repetitions at sizes of 1M and more (default: --runs)
+  --full-pull-max-rows N  run the full-pull baseline only up to this size (default: every size)
   --out FILE            where to write the results (default bench/RESULTS.md)
   --skip-pglite         leave out the PGlite incremental case
   --skip-full-pull      leave out the full-pull baseline
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
   --database NAME       database to (re)create for the run (default tailor_bench)
   --keep                keep the database and the generated projects afterwards
+  --cpu-prof DIR        write a V8 CPU profile of every tailor sync process into DIR
 `;
 
 /** Parses `12`, `100k`, `1m`, `1_000_000`. */
@@ -57,12 +63,14 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       rows: { type: 'string' },
       runs: { type: 'string' },
       'large-initial-runs': { type: 'string' },
+      'full-pull-max-rows': { type: 'string' },
       out: { type: 'string', default: 'bench/RESULTS.md' },
       'skip-pglite': { type: 'boolean', default: false },
       'skip-full-pull': { type: 'boolean', default: false },
       'pg-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
       database: { type: 'string', default: 'tailor_bench' },
       keep: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -92,6 +100,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     sizes,
     runs,
     largeInitialRuns,
+    fullPullMaxRows:
+      values['full-pull-max-rows'] === undefined
+        ? Number.POSITIVE_INFINITY
+        : parseCount(values['full-pull-max-rows']),
     out: values.out,
     skipPglite: values['skip-pglite'],
     skipFullPull: values['skip-full-pull'],
@@ -100,5 +112,6 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     database: values.database,
     keep: values.keep,
     quick: values.quick,
+    cpuProfDir: values['cpu-prof'] ?? null,
   };
 }

@@ -12,6 +12,8 @@ export interface MeasuredProcess {
   wallMs: number;
   /** Peak resident set size of the process (bytes); NaN when it could not be measured. */
   peakRssBytes: number;
+  /** CPU time (user + system) the process used; NaN without GNU time. On a shared machine this moves less than wall time. */
+  cpuMs: number;
 }
 
 const GNU_TIME = '/usr/bin/time';
@@ -30,7 +32,7 @@ export async function runMeasured(
   const dir = useTime ? await mkdtemp(join(tmpdir(), 'tailor-bench-time-')) : undefined;
   const timeFile = dir ? join(dir, 'rss') : undefined;
   const [file, argv] = timeFile
-    ? [GNU_TIME, ['-f', '%M', '-o', timeFile, command, ...args]]
+    ? [GNU_TIME, ['-f', '%M %U %S', '-o', timeFile, command, ...args]]
     : [command, [...args]];
   const started = performance.now();
   const child = spawn(file, argv, {
@@ -65,15 +67,18 @@ export async function runMeasured(
   clearTimeout(timer);
   if (sampler) clearInterval(sampler);
   let peakRssBytes = sampledHwm;
+  let cpuMs = Number.NaN;
   if (timeFile && dir) {
     try {
-      // GNU time appends "Command exited with non-zero status N" before the figure on failure.
+      // GNU time writes "Command exited with non-zero status N" before the figures on failure.
       const lines = (await readFile(timeFile, 'utf8')).trim().split('\n');
-      peakRssBytes = Number(lines[lines.length - 1]) * 1024;
+      const [rssKb, user, system] = lines[lines.length - 1]!.split(' ').map(Number);
+      peakRssBytes = rssKb! * 1024;
+      cpuMs = (user! + system!) * 1000;
     } catch {
       peakRssBytes = Number.NaN;
     }
     await rm(dir, { recursive: true, force: true });
   }
-  return { code, signal, stdout, stderr, wallMs, peakRssBytes };
+  return { code, signal, stdout, stderr, wallMs, peakRssBytes, cpuMs };
 }

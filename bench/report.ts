@@ -161,14 +161,14 @@ function caseTable(
   const floor = rows.find((s) => s.system === 'floor');
   const full = rows.find((s) => s.system === 'full_pull');
   const header =
-    '| system | runs | wall time | run itself | rows read | bytes read (wire) | user objects | requests | max users/request | members/s | peak RSS |\n' +
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
+    '| system | runs | wall time | run itself | rows read | bytes read (wire) | user objects | requests | max users/request | members/s | peak RSS | CPU (process) |\n' +
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |';
   const line = (s: Summary) =>
     `| ${SYSTEM_LABEL[s.system]} | ${s.runs} | ${formatDuration(s.wallMs)} | ${s.system === 'floor' ? '' : formatDuration(s.engineMs)} | ` +
     `${formatCount(s.rowsRead)} | ${s.wireBytes === null ? (s.valueBytes === null ? 'n/a' : `${formatBytes(s.valueBytes)} (values)`) : formatBytes(s.wireBytes)} | ` +
     `${s.userObjects === null ? '' : formatCount(s.userObjects)} | ${s.requests === null ? '' : formatCount(s.requests)} | ` +
     `${s.maxUsersPerRequest === null ? '' : formatCount(s.maxUsersPerRequest)} | ${formatCount(s.membersPerSecond)} | ` +
-    `${s.peakRssBytes === null ? '' : formatBytes(s.peakRssBytes)} |`;
+    `${s.peakRssBytes === null ? '' : formatBytes(s.peakRssBytes)} | ${s.cpuMs === null ? '' : formatDuration(s.cpuMs)} |`;
   const ratios: string[] = [];
   if (tailor && floor) {
     ratios.push(
@@ -207,7 +207,7 @@ export function renderReport(input: ReportInput): string {
     '',
     `Runs per case: ${options.runs}` +
       (options.largeInitialRuns < options.runs
-        ? ` (initial load above 1M rows: ${options.largeInitialRuns})`
+        ? ` (initial load at 1M rows and more: ${options.largeInitialRuns})`
         : '') +
       '. Progress lines and failures of the run went to stderr.',
     '',
@@ -295,6 +295,8 @@ export function renderReport(input: ReportInput): string {
       "- **Peak RSS**: the kernel's maximum resident set size of the sync process (GNU `time` `%M`, or VmHWM from",
       '  `/proc/<pid>/status`). The emulator and the proxy are not in it.',
       '- **members/s**: delta members (added + removed + changed) per second of wall time.',
+      '- **CPU (process)**: user + system CPU time of the sync process (GNU `time`). On a machine shared with other work',
+      '  it moves much less than wall time, so it is the better figure to compare when the load average is high.',
     ].join('\n'),
     '',
   );
@@ -302,8 +304,8 @@ export function renderReport(input: ReportInput): string {
   out.push('## Every run', '');
   out.push('<details><summary>all measurements</summary>', '');
   out.push(
-    '| warehouse | rows | case | system | run | wall | run itself | rows read | wire bytes | added | removed | changed | user objects | requests | peak RSS |',
-    '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| warehouse | rows | case | system | run | wall | run itself | rows read | wire bytes | added | removed | changed | user objects | requests | peak RSS | CPU |',
+    '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const m of measurements) {
     out.push(
@@ -311,7 +313,7 @@ export function renderReport(input: ReportInput): string {
         `${formatDuration(m.engineMs)} | ${formatCount(m.rowsRead)} | ${m.wireBytes === null ? '' : formatBytes(m.wireBytes)} | ` +
         `${formatCount(m.added)} | ${formatCount(m.removed)} | ${formatCount(m.changed)} | ` +
         `${m.userObjects === null ? '' : formatCount(m.userObjects)} | ${m.requests === null ? '' : formatCount(m.requests)} | ` +
-        `${m.peakRssBytes === null ? '' : formatBytes(m.peakRssBytes)} |`,
+        `${m.peakRssBytes === null ? '' : formatBytes(m.peakRssBytes)} | ${m.cpuMs === null ? '' : formatDuration(m.cpuMs)} |`,
     );
   }
   out.push('', '</details>', '');

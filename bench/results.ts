@@ -31,6 +31,8 @@ export interface Measurement {
   maxUsersPerRequest: number | null;
   /** Peak RSS of the process that ran the sync; null for the floor (it runs inside the server). */
   peakRssBytes: number | null;
+  /** CPU time (user + system) of that process; null for the floor. */
+  cpuMs: number | null;
   /** Anything worth keeping next to the figures (phases, warnings). */
   detail?: Record<string, unknown>;
 }
@@ -57,6 +59,7 @@ export interface Summary {
   /** Delta members per second of wall time. */
   membersPerSecond: number;
   peakRssBytes: number | null;
+  cpuMs: number | null;
   /** The largest peak RSS over the runs (the figure the RSS target is about). */
   maxPeakRssBytes: number | null;
 }
@@ -96,6 +99,7 @@ export function summarize(measurements: readonly Measurement[]): Summary[] {
         : null,
       membersPerSecond: median(group.map((m) => deltaMembers(m) / (m.wallMs / 1000))),
       peakRssBytes: medianOrNull(rss),
+      cpuMs: medianOrNull(group.map((m) => m.cpuMs)),
       maxPeakRssBytes: rss.length === 0 ? null : Math.max(...rss),
     };
   });

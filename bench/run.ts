@@ -130,10 +130,10 @@ async function measureTailor(
   await settle(ctx, info.warehouse);
   emulator.admin.clearRequestLog();
   const before = ctx.proxy.read();
-  const { process: proc, report } = await runTailorSync(projectDir);
+  const { process: proc, report } = await runTailorSync(projectDir, ctx.options.cpuProfDir);
   const wire = info.warehouse === 'postgres' ? ctx.proxy.since(before).fromWarehouse : null;
   const sent = usersRequests(emulator.admin.requestLog());
-  const counts = report.counts;
+  const counts = report;
   checkCounts(ctx, info, 'tailor', counts);
   verifyMembership(ctx, emulator, report.audienceId, info, 'tailor');
   if (report.warnings.length > 0)
@@ -156,6 +156,7 @@ async function measureTailor(
     requests: sent.requests,
     maxUsersPerRequest: sent.maxUsersPerRequest,
     peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
+    cpuMs: Number.isFinite(proc.cpuMs) ? proc.cpuMs : null,
     detail: {
       reportedRequests: counts.requests,
       invalid: counts.invalid,
@@ -192,6 +193,7 @@ async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement
     requests: null,
     maxUsersPerRequest: null,
     peakRssBytes: null,
+    cpuMs: null,
     detail: { diffAndStreamMs: result.diffMs, mergeMs: result.mergeMs },
   };
 }
@@ -253,6 +255,7 @@ async function measureFullPull(
     requests: sent.requests,
     maxUsersPerRequest: sent.maxUsersPerRequest,
     peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
+    cpuMs: Number.isFinite(proc.cpuMs) ? proc.cpuMs : null,
     detail: { phases: result.phases },
   };
 }
@@ -264,6 +267,7 @@ function describe(m: Measurement): string {
   if (m.requests !== null) parts.push(`${formatCount(m.requests)} requests`);
   if (m.wireBytes !== null) parts.push(`${formatBytes(m.wireBytes)} read`);
   if (m.peakRssBytes !== null) parts.push(`RSS ${formatBytes(m.peakRssBytes)}`);
+  if (m.cpuMs !== null) parts.push(`CPU ${formatDuration(m.cpuMs)}`);
   return parts.join(' ');
 }
 
@@ -280,10 +284,16 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
   let started = performance.now();
   await createPeople((sql) => ctx.setup.query(sql), size);
   progress(`${formatCount(size)} rows: generated in ${formatDuration(performance.now() - started)}`);
-  const initialRuns = size > 1_000_000 ? options.largeInitialRuns : options.runs;
+  const initialRuns = size >= 1_000_000 ? options.largeInitialRuns : options.runs;
   if (initialRuns < options.runs) {
     ctx.notes.push(
       `${formatCount(size)} rows: the initial load ran ${initialRuns} time(s) (--large-initial-runs), the incremental case ${options.runs} times.`,
+    );
+  }
+  const fullPull = !options.skipFullPull && size <= options.fullPullMaxRows;
+  if (!options.skipFullPull && !fullPull) {
+    ctx.notes.push(
+      `${formatCount(size)} rows: the full pull was not run at this size (--full-pull-max-rows), for time.`,
     );
   }
   const edits = editCounts(size);
@@ -301,7 +311,7 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
       );
       // Rotate the order so no system always goes first (cold caches) or last.
       const order: BenchSystem[] = (['tailor', 'floor', 'full_pull'] as const).filter(
-        (s) => s !== 'full_pull' || !options.skipFullPull,
+        (s) => s !== 'full_pull' || fullPull,
       );
       for (let i = 0; i < round % order.length; i++) order.push(order.shift()!);
       const measure = async (system: BenchSystem, info: CaseInfo) => {
@@ -404,6 +414,7 @@ async function benchPglite(ctx: Context): Promise<void> {
         requests: null,
         maxUsersPerRequest: null,
         peakRssBytes: null,
+        cpuMs: null,
       };
       ctx.measurements.push(m);
       progress(`PGlite ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);

@@ -2,7 +2,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import type { SyncReport } from '../src/sync/types.js';
 import { runMeasured, type MeasuredProcess } from './measure-process.js';
 import { PEOPLE_KEY, PEOPLE_MAPPINGS, PEOPLE_MODEL_SQL } from './people.js';
 
@@ -78,37 +77,89 @@ export async function writeTailorProject(
   );
 }
 
-/** Finds the activation's report in `sync --json` output, whatever object it is wrapped in. */
-export function findSyncReport(value: unknown, activationId: string): SyncReport | undefined {
+/** What the benchmark reads from one activation's entry in `tailor sync --json`. */
+export interface TailorSyncResult {
+  status: string;
+  audienceId: string | null;
+  rows: number;
+  added: number;
+  removed: number;
+  changed: number;
+  refreshed: number;
+  invalid: number;
+  rejected: number;
+  requests: number;
+  durationMs: number;
+  warnings: string[];
+  error: string | null;
+}
+
+type Json = Record<string, unknown>;
+const num = (value: unknown) => (typeof value === 'number' ? value : Number.NaN);
+
+/**
+ * Finds the activation's entry in `sync --json` output, whatever it is wrapped in. The CLI prints
+ * snake_case (`{ activations: [{ activation, added, duration_ms, ... }] }`); the camelCase
+ * SyncReport shape (`activationId`, `counts`) is read too.
+ */
+export function findSyncResult(value: unknown, activationId: string): TailorSyncResult | undefined {
   if (Array.isArray(value)) {
     for (const item of value) {
-      const found = findSyncReport(item, activationId);
+      const found = findSyncResult(item, activationId);
       if (found) return found;
     }
     return undefined;
   }
-  if (value !== null && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    if (record.activationId === activationId && typeof record.counts === 'object')
-      return record as unknown as SyncReport;
-    for (const item of Object.values(record)) {
-      const found = findSyncReport(item, activationId);
-      if (found) return found;
-    }
+  if (value === null || typeof value !== 'object') return undefined;
+  const record = value as Json;
+  if (record.activation === activationId || record.activationId === activationId) {
+    const counts = (
+      typeof record.counts === 'object' && record.counts !== null ? record.counts : record
+    ) as Json;
+    return {
+      status: String(record.status),
+      audienceId: (record.audience_id ?? record.audienceId ?? null) as string | null,
+      rows: num(counts.rows),
+      added: num(counts.added),
+      removed: num(counts.removed),
+      changed: num(counts.changed),
+      refreshed: num(counts.refreshed),
+      invalid: num(counts.invalid),
+      rejected: num(counts.rejected),
+      requests: num(counts.requests),
+      durationMs: num(record.duration_ms ?? record.durationMs),
+      warnings: Array.isArray(record.warnings) ? record.warnings.map(String) : [],
+      error: typeof record.error === 'string' ? record.error : null,
+    };
+  }
+  for (const item of Object.values(record)) {
+    const found = findSyncResult(item, activationId);
+    if (found) return found;
   }
   return undefined;
 }
 
 export interface TailorRun {
   process: MeasuredProcess;
-  report: SyncReport;
+  report: TailorSyncResult;
 }
 
 /** Runs `tailor sync <activation> --json` as users do, measuring the process from the outside. */
-export async function runTailorSync(projectDir: string): Promise<TailorRun> {
+export async function runTailorSync(
+  projectDir: string,
+  cpuProfDir: string | null = null,
+): Promise<TailorRun> {
   const measured = await runMeasured(
     process.execPath,
-    [TAILOR_BIN, 'sync', BENCH_ACTIVATION, '--project', projectDir, '--json'],
+    [
+      ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []),
+      TAILOR_BIN,
+      'sync',
+      BENCH_ACTIVATION,
+      '--project',
+      projectDir,
+      '--json',
+    ],
     { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' } },
   );
   let parsed: unknown;
@@ -117,7 +168,7 @@ export async function runTailorSync(projectDir: string): Promise<TailorRun> {
   } catch {
     parsed = undefined;
   }
-  const report = findSyncReport(parsed, BENCH_ACTIVATION);
+  const report = findSyncResult(parsed, BENCH_ACTIVATION);
   if (measured.code !== 0 || !report || report.status !== 'succeeded') {
     const tail = (text: string) => text.trim().split('\n').slice(-15).join('\n');
     throw new Error(
