@@ -136,6 +136,7 @@ export class Scheduler {
   readonly #retired = new Set<Generation>();
   #generation: Generation | undefined;
   #generationCount = 0;
+  #started = false;
   #reloading: Promise<ReloadResult> = Promise.resolve({ applied: true });
   #stopped: Promise<void> | undefined;
 
@@ -158,9 +159,22 @@ export class Scheduler {
 
   /** Opens the engine for the project and schedules its activations. Throws if it cannot. */
   async start(project: Project): Promise<void> {
-    if (this.#generation || this.#stopped) throw new Error('the scheduler was already started');
-    const generation = await this.#open(project);
-    this.#install(generation);
+    if (this.#started || this.#stopped) throw new Error('the scheduler was already started');
+    this.#started = true;
+    // On the reload chain, so a SIGHUP that arrives while starting waits for the start.
+    const started = this.#reloading.then(async () => {
+      const generation = await this.#open(project);
+      if (this.#stopped) {
+        await this.#close(generation);
+        return;
+      }
+      this.#install(generation);
+    });
+    this.#reloading = started.then(
+      () => ({ applied: true }),
+      (error: unknown) => ({ applied: false, error: errorMessage(error) }),
+    );
+    await started;
   }
 
   /**

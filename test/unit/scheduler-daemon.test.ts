@@ -448,6 +448,23 @@ describe('scheduler (fake engine, fake clock)', () => {
     expect(warehouse.runsOf('a').length).toBe(5);
   });
 
+  it('applies a reload that arrives while starting after the start, leaving one schedule', async () => {
+    const warehouse = new MemoryWarehouse();
+    const { scheduler, engines } = harness(warehouse, () => succeed);
+    const first = await project(tailorYml({ a: { schedule: '* * * * * *' } }));
+    const second = await project(tailorYml({ b: { schedule: '* * * * * *' } }));
+    const starting = scheduler.start(first);
+    const reloading = scheduler.reload(async () => second);
+    await starting;
+    expect((await reloading).applied).toBe(true);
+    expect(scheduler.activations().map((a) => a.id)).toEqual(['b']);
+    await vi.advanceTimersByTimeAsync(3_000);
+    await stopAll(scheduler);
+    expect(engines.map((e) => e.closed)).toEqual([true, true]);
+    expect(warehouse.runsOf('a')).toEqual([]);
+    expect(warehouse.runsOf('b').length).toBe(3);
+  });
+
   it('replaces the schedule on a valid reload without cutting an in-flight run short', async () => {
     const warehouse = new MemoryWarehouse();
     let signalSeen: AbortSignal | undefined;
