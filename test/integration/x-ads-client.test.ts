@@ -286,6 +286,33 @@ describe('apply', () => {
     expect(String((error as AuthError).message)).toContain('zz99nope');
   });
 
+  it('a read-only user: check() warns, writes fail with AuthError naming the role problem', async () => {
+    emulator.admin.seed({
+      credentials: [
+        {
+          consumerKey: DEMO_CREDENTIALS.consumerKey,
+          consumerSecret: DEMO_CREDENTIALS.consumerSecret,
+          accessToken: 'analyst-token',
+          accessTokenSecret: 'analyst-token-secret',
+          access: { [DEMO_ACCOUNT_ID]: ['CAMPAIGN_ANALYST'] },
+        },
+      ],
+    });
+    const lines: string[] = [];
+    const destination = createXAdsDestination(
+      'x',
+      config({ credentials: { access_token: 'analyst-token', access_token_secret: 'analyst-token-secret' } }),
+      { logger: pino({ level: 'warn' }, { write: (line: string) => lines.push(line) }), clock },
+    );
+    await destination.check();
+    expect(lines.join('')).toContain('may not be able to write audiences');
+    const id = await newAudience();
+    const error = await destination.apply(id, [update({ email: [email(1)] })]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AuthError);
+    expect(String((error as AuthError).hint)).toMatch(/read-only roles/);
+    await expect(destination.createAudience('analyst audience', undefined)).rejects.toThrow(AuthError);
+  });
+
   it('throws AudienceMissingError for a missing audience (404)', async () => {
     const { destination } = client();
     await expect(destination.apply('zzzz9999', [update({ email: [email(1)] })])).rejects.toThrow(

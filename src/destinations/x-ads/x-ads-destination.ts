@@ -116,6 +116,24 @@ class XAdsDestination implements Destination {
         });
       },
     );
+    // The user's roles on the account (§4). Which roles may write audiences is inferred, not documented,
+    // so a role list without any writer role is a warning, and a failure to read it is ignored.
+    const access = await this.#http.send({
+      method: 'GET',
+      path: ['accounts', this.#accountId, 'authenticated_user_access'],
+      endpoint: 'accounts/:id/authenticated_user_access',
+      ...sig(signal),
+    });
+    if (access.kind === 'response' && access.response.status >= 200 && access.response.status < 300) {
+      const permissions = readPermissions(access.response.body);
+      if (permissions && permissions.length > 0 && !permissions.some((p) => AUDIENCE_WRITER_ROLES.has(p))) {
+        this.#logger.warn(
+          { account: this.#accountId, permissions },
+          `the X user of destinations.${this.#name}.credentials.access_token may not be able to write ` +
+            'audiences in this account (needs Account Admin, Ad Manager or Partner Audience Manager)',
+        );
+      }
+    }
   }
 
   async listAudiences(signal?: AbortSignal): Promise<AudienceInfo[]> {
@@ -330,6 +348,17 @@ class XAdsDestination implements Destination {
     } while (cursor);
     return out;
   }
+}
+
+/** Roles that manage audiences (x-ads-api.md §2.1, §4; the mapping is inferred). */
+const AUDIENCE_WRITER_ROLES = new Set(['ACCOUNT_ADMIN', 'AD_MANAGER', 'PARTNER_AUDIENCE_MANAGER']);
+
+function readPermissions(body: unknown): string[] | undefined {
+  const data = (body as { data?: { permissions?: unknown } } | undefined)?.data;
+  const permissions = data?.permissions;
+  return Array.isArray(permissions)
+    ? permissions.filter((p): p is string => typeof p === 'string')
+    : undefined;
 }
 
 const sig = (signal: AbortSignal | undefined) => (signal ? { signal } : {});
