@@ -37,6 +37,7 @@ export class SchedulerMetrics {
   readonly #retries: Counter<'destination' | 'endpoint' | 'status'>;
   readonly #skipped: Counter<'activation' | 'reason'>;
   readonly #reloads: Counter<'result'>;
+  readonly #lastSuccessAt = new Map<string, number>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -157,7 +158,18 @@ export class SchedulerMetrics {
       const value = report.counts[change];
       if (value > 0) this.#members.inc({ activation, change }, value);
     }
-    if (report.status === 'succeeded') this.#lastSuccess.set({ activation }, finishedAt.getTime() / 1000);
+    if (report.status === 'succeeded') this.observeSuccess(activation, finishedAt);
+  }
+
+  /**
+   * A successful run seen in the run log (another worker's, or a `tailor sync` by hand), so the
+   * gauge tells the truth about the activation, not only about this worker.
+   */
+  observeSuccess(activation: string, at: Date): void {
+    const seconds = at.getTime() / 1000;
+    if ((this.#lastSuccessAt.get(activation) ?? 0) >= seconds) return;
+    this.#lastSuccessAt.set(activation, seconds);
+    this.#lastSuccess.set({ activation }, seconds);
   }
 
   /** A run that threw instead of reporting (e.g. a config error), counted as failed. */

@@ -394,6 +394,9 @@ export class Scheduler {
         state.listRuns({ activationId: id, limit: RECENT_RUNS }),
         state.getActivationStatus(id),
       ]);
+      const lastSuccess = runs.find((r) => r.status === 'succeeded');
+      if (lastSuccess)
+        this.#options.metrics?.observeSuccess(id, lastSuccess.finishedAt ?? lastSuccess.startedAt);
       const { status } = resolvePause(stored, entry.fingerprint, runs, now);
       if (status?.pausedAt) {
         // Paused: look again now and then, so a `tailor sync` by hand resumes it.
@@ -518,6 +521,9 @@ export class Scheduler {
     } catch (error) {
       return this.#skip(entry, 'warehouse_error', { err: { message: errorMessage(error) } });
     }
+    const lastSuccess = runs.find((r) => r.status === 'succeeded');
+    if (lastSuccess)
+      this.#options.metrics?.observeSuccess(id, lastSuccess.finishedAt ?? lastSuccess.startedAt);
     const resolved = resolvePause(stored, entry.fingerprint, runs, now);
     const status = resolved.status;
     if (resolved.resumed && status) {
