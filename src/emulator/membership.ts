@@ -5,8 +5,8 @@
  * An identifier (key, value) is a *token*: one letter for the key, then the value, where a lowercase
  * SHA-256 hex value is packed as `#` + base64url (43 chars instead of 64) and anything else is kept as
  * `"` + its JSON string form (so it never holds a NUL). A record's key is its sorted, distinct tokens
- * joined by NUL. The index maps each token to the record key(s) carrying it, so `Delete` can remove
- * every record sharing ANY identifier with the given user (x-ads-api.md §6.1).
+ * joined by NUL. The index maps each token to the records carrying it, so `Delete` can remove every
+ * record sharing ANY identifier with the given user (x-ads-api.md §6.1).
  */
 import type { MembershipView } from './types.js';
 
@@ -47,46 +47,115 @@ function encodeToken(key: string, value: string): string | undefined {
   return code === undefined ? undefined : code + encodeValue(value);
 }
 
-/** Splits work over 16 maps: one V8 Map holds at most 2^24 entries. */
-class ShardedMap<V> {
-  readonly #shards: Array<Map<string, V>> = Array.from({ length: 16 }, () => new Map<string, V>());
+const EMPTY = -1;
+const TOMBSTONE = -2;
 
-  #shard(key: string): Map<string, V> {
-    const n = key.length;
-    const h = (key.charCodeAt(n - 1) * 31 + key.charCodeAt(n - 2 >= 0 ? n - 2 : 0)) & 15;
-    return this.#shards[h] as Map<string, V>;
+/** 32-bit FNV-1a of a token's UTF-16 code units. */
+function hashToken(token: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < token.length; i++) {
+    h ^= token.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
   }
+  return h >>> 0;
+}
 
-  get(key: string): V | undefined {
-    return this.#shard(key).get(key);
+/** Whether `token` is one of the NUL-separated tokens of `recordKey`. */
+function hasToken(recordKey: string, token: string): boolean {
+  let at = recordKey.indexOf(token);
+  while (at !== -1) {
+    const end = at + token.length;
+    if (
+      (at === 0 || recordKey.charCodeAt(at - 1) === 0) &&
+      (end === recordKey.length || recordKey.charCodeAt(end) === 0)
+    ) {
+      return true;
+    }
+    at = recordKey.indexOf(token, at + 1);
   }
+  return false;
+}
 
-  set(key: string, value: V): void {
-    this.#shard(key).set(key, value);
-  }
+/**
+ * token -> record ids, as an open-addressing table in typed arrays (off the V8 heap, ~16 bytes per
+ * identifier instead of ~55 for a Map keyed by strings). Slots hold (hash, record id); a lookup returns
+ * the ids whose hash matches and the caller confirms against the record's key, so collisions are harmless.
+ */
+class TokenIndex {
+  #hashes: Uint32Array;
+  #ids: Int32Array;
+  #mask: number;
+  /** Live slots plus tombstones. */
+  #used = 0;
+  #live = 0;
 
-  delete(key: string): boolean {
-    return this.#shard(key).delete(key);
+  constructor(capacity = 1024) {
+    this.#hashes = new Uint32Array(capacity);
+    this.#ids = new Int32Array(capacity).fill(EMPTY);
+    this.#mask = capacity - 1;
   }
 
   get size(): number {
-    return this.#shards.reduce((n, m) => n + m.size, 0);
+    return this.#live;
   }
 
-  *entries(): IterableIterator<[string, V]> {
-    for (const shard of this.#shards) yield* shard.entries();
+  add(hash: number, id: number): void {
+    if ((this.#used + 1) * 2 > this.#ids.length) this.#rebuild();
+    let i = hash & this.#mask;
+    while (this.#ids[i] !== EMPTY && this.#ids[i] !== TOMBSTONE) i = (i + 1) & this.#mask;
+    if (this.#ids[i] === EMPTY) this.#used += 1;
+    this.#hashes[i] = hash;
+    this.#ids[i] = id;
+    this.#live += 1;
+  }
+
+  find(hash: number, found: (id: number) => void): void {
+    for (let i = hash & this.#mask; this.#ids[i] !== EMPTY; i = (i + 1) & this.#mask) {
+      const id = this.#ids[i] as number;
+      if (id >= 0 && this.#hashes[i] === hash) found(id);
+    }
+  }
+
+  remove(hash: number, id: number): void {
+    for (let i = hash & this.#mask; this.#ids[i] !== EMPTY; i = (i + 1) & this.#mask) {
+      if (this.#ids[i] === id && this.#hashes[i] === hash) {
+        this.#ids[i] = TOMBSTONE;
+        this.#live -= 1;
+        return;
+      }
+    }
+  }
+
+  /** Grows when live slots fill a quarter of the table, else just sweeps the tombstones. */
+  #rebuild(): void {
+    const hashes = this.#hashes;
+    const ids = this.#ids;
+    const capacity = (this.#live + 1) * 4 > ids.length ? ids.length * 2 : ids.length;
+    this.#hashes = new Uint32Array(capacity);
+    this.#ids = new Int32Array(capacity).fill(EMPTY);
+    this.#mask = capacity - 1;
+    this.#used = 0;
+    this.#live = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as number;
+      if (id >= 0) this.add(hashes[i] as number, id);
+    }
   }
 }
 
 export class MembershipSet {
-  readonly #records = new ShardedMap<MemberTimes>();
-  readonly #index = new ShardedMap<string | string[]>();
+  /** Record id -> record key (undefined: a free id). */
+  readonly #keys: Array<string | undefined> = [];
+  readonly #times: Array<MemberTimes | undefined> = [];
+  readonly #free: number[] = [];
+  readonly #index = new TokenIndex();
+  #size = 0;
 
   get size(): number {
-    return this.#records.size;
+    return this.#size;
   }
 
-  /** How many identifiers the index holds (for tests of its upkeep). */
+  /** How many (identifier, record) pairs the index holds (for tests of its upkeep). */
   get indexSize(): number {
     return this.#index.size;
   }
@@ -107,52 +176,57 @@ export class MembershipSet {
     if (first === undefined) return;
     const sorted = more ? [...new Set(more)].sort() : [first];
     const recordKey = sorted.length === 1 ? (sorted[0] as string) : sorted.join(SEPARATOR);
-    const existing = this.#records.get(recordKey);
-    this.#records.set(recordKey, times);
-    if (existing) return;
-    let offset = 0;
-    for (const token of sorted) {
-      // A slice of the record key shares its memory instead of keeping a second copy of the token.
-      const shared = sorted.length === 1 ? recordKey : recordKey.slice(offset, offset + token.length);
-      offset += token.length + 1;
-      const holders = this.#index.get(shared);
-      if (holders === undefined) this.#index.set(shared, recordKey);
-      else if (typeof holders === 'string') this.#index.set(shared, [holders, recordKey]);
-      else holders.push(recordKey);
+    let existing = -1;
+    this.#index.find(hashToken(sorted[0] as string), (id) => {
+      if (this.#keys[id] === recordKey) existing = id;
+    });
+    if (existing >= 0) {
+      this.#times[existing] = times;
+      return;
     }
+    const id = this.#free.pop() ?? this.#keys.length;
+    this.#keys[id] = recordKey;
+    this.#times[id] = times;
+    this.#size += 1;
+    for (const token of sorted) this.#index.add(hashToken(token), id);
   }
 
   /** `Delete`: removes every record sharing ANY identifier with the user. */
   delete(user: Record<string, readonly string[]>): void {
-    const doomed = new Set<string>();
-    for (const [key, values] of Object.entries(user)) {
-      for (const value of values) {
+    const doomed = new Set<number>();
+    for (const key in user) {
+      for (const value of user[key] ?? []) {
         const token = encodeToken(key, value);
-        const holders = token === undefined ? undefined : this.#index.get(token);
-        if (typeof holders === 'string') doomed.add(holders);
-        else if (holders) for (const h of holders) doomed.add(h);
+        if (token === undefined) continue;
+        this.#index.find(hashToken(token), (id) => {
+          const recordKey = this.#keys[id];
+          if (recordKey !== undefined && hasToken(recordKey, token)) doomed.add(id);
+        });
       }
     }
-    for (const recordKey of doomed) {
-      if (!this.#records.delete(recordKey)) continue;
-      for (const token of recordKey.split(SEPARATOR)) {
-        const holders = this.#index.get(token);
-        if (holders === undefined) continue;
-        if (typeof holders === 'string') {
-          if (holders === recordKey) this.#index.delete(token);
-          continue;
-        }
-        const rest = holders.filter((h) => h !== recordKey);
-        if (rest.length === 0) this.#index.delete(token);
-        else this.#index.set(token, rest.length === 1 ? (rest[0] as string) : rest);
-      }
+    for (const id of doomed) {
+      const recordKey = this.#keys[id];
+      if (recordKey === undefined) continue;
+      for (const token of recordKey.split(SEPARATOR)) this.#index.remove(hashToken(token), id);
+      this.#keys[id] = undefined;
+      this.#times[id] = undefined;
+      this.#free.push(id);
+      this.#size -= 1;
+    }
+  }
+
+  *#entries(): IterableIterator<[string, MemberTimes]> {
+    for (let id = 0; id < this.#keys.length; id++) {
+      const recordKey = this.#keys[id];
+      const times = this.#times[id];
+      if (recordKey !== undefined && times !== undefined) yield [recordKey, times];
     }
   }
 
   /** Members active at `now` (effective_at <= now < expires_at), optionally only those matching `active`. */
   countActive(now: number, active: ReadonlySet<string> | null): number {
     let count = 0;
-    for (const [recordKey, times] of this.#records.entries()) {
+    for (const [recordKey, times] of this.#entries()) {
       if (times.effectiveAt > now || times.expiresAt <= now) continue;
       if (active === null || recordKey.split(SEPARATOR).some((token) => active.has(token.slice(1))))
         count += 1;
@@ -172,7 +246,7 @@ export class MembershipSet {
   }
 
   *records(): IterableIterator<{ ids: Record<string, string[]>; times: MemberTimes }> {
-    for (const [recordKey, times] of this.#records.entries()) {
+    for (const [recordKey, times] of this.#entries()) {
       yield { ids: MembershipSet.decode(recordKey), times };
     }
   }
