@@ -16,7 +16,7 @@ import {
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
-import { AudienceMissingError, AuthError } from '../../src/errors.js';
+import { AudienceMissingError, AuthError, RetryableError } from '../../src/errors.js';
 
 /**
  * The X Ads client against the real (strict) emulator over HTTP. Waits (backoff, 429 resets, the
@@ -311,6 +311,23 @@ describe('apply', () => {
     expect(error).toBeInstanceOf(AuthError);
     expect(String((error as AuthError).hint)).toMatch(/read-only roles/);
     await expect(destination.createAudience('analyst audience', undefined)).rejects.toThrow(AuthError);
+  });
+
+  it('check() and reads give up quickly (RetryableError) when nothing listens, apply() leaves changes retryable', async () => {
+    const gone = await startEmulator({});
+    await gone.close();
+    const virtual = createVirtualClock();
+    const destination = createXAdsDestination(
+      'x',
+      { ...config(), api_url: gone.url },
+      { logger, clock: virtual, random: () => 0.5 },
+    );
+    await expect(destination.check()).rejects.toThrow(RetryableError);
+    // Interactive calls stop within a minute of virtual time, not the users endpoint's 15 minutes.
+    expect(virtual.slept.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(15_000);
+    await expect(destination.listAudiences()).rejects.toThrow(/connection failed/);
+    const outcome = await destination.apply('abc1', [update({ email: [email(1)] })]);
+    expect(outcome.results[0]).toMatchObject({ status: 'retryable' });
   });
 
   it('throws AudienceMissingError for a missing audience (404)', async () => {

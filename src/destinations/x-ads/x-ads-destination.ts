@@ -49,6 +49,13 @@ export interface XAdsDestinationOptions {
 
 /** X's page size maximum (§3.2): fewest requests against the 2,000/15 min read limit. */
 const PAGE_SIZE = 1000;
+/**
+ * Retry deadlines of the calls someone may be waiting on (`tailor check`, `tailor audiences`, binding an
+ * audience at the start of a run): a network that is down should say so in seconds, not after the
+ * users endpoint's quarter of an hour. Member changes keep `limits.retry_deadline_ms`.
+ */
+const CHECK_DEADLINE_MS = 15_000;
+const READ_DEADLINE_MS = 60_000;
 /** `q` takes 1-255 characters (§5). */
 const MAX_Q_LENGTH = 255;
 
@@ -108,6 +115,7 @@ class XAdsDestination implements Destination {
         method: 'GET',
         path: ['accounts', this.#accountId],
         endpoint: 'accounts/:id',
+        deadlineMs: CHECK_DEADLINE_MS,
         ...sig(signal),
       },
       () => {
@@ -122,6 +130,7 @@ class XAdsDestination implements Destination {
       method: 'GET',
       path: ['accounts', this.#accountId, 'authenticated_user_access'],
       endpoint: 'accounts/:id/authenticated_user_access',
+      deadlineMs: CHECK_DEADLINE_MS,
       ...sig(signal),
     });
     if (access.kind === 'response' && access.response.status >= 200 && access.response.status < 300) {
@@ -146,6 +155,7 @@ class XAdsDestination implements Destination {
         method: 'GET',
         path: ['accounts', this.#accountId, 'custom_audiences', id.toLowerCase()],
         endpoint: 'custom_audiences/:id',
+        deadlineMs: READ_DEADLINE_MS,
         ...sig(signal),
       },
       () => undefined,
@@ -176,6 +186,7 @@ class XAdsDestination implements Destination {
       path: ['accounts', this.#accountId, 'custom_audiences'],
       endpoint: 'custom_audiences',
       query,
+      deadlineMs: READ_DEADLINE_MS,
       limiter: this.#limiters.writes,
       ...sig(signal),
     };
@@ -337,6 +348,7 @@ class XAdsDestination implements Destination {
         path: ['accounts', this.#accountId, 'custom_audiences'],
         endpoint: 'custom_audiences',
         query,
+        deadlineMs: READ_DEADLINE_MS,
         ...sig(signal),
       }))!;
       const page = parseCollection(response.body, parseAudience);

@@ -31,6 +31,8 @@ export interface XAdsRequest {
   query?: Readonly<Record<string, string>>;
   /** A JSON body (sent with `Content-Type: application/json`, never signed). */
   json?: string;
+  /** A shorter retry deadline than `retryDeadlineMs` for this request (interactive reads, checks). */
+  deadlineMs?: number;
   /** The limiter this request counts against, if any. */
   limiter?: SlidingWindowLimiter;
   signal?: AbortSignal;
@@ -125,7 +127,8 @@ export class XAdsHttp {
       }
       if (!decision.retry) return { kind: 'response', response: outcome as XAdsResponse, attempts };
       if (decision.rateLimited) req.limiter?.pauseUntil(now + decision.delayMs);
-      if (pastDeadline(started, now, decision.delayMs, this.#options.retryDeadlineMs)) {
+      const deadline = Math.min(req.deadlineMs ?? Infinity, this.#options.retryDeadlineMs);
+      if (pastDeadline(started, now, decision.delayMs, deadline)) {
         this.#options.logger.warn(
           { endpoint: req.endpoint, attempts, reason: decision.reason },
           'X Ads request still failing at its retry deadline; leaving it for the next run',
