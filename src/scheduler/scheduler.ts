@@ -356,6 +356,8 @@ export class Scheduler {
       }
     }
     this.#logger.info({ generation: generation.id, activations: summary }, 'schedule installed');
+    if (!Object.values(summary).some((text) => text !== 'manual' && text !== 'disabled'))
+      this.#logger.warn('no activation is scheduled (every one is manual or disabled); waiting for a reload');
   }
 
   #disarm(generation: Generation): void {
@@ -586,7 +588,15 @@ export class Scheduler {
     else this.#options.metrics?.recordRunError(id, durationMs);
 
     if (report?.status === 'succeeded') {
-      log.info({ run: report.runId, durationMs, counts: report.counts }, 'run succeeded');
+      log.info(
+        {
+          run: report.runId,
+          durationMs,
+          counts: report.counts,
+          ...(report.warnings.length > 0 ? { warnings: report.warnings } : {}),
+        },
+        'run succeeded',
+      );
       if (status && (status.consecutiveFailures > 0 || status.pausedAt)) {
         await this.#saveStatus(state, log, {
           activationId: id,
