@@ -24,6 +24,11 @@ export interface BenchOptions {
   /** Keep the benchmark database and temp projects afterwards (for inspection). */
   keep: boolean;
   quick: boolean;
+  /**
+   * Start no new repetition or case after this many minutes (the one under way finishes, then the
+   * report is written with what was measured). Null: no limit.
+   */
+  maxMinutes: number | null;
   /** Write V8 CPU profiles of every `tailor sync` process into this directory (`node --cpu-prof`). */
   cpuProfDir: string | null;
 }
@@ -41,6 +46,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
   --database NAME       database to (re)create for the run (default tailor_bench)
   --keep                keep the database and the generated projects afterwards
+  --pglite-rows N       size of the PGlite case (default: 1M, or the largest size when smaller)
+  --max-minutes N       start no new repetition or case after N minutes; report what was measured
   --cpu-prof DIR        write a V8 CPU profile of every tailor sync process into DIR
 `;
 
@@ -71,6 +78,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       database: { type: 'string', default: 'tailor_bench' },
       keep: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'pglite-rows': { type: 'string' },
+      'max-minutes': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -107,11 +116,15 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     out: values.out,
     skipPglite: values['skip-pglite'],
     skipFullPull: values['skip-full-pull'],
-    pgliteRows: Math.min(1_000_000, sizes[sizes.length - 1]!),
+    pgliteRows:
+      values['pglite-rows'] === undefined
+        ? Math.min(1_000_000, sizes[sizes.length - 1]!)
+        : parseCount(values['pglite-rows']),
     pgUrl: values['pg-url'],
     database: values.database,
     keep: values.keep,
     quick: values.quick,
     cpuProfDir: values['cpu-prof'] ?? null,
+    maxMinutes: values['max-minutes'] === undefined ? null : Number(values['max-minutes']),
   };
 }

@@ -133,7 +133,7 @@ export function checkTargets(summaries: readonly Summary[], sizes: readonly numb
         evidence:
           `the most user objects Tailor put in one request: ${formatCount(most)}` +
           (inc
-            ? `; the ${formatCount(inc.deltaMembers)}-member incremental delta ${at(ref)} took ${formatCount(inc.requests ?? Number.NaN)} requests`
+            ? `; the ${formatCount(inc.deltaMembers)}-member incremental delta ${at(ref)} took ${formatCount(inc.requests ?? Number.NaN)} request(s)`
             : ''),
       });
     }

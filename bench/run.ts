@@ -69,6 +69,21 @@ interface Context {
   measurements: Measurement[];
   notes: string[];
   tempDirs: string[];
+  /** performance.now() after which no new repetition or case starts (--max-minutes). */
+  deadline: number;
+  stoppedForTime: boolean;
+}
+
+/** False (and a note, once) when --max-minutes has passed: the caller skips what it was about to start. */
+function haveTime(ctx: Context, what: string): boolean {
+  if (performance.now() <= ctx.deadline) return true;
+  if (!ctx.stoppedForTime) {
+    ctx.stoppedForTime = true;
+    const note = `--max-minutes ${ctx.options.maxMinutes} reached: ${what} and everything after it were not run.`;
+    ctx.notes.push(note);
+    progress(note);
+  }
+  return false;
 }
 
 function emulatorTarget(emulator: RunningEmulator): EmulatorTarget {
@@ -280,6 +295,7 @@ async function resetState(ctx: Context): Promise<void> {
 
 async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
   const { options } = ctx;
+  if (!haveTime(ctx, `the ${formatCount(size)}-row case`)) return;
   progress(`${formatCount(size)} rows: generating the people table`);
   let started = performance.now();
   await createPeople((sql) => ctx.setup.query(sql), size);
@@ -301,6 +317,7 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
   ctx.tempDirs.push(projectDir);
   let incrementalRun = 0;
   for (let round = 0; round < initialRuns; round++) {
+    if (round > 0 && !haveTime(ctx, `initial run ${round + 1} at ${formatCount(size)} rows`)) break;
     const emulator = await startEmulator({ rateLimits: false });
     try {
       await resetState(ctx);
@@ -339,6 +356,8 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
       const incrementals = round < initialRuns - 1 ? 1 : options.runs - incrementalRun;
       let forward = true;
       for (let j = 0; j < incrementals; j++) {
+        if (j > 0 && !haveTime(ctx, `incremental run ${incrementalRun + 1} at ${formatCount(size)} rows`))
+          break;
         started = performance.now();
         await applyEdits((sql) => ctx.setup.query(sql), size, forward ? 'forward' : 'back');
         await ctx.setup.query('vacuum analyze people');
@@ -383,6 +402,7 @@ async function withPglite<T>(dataDir: string, fn: (db: PGlite) => Promise<T>): P
 async function benchPglite(ctx: Context): Promise<void> {
   const { options } = ctx;
   const size = options.pgliteRows;
+  if (!haveTime(ctx, `the PGlite case`)) return;
   const projectDir = await mkdtemp(join(tmpdir(), 'tailor-bench-pglite-'));
   ctx.tempDirs.push(projectDir);
   const dataDir = join(projectDir, 'warehouse');
@@ -437,6 +457,7 @@ async function benchPglite(ctx: Context): Promise<void> {
     const edits = editCounts(size);
     let forward = true;
     for (let run = 1; run <= options.runs; run++) {
+      if (run > 1 && !haveTime(ctx, `PGlite incremental run ${run}`)) break;
       started = performance.now();
       await withPglite(dataDir, async (db) => {
         await applyEdits((sql) => db.exec(sql), size, forward ? 'forward' : 'back');
@@ -485,7 +506,21 @@ async function main(): Promise<void> {
   const setup = new pg.Client(dbUrl);
   const floor = new pg.Client(proxy.wrap(dbUrl));
   await Promise.all([setup.connect(), floor.connect()]);
-  const ctx: Context = { options, proxy, setup, floor, dbUrl, measurements: [], notes: [], tempDirs: [] };
+  const ctx: Context = {
+    options,
+    proxy,
+    setup,
+    floor,
+    dbUrl,
+    measurements: [],
+    notes: [],
+    tempDirs: [],
+    deadline:
+      options.maxMinutes === null
+        ? Number.POSITIVE_INFINITY
+        : performance.now() + options.maxMinutes * 60_000,
+    stoppedForTime: false,
+  };
   let failure: unknown;
   try {
     for (const size of options.sizes) await benchPostgresSize(ctx, size);
