@@ -1,4 +1,5 @@
 import type { MemberHashes } from '../destinations/destination.js';
+import { WarehouseError } from '../errors.js';
 import type { XIdentifierType } from '../destinations/x-ads/identifier-types.js';
 import type { MemberHashRow, MemberUpsert, WarehouseDiff, WarehouseSql } from '../sources/warehouse-sql.js';
 import type { DeltaRow, DiffCounts, DiffRun, DiffSpec, InvalidKeyRow, MemberAck } from './types.js';
@@ -14,6 +15,8 @@ export class WarehouseDiffRun implements DiffRun {
   readonly #sql: WarehouseSql;
   readonly #diff: WarehouseDiff;
   readonly #spec: DiffSpec;
+  /** A delta being read holds the diff's session (a cursor on Postgres); reads take turns. */
+  #reading = false;
 
   constructor(sql: WarehouseSql, diff: WarehouseDiff, spec: DiffSpec) {
     this.#sql = sql;
@@ -25,23 +28,50 @@ export class WarehouseDiffRun implements DiffRun {
     return this.#diff.counts;
   }
 
-  invalidKeys(): AsyncIterable<InvalidKeyRow[]> {
-    return this.#diff.invalidKeys(INVALID_KEY_BATCH);
+  async *invalidKeys(): AsyncIterable<InvalidKeyRow[]> {
+    this.#startReading('invalidKeys');
+    try {
+      yield* this.#diff.invalidKeys(INVALID_KEY_BATCH);
+    } finally {
+      this.#reading = false;
+    }
   }
 
   async *delta(batchSize: number): AsyncIterable<DeltaRow[]> {
     if (!Number.isInteger(batchSize) || batchSize < 1)
       throw new RangeError('batchSize must be a positive integer');
+    this.#startReading('delta');
     const columns = this.#spec.columns;
-    for await (const rows of this.#diff.delta(batchSize)) {
-      yield rows.map((row) => ({
-        key: row.key,
-        change: row.change,
-        values: row.values === null ? null : Object.fromEntries(columns.map((c, i) => [c, row.values![i]])),
-        fingerprint: row.fingerprint,
-        previousHashes: row.previousHashes === null ? null : hashesFromRows(row.previousHashes),
-      }));
+    try {
+      for await (const rows of this.#diff.delta(batchSize)) {
+        yield rows.map((row) => ({
+          key: row.key,
+          change: row.change,
+          values: row.values === null ? null : Object.fromEntries(columns.map((c, i) => [c, row.values![i]])),
+          fingerprint: row.fingerprint,
+          previousHashes: row.previousHashes === null ? null : hashesFromRows(row.previousHashes),
+        }));
+      }
+    } finally {
+      this.#reading = false;
     }
+  }
+
+  /**
+   * `invalidKeys()` and `delta()` read over the diff's own session, one at a time: nesting them would
+   * wait forever for the session the outer read holds, so it fails fast instead. `commit` and
+   * `hashesHeldByOthers` use other connections and may run at any time.
+   */
+  #startReading(what: string): void {
+    if (this.#reading) {
+      throw new WarehouseError(
+        `DiffRun.${what}() was called while another read of this diff is in progress`,
+        {
+          hint: 'read invalidKeys() and delta() one after the other, not nested',
+        },
+      );
+    }
+    this.#reading = true;
   }
 
   async hashesHeldByOthers(

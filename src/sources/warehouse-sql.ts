@@ -173,7 +173,11 @@ export interface WarehouseDeltaRow {
   previousHashes: MemberHashRow[] | null;
 }
 
-/** A prepared diff: run-scoped snapshot and delta tables, dropped by `close`. */
+/**
+ * A prepared diff: run-scoped snapshot and delta tables, dropped by `close`. `invalidKeys` and `delta`
+ * are read one at a time (src/diff enforces it), never nested; any other WarehouseSql method may run
+ * while a delta is being read, so those must not need the diff's session.
+ */
 export interface WarehouseDiff {
   /** Counted when the diff was opened. */
   readonly counts: DiffCounts;

@@ -592,11 +592,20 @@ class PostgresDiff implements WarehouseDiff {
   }
 
   async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
+    // Keyset pages rather than a cursor: the session stays free between pages, so a caller may read
+    // the delta (which holds a cursor on this session) while it reads these.
     let batch: InvalidKeyRow[] = [];
-    const query = sql<{ member_key: string | null; n: string }>`select member_key, n from ${this.#bad}
-      order by member_key collate "C" nulls first`;
-    for await (const rows of this.#stream(query, 'reading invalid keys')) {
-      for (const row of rows) {
+    let after: string | null = null;
+    let first = true;
+    for (;;) {
+      const page: { member_key: string | null; n: string }[] = await this.#exec(
+        sql<{ member_key: string | null; n: string }>`select member_key, n from ${this.#bad}
+          where ${first ? sql`true` : sql`member_key collate "C" > ${after}`}
+          order by member_key collate "C" nulls first limit ${this.#fetchSize}`,
+        'reading invalid keys',
+      );
+      first = false;
+      for (const row of page) {
         const n = Number(row.n);
         if (row.member_key === null) {
           // Each null-key row is its own invalid row.
@@ -609,12 +618,14 @@ class PostgresDiff implements WarehouseDiff {
           }
         } else {
           batch.push({ key: row.member_key, reason: 'duplicate_primary_key', rows: n });
+          after = row.member_key;
         }
         if (batch.length >= batchSize) {
           yield batch;
           batch = [];
         }
       }
+      if (page.length < this.#fetchSize) break;
     }
     if (batch.length > 0) yield batch;
   }

@@ -1,0 +1,124 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DiffSpec } from '../../src/diff/types.js';
+import { openSource } from '../../src/sources/registry.js';
+import type { Source } from '../../src/sources/source.js';
+import { ackOf, readDelta } from '../contract/source-contract.js';
+import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
+
+/**
+ * The Postgres SQL of the diff, on the real server: quoting of awkward names, and the fingerprint's
+ * promises (null-safe, type-aware, order-defined).
+ */
+describe('postgres diff SQL', () => {
+  const admin = new pg.Client(TEST_POSTGRES_URL);
+  const data = uniqueName('tdata');
+  const stateSchema = `Tailor "State" ${uniqueName('x')}`;
+  let source: Source;
+
+  beforeAll(async () => {
+    await admin.connect();
+    await admin.query(`create schema ${data}`);
+    source = await openSource(
+      { type: 'postgres', url: TEST_POSTGRES_URL, pool_size: 2, fetch_size: 1000 },
+      { projectDir: '.', logger: silentLogger },
+    );
+  });
+  afterAll(async () => {
+    await source?.close();
+    await admin.query(`drop schema if exists ${data} cascade`);
+    await admin.query(`drop schema if exists "${stateSchema.replaceAll('"', '""')}" cascade`);
+    await admin.end();
+  });
+
+  const spec = (activationId: string, modelSql: string, primaryKey: string, columns: string[]): DiffSpec => ({
+    activationId,
+    modelSql,
+    modelName: 'm',
+    primaryKey,
+    columns,
+    refreshBefore: null,
+    fullResync: false,
+  });
+
+  async function sync(s: DiffSpec) {
+    await using run = await source.state(stateSchema).prepareDiff(s);
+    const delta = await readDelta(run);
+    await run.commit(delta.map((row) => ackOf(row)));
+    return delta;
+  }
+
+  it('quotes schema, key and column names it did not choose', async () => {
+    const model = `select 1 as "Primary Key", 'a@example.com' as "e-mail", 'x' as "select"
+      union all select 2, null, 'y'`;
+    const delta = await sync(spec('quoting', model, 'Primary Key', ['e-mail', 'select']));
+    expect(delta.map((r) => [r.key, r.values])).toEqual([
+      ['1', { 'e-mail': 'a@example.com', select: 'x' }],
+      ['2', { 'e-mail': null, select: 'y' }],
+    ]);
+    expect(await sync(spec('quoting', model, 'Primary Key', ['e-mail', 'select']))).toEqual([]);
+  });
+
+  it('fingerprints null-safely, by type, in column order', async () => {
+    await admin.query(`create table ${data}.f (id int, a text, b text, n int)`);
+    await admin.query(`insert into ${data}.f values (1, null, 'x', 1), (2, 'x', null, 1), (3, 'null', null, 1),
+      (4, null, null, 1), (5, '', null, 1), (6, '1', null, 1)`);
+    const model = `select id, a, b, n from ${data}.f`;
+    const first = await sync(spec('fp', model, 'id', ['a', 'b']));
+    expect(new Set(first.map((r) => r.fingerprint)).size).toBe(6);
+    // The same values under another type: `1` (int) is not `'1'` (text).
+    const typed = await sync(
+      spec('fp_typed', `select id, n as a, null::text as b from ${data}.f where id = 6`, 'id', ['a', 'b']),
+    );
+    expect(typed[0]!.fingerprint).not.toBe(first.find((r) => r.key === '6')!.fingerprint);
+    // Swapping the columns' order changes every fingerprint but that of (null, null).
+    const swapped = await source.state(stateSchema).prepareDiff(spec('fp', model, 'id', ['b', 'a']));
+    try {
+      expect((await readDelta(swapped)).map((r) => `${r.change}:${r.key}`)).toEqual([
+        'changed:1',
+        'changed:2',
+        'changed:3',
+        'changed:5',
+        'changed:6',
+      ]);
+    } finally {
+      await swapped[Symbol.asyncDispose]();
+    }
+    // A value that flips between null and the text 'null' is a change.
+    await admin.query(`update ${data}.f set a = 'null', b = 'x' where id = 1`);
+    expect((await sync(spec('fp', model, 'id', ['a', 'b']))).map((r) => `${r.change}:${r.key}`)).toEqual([
+      'changed:1',
+    ]);
+  });
+
+  it('reads invalid keys and the delta one after the other, and refuses to nest them', async () => {
+    await admin.query(`create table ${data}.inv as select g % 1500 as id, 'e' || g as email from generate_series(1, 4000) g
+      union all select null, 'n' from generate_series(1, 3)
+      union all select g, 'u' || g from generate_series(10000, 10299) g`);
+    await using run = await source
+      .state(stateSchema)
+      .prepareDiff(spec('inv', `select id, email from ${data}.inv`, 'id', ['email']));
+    const invalid: (string | null)[] = [];
+    for await (const keys of run.invalidKeys()) invalid.push(...keys.map((k) => k.key));
+    let deltaRows = 0;
+    for await (const batch of run.delta(100)) {
+      deltaRows += batch.length;
+      if (deltaRows === 100) {
+        const nested = run.invalidKeys()[Symbol.asyncIterator]();
+        await expect(nested.next()).rejects.toThrow(/one after the other|in progress/);
+        // Commits and lookups use other connections: fine mid-read.
+        await run.commit(batch.map((row) => ackOf(row)));
+        expect(await run.hashesHeldByOthers(['x'], [])).toEqual(new Set());
+      }
+    }
+    expect(deltaRows).toBe(300);
+    expect(run.counts).toMatchObject({ rows: 4303, invalidKeys: 4003, added: 300 });
+    expect(invalid.slice(0, 3)).toEqual([null, null, null]);
+    expect(invalid).toHaveLength(1503);
+    expect(new Set(invalid.slice(3)).size).toBe(1500);
+    // After the delta, the invalid keys can be read again.
+    let again = 0;
+    for await (const keys of run.invalidKeys()) again += keys.length;
+    expect(again).toBe(1503);
+  });
+});
