@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { SchedulerMetrics } from './metrics.js';
 
-/** What `/healthz` reports: 200 while running, 503 once the daemon is shutting down. */
+/** What `/healthz` reports: 200 while running, 503 while starting and once shutting down. */
 export interface HealthReport {
-  status: 'ok' | 'shutting_down';
+  status: 'ok' | 'starting' | 'shutting_down';
   uptimeSeconds: number;
   activations: {
     id: string;

@@ -190,7 +190,6 @@ export class Scheduler {
         generation = await this.#open(await load());
       } catch (error) {
         this.#logger.error(
-          { err: { message: errorMessage(error) } },
           `configuration reload rejected; the previous schedule keeps running:\n${errorMessage(error)}`,
         );
         this.#options.metrics?.recordReload('rejected');
@@ -243,7 +242,7 @@ export class Scheduler {
 
   health(): HealthReport {
     return {
-      status: this.#stopped ? 'shutting_down' : 'ok',
+      status: this.#stopped ? 'shutting_down' : this.#generation ? 'ok' : 'starting',
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
       activations: this.activations().map((a) => ({
         id: a.id,

@@ -500,6 +500,7 @@ describe('scheduler (fake engine, fake clock)', () => {
       return sleepOrAbort(5_000, signal);
     };
     const first = harness(warehouse, () => slow, { shutdownTimeoutMs: 10_000 });
+    expect(first.scheduler.health().status).toBe('starting');
     await first.scheduler.start(await project(tailorYml({ a: { schedule: '* * * * * *' } })));
     await vi.advanceTimersByTimeAsync(1_500);
     expect(first.scheduler.health().status).toBe('ok');
