@@ -4,7 +4,16 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import {
+  applyEdits,
+  createPeople,
+  editCounts,
+  PEOPLE_MAPPINGS,
+  PEOPLE_MODEL_SQL,
+} from '../../bench/people.js';
+import { hashMember } from '../../src/destinations/x-ads/identifiers.js';
 
 /**
  * The benchmark script runs end to end on a tiny segment and writes a report with every section.
@@ -36,6 +45,64 @@ function runBench(args: readonly string[]): Promise<{ code: number | null; stder
     });
   });
 }
+
+const TEST_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+describe('the benchmark segment', () => {
+  it('edits forward by exactly 1% / 1% / 1%, and back to the very same table; every value is valid', async () => {
+    const schema = `bench_people_${randomBytes(4).toString('hex')}`;
+    const client = new pg.Client(TEST_POSTGRES_URL);
+    await client.connect();
+    try {
+      await client.query(`create schema ${schema}`);
+      await client.query(`set search_path to ${schema}`);
+      const exec = (sql: string) => client.query(sql);
+      const rows = 3000;
+      await createPeople(exec, rows);
+      const checksum = async () =>
+        (
+          await client.query<{ sum: string }>(
+            `select md5(string_agg(p::text, '|' order by person_id)) as sum from people p`,
+          )
+        ).rows[0]!.sum;
+      const before = await checksum();
+      await client.query('create table base as table people');
+
+      await applyEdits(exec, rows, 'forward');
+      const { rows: diff } = await client.query<{ change: string; n: string }>(
+        `select case when b.person_id is null then 'added' when p.person_id is null then 'removed' else 'changed' end as change,
+                count(*) as n
+           from people p full outer join base b on b.person_id = p.person_id
+          where p.person_id is null or b.person_id is null or p::text <> b::text
+          group by 1`,
+      );
+      const counts = Object.fromEntries(diff.map((d) => [d.change, Number(d.n)]));
+      expect(counts).toEqual(editCounts(rows));
+
+      await applyEdits(exec, rows, 'back');
+      expect(await checksum()).toBe(before);
+
+      // The report says every value is valid: each row hashes with no invalid identifier, and the
+      // hashed identifiers are unique across members (no shared identifiers to muddy the counts).
+      const { rows: members } = await client.query<Record<string, unknown>>(PEOPLE_MODEL_SQL);
+      const seen = new Set<string>();
+      for (const member of members) {
+        const { hashes, invalid } = hashMember(member, { ...PEOPLE_MAPPINGS }, { defaultRegion: 'US' });
+        expect(invalid).toEqual([]);
+        expect(hashes.email).toHaveLength(1);
+        for (const values of Object.values(hashes)) {
+          for (const value of values ?? []) {
+            expect(seen.has(value)).toBe(false);
+            seen.add(value);
+          }
+        }
+      }
+    } finally {
+      await client.query(`drop schema if exists ${schema} cascade`);
+      await client.end();
+    }
+  });
+});
 
 describe('npm run bench (smoke)', () => {
   it('runs every case on 2,000 rows and writes the results', { timeout: 120_000 }, async () => {
