@@ -4,6 +4,7 @@ import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WarehouseError } from '../../src/errors.js';
 import { openSource } from '../../src/sources/registry.js';
@@ -53,6 +54,31 @@ describe('pglite source', () => {
     await using again = await openSource(config, { projectDir: dir, logger: silentLogger });
     expect((await again.state('tailor').getBinding('act'))?.audienceName).toBe('VIP');
     await expect(again.describeModel('m', 'select nope')).rejects.toThrow(/nope/);
+    // A diff's run-scoped tables live in the one shared backend: dropped when the diff is disposed,
+    // and when preparing it fails.
+    const spec = {
+      activationId: 'act',
+      modelSql: 'select 1 as id, 2 as v',
+      modelName: 'm',
+      primaryKey: 'id',
+      columns: ['v'],
+      refreshBefore: null,
+      fullResync: false,
+    };
+    const temps = async () =>
+      (
+        await (again as unknown as { pglite: PGlite }).pglite.query<{ n: number }>(
+          "select count(*)::int as n from pg_class where relname like 'tailor\\_%' and relpersistence = 't'",
+        )
+      ).rows[0]!.n;
+    {
+      await using run = await again.state('tailor').prepareDiff(spec);
+      expect(run.counts.added).toBe(1);
+      expect(await temps()).toBeGreaterThan(0);
+    }
+    expect(await temps()).toBe(0);
+    await expect(again.state('tailor').prepareDiff({ ...spec, columns: ['nope'] })).rejects.toThrow(/nope/);
+    expect(await temps()).toBe(0);
   });
 
   it('refuses a data directory another process has open, and takes it over once that process is gone', async () => {

@@ -1,5 +1,7 @@
+import { inspect } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelSqlError } from '../../src/errors.js';
 import type { DiffSpec } from '../../src/diff/types.js';
 import { openSource } from '../../src/sources/registry.js';
 import type { Source } from '../../src/sources/source.js';
@@ -120,5 +122,16 @@ describe('postgres diff SQL', () => {
     let again = 0;
     for await (const keys of run.invalidKeys()) again += keys.length;
     expect(again).toBe(1503);
+  });
+
+  it('keeps values out of model errors: data exceptions are redacted, the cause carries no parameters', async () => {
+    const model = `select 'jane.doe@example.com'::int as id, 'x' as email`;
+    const error = await source
+      .state(stateSchema)
+      .prepareDiff(spec('redact', model, 'id', ['email']))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelSqlError);
+    expect((error as Error).message).toMatch(/invalid input syntax for type integer/);
+    expect(inspect(error, { depth: 5 })).not.toContain('jane.doe');
   });
 });

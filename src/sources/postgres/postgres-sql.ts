@@ -755,17 +755,34 @@ function sqlState(error: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
-/** A warehouse failure with a hint; the driver's message carries no parameters. */
+/**
+ * The driver's error, reduced to what may be shown: message and SQLSTATE. PGlite's errors carry the
+ * statement's `params` (keys, hashes) and Postgres' a `detail` that may quote values; neither may
+ * reach a log. Data exceptions (SQLSTATE classes 22, 23) quote the offending value in the message
+ * itself, e.g. `invalid input syntax for type integer: "jane@example.com"`, so those quotes are
+ * redacted too. https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+export function safeDriverError(error: unknown): Error {
+  const code = sqlState(error);
+  let message = errorMessage(error);
+  if (code?.startsWith('22') || code?.startsWith('23')) message = message.replace(/"(?:[^"]|"")*"/g, '"…"');
+  const safe = new Error(message);
+  safe.name = error instanceof Error ? error.name : 'Error';
+  if (code !== undefined) Object.assign(safe, { code });
+  return safe;
+}
+
+/** A warehouse failure with a hint, carrying neither parameters nor values. */
 export function warehouseError(error: unknown, what: string): WarehouseError | ModelSqlError {
   if (error instanceof WarehouseError || error instanceof ModelSqlError) return error;
   const code = sqlState(error);
-  const message = errorMessage(error);
+  const safe = safeDriverError(error);
   let hint = 'check that the warehouse is reachable and the state schema is usable';
   if (code === '42501') hint = 'grant the warehouse user the privileges Tailor needs (see docs/state.md)';
   else if (code?.startsWith('28')) hint = 'check the warehouse credentials in tailor.yml';
   else if (code?.startsWith('08') || code === undefined)
     hint = 'check the warehouse URL and that the server is running';
-  return new WarehouseError(`${what} failed: ${message}`, { cause: error, hint });
+  return new WarehouseError(`${what} failed: ${safe.message}`, { cause: safe, hint });
 }
 
 /** A failure of the model's own SQL, unless it is the connection or permissions. */
@@ -774,8 +791,9 @@ export function modelError(error: unknown, modelName: string): Error {
   if (code === undefined || WAREHOUSE_STATE.test(code) || code === '42501') {
     return warehouseError(error, `snapshotting model ${modelName}`);
   }
-  return new ModelSqlError(modelName, errorMessage(error), {
-    cause: error,
+  const safe = safeDriverError(error);
+  return new ModelSqlError(modelName, safe.message, {
+    cause: safe,
     hint: `run models/${modelName}.sql in the warehouse to see the error; Tailor runs it unchanged`,
   });
 }
