@@ -45,6 +45,12 @@ export interface BigquerySqlOptions {
   costMark?: () => number;
 }
 
+/**
+ * HASH and ROWS are reserved keywords in GoogleSQL: always backtick them.
+ * https://cloud.google.com/bigquery/docs/reference/standard-sql/lexical#reserved_keywords
+ */
+const HASH = sql.id('hash');
+
 /** Run-scoped tables expire by themselves if a crashed run never drops them. */
 const STAGING_EXPIRY_HOURS = 24;
 
@@ -323,11 +329,11 @@ export class BigqueryWarehouseSql implements WarehouseSql {
     // 1. Hashes: insert the acknowledged ones, delete every other hash of the touched members.
     await this.#affected(
       sql`MERGE ${this.table('member_hashes')} AS t
-        USING (SELECT h.member_key, h.id_type, h.hash FROM UNNEST(${bigqueryParam(hashRows, [HASH_ROW_TYPE])}) AS h) AS s
+        USING (SELECT h.member_key, h.id_type, h.${HASH} FROM UNNEST(${bigqueryParam(hashRows, [HASH_ROW_TYPE])}) AS h) AS s
         ON t.activation_id = ${activationId} AND t.member_key = s.member_key
-          AND t.id_type = s.id_type AND t.hash = s.hash
+          AND t.id_type = s.id_type AND t.${HASH} = s.${HASH}
         WHEN NOT MATCHED BY TARGET THEN
-          INSERT (activation_id, member_key, id_type, hash) VALUES (${activationId}, s.member_key, s.id_type, s.hash)
+          INSERT (activation_id, member_key, id_type, ${HASH}) VALUES (${activationId}, s.member_key, s.id_type, s.${HASH})
         WHEN NOT MATCHED BY SOURCE AND t.activation_id = ${activationId}
           AND t.member_key IN UNNEST(${bigqueryParam(touched, ['STRING'])}) THEN DELETE`,
       'committing acknowledged member hashes',
@@ -364,8 +370,8 @@ export class BigqueryWarehouseSql implements WarehouseSql {
   ): Promise<string[]> {
     if (hashes.length === 0) return [];
     const rows = await this.#rows(
-      sql<{ hash: string }>`SELECT DISTINCT hash FROM ${this.table('member_hashes')}
-        WHERE activation_id = ${activationId} AND hash IN UNNEST(${bigqueryParam([...hashes], ['STRING'])})
+      sql<{ hash: string }>`SELECT DISTINCT ${HASH} FROM ${this.table('member_hashes')}
+        WHERE activation_id = ${activationId} AND ${HASH} IN UNNEST(${bigqueryParam([...hashes], ['STRING'])})
           AND member_key NOT IN UNNEST(${bigqueryParam([...excludingKeys], ['STRING'])})`,
       'looking up shared identifiers',
     );
@@ -678,9 +684,9 @@ class BigqueryDiff implements WarehouseDiff {
     // A correlated ARRAY subquery carries each member's stored hashes; BigQuery orders strings by
     // code point, so key order matches Postgres' COLLATE "C".
     const query = sql<DeltaDbRow>`SELECT d.change_rank, d.member_key, d.fingerprint ${sql.join(values, sql``)},
-        ARRAY(SELECT AS STRUCT h.id_type, h.hash FROM ${this.#owner.table('member_hashes')} AS h
+        ARRAY(SELECT AS STRUCT h.id_type, h.${HASH} FROM ${this.#owner.table('member_hashes')} AS h
               WHERE h.activation_id = ${this.#input.activationId} AND h.member_key = d.member_key
-              ORDER BY h.id_type, h.hash) AS previous_hashes
+              ORDER BY h.id_type, h.${HASH}) AS previous_hashes
       FROM ${this.#delta} AS d ORDER BY d.change_rank, d.member_key`;
     let batch: WarehouseDeltaRow[] = [];
     for await (const rows of this.#stream(query, 'reading the delta', Math.min(batchSize, this.#pageSize))) {
@@ -737,8 +743,8 @@ export const BIGQUERY_MIGRATIONS: readonly BigqueryMigration[] = [
         last_sent_at TIMESTAMP, updated_at TIMESTAMP NOT NULL)
         CLUSTER BY activation_id, member_key`,
       sql`CREATE TABLE IF NOT EXISTS ${t('member_hashes')} (
-        activation_id STRING NOT NULL, member_key STRING NOT NULL, id_type STRING NOT NULL, hash STRING NOT NULL)
-        CLUSTER BY activation_id, hash`,
+        activation_id STRING NOT NULL, member_key STRING NOT NULL, id_type STRING NOT NULL, ${HASH} STRING NOT NULL)
+        CLUSTER BY activation_id, ${HASH}`,
       sql`CREATE TABLE IF NOT EXISTS ${t('runs')} (
         run_id STRING NOT NULL, activation_id STRING NOT NULL, started_at TIMESTAMP NOT NULL,
         finished_at TIMESTAMP, status STRING NOT NULL, ${sql.id('rows')} INT64 NOT NULL, added INT64 NOT NULL,

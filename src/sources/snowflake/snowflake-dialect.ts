@@ -13,7 +13,7 @@ import {
   type SchemaMetadata,
   type TableMetadata,
 } from 'kysely';
-import type { SnowflakeExecutor } from './snowflake-executor.js';
+import type { SnowflakeRunner as SnowflakeExecutor } from './snowflake-executor.js';
 import { SnowflakeQueryCompiler } from './snowflake-query-compiler.js';
 
 /**

@@ -9,6 +9,12 @@ export interface SnowflakeCostSummary {
   query_ids: string[];
 }
 
+/** What the Kysely driver needs from an executor (the SQL compile tests pass a recording one). */
+export interface SnowflakeRunner {
+  all(sql: string, binds?: readonly unknown[]): Promise<SnowflakeResult>;
+  stream(sql: string, binds: readonly unknown[], chunkSize: number): AsyncIterable<Record<string, unknown>[]>;
+}
+
 export interface SnowflakeResult {
   queryId: string;
   rows: Record<string, unknown>[];
@@ -22,7 +28,7 @@ export interface SnowflakeResult {
  * lower-case names (see snowflake-identifiers.ts).
  * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-execute
  */
-export class SnowflakeExecutor {
+export class SnowflakeExecutor implements SnowflakeRunner {
   readonly #connection: snowflake.Connection;
   readonly #ready: () => Promise<void>;
   readonly #queryIds: string[] = [];
