@@ -26,7 +26,7 @@ const GNU_TIME = '/usr/bin/time';
 export async function runMeasured(
   command: string,
   args: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<MeasuredProcess> {
   const useTime = existsSync(GNU_TIME);
   const dir = useTime ? await mkdtemp(join(tmpdir(), 'tailor-bench-time-')) : undefined;
@@ -57,6 +57,9 @@ export async function runMeasured(
           .catch(() => undefined);
       }, 20);
   const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60 * 60_000);
+  // Stopping the benchmark stops the measured process too (SIGTERM: let it release its locks).
+  const stop = () => child.kill('SIGTERM');
+  options.signal?.addEventListener('abort', stop, { once: true });
   const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>(
     (resolve, reject) => {
       child.on('error', reject);
@@ -65,6 +68,7 @@ export async function runMeasured(
   );
   const wallMs = performance.now() - started;
   clearTimeout(timer);
+  options.signal?.removeEventListener('abort', stop);
   if (sampler) clearInterval(sampler);
   let peakRssBytes = sampledHwm;
   let cpuMs = Number.NaN;

@@ -69,6 +69,8 @@ interface Context {
   measurements: Measurement[];
   notes: string[];
   tempDirs: string[];
+  /** Aborted by SIGINT/SIGTERM: the case under way stops and the report is written with what was measured. */
+  stop: AbortSignal;
   /** performance.now() after which no new repetition or case starts (--max-minutes). */
   deadline: number;
   stoppedForTime: boolean;
@@ -76,6 +78,7 @@ interface Context {
 
 /** False (and a note, once) when --max-minutes has passed: the caller skips what it was about to start. */
 function haveTime(ctx: Context, what: string): boolean {
+  if (ctx.stop.aborted) throw new Error('stopped by a signal');
   if (performance.now() <= ctx.deadline) return true;
   if (!ctx.stoppedForTime) {
     ctx.stoppedForTime = true;
@@ -145,7 +148,7 @@ async function measureTailor(
   await settle(ctx, info.warehouse);
   emulator.admin.clearRequestLog();
   const before = ctx.proxy.read();
-  const { process: proc, report } = await runTailorSync(projectDir, ctx.options.cpuProfDir);
+  const { process: proc, report } = await runTailorSync(projectDir, ctx.options.cpuProfDir, ctx.stop);
   const wire = info.warehouse === 'postgres' ? ctx.proxy.since(before).fromWarehouse : null;
   const sent = usersRequests(emulator.admin.requestLog());
   const counts = report;
@@ -236,9 +239,7 @@ async function measureFullPull(
   const proc = await runMeasured(
     process.execPath,
     ['--import', 'tsx', join(REPO_ROOT, 'bench', 'full-pull.ts'), JSON.stringify(config)],
-    {
-      cwd: REPO_ROOT,
-    },
+    { cwd: REPO_ROOT, signal: ctx.stop },
   );
   const wire = ctx.proxy.since(before).fromWarehouse;
   if (proc.code !== 0)
@@ -506,6 +507,13 @@ async function main(): Promise<void> {
   const setup = new pg.Client(dbUrl);
   const floor = new pg.Client(proxy.wrap(dbUrl));
   await Promise.all([setup.connect(), floor.connect()]);
+  const stopper = new AbortController();
+  for (const name of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(name, () => {
+      progress(`${name}: stopping the case under way, then writing the report`);
+      stopper.abort();
+    });
+  }
   const ctx: Context = {
     options,
     proxy,
@@ -515,6 +523,7 @@ async function main(): Promise<void> {
     measurements: [],
     notes: [],
     tempDirs: [],
+    stop: stopper.signal,
     deadline:
       options.maxMinutes === null
         ? Number.POSITIVE_INFINITY

@@ -148,6 +148,7 @@ export interface TailorRun {
 export async function runTailorSync(
   projectDir: string,
   cpuProfDir: string | null = null,
+  signal?: AbortSignal,
 ): Promise<TailorRun> {
   const measured = await runMeasured(
     process.execPath,
@@ -160,7 +161,7 @@ export async function runTailorSync(
       projectDir,
       '--json',
     ],
-    { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' } },
+    { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' }, signal },
   );
   let parsed: unknown;
   try {
