@@ -76,6 +76,9 @@ interface Context {
   stoppedForTime: boolean;
 }
 
+/** Thrown to leave a size's rounds when --max-minutes has passed (the note is already written). */
+class OutOfTime extends Error {}
+
 /** False (and a note, once) when --max-minutes has passed: the caller skips what it was about to start. */
 function haveTime(ctx: Context, what: string): boolean {
   if (ctx.stop.aborted) throw new Error('stopped by a signal');
@@ -317,77 +320,90 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
   const projectDir = await mkdtemp(join(tmpdir(), 'tailor-bench-project-'));
   ctx.tempDirs.push(projectDir);
   let incrementalRun = 0;
-  for (let round = 0; round < initialRuns; round++) {
-    if (round > 0 && !haveTime(ctx, `initial run ${round + 1} at ${formatCount(size)} rows`)) break;
-    const emulator = await startEmulator({ rateLimits: false });
-    try {
-      await resetState(ctx);
-      await writeTailorProject(
-        projectDir,
-        { type: 'postgres', url: ctx.proxy.wrap(ctx.dbUrl) },
-        emulatorTarget(emulator),
-      );
-      // Rotate the order so no system always goes first (cold caches) or last.
-      const order: BenchSystem[] = (['tailor', 'floor', 'full_pull'] as const).filter(
-        (s) => s !== 'full_pull' || fullPull,
-      );
-      for (let i = 0; i < round % order.length; i++) order.push(order.shift()!);
-      const measure = async (system: BenchSystem, info: CaseInfo) => {
-        const m =
-          system === 'tailor'
-            ? await measureTailor(ctx, emulator, projectDir, info)
-            : system === 'floor'
-              ? await measureFloorPg(ctx, info)
-              : await measureFullPull(ctx, emulator, info);
-        ctx.measurements.push(m);
-        progress(`${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
-      };
-      const initial: CaseInfo = {
-        warehouse: 'postgres',
-        size,
-        kind: 'initial',
-        run: round + 1,
-        segmentRows: size,
-        expected: { added: size, removed: 0, changed: 0 },
-      };
-      for (const system of order) await measure(system, initial);
-
-      // Incremental runs: one per round, and the rest after the last initial load, alternating the
-      // edits forward and back (each direction is the same 1% / 1% / 1% change).
-      const incrementals = round < initialRuns - 1 ? 1 : options.runs - incrementalRun;
-      let forward = true;
-      for (let j = 0; j < incrementals; j++) {
-        if (j > 0 && !haveTime(ctx, `incremental run ${incrementalRun + 1} at ${formatCount(size)} rows`))
-          break;
-        started = performance.now();
-        await applyEdits((sql) => ctx.setup.query(sql), size, forward ? 'forward' : 'back');
-        await ctx.setup.query('vacuum analyze people');
-        progress(
-          `${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
-        );
-        incrementalRun++;
-        const info: CaseInfo = {
-          warehouse: 'postgres',
-          size,
-          kind: 'incremental',
-          run: incrementalRun,
-          segmentRows: size,
-          expected: forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed },
-        };
-        for (const system of order) await measure(system, info);
-        order.push(order.shift()!);
-        forward = !forward;
-      }
-      if (!forward) {
-        await applyEdits((sql) => ctx.setup.query(sql), size, 'back');
-        await ctx.setup.query('vacuum analyze people');
-      }
-    } finally {
-      await emulator.close();
-    }
+  try {
+    await benchRounds();
+  } catch (error) {
+    if (!(error instanceof OutOfTime)) throw error;
+    return;
   }
   await ctx.setup.query('drop table if exists people');
   await resetState(ctx);
+
+  async function benchRounds(): Promise<void> {
+    for (let round = 0; round < initialRuns; round++) {
+      if (round > 0 && !haveTime(ctx, `initial run ${round + 1} at ${formatCount(size)} rows`)) break;
+      const emulator = await startEmulator({ rateLimits: false });
+      try {
+        await resetState(ctx);
+        await writeTailorProject(
+          projectDir,
+          { type: 'postgres', url: ctx.proxy.wrap(ctx.dbUrl) },
+          emulatorTarget(emulator),
+        );
+        // Rotate the order so no system always goes first (cold caches) or last.
+        const order: BenchSystem[] = (['tailor', 'floor', 'full_pull'] as const).filter(
+          (s) => s !== 'full_pull' || fullPull,
+        );
+        for (let i = 0; i < round % order.length; i++) order.push(order.shift()!);
+        const measure = async (system: BenchSystem, info: CaseInfo) => {
+          const what = `${system} ${info.kind} run ${info.run} at ${formatCount(size)} rows`;
+          if (!haveTime(ctx, what)) throw new OutOfTime();
+          const m =
+            system === 'tailor'
+              ? await measureTailor(ctx, emulator, projectDir, info)
+              : system === 'floor'
+                ? await measureFloorPg(ctx, info)
+                : await measureFullPull(ctx, emulator, info);
+          ctx.measurements.push(m);
+          progress(`${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+        };
+        const initial: CaseInfo = {
+          warehouse: 'postgres',
+          size,
+          kind: 'initial',
+          run: round + 1,
+          segmentRows: size,
+          expected: { added: size, removed: 0, changed: 0 },
+        };
+        for (const system of order) await measure(system, initial);
+
+        // Incremental runs: one per round, and the rest after the last initial load, alternating the
+        // edits forward and back (each direction is the same 1% / 1% / 1% change).
+        const incrementals = round < initialRuns - 1 ? 1 : options.runs - incrementalRun;
+        let forward = true;
+        for (let j = 0; j < incrementals; j++) {
+          if (j > 0 && !haveTime(ctx, `incremental run ${incrementalRun + 1} at ${formatCount(size)} rows`))
+            break;
+          started = performance.now();
+          await applyEdits((sql) => ctx.setup.query(sql), size, forward ? 'forward' : 'back');
+          await ctx.setup.query('vacuum analyze people');
+          progress(
+            `${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
+          );
+          incrementalRun++;
+          const info: CaseInfo = {
+            warehouse: 'postgres',
+            size,
+            kind: 'incremental',
+            run: incrementalRun,
+            segmentRows: size,
+            expected: forward
+              ? edits
+              : { added: edits.removed, removed: edits.added, changed: edits.changed },
+          };
+          for (const system of order) await measure(system, info);
+          order.push(order.shift()!);
+          forward = !forward;
+        }
+        if (!forward) {
+          await applyEdits((sql) => ctx.setup.query(sql), size, 'back');
+          await ctx.setup.query('vacuum analyze people');
+        }
+      } finally {
+        await emulator.close();
+      }
+    }
+  }
 }
 
 async function withPglite<T>(dataDir: string, fn: (db: PGlite) => Promise<T>): Promise<T> {
