@@ -267,7 +267,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(commit[0]!.sql).toBe('BEGIN TRANSACTION');
     expect(commit[4]!.sql).toBe('COMMIT');
     expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
-    expect(commit[2]!.sql).toContain('FROM VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?)');
+    expect(commit[2]!.sql).toContain('FROM (VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?))');
     expect(commit[2]!.binds).toEqual([
       { type: 'TEXT', value: '8' },
       { type: 'TEXT', value: 'f8' },

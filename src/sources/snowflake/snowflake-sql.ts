@@ -321,13 +321,13 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
       await this.#db.transaction().execute(async (trx) => {
         await sql`DELETE FROM ${this.table('member_hashes')}
           WHERE ${sql.id('activation_id')} = ${activationId}
-            AND ${sql.id('member_key')} IN (SELECT ${sql.id('k')} FROM VALUES ${sql.join(touched.map((k) => sql`(${k})`))} AS v (${sql.id('k')}))`.execute(
+            AND ${sql.id('member_key')} IN (SELECT ${sql.id('k')} FROM (VALUES ${sql.join(touched.map((k) => sql`(${k})`))}) AS v (${sql.id('k')}))`.execute(
           trx,
         );
         await sql`MERGE INTO ${this.table('members')} AS t
           USING (SELECT ${sql.id('member_key')}, ${sql.id('fingerprint')},
                    TO_TIMESTAMP_TZ(${sql.id('last_sent_at')}) AS ${sql.id('last_sent_at')}, ${sql.id('remove')}
-                 FROM VALUES ${sql.join(memberRows)}
+                 FROM (VALUES ${sql.join(memberRows)})
                    AS v (${ids('member_key', 'fingerprint', 'last_sent_at', 'remove')})) AS s
           ON t.${sql.id('activation_id')} = ${activationId} AND t.${sql.id('member_key')} = s.${sql.id('member_key')}
           WHEN MATCHED AND s.${sql.id('remove')} THEN DELETE
@@ -341,7 +341,7 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
         if (hashRows.length > 0) {
           await sql`INSERT INTO ${this.table('member_hashes')} (${ids('activation_id', 'member_key', 'id_type', 'hash')})
             SELECT ${activationId}, ${ids('member_key', 'id_type', 'hash')}
-            FROM VALUES ${sql.join(hashRows.map((h) => sql`(${h.member_key}, ${h.id_type}, ${h.hash})`))}
+            FROM (VALUES ${sql.join(hashRows.map((h) => sql`(${h.member_key}, ${h.id_type}, ${h.hash})`))})
               AS v (${ids('member_key', 'id_type', 'hash')})`.execute(trx);
         }
       });
@@ -466,7 +466,7 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
       sql`INSERT INTO ${this.table('rejections')}
           (${ids('run_id', 'activation_id', 'member_key', 'identifier_type', 'reason', 'recorded_at')})
         SELECT ${runId}, ${activationId}, ${ids('member_key', 'identifier_type', 'reason')}, CURRENT_TIMESTAMP()
-        FROM VALUES ${sql.join(rows.map((r) => sql`(${r.memberKey}, ${r.identifierType}, ${r.reason})`))}
+        FROM (VALUES ${sql.join(rows.map((r) => sql`(${r.memberKey}, ${r.identifierType}, ${r.reason})`))})
           AS v (${ids('member_key', 'identifier_type', 'reason')})`,
       'recording rejections',
     );
