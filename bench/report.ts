@@ -1,7 +1,7 @@
 import type { BenchOptions } from './args.js';
 import type { MachineInfo } from './machine.js';
 import { findSummary, type Measurement, type Summary, summarize } from './results.js';
-import { formatBytes, formatCount, formatDuration, formatRatio } from './stats.js';
+import { formatBytes, formatCount, formatDuration, formatRatio, median } from './stats.js';
 
 /** The targets of issue 8, checked against the medians. */
 export const TARGETS = {
@@ -147,6 +147,37 @@ const SYSTEM_LABEL = {
   full_pull: 'Full pull (baseline)',
 };
 
+/** Medians of where the floor's and the full pull's time went (their own timers). */
+function phaseLine(
+  measurements: readonly Measurement[],
+  warehouse: 'postgres' | 'pglite',
+  size: number,
+  kind: 'initial' | 'incremental',
+): string {
+  const of = (system: string) =>
+    measurements.filter(
+      (m) => m.warehouse === warehouse && m.size === size && m.kind === kind && m.system === system,
+    );
+  const med = (items: Measurement[], pick: (m: Measurement) => unknown) =>
+    formatDuration(median(items.map((m) => Number(pick(m)))));
+  const parts: string[] = [];
+  const floor = of('floor').filter((m) => m.detail);
+  if (floor.length > 0) {
+    parts.push(
+      `floor: diff + stream ${med(floor, (m) => m.detail!.diffAndStreamMs)}, merge ${med(floor, (m) => m.detail!.mergeMs)}`,
+    );
+  }
+  const full = of('full_pull').filter((m) => m.detail?.phases);
+  if (full.length > 0) {
+    const phase = (name: string) => (m: Measurement) => (m.detail!.phases as Record<string, number>)[name];
+    parts.push(
+      `full pull: snapshot pull ${med(full, phase('pullSnapshotMs'))}, scan + hash + send ${med(full, phase('scanAndSendMs'))}, ` +
+        `deletes ${med(full, phase('deletesMs'))}, snapshot write-back ${med(full, phase('writeBackMs'))}`,
+    );
+  }
+  return parts.length > 0 ? `Phases (medians): ${parts.join(' · ')}` : '';
+}
+
 function caseTable(
   summaries: readonly Summary[],
   warehouse: 'postgres' | 'pglite',
@@ -238,10 +269,12 @@ export function renderReport(input: ReportInput): string {
     for (const kind of ['initial', 'incremental'] as const) {
       const table = caseTable(summaries, 'postgres', size, kind);
       if (!table) continue;
+      const phases = phaseLine(measurements, 'postgres', size, kind);
       out.push(
         `### ${kind === 'initial' ? 'Initial sync (every member added)' : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
         '',
         table,
+        ...(phases ? [phases, ''] : []),
       );
     }
   }
