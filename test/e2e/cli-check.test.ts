@@ -1,22 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { DEMO_CREDENTIALS, startEmulator } from '../../src/emulator/index.js';
 import { MINIMAL_TAILOR_YML, makeProject, VIP_MODEL } from '../helpers/project.js';
+import { TEST_POSTGRES_URL } from '../helpers/warehouse.js';
 
 const SECRET = 'sk-live-0123456789abcdef';
 
 describe('tailor check (CLI subprocess)', () => {
   it('accepts the example project at the repository root with no environment variables', async () => {
-    const result = await runCli(['check']);
+    const result = await runCli(['check', '--offline']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^ok: 3 models/);
   });
 
   it('prints a machine-readable result with --json', async () => {
-    const result = await runCli(['check', '--json']);
+    const result = await runCli(['check', '--json', '--offline']);
     expect(result.code).toBe(0);
     const body = JSON.parse(result.stdout);
-    expect(body).toMatchObject({ ok: true, issues: [], warehouse: 'pglite' });
+    expect(body).toMatchObject({ ok: true, issues: [], warehouse: 'pglite', checks: [] });
     expect(body.activations.map((a: { id: string }) => a.id)).toContain('vip_customers_x');
   });
 
@@ -80,6 +82,47 @@ describe('tailor check (CLI subprocess)', () => {
     }
   });
 
+  it('tests the warehouse connection and the X credentials, target by target', async () => {
+    const emulator = await startEmulator({ port: 0, rateLimits: false });
+    try {
+      const yml = (url: string, secret: string) =>
+        MINIMAL_TAILOR_YML.replace('type: pglite', 'type: postgres')
+          .replace('url: .tailor/warehouse', `url: ${url}`)
+          .replace('http://127.0.0.1:4010', emulator.url)
+          .replace('consumer_key: ck', `consumer_key: ${DEMO_CREDENTIALS.consumerKey}`)
+          .replace('access_token: at', `access_token: ${DEMO_CREDENTIALS.accessToken}`)
+          .replace('access_token_secret: ats', `access_token_secret: ${secret}`);
+      const good = await makeProject({
+        'tailor.yml': yml(TEST_POSTGRES_URL, DEMO_CREDENTIALS.accessTokenSecret),
+        ...VIP_MODEL,
+      });
+      const env = { X_CONSUMER_SECRET: DEMO_CREDENTIALS.consumerSecret };
+      const ok = await runCli(['check', '--project', good], { env });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toContain('ok: warehouse (postgres) reachable');
+      expect(ok.stdout).toContain('ok: destination x (x_ads) reachable');
+
+      const bad = await makeProject({
+        'tailor.yml': yml('postgres://postgres@127.0.0.1:1/test', 'wrong-token-secret-123'),
+        ...VIP_MODEL,
+      });
+      const failed = await runCli(['check', '--json', '--project', bad], { env });
+      expect(failed.code).toBe(1);
+      const body = JSON.parse(failed.stdout);
+      expect(body.ok).toBe(false);
+      expect(body.checks).toMatchObject([
+        { target: 'warehouse', kind: 'postgres', ok: false, error: expect.any(String) },
+        { target: 'destination x', kind: 'x_ads', ok: false, error: expect.any(String) },
+      ]);
+      expect(failed.stdout).not.toContain('wrong-token-secret-123');
+      const text = await runCli(['check', '--project', bad], { env });
+      expect(text.stdout).toMatch(/^failed: warehouse \(postgres\): /m);
+      expect(text.stdout).toMatch(/^failed: destination x \(x_ads\): /m);
+    } finally {
+      await emulator.close();
+    }
+  });
+
   it('has --help on every command and exits 2 on an unknown command', async () => {
     for (const command of [
       'init',
@@ -100,5 +143,5 @@ describe('tailor check (CLI subprocess)', () => {
     const state = await runCli(['state', 'reset', '--help']);
     expect(state.stdout).toContain('Usage: tailor state reset');
     expect((await runCli(['frobnicate'])).code).toBe(2);
-  });
+  }, 180_000);
 });

@@ -36,7 +36,8 @@ function failure(target: string, kind: string, error: unknown): TargetCheck {
  * message says which one failed.
  */
 async function checkTargets(ctx: CommandContext, project: Project): Promise<TargetCheck[]> {
-  const logger = ctx.logger.child({}, { level: ctx.globals.debug ? 'debug' : 'warn' });
+  // Errors are reported per target below; the client's own retry warnings would only repeat them.
+  const logger = ctx.logger.child({}, { level: ctx.globals.debug ? 'debug' : 'error' });
   const checks: TargetCheck[] = [];
   const warehouse = project.config.warehouse.type;
   try {
