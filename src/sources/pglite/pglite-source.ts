@@ -8,6 +8,7 @@ import type { StateStore } from '../../diff/types.js';
 import { WarehouseError } from '../../errors.js';
 import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
 import {
+  kyselyStream,
   modelError,
   PostgresWarehouseSql,
   SESSION_SETTINGS,
@@ -109,7 +110,11 @@ class PgliteSource implements Source {
       const sql = new PostgresWarehouseSql({
         db: this.#db,
         // One backend: every session is the shared one; temp tables are named per diff.
-        openSession: async () => ({ db: this.#db, close: async () => {} }),
+        openSession: async () => ({
+          db: this.#db,
+          stream: (query, chunkSize) => kyselyStream(this.#db, query, chunkSize),
+          close: async () => {},
+        }),
         stateSchema,
         fetchSize: this.#config.fetch_size,
         lock: { kind: 'in_process', scope: this.#dataDir },

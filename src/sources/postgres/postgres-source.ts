@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import type { Logger } from 'pino';
@@ -50,8 +50,7 @@ class PostgresSource implements Source {
       connectionString: this.#config.url,
       max,
       application_name: 'tailor',
-      // Sessions hold temp tables and advisory locks: an idle timeout would silently drop them.
-      idleTimeoutMillis: max === 1 ? 0 : 10_000,
+      idleTimeoutMillis: 10_000,
     });
     // An idle client's connection dropping emits here; without a listener it would crash the process.
     pool.on('error', (error) =>
@@ -102,25 +101,60 @@ class PostgresSource implements Source {
     return store;
   }
 
+  /**
+   * A session on its own `pg.Client`, outside the pool. Kysely runs over it through a one-client
+   * "pool"; the delta streams through pg-cursor directly, so that a connection lost mid-stream ends
+   * the stream with an error instead of waiting forever to close the cursor on a dead socket
+   * (pg-cursor's close() waits for a ReadyForQuery that never comes).
+   */
   async #openSession(): Promise<PgSession> {
-    const pool = this.#newPool(1);
-    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
+    const client = new pg.Client({ connectionString: this.#config.url, application_name: 'tailor' });
+    let broken = false;
+    // Without a listener, a dropped connection's 'error' event would crash the process.
+    client.on('error', (error) => {
+      broken = true;
+      this.#logger.warn({ err: error.message }, 'warehouse session connection failed');
+    });
     try {
-      // Connect now, and fix the settings that change how values render as text, so fingerprints
-      // and keys of one model are the same whatever the server's or role's defaults.
-      await pool.query(SESSION_SETTINGS);
+      await client.connect();
+      // Fix the settings that change how values render as text, so fingerprints and keys of one
+      // model are the same whatever the server's or role's defaults.
+      await client.query(SESSION_SETTINGS);
     } catch (error) {
-      await db.destroy();
+      await client.end().catch(() => {});
       throw error;
     }
+    const pool = {
+      connect: async () => Object.assign(client, { release: () => {} }),
+      end: async () => {},
+    };
+    const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
     let open = true;
     const session: PgSession = {
       db,
+      async *stream<R>(query: CompiledQuery<R>, chunkSize: number): AsyncIterable<R[]> {
+        const cursor = client.query(new Cursor<R>(query.sql, [...query.parameters]));
+        let failed = false;
+        try {
+          for (;;) {
+            const rows = await cursor.read(chunkSize);
+            if (rows.length === 0) break;
+            yield rows;
+          }
+        } catch (error) {
+          failed = true;
+          throw error;
+        } finally {
+          if (!failed && !broken) await cursor.close();
+        }
+      },
       close: async () => {
         if (!open) return;
         open = false;
         this.#sessions.delete(session);
         await db.destroy();
+        if (broken) client.end().catch(() => {});
+        else await client.end().catch(() => {});
       },
     };
     this.#sessions.add(session);

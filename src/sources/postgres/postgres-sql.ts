@@ -1,4 +1,4 @@
-import type { Kysely, RawBuilder } from 'kysely';
+import type { CompiledQuery, Kysely, RawBuilder } from 'kysely';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type {
@@ -26,7 +26,14 @@ import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 /** A dedicated connection: run-scoped temp tables, cursors and session-level advisory locks live on it. */
 export interface PgSession {
   readonly db: Kysely<unknown>;
+  /** Streams a query's rows over this session, `chunkSize` rows per round trip. */
+  stream<R>(query: CompiledQuery<R>, chunkSize: number): AsyncIterable<R[]>;
   close(): Promise<void>;
+}
+
+/** `PgSession.stream` through Kysely's own streaming (the PGlite driver's WITH HOLD cursor). */
+export async function* kyselyStream<R>(db: Kysely<unknown>, query: CompiledQuery<R>, chunkSize: number) {
+  for await (const chunk of db.getExecutor().stream(query, chunkSize)) yield chunk.rows as R[];
 }
 
 export interface PostgresSqlOptions {
@@ -581,11 +588,9 @@ class PostgresDiff implements WarehouseDiff {
     if (this.#closed) throw new WarehouseError('the diff was already closed');
     const compiled = query.compile(this.#session.db);
     try {
-      // Kysely streams through pg-cursor (Postgres) or a WITH HOLD cursor (PGlite): `fetchSize` rows
-      // per round trip, never the whole result in memory.
-      for await (const chunk of this.#session.db.getExecutor().stream(compiled, this.#fetchSize)) {
-        yield chunk.rows as R[];
-      }
+      // pg-cursor (Postgres) or a WITH HOLD cursor (PGlite): `fetchSize` rows per round trip, never
+      // the whole result in memory.
+      yield* this.#session.stream(compiled, this.#fetchSize);
     } catch (error) {
       throw warehouseError(error, what);
     }
