@@ -334,6 +334,32 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
+  it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
+    fake.on(/^SELECT MAX\(version\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[1]] });
+    fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
+      error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
+    });
+    const error = await source
+      .state('tailor')
+      .prepareDiff({
+        activationId: 'vip_x',
+        modelSql: 'select id, emial from shop.customers',
+        modelName: 'vip',
+        primaryKey: 'id',
+        columns: ['emial'],
+        refreshBefore: null,
+        fullResync: false,
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelSqlError);
+    expect((error as Error).message).toBe('model vip: Unrecognized name: emial at [1:8]');
+    expect(fake.jobs.map((j) => head(j.sql))).toEqual([
+      'SELECT MAX(version) AS version FROM `tailor`.`tailor_migrations`',
+      expect.stringMatching(/^CREATE TABLE `tailor`.`tailor_snap_<token>`/),
+      'DROP TABLE IF EXISTS `tailor`.`tailor_snap_<token>`',
+    ]);
+  });
+
   it('waits for a job that is still running, polling jobs.getQueryResults', async () => {
     fake.on(/^SELECT 1 AS ok$/, { fields: [{ name: 'ok', type: 'INT64' }], rows: [[1]], pendingPolls: 2 });
     await source.check();

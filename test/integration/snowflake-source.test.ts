@@ -313,6 +313,37 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().at(-1)).toBe('POST /session');
   });
 
+  it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
+    fake.on(/^SELECT MAX\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['1']] });
+    fake.on(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_/, {
+      error: {
+        code: '000904',
+        sqlState: '42000',
+        message: "SQL compilation error: invalid identifier 'EMIAL'",
+      },
+    });
+    source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
+    const error = await source
+      .state('tailor')
+      .prepareDiff({
+        activationId: 'vip_x',
+        modelSql: 'select id, emial from customers',
+        modelName: 'vip',
+        primaryKey: 'id',
+        columns: ['emial'],
+        refreshBefore: null,
+        fullResync: false,
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelSqlError);
+    expect((error as Error).message).toContain("invalid identifier 'EMIAL'");
+    expect(fake.statements.map((s) => head(s.sql))).toEqual([
+      'SELECT MAX("VERSION") AS "VERSION" FROM "TAILOR"."TAILOR_MIGRATIONS"',
+      expect.stringMatching(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>"/),
+      'DROP TABLE IF EXISTS "TAILOR"."TAILOR_SNAP_<TOKEN>"',
+    ]);
+  });
+
   it('reports refused credentials as an authentication error, never echoing the password', async () => {
     fake.loginError = { code: '390100', message: 'Incorrect username or password was specified.' };
     source = await openSnowflakeSource(config(fake.url, { password: 'hunter2-secret' }), {

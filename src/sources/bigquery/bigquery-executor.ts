@@ -149,6 +149,13 @@ export class BigqueryExecutor implements BigqueryRunner {
     } catch (error) {
       throw toWarehouseError(error, 'BigQuery job status could not be read');
     }
+    const failure = metadata.status?.errorResult;
+    if (failure) {
+      throw toWarehouseError(
+        Object.assign(new Error(failure.message ?? 'job failed'), { code: 400, errors: [failure] }),
+        'BigQuery query failed',
+      );
+    }
     const stats = metadata.statistics?.query;
     this.#costs.push({
       jobId,
