@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 
 /**
@@ -254,5 +254,32 @@ function resultData(
     version: 1,
     sendResultTime: Date.now(),
     queryResultFormat: 'json',
+  };
+}
+
+/**
+ * Records the host of every TCP connection the process opens until `stop()`: tests assert that the
+ * SDKs under test reached nothing but the local fakes.
+ */
+export function watchConnections(): { hosts: string[]; stop(): void } {
+  const hosts: string[] = [];
+  const prototype = Socket.prototype as unknown as { connect: (...args: unknown[]) => unknown };
+  const original = prototype.connect;
+  prototype.connect = function (this: Socket, ...args: unknown[]) {
+    // net.connect() hands the socket its normalized arguments as one array: [options, callback].
+    const [first, second] = Array.isArray(args[0]) ? (args[0] as unknown[]) : args;
+    if (first && typeof first === 'object') {
+      const options = first as { host?: string; path?: string };
+      hosts.push(options.path ? `unix:${options.path}` : (options.host ?? 'localhost'));
+    } else if (typeof first === 'number' || typeof first === 'string') {
+      hosts.push(typeof second === 'string' ? second : 'localhost');
+    }
+    return original.apply(this, args);
+  };
+  return {
+    hosts,
+    stop() {
+      prototype.connect = original;
+    },
   };
 }

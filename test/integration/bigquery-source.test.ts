@@ -5,6 +5,7 @@ import { ModelSqlError } from '../../src/errors.js';
 import { bigqueryConfigSchema } from '../../src/sources/bigquery/bigquery-config.js';
 import { openBigquerySource, type BigquerySource } from '../../src/sources/bigquery/bigquery-source.js';
 import { FakeBigquery, type FakeBigqueryJob } from '../helpers/fake-bigquery.js';
+import { watchConnections } from '../helpers/fake-snowflake.js';
 
 /**
  * The real @google-cloud/bigquery SDK against a local fake of the REST API: proves the requests a
@@ -35,8 +36,10 @@ function params(job: FakeBigqueryJob): unknown[] {
 describe('BigQuery source over the SDK and a local REST fake', () => {
   let fake: FakeBigquery;
   let source: BigquerySource;
+  let connections: ReturnType<typeof watchConnections>;
 
   beforeEach(async () => {
+    connections = watchConnections();
     // Nothing may probe Google: no key file, no metadata server.
     vi.stubEnv('GOOGLE_APPLICATION_CREDENTIALS', '/nonexistent/tailor-test-key.json');
     vi.stubEnv('METADATA_SERVER_DETECTION', 'none');
@@ -54,6 +57,10 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     await source.close();
     await fake.close();
     vi.unstubAllEnvs();
+    connections.stop();
+    // The SDK and its auth library reached nothing but the fake: no token endpoint, no metadata server.
+    expect(connections.hosts.length).toBeGreaterThan(0);
+    expect(new Set(connections.hosts)).toEqual(new Set(['127.0.0.1']));
   });
 
   it('checks the connection with one job, authenticated by the bearer token', async () => {

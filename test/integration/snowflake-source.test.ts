@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuthError, ModelSqlError } from '../../src/errors.js';
 import { snowflakeConfigSchema } from '../../src/sources/snowflake/snowflake-config.js';
 import { openSnowflakeSource, type SnowflakeSource } from '../../src/sources/snowflake/snowflake-source.js';
-import { FakeSnowflake, type FakeSnowflakeStatement } from '../helpers/fake-snowflake.js';
+import { FakeSnowflake, type FakeSnowflakeStatement, watchConnections } from '../helpers/fake-snowflake.js';
 
 /**
  * The real snowflake-sdk against a local fake of Snowflake's REST endpoints (login, query,
@@ -38,8 +38,10 @@ function config(url: string, auth: Record<string, string>) {
 describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   let fake: FakeSnowflake;
   let source: SnowflakeSource | undefined;
+  let connections: ReturnType<typeof watchConnections>;
 
   beforeEach(async () => {
+    connections = watchConnections();
     fake = await FakeSnowflake.start();
   });
 
@@ -47,6 +49,9 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     await source?.close();
     source = undefined;
     await fake.close();
+    connections.stop();
+    // snowflake-sdk reached nothing but the fake: no OCSP responder, no telemetry elsewhere.
+    expect(new Set(connections.hosts)).toEqual(new Set(['127.0.0.1']));
   });
 
   it('logs in with a key-pair JWT signed by the configured private key, then logs out', async () => {
