@@ -29,6 +29,10 @@ export interface BenchOptions {
    * report is written with what was measured). Null: no limit.
    */
   maxMinutes: number | null;
+  /** Run the PGlite case before the largest PostgreSQL size instead of after every size. */
+  pgliteBeforeLargest: boolean;
+  /** Stop the case under way after this many minutes, keep its figures so far, write the report. */
+  stopAfterMinutes: number | null;
   /** Write V8 CPU profiles of every `tailor sync` process into this directory (`node --cpu-prof`). */
   cpuProfDir: string | null;
 }
@@ -48,6 +52,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --keep                keep the database and the generated projects afterwards
   --pglite-rows N       size of the PGlite case (default: 1M, or the largest size when smaller)
   --max-minutes N       start no new repetition or case after N minutes; report what was measured
+  --stop-after-minutes N  stop the case under way after N minutes (its figures so far are kept)
+  --pglite-before-largest run the PGlite case before the largest PostgreSQL size (when time is short)
   --cpu-prof DIR        write a V8 CPU profile of every tailor sync process into DIR
 `;
 
@@ -80,6 +86,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'cpu-prof': { type: 'string' },
       'pglite-rows': { type: 'string' },
       'max-minutes': { type: 'string' },
+      'stop-after-minutes': { type: 'string' },
+      'pglite-before-largest': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -126,5 +134,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     quick: values.quick,
     cpuProfDir: values['cpu-prof'] ?? null,
     maxMinutes: values['max-minutes'] === undefined ? null : Number(values['max-minutes']),
+    pgliteBeforeLargest: values['pglite-before-largest'],
+    stopAfterMinutes:
+      values['stop-after-minutes'] === undefined ? null : Number(values['stop-after-minutes']),
   };
 }

@@ -292,6 +292,27 @@ export function renderReport(input: ReportInput): string {
     }
   }
 
+  const stopped = measurements.filter((m) => m.partial);
+  if (stopped.length > 0) {
+    out.push('## Stopped runs', '');
+    out.push(
+      'These runs were stopped before they finished (time ran out); their figures so far are below and are',
+      'left out of every median and target above.',
+      '',
+      '| warehouse | rows | case | system | stopped after | user objects acknowledged | requests | members/s so far | peak RSS so far |',
+      '| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const m of stopped) {
+      out.push(
+        `| ${m.warehouse} | ${formatCount(m.size)} | ${m.kind} | ${m.system} | ${formatDuration(m.wallMs)} | ` +
+          `${formatCount(m.userObjects ?? Number.NaN)} | ${formatCount(m.requests ?? Number.NaN)} | ` +
+          `${formatCount((m.userObjects ?? Number.NaN) / (m.wallMs / 1000))} | ` +
+          `${m.peakRssBytes === null ? 'n/a' : formatBytes(m.peakRssBytes)} |`,
+      );
+    }
+    out.push('');
+  }
+
   if (input.notes.length > 0) {
     out.push('## Notes from this run', '');
     for (const note of input.notes) out.push(`- ${note}`);

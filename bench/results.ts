@@ -33,6 +33,8 @@ export interface Measurement {
   peakRssBytes: number | null;
   /** CPU time (user + system) of that process; null for the floor. */
   cpuMs: number | null;
+  /** Stopped before it finished (time ran out): figures so far, left out of the medians. */
+  partial?: boolean;
   /** Anything worth keeping next to the figures (phases, warnings). */
   detail?: Record<string, unknown>;
 }
@@ -72,6 +74,7 @@ const medianOrNull = (values: Array<number | null>): number | null => {
 export function summarize(measurements: readonly Measurement[]): Summary[] {
   const groups = new Map<string, Measurement[]>();
   for (const m of measurements) {
+    if (m.partial) continue;
     const key = `${m.warehouse}|${m.size}|${m.kind}|${m.system}`;
     let group = groups.get(key);
     if (!group) groups.set(key, (group = []));

@@ -33,6 +33,7 @@ import {
   type EmulatorTarget,
   REPO_ROOT,
   runTailorSync,
+  StoppedRun,
   writeTailorProject,
 } from './tailor-case.js';
 
@@ -151,7 +152,41 @@ async function measureTailor(
   await settle(ctx, info.warehouse);
   emulator.admin.clearRequestLog();
   const before = ctx.proxy.read();
-  const { process: proc, report } = await runTailorSync(projectDir, ctx.options.cpuProfDir, ctx.stop);
+  let run: Awaited<ReturnType<typeof runTailorSync>>;
+  try {
+    run = await runTailorSync(projectDir, ctx.options.cpuProfDir, ctx.stop);
+  } catch (error) {
+    if (error instanceof StoppedRun) {
+      // Keep what the stopped run did: members X acknowledged so far, its memory so far.
+      const sent = usersRequests(emulator.admin.requestLog());
+      const proc = error.process;
+      const m: Measurement = {
+        warehouse: info.warehouse,
+        size: info.size,
+        kind: info.kind,
+        system: 'tailor',
+        run: info.run,
+        wallMs: proc.wallMs,
+        engineMs: Number.NaN,
+        rowsRead: Number.NaN,
+        wireBytes: info.warehouse === 'postgres' ? ctx.proxy.since(before).fromWarehouse : null,
+        valueBytes: null,
+        added: info.kind === 'initial' ? sent.userObjects : 0,
+        removed: 0,
+        changed: 0,
+        userObjects: sent.userObjects,
+        requests: sent.requests,
+        maxUsersPerRequest: sent.maxUsersPerRequest,
+        peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
+        cpuMs: Number.isFinite(proc.cpuMs) ? proc.cpuMs : null,
+        partial: true,
+      };
+      ctx.measurements.push(m);
+      progress(`stopped: ${describe(m)}`);
+    }
+    throw error;
+  }
+  const { process: proc, report } = run;
   const wire = info.warehouse === 'postgres' ? ctx.proxy.since(before).fromWarehouse : null;
   const sent = usersRequests(emulator.admin.requestLog());
   const counts = report;
@@ -530,6 +565,15 @@ async function main(): Promise<void> {
       stopper.abort();
     });
   }
+  if (options.stopAfterMinutes !== null) {
+    setTimeout(() => {
+      progress(`--stop-after-minutes ${options.stopAfterMinutes} reached: stopping the case under way`);
+      ctx.notes.push(
+        `--stop-after-minutes ${options.stopAfterMinutes} reached: the case under way was stopped (see "Stopped runs").`,
+      );
+      stopper.abort();
+    }, options.stopAfterMinutes * 60_000).unref();
+  }
   const ctx: Context = {
     options,
     proxy,
@@ -548,8 +592,12 @@ async function main(): Promise<void> {
   };
   let failure: unknown;
   try {
-    for (const size of options.sizes) await benchPostgresSize(ctx, size);
-    if (!options.skipPglite) await benchPglite(ctx);
+    const largest = options.sizes[options.sizes.length - 1]!;
+    for (const size of options.sizes) {
+      if (size === largest && options.pgliteBeforeLargest && !options.skipPglite) await benchPglite(ctx);
+      await benchPostgresSize(ctx, size);
+    }
+    if (!options.pgliteBeforeLargest && !options.skipPglite) await benchPglite(ctx);
   } catch (error) {
     failure = error;
     ctx.notes.push(

@@ -139,6 +139,15 @@ export function findSyncResult(value: unknown, activationId: string): TailorSync
   return undefined;
 }
 
+/** The benchmark was stopped while this process ran; its figures so far come with it. */
+export class StoppedRun extends Error {
+  readonly process: MeasuredProcess;
+  constructor(process: MeasuredProcess) {
+    super('stopped while tailor sync ran');
+    this.process = process;
+  }
+}
+
 export interface TailorRun {
   process: MeasuredProcess;
   report: TailorSyncResult;
@@ -163,6 +172,7 @@ export async function runTailorSync(
     ],
     { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' }, signal },
   );
+  if (measured.stopped) throw new StoppedRun(measured);
   let parsed: unknown;
   try {
     parsed = JSON.parse(measured.stdout);
