@@ -255,13 +255,13 @@ function candidatePhone(rng: Rng, code: string): { text: string; region: Country
     case 'GB': {
       const rest = `7${int(rng, 4, 9)}${digits(rng, 2)}`;
       const tail = digits(rng, 6);
-      const text = style < 0.3 ? `0${rest} ${tail}` : `+44 ${rest} ${tail}`;
+      const text = style < 0.15 ? `0${rest} ${tail}` : `+44 ${rest} ${tail}`;
       return { text, region: 'GB' };
     }
     case 'DE': {
       const prefix = pick(rng, ['151', '152', '160', '162', '170', '171', '176', '177']);
       const tail = digits(rng, prefix.startsWith('15') ? 8 : 7);
-      const text = style < 0.3 ? `0${prefix} ${tail}` : `+49 ${prefix} ${tail}`;
+      const text = style < 0.15 ? `0${prefix} ${tail}` : `+49 ${prefix} ${tail}`;
       return { text, region: 'DE' };
     }
     case 'FR': {
@@ -303,7 +303,9 @@ function email(rng: Rng, first: string, last: string, id: number): string | null
 function handle(rng: Rng, first: string, last: string): string | null {
   const r = rng();
   if (r > 0.42) return null;
-  const base = `${first}${pick(rng, ['_', '', '.'])}${last}`.slice(0, 12) + String(int(rng, 0, 99));
+  // About 4% use a dot, which X usernames cannot hold: counted invalid.
+  const separator = rng() < 0.04 ? '.' : pick(rng, ['_', '']);
+  const base = `${first}${separator}${last}`.slice(0, 12) + String(int(rng, 0, 99));
   if (base.includes('.')) return base; // not a valid X username: counted invalid
   return r < 0.2 ? `@${base}` : r < 0.3 ? base.toUpperCase() : base;
 }
