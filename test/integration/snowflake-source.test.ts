@@ -3,7 +3,11 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AuthError, ModelSqlError } from '../../src/errors.js';
 import { snowflakeConfigSchema } from '../../src/sources/snowflake/snowflake-config.js';
-import { openSnowflakeSource, type SnowflakeSource } from '../../src/sources/snowflake/snowflake-source.js';
+import {
+  openSnowflakeSource,
+  SESSION_SETTINGS,
+  type SnowflakeSource,
+} from '../../src/sources/snowflake/snowflake-source.js';
 import { FakeSnowflake, type FakeSnowflakeStatement, watchConnections } from '../helpers/fake-snowflake.js';
 
 /**
@@ -93,9 +97,13 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().filter((c) => !c.includes('/telemetry/'))).toEqual([
       'POST /session/v1/login-request',
       'POST /queries/v1/query-request',
+      'POST /queries/v1/query-request',
       'POST /session',
     ]);
     expect(fake.requests.at(-1)!.query.delete).toBe('true');
+    // The session's formats and time zone are fixed first, so keys and fingerprints render stably.
+    expect(fake.statements.map((st) => st.sql)).toEqual([SESSION_SETTINGS, 'SELECT 1 AS ok']);
+    expect(SESSION_SETTINGS).toContain("TIMEZONE = 'UTC'");
   });
 
   it('logs in with a password when no key is configured', async () => {
@@ -252,7 +260,8 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     await lock.release();
     await source.close();
 
-    expect(fake.statements.map((s) => head(s.sql))).toEqual(EXPECTED_RUN);
+    expect(fake.statements[0]!.sql).toBe(SESSION_SETTINGS);
+    expect(fake.statements.slice(1).map((s) => head(s.sql))).toEqual(EXPECTED_RUN);
     const byStart = (prefix: string) => fake.statements.find((s) => s.sql.startsWith(prefix))!;
 
     // Identifiers: quoted in Snowflake's stored upper case, so the model's unquoted columns match.
@@ -268,7 +277,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     // The commit: one transaction, multi-row statements over bound VALUES lists.
     const commitStart = fake.statements.findIndex((s) => s.sql === 'BEGIN TRANSACTION');
     const commit = fake.statements.slice(commitStart, commitStart + 5);
-    expect(commit.map((s) => head(s.sql))).toEqual(EXPECTED_RUN.slice(commitStart, commitStart + 5));
+    expect(commit.map((s) => head(s.sql))).toEqual(EXPECTED_RUN.slice(commitStart - 1, commitStart + 4));
     expect(commit[0]!.sql).toBe('BEGIN TRANSACTION');
     expect(commit[4]!.sql).toBe('COMMIT');
     expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
@@ -343,6 +352,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(error).toBeInstanceOf(ModelSqlError);
     expect((error as Error).message).toContain("invalid identifier 'EMIAL'");
     expect(fake.statements.map((s) => head(s.sql))).toEqual([
+      head(SESSION_SETTINGS),
       'SELECT MAX("VERSION") AS "VERSION" FROM "TAILOR"."TAILOR_MIGRATIONS"',
       expect.stringMatching(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>"/),
       'DROP TABLE IF EXISTS "TAILOR"."TAILOR_SNAP_<TOKEN>"',

@@ -12,6 +12,26 @@ import { SnowflakeExecutor, toWarehouseError, type SnowflakeCostSummary } from '
 import { tailorColumnName } from './snowflake-identifiers.js';
 import { modelError, SnowflakeWarehouseSql } from './snowflake-sql.js';
 
+/**
+ * Session parameters that shape how keys and fingerprints render as text (TO_VARCHAR of a timestamp
+ * key, timestamps inside the fingerprint's JSON) and how quoted names resolve: fixed here, so an
+ * account or user default changing between runs cannot churn every member.
+ * https://docs.snowflake.com/en/sql-reference/parameters
+ */
+export const SESSION_SETTINGS = [
+  'ALTER SESSION SET',
+  "TIMEZONE = 'UTC'",
+  `TIMESTAMP_OUTPUT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.FF9TZH:TZM'`,
+  `TIMESTAMP_TZ_OUTPUT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.FF9TZH:TZM'`,
+  `TIMESTAMP_LTZ_OUTPUT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.FF9TZH:TZM'`,
+  `TIMESTAMP_NTZ_OUTPUT_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.FF9'`,
+  "DATE_OUTPUT_FORMAT = 'YYYY-MM-DD'",
+  "TIME_OUTPUT_FORMAT = 'HH24:MI:SS.FF9'",
+  "BINARY_OUTPUT_FORMAT = 'HEX'",
+  "TIMESTAMP_INPUT_FORMAT = 'AUTO'",
+  'QUOTED_IDENTIFIERS_IGNORE_CASE = FALSE',
+].join(' ');
+
 /** A Snowflake source that also reports the queries it ran. */
 export interface SnowflakeSource extends Source {
   readonly kind: 'snowflake';
@@ -57,10 +77,20 @@ class SnowflakeSourceImpl implements SnowflakeSource {
     // connect(callback): the callback is where snowflake-sdk 3 reports a refused login.
     this.#connecting ??= new Promise<void>((resolve, reject) => {
       this.#connection.connect((error) => (error ? reject(error) : resolve()));
-    }).catch((error: unknown) => {
-      this.#connecting = undefined;
-      throw toWarehouseError(error, `connecting to Snowflake account ${this.#config.account}`);
-    });
+    })
+      .then(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            this.#connection.execute({
+              sqlText: SESSION_SETTINGS,
+              complete: (error) => (error ? reject(error) : resolve()),
+            });
+          }),
+      )
+      .catch((error: unknown) => {
+        this.#connecting = undefined;
+        throw toWarehouseError(error, `connecting to Snowflake account ${this.#config.account}`);
+      });
     return this.#connecting;
   }
 
