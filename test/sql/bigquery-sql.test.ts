@@ -53,6 +53,7 @@ function setup(answer?: (sql: string) => Record<string, unknown>[]) {
     dataset: 'tailor',
     location: 'EU',
     logger: pino({ level: 'silent' }),
+    retryDelayMs: 1,
     costMark: () => 0,
     costSince: () => ({
       warehouse: 'bigquery',
@@ -166,6 +167,38 @@ describe('BigQuery WarehouseSql statements', () => {
     expect(mask(runner.recorded)).toMatchSnapshot();
     expect(runner.recorded[0]!.params).toEqual(['vip_x', expect.any(String), 600, expect.any(String), 600]);
     expect(runner.recorded[0]!.params[1]).toBe(runner.recorded[0]!.params[3]);
+  });
+
+  it('retries a statement BigQuery aborted for a concurrent update, and no other failure', async () => {
+    let failures = 1;
+    const { runner, warehouse } = setup((text) => {
+      if (text.startsWith('DELETE') && failures-- > 0) {
+        throw new Error('Could not serialize access to table p:tailor.bindings due to concurrent update');
+      }
+      if (text.startsWith('UPDATE')) throw new Error('Syntax error: Unexpected keyword');
+      return [];
+    });
+    await warehouse.deleteBinding('vip_x');
+    expect(runner.recorded.map((r) => r.sql.slice(0, 6))).toEqual(['DELETE', 'DELETE']);
+    await expect(
+      warehouse.finishRun('r1', {
+        status: 'failed',
+        counts: {
+          rows: 0,
+          added: 0,
+          removed: 0,
+          changed: 0,
+          refreshed: 0,
+          invalid: 0,
+          rejected: 0,
+          requests: 0,
+        },
+        error: null,
+        finishedAt: new Date(0),
+        cost: null,
+      }),
+    ).rejects.toThrow(WarehouseError);
+    expect(runner.recorded).toHaveLength(3);
   });
 
   it('loses the lock when the lease row names another holder', async () => {

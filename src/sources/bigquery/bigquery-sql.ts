@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Logger } from 'pino';
 import type {
@@ -39,6 +40,8 @@ export interface BigquerySqlOptions {
   pageSize?: number;
   /** How long a lock row stays valid without renewal; renewed every third of it while held. */
   leaseMs?: number;
+  /** Base pause before retrying a statement BigQuery aborted for a concurrent update (500 ms). */
+  retryDelayMs?: number;
   /** Cost of the jobs run since `mark` (BigqueryExecutor.summary). */
   costSince?: (mark: number) => Record<string, unknown>;
   /** The current cost mark (BigqueryExecutor.costs.length). */
@@ -109,11 +112,24 @@ export class BigqueryWarehouseSql implements WarehouseSql {
     }
   }
 
+  /**
+   * Runs a DML or DDL statement. BigQuery aborts a mutating statement that conflicts with another
+   * one on the same table ("Could not serialize access to table ... due to concurrent update"); an
+   * aborted statement changed nothing, so it is retried a few times with a growing pause.
+   * https://cloud.google.com/bigquery/docs/data-manipulation-language#dml_statement_conflicts
+   */
   async #affected(query: RawBuilder<unknown>, what: string): Promise<number> {
-    try {
-      return Number((await query.execute(this.#db)).numAffectedRows ?? 0n);
-    } catch (error) {
-      throw asWarehouseError(error, what);
+    const delay = this.#options.retryDelayMs ?? 500;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return Number((await query.execute(this.#db)).numAffectedRows ?? 0n);
+      } catch (error) {
+        if (attempt < 4 && isConcurrentUpdate(error)) {
+          await sleep(delay * attempt + Math.floor(Math.random() * delay));
+          continue;
+        }
+        throw asWarehouseError(error, what);
+      }
     }
   }
 
@@ -198,7 +214,7 @@ export class BigqueryWarehouseSql implements WarehouseSql {
       );
     } catch (error) {
       // Two MERGEs on one table at once: BigQuery aborts one ("concurrent update"); that one lost.
-      if (/concurrent update|could not serialize/i.test(errorMessage(error))) return null;
+      if (isConcurrentUpdate(error)) return null;
       throw asWarehouseError(error, `taking the lock of activation ${activationId}`);
     }
     if (taken !== 1) return null;
@@ -894,6 +910,11 @@ function causes(error: unknown): unknown[] {
     current = (current as { cause?: unknown }).cause;
   }
   return chain;
+}
+
+/** A statement BigQuery aborted because another one changed the same table at the same time. */
+function isConcurrentUpdate(error: unknown): boolean {
+  return causes(error).some((e) => /concurrent update|could not serialize access/i.test(errorMessage(e)));
 }
 
 /** BigQuery's 404 `notFound` (a dataset or table that does not exist yet). */
