@@ -52,6 +52,8 @@ type Responder = FakeBigqueryResult | ((job: FakeBigqueryJob) => FakeBigqueryRes
 
 interface StoredJob extends FakeBigqueryJob {
   result: FakeBigqueryResult;
+  /** The session a `createSession` job started (one per job, however often the job is read). */
+  sessionId?: string;
   polls: number;
   location: string;
   projectId: string;
@@ -235,9 +237,10 @@ export class FakeBigquery {
       },
       totalBytesProcessed: bytes,
     };
-    if (query.createSession === true)
-      statistics.sessionInfo = { sessionId: `fake-session-${++this.#sessions}` };
-    else if (Array.isArray(query.connectionProperties)) {
+    if (query.createSession === true) {
+      job.sessionId ??= `fake-session-${++this.#sessions}`;
+      statistics.sessionInfo = { sessionId: job.sessionId };
+    } else if (Array.isArray(query.connectionProperties)) {
       const session = (query.connectionProperties as { key: string; value: string }[]).find(
         (p) => p.key === 'session_id',
       );

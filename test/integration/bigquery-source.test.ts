@@ -1,8 +1,12 @@
 import { OAuth2Client } from 'google-auth-library';
+import { Kysely, sql } from 'kysely';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ModelSqlError } from '../../src/errors.js';
+import { createBigqueryClient } from '../../src/sources/bigquery/bigquery-client.js';
 import { bigqueryConfigSchema } from '../../src/sources/bigquery/bigquery-config.js';
+import { BigqueryDialect } from '../../src/sources/bigquery/bigquery-dialect.js';
+import { BigqueryExecutor } from '../../src/sources/bigquery/bigquery-executor.js';
 import { openBigquerySource, type BigquerySource } from '../../src/sources/bigquery/bigquery-source.js';
 import { FakeBigquery, type FakeBigqueryJob } from '../helpers/fake-bigquery.js';
 import { watchConnections } from '../helpers/fake-snowflake.js';
@@ -365,6 +369,45 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       expect.stringMatching(/^CREATE TABLE `tailor`.`tailor_snap_<token>`/),
       'DROP TABLE IF EXISTS `tailor`.`tailor_snap_<token>`',
     ]);
+  });
+
+  it('runs a Kysely transaction inside a BigQuery session, ended after COMMIT', async () => {
+    const executor = new BigqueryExecutor(
+      createBigqueryClient(
+        bigqueryConfigSchema.parse({
+          type: 'bigquery',
+          project_id: 'acme-analytics',
+          location: 'EU',
+          api_endpoint: fake.url,
+        }),
+        {
+          projectDir: '/tmp',
+          authClient: fakeAuth(),
+        },
+      ),
+      'EU',
+    );
+    const db = new Kysely<unknown>({ dialect: new BigqueryDialect(executor) });
+    fake.on(/^DELETE/, { affected: 2 });
+    await db.transaction().execute(async (trx) => {
+      await sql`DELETE FROM ${sql.id('tailor', 'members')} WHERE activation_id = ${'vip_x'}`.execute(trx);
+      await sql`DELETE FROM ${sql.id('tailor', 'member_hashes')} WHERE activation_id = ${'vip_x'}`.execute(
+        trx,
+      );
+    });
+    await db.destroy();
+    expect(fake.jobs.map((j) => j.sql)).toEqual([
+      'BEGIN TRANSACTION',
+      'DELETE FROM `tailor`.`members` WHERE activation_id = ?',
+      'DELETE FROM `tailor`.`member_hashes` WHERE activation_id = ?',
+      'COMMIT TRANSACTION',
+      'CALL BQ.ABORT_SESSION()',
+    ]);
+    const query = (j: FakeBigqueryJob) => j.configuration.query as Record<string, unknown>;
+    expect(query(fake.jobs[0]!).createSession).toBe(true);
+    for (const job of fake.jobs.slice(1)) {
+      expect(query(job).connectionProperties).toEqual([{ key: 'session_id', value: 'fake-session-1' }]);
+    }
   });
 
   it('waits for a job that is still running, polling jobs.getQueryResults', async () => {

@@ -197,6 +197,33 @@ describe('Snowflake WarehouseSql statements', () => {
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
+  it('gives a transaction the session: other statements wait until it commits', async () => {
+    const { runner, db } = setup();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const transaction = db.transaction().execute(async (trx) => {
+      await sql`DELETE FROM ${sql.id('tailor', 'members')}`.execute(trx);
+      await gate;
+      await sql`DELETE FROM ${sql.id('tailor', 'member_hashes')}`.execute(trx);
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    const outside = sql`SELECT 1 AS ${sql.id('one')}`.execute(db);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(runner.recorded.map((r) => r.sql)).toEqual([
+      'BEGIN TRANSACTION',
+      'DELETE FROM "TAILOR"."MEMBERS"',
+    ]);
+    release();
+    await Promise.all([transaction, outside]);
+    expect(runner.recorded.map((r) => r.sql)).toEqual([
+      'BEGIN TRANSACTION',
+      'DELETE FROM "TAILOR"."MEMBERS"',
+      'DELETE FROM "TAILOR"."MEMBER_HASHES"',
+      'COMMIT',
+      'SELECT 1 AS "ONE"',
+    ]);
+  });
+
   it('rolls the commit back when a statement fails', async () => {
     const { runner, warehouse } = setup((text) => {
       if (text.startsWith('MERGE')) throw new Error('boom');
