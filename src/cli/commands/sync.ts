@@ -175,6 +175,10 @@ export function defineSync(program: Command, wrap: Wrap): void {
             dryRun: false,
             waitForLock: false,
           });
+          for (const report of reports) {
+            if (project.config.activations[report.activationId]?.enabled === false)
+              report.warnings.push('this activation is paused (enabled: false); it ran because it was named');
+          }
           const code = exitCodeForReports(reports, ['succeeded']);
           if (ctx.globals.json) ctx.printJson({ ok: code === EXIT.ok, activations: reports.map(reportJson) });
           else if (reports.length === 0) ctx.print('no enabled activations to sync');
