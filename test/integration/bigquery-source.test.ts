@@ -410,6 +410,24 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     }
   });
 
+  it('logs each job with its bytes and SQL at debug level, never its parameters', async () => {
+    const lines: string[] = [];
+    const debug = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const client = createBigqueryClient(
+      bigqueryConfigSchema.parse({ type: 'bigquery', project_id: 'acme-analytics', api_endpoint: fake.url }),
+      { projectDir: '/tmp', authClient: fakeAuth() },
+    );
+    fake.on(/^SELECT COUNT/, { fields: [{ name: 'n', type: 'INT64' }], rows: [[1]], bytes: 4096 });
+    await new BigqueryExecutor(client, 'US', debug).all('SELECT COUNT(*) AS n FROM t WHERE email = ?', [
+      'person@example.com',
+    ]);
+    expect(lines).toHaveLength(1);
+    const entry = JSON.parse(lines[0]!) as { msg: string; bytesProcessed: number; jobId: string };
+    expect(entry.msg).toBe('bigquery job: SELECT COUNT(*) AS n FROM t WHERE email = ?');
+    expect(entry.bytesProcessed).toBe(4096);
+    expect(lines[0]).not.toContain('person@example.com');
+  });
+
   it('waits for a job that is still running, polling jobs.getQueryResults', async () => {
     fake.on(/^SELECT 1 AS ok$/, { fields: [{ name: 'ok', type: 'INT64' }], rows: [[1]], pendingPolls: 2 });
     await source.check();

@@ -359,6 +359,25 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     ]);
   });
 
+  it('logs each statement with its query id at debug level, never its binds or credentials', async () => {
+    const lines: string[] = [];
+    const debug = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    fake.on(/^SELECT COUNT/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
+    source = await openSnowflakeSource(config(fake.url, { password: 'hunter2-secret' }), {
+      projectDir: '/tmp',
+      logger: debug,
+    });
+    await source.state('tailor').memberCount('person@example.com');
+    const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^snowflake query: SELECT COUNT\(\*\)/)]),
+    );
+    expect(lines.join('\n')).not.toContain('person@example.com');
+    expect(lines.join('\n')).not.toContain('hunter2-secret');
+    // The ALTER SESSION at login is not part of any run; every statement after it is counted.
+    expect(source.cost().query_ids).toEqual(fake.statements.slice(1).map((st) => st.queryId));
+  });
+
   it('reports refused credentials as an authentication error, never echoing the password', async () => {
     fake.loginError = { code: '390100', message: 'Incorrect username or password was specified.' };
     source = await openSnowflakeSource(config(fake.url, { password: 'hunter2-secret' }), {

@@ -1,4 +1,5 @@
 import { BigQuery, type Job } from '@google-cloud/bigquery';
+import type { Logger } from 'pino';
 import { AuthError, RetryableError, WarehouseError } from '../../errors.js';
 import { bigqueryParams } from './bigquery-params.js';
 import { decodeRows, type BigqueryField } from './bigquery-rows.js';
@@ -83,9 +84,13 @@ export class BigqueryExecutor implements BigqueryRunner {
   readonly #location: string;
   readonly #costs: BigqueryJobCost[] = [];
 
-  constructor(client: BigQuery, location: string) {
+  readonly #logger: Logger | undefined;
+
+  /** `logger` gets one debug line per job: its id, bytes and time, and the start of its SQL (never parameters). */
+  constructor(client: BigQuery, location: string, logger?: Logger) {
     this.#client = client;
     this.#location = location;
+    this.#logger = logger;
   }
 
   get client(): BigQuery {
@@ -114,6 +119,7 @@ export class BigqueryExecutor implements BigqueryRunner {
     options: BigqueryStatementOptions = {},
   ): Promise<BigqueryStatement> {
     const pageSize = options.pageSize ?? DEFAULT_PAGE;
+    const started = Date.now();
     const request: Record<string, unknown> = {
       query: sql,
       location: this.#location,
@@ -157,12 +163,17 @@ export class BigqueryExecutor implements BigqueryRunner {
       );
     }
     const stats = metadata.statistics?.query;
-    this.#costs.push({
+    const cost = {
       jobId,
       bytesProcessed: Number(stats?.totalBytesProcessed ?? 0),
       bytesBilled: Number(stats?.totalBytesBilled ?? 0),
       cacheHit: stats?.cacheHit ?? false,
-    });
+    };
+    this.#costs.push(cost);
+    this.#logger?.debug(
+      { jobId, ms: Date.now() - started, bytesProcessed: cost.bytesProcessed, bytesBilled: cost.bytesBilled },
+      `bigquery job: ${sql.replace(/\s+/g, ' ').slice(0, 160)}`,
+    );
 
     const fields = first.schema?.fields ?? [];
     const rows = decodeRows(fields, first.rows ?? []);

@@ -38,7 +38,8 @@ export async function openBigquerySource(
     projectDir: options.projectDir,
     ...(options.authClient ? { authClient: options.authClient } : {}),
   });
-  return new BigquerySourceImpl(config, new BigqueryExecutor(client, config.location), options.logger);
+  const logger = options.logger.child({ warehouse: 'bigquery' });
+  return new BigquerySourceImpl(config, new BigqueryExecutor(client, config.location, logger), logger);
 }
 
 class BigquerySourceImpl implements BigquerySource {
@@ -53,7 +54,7 @@ class BigquerySourceImpl implements BigquerySource {
   constructor(config: BigqueryConfig, executor: BigqueryExecutor, logger: Logger) {
     this.#config = config;
     this.#executor = executor;
-    this.#logger = logger.child({ warehouse: 'bigquery' });
+    this.#logger = logger;
     this.#db = new Kysely<unknown>({ dialect: new BigqueryDialect(executor) });
   }
 

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type snowflake from 'snowflake-sdk';
 import { AuthError, RetryableError, WarehouseError } from '../../errors.js';
 import { tailorColumnName } from './snowflake-identifiers.js';
@@ -33,10 +34,28 @@ export class SnowflakeExecutor implements SnowflakeRunner {
   readonly #ready: () => Promise<void>;
   readonly #queryIds: string[] = [];
 
-  /** `ready` resolves once the session is logged in (connecting lazily, on the first statement). */
-  constructor(connection: snowflake.Connection, ready: () => Promise<void> = async () => {}) {
+  readonly #logger: Logger | undefined;
+
+  /**
+   * `ready` resolves once the session is logged in (connecting lazily, on the first statement);
+   * `logger` gets one debug line per statement: its query id, time and the start of its SQL (never binds).
+   */
+  constructor(
+    connection: snowflake.Connection,
+    ready: () => Promise<void> = async () => {},
+    logger?: Logger,
+  ) {
     this.#connection = connection;
     this.#ready = ready;
+    this.#logger = logger;
+  }
+
+  #record(queryId: string | undefined, sql: string, started: number): void {
+    if (queryId) this.#queryIds.push(queryId);
+    this.#logger?.debug(
+      { queryId, ms: Date.now() - started },
+      `snowflake query: ${sql.replace(/\s+/g, ' ').slice(0, 160)}`,
+    );
   }
 
   get queryIds(): readonly string[] {
@@ -50,6 +69,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
 
   async all(sql: string, binds: readonly unknown[] = []): Promise<SnowflakeResult> {
     await this.#ready();
+    const started = Date.now();
     return new Promise((resolve, reject) => {
       this.#connection.execute({
         sqlText: sql,
@@ -57,7 +77,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
         rowMode: 'array',
         complete: (error, statement, rows) => {
           const queryId = statement?.getQueryId?.();
-          if (queryId) this.#queryIds.push(queryId);
+          this.#record(queryId, sql, started);
           if (error) {
             reject(toWarehouseError(error, 'Snowflake query failed'));
             return;
@@ -81,6 +101,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
     chunkSize: number,
   ): AsyncGenerator<Record<string, unknown>[]> {
     await this.#ready();
+    const started = Date.now();
     const statement = await new Promise<snowflake.RowStatement>((resolve, reject) => {
       this.#connection.execute({
         sqlText: sql,
@@ -88,8 +109,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
         rowMode: 'array',
         streamResult: true,
         complete: (error, stmt) => {
-          const queryId = stmt?.getQueryId?.();
-          if (queryId) this.#queryIds.push(queryId);
+          this.#record(stmt?.getQueryId?.(), sql, started);
           if (error) reject(toWarehouseError(error, 'Snowflake query failed'));
           else resolve(stmt);
         },

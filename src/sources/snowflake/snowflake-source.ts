@@ -68,7 +68,7 @@ class SnowflakeSourceImpl implements SnowflakeSource {
     this.#config = config;
     this.#connection = connection;
     this.#logger = logger.child({ warehouse: 'snowflake' });
-    this.#executor = new SnowflakeExecutor(connection, () => this.#connect());
+    this.#executor = new SnowflakeExecutor(connection, () => this.#connect(), this.#logger);
     this.#db = new Kysely<unknown>({ dialect: new SnowflakeDialect(this.#executor) });
   }
 
