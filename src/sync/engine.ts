@@ -172,7 +172,12 @@ class Engine implements SyncEngine {
           return report('failed', describeError(error), isTailorError(error) ? error.kind : 'internal');
         }
       }
-      ctx.runId = await this.#state.startRun(activationId, this.#now());
+      try {
+        ctx.runId = await this.#state.startRun(activationId, this.#now());
+      } catch (error) {
+        ctx.logger.error({ err: errorMessage(error) }, 'could not record the start of the run');
+        return report('failed', describeError(error), isTailorError(error) ? error.kind : 'internal');
+      }
       const log = (ctx.logger = ctx.logger.child({ run: ctx.runId }));
       log.info({ mode: activation.mode, fullResync: options.fullResync }, 'run started');
       let outcome: Outcome;
