@@ -2,11 +2,11 @@ import { OAuth2Client } from 'google-auth-library';
 import { Kysely, sql } from 'kysely';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ModelSqlError } from '../../src/errors.js';
+import { ModelSqlError, WarehouseError } from '../../src/errors.js';
 import { createBigqueryClient } from '../../src/sources/bigquery/bigquery-client.js';
 import { bigqueryConfigSchema } from '../../src/sources/bigquery/bigquery-config.js';
 import { BigqueryDialect } from '../../src/sources/bigquery/bigquery-dialect.js';
-import { BigqueryExecutor } from '../../src/sources/bigquery/bigquery-executor.js';
+import { BigqueryExecutor, redactBigqueryMessage } from '../../src/sources/bigquery/bigquery-executor.js';
 import { openBigquerySource, type BigquerySource } from '../../src/sources/bigquery/bigquery-source.js';
 import { FakeBigquery, type FakeBigqueryJob } from '../helpers/fake-bigquery.js';
 import { watchConnections } from '../helpers/fake-snowflake.js';
@@ -426,6 +426,33 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(entry.msg).toBe('bigquery job: SELECT COUNT(*) AS n FROM t WHERE email = ?');
     expect(entry.bytesProcessed).toBe(4096);
     expect(lines[0]).not.toContain('person@example.com');
+  });
+
+  it('keeps data values and the request out of a failed job’s error', async () => {
+    fake.on(/^SELECT MAX\(version\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[1]] });
+    fake.on(/^SELECT COUNT/, {
+      error: {
+        code: 400,
+        reason: 'invalidQuery',
+        message: "Bad int64 value: jane@example.com; also 'joe@example.com'",
+      },
+    });
+    const error = await source
+      .state('tailor')
+      .memberCount('vip_x')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WarehouseError);
+    const chain: unknown[] = [];
+    for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) chain.push(e);
+    const text = JSON.stringify(
+      chain,
+      Object.getOwnPropertyNames(new Error()).concat(['errors', 'code', 'cause']),
+    );
+    expect(text).toContain('Bad int64 value: …');
+    expect(text).not.toMatch(/jane@|joe@|queryParameters|vip_x/);
+    expect(redactBigqueryMessage('Unrecognized name: emial at [1:8]; table `shop`.`customers`')).toBe(
+      'Unrecognized name: emial at [1:8]; table `shop`.`customers`',
+    );
   });
 
   it('waits for a job that is still running, polling jobs.getQueryResults', async () => {

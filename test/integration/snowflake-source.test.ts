@@ -1,7 +1,8 @@
 import { createPublicKey, createVerify, generateKeyPairSync } from 'node:crypto';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AuthError, ModelSqlError } from '../../src/errors.js';
+import { AuthError, ModelSqlError, WarehouseError } from '../../src/errors.js';
+import { redactSnowflakeMessage } from '../../src/sources/snowflake/snowflake-executor.js';
 import { snowflakeConfigSchema } from '../../src/sources/snowflake/snowflake-config.js';
 import {
   openSnowflakeSource,
@@ -376,6 +377,29 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(lines.join('\n')).not.toContain('hunter2-secret');
     // The ALTER SESSION at login is not part of any run; every statement after it is counted.
     expect(source.cost().query_ids).toEqual(fake.statements.slice(1).map((st) => st.queryId));
+  });
+
+  it('keeps data values out of errors, but the names in compilation errors', async () => {
+    fake.on(/^SELECT MAX\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['1']] });
+    fake.on(/^SELECT COUNT/, {
+      error: {
+        code: '100038',
+        sqlState: '22018',
+        message: "Numeric value 'jane@example.com' is not recognized",
+      },
+    });
+    source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
+    const error = await source
+      .state('tailor')
+      .memberCount('vip_x')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WarehouseError);
+    const chain: unknown[] = [];
+    for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) chain.push(e);
+    const text = JSON.stringify(chain, ['message', 'code', 'sqlState', 'cause']);
+    expect(text).toContain("Numeric value '…' is not recognized");
+    expect(text).not.toContain('jane@');
+    expect(redactSnowflakeMessage("invalid identifier 'EMIAL'", '42000')).toBe("invalid identifier 'EMIAL'");
   });
 
   it('reports refused credentials as an authentication error, never echoing the password', async () => {

@@ -257,8 +257,21 @@ interface ApiErrorLike {
 const RETRYABLE_REASONS = new Set(['backendError', 'rateLimitExceeded', 'internalError', 'jobBackendError']);
 
 /**
- * Maps SDK errors to the taxonomy. BigQuery's error messages quote the SQL position, never
- * parameter values (values travel as parameters), so they are safe to show.
+ * BigQuery's message with data values taken out. Runtime errors quote the offending value
+ * (`Bad int64 value: jane@example.com`, `Invalid timestamp: '...'`), which may be an identifier of a
+ * person; quoted strings and what follows `value:` are redacted, backtick-quoted names are kept.
+ */
+export function redactBigqueryMessage(message: string): string {
+  return message
+    .replace(/'(?:[^'\\]|\\.)*'/g, "'…'")
+    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+    .replace(/(\bvalue:?\s+)(?!'…'|"…")[^\s,;)]+/gi, '$1…');
+}
+
+/**
+ * Maps SDK errors to the taxonomy. The SDK's error holds the HTTP request (with its parameters) and
+ * response; only a redacted message, the HTTP code and the error reasons are kept as the cause, so
+ * nothing a log serializer walks can reveal a parameter or a value.
  * https://cloud.google.com/bigquery/docs/error-messages
  */
 export function toWarehouseError(error: unknown, context: string): Error {
@@ -266,22 +279,27 @@ export function toWarehouseError(error: unknown, context: string): Error {
     return error;
   const api = (error ?? {}) as ApiErrorLike;
   const reason = api.errors?.[0]?.reason;
-  const message = `${context}: ${api.errors?.[0]?.message ?? api.message ?? String(error)}`;
+  const detail = redactBigqueryMessage(api.errors?.[0]?.message ?? api.message ?? String(error));
+  const message = `${context}: ${detail}`;
   const code = Number(api.code);
+  const cause = Object.assign(new Error(detail), {
+    code: Number.isFinite(code) ? code : undefined,
+    errors: (api.errors ?? []).map((e) => ({
+      reason: e.reason,
+      message: e.message === undefined ? undefined : redactBigqueryMessage(e.message),
+    })),
+  });
   if (code === 401) {
     return new AuthError(message, {
-      cause: error,
+      cause,
       hint: 'check warehouse.key_file / key_json or the application default credentials',
     });
   }
   if (code === 403 && reason !== 'rateLimitExceeded' && reason !== 'quotaExceeded') {
-    return new WarehouseError(message, {
-      cause: error,
-      hint: 'grant the roles listed in docs/warehouses.md',
-    });
+    return new WarehouseError(message, { cause, hint: 'grant the roles listed in docs/warehouses.md' });
   }
   if (code === 429 || code >= 500 || (reason !== undefined && RETRYABLE_REASONS.has(reason))) {
-    return new RetryableError(message, { cause: error });
+    return new RetryableError(message, { cause });
   }
-  return new WarehouseError(message, { cause: error });
+  return new WarehouseError(message, { cause });
 }

@@ -157,10 +157,20 @@ interface SnowflakeErrorLike {
 }
 
 /**
- * Maps snowflake-sdk errors to the taxonomy. Messages from Snowflake quote SQL positions and object
- * names, never bind values. Error codes: 390100/390144 and friends are authentication, 390114 an
- * expired session; 08xxx SQL states are connection failures.
+ * Snowflake's message with data values taken out: data exceptions quote the offending value
+ * (`Numeric value 'jane@example.com' is not recognized`). Compilation errors (SQL state 42xxx) name
+ * identifiers and keep their quotes, which help the analyst.
  * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-errors
+ */
+export function redactSnowflakeMessage(message: string, sqlState: string): string {
+  if (sqlState.startsWith('42')) return message;
+  return message.replace(/'(?:[^']|'')*'/g, "'…'");
+}
+
+/**
+ * Maps snowflake-sdk errors to the taxonomy, keeping as the cause only a redacted message, the error
+ * code and the SQL state (the SDK's error may carry the statement's binds). Codes 390100/390144 and
+ * friends are authentication, 390114 an expired session; 08xxx SQL states are connection failures.
  */
 export function toWarehouseError(error: unknown, context: string): Error {
   if (error instanceof WarehouseError || error instanceof AuthError || error instanceof RetryableError)
@@ -168,10 +178,15 @@ export function toWarehouseError(error: unknown, context: string): Error {
   const e = (error ?? {}) as SnowflakeErrorLike;
   const code = String(e.code ?? '');
   const state = String(e.sqlState ?? '');
-  const message = `${context}: ${e.message ?? String(error)}`;
+  const detail = redactSnowflakeMessage(e.message ?? String(error), state);
+  const message = `${context}: ${detail}`;
+  const cause = Object.assign(new Error(detail), {
+    code: e.code,
+    ...(state ? { sqlState: state } : {}),
+  });
   if (/^3901(00|01|02|44|86|89|90)$/.test(code) || state === '28000') {
     return new AuthError(message, {
-      cause: error,
+      cause,
       hint: 'check warehouse.username and the private key (or password) in tailor.yml',
     });
   }
@@ -180,13 +195,10 @@ export function toWarehouseError(error: unknown, context: string): Error {
     state.startsWith('08') ||
     /ECONNRESET|ETIMEDOUT|ENOTFOUND|socket hang up/i.test(message)
   ) {
-    return new RetryableError(message, { cause: error });
+    return new RetryableError(message, { cause });
   }
   if (code === '003001' || state === '42501') {
-    return new WarehouseError(message, {
-      cause: error,
-      hint: 'grant the privileges listed in docs/warehouses.md',
-    });
+    return new WarehouseError(message, { cause, hint: 'grant the privileges listed in docs/warehouses.md' });
   }
-  return new WarehouseError(message, { cause: error });
+  return new WarehouseError(message, { cause });
 }
