@@ -1,9 +1,7 @@
 import type { Logger } from 'pino';
-import { WarehouseError } from '../errors.js';
-import type { BigqueryConfig } from './bigquery/bigquery-config.js';
+import { errorMessage, WarehouseError } from '../errors.js';
 import { openPgliteSource } from './pglite/pglite-source.js';
 import { openPostgresSource } from './postgres/postgres-source.js';
-import type { SnowflakeConfig } from './snowflake/snowflake-config.js';
 import type { Source } from './source.js';
 import type { WarehouseConfig } from './warehouse-config.js';
 
@@ -24,38 +22,31 @@ export async function openSource(config: WarehouseConfig, options: OpenSourceOpt
     case 'pglite':
       return openPgliteSource(config, options);
     case 'bigquery': {
-      const module = await loadKind<{
-        openBigquerySource(config: BigqueryConfig, options: OpenSourceOptions): Promise<Source>;
-      }>('bigquery', './bigquery/bigquery-source.js');
+      const module = await loadKind('bigquery', () => import('./bigquery/bigquery-source.js'));
       return module.openBigquerySource(config, options);
     }
     case 'snowflake': {
-      const module = await loadKind<{
-        openSnowflakeSource(config: SnowflakeConfig, options: OpenSourceOptions): Promise<Source>;
-      }>('snowflake', './snowflake/snowflake-source.js');
+      const module = await loadKind('snowflake', () => import('./snowflake/snowflake-source.js'));
       return module.openSnowflakeSource(config, options);
     }
   }
 }
 
 /** Loads a warehouse module on demand; a module that does not exist yet is a clear WarehouseError. */
-export async function loadKind<T>(kind: string, path: string): Promise<T> {
-  // A computed specifier: typechecks whether or not the module exists yet.
-  const specifier: string = path;
+export async function loadKind<T>(kind: string, load: () => Promise<T>): Promise<T> {
   try {
-    return (await import(specifier)) as T;
+    return await load();
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    const missing =
-      (code === 'ERR_MODULE_NOT_FOUND' ||
-        /Cannot find module|Failed to load url|Failed to resolve/i.test(String(error))) &&
-      String((error as Error).message).includes(path.slice(path.lastIndexOf('/') + 1).replace(/\.js$/, ''));
-    if (missing) {
-      throw new WarehouseError(`the ${kind} warehouse is not available in this version of Tailor yet`, {
+    if (
+      code === 'ERR_MODULE_NOT_FOUND' ||
+      /Cannot find module|Failed to load url/i.test(errorMessage(error))
+    ) {
+      throw new WarehouseError(`the ${kind} warehouse is not available in this installation of Tailor`, {
         cause: error,
-        hint: 'use postgres or pglite, or upgrade Tailor',
+        hint: 'reinstall Tailor with its dependencies (npm ci), or use postgres or pglite',
       });
     }
-    throw new WarehouseError(`cannot load the ${kind} warehouse`, { cause: error });
+    throw new WarehouseError(`cannot load the ${kind} warehouse: ${errorMessage(error)}`, { cause: error });
   }
 }

@@ -140,7 +140,8 @@ describe('postgres source', () => {
   });
 
   it('names a warehouse module that does not exist yet as not available', async () => {
-    const error = await loadKind('teradata', './teradata/teradata-source.js').catch((e: unknown) => e);
+    const path: string = './teradata/teradata-source.js';
+    const error = await loadKind('teradata', () => import(path)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WarehouseError);
     expect((error as Error).message).toMatch(/teradata warehouse is not available/);
   });

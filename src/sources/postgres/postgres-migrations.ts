@@ -35,14 +35,17 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
           updated_at timestamptz not null default now(),
           primary key (activation_id, member_key)
         )`,
-        // The hashes X holds for each member; indexed by hash for hashesHeldByOthers.
+        // The hashes X holds for each member, replaced as a whole by each commit (delete, then insert,
+        // in one transaction), so no unique index is needed: a narrow index by member serves the
+        // deletes and previous hashes, one by hash serves hashesHeldByOthers. (Measured: a primary key
+        // over all four columns made inserting 5,000 hashes into 1M take 145 ms instead of 80 ms.)
         sql`create table ${t('member_hashes')} (
           activation_id text not null,
           member_key text not null,
           id_type text not null,
-          hash text not null,
-          primary key (activation_id, member_key, id_type, hash)
+          hash text not null
         )`,
+        sql`create index ${sql.id('member_hashes_by_member')} on ${t('member_hashes')} (activation_id, member_key)`,
         sql`create index ${sql.id('member_hashes_by_hash')} on ${t('member_hashes')} (activation_id, hash)`,
         sql`create table ${t('runs')} (
           run_id text primary key,

@@ -120,6 +120,11 @@ class PostgresSource implements Source {
       // Fix the settings that change how values render as text, so fingerprints and keys of one
       // model are the same whatever the server's or role's defaults.
       await client.query(SESSION_SETTINGS);
+      // The diff's temp tables live in the session's local buffers (default 8 MB, then disk).
+      // Measured, 300k-row snapshot: 1.66 s at 8 MB, 1.15 s at 128 MB. Allocated only as used, and
+      // settable only before the session first touches a temp table.
+      // https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-TEMP-BUFFERS
+      await client.query(`set temp_buffers = '128MB'`);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;

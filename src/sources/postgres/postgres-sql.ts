@@ -323,8 +323,7 @@ export class PostgresWarehouseSql implements WarehouseSql {
           await sql`insert into ${this.#t('member_hashes')} (activation_id, member_key, id_type, hash)
             select ${activationId}, u.k, u.t, u.h
             from unnest(${hashRows.map((r) => r[0])}::text[], ${hashRows.map((r) => r[1])}::text[],
-                        ${hashRows.map((r) => r[2])}::text[]) as u(k, t, h)
-            on conflict do nothing`.execute(trx);
+                        ${hashRows.map((r) => r[2])}::text[]) as u(k, t, h)`.execute(trx);
         }
       });
     } catch (error) {
@@ -352,7 +351,8 @@ export class PostgresWarehouseSql implements WarehouseSql {
   async openDiff(input: WarehouseDiffInput): Promise<WarehouseDiff> {
     if (!/^[a-z0-9_]{1,32}$/.test(input.token)) throw new WarehouseError(`invalid diff token ${input.token}`);
     const session = await this.#openSession();
-    const diff = new PostgresDiff(this, session, input, this.#options.fetchSize);
+    const logger = this.#options.logger.child({ activation: input.activationId });
+    const diff = new PostgresDiff(this, session, input, this.#options.fetchSize, logger);
     try {
       await diff.prepare();
       return diff;
@@ -500,8 +500,17 @@ class PostgresDiff implements WarehouseDiff {
   readonly #delta: RawBuilder<unknown>;
   #closed = false;
 
-  constructor(owner: PostgresWarehouseSql, session: PgSession, input: WarehouseDiffInput, fetchSize: number) {
+  readonly #logger: Logger;
+
+  constructor(
+    owner: PostgresWarehouseSql,
+    session: PgSession,
+    input: WarehouseDiffInput,
+    fetchSize: number,
+    logger: Logger,
+  ) {
     this.#owner = owner;
+    this.#logger = logger;
     this.#session = session;
     this.#input = input;
     this.#fetchSize = fetchSize;
@@ -511,10 +520,13 @@ class PostgresDiff implements WarehouseDiff {
   }
 
   async #exec<R>(query: RawBuilder<R>, what: string): Promise<R[]> {
+    const started = performance.now();
     try {
       return (await query.execute(this.#session.db)).rows;
     } catch (error) {
       throw warehouseError(error, what);
+    } finally {
+      this.#logger.debug({ step: what, ms: Math.round(performance.now() - started) }, 'diff step');
     }
   }
 
@@ -526,6 +538,7 @@ class PostgresDiff implements WarehouseDiff {
     // apart from the text 'null' and each value's type apart (1 vs '1'), so it is null-safe and
     // order-defined; the same values of the same types always render the same text.
     const fingerprint = sql`md5(json_build_array(${sql.join(columns.map(m))})::text)`;
+    const started = performance.now();
     try {
       await sql`create temp table ${this.#snap} as
         select (${m(primaryKey)})::text as member_key, ${fingerprint} as fingerprint
@@ -537,6 +550,7 @@ class PostgresDiff implements WarehouseDiff {
     } catch (error) {
       throw modelError(error, modelName);
     }
+    this.#logger.debug({ step: 'snapshot', ms: Math.round(performance.now() - started) }, 'diff step');
     const t = this.#owner.table.bind(this.#owner);
     const valueRefs = columns.map((_, i) => sql`, s.${sql.id(`v_${i}`)}`);
     await this.#exec(
