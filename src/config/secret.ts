@@ -102,12 +102,17 @@ export function secretValues(value: unknown, paths: string[][]): string[] {
  * `config` key, and the leaf key names at the first few depths (credentials are often logged as a
  * fragment of the config).
  */
+const GENERIC_KEYS = new Set(['url']);
+
 export function redactionPaths(paths: string[][]): string[] {
   const out = new Set<string>();
   for (const path of paths) {
     const leaf = path[path.length - 1];
     if (!leaf || leaf === '*') continue;
     out.add(['config', ...path].join('.'));
+    // A generic leaf name such as `url` appears in many harmless log fields (listen addresses, API
+    // URLs); only its full path is redacted by key. Its value is still scrubbed from every line.
+    if (GENERIC_KEYS.has(leaf)) continue;
     out.add(leaf);
     out.add(`*.${leaf}`);
     out.add(`*.*.${leaf}`);

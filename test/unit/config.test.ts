@@ -69,7 +69,10 @@ describe('secrets', () => {
       ]),
     );
     expect(paths).not.toContain('destinations.*.account_id');
-    expect(redactionPaths(PROJECT_SECRET_PATHS)).toContain('*.consumer_secret');
+    const redacted = redactionPaths(PROJECT_SECRET_PATHS);
+    expect(redacted).toContain('*.consumer_secret');
+    expect(redacted).toContain('config.warehouse.url');
+    expect(redacted).not.toContain('*.url');
   });
 });
 
