@@ -99,8 +99,13 @@ class PgliteSource implements Source {
       throw modelError(error, modelName);
     }
     return describePgFields(fields, async (oids) => {
-      const rows = (await this.#lease.db.query<{ oid: number; name: string }>(TYPE_NAMES_QUERY, [oids])).rows;
-      return new Map(rows.map((r) => [r.oid, r.name]));
+      try {
+        const rows = (await this.#lease.db.query<{ oid: number; name: string }>(TYPE_NAMES_QUERY, [oids]))
+          .rows;
+        return new Map(rows.map((r) => [r.oid, r.name]));
+      } catch (error) {
+        throw warehouseError(error, 'reading column types');
+      }
     });
   }
 
