@@ -161,6 +161,20 @@ function phaseLine(
   const med = (items: Measurement[], pick: (m: Measurement) => unknown) =>
     formatDuration(median(items.map((m) => Number(pick(m)))));
   const parts: string[] = [];
+  const tailor = of('tailor').filter((m) => m.detail?.diffSteps && Number(m.detail.diffMs) > 0);
+  if (tailor.length > 0) {
+    const steps = Object.keys(tailor[0]!.detail!.diffSteps as Record<string, number>);
+    parts.push(
+      `tailor: diff in the warehouse ${med(tailor, (m) => m.detail!.diffMs)} (` +
+        steps
+          .map(
+            (step) =>
+              `${step} ${med(tailor, (m) => (m.detail!.diffSteps as Record<string, number>)[step] ?? 0)}`,
+          )
+          .join(', ') +
+        ')',
+    );
+  }
   const floor = of('floor').filter((m) => m.detail);
   if (floor.length > 0) {
     parts.push(
@@ -333,7 +347,8 @@ export function renderReport(input: ReportInput): string {
       '- **Tailor**: `node bin/tailor.js sync <activation> --json` on a generated project (postgres warehouse, x_ads',
       '  destination pointing at the emulator), as a subprocess. *Wall time* is the process from start to exit (Node and',
       '  tsx start-up included); *run itself* is the `durationMs` Tailor reports. Rows read are the delta rows Tailor',
-      '  reports (added + removed + changed + refreshed).',
+      '  reports (added + removed + changed + refreshed). It runs with `--debug` for the durations of the steps of its',
+      '  in-warehouse diff (a handful of log lines), shown under each case.',
       '- **Floor**: the FULL OUTER JOIN of the segment (with an md5 fingerprint of the mapped columns) against a state',
       '  table, materialized, its delta streamed to the client with a cursor, and one MERGE of the delta into the state',
       '  (keys, fingerprints, SHA-256 hashes computed in SQL), in one transaction: plain SQL, no process start, no HTTP.',

@@ -186,7 +186,7 @@ async function measureTailor(
     }
     throw error;
   }
-  const { process: proc, report } = run;
+  const { process: proc, report, diffSteps } = run;
   const wire = info.warehouse === 'postgres' ? ctx.proxy.since(before).fromWarehouse : null;
   const sent = usersRequests(emulator.admin.requestLog());
   const counts = report;
@@ -214,6 +214,8 @@ async function measureTailor(
     peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
     cpuMs: Number.isFinite(proc.cpuMs) ? proc.cpuMs : null,
     detail: {
+      diffSteps,
+      diffMs: Object.values(diffSteps).reduce((sum, ms) => sum + ms, 0),
       reportedRequests: counts.requests,
       invalid: counts.invalid,
       rejected: counts.rejected,

@@ -151,6 +151,25 @@ export class StoppedRun extends Error {
 export interface TailorRun {
   process: MeasuredProcess;
   report: TailorSyncResult;
+  /** Milliseconds per step of the in-warehouse diff, from Tailor's `diff step` debug lines. */
+  diffSteps: Record<string, number>;
+}
+
+/** Sums the `diff step` debug lines (pino JSON on stderr) by step. */
+export function diffStepsFromLog(stderr: string): Record<string, number> {
+  const steps: Record<string, number> = {};
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('diff step')) continue;
+    try {
+      const entry = JSON.parse(line) as { msg?: string; step?: string; ms?: number };
+      if (entry.msg === 'diff step' && typeof entry.step === 'string' && typeof entry.ms === 'number') {
+        steps[entry.step] = (steps[entry.step] ?? 0) + entry.ms;
+      }
+    } catch {
+      // not a log line
+    }
+  }
+  return steps;
 }
 
 /** Runs `tailor sync <activation> --json` as users do, measuring the process from the outside. */
@@ -169,6 +188,8 @@ export async function runTailorSync(
       '--project',
       projectDir,
       '--json',
+      // A handful of debug lines: the duration of each step of the in-warehouse diff.
+      '--debug',
     ],
     { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' }, signal },
   );
@@ -187,5 +208,5 @@ export async function runTailorSync(
         `${report?.error ? `: ${report.error}` : ''})\nstdout:\n${tail(measured.stdout)}\nstderr:\n${tail(measured.stderr)}`,
     );
   }
-  return { process: measured, report };
+  return { process: measured, report, diffSteps: diffStepsFromLog(measured.stderr) };
 }
