@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError, errorMessage, isTailorError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
-import { CommandContext, type GlobalOptions } from './context.js';
+import { type CommandHandler, CommandContext, type GlobalOptions } from './context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './output.js';
 
@@ -82,17 +82,18 @@ export async function main(
       writeOut: (text) => fullIo.stdout.write(text),
       writeErr: (text) => fullIo.stderr.write(text),
     });
-  registerCommands(program, (handler) => {
+  const wrap = (handler: CommandHandler<unknown[]>) => {
     return async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const globals = command.optsWithGlobals() as GlobalOptions;
       ctx = new CommandContext(fullIo, globals, stopSignal);
       exitCode = await handler(ctx, ...args.slice(0, -1));
     };
-  });
+  };
   const wantsJson = argv.includes('--json');
   const wantsDebug = argv.includes('--debug');
   try {
+    await registerCommands(program, wrap, argv);
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
   } catch (error) {
