@@ -184,6 +184,13 @@ export function defineSourceContract(
       );
       const delta = await readDelta(run, 2);
       expect(summary(delta)).toEqual(['removed:3', 'changed:2', 'refresh:1', 'refresh:4', 'added:5']);
+      // The delta can be read again (e.g. a plan, then a sync), whole or stopped early.
+      expect(await readDelta(run, 5)).toEqual(delta);
+      for await (const batch of run.delta(1)) {
+        expect(batch).toEqual([delta[0]]);
+        break;
+      }
+      expect(await readDelta(run, 3)).toEqual(delta);
       expect(run.counts).toMatchObject({
         rows: 4,
         removed: 1,
