@@ -13,9 +13,24 @@ import type {
   RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import { asWarehouseError, causes } from '../warehouse-errors.js';
+import {
+  bindingFromRow,
+  costFromJson,
+  countsFromRow,
+  dedupeHashes,
+  deltaFromRow,
+  runFromRow,
+  statusFromRow,
+  toDate,
+  type BindingRow,
+  type CountRow,
+  type DeltaDbRow,
+  type RunRow,
+  type StatusRow,
+} from '../warehouse-rows.js';
 import type {
   HeldLock,
-  MemberHashRow,
   MemberUpsert,
   WarehouseCapabilities,
   WarehouseDeltaRow,
@@ -24,9 +39,6 @@ import type {
   WarehouseSql,
 } from '../warehouse-sql.js';
 import { bigqueryParam } from './bigquery-params.js';
-
-/** Change kinds by the rank the delta table stores; the delta is read in this order. */
-const CHANGE_BY_RANK = ['removed', 'changed', 'refresh', 'added'] as const;
 
 export interface BigquerySqlOptions {
   /** Kysely over BigqueryDialect. */
@@ -271,21 +283,13 @@ export class BigqueryWarehouseSql implements WarehouseSql {
 
   async getBinding(activationId: string): Promise<AudienceBinding | undefined> {
     const rows = await this.#rows(
-      sql<BindingRow>`SELECT activation_id, destination, account_id, audience_id, audience_name, bound_at
+      sql<
+        BindingRow<Date | string>
+      >`SELECT activation_id, destination, account_id, audience_id, audience_name, bound_at
         FROM ${this.table('bindings')} WHERE activation_id = ${activationId}`,
       'reading a binding',
     );
-    const row = rows[0];
-    return (
-      row && {
-        activationId: row.activation_id,
-        destination: row.destination,
-        accountId: row.account_id,
-        audienceId: row.audience_id,
-        audienceName: row.audience_name,
-        boundAt: toDate(row.bound_at),
-      }
-    );
+    return rows[0] && bindingFromRow(rows[0], toDate);
   }
 
   async saveBinding(binding: AudienceBinding): Promise<void> {
@@ -461,13 +465,15 @@ export class BigqueryWarehouseSql implements WarehouseSql {
     const where =
       options.activationId === undefined ? sql`TRUE` : sql`activation_id = ${options.activationId}`;
     const rows = await this.#rows(
-      sql<RunRow>`SELECT run_id, activation_id, started_at, finished_at, status, ${sql.id('rows')}, added, removed,
+      sql<
+        RunRow<Date | string, string | null>
+      >`SELECT run_id, activation_id, started_at, finished_at, status, ${sql.id('rows')}, added, removed,
           changed, refreshed, invalid, rejected, requests, error, TO_JSON_STRING(cost) AS cost
         FROM ${this.table('runs')} WHERE ${where}
         ORDER BY started_at DESC, run_id DESC LIMIT ${sql.lit(limit)}`,
       'listing runs',
     );
-    return rows.map(runFromRow);
+    return rows.map((row) => runFromRow(row, { date: toDate, cost: costFromJson }));
   }
 
   async insertRejections(
@@ -493,11 +499,13 @@ export class BigqueryWarehouseSql implements WarehouseSql {
 
   async getActivationStatus(activationId: string): Promise<ActivationStatus | undefined> {
     const rows = await this.#rows(
-      sql<StatusRow>`SELECT activation_id, consecutive_failures, paused_at, paused_reason, config_fingerprint, updated_at
+      sql<
+        StatusRow<Date | string>
+      >`SELECT activation_id, consecutive_failures, paused_at, paused_reason, config_fingerprint, updated_at
         FROM ${this.table('activation_status')} WHERE activation_id = ${activationId}`,
       'reading activation status',
     );
-    return rows[0] && statusFromRow(rows[0]);
+    return rows[0] && statusFromRow(rows[0], toDate);
   }
 
   async setActivationStatus(status: ActivationStatus): Promise<void> {
@@ -521,11 +529,13 @@ export class BigqueryWarehouseSql implements WarehouseSql {
 
   async listActivationStatus(): Promise<ActivationStatus[]> {
     const rows = await this.#rows(
-      sql<StatusRow>`SELECT activation_id, consecutive_failures, paused_at, paused_reason, config_fingerprint, updated_at
+      sql<
+        StatusRow<Date | string>
+      >`SELECT activation_id, consecutive_failures, paused_at, paused_reason, config_fingerprint, updated_at
         FROM ${this.table('activation_status')} ORDER BY activation_id`,
       'listing activation status',
     );
-    return rows.map(statusFromRow);
+    return rows.map((row) => statusFromRow(row, toDate));
   }
 }
 
@@ -639,16 +649,7 @@ class BigqueryDiff implements WarehouseDiff {
       .catch((error: unknown) => {
         throw asWarehouseError(error, 'counting the diff');
       });
-    const row = rows.rows[0];
-    this.counts = {
-      rows: Number(row?.row_count ?? 0),
-      invalidKeys: Number(row?.invalid ?? 0),
-      removed: Number(row?.removed ?? 0),
-      changed: Number(row?.changed ?? 0),
-      refresh: Number(row?.refresh ?? 0),
-      added: Number(row?.added ?? 0),
-      stateMembers: Number(row?.state ?? 0),
-    };
+    this.counts = countsFromRow(rows.rows[0]);
   }
 
   async *#stream<R>(query: RawBuilder<R>, what: string, pageSize: number): AsyncGenerator<R[]> {
@@ -699,7 +700,9 @@ class BigqueryDiff implements WarehouseDiff {
     const values = columns.map((_, i) => sql`, d.${sql.id(`v_${i}`)}`);
     // A correlated ARRAY subquery carries each member's stored hashes; BigQuery orders strings by
     // code point, so key order matches Postgres' COLLATE "C".
-    const query = sql<DeltaDbRow>`SELECT d.change_rank, d.member_key, d.fingerprint ${sql.join(values, sql``)},
+    const query = sql<
+      DeltaDbRow<{ id_type: string; hash: string }[] | null>
+    >`SELECT d.change_rank, d.member_key, d.fingerprint ${sql.join(values, sql``)},
         ARRAY(SELECT AS STRUCT h.id_type, h.${HASH} FROM ${this.#owner.table('member_hashes')} AS h
               WHERE h.activation_id = ${this.#input.activationId} AND h.member_key = d.member_key
               ORDER BY h.id_type, h.${HASH}) AS previous_hashes
@@ -707,18 +710,11 @@ class BigqueryDiff implements WarehouseDiff {
     let batch: WarehouseDeltaRow[] = [];
     for await (const rows of this.#stream(query, 'reading the delta', Math.min(batchSize, this.#pageSize))) {
       for (const row of rows) {
-        const change = CHANGE_BY_RANK[Number(row.change_rank)]!;
-        const record = row as unknown as Record<string, unknown>;
-        batch.push({
-          key: row.member_key,
-          change,
-          values: change === 'removed' ? null : columns.map((_, i) => record[`v_${i}`] ?? null),
-          fingerprint: change === 'removed' ? null : row.fingerprint,
-          previousHashes:
-            change === 'added'
-              ? null
-              : (row.previous_hashes ?? []).map((h) => ({ idType: h.id_type, hash: h.hash })),
-        });
+        batch.push(
+          deltaFromRow(row, columns, (hashes) =>
+            (hashes ?? []).map((h) => ({ idType: h.id_type, hash: h.hash })),
+          ),
+        );
         if (batch.length >= batchSize) {
           yield batch;
           batch = [];
@@ -791,125 +787,9 @@ const MEMBER_ROW_TYPE = {
 } as const;
 const REJECTION_ROW_TYPE = { member_key: 'STRING', identifier_type: 'STRING', reason: 'STRING' } as const;
 
-function dedupeHashes(
-  upserts: readonly MemberUpsert[],
-): { member_key: string; id_type: string; hash: string }[] {
-  const seen = new Set<string>();
-  const rows: { member_key: string; id_type: string; hash: string }[] = [];
-  for (const upsert of upserts) {
-    for (const h of upsert.hashes as readonly MemberHashRow[]) {
-      const id = `${upsert.key}\u0000${h.idType}\u0000${h.hash}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      rows.push({ member_key: upsert.key, id_type: h.idType, hash: h.hash });
-    }
-  }
-  return rows;
-}
-
-interface CountRow {
-  row_count: number;
-  invalid: number;
-  state: number;
-  removed: number;
-  changed: number;
-  refresh: number;
-  added: number;
-}
-
-interface DeltaDbRow {
-  change_rank: number;
-  member_key: string;
-  fingerprint: string | null;
-  previous_hashes: { id_type: string; hash: string }[] | null;
-}
-
-interface BindingRow {
-  activation_id: string;
-  destination: string;
-  account_id: string;
-  audience_id: string;
-  audience_name: string;
-  bound_at: Date | string;
-}
-
-interface RunRow {
-  run_id: string;
-  activation_id: string;
-  started_at: Date | string;
-  finished_at: Date | string | null;
-  status: RunStatus;
-  rows: number;
-  added: number;
-  removed: number;
-  changed: number;
-  refreshed: number;
-  invalid: number;
-  rejected: number;
-  requests: number;
-  error: string | null;
-  cost: string | null;
-}
-
-interface StatusRow {
-  activation_id: string;
-  consecutive_failures: number;
-  paused_at: Date | string | null;
-  paused_reason: string | null;
-  config_fingerprint: string | null;
-  updated_at: Date | string;
-}
-
-function runFromRow(row: RunRow): RunRecord {
-  return {
-    id: row.run_id,
-    activationId: row.activation_id,
-    startedAt: toDate(row.started_at),
-    finishedAt: row.finished_at === null ? null : toDate(row.finished_at),
-    status: row.status,
-    counts: {
-      rows: Number(row.rows),
-      added: Number(row.added),
-      removed: Number(row.removed),
-      changed: Number(row.changed),
-      refreshed: Number(row.refreshed),
-      invalid: Number(row.invalid),
-      rejected: Number(row.rejected),
-      requests: Number(row.requests),
-    },
-    error: row.error,
-    cost: row.cost === null || row.cost === 'null' ? null : (JSON.parse(row.cost) as Record<string, unknown>),
-  };
-}
-
-function statusFromRow(row: StatusRow): ActivationStatus {
-  return {
-    activationId: row.activation_id,
-    consecutiveFailures: Number(row.consecutive_failures),
-    pausedAt: row.paused_at === null ? null : toDate(row.paused_at),
-    pausedReason: row.paused_reason,
-    configFingerprint: row.config_fingerprint,
-    updatedAt: toDate(row.updated_at),
-  };
-}
-
 /** A TIMESTAMP literal (or a typed NULL) for statements that take no parameters. */
 function timestampLiteral(value: Date | null): RawBuilder<unknown> {
   return value === null ? sql`CAST(NULL AS TIMESTAMP)` : sql`TIMESTAMP ${sql.lit(value.toISOString())}`;
-}
-
-function toDate(value: Date | string): Date {
-  return value instanceof Date ? value : new Date(value);
-}
-
-function causes(error: unknown): unknown[] {
-  const chain: unknown[] = [];
-  let current: unknown = error;
-  while (current && chain.length < 5) {
-    chain.push(current);
-    current = (current as { cause?: unknown }).cause;
-  }
-  return chain;
 }
 
 /** A statement BigQuery aborted because another one changed the same table at the same time. */
@@ -925,15 +805,7 @@ function isNotFound(error: unknown): boolean {
   });
 }
 
-/** A warehouse failure named after what Tailor was doing. */
-export function asWarehouseError(error: unknown, what: string): Error {
-  if (error instanceof ModelSqlError) return error;
-  if (error instanceof WarehouseError) {
-    return new WarehouseError(`${what}: ${error.message}`, { cause: error.cause ?? error, hint: error.hint });
-  }
-  if (error instanceof Error && 'kind' in error) return error; // AuthError, RetryableError
-  return new WarehouseError(`${what} failed: ${errorMessage(error)}`, { cause: error });
-}
+export { asWarehouseError };
 
 /**
  * A failure of the model's own SQL (BigQuery's `invalidQuery`, or a 400 on the snapshot), unless it
