@@ -12,9 +12,24 @@ import type {
   RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import { asWarehouseError, causes } from '../warehouse-errors.js';
+import {
+  bindingFromRow,
+  costFromJson,
+  countsFromRow,
+  dedupeHashes,
+  deltaFromRow,
+  fromEpochMs,
+  runFromRow,
+  statusFromRow,
+  type BindingRow,
+  type CountRow,
+  type DeltaDbRow,
+  type RunRow,
+  type StatusRow,
+} from '../warehouse-rows.js';
 import type {
   HeldLock,
-  MemberHashRow,
   MemberUpsert,
   WarehouseCapabilities,
   WarehouseDeltaRow,
@@ -22,9 +37,6 @@ import type {
   WarehouseDiffInput,
   WarehouseSql,
 } from '../warehouse-sql.js';
-
-/** Change kinds by the rank the delta table stores; the delta is read in this order. */
-const CHANGE_BY_RANK = ['removed', 'changed', 'refresh', 'added'] as const;
 
 export interface SnowflakeSqlOptions {
   /** Kysely over SnowflakeDialect (one session). */
@@ -238,22 +250,14 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
 
   async getBinding(activationId: string): Promise<AudienceBinding | undefined> {
     const rows = await this.#rows(
-      sql<BindingRow>`SELECT ${ids('activation_id', 'destination', 'account_id', 'audience_id', 'audience_name')},
+      sql<
+        BindingRow<number>
+      >`SELECT ${ids('activation_id', 'destination', 'account_id', 'audience_id', 'audience_name')},
           ${epochMs('bound_at')}
         FROM ${this.table('bindings')} WHERE ${sql.id('activation_id')} = ${activationId}`,
       'reading a binding',
     );
-    const row = rows[0];
-    return (
-      row && {
-        activationId: row.activation_id,
-        destination: row.destination,
-        accountId: row.account_id,
-        audienceId: row.audience_id,
-        audienceName: row.audience_name,
-        boundAt: new Date(Number(row.bound_at)),
-      }
-    );
+    return rows[0] && bindingFromRow(rows[0], fromEpochMs);
   }
 
   async saveBinding(binding: AudienceBinding): Promise<void> {
@@ -429,31 +433,15 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
         ? sql`TRUE`
         : sql`${sql.id('activation_id')} = ${options.activationId}`;
     const rows = await this.#rows(
-      sql<RunRow>`SELECT ${ids('run_id', 'activation_id')}, ${epochMs('started_at')}, ${epochMs('finished_at')},
+      sql<
+        RunRow<number, string | null>
+      >`SELECT ${ids('run_id', 'activation_id')}, ${epochMs('started_at')}, ${epochMs('finished_at')},
           ${ids('status', ...COUNT_COLUMNS, 'error')}, TO_JSON(${sql.id('cost')}) AS ${sql.id('cost')}
         FROM ${this.table('runs')} WHERE ${where}
         ORDER BY ${sql.id('started_at')} DESC, ${sql.id('run_id')} DESC LIMIT ${sql.lit(limit)}`,
       'listing runs',
     );
-    return rows.map((row) => ({
-      id: row.run_id,
-      activationId: row.activation_id,
-      startedAt: new Date(Number(row.started_at)),
-      finishedAt: row.finished_at === null ? null : new Date(Number(row.finished_at)),
-      status: row.status,
-      counts: {
-        rows: Number(row.rows),
-        added: Number(row.added),
-        removed: Number(row.removed),
-        changed: Number(row.changed),
-        refreshed: Number(row.refreshed),
-        invalid: Number(row.invalid),
-        rejected: Number(row.rejected),
-        requests: Number(row.requests),
-      },
-      error: row.error,
-      cost: row.cost === null ? null : (JSON.parse(row.cost) as Record<string, unknown>),
-    }));
+    return rows.map((row) => runFromRow(row, { date: fromEpochMs, cost: costFromJson }));
   }
 
   async insertRejections(
@@ -476,12 +464,12 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
 
   async getActivationStatus(activationId: string): Promise<ActivationStatus | undefined> {
     const rows = await this.#rows(
-      sql<StatusRow>`SELECT ${ids('activation_id', 'consecutive_failures')}, ${epochMs('paused_at')},
+      sql<StatusRow<number>>`SELECT ${ids('activation_id', 'consecutive_failures')}, ${epochMs('paused_at')},
           ${ids('paused_reason', 'config_fingerprint')}, ${epochMs('updated_at')}
         FROM ${this.table('activation_status')} WHERE ${sql.id('activation_id')} = ${activationId}`,
       'reading activation status',
     );
-    return rows[0] && statusFromRow(rows[0]);
+    return rows[0] && statusFromRow(rows[0], fromEpochMs);
   }
 
   async setActivationStatus(status: ActivationStatus): Promise<void> {
@@ -501,12 +489,12 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
 
   async listActivationStatus(): Promise<ActivationStatus[]> {
     const rows = await this.#rows(
-      sql<StatusRow>`SELECT ${ids('activation_id', 'consecutive_failures')}, ${epochMs('paused_at')},
+      sql<StatusRow<number>>`SELECT ${ids('activation_id', 'consecutive_failures')}, ${epochMs('paused_at')},
           ${ids('paused_reason', 'config_fingerprint')}, ${epochMs('updated_at')}
         FROM ${this.table('activation_status')} ORDER BY ${sql.id('activation_id')}`,
       'listing activation status',
     );
-    return rows.map(statusFromRow);
+    return rows.map((row) => statusFromRow(row, fromEpochMs));
   }
 }
 
@@ -615,15 +603,7 @@ class SnowflakeDiff implements WarehouseDiff {
       .catch((error: unknown) => {
         throw asWarehouseError(error, 'counting the diff');
       });
-    this.counts = {
-      rows: Number(row?.row_count ?? 0),
-      invalidKeys: Number(row?.invalid ?? 0),
-      removed: Number(row?.removed ?? 0),
-      changed: Number(row?.changed ?? 0),
-      refresh: Number(row?.refresh ?? 0),
-      added: Number(row?.added ?? 0),
-      stateMembers: Number(row?.state ?? 0),
-    };
+    this.counts = countsFromRow(row);
   }
 
   async *#stream<R>(query: RawBuilder<R>, what: string, batchSize: number): AsyncGenerator<R[]> {
@@ -675,7 +655,7 @@ class SnowflakeDiff implements WarehouseDiff {
     const values = columns.map((_, i) => sql`, d.${sql.id(`v_${i}`)}`);
     // Stored hashes are aggregated per delta member first (a CTE), then joined: no GROUP BY over
     // the model's values, whatever their types. Snowflake orders strings by their UTF-8 bytes.
-    const query = sql<DeltaDbRow>`WITH ${sql.id('h')} AS (
+    const query = sql<DeltaDbRow<[string, string][] | string | null>>`WITH ${sql.id('h')} AS (
         SELECT ${key}, ARRAY_AGG(ARRAY_CONSTRUCT(${ids('id_type', 'hash')}))
           WITHIN GROUP (ORDER BY ${ids('id_type', 'hash')}) AS ${sql.id('hashes')}
         FROM ${this.#owner.table('member_hashes')}
@@ -689,20 +669,14 @@ class SnowflakeDiff implements WarehouseDiff {
     let batch: WarehouseDeltaRow[] = [];
     for await (const rows of this.#stream(query, 'reading the delta', batchSize)) {
       for (const row of rows) {
-        const change = CHANGE_BY_RANK[Number(row.change_rank)]!;
-        const record = row as unknown as Record<string, unknown>;
-        const previous =
-          typeof row.previous_hashes === 'string' ? JSON.parse(row.previous_hashes) : row.previous_hashes;
-        batch.push({
-          key: row.member_key,
-          change,
-          values: change === 'removed' ? null : columns.map((_, i) => record[`v_${i}`] ?? null),
-          fingerprint: change === 'removed' ? null : row.fingerprint,
-          previousHashes:
-            change === 'added'
-              ? null
-              : ((previous ?? []) as [string, string][]).map(([idType, hash]) => ({ idType, hash })),
-        });
+        batch.push(
+          deltaFromRow(row, columns, (hashes) => {
+            // The driver hands an ARRAY column over as JSON text or as parsed arrays.
+            const previous = (typeof hashes === 'string' ? JSON.parse(hashes) : hashes) as
+              [string, string][] | null;
+            return (previous ?? []).map(([idType, hash]) => ({ idType, hash }));
+          }),
+        );
         if (batch.length >= batchSize) {
           yield batch;
           batch = [];
@@ -845,105 +819,7 @@ function snowflakeName(name: string): string {
   return /^[A-Za-z_][A-Za-z0-9_$]*$/.test(name) ? name.toUpperCase() : name;
 }
 
-function dedupeHashes(
-  upserts: readonly MemberUpsert[],
-): { member_key: string; id_type: string; hash: string }[] {
-  const seen = new Set<string>();
-  const rows: { member_key: string; id_type: string; hash: string }[] = [];
-  for (const upsert of upserts) {
-    for (const h of upsert.hashes as readonly MemberHashRow[]) {
-      const id = `${upsert.key}\u0000${h.idType}\u0000${h.hash}`;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      rows.push({ member_key: upsert.key, id_type: h.idType, hash: h.hash });
-    }
-  }
-  return rows;
-}
-
-interface CountRow {
-  row_count: number;
-  invalid: number;
-  state: number;
-  removed: number;
-  changed: number;
-  refresh: number;
-  added: number;
-}
-
-interface DeltaDbRow {
-  change_rank: number;
-  member_key: string;
-  fingerprint: string | null;
-  previous_hashes: [string, string][] | string | null;
-}
-
-interface BindingRow {
-  activation_id: string;
-  destination: string;
-  account_id: string;
-  audience_id: string;
-  audience_name: string;
-  bound_at: number;
-}
-
-interface RunRow {
-  run_id: string;
-  activation_id: string;
-  started_at: number;
-  finished_at: number | null;
-  status: RunStatus;
-  rows: number;
-  added: number;
-  removed: number;
-  changed: number;
-  refreshed: number;
-  invalid: number;
-  rejected: number;
-  requests: number;
-  error: string | null;
-  cost: string | null;
-}
-
-interface StatusRow {
-  activation_id: string;
-  consecutive_failures: number;
-  paused_at: number | null;
-  paused_reason: string | null;
-  config_fingerprint: string | null;
-  updated_at: number;
-}
-
-function statusFromRow(row: StatusRow): ActivationStatus {
-  return {
-    activationId: row.activation_id,
-    consecutiveFailures: Number(row.consecutive_failures),
-    pausedAt: row.paused_at === null ? null : new Date(Number(row.paused_at)),
-    pausedReason: row.paused_reason,
-    configFingerprint: row.config_fingerprint,
-    updatedAt: new Date(Number(row.updated_at)),
-  };
-}
-
-function causes(error: unknown): unknown[] {
-  const chain: unknown[] = [];
-  let current: unknown = error;
-  while (current && chain.length < 5) {
-    chain.push(current);
-    current = (current as { cause?: unknown }).cause;
-  }
-  return chain;
-}
-
-/** A warehouse failure named after what Tailor was doing. */
-export function asWarehouseError(error: unknown, what: string): Error {
-  if (error instanceof ModelSqlError) return error;
-  if (error instanceof WarehouseError) {
-    return new WarehouseError(`${what}: ${error.message}`, { cause: error.cause ?? error, hint: error.hint });
-  }
-  if (error instanceof Error && 'kind' in error) return error; // AuthError, RetryableError
-  return new WarehouseError(`${what} failed: ${errorMessage(error)}`, { cause: error });
-}
+export { asWarehouseError };
 
 /**
  * A failure of the model's own SQL: Snowflake's compilation errors (SQL state 42xxx, e.g. 42000
