@@ -12,6 +12,17 @@ import type {
   RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import {
+  bindingFromRow,
+  deltaFromRow,
+  runFromRow,
+  statusFromRow,
+  toDate,
+  type BindingRow,
+  type DeltaDbRow,
+  type RunRow,
+  type StatusRow,
+} from '../warehouse-rows.js';
 import type {
   HeldLock,
   MemberUpsert,
@@ -62,7 +73,6 @@ export const SESSION_SETTINGS = `select set_config('TimeZone', 'UTC', false), se
   set_config('IntervalStyle', 'postgres', false), set_config('extra_float_digits', '1', false)`;
 
 /** Change kinds by the rank the delta table stores; the delta is read in this order. */
-const CHANGE_BY_RANK = ['removed', 'changed', 'refresh', 'added'] as const;
 
 /** Mutexes of `in_process` locks, by scope, schema and activation. */
 const inProcessLocks = new Set<string>();
@@ -232,21 +242,13 @@ export class PostgresWarehouseSql implements WarehouseSql {
 
   async getBinding(activationId: string): Promise<AudienceBinding | undefined> {
     const rows = await this.#run(
-      sql<BindingRow>`select activation_id, destination, account_id, audience_id, audience_name, bound_at
+      sql<
+        BindingRow<Date | string>
+      >`select activation_id, destination, account_id, audience_id, audience_name, bound_at
         from ${this.#t('bindings')} where activation_id = ${activationId}`,
       'reading a binding',
     );
-    const row = rows[0];
-    return (
-      row && {
-        activationId: row.activation_id,
-        destination: row.destination,
-        accountId: row.account_id,
-        audienceId: row.audience_id,
-        audienceName: row.audience_name,
-        boundAt: toDate(row.bound_at),
-      }
-    );
+    return rows[0] && bindingFromRow(rows[0], toDate);
   }
 
   async saveBinding(binding: AudienceBinding): Promise<void> {
@@ -402,31 +404,16 @@ export class PostgresWarehouseSql implements WarehouseSql {
     const where =
       options.activationId === undefined ? sql`true` : sql`activation_id = ${options.activationId}`;
     const rows = await this.#run(
-      sql<RunRow>`select run_id, activation_id, started_at, finished_at, status, rows, added, removed, changed,
+      sql<
+        RunRow<Date | string, Record<string, unknown> | null>
+      >`select run_id, activation_id, started_at, finished_at, status, rows, added, removed, changed,
           refreshed, invalid, rejected, requests, error, cost
         from ${this.#t('runs')} where ${where}
         order by started_at desc, run_id desc limit ${options.limit}`,
       'listing runs',
     );
-    return rows.map((row) => ({
-      id: row.run_id,
-      activationId: row.activation_id,
-      startedAt: toDate(row.started_at),
-      finishedAt: row.finished_at === null ? null : toDate(row.finished_at),
-      status: row.status,
-      counts: {
-        rows: Number(row.rows),
-        added: Number(row.added),
-        removed: Number(row.removed),
-        changed: Number(row.changed),
-        refreshed: Number(row.refreshed),
-        invalid: Number(row.invalid),
-        rejected: Number(row.rejected),
-        requests: Number(row.requests),
-      },
-      error: row.error,
-      cost: row.cost,
-    }));
+    // jsonb comes back parsed.
+    return rows.map((row) => runFromRow(row, { date: toDate, cost: (cost) => cost }));
   }
 
   async insertRejections(
@@ -448,10 +435,12 @@ export class PostgresWarehouseSql implements WarehouseSql {
 
   async getActivationStatus(activationId: string): Promise<ActivationStatus | undefined> {
     const rows = await this.#run(
-      sql<StatusRow>`select * from ${this.#t('activation_status')} where activation_id = ${activationId}`,
+      sql<
+        StatusRow<Date | string>
+      >`select * from ${this.#t('activation_status')} where activation_id = ${activationId}`,
       'reading activation status',
     );
-    return rows[0] && statusFromRow(rows[0]);
+    return rows[0] && statusFromRow(rows[0], toDate);
   }
 
   async setActivationStatus(status: ActivationStatus): Promise<void> {
@@ -469,10 +458,10 @@ export class PostgresWarehouseSql implements WarehouseSql {
 
   async listActivationStatus(): Promise<ActivationStatus[]> {
     const rows = await this.#run(
-      sql<StatusRow>`select * from ${this.#t('activation_status')} order by activation_id`,
+      sql<StatusRow<Date | string>>`select * from ${this.#t('activation_status')} order by activation_id`,
       'listing activation status',
     );
-    return rows.map(statusFromRow);
+    return rows.map((row) => statusFromRow(row, toDate));
   }
 }
 
@@ -657,7 +646,9 @@ class PostgresDiff implements WarehouseDiff {
     const columns = this.#input.columns;
     const t = this.#owner.table.bind(this.#owner);
     const values = columns.map((_, i) => sql`, d.${sql.id(`v_${i}`)}`);
-    const query = sql<DeltaDbRow>`select d.change_rank, d.member_key, d.fingerprint ${sql.join(values, sql``)},
+    const query = sql<
+      DeltaDbRow<[string, string][] | string | null>
+    >`select d.change_rank, d.member_key, d.fingerprint ${sql.join(values, sql``)},
         case when d.change_rank <> 3 then coalesce(
           (select json_agg(json_build_array(h.id_type, h.hash) order by h.id_type, h.hash)
            from ${t('member_hashes')} h
@@ -667,21 +658,12 @@ class PostgresDiff implements WarehouseDiff {
     let batch: WarehouseDeltaRow[] = [];
     for await (const rows of this.#stream(query, 'reading the delta')) {
       for (const row of rows) {
-        const change = CHANGE_BY_RANK[row.change_rank]!;
-        const record = row as unknown as Record<string, unknown>;
-        batch.push({
-          key: row.member_key,
-          change,
-          values: change === 'removed' ? null : columns.map((_, i) => record[`v_${i}`]),
-          fingerprint: change === 'removed' ? null : row.fingerprint,
-          previousHashes:
-            row.previous_hashes === null
-              ? null
-              : parseJson<[string, string][]>(row.previous_hashes).map(([idType, hash]) => ({
-                  idType,
-                  hash,
-                })),
-        });
+        // previous_hashes is null exactly for rank 3 (added), as deltaFromRow expects.
+        batch.push(
+          deltaFromRow(row, columns, (hashes) =>
+            parseJson<[string, string][]>(hashes).map(([idType, hash]) => ({ idType, hash })),
+          ),
+        );
         if (batch.length >= batchSize) {
           yield batch;
           batch = [];
@@ -702,64 +684,6 @@ class PostgresDiff implements WarehouseDiff {
       await this.#session.close();
     }
   }
-}
-
-interface DeltaDbRow {
-  change_rank: number;
-  member_key: string;
-  fingerprint: string | null;
-  previous_hashes: [string, string][] | string | null;
-}
-
-interface BindingRow {
-  activation_id: string;
-  destination: string;
-  account_id: string;
-  audience_id: string;
-  audience_name: string;
-  bound_at: Date | string;
-}
-
-interface RunRow {
-  run_id: string;
-  activation_id: string;
-  started_at: Date | string;
-  finished_at: Date | string | null;
-  status: RunStatus;
-  rows: string | number;
-  added: string | number;
-  removed: string | number;
-  changed: string | number;
-  refreshed: string | number;
-  invalid: string | number;
-  rejected: string | number;
-  requests: string | number;
-  error: string | null;
-  cost: Record<string, unknown> | null;
-}
-
-interface StatusRow {
-  activation_id: string;
-  consecutive_failures: number;
-  paused_at: Date | string | null;
-  paused_reason: string | null;
-  config_fingerprint: string | null;
-  updated_at: Date | string;
-}
-
-function statusFromRow(row: StatusRow): ActivationStatus {
-  return {
-    activationId: row.activation_id,
-    consecutiveFailures: Number(row.consecutive_failures),
-    pausedAt: row.paused_at === null ? null : toDate(row.paused_at),
-    pausedReason: row.paused_reason,
-    configFingerprint: row.config_fingerprint,
-    updatedAt: toDate(row.updated_at),
-  };
-}
-
-function toDate(value: Date | string): Date {
-  return value instanceof Date ? value : new Date(value);
 }
 
 function parseJson<T>(value: unknown): T {
