@@ -1,20 +1,21 @@
-import {
+import type {
   CompiledQuery,
-  DialectAdapterBase,
-  type DatabaseConnection,
-  type DatabaseIntrospector,
-  type DatabaseMetadata,
-  type DatabaseMetadataOptions,
-  type Dialect,
-  type Driver,
-  type Kysely,
-  type MigrationLockOptions,
-  type QueryCompiler,
-  type QueryResult,
-  type SchemaMetadata,
-  type TableMetadata,
+  DatabaseConnection,
+  DatabaseMetadataOptions,
+  Kysely,
+  QueryResult,
+  TableMetadata,
 } from 'kysely';
 import { WarehouseError } from '../../errors.js';
+import {
+  InformationSchemaIntrospector,
+  PartsDialect,
+  PoollessDriver,
+  queryResult,
+  tablesOf,
+  WarehouseAdapter,
+  type InformationSchemaColumn,
+} from '../kysely-driver-base.js';
 import type { BigqueryRunner as BigqueryExecutor } from './bigquery-executor.js';
 import { BigqueryQueryCompiler } from './bigquery-query-compiler.js';
 
@@ -24,61 +25,28 @@ import { BigqueryQueryCompiler } from './bigquery-query-compiler.js';
  * where it carries the BigQuery session the transaction lives in.
  * https://cloud.google.com/bigquery/docs/transactions
  */
-export class BigqueryDialect implements Dialect {
-  readonly #executor: BigqueryExecutor;
-
+export class BigqueryDialect extends PartsDialect {
   constructor(executor: BigqueryExecutor) {
-    this.#executor = executor;
-  }
-
-  createAdapter(): BigqueryAdapter {
-    return new BigqueryAdapter();
-  }
-
-  createDriver(): Driver {
-    return new BigqueryDriver(this.#executor);
-  }
-
-  createQueryCompiler(): QueryCompiler {
-    return new BigqueryQueryCompiler();
-  }
-
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  createIntrospector(db: Kysely<any>): DatabaseIntrospector {
-    return new BigqueryIntrospector(db);
+    super({
+      adapter: () => new BigqueryAdapter(),
+      driver: () => new BigqueryDriver(executor),
+      compiler: () => new BigqueryQueryCompiler(),
+      introspector: (db) => new BigqueryIntrospector(db),
+    });
   }
 }
 
-export class BigqueryAdapter extends DialectAdapterBase {
-  override get supportsCreateIfNotExists(): boolean {
-    return true;
-  }
+// BigQuery has no locks. Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS) and run
+// under the activation lock row of bigquery-sql.ts, so Kysely's migration lock is a no-op here.
+export class BigqueryAdapter extends WarehouseAdapter {}
 
-  override get supportsTransactionalDdl(): boolean {
-    return false;
-  }
-
-  override get supportsReturning(): boolean {
-    return false;
-  }
-
-  // BigQuery has no locks. Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS) and run
-  // under the activation lock row of bigquery-sql.ts, so Kysely's migration lock is a no-op here.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  override async acquireMigrationLock(_db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {}
-
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  override async releaseMigrationLock(_db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {}
-}
-
-class BigqueryDriver implements Driver {
+class BigqueryDriver extends PoollessDriver {
   readonly #executor: BigqueryExecutor;
 
   constructor(executor: BigqueryExecutor) {
+    super();
     this.#executor = executor;
   }
-
-  async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
     return new BigqueryConnection(this.#executor);
@@ -95,10 +63,6 @@ class BigqueryDriver implements Driver {
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     await (connection as BigqueryConnection).end('ROLLBACK TRANSACTION');
   }
-
-  async releaseConnection(): Promise<void> {}
-
-  async destroy(): Promise<void> {}
 }
 
 export class BigqueryConnection implements DatabaseConnection {
@@ -110,11 +74,9 @@ export class BigqueryConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await this.#executor.all(compiledQuery.sql, compiledQuery.parameters, this.#session());
-    return {
-      rows: result.rows as R[],
-      ...(result.numAffectedRows === undefined ? {} : { numAffectedRows: result.numAffectedRows }),
-    };
+    return queryResult(
+      await this.#executor.all(compiledQuery.sql, compiledQuery.parameters, this.#session()),
+    );
   }
 
   async *streamQuery<R>(
@@ -157,60 +119,44 @@ export class BigqueryConnection implements DatabaseConnection {
 }
 
 /** Datasets and tables of the job's project, read from INFORMATION_SCHEMA. */
-class BigqueryIntrospector implements DatabaseIntrospector {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  readonly #db: Kysely<any>;
-
+class BigqueryIntrospector extends InformationSchemaIntrospector {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
   constructor(db: Kysely<any>) {
-    this.#db = db;
+    super(db, 'SELECT schema_name FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY schema_name');
   }
 
-  async getSchemas(): Promise<SchemaMetadata[]> {
-    const result = await this.#db.executeQuery<{ schema_name: string }>(
-      CompiledQuery.raw('SELECT schema_name FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY schema_name'),
-    );
-    return result.rows.map((row) => ({ name: row.schema_name }));
-  }
-
+  /** BigQuery's INFORMATION_SCHEMA.COLUMNS is per dataset: one query each. */
   async getTables(_options?: DatabaseMetadataOptions): Promise<TableMetadata[]> {
-    const tables = new Map<string, TableMetadata & { columns: TableMetadata['columns'][number][] }>();
+    const columns: InformationSchemaColumn[] = [];
     for (const schema of await this.getSchemas()) {
       const dataset = schema.name.replace(/`/g, '');
-      const result = await this.#db.executeQuery<{
+      const rows = await this.query<{
         table_name: string;
         column_name: string;
         data_type: string;
         is_nullable: string;
         table_type: string;
       }>(
-        CompiledQuery.raw(
-          `SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, t.table_type
+        `SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, t.table_type
            FROM \`${dataset}\`.INFORMATION_SCHEMA.COLUMNS AS c
            JOIN \`${dataset}\`.INFORMATION_SCHEMA.TABLES AS t USING (table_name)
            ORDER BY c.table_name, c.ordinal_position`,
-        ),
       );
-      for (const row of result.rows) {
-        const id = `${dataset}.${row.table_name}`;
-        let table = tables.get(id);
-        if (!table) {
-          table = { name: row.table_name, schema: dataset, isView: row.table_type === 'VIEW', columns: [] };
-          tables.set(id, table);
-        }
-        table.columns.push({
-          name: row.column_name,
-          dataType: row.data_type,
-          isNullable: row.is_nullable === 'YES',
-          isAutoIncrementing: false,
-          hasDefaultValue: false,
+      for (const row of rows) {
+        columns.push({
+          schema: dataset,
+          table: row.table_name,
+          isView: row.table_type === 'VIEW',
+          column: {
+            name: row.column_name,
+            dataType: row.data_type,
+            isNullable: row.is_nullable === 'YES',
+            isAutoIncrementing: false,
+            hasDefaultValue: false,
+          },
         });
       }
     }
-    return [...tables.values()];
-  }
-
-  async getMetadata(options?: DatabaseMetadataOptions): Promise<DatabaseMetadata> {
-    return { tables: await this.getTables(options) };
+    return tablesOf(columns);
   }
 }
