@@ -1,18 +1,18 @@
 import {
   CompiledQuery,
-  DialectAdapterBase,
   type DatabaseConnection,
-  type DatabaseIntrospector,
-  type DatabaseMetadata,
-  type Dialect,
-  type Driver,
   type Kysely,
-  type MigrationLockOptions,
-  type QueryCompiler,
   type QueryResult,
-  type SchemaMetadata,
   type TableMetadata,
 } from 'kysely';
+import {
+  InformationSchemaIntrospector,
+  PartsDialect,
+  PoollessDriver,
+  queryResult,
+  tablesOf,
+  WarehouseAdapter,
+} from '../kysely-driver-base.js';
 import type { SnowflakeRunner as SnowflakeExecutor } from './snowflake-executor.js';
 import { SnowflakeQueryCompiler } from './snowflake-query-compiler.js';
 
@@ -23,65 +23,32 @@ import { SnowflakeQueryCompiler } from './snowflake-query-compiler.js';
  * session (Snowflake results are fetched after the statement completes), so committing while a
  * delta is being read works.
  */
-export class SnowflakeDialect implements Dialect {
-  readonly #executor: SnowflakeExecutor;
-
+export class SnowflakeDialect extends PartsDialect {
   constructor(executor: SnowflakeExecutor) {
-    this.#executor = executor;
-  }
-
-  createAdapter(): SnowflakeAdapter {
-    return new SnowflakeAdapter();
-  }
-
-  createDriver(): Driver {
-    return new SnowflakeDriver(this.#executor);
-  }
-
-  createQueryCompiler(): QueryCompiler {
-    return new SnowflakeQueryCompiler();
-  }
-
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  createIntrospector(db: Kysely<any>): DatabaseIntrospector {
-    return new SnowflakeIntrospector(db);
+    super({
+      adapter: () => new SnowflakeAdapter(),
+      driver: () => new SnowflakeDriver(executor),
+      compiler: () => new SnowflakeQueryCompiler(),
+      introspector: (db) => new SnowflakeIntrospector(db),
+    });
   }
 }
 
-export class SnowflakeAdapter extends DialectAdapterBase {
-  override get supportsCreateIfNotExists(): boolean {
-    return true;
-  }
+// DDL commits the open transaction in Snowflake, hence no transactional DDL.
+// https://docs.snowflake.com/en/sql-reference/transactions#ddl
+// Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, MERGE of the version row).
+export class SnowflakeAdapter extends WarehouseAdapter {}
 
-  // DDL commits the open transaction in Snowflake.
-  // https://docs.snowflake.com/en/sql-reference/transactions#ddl
-  override get supportsTransactionalDdl(): boolean {
-    return false;
-  }
-
-  override get supportsReturning(): boolean {
-    return false;
-  }
-
-  // Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, MERGE of the version row).
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  override async acquireMigrationLock(_db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {}
-
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  override async releaseMigrationLock(_db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {}
-}
-
-class SnowflakeDriver implements Driver {
+class SnowflakeDriver extends PoollessDriver {
   readonly #executor: SnowflakeExecutor;
   /** Settles when the open transaction (if any) ends. */
   #transaction: Promise<void> = Promise.resolve();
   #endTransaction: (() => void) | undefined;
 
   constructor(executor: SnowflakeExecutor) {
+    super();
     this.#executor = executor;
   }
-
-  async init(): Promise<void> {}
 
   async acquireConnection(): Promise<DatabaseConnection> {
     // Wait while another connection holds the session in a transaction.
@@ -121,10 +88,6 @@ class SnowflakeDriver implements Driver {
     }
   }
 
-  async releaseConnection(): Promise<void> {}
-
-  async destroy(): Promise<void> {}
-
   #release(): void {
     const end = this.#endTransaction;
     this.#endTransaction = undefined;
@@ -140,11 +103,7 @@ class SnowflakeConnection implements DatabaseConnection {
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await this.#executor.all(compiledQuery.sql, compiledQuery.parameters);
-    return {
-      rows: result.rows as R[],
-      ...(result.numAffectedRows === undefined ? {} : { numAffectedRows: result.numAffectedRows }),
-    };
+    return queryResult(await this.#executor.all(compiledQuery.sql, compiledQuery.parameters));
   }
 
   async *streamQuery<R>(
@@ -158,24 +117,14 @@ class SnowflakeConnection implements DatabaseConnection {
 }
 
 /** Schemas and tables of the current database, from INFORMATION_SCHEMA. */
-class SnowflakeIntrospector implements DatabaseIntrospector {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  readonly #db: Kysely<any>;
-
+class SnowflakeIntrospector extends InformationSchemaIntrospector {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
   constructor(db: Kysely<any>) {
-    this.#db = db;
-  }
-
-  async getSchemas(): Promise<SchemaMetadata[]> {
-    const result = await this.#db.executeQuery<{ schema_name: string }>(
-      CompiledQuery.raw('SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY SCHEMA_NAME'),
-    );
-    return result.rows.map((row) => ({ name: row.schema_name }));
+    super(db, 'SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY SCHEMA_NAME');
   }
 
   async getTables(): Promise<TableMetadata[]> {
-    const result = await this.#db.executeQuery<{
+    const rows = await this.query<{
       table_schema: string;
       table_name: string;
       table_type: string;
@@ -184,39 +133,25 @@ class SnowflakeIntrospector implements DatabaseIntrospector {
       is_nullable: string;
       column_default: string | null;
     }>(
-      CompiledQuery.raw(
-        `SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.IS_NULLABLE, c.COLUMN_DEFAULT
+      `SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.IS_NULLABLE, c.COLUMN_DEFAULT
          FROM INFORMATION_SCHEMA.COLUMNS AS c
          JOIN INFORMATION_SCHEMA.TABLES AS t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
          WHERE c.TABLE_SCHEMA <> 'INFORMATION_SCHEMA'
          ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`,
-      ),
     );
-    const tables = new Map<string, TableMetadata & { columns: TableMetadata['columns'][number][] }>();
-    for (const row of result.rows) {
-      const id = `${row.table_schema}.${row.table_name}`;
-      let table = tables.get(id);
-      if (!table) {
-        table = {
-          name: row.table_name,
-          schema: row.table_schema,
-          isView: row.table_type === 'VIEW',
-          columns: [],
-        };
-        tables.set(id, table);
-      }
-      table.columns.push({
-        name: row.column_name,
-        dataType: row.data_type,
-        isNullable: row.is_nullable === 'YES',
-        isAutoIncrementing: false,
-        hasDefaultValue: row.column_default !== null,
-      });
-    }
-    return [...tables.values()];
-  }
-
-  async getMetadata(): Promise<DatabaseMetadata> {
-    return { tables: await this.getTables() };
+    return tablesOf(
+      rows.map((row) => ({
+        schema: row.table_schema,
+        table: row.table_name,
+        isView: row.table_type === 'VIEW',
+        column: {
+          name: row.column_name,
+          dataType: row.data_type,
+          isNullable: row.is_nullable === 'YES',
+          isAutoIncrementing: false,
+          hasDefaultValue: row.column_default !== null,
+        },
+      })),
+    );
   }
 }
