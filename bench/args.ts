@@ -29,6 +29,8 @@ export interface BenchOptions {
    * report is written with what was measured). Null: no limit.
    */
   maxMinutes: number | null;
+  /** The Tailor version measured, for the report (default: `git describe` of the repository). */
+  commit: string | null;
   /** Run the PGlite case before the largest PostgreSQL size instead of after every size. */
   pgliteBeforeLargest: boolean;
   /** Stop the case under way after this many minutes, keep its figures so far, write the report. */
@@ -53,6 +55,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --pglite-rows N       size of the PGlite case (default: 1M, or the largest size when smaller)
   --max-minutes N       start no new repetition or case after N minutes; report what was measured
   --stop-after-minutes N  stop the case under way after N minutes (its figures so far are kept)
+  --commit TEXT         the Tailor commit measured, for the report (default: git, when in a repository)
   --pglite-before-largest run the PGlite case before the largest PostgreSQL size (when time is short)
   --cpu-prof DIR        write a V8 CPU profile of every tailor sync process into DIR
 `;
@@ -88,6 +91,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       'max-minutes': { type: 'string' },
       'stop-after-minutes': { type: 'string' },
       'pglite-before-largest': { type: 'boolean', default: false },
+      commit: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -135,6 +139,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     cpuProfDir: values['cpu-prof'] ?? null,
     maxMinutes: values['max-minutes'] === undefined ? null : Number(values['max-minutes']),
     pgliteBeforeLargest: values['pglite-before-largest'],
+    commit: values.commit ?? null,
     stopAfterMinutes:
       values['stop-after-minutes'] === undefined ? null : Number(values['stop-after-minutes']),
   };

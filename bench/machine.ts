@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { cpus, totalmem, release, platform } from 'node:os';
 import type pg from 'pg';
@@ -46,4 +47,17 @@ export async function describeMachine(client: pg.Client): Promise<MachineInfo> {
     pglite: await pgliteVersion(),
     loadAverageAtStart: await loadAverage(),
   };
+}
+
+/** `git describe --always --dirty` of the repository the benchmark runs from, or null outside one. */
+export function gitDescribe(dir: string): string | null {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], {
+      cwd: dir,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    return null;
+  }
 }

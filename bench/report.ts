@@ -233,6 +233,8 @@ export interface ReportInput {
   finishedAt: Date;
   loadAverageAtEnd: number;
   measurements: readonly Measurement[];
+  /** The Tailor version measured. */
+  commit: string | null;
   /** Things the run itself noticed (skipped cases, fewer repetitions, failures). */
   notes: readonly string[];
 }
@@ -266,6 +268,7 @@ export function renderReport(input: ReportInput): string {
   out.push(`| Node.js | ${machine.node} |`);
   out.push(`| PostgreSQL | ${machine.postgres} (local server, default settings) |`);
   out.push(`| PGlite | ${machine.pglite} |`);
+  out.push(`| Tailor commit | ${input.commit ?? 'unknown'} |`);
   out.push(
     `| load average (1 min) | ${machine.loadAverageAtStart.toFixed(2)} at start, ${input.loadAverageAtEnd.toFixed(2)} at end |`,
   );

@@ -15,7 +15,7 @@ import { type BenchOptions, parseBenchArgs } from './args.js';
 import { ByteProxy } from './byte-proxy.js';
 import { resetFloorPg, resetFloorPglite, runFloorPg, runFloorPglite } from './floor.js';
 import type { FullPullConfig, FullPullResult } from './full-pull.js';
-import { describeMachine } from './machine.js';
+import { describeMachine, gitDescribe } from './machine.js';
 import { runMeasured } from './measure-process.js';
 import {
   applyEdits,
@@ -632,6 +632,7 @@ async function main(): Promise<void> {
       loadAverageAtEnd: loadavg()[0]!,
       measurements: ctx.measurements,
       notes: ctx.notes,
+      commit: options.commit ?? gitDescribe(REPO_ROOT),
     }),
   );
   progress(`wrote ${out}`);
