@@ -1,4 +1,11 @@
-import type { ActivationStatus, AudienceBinding, DiffCounts, RunRecord, RunStatus } from '../diff/types.js';
+import type {
+  ActivationStatus,
+  AudienceBinding,
+  DiffCounts,
+  InvalidKeyRow,
+  RunRecord,
+  RunStatus,
+} from '../diff/types.js';
 import type { MemberHashRow, MemberUpsert, WarehouseDeltaRow } from './warehouse-sql.js';
 
 /**
@@ -109,6 +116,11 @@ export function statusFromRow<Ts>(row: StatusRow<Ts>, date: (value: Ts) => Date)
   };
 }
 
+/** A diff's counts before it is prepared. */
+export function emptyCounts(): DiffCounts {
+  return { rows: 0, invalidKeys: 0, added: 0, removed: 0, changed: 0, refresh: 0, stateMembers: 0 };
+}
+
 /** The one-row result of a diff's counting query (warehouses that count every rank in one row). */
 export interface CountRow {
   row_count: number;
@@ -175,4 +187,45 @@ export function dedupeHashes(
     }
   }
   return rows;
+}
+
+/**
+ * A row of the bad-keys table (a key and how many snapshot rows carry it) as invalid-key rows: each
+ * null-key row on its own, a duplicated key once with its count. Lazy: a model may hold millions of
+ * null keys.
+ */
+export function* invalidKeysFromRow(row: {
+  member_key: string | null;
+  n: number | string;
+}): Generator<InvalidKeyRow> {
+  const n = Number(row.n);
+  if (row.member_key === null) {
+    for (let i = 0; i < n; i++) yield { key: null, reason: 'null_primary_key', rows: 1 };
+  } else {
+    yield { key: row.member_key, reason: 'duplicate_primary_key', rows: n };
+  }
+}
+
+/**
+ * Pages of rows as the warehouse streams them, re-cut into batches of `batchSize` items (the last
+ * may be shorter), each row mapped to zero or more items. Pulls the next page only when needed.
+ */
+export async function* rebatch<R, T>(
+  pages: AsyncIterable<R[]>,
+  batchSize: number,
+  map: (row: R) => Iterable<T>,
+): AsyncGenerator<T[]> {
+  let batch: T[] = [];
+  for await (const rows of pages) {
+    for (const row of rows) {
+      for (const item of map(row)) {
+        batch.push(item);
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+    }
+  }
+  if (batch.length > 0) yield batch;
 }

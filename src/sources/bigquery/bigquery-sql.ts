@@ -20,6 +20,9 @@ import {
   countsFromRow,
   dedupeHashes,
   deltaFromRow,
+  emptyCounts,
+  invalidKeysFromRow,
+  rebatch,
   runFromRow,
   statusFromRow,
   toDate,
@@ -545,15 +548,7 @@ export class BigqueryWarehouseSql implements WarehouseSql {
  * only), all in the state dataset with an expiration, dropped by `close`.
  */
 class BigqueryDiff implements WarehouseDiff {
-  counts: DiffCounts = {
-    rows: 0,
-    invalidKeys: 0,
-    added: 0,
-    removed: 0,
-    changed: 0,
-    refresh: 0,
-    stateMembers: 0,
-  };
+  counts: DiffCounts = emptyCounts();
   readonly #owner: BigqueryWarehouseSql;
   readonly #db: Kysely<unknown>;
   readonly #input: WarehouseDiffInput;
@@ -665,34 +660,10 @@ class BigqueryDiff implements WarehouseDiff {
   }
 
   async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
-    let batch: InvalidKeyRow[] = [];
     const query = sql<{ member_key: string | null; n: number }>`SELECT member_key, n FROM ${this.#bad}
       ORDER BY member_key ASC NULLS FIRST`;
-    for await (const rows of this.#stream(
-      query,
-      'reading invalid keys',
-      Math.min(batchSize, this.#pageSize),
-    )) {
-      for (const row of rows) {
-        const n = Number(row.n);
-        if (row.member_key === null) {
-          for (let i = 0; i < n; i++) {
-            batch.push({ key: null, reason: 'null_primary_key', rows: 1 });
-            if (batch.length >= batchSize) {
-              yield batch;
-              batch = [];
-            }
-          }
-        } else {
-          batch.push({ key: row.member_key, reason: 'duplicate_primary_key', rows: n });
-          if (batch.length >= batchSize) {
-            yield batch;
-            batch = [];
-          }
-        }
-      }
-    }
-    if (batch.length > 0) yield batch;
+    const pages = this.#stream(query, 'reading invalid keys', Math.min(batchSize, this.#pageSize));
+    yield* rebatch(pages, batchSize, invalidKeysFromRow);
   }
 
   async *delta(batchSize: number): AsyncIterable<WarehouseDeltaRow[]> {
@@ -707,21 +678,12 @@ class BigqueryDiff implements WarehouseDiff {
               WHERE h.activation_id = ${this.#input.activationId} AND h.member_key = d.member_key
               ORDER BY h.id_type, h.${HASH}) AS previous_hashes
       FROM ${this.#delta} AS d ORDER BY d.change_rank, d.member_key`;
-    let batch: WarehouseDeltaRow[] = [];
-    for await (const rows of this.#stream(query, 'reading the delta', Math.min(batchSize, this.#pageSize))) {
-      for (const row of rows) {
-        batch.push(
-          deltaFromRow(row, columns, (hashes) =>
-            (hashes ?? []).map((h) => ({ idType: h.id_type, hash: h.hash })),
-          ),
-        );
-        if (batch.length >= batchSize) {
-          yield batch;
-          batch = [];
-        }
-      }
-    }
-    if (batch.length > 0) yield batch;
+    const pages = this.#stream(query, 'reading the delta', Math.min(batchSize, this.#pageSize));
+    yield* rebatch(pages, batchSize, (row) => [
+      deltaFromRow(row, columns, (hashes) =>
+        (hashes ?? []).map((h) => ({ idType: h.id_type, hash: h.hash })),
+      ),
+    ]);
   }
 
   async close(): Promise<void> {
