@@ -19,7 +19,10 @@ import {
   countsFromRow,
   dedupeHashes,
   deltaFromRow,
+  emptyCounts,
   fromEpochMs,
+  invalidKeysFromRow,
+  rebatch,
   runFromRow,
   statusFromRow,
   type BindingRow,
@@ -504,15 +507,7 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
  * JOIN against state, delta rows only), dropped by `close` (and with the session in any case).
  */
 class SnowflakeDiff implements WarehouseDiff {
-  counts: DiffCounts = {
-    rows: 0,
-    invalidKeys: 0,
-    added: 0,
-    removed: 0,
-    changed: 0,
-    refresh: 0,
-    stateMembers: 0,
-  };
+  counts: DiffCounts = emptyCounts();
   readonly #owner: SnowflakeWarehouseSql;
   readonly #db: Kysely<unknown>;
   readonly #input: WarehouseDiffInput;
@@ -620,33 +615,12 @@ class SnowflakeDiff implements WarehouseDiff {
   }
 
   async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
-    let batch: InvalidKeyRow[] = [];
     const query = sql<{
       member_key: string | null;
       n: number;
     }>`SELECT ${ids('member_key', 'n')} FROM ${this.#bad}
       ORDER BY ${sql.id('member_key')} ASC NULLS FIRST`;
-    for await (const rows of this.#stream(query, 'reading invalid keys', batchSize)) {
-      for (const row of rows) {
-        const n = Number(row.n);
-        if (row.member_key === null) {
-          for (let i = 0; i < n; i++) {
-            batch.push({ key: null, reason: 'null_primary_key', rows: 1 });
-            if (batch.length >= batchSize) {
-              yield batch;
-              batch = [];
-            }
-          }
-        } else {
-          batch.push({ key: row.member_key, reason: 'duplicate_primary_key', rows: n });
-          if (batch.length >= batchSize) {
-            yield batch;
-            batch = [];
-          }
-        }
-      }
-    }
-    if (batch.length > 0) yield batch;
+    yield* rebatch(this.#stream(query, 'reading invalid keys', batchSize), batchSize, invalidKeysFromRow);
   }
 
   async *delta(batchSize: number): AsyncIterable<WarehouseDeltaRow[]> {
@@ -666,24 +640,14 @@ class SnowflakeDiff implements WarehouseDiff {
         h.${sql.id('hashes')} AS ${sql.id('previous_hashes')}
       FROM ${this.#delta} AS d LEFT JOIN ${sql.id('h')} AS h ON h.${key} = d.${key}
       ORDER BY d.${sql.id('change_rank')}, d.${key}`;
-    let batch: WarehouseDeltaRow[] = [];
-    for await (const rows of this.#stream(query, 'reading the delta', batchSize)) {
-      for (const row of rows) {
-        batch.push(
-          deltaFromRow(row, columns, (hashes) => {
-            // The driver hands an ARRAY column over as JSON text or as parsed arrays.
-            const previous = (typeof hashes === 'string' ? JSON.parse(hashes) : hashes) as
-              [string, string][] | null;
-            return (previous ?? []).map(([idType, hash]) => ({ idType, hash }));
-          }),
-        );
-        if (batch.length >= batchSize) {
-          yield batch;
-          batch = [];
-        }
-      }
-    }
-    if (batch.length > 0) yield batch;
+    yield* rebatch(this.#stream(query, 'reading the delta', batchSize), batchSize, (row) => [
+      deltaFromRow(row, columns, (hashes) => {
+        // The driver hands an ARRAY column over as JSON text or as parsed arrays.
+        const previous = (typeof hashes === 'string' ? JSON.parse(hashes) : hashes) as
+          [string, string][] | null;
+        return (previous ?? []).map(([idType, hash]) => ({ idType, hash }));
+      }),
+    ]);
   }
 
   async close(): Promise<void> {
