@@ -15,6 +15,9 @@ import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import {
   bindingFromRow,
   deltaFromRow,
+  emptyCounts,
+  invalidKeysFromRow,
+  rebatch,
   runFromRow,
   statusFromRow,
   toDate,
@@ -471,15 +474,7 @@ export class PostgresWarehouseSql implements WarehouseSql {
  * FULL OUTER JOIN against state, delta rows only), all temp tables of the session.
  */
 class PostgresDiff implements WarehouseDiff {
-  counts: DiffCounts = {
-    rows: 0,
-    invalidKeys: 0,
-    added: 0,
-    removed: 0,
-    changed: 0,
-    refresh: 0,
-    stateMembers: 0,
-  };
+  counts: DiffCounts = emptyCounts();
   readonly #owner: PostgresWarehouseSql;
   readonly #session: PgSession;
   readonly #input: WarehouseDiffInput;
@@ -604,9 +599,14 @@ class PostgresDiff implements WarehouseDiff {
   }
 
   async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
-    // Keyset pages rather than a cursor: the session stays free between pages, so a caller may read
-    // the delta (which holds a cursor on this session) while it reads these.
-    let batch: InvalidKeyRow[] = [];
+    yield* rebatch(this.#invalidKeyPages(), batchSize, invalidKeysFromRow);
+  }
+
+  /**
+   * Keyset pages rather than a cursor: the session stays free between pages, so a caller may read
+   * the delta (which holds a cursor on this session) while it reads these.
+   */
+  async *#invalidKeyPages(): AsyncGenerator<{ member_key: string | null; n: string }[]> {
     let after: string | null = null;
     let first = true;
     for (;;) {
@@ -617,29 +617,10 @@ class PostgresDiff implements WarehouseDiff {
         'reading invalid keys',
       );
       first = false;
-      for (const row of page) {
-        const n = Number(row.n);
-        if (row.member_key === null) {
-          // Each null-key row is its own invalid row.
-          for (let i = 0; i < n; i++) {
-            batch.push({ key: null, reason: 'null_primary_key', rows: 1 });
-            if (batch.length >= batchSize) {
-              yield batch;
-              batch = [];
-            }
-          }
-        } else {
-          batch.push({ key: row.member_key, reason: 'duplicate_primary_key', rows: n });
-          after = row.member_key;
-        }
-        if (batch.length >= batchSize) {
-          yield batch;
-          batch = [];
-        }
-      }
+      yield page;
+      for (const row of page) if (row.member_key !== null) after = row.member_key;
       if (page.length < this.#fetchSize) break;
     }
-    if (batch.length > 0) yield batch;
   }
 
   async *delta(batchSize: number): AsyncIterable<WarehouseDeltaRow[]> {
@@ -655,22 +636,12 @@ class PostgresDiff implements WarehouseDiff {
            where h.activation_id = ${this.#input.activationId} and h.member_key = d.member_key),
           '[]'::json) end as previous_hashes
       from ${this.#delta} d order by d.change_rank, d.member_key collate "C"`;
-    let batch: WarehouseDeltaRow[] = [];
-    for await (const rows of this.#stream(query, 'reading the delta')) {
-      for (const row of rows) {
-        // previous_hashes is null exactly for rank 3 (added), as deltaFromRow expects.
-        batch.push(
-          deltaFromRow(row, columns, (hashes) =>
-            parseJson<[string, string][]>(hashes).map(([idType, hash]) => ({ idType, hash })),
-          ),
-        );
-        if (batch.length >= batchSize) {
-          yield batch;
-          batch = [];
-        }
-      }
-    }
-    if (batch.length > 0) yield batch;
+    // previous_hashes is null exactly for rank 3 (added), as deltaFromRow expects.
+    yield* rebatch(this.#stream(query, 'reading the delta'), batchSize, (row) => [
+      deltaFromRow(row, columns, (hashes) =>
+        parseJson<[string, string][]>(hashes).map(([idType, hash]) => ({ idType, hash })),
+      ),
+    ]);
   }
 
   async close(): Promise<void> {
