@@ -13,6 +13,7 @@ import type {
   RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import { leasedLock } from '../lease-lock.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -245,41 +246,23 @@ export class BigqueryWarehouseSql implements WarehouseSql {
   }
 
   #heldLock(activationId: string, holder: string, leaseSeconds: number): HeldLock {
-    let held = true;
-    const renew = setInterval(
-      () => {
-        void this.#affected(
+    return leasedLock({
+      activationId,
+      leaseSeconds,
+      logger: this.#options.logger,
+      renew: () =>
+        this.#affected(
           sql`UPDATE ${this.table('locks')}
             SET expires_at = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL ${leaseSeconds} SECOND)
             WHERE activation_id = ${activationId} AND holder = ${holder}`,
           'renewing an activation lock',
-        ).then(
-          (n) => {
-            if (n === 0 && held) {
-              this.#options.logger.warn({ activation: activationId }, 'activation lock lease was lost');
-            }
-          },
-          (error: unknown) =>
-            this.#options.logger.warn(
-              { activation: activationId, err: errorMessage(error) },
-              'lock renewal failed',
-            ),
-        );
-      },
-      Math.max(1000, (leaseSeconds * 1000) / 3),
-    );
-    renew.unref();
-    return {
-      release: async () => {
-        if (!held) return;
-        held = false;
-        clearInterval(renew);
-        await this.#affected(
+        ),
+      release: () =>
+        this.#affected(
           sql`DELETE FROM ${this.table('locks')} WHERE activation_id = ${activationId} AND holder = ${holder}`,
           `releasing the lock of activation ${activationId}`,
-        );
-      },
-    };
+        ),
+    });
   }
 
   // --- bindings -----------------------------------------------------------------------------------

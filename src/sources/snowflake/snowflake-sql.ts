@@ -12,6 +12,7 @@ import type {
   RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import { leasedLock } from '../lease-lock.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -212,41 +213,24 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
       `checking the lock of activation ${activationId}`,
     );
     if (rows.length !== 1 || rows[0]?.holder !== holder) return null;
-    let held = true;
-    const renew = setInterval(
-      () => {
-        void this.#affected(
+    return leasedLock({
+      activationId,
+      leaseSeconds,
+      logger: this.#options.logger,
+      renew: () =>
+        this.#affected(
           sql`UPDATE ${this.table('locks')}
             SET ${sql.id('expires_at')} = DATEADD(SECOND, ${leaseSeconds}, CURRENT_TIMESTAMP())
             WHERE ${sql.id('activation_id')} = ${activationId} AND ${sql.id('holder')} = ${holder}`,
           'renewing an activation lock',
-        ).then(
-          (n) => {
-            if (n === 0 && held)
-              this.#options.logger.warn({ activation: activationId }, 'activation lock lease was lost');
-          },
-          (error: unknown) =>
-            this.#options.logger.warn(
-              { activation: activationId, err: errorMessage(error) },
-              'lock renewal failed',
-            ),
-        );
-      },
-      Math.max(1000, (leaseSeconds * 1000) / 3),
-    );
-    renew.unref();
-    return {
-      release: async () => {
-        if (!held) return;
-        held = false;
-        clearInterval(renew);
-        await this.#affected(
+        ),
+      release: () =>
+        this.#affected(
           sql`DELETE FROM ${this.table('locks')}
             WHERE ${sql.id('activation_id')} = ${activationId} AND ${sql.id('holder')} = ${holder}`,
           `releasing the lock of activation ${activationId}`,
-        );
-      },
-    };
+        ),
+    });
   }
 
   // --- bindings -----------------------------------------------------------------------------------
