@@ -14,6 +14,7 @@ import type {
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
+import { RunCostMarks } from '../run-cost.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -100,7 +101,7 @@ export class BigqueryWarehouseSql implements WarehouseSql {
   readonly stateSchema: string;
   readonly #db: Kysely<unknown>;
   readonly #options: BigquerySqlOptions;
-  readonly #runMarks = new Map<string, number>();
+  readonly #costs: RunCostMarks;
   #migrated = false;
 
   constructor(options: BigquerySqlOptions) {
@@ -111,6 +112,7 @@ export class BigqueryWarehouseSql implements WarehouseSql {
       throw new WarehouseError(`invalid BigQuery location ${JSON.stringify(options.location)}`);
     }
     this.#options = options;
+    this.#costs = new RunCostMarks(options);
     this.#db = options.db;
     this.stateSchema = options.dataset;
   }
@@ -401,7 +403,7 @@ export class BigqueryWarehouseSql implements WarehouseSql {
   // --- run log and rejections ---------------------------------------------------------------------
 
   async insertRun(run: { id: string; activationId: string; startedAt: Date }): Promise<void> {
-    if (this.#options.costMark) this.#runMarks.set(run.id, this.#options.costMark());
+    this.#costs.start(run.id);
     await this.#affected(
       sql`INSERT INTO ${this.table('runs')} (run_id, activation_id, started_at, status,
           ${sql.id('rows')}, added, removed, changed, refreshed, invalid, rejected, requests)
@@ -421,7 +423,8 @@ export class BigqueryWarehouseSql implements WarehouseSql {
     },
   ): Promise<void> {
     const c = result.counts;
-    const cost = this.#runCost(runId, result.cost);
+    // The cost always carries BigQuery's figures (bytes processed and billed, job ids).
+    const cost = this.#costs.finish(runId, result.cost);
     await this.#affected(
       sql`UPDATE ${this.table('runs')} SET finished_at = ${result.finishedAt}, status = ${result.status},
           ${sql.id('rows')} = ${c.rows}, added = ${c.added}, removed = ${c.removed}, changed = ${c.changed},
@@ -431,19 +434,6 @@ export class BigqueryWarehouseSql implements WarehouseSql {
         WHERE run_id = ${runId}`,
       'recording the end of a run',
     );
-  }
-
-  /**
-   * The run's cost: what the caller passed, merged over the jobs this source ran since the run
-   * started (bytes processed and billed, job ids), so the run log always carries BigQuery's figures.
-   * Several activations running at once in one process share the source: each run's figure then
-   * also counts the others' jobs of the same period.
-   */
-  #runCost(runId: string, given: Record<string, unknown> | null): Record<string, unknown> | null {
-    const mark = this.#runMarks.get(runId);
-    this.#runMarks.delete(runId);
-    if (mark === undefined || !this.#options.costSince) return given;
-    return { ...this.#options.costSince(mark), ...(given ?? {}) };
   }
 
   async listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]> {

@@ -13,6 +13,7 @@ import type {
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
+import { RunCostMarks } from '../run-cost.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -86,11 +87,12 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
   readonly stateSchema: string;
   readonly #db: Kysely<unknown>;
   readonly #options: SnowflakeSqlOptions;
-  readonly #runMarks = new Map<string, number>();
+  readonly #costs: RunCostMarks;
   #migrated = false;
 
   constructor(options: SnowflakeSqlOptions) {
     this.#options = options;
+    this.#costs = new RunCostMarks(options);
     this.#db = options.db;
     this.stateSchema = options.schema;
   }
@@ -377,7 +379,7 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
   // --- run log and rejections ---------------------------------------------------------------------
 
   async insertRun(run: { id: string; activationId: string; startedAt: Date }): Promise<void> {
-    if (this.#options.costMark) this.#runMarks.set(run.id, this.#options.costMark());
+    this.#costs.start(run.id);
     await this.#affected(
       sql`INSERT INTO ${this.table('runs')} (${ids('run_id', 'activation_id', 'started_at', 'status', ...COUNT_COLUMNS)})
         SELECT ${run.id}, ${run.activationId}, ${ts(run.startedAt)}, 'running', 0, 0, 0, 0, 0, 0, 0, 0`,
@@ -396,12 +398,7 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
     },
   ): Promise<void> {
     const c = result.counts;
-    const mark = this.#runMarks.get(runId);
-    this.#runMarks.delete(runId);
-    const cost =
-      mark === undefined || !this.#options.costSince
-        ? result.cost
-        : { ...this.#options.costSince(mark), ...(result.cost ?? {}) };
+    const cost = this.#costs.finish(runId, result.cost);
     await this.#affected(
       sql`UPDATE ${this.table('runs')} SET ${sql.id('finished_at')} = ${ts(result.finishedAt)},
           ${sql.id('status')} = ${result.status}, ${sql.id('rows')} = ${c.rows}, ${sql.id('added')} = ${c.added},
