@@ -15,6 +15,7 @@ import type {
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
 import { RunCostMarks } from '../run-cost.js';
+import { checkDiffToken, checkLiteralActivationId, prepareOrClose, queryRows } from '../warehouse-diff.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -123,11 +124,7 @@ export class BigqueryWarehouseSql implements WarehouseSql {
   }
 
   async #rows<R>(query: RawBuilder<R>, what: string): Promise<R[]> {
-    try {
-      return (await query.execute(this.#db)).rows;
-    } catch (error) {
-      throw asWarehouseError(error, what);
-    }
+    return queryRows(query, this.#db, what);
   }
 
   /**
@@ -389,15 +386,8 @@ export class BigqueryWarehouseSql implements WarehouseSql {
   // --- the diff -----------------------------------------------------------------------------------
 
   async openDiff(input: WarehouseDiffInput): Promise<WarehouseDiff> {
-    if (!/^[a-z0-9_]{1,32}$/.test(input.token)) throw new WarehouseError(`invalid diff token ${input.token}`);
-    const diff = new BigqueryDiff(this, this.#db, input, this.#options.pageSize ?? 10_000);
-    try {
-      await diff.prepare();
-      return diff;
-    } catch (error) {
-      await diff.close();
-      throw error;
-    }
+    checkDiffToken(input.token);
+    return prepareOrClose(new BigqueryDiff(this, this.#db, input, this.#options.pageSize ?? 10_000));
   }
 
   // --- run log and rejections ---------------------------------------------------------------------
@@ -548,11 +538,7 @@ class BigqueryDiff implements WarehouseDiff {
   }
 
   async #exec(query: RawBuilder<unknown>, what: string): Promise<void> {
-    try {
-      await query.execute(this.#db);
-    } catch (error) {
-      throw asWarehouseError(error, what);
-    }
+    await queryRows(query, this.#db, what);
   }
 
   /**
@@ -562,9 +548,7 @@ class BigqueryDiff implements WarehouseDiff {
    */
   async prepare(): Promise<void> {
     const { modelSql, modelName, primaryKey, columns, activationId } = this.#input;
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(activationId)) {
-      throw new WarehouseError(`invalid activation id ${JSON.stringify(activationId)}`);
-    }
+    checkLiteralActivationId(activationId);
     const m = (column: string) => sql.id('m', column);
     const values = columns.map((column, i) => sql`, ${m(column)} AS ${sql.id(`v_${i}`)}`);
     // Null-safe and order-defined: a STRUCT of the mapped values in `columns` order, as JSON text.

@@ -12,6 +12,7 @@ import type {
   RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
+import { checkDiffToken, prepareOrClose } from '../warehouse-diff.js';
 import {
   bindingFromRow,
   deltaFromRow,
@@ -354,17 +355,10 @@ export class PostgresWarehouseSql implements WarehouseSql {
   // --- the diff -----------------------------------------------------------------------------------
 
   async openDiff(input: WarehouseDiffInput): Promise<WarehouseDiff> {
-    if (!/^[a-z0-9_]{1,32}$/.test(input.token)) throw new WarehouseError(`invalid diff token ${input.token}`);
+    checkDiffToken(input.token);
     const session = await this.#openSession();
     const logger = this.#options.logger.child({ activation: input.activationId });
-    const diff = new PostgresDiff(this, session, input, this.#options.fetchSize, logger);
-    try {
-      await diff.prepare();
-      return diff;
-    } catch (error) {
-      await diff.close();
-      throw error;
-    }
+    return prepareOrClose(new PostgresDiff(this, session, input, this.#options.fetchSize, logger));
   }
 
   /** @internal for PostgresDiff */

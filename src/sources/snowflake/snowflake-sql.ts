@@ -14,6 +14,7 @@ import type {
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
 import { RunCostMarks } from '../run-cost.js';
+import { checkDiffToken, checkLiteralActivationId, prepareOrClose, queryRows } from '../warehouse-diff.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -103,11 +104,7 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
   }
 
   async #rows<R>(query: RawBuilder<R>, what: string, db: Kysely<unknown> = this.#db): Promise<R[]> {
-    try {
-      return (await query.execute(db)).rows;
-    } catch (error) {
-      throw asWarehouseError(error, what);
-    }
+    return queryRows(query, db, what);
   }
 
   async #affected(query: RawBuilder<unknown>, what: string, db: Kysely<unknown> = this.#db): Promise<number> {
@@ -365,15 +362,8 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
   // --- the diff -----------------------------------------------------------------------------------
 
   async openDiff(input: WarehouseDiffInput): Promise<WarehouseDiff> {
-    if (!/^[a-z0-9_]{1,32}$/.test(input.token)) throw new WarehouseError(`invalid diff token ${input.token}`);
-    const diff = new SnowflakeDiff(this, this.#db, input);
-    try {
-      await diff.prepare();
-      return diff;
-    } catch (error) {
-      await diff.close();
-      throw error;
-    }
+    checkDiffToken(input.token);
+    return prepareOrClose(new SnowflakeDiff(this, this.#db, input));
   }
 
   // --- run log and rejections ---------------------------------------------------------------------
@@ -508,11 +498,7 @@ class SnowflakeDiff implements WarehouseDiff {
   }
 
   async #exec(query: RawBuilder<unknown>, what: string): Promise<void> {
-    try {
-      await query.execute(this.#db);
-    } catch (error) {
-      throw asWarehouseError(error, what);
-    }
+    await queryRows(query, this.#db, what);
   }
 
   /**
@@ -521,9 +507,7 @@ class SnowflakeDiff implements WarehouseDiff {
    */
   async prepare(): Promise<void> {
     const { modelSql, modelName, primaryKey, columns, activationId } = this.#input;
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(activationId)) {
-      throw new WarehouseError(`invalid activation id ${JSON.stringify(activationId)}`);
-    }
+    checkLiteralActivationId(activationId);
     const m = (column: string) => sql.id('m', column);
     const v = (i: number) => sql.id(`v_${i}`);
     const values = columns.map((column, i) => sql`, ${m(column)} AS ${v(i)}`);
