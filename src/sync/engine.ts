@@ -108,7 +108,7 @@ class Engine implements SyncEngine {
       const config = this.project.config.destinations[name];
       if (!config) throw new ConfigError(`unknown destination "${name}"`);
       destination = createDestination(name, config, {
-        logger: this.#deps.logger.child({ destination: name }),
+        logger: this.#deps.logger, // the destination adds { destination: name } itself
         ...(this.#deps.observer ? { observer: this.#deps.observer } : {}),
       });
       this.#destinations.set(name, destination);
