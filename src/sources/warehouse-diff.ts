@@ -39,3 +39,22 @@ export async function queryRows<R>(query: RawBuilder<R>, db: Kysely<unknown>, wh
     throw asWarehouseError(error, what);
   }
 }
+
+/**
+ * A query's rows as the dialect's executor streams them, `chunkSize` at a time; a failure becomes a
+ * WarehouseError named after `what` (BigQuery, Snowflake).
+ */
+export async function* streamRows<R>(
+  query: RawBuilder<R>,
+  db: Kysely<unknown>,
+  chunkSize: number,
+  what: string,
+): AsyncGenerator<R[]> {
+  try {
+    for await (const chunk of db.getExecutor().stream(query.compile(db), chunkSize)) {
+      yield chunk.rows as R[];
+    }
+  } catch (error) {
+    throw asWarehouseError(error, what);
+  }
+}

@@ -15,7 +15,13 @@ import type {
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
 import { RunCostMarks } from '../run-cost.js';
-import { checkDiffToken, checkLiteralActivationId, prepareOrClose, queryRows } from '../warehouse-diff.js';
+import {
+  checkDiffToken,
+  checkLiteralActivationId,
+  prepareOrClose,
+  queryRows,
+  streamRows,
+} from '../warehouse-diff.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -606,14 +612,8 @@ class BigqueryDiff implements WarehouseDiff {
 
   async *#stream<R>(query: RawBuilder<R>, what: string, pageSize: number): AsyncGenerator<R[]> {
     if (this.#closed) throw new WarehouseError('the diff was already closed');
-    try {
-      // Pages of jobs.getQueryResults (`maxResults` rows, then `pageToken`): never the whole result.
-      for await (const chunk of this.#db.getExecutor().stream(query.compile(this.#db), pageSize)) {
-        yield chunk.rows as R[];
-      }
-    } catch (error) {
-      throw asWarehouseError(error, what);
-    }
+    // Pages of jobs.getQueryResults (`maxResults` rows, then `pageToken`): never the whole result.
+    yield* streamRows(query, this.#db, pageSize, what);
   }
 
   async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {

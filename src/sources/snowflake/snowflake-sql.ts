@@ -14,7 +14,13 @@ import type {
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
 import { RunCostMarks } from '../run-cost.js';
-import { checkDiffToken, checkLiteralActivationId, prepareOrClose, queryRows } from '../warehouse-diff.js';
+import {
+  checkDiffToken,
+  checkLiteralActivationId,
+  prepareOrClose,
+  queryRows,
+  streamRows,
+} from '../warehouse-diff.js';
 import { asWarehouseError, causes } from '../warehouse-errors.js';
 import {
   bindingFromRow,
@@ -568,15 +574,9 @@ class SnowflakeDiff implements WarehouseDiff {
 
   async *#stream<R>(query: RawBuilder<R>, what: string, batchSize: number): AsyncGenerator<R[]> {
     if (this.#closed) throw new WarehouseError('the diff was already closed');
-    try {
-      // snowflake-sdk streams the result (inline rows, then result chunks) row by row; the
-      // executor hands them over `batchSize` at a time.
-      for await (const chunk of this.#db.getExecutor().stream(query.compile(this.#db), batchSize)) {
-        yield chunk.rows as R[];
-      }
-    } catch (error) {
-      throw asWarehouseError(error, what);
-    }
+    // snowflake-sdk streams the result (inline rows, then result chunks) row by row; the
+    // executor hands them over `batchSize` at a time.
+    yield* streamRows(query, this.#db, batchSize, what);
   }
 
   async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
