@@ -11,9 +11,8 @@ import type {
   DiffRun,
   DiffSpec,
   RejectionRecord,
-  RunCounts,
+  RunFinish,
   RunRecord,
-  RunStatus,
   StateStore,
 } from './types.js';
 
@@ -104,16 +103,7 @@ class WarehouseStateStore implements StateStore {
     return id;
   }
 
-  async finishRun(
-    runId: string,
-    result: {
-      status: Exclude<RunStatus, 'running'>;
-      counts: RunCounts;
-      error: string | null;
-      finishedAt: Date;
-      cost?: Record<string, unknown> | null;
-    },
-  ): Promise<void> {
+  async finishRun(runId: string, result: RunFinish): Promise<void> {
     await this.migrate();
     await this.#sql.finishRun(runId, { ...result, cost: result.cost ?? null });
   }

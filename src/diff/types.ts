@@ -94,6 +94,16 @@ export interface AudienceBinding {
   boundAt: Date;
 }
 
+/** How a run ended, as recorded in the run log. */
+export interface RunFinish {
+  status: Exclude<RunStatus, 'running'>;
+  counts: RunCounts;
+  error: string | null;
+  finishedAt: Date;
+  /** Warehouse cost figures where the warehouse reports them (BigQuery bytes, Snowflake query ids). */
+  cost?: Record<string, unknown> | null;
+}
+
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'held';
 
 export interface RunCounts {
@@ -150,16 +160,7 @@ export interface StateStore extends ActivationStatusStore {
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
   startRun(activationId: string, startedAt: Date): Promise<string>;
-  finishRun(
-    runId: string,
-    result: {
-      status: Exclude<RunStatus, 'running'>;
-      counts: RunCounts;
-      error: string | null;
-      finishedAt: Date;
-      cost?: Record<string, unknown> | null;
-    },
-  ): Promise<void>;
+  finishRun(runId: string, result: RunFinish): Promise<void>;
   recordRejections(runId: string, activationId: string, rows: readonly RejectionRecord[]): Promise<void>;
   /** Runs newest first; all activations when `activationId` is undefined. */
   listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]>;

@@ -4,9 +4,8 @@ import type {
   DiffCounts,
   InvalidKeyRow,
   RejectionRecord,
-  RunCounts,
+  RunFinish,
   RunRecord,
-  RunStatus,
 } from '../diff/types.js';
 
 /**
@@ -24,6 +23,9 @@ import type {
  * Implementations receive keys, fingerprints and hashes, never raw identifiers, except for the
  * mapped column values read from the model inside `WarehouseDiff.delta`, which they must never log.
  */
+/** A run's end as a warehouse records it: the cost is always given (null when there is none). */
+export type WarehouseRunFinish = RunFinish & { cost: Record<string, unknown> | null };
+
 export interface WarehouseSql {
   readonly capabilities: WarehouseCapabilities;
   /** The state schema this instance is bound to. */
@@ -81,16 +83,7 @@ export interface WarehouseSql {
 
   // --- run log and rejections -------------------------------------------------------------------
   insertRun(run: { id: string; activationId: string; startedAt: Date }): Promise<void>;
-  finishRun(
-    runId: string,
-    result: {
-      status: Exclude<RunStatus, 'running'>;
-      counts: RunCounts;
-      error: string | null;
-      finishedAt: Date;
-      cost: Record<string, unknown> | null;
-    },
-  ): Promise<void>;
+  finishRun(runId: string, result: WarehouseRunFinish): Promise<void>;
   /** Newest first. */
   listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]>;
   /** Multi-row inserts; the caller keeps each call within `capabilities.maxRowsPerStatement` rows. */

@@ -8,9 +8,7 @@ import type {
   DiffCounts,
   InvalidKeyRow,
   RejectionRecord,
-  RunCounts,
   RunRecord,
-  RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
@@ -48,6 +46,7 @@ import type {
   WarehouseDeltaRow,
   WarehouseDiff,
   WarehouseDiffInput,
+  WarehouseRunFinish,
   WarehouseSql,
 } from '../warehouse-sql.js';
 import { bigqueryParam } from './bigquery-params.js';
@@ -408,16 +407,7 @@ export class BigqueryWarehouseSql implements WarehouseSql {
     );
   }
 
-  async finishRun(
-    runId: string,
-    result: {
-      status: Exclude<RunStatus, 'running'>;
-      counts: RunCounts;
-      error: string | null;
-      finishedAt: Date;
-      cost: Record<string, unknown> | null;
-    },
-  ): Promise<void> {
+  async finishRun(runId: string, result: WarehouseRunFinish): Promise<void> {
     const c = result.counts;
     // The cost always carries BigQuery's figures (bytes processed and billed, job ids).
     const cost = this.#costs.finish(runId, result.cost);

@@ -7,9 +7,7 @@ import type {
   DiffCounts,
   InvalidKeyRow,
   RejectionRecord,
-  RunCounts,
   RunRecord,
-  RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { checkDiffToken, prepareOrClose } from '../warehouse-diff.js';
@@ -34,6 +32,7 @@ import type {
   WarehouseDeltaRow,
   WarehouseDiff,
   WarehouseDiffInput,
+  WarehouseRunFinish,
   WarehouseSql,
 } from '../warehouse-sql.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
@@ -376,16 +375,7 @@ export class PostgresWarehouseSql implements WarehouseSql {
     );
   }
 
-  async finishRun(
-    runId: string,
-    result: {
-      status: Exclude<RunStatus, 'running'>;
-      counts: RunCounts;
-      error: string | null;
-      finishedAt: Date;
-      cost: Record<string, unknown> | null;
-    },
-  ): Promise<void> {
+  async finishRun(runId: string, result: WarehouseRunFinish): Promise<void> {
     const c = result.counts;
     await this.#run(
       sql`update ${this.#t('runs')} set finished_at = ${result.finishedAt}, status = ${result.status},

@@ -7,9 +7,7 @@ import type {
   DiffCounts,
   InvalidKeyRow,
   RejectionRecord,
-  RunCounts,
   RunRecord,
-  RunStatus,
 } from '../../diff/types.js';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import { leasedLock } from '../lease-lock.js';
@@ -47,6 +45,7 @@ import type {
   WarehouseDeltaRow,
   WarehouseDiff,
   WarehouseDiffInput,
+  WarehouseRunFinish,
   WarehouseSql,
 } from '../warehouse-sql.js';
 
@@ -383,16 +382,7 @@ export class SnowflakeWarehouseSql implements WarehouseSql {
     );
   }
 
-  async finishRun(
-    runId: string,
-    result: {
-      status: Exclude<RunStatus, 'running'>;
-      counts: RunCounts;
-      error: string | null;
-      finishedAt: Date;
-      cost: Record<string, unknown> | null;
-    },
-  ): Promise<void> {
+  async finishRun(runId: string, result: WarehouseRunFinish): Promise<void> {
     const c = result.counts;
     const cost = this.#costs.finish(runId, result.cost);
     await this.#affected(
