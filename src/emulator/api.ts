@@ -571,10 +571,8 @@ export class ApiHandlers {
       };
     }
     for (const op of result.operations) {
-      for (const user of op.users) {
-        if (op.type === 'Update') this.#store.upsertMember(audience, user, op.effectiveAt, op.expiresAt);
-        else this.#store.deleteMember(audience, user);
-      }
+      if (op.type === 'Update') this.#store.upsertMembers(audience, op.users, op.effectiveAt, op.expiresAt);
+      else for (const user of op.users) this.#store.deleteMember(audience, user);
     }
     return {
       mutated: true,

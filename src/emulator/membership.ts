@@ -8,6 +8,7 @@
  * joined by NUL. The index maps each token to the records carrying it, so `Delete` can remove every
  * record sharing ANY identifier with the given user (x-ads-api.md §6.1).
  */
+import { sha256HexToBase64url } from './sha256-hex.js';
 import type { MembershipView } from './types.js';
 
 export interface MemberTimes {
@@ -26,14 +27,12 @@ const KEY_CODES: Record<string, string> = {
 const CODE_KEYS: Record<string, string> = Object.fromEntries(
   Object.entries(KEY_CODES).map(([k, c]) => [c, k]),
 );
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 const SEPARATOR = '\u0000';
 
 /** The value part of a token (also how the active-users set is kept). */
 export function encodeValue(value: string): string {
-  return SHA256_HEX.test(value)
-    ? `#${Buffer.from(value, 'hex').toString('base64url')}`
-    : `"${JSON.stringify(value)}`;
+  const packed = sha256HexToBase64url(value);
+  return packed !== undefined ? `#${packed}` : `"${JSON.stringify(value)}`;
 }
 
 function decodeValue(encoded: string): string {
@@ -143,6 +142,25 @@ class TokenIndex {
   }
 }
 
+/** `[...new Set(tokens)].sort()`, in place: an insertion sort (users carry a handful of identifiers). */
+function sortedDistinct(tokens: string[]): string[] {
+  for (let i = 1; i < tokens.length; i++) {
+    const token = tokens[i] as string;
+    let j = i - 1;
+    while (j >= 0 && (tokens[j] as string) > token) {
+      tokens[j + 1] = tokens[j] as string;
+      j -= 1;
+    }
+    tokens[j + 1] = token;
+  }
+  let kept = 1;
+  for (let i = 1; i < tokens.length; i++) {
+    if (tokens[i] !== tokens[kept - 1]) tokens[kept++] = tokens[i] as string;
+  }
+  tokens.length = kept;
+  return tokens;
+}
+
 export class MembershipSet {
   /** Record id -> record key (undefined: a free id). */
   readonly #keys: Array<string | undefined> = [];
@@ -174,7 +192,7 @@ export class MembershipSet {
       }
     }
     if (first === undefined) return;
-    const sorted = more ? [...new Set(more)].sort() : [first];
+    const sorted = more ? sortedDistinct(more) : [first];
     const recordKey = sorted.length === 1 ? (sorted[0] as string) : sorted.join(SEPARATOR);
     let existing = -1;
     this.#index.find(hashToken(sorted[0] as string), (id) => {

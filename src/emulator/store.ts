@@ -221,6 +221,17 @@ export class EmulatorStore {
     audience.members.upsert(user, this.#internTimes(effectiveAt, expiresAt));
   }
 
+  /** `Update` for an operation's users, which share one (effective_at, expires_at) pair. */
+  upsertMembers(
+    audience: AudienceState,
+    users: ReadonlyArray<Record<string, string[]>>,
+    effectiveAt: number,
+    expiresAt: number,
+  ): void {
+    const times = this.#internTimes(effectiveAt, expiresAt);
+    for (const user of users) audience.members.upsert(user, times);
+  }
+
   /** `Delete` for one user object: removes every record sharing ANY identifier with it (x-ads-api.md §6.1). */
   deleteMember(audience: AudienceState, user: Record<string, string[]>): void {
     audience.members.delete(user);

@@ -5,6 +5,7 @@
  * endpoint is atomic: https://docs.x.com/x-ads-api/audiences/reference, "Custom Audiences Users").
  */
 import type { ApiError } from './http-util.js';
+import { isSha256Hex } from './sha256-hex.js';
 import type { EmulatorSwitches } from './switches.js';
 
 /** https://docs.x.com/x-ads-api/audiences (Audience API Integration › Rate limiting and batch size). */
@@ -20,7 +21,7 @@ export const USER_KEYS = [
   'partner_user_id',
 ] as const;
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
+const USER_KEY_SET: ReadonlySet<string> = new Set(USER_KEYS);
 /** ISO 8601 date or date-time, optional fraction, `Z` or an offset (x-ads-api.md §3.1). */
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?))?$/;
 
@@ -286,8 +287,10 @@ function validateUser(
   }
   const out: Record<string, string[]> = {};
   let ok = true;
-  for (const [key, values] of Object.entries(user)) {
-    if (!(USER_KEYS as readonly string[]).includes(key)) {
+  // for-in over a parsed JSON object visits exactly Object.keys(user), in the same order.
+  for (const key in user) {
+    const values = user[key];
+    if (!USER_KEY_SET.has(key)) {
       if (switches.strictUserKeys) {
         ok = false;
         errors.push({
@@ -318,7 +321,7 @@ function validateUser(
         });
         break;
       }
-      if (key !== 'partner_user_id' && switches.requireHashedIdentifiers && !SHA256_HEX.test(value)) {
+      if (key !== 'partner_user_id' && switches.requireHashedIdentifiers && !isSha256Hex(value)) {
         ok = false;
         errors.push({
           code: 'INVALID_PARAMETER',
