@@ -572,7 +572,7 @@ export class ApiHandlers {
     }
     for (const op of result.operations) {
       if (op.type === 'Update') this.#store.upsertMembers(audience, op.users, op.effectiveAt, op.expiresAt);
-      else for (const user of op.users) this.#store.deleteMember(audience, user);
+      else this.#store.deleteMembers(audience, op.users);
     }
     return {
       mutated: true,

@@ -16,7 +16,8 @@ export interface MemberTimes {
   readonly expiresAt: number;
 }
 
-const KEY_CODES: Record<string, string> = {
+/** Identifier key -> the letter that starts its tokens. */
+export const KEY_CODES: Readonly<Record<string, string>> = {
   email: 'e',
   phone_number: 'p',
   handle: 'h',
@@ -27,7 +28,7 @@ const KEY_CODES: Record<string, string> = {
 const CODE_KEYS: Record<string, string> = Object.fromEntries(
   Object.entries(KEY_CODES).map(([k, c]) => [c, k]),
 );
-const SEPARATOR = '\u0000';
+export const SEPARATOR = '\u0000';
 
 /** The value part of a token (also how the active-users set is kept). */
 export function encodeValue(value: string): string {
@@ -57,6 +58,25 @@ function hashToken(token: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/** FNV-1a hashes (as hashToken) of a record key's tokens, into a buffer reused across calls. */
+const keyHashes: number[] = [];
+function hashKeyTokens(recordKey: string): number {
+  let n = 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < recordKey.length; i++) {
+    const c = recordKey.charCodeAt(i);
+    if (c === 0) {
+      keyHashes[n++] = h >>> 0;
+      h = 0x811c9dc5;
+    } else {
+      h ^= c;
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  keyHashes[n++] = h >>> 0;
+  return n;
 }
 
 /** Whether `token` is one of the NUL-separated tokens of `recordKey`. */
@@ -193,9 +213,14 @@ export class MembershipSet {
     }
     if (first === undefined) return;
     const sorted = more ? sortedDistinct(more) : [first];
-    const recordKey = sorted.length === 1 ? (sorted[0] as string) : sorted.join(SEPARATOR);
+    this.upsertKey(sorted.length === 1 ? (sorted[0] as string) : sorted.join(SEPARATOR), times);
+  }
+
+  /** `upsert` of a record key already built (its sorted, distinct tokens joined by NUL). */
+  upsertKey(recordKey: string, times: MemberTimes): void {
+    const tokens = hashKeyTokens(recordKey);
     let existing = -1;
-    this.#index.find(hashToken(sorted[0] as string), (id) => {
+    this.#index.find(keyHashes[0] as number, (id) => {
       if (this.#keys[id] === recordKey) existing = id;
     });
     if (existing >= 0) {
@@ -206,21 +231,33 @@ export class MembershipSet {
     this.#keys[id] = recordKey;
     this.#times[id] = times;
     this.#size += 1;
-    for (const token of sorted) this.#index.add(hashToken(token), id);
+    for (let t = 0; t < tokens; t++) this.#index.add(keyHashes[t] as number, id);
   }
 
   /** `Delete`: removes every record sharing ANY identifier with the user. */
   delete(user: Record<string, readonly string[]>): void {
-    const doomed = new Set<number>();
+    const tokens: string[] = [];
     for (const key in user) {
       for (const value of user[key] ?? []) {
         const token = encodeToken(key, value);
-        if (token === undefined) continue;
-        this.#index.find(hashToken(token), (id) => {
-          const recordKey = this.#keys[id];
-          if (recordKey !== undefined && hasToken(recordKey, token)) doomed.add(id);
-        });
+        if (token !== undefined) tokens.push(token);
       }
+    }
+    this.#deleteTokens(tokens);
+  }
+
+  /** `delete` of a user given as a record key (its tokens joined by NUL). */
+  deleteKey(recordKey: string): void {
+    this.#deleteTokens(recordKey.split(SEPARATOR));
+  }
+
+  #deleteTokens(tokens: readonly string[]): void {
+    const doomed = new Set<number>();
+    for (const token of tokens) {
+      this.#index.find(hashToken(token), (id) => {
+        const recordKey = this.#keys[id];
+        if (recordKey !== undefined && hasToken(recordKey, token)) doomed.add(id);
+      });
     }
     for (const id of doomed) {
       const recordKey = this.#keys[id];

@@ -12,6 +12,7 @@ import {
   type SeedAccount,
   type SeedCredential,
 } from './types.js';
+import { PackedUsers } from './users-packed.js';
 
 /** Permissions that may change audiences (x-ads-api.md §2.1, §14.2 item 11). */
 export const WRITE_PERMISSIONS: ReadonlySet<string> = new Set([
@@ -224,12 +225,21 @@ export class EmulatorStore {
   /** `Update` for an operation's users, which share one (effective_at, expires_at) pair. */
   upsertMembers(
     audience: AudienceState,
-    users: ReadonlyArray<Record<string, string[]>>,
+    users: ReadonlyArray<Record<string, string[]>> | PackedUsers,
     effectiveAt: number,
     expiresAt: number,
   ): void {
     const times = this.#internTimes(effectiveAt, expiresAt);
-    for (const user of users) audience.members.upsert(user, times);
+    if (users instanceof PackedUsers) {
+      for (const recordKey of users.recordKeys) audience.members.upsertKey(recordKey, times);
+    } else for (const user of users) audience.members.upsert(user, times);
+  }
+
+  /** `Delete` for an operation's users (see deleteMember). */
+  deleteMembers(audience: AudienceState, users: ReadonlyArray<Record<string, string[]>> | PackedUsers): void {
+    if (users instanceof PackedUsers) {
+      for (const recordKey of users.recordKeys) audience.members.deleteKey(recordKey);
+    } else for (const user of users) audience.members.delete(user);
   }
 
   /** `Delete` for one user object: removes every record sharing ANY identifier with it (x-ads-api.md §6.1). */

@@ -7,6 +7,7 @@
 import type { ApiError } from './http-util.js';
 import { isSha256Hex } from './sha256-hex.js';
 import type { EmulatorSwitches } from './switches.js';
+import { type PackedUsers, readPackedUsers } from './users-packed.js';
 
 /** https://docs.x.com/x-ads-api/audiences (Audience API Integration › Rate limiting and batch size). */
 export const MAX_OPERATIONS = 2500;
@@ -27,7 +28,8 @@ const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z
 
 export interface ValidOperation {
   type: 'Update' | 'Delete';
-  users: Array<Record<string, string[]>>;
+  /** The user objects, or (a body in the form of users-packed.ts) the users as membership record keys. */
+  users: Array<Record<string, string[]>> | PackedUsers;
   effectiveAt: number;
   expiresAt: number;
 }
@@ -90,6 +92,19 @@ export function validateUsersRequest(
           message: `Request body of ${bodyBytes} bytes exceeds the maximum of ${MAX_BODY_BYTES} bytes`,
         },
       ],
+    };
+  }
+  const packed = readPackedUsers(body, MAX_OPERATIONS);
+  if (packed) {
+    // Such a body carries no times: the defaults of validateOperation.
+    const expiresAt = thirteenMonthsAfter(now);
+    let userCount = 0;
+    for (const op of packed) userCount += op.users.length;
+    return {
+      ok: true,
+      operations: packed.map(({ type, users }) => ({ type, users, effectiveAt: now, expiresAt })),
+      operationCount: packed.length,
+      userCount,
     };
   }
   let parsed: unknown;
