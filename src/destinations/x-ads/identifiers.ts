@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 // The `max` metadata validates numbers against each region's real number plans; the default `min`
 // metadata only checks lengths, which lets through numbers that can never match an X account.
-import { type CountryCode, parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import { type CountryCode, type PhoneNumber, parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { MemberHashes } from '../destination.js';
 import type { XIdentifierType } from './identifier-types.js';
 
@@ -52,7 +52,10 @@ const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 
 /** Lowercase SHA-256 hex of the UTF-8 bytes of `text` (§7.1: no salt, lowercase). */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  // One-shot `crypto.hash` (Node >= 20.12) encodes a string as UTF-8 like `Hash#update(text, 'utf8')`
+  // and gives the same digest, without building a Hash object per value: about 2.5x faster on the short
+  // strings hashed here (bench/hash-micro.ts).
+  return hash('sha256', text, 'hex');
 }
 
 /**
@@ -99,21 +102,27 @@ function normalizeEmail(text: string): string | undefined {
   return email;
 }
 
+/** The valid number libphonenumber parses from the whole of `input`, or `undefined`. */
+function parseValidPhone(input: string, region: CountryCode): PhoneNumber | undefined {
+  try {
+    // extract: false: the whole cell must be a phone number. Digging a number out of free text
+    // ("call 415… after 5") would hash whatever digits happened to be there.
+    const phone = parsePhoneNumberFromString(input, { defaultCountry: region, extract: false });
+    return phone?.isValid() ? phone : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const LEADING_00 = /^\s*00/;
+
 function normalizePhone(text: string, defaultRegion: string): string | undefined {
   const region = defaultRegion.toUpperCase() as CountryCode;
-  const parse = (input: string) => {
-    try {
-      // extract: false: the whole cell must be a phone number. Digging a number out of free text
-      // ("call 415… after 5") would hash whatever digits happened to be there.
-      const phone = parsePhoneNumberFromString(input, { defaultCountry: region, extract: false });
-      return phone?.isValid() ? phone : undefined;
-    } catch {
-      return undefined;
-    }
-  };
   // `00` is the international prefix in most of the world but not in the default region of every
   // project (the US dials 011), so `00 44 20 …` with region US is retried as `+44 20 …`.
-  const phone = parse(text) ?? (/^\s*00/.test(text) ? parse(text.replace(/^\s*00/, '+')) : undefined);
+  const phone =
+    parseValidPhone(text, region) ??
+    (LEADING_00.test(text) ? parseValidPhone(text.replace(LEADING_00, '+'), region) : undefined);
   if (!phone) return undefined;
   // §7.3: E.164 without the `+`: digits only, country code first, no trunk 0, no 00 prefix.
   return phone.number.slice(1);
