@@ -1,4 +1,11 @@
 import fc from 'fast-check';
+import examples from 'libphonenumber-js/examples.mobile.json';
+import {
+  type CountryCode,
+  getCountries,
+  getCountryCallingCode,
+  parsePhoneNumberFromString,
+} from 'libphonenumber-js/max';
 import { describe, expect, it } from 'vitest';
 import { X_IDENTIFIER_TYPES, type XIdentifierType } from '../../src/destinations/x-ads/identifier-types.js';
 import {
@@ -7,6 +14,7 @@ import {
   normalizeIdentifier,
   sha256Hex,
 } from '../../src/destinations/x-ads/identifiers.js';
+import { isValidPhone } from '../../src/destinations/x-ads/phone-validity.js';
 
 const US = { defaultRegion: 'US' };
 const hash = (type: XIdentifierType, raw: unknown, region = 'US') =>
@@ -366,6 +374,66 @@ describe('properties', () => {
         expect(norm('device_id', d).ok).toBe(true);
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('isValidPhone agrees with libphonenumber-js isValid()', () => {
+  const countries = getCountries();
+  /** Both answers for `input` parsed as identifiers.ts parses it, or undefined when nothing parses. */
+  const both = (input: string, region: CountryCode) => {
+    const phone = parsePhoneNumberFromString(input, { defaultCountry: region, extract: false });
+    return phone && { fast: isValidPhone(phone), library: phone.isValid() };
+  };
+
+  it("every region's example number, and the same number with its last digit changed or dropped", () => {
+    let valid = 0;
+    let invalid = 0;
+    for (const country of countries) {
+      const example = examples[country];
+      for (const digits of [
+        example,
+        `${example.slice(0, -1)}${(Number(example.at(-1)) + 5) % 10}`,
+        example.slice(0, -1),
+      ]) {
+        for (const input of [digits, `+${getCountryCallingCode(country)}${digits}`]) {
+          const answer = both(input, country);
+          if (!answer) continue;
+          expect(answer.fast, `${country} ${input}`).toBe(answer.library);
+          if (answer.library) valid++;
+          else invalid++;
+        }
+      }
+    }
+    // Both branches are exercised: every example is valid, and many variations are not.
+    expect(valid).toBeGreaterThanOrEqual(countries.length);
+    expect(invalid).toBeGreaterThan(100);
+  });
+
+  it('generated digit strings in every region (national and international form)', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...countries),
+        fc.stringMatching(/^[0-9]{3,17}$/),
+        fc.boolean(),
+        (country, digits, international) => {
+          const input = international ? `+${getCountryCallingCode(country)}${digits}` : digits;
+          const answer = both(input, country);
+          if (answer) expect(answer.fast).toBe(answer.library);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("generated North American numbers, whose region libphonenumber picks among the +1 plan's", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2_000_000_000, max: 9_999_999_999 }), (n) => {
+        const answer = both(String(n), 'US');
+        expect(answer).toBeDefined();
+        expect(answer!.fast).toBe(answer!.library);
+      }),
+      { numRuns: 3000 },
     );
   });
 });

@@ -4,6 +4,7 @@ import { hash } from 'node:crypto';
 import { type CountryCode, type PhoneNumber, parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { MemberHashes } from '../destination.js';
 import type { XIdentifierType } from './identifier-types.js';
+import { isValidPhone } from './phone-validity.js';
 
 /**
  * Normalization and hashing of member identifiers for X's Custom Audience users endpoint, per
@@ -108,7 +109,8 @@ function parseValidPhone(input: string, region: CountryCode): PhoneNumber | unde
     // extract: false: the whole cell must be a phone number. Digging a number out of free text
     // ("call 415… after 5") would hash whatever digits happened to be there.
     const phone = parsePhoneNumberFromString(input, { defaultCountry: region, extract: false });
-    return phone?.isValid() ? phone : undefined;
+    // isValidPhone(phone) is phone.isValid() without rebuilding its RegExps per call (phone-validity.ts).
+    return phone && isValidPhone(phone) ? phone : undefined;
   } catch {
     return undefined;
   }
