@@ -3,7 +3,7 @@ import { hash } from 'node:crypto';
 // metadata only checks lengths, which lets through numbers that can never match an X account.
 import { type CountryCode, type PhoneNumber, parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { MemberHashes } from '../destination.js';
-import type { XIdentifierType } from './identifier-types.js';
+import { X_IDENTIFIER_TYPES, type XIdentifierType } from './identifier-types.js';
 import { isValidPhone } from './phone-validity.js';
 
 /**
@@ -211,6 +211,24 @@ export function hashIdentifier(type: XIdentifierType, raw: unknown, options: Nor
   return { ok: true, value: sha256Hex(normalized.value) };
 }
 
+/** The keys of a member's user object come out in this (sorted) order, so equal members compare equal. */
+const TYPES_IN_ORDER = [...X_IDENTIFIER_TYPES].sort();
+
+type InvalidValue = { column: string; type: XIdentifierType; reason: InvalidReason };
+
+function addValue(
+  found: MemberHashes,
+  invalid: InvalidValue[],
+  column: string,
+  type: XIdentifierType,
+  raw: unknown,
+  options: NormalizeOptions,
+): void {
+  const result = hashIdentifier(type, raw, options);
+  if (result.ok) (found[type] ??= []).push(result.value);
+  else if (result.reason !== 'empty') invalid.push({ column, type, reason: result.reason });
+}
+
 /**
  * Hashes a member's mapped columns into the user object X receives. Several columns may map to one type
  * and an array value gives several values; each key's values come back sorted and de-duplicated, so two
@@ -221,29 +239,22 @@ export function hashMember(
   values: Record<string, unknown>,
   mappings: Record<string, XIdentifierType>,
   options: NormalizeOptions,
-): {
-  hashes: MemberHashes;
-  invalid: Array<{ column: string; type: XIdentifierType; reason: InvalidReason }>;
-} {
-  const byType = new Map<XIdentifierType, Set<string>>();
-  const invalid: Array<{ column: string; type: XIdentifierType; reason: InvalidReason }> = [];
+): { hashes: MemberHashes; invalid: InvalidValue[] } {
+  // Per type, the values in the order found; most members have one value per type, so sorting and
+  // de-duplicating only when there are several keeps a Map and a Set per member out of the hot path.
+  const found: MemberHashes = {};
+  const invalid: InvalidValue[] = [];
   for (const [column, type] of Object.entries(mappings)) {
     const value = values[column];
-    const items = Array.isArray(value) ? value : [value];
-    for (const item of items) {
-      const result = hashIdentifier(type, item, options);
-      if (result.ok) {
-        let set = byType.get(type);
-        if (!set) byType.set(type, (set = new Set()));
-        set.add(result.value);
-      } else if (result.reason !== 'empty') {
-        invalid.push({ column, type, reason: result.reason });
-      }
-    }
+    if (Array.isArray(value)) for (const item of value) addValue(found, invalid, column, type, item, options);
+    else addValue(found, invalid, column, type, value, options);
   }
   const hashes: MemberHashes = {};
-  for (const type of [...byType.keys()].sort()) {
-    hashes[type] = [...byType.get(type)!].sort();
+  for (const type of TYPES_IN_ORDER) {
+    const list = found[type];
+    if (list)
+      hashes[type] =
+        list.length === 1 ? list : list.sort().filter((v, i, all) => i === 0 || v !== all[i - 1]);
   }
   return { hashes, invalid };
 }
