@@ -364,6 +364,35 @@ describe('properties', () => {
     );
   });
 
+  it('hashMember gives, per type, the sorted distinct hashes of its columns, keys in sorted order', () => {
+    const columns = ['a', 'b', 'c', 'd'];
+    const value = fc.oneof(messyEmail, phone, handle, deviceId, fc.constant(null), fc.constant('bad value'));
+    fc.assert(
+      fc.property(
+        fc.record(
+          Object.fromEntries(columns.map((c) => [c, fc.oneof(value, fc.array(value, { maxLength: 4 }))])),
+        ),
+        fc.record(Object.fromEntries(columns.map((c) => [c, fc.constantFrom(...X_IDENTIFIER_TYPES)]))),
+        (values, mappings) => {
+          const expected = new Map<string, Set<string>>();
+          for (const column of columns) {
+            const type = mappings[column]!;
+            for (const raw of [values[column]].flat()) {
+              const result = hash(type, raw);
+              if (result.ok) expected.set(type, (expected.get(type) ?? new Set()).add(result.value));
+            }
+          }
+          const { hashes } = hashMember(values, mappings, US);
+          expect(Object.keys(hashes)).toEqual([...expected.keys()].sort());
+          for (const [type, set] of expected) {
+            expect(hashes[type as XIdentifierType]).toEqual([...set].sort());
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('well-formed generated values are all accepted', () => {
     fc.assert(
       fc.property(messyEmail, phone, handle, twitterId, deviceId, (e, p, h, t, d) => {
