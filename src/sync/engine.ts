@@ -9,7 +9,7 @@ import type { Destination } from '../destinations/destination.js';
 import { createDestination } from '../destinations/registry.js';
 import { hashMember } from '../destinations/x-ads/identifiers.js';
 import type { Mappings } from '../destinations/x-ads/x-ads-config.js';
-import type { DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
+import type { DeltaRow, DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
 import { AudienceMissingError, ConfigError, errorMessage, isTailorError, LockBusyError } from '../errors.js';
 import { openSource } from '../sources/registry.js';
 import type { ColumnInfo, Source } from '../sources/source.js';
@@ -23,8 +23,14 @@ import {
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
 
-/** Delta rows per batch: each batch is hashed, sent (X packs 2,500 operations a request) and committed. */
-export const DELTA_BATCH_SIZE = 5000;
+/**
+ * Delta rows per batch: each batch is hashed, sent and committed. 10,000 members fit one request of
+ * X's users endpoint when each is one user object (about 300 bytes with four identifiers, against
+ * the 4,000,000-byte request budget); a batch of changed members (a Delete and an Update each) takes two.
+ */
+export const DELTA_BATCH_SIZE = 10_000;
+/** Batches sent but not yet committed, at most: bounds memory while sending and committing overlap. */
+const MAX_UNCOMMITTED = 2;
 const DAY_MS = 86_400_000;
 
 export function emptyCounts(): SyncCounts {
@@ -248,12 +254,11 @@ class Engine implements SyncEngine {
     }
 
     const total = diff.counts.added + diff.counts.removed + diff.counts.changed + diff.counts.refresh;
-    let done = 0;
-    let unacknowledged = 0;
-    options.onProgress?.({ activationId: activation.id, phase: 'snapshot', done, total });
+    const progress = (phase: 'snapshot' | 'deliver' | 'commit' | 'done', done: number) =>
+      options.onProgress?.({ activationId: activation.id, phase, done, total });
+    progress('snapshot', 0);
     const hashOptions = { defaultRegion: activation.phoneDefaultRegion };
-    for await (const batch of diff.delta(DELTA_BATCH_SIZE)) {
-      options.signal?.throwIfAborted();
+    const hashBatch = (batch: readonly DeltaRow[]) => {
       const rejections: RejectionRecord[] = [];
       const hashed: HashedRow[] = batch.map((row) => {
         if (row.change === 'removed' || row.values === null) return { row, hashes: null };
@@ -264,82 +269,111 @@ class Engine implements SyncEngine {
         }
         return { row, hashes };
       });
-      if (options.dryRun) {
-        for (const { row, hashes } of hashed) {
+      return { hashed, rejections };
+    };
+
+    if (options.dryRun) {
+      let done = 0;
+      for await (const batch of diff.delta(DELTA_BATCH_SIZE)) {
+        options.signal?.throwIfAborted();
+        for (const { row, hashes } of hashBatch(batch).hashed) {
           countEffect(
             counts,
             memberEffect(row.change, row.previousHashes, hashes, activation.mode, options.fullResync),
           );
         }
         done += batch.length;
-        continue;
       }
-      const candidates = deleteCandidates(hashed, activation.mode);
-      const held =
-        candidates.length > 0
-          ? await diff.hashesHeldByOthers(
-              candidates,
-              batch.map((row) => row.key),
-            )
-          : new Set<string>();
-      const plan = planBatch(hashed, held, activation.mode, options.fullResync);
-      let results: Awaited<ReturnType<Destination['apply']>>['results'] = [];
-      if (plan.changes.length > 0) {
-        const base = done;
-        const outcome = await this.destination(activation.destinationName).apply(
-          ctx.audienceId!,
-          plan.changes,
-          {
-            ...(options.signal ? { signal: options.signal } : {}),
-            onProgress: (progress) => {
-              // Changes are up to two per member; report members, proportionally.
-              const share = progress.total === 0 ? 1 : progress.done / progress.total;
-              options.onProgress?.({
-                activationId: activation.id,
-                phase: 'deliver',
-                done: base + Math.floor(share * batch.length),
-                total,
-              });
-            },
-          },
-        );
-        counts.requests += outcome.requests;
-        results = outcome.results;
-      }
-      const sentAt = this.#now();
-      const acks: MemberAck[] = [];
-      for (const member of plan.members) {
-        const answers = member.changeIndexes.map((index) => results[index]);
-        if (answers.every((answer) => answer?.status === 'ok')) {
-          acks.push({
-            key: member.key,
-            change: member.change,
-            fingerprint: member.fingerprint,
-            hashes: member.hashes,
-            sentAt: member.sendsUpdate ? sentAt : null,
-          });
-          countEffect(counts, member.effect);
-          continue;
-        }
-        const rejected = answers.find((answer) => answer?.status === 'rejected');
-        if (rejected && rejected.status === 'rejected') {
-          counts.rejected++;
-          rejections.push({ memberKey: member.key, identifierType: null, reason: rejected.reason });
-        } else {
-          unacknowledged++;
-        }
-      }
-      options.onProgress?.({
-        activationId: activation.id,
-        phase: 'commit',
-        done: done + batch.length,
-        total,
-      });
-      await diff.commit(acks);
-      if (rejections.length > 0) await this.#state.recordRejections(ctx.runId!, activation.id, rejections);
-      done += batch.length;
+      progress('done', done);
+      if (hold) return { status: 'held', error: hold };
+      return { status: 'succeeded', error: null };
     }
-    options.onProgress?.({ activationId: activation.id, phase: 'done', done, total });
+
+    // The batches go through a pipeline: batch n+1 is read and hashed while batch n is sent and
+    // batch n-1 committed. Sends go one at a time in delta order, commits too, each after its own
+    // send; at most MAX_UNCOMMITTED batches are held in memory. A batch that may delete identifiers
+    // first waits for every earlier commit, so its shared-identifier lookup sees state as it now is.
+    const destination = this.destination(activation.destinationName);
+    let sent = 0; // members of the batches handed to the destination so far
+    let committed = 0; // members of the batches committed so far
+    let unacknowledged = 0;
+    let lastSend: Promise<unknown> = Promise.resolve();
+    const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
+    try {
+      for await (const batch of diff.delta(DELTA_BATCH_SIZE)) {
+        options.signal?.throwIfAborted();
+        const { hashed, rejections } = hashBatch(batch);
+        const candidates = deleteCandidates(hashed, activation.mode);
+        let held = new Set<string>();
+        if (candidates.length > 0) {
+          await Promise.all(commits);
+          held = await diff.hashesHeldByOthers(
+            candidates,
+            batch.map((row) => row.key),
+          );
+        }
+        const plan = planBatch(hashed, held, activation.mode, options.fullResync);
+        while (commits.length >= MAX_UNCOMMITTED) await commits.shift();
+        await lastSend;
+        const base = sent;
+        sent += batch.length;
+        const sending =
+          plan.changes.length === 0
+            ? Promise.resolve({ results: [], requests: 0 })
+            : destination.apply(ctx.audienceId!, plan.changes, {
+                ...(options.signal ? { signal: options.signal } : {}),
+                onProgress: (p) => {
+                  // Changes are up to two per member; report members, proportionally.
+                  const share = p.total === 0 ? 1 : p.done / p.total;
+                  progress('deliver', base + Math.floor(share * batch.length));
+                },
+              });
+        lastSend = sending.catch(() => undefined);
+        const previous = commits.at(-1);
+        const commit = (async () => {
+          const outcome = await sending;
+          await previous; // commits in delta order; a failed one stops the ones after it
+          counts.requests += outcome.requests;
+          const sentAt = this.#now();
+          const acks: MemberAck[] = [];
+          for (const member of plan.members) {
+            const answers = member.changeIndexes.map((index) => outcome.results[index]);
+            if (answers.every((answer) => answer?.status === 'ok')) {
+              acks.push({
+                key: member.key,
+                change: member.change,
+                fingerprint: member.fingerprint,
+                hashes: member.hashes,
+                sentAt: member.sendsUpdate ? sentAt : null,
+              });
+              countEffect(counts, member.effect);
+              continue;
+            }
+            const rejected = answers.find((answer) => answer?.status === 'rejected');
+            if (rejected && rejected.status === 'rejected') {
+              counts.rejected++;
+              rejections.push({ memberKey: member.key, identifierType: null, reason: rejected.reason });
+            } else {
+              unacknowledged++;
+            }
+          }
+          await diff.commit(acks);
+          if (rejections.length > 0)
+            await this.#state.recordRejections(ctx.runId!, activation.id, rejections);
+          committed += batch.length;
+          progress('commit', committed);
+        })();
+        // Awaited below (or by the next batch); this only keeps an early failure from being unhandled.
+        commit.catch(() => undefined);
+        commits.push(commit);
+      }
+      await Promise.all(commits);
+    } catch (error) {
+      // Let what is in flight finish (or fail) before the diff closes: nothing acknowledged is lost.
+      await Promise.allSettled([lastSend, ...commits]);
+      throw error;
+    }
+    progress('done', committed);
     if (hold) return { status: 'held', error: hold };
     if (unacknowledged > 0) {
       return {
