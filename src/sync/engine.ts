@@ -258,6 +258,7 @@ class Engine implements SyncEngine {
       options.onProgress?.({ activationId: activation.id, phase, done, total });
     progress('snapshot', 0);
     const hashOptions = { defaultRegion: activation.phoneDefaultRegion };
+    const batchSize = this.#deps.deltaBatchSize ?? DELTA_BATCH_SIZE;
     const hashBatch = (batch: readonly DeltaRow[]) => {
       const rejections: RejectionRecord[] = [];
       const hashed: HashedRow[] = batch.map((row) => {
@@ -274,7 +275,7 @@ class Engine implements SyncEngine {
 
     if (options.dryRun) {
       let done = 0;
-      for await (const batch of diff.delta(DELTA_BATCH_SIZE)) {
+      for await (const batch of diff.delta(batchSize)) {
         options.signal?.throwIfAborted();
         for (const { row, hashes } of hashBatch(batch).hashed) {
           countEffect(
@@ -300,7 +301,7 @@ class Engine implements SyncEngine {
     let lastSend: Promise<unknown> = Promise.resolve();
     const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
     try {
-      for await (const batch of diff.delta(DELTA_BATCH_SIZE)) {
+      for await (const batch of diff.delta(batchSize)) {
         options.signal?.throwIfAborted();
         const { hashed, rejections } = hashBatch(batch);
         const candidates = deleteCandidates(hashed, activation.mode);

@@ -62,6 +62,8 @@ export interface SyncDeps {
   logger: Logger;
   observer?: DestinationObserver;
   now?: () => Date;
+  /** Delta rows per batch (default DELTA_BATCH_SIZE); tests use small ones to run many batches. */
+  deltaBatchSize?: number;
 }
 
 /**
