@@ -5,7 +5,7 @@ import {
   type ResolvedActivation,
   resolveActivation,
 } from '../config/resolve-activation.js';
-import type { Destination } from '../destinations/destination.js';
+import type { ApplyOutcome, Destination } from '../destinations/destination.js';
 import { createDestination } from '../destinations/registry.js';
 import { hashMember } from '../destinations/x-ads/identifiers.js';
 import type { Mappings } from '../destinations/x-ads/x-ads-config.js';
@@ -15,6 +15,7 @@ import { openSource } from '../sources/registry.js';
 import type { ColumnInfo, Source } from '../sources/source.js';
 import {
   deleteCandidates,
+  type BatchPlan,
   type HashedRow,
   type MemberEffect,
   memberEffect,
@@ -29,8 +30,12 @@ import { activationWarnings } from './warnings.js';
  * the 4,000,000-byte request budget); a batch of changed members (a Delete and an Update each) takes two.
  */
 export const DELTA_BATCH_SIZE = 10_000;
-/** Batches sent but not yet committed, at most: bounds memory while sending and committing overlap. */
-const MAX_UNCOMMITTED = 2;
+/**
+ * Batches sent (or being sent) and not yet committed, at most: bounds memory while sending and
+ * committing overlap. Three lets two commits run at once while the next batch is sent: on a 1M
+ * initial load the warehouse's commit work, not hashing or sending, sets the pace.
+ */
+const MAX_UNCOMMITTED = 3;
 const DAY_MS = 86_400_000;
 
 export function emptyCounts(): SyncCounts {
@@ -291,33 +296,92 @@ class Engine implements SyncEngine {
     }
 
     // The batches go through a pipeline: batch n+1 is read and hashed while batch n is sent and
-    // batch n-1 committed. Sends go one at a time in delta order, commits too, each after its own
-    // send; at most MAX_UNCOMMITTED batches are held in memory. A batch that may delete identifiers
-    // first waits for every earlier commit, so its shared-identifier lookup sees state as it now is.
+    // earlier ones are committed. Sends go one at a time in delta order; each batch's commit starts
+    // when its send is answered, and commits of different batches (different members, one
+    // transaction each) may run side by side, on their own connections. At most MAX_UNCOMMITTED
+    // batches are held in memory. A batch that may delete identifiers first waits for every earlier
+    // commit, so its shared-identifier lookup sees state as it now is.
     const destination = this.destination(activation.destinationName);
     let sent = 0; // members of the batches handed to the destination so far
     let committed = 0; // members of the batches committed so far
     let unacknowledged = 0;
     let lastSend: Promise<unknown> = Promise.resolve();
     const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
+    let batchNumber = 0;
+    let readStarted = performance.now();
+    /** The commit stage of one batch: once X answered, acknowledge, commit and record rejections. */
+    const commitBatch = async (
+      number: number,
+      size: number,
+      members: BatchPlan['members'],
+      rejections: RejectionRecord[],
+      sending: Promise<ApplyOutcome>,
+      timing: StepTimer,
+    ): Promise<void> => {
+      const outcome = await sending;
+      timing.lap('sendMs');
+      counts.requests += outcome.requests;
+      const sentAt = this.#now();
+      const acks: MemberAck[] = [];
+      for (const member of members) {
+        const answers = member.changeIndexes.map((index) => outcome.results[index]);
+        if (answers.every((answer) => answer?.status === 'ok')) {
+          acks.push({
+            key: member.key,
+            change: member.change,
+            fingerprint: member.fingerprint,
+            hashes: member.hashes,
+            sentAt: member.sendsUpdate ? sentAt : null,
+          });
+          countEffect(counts, member.effect);
+          continue;
+        }
+        const rejected = answers.find((answer) => answer?.status === 'rejected');
+        if (rejected && rejected.status === 'rejected') {
+          counts.rejected++;
+          rejections.push({ memberKey: member.key, identifierType: null, reason: rejected.reason });
+        } else {
+          unacknowledged++;
+        }
+      }
+      await diff.commit(acks);
+      if (rejections.length > 0) await this.#state.recordRejections(ctx.runId!, activation.id, rejections);
+      timing.lap('commitMs');
+      committed += size;
+      progress('commit', committed);
+      ctx.logger.debug(
+        { batch: number, members: size, requests: outcome.requests, ...timing.totals(), ...memoryMb() },
+        'batch committed',
+      );
+    };
     try {
       for await (const batch of diff.delta(batchSize)) {
         options.signal?.throwIfAborted();
+        // Where a batch's time goes, for --debug: reading it, hashing, waiting for earlier batches,
+        // looking up shared identifiers, sending and committing.
+        const timing = new StepTimer();
+        timing.add('readMs', performance.now() - readStarted);
         const { hashed, rejections } = hashBatch(batch);
+        timing.lap('hashMs');
         const candidates = deleteCandidates(hashed, activation.mode);
         let held = new Set<string>();
         if (candidates.length > 0) {
           await Promise.all(commits);
+          timing.lap('waitMs');
           held = await diff.hashesHeldByOthers(
             candidates,
             batch.map((row) => row.key),
           );
+          timing.lap('lookupMs');
         }
         const plan = planBatch(hashed, held, activation.mode, options.fullResync);
         while (commits.length >= MAX_UNCOMMITTED) await commits.shift();
         await lastSend;
+        timing.lap('waitMs');
+        const number = ++batchNumber;
+        const size = batch.length;
         const base = sent;
-        sent += batch.length;
+        sent += size;
         const sending =
           plan.changes.length === 0
             ? Promise.resolve({ results: [], requests: 0 })
@@ -326,47 +390,16 @@ class Engine implements SyncEngine {
                 onProgress: (p) => {
                   // Changes are up to two per member; report members, proportionally.
                   const share = p.total === 0 ? 1 : p.done / p.total;
-                  progress('deliver', base + Math.floor(share * batch.length));
+                  progress('deliver', base + Math.floor(share * size));
                 },
               });
         lastSend = sending.catch(() => undefined);
-        const previous = commits.at(-1);
-        const commit = (async () => {
-          const outcome = await sending;
-          await previous; // commits in delta order; a failed one stops the ones after it
-          counts.requests += outcome.requests;
-          const sentAt = this.#now();
-          const acks: MemberAck[] = [];
-          for (const member of plan.members) {
-            const answers = member.changeIndexes.map((index) => outcome.results[index]);
-            if (answers.every((answer) => answer?.status === 'ok')) {
-              acks.push({
-                key: member.key,
-                change: member.change,
-                fingerprint: member.fingerprint,
-                hashes: member.hashes,
-                sentAt: member.sendsUpdate ? sentAt : null,
-              });
-              countEffect(counts, member.effect);
-              continue;
-            }
-            const rejected = answers.find((answer) => answer?.status === 'rejected');
-            if (rejected && rejected.status === 'rejected') {
-              counts.rejected++;
-              rejections.push({ memberKey: member.key, identifierType: null, reason: rejected.reason });
-            } else {
-              unacknowledged++;
-            }
-          }
-          await diff.commit(acks);
-          if (rejections.length > 0)
-            await this.#state.recordRejections(ctx.runId!, activation.id, rejections);
-          committed += batch.length;
-          progress('commit', committed);
-        })();
+        // Only what the commit needs stays referenced (not the rows' raw values nor the user objects).
+        const commit = commitBatch(number, size, plan.members, rejections, sending, timing);
         // Awaited below (or by the next batch); this only keeps an early failure from being unhandled.
         commit.catch(() => undefined);
         commits.push(commit);
+        readStarted = performance.now();
       }
       await Promise.all(commits);
     } catch (error) {
@@ -533,6 +566,34 @@ export function checkMappings(activation: ResolvedActivation, columns: readonly 
   }
   if (issues.length > 0) throw new ConfigError(issues);
   return mappings;
+}
+
+/** The process's memory in MB, for debug logs. */
+function memoryMb(): Record<string, number> {
+  const { rss, heapUsed, external } = process.memoryUsage();
+  const mb = (bytes: number) => Math.round(bytes / 1_048_576);
+  return { rssMb: mb(rss), heapMb: mb(heapUsed), externalMb: mb(external) };
+}
+
+/** Milliseconds by step, measured lap by lap (for debug logs). */
+class StepTimer {
+  readonly #totals: Record<string, number> = {};
+  #last = performance.now();
+
+  add(step: string, ms: number): void {
+    this.#totals[step] = (this.#totals[step] ?? 0) + ms;
+  }
+
+  /** Adds the time since the previous lap to `step`. */
+  lap(step: string): void {
+    const now = performance.now();
+    this.add(step, now - this.#last);
+    this.#last = now;
+  }
+
+  totals(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.#totals).map(([k, v]) => [k, Math.round(v)]));
+  }
 }
 
 /** Why a run must be held (mirror mode only: upsert never removes), or null. */

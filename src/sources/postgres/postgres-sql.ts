@@ -343,9 +343,11 @@ export class PostgresWarehouseSql implements WarehouseSql {
   ): Promise<string[]> {
     if (hashes.length === 0) return [];
     const rows = await this.#run(
+      // `not in (select unnest(...))` is a hashed subplan; `<> all(array)` compared every matching
+      // row with every excluded key (10,000 x 10,000 comparisons: 300 ms of a 1M-member run).
       sql<{ hash: string }>`select distinct hash from ${this.#t('member_hashes')}
         where activation_id = ${activationId} and hash = any(${[...hashes]}::text[])
-          and member_key <> all(${[...excludingKeys]}::text[])`,
+          and member_key not in (select unnest(${[...excludingKeys]}::text[]))`,
       'looking up shared identifiers',
     );
     return rows.map((row) => row.hash);
