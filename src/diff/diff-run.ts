@@ -116,6 +116,9 @@ export class WarehouseDiffRun implements DiffRun {
             fingerprint: ack.fingerprint!,
             hashes: rowsFromHashes(ack.hashes),
             lastSentAt: ack.sentAt,
+            ...(ack.previousHashes === undefined
+              ? {}
+              : { previousHashes: rowsFromHashes(ack.previousHashes) }),
           });
       }
       await this.#sql.applyMemberChanges(this.#spec.activationId, { upserts, removals });

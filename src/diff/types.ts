@@ -65,6 +65,11 @@ export interface MemberAck {
   fingerprint: string | null;
   /** The hashes now held at the destination for this member (null for removed). */
   hashes: MemberHashes | null;
+  /**
+   * The hashes state held for the member when the diff was taken (the delta row's previousHashes),
+   * so that a commit may write only the difference. Omitted: the commit replaces them all.
+   */
+  previousHashes?: MemberHashes | null;
   /** When an Update carrying this member was acknowledged; null if nothing was sent for it. */
   sentAt: Date | null;
 }

@@ -139,6 +139,12 @@ export interface MemberUpsert {
   hashes: readonly MemberHashRow[];
   /** When an Update carrying this member was acknowledged; null keeps the stored value. */
   lastSentAt: Date | null;
+  /**
+   * The hash rows state held for the member when the diff was taken (empty for an added member).
+   * A warehouse may use it to write only the difference (Postgres does); when absent, or ignored,
+   * the member's hash rows are replaced as a whole. Either way the result is `hashes`.
+   */
+  previousHashes?: readonly MemberHashRow[];
 }
 
 export interface WarehouseDiffInput {

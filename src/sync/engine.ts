@@ -331,6 +331,7 @@ class Engine implements SyncEngine {
             change: member.change,
             fingerprint: member.fingerprint,
             hashes: member.hashes,
+            previousHashes: member.previousHashes,
             sentAt: member.sendsUpdate ? sentAt : null,
           });
           countEffect(counts, member.effect);

@@ -34,6 +34,8 @@ export interface MemberPlan {
   fingerprint: string | null;
   /** The hashes the member holds once its changes are acknowledged (null for removed members). */
   hashes: MemberHashes | null;
+  /** The hashes state held for it before this run (null for added members). */
+  previousHashes: MemberHashes | null;
   effect: MemberEffect;
   /** Indexes into the batch's `changes` of this member's operations (none: nothing to send). */
   changeIndexes: number[];
@@ -179,6 +181,7 @@ export function planBatch(
       change: row.change,
       fingerprint: row.change === 'removed' ? null : row.fingerprint,
       hashes: next,
+      previousHashes: row.previousHashes,
       effect,
       changeIndexes,
       sendsUpdate,

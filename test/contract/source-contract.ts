@@ -58,15 +58,18 @@ export function hashesOf(values: Record<string, unknown> | null): MemberHashes {
   return hashes;
 }
 
-export function ackOf(row: DeltaRow, sentAt: Date | null = new Date()): MemberAck {
+/** The ack of a delta row; `withPrevious` carries its previous hashes, so the commit may write a difference. */
+export function ackOf(row: DeltaRow, sentAt: Date | null = new Date(), withPrevious = false): MemberAck {
+  const previous = withPrevious ? { previousHashes: row.previousHashes } : {};
   return row.change === 'removed'
-    ? { key: row.key, change: 'removed', fingerprint: null, hashes: null, sentAt }
+    ? { key: row.key, change: 'removed', fingerprint: null, hashes: null, sentAt, ...previous }
     : {
         key: row.key,
         change: row.change,
         fingerprint: row.fingerprint,
         hashes: hashesOf(row.values),
         sentAt,
+        ...previous,
       };
 }
 
@@ -657,7 +660,8 @@ export function defineSourceContract(
               }
               // Acknowledge a pseudo-random part of the delta, in two commits (one repeated).
               const acked = delta.filter((_, i) => s.ackSeed[i % s.ackSeed.length]);
-              const acks = acked.map((d) => ackOf(d));
+              // Half of them with their previous hashes: both ways of committing hash rows.
+              const acks = acked.map((d, i) => ackOf(d, new Date(), i % 2 === 0));
               await run.commit(acks.slice(0, Math.ceil(acks.length / 2)));
               await run.commit(acks.slice(Math.floor(acks.length / 2)));
               for (const d of acked) {

@@ -302,14 +302,51 @@ export class PostgresWarehouseSql implements WarehouseSql {
   ): Promise<void> {
     const { upserts, removals } = changes;
     if (upserts.length === 0 && removals.length === 0) return;
-    const touched = [...removals, ...upserts.map((u) => u.key)];
-    const hashRows = upserts.flatMap((u) => u.hashes.map((h) => [u.key, h.idType, h.hash] as const));
+    // Hash rows are written as a difference where the member's previous rows are known: a changed
+    // member usually changes one identifier of several, and a refreshed one none, so rewriting them
+    // all cost 2 of every 3 row writes (and a full resync rewrote every row). Rows to insert are
+    // deleted first as well, so committing the same acks twice still leaves one row each.
+    const replaced = [...removals];
+    const pairKeys: string[] = [];
+    const pairTypes: string[] = [];
+    const pairHashes: string[] = [];
+    const inserts: (readonly [string, string, string])[] = [];
+    for (const upsert of upserts) {
+      if (upsert.previousHashes === undefined) {
+        replaced.push(upsert.key);
+        for (const h of upsert.hashes) inserts.push([upsert.key, h.idType, h.hash]);
+        continue;
+      }
+      const before = new Set(upsert.previousHashes.map((h) => `${h.idType}:${h.hash}`));
+      const after = new Set(upsert.hashes.map((h) => `${h.idType}:${h.hash}`));
+      for (const h of upsert.previousHashes) {
+        if (after.has(`${h.idType}:${h.hash}`)) continue;
+        pairKeys.push(upsert.key);
+        pairTypes.push(h.idType);
+        pairHashes.push(h.hash);
+      }
+      for (const h of upsert.hashes) {
+        if (before.has(`${h.idType}:${h.hash}`)) continue;
+        pairKeys.push(upsert.key);
+        pairTypes.push(h.idType);
+        pairHashes.push(h.hash);
+        inserts.push([upsert.key, h.idType, h.hash]);
+      }
+    }
     try {
       // Array parameters with unnest(): one statement per table whatever the batch size.
       // https://www.postgresql.org/docs/current/functions-array.html
       await this.#db.transaction().execute(async (trx) => {
-        await sql`delete from ${this.#t('member_hashes')}
-          where activation_id = ${activationId} and member_key = any(${touched}::text[])`.execute(trx);
+        if (replaced.length > 0) {
+          await sql`delete from ${this.#t('member_hashes')}
+            where activation_id = ${activationId} and member_key = any(${replaced}::text[])`.execute(trx);
+        }
+        if (pairKeys.length > 0) {
+          await sql`delete from ${this.#t('member_hashes')} h
+            using unnest(${pairKeys}::text[], ${pairTypes}::text[], ${pairHashes}::text[]) as u(k, t, h)
+            where h.activation_id = ${activationId} and h.member_key = u.k and h.id_type = u.t
+              and h.hash = u.h`.execute(trx);
+        }
         if (removals.length > 0) {
           await sql`delete from ${this.#t('members')}
             where activation_id = ${activationId} and member_key = any(${removals}::text[])`.execute(trx);
@@ -324,11 +361,11 @@ export class PostgresWarehouseSql implements WarehouseSql {
             trx,
           );
         }
-        if (hashRows.length > 0) {
+        if (inserts.length > 0) {
           await sql`insert into ${this.#t('member_hashes')} (activation_id, member_key, id_type, hash)
             select ${activationId}, u.k, u.t, u.h
-            from unnest(${hashRows.map((r) => r[0])}::text[], ${hashRows.map((r) => r[1])}::text[],
-                        ${hashRows.map((r) => r[2])}::text[]) as u(k, t, h)`.execute(trx);
+            from unnest(${inserts.map((r) => r[0])}::text[], ${inserts.map((r) => r[1])}::text[],
+                        ${inserts.map((r) => r[2])}::text[]) as u(k, t, h)`.execute(trx);
         }
       });
     } catch (error) {
