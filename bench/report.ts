@@ -174,6 +174,19 @@ function phaseLine(
           .join(', ') +
         ')',
     );
+    const batched = tailor.filter((m) => m.detail?.batchSteps);
+    const stages = Object.keys((batched[0]?.detail?.batchSteps ?? {}) as Record<string, number>);
+    if (stages.length > 0) {
+      parts.push(
+        `tailor's batches, summed (they overlap): ` +
+          stages
+            .map(
+              (stage) =>
+                `${stage} ${med(batched, (m) => (m.detail!.batchSteps as Record<string, number>)[stage] ?? 0)}`,
+            )
+            .join(', '),
+      );
+    }
   }
   const floor = of('floor').filter((m) => m.detail);
   if (floor.length > 0) {
@@ -345,8 +358,10 @@ export function renderReport(input: ReportInput): string {
       '  where a CRM has them. Every value is valid. The model is `select person_id, email, phone, x_handle, device_id from people`.',
       '- **Incremental case**: 1% of members removed (key % 100 = 1), 1% added (new keys), 1% changed (new email,',
       '  key % 100 = 2), by plain SQL. Undoing the edits is the same 1%/1%/1% change, so further incremental runs',
-      '  alternate forward and back without reloading the segment. `vacuum analyze` and a `checkpoint` run before each case,',
-      "  so no system pays for another's dirty pages or WAL; the order of the systems rotates between repetitions.",
+      '  alternate forward and back without reloading the segment. A database-wide `vacuum analyze` (the segment and every',
+      "  system's state) and a `checkpoint` run before each measured run, so no run pays for an earlier one's dirty pages,",
+      '  WAL or unvacuumed rows (as a system in service, autovacuumed between runs, would not); the order of the systems',
+      '  rotates between repetitions.',
       '- **Tailor**: `node bin/tailor.js sync <activation> --json` on a generated project (postgres warehouse, x_ads',
       '  destination pointing at the emulator), as a subprocess, from the transpiled `dist/` that `npm ci` builds (the',
       '  benchmark rebuilds it first). *Wall time* is the process from start to exit (Node start-up included); *run',

@@ -153,6 +153,29 @@ export interface TailorRun {
   report: TailorSyncResult;
   /** Milliseconds per step of the in-warehouse diff, from Tailor's `diff step` debug lines. */
   diffSteps: Record<string, number>;
+  /** Milliseconds per stage of the delta batches, summed over batches (`batch committed` lines). */
+  batchSteps: Record<string, number>;
+}
+
+const BATCH_STEPS = ['readMs', 'hashMs', 'waitMs', 'lookupMs', 'sendMs', 'commitMs'] as const;
+
+/** Sums the `batch committed` debug lines by stage (they overlap in time: batches are pipelined). */
+export function batchStepsFromLog(stderr: string): Record<string, number> {
+  const steps: Record<string, number> = {};
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('batch committed')) continue;
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      if (entry.msg !== 'batch committed') continue;
+      for (const step of BATCH_STEPS) {
+        const ms = entry[step];
+        if (typeof ms === 'number') steps[step.slice(0, -2)] = (steps[step.slice(0, -2)] ?? 0) + ms;
+      }
+    } catch {
+      // not a log line
+    }
+  }
+  return steps;
 }
 
 /** Sums the `diff step` debug lines (pino JSON on stderr) by step. */
@@ -208,5 +231,10 @@ export async function runTailorSync(
         `${report?.error ? `: ${report.error}` : ''})\nstdout:\n${tail(measured.stdout)}\nstderr:\n${tail(measured.stderr)}`,
     );
   }
-  return { process: measured, report, diffSteps: diffStepsFromLog(measured.stderr) };
+  return {
+    process: measured,
+    report,
+    diffSteps: diffStepsFromLog(measured.stderr),
+    batchSteps: batchStepsFromLog(measured.stderr),
+  };
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBenchArgs, parseCount } from '../../bench/args.js';
 import { editCounts } from '../../bench/people.js';
 import { checkTargets } from '../../bench/report.js';
+import { batchStepsFromLog } from '../../bench/tailor-case.js';
 import { type Measurement, summarize } from '../../bench/results.js';
 import { median } from '../../bench/stats.js';
 import { findSyncResult } from '../../bench/tailor-case.js';
@@ -238,5 +239,34 @@ describe('findSyncResult', () => {
       durationMs: 5,
     });
     expect(findSyncResult({ activations: [] }, 'bench_people_x')).toBeUndefined();
+  });
+});
+
+describe('batchStepsFromLog', () => {
+  it("sums the stages of Tailor's `batch committed` debug lines and ignores everything else", () => {
+    const line = (fields: Record<string, unknown>) => JSON.stringify({ level: 20, ...fields });
+    const stderr = [
+      line({ msg: 'batch committed', batch: 1, readMs: 10, hashMs: 5, sendMs: 100, commitMs: 40 }),
+      'not json',
+      line({ msg: 'diff step', step: 'snapshot', ms: 999 }),
+      line({
+        msg: 'batch committed',
+        batch: 2,
+        readMs: 1,
+        hashMs: 2,
+        waitMs: 3,
+        lookupMs: 4,
+        sendMs: 5,
+        commitMs: 6,
+      }),
+    ].join('\n');
+    expect(batchStepsFromLog(stderr)).toEqual({
+      read: 11,
+      hash: 7,
+      wait: 3,
+      lookup: 4,
+      send: 105,
+      commit: 46,
+    });
   });
 });
