@@ -306,6 +306,7 @@ class Engine implements SyncEngine {
     let committed = 0; // members of the batches committed so far
     let unacknowledged = 0;
     let lastSend: Promise<unknown> = Promise.resolve();
+    let sendFailed = false;
     const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
     let batchNumber = 0;
     let readStarted = performance.now();
@@ -378,6 +379,9 @@ class Engine implements SyncEngine {
         const plan = planBatch(hashed, held, activation.mode, options.fullResync);
         while (commits.length >= MAX_UNCOMMITTED) await commits.shift();
         await lastSend;
+        // A send that threw (not a refused member: the audience gone, credentials revoked) ends the
+        // run; its commit rethrows it here rather than after more batches went the same way.
+        if (sendFailed) await Promise.all(commits);
         timing.lap('waitMs');
         const number = ++batchNumber;
         const size = batch.length;
@@ -394,7 +398,9 @@ class Engine implements SyncEngine {
                   progress('deliver', base + Math.floor(share * size));
                 },
               });
-        lastSend = sending.catch(() => undefined);
+        lastSend = sending.catch(() => {
+          sendFailed = true;
+        });
         // Only what the commit needs stays referenced (not the rows' raw values nor the user objects).
         const commit = commitBatch(number, size, plan.members, rejections, sending, timing);
         // Awaited below (or by the next batch); this only keeps an early failure from being unhandled.

@@ -2,10 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProject } from '../../src/config/load-project.js';
 import type { XIdentifierType } from '../../src/destinations/x-ads/identifier-types.js';
 import { prng } from '../../src/demo/sample-data.js';
-import type { RunningEmulator } from '../../src/emulator/index.js';
+import { OAuthSigner } from '../../src/destinations/x-ads/oauth.js';
+import { DEMO_CREDENTIALS, type RunningEmulator } from '../../src/emulator/index.js';
 import { openSyncEngine } from '../../src/sync/engine.js';
 import type { SyncEngine, SyncOptions } from '../../src/sync/types.js';
-import { createE2eProject, type E2eProject, normalizeHeld, startTestEmulator } from '../helpers/e2e.js';
+import {
+  createE2eProject,
+  DEMO_ACCOUNT_ID,
+  type E2eProject,
+  normalizeHeld,
+  startTestEmulator,
+  waitFor,
+} from '../helpers/e2e.js';
 import { silentLogger } from '../helpers/warehouse.js';
 
 /**
@@ -134,4 +142,42 @@ describe('sync engine batch pipeline (Postgres, emulator, batches of 3)', () => 
     await expectInStep(audienceId);
     expect((await engine.sync('people_x', RUN)).counts).toMatchObject({ added: 0, removed: 0, changed: 0 });
   });
+
+  it('stops sending once a request throws (the audience deleted at X mid-run)', async () => {
+    // New members only: no batch waits for earlier commits to look up shared identifiers.
+    await fixture.sql(
+      "insert into {schema}.people select i, 'new.' || i || '@example.org', null, true from generate_series(101, 130) i",
+    );
+    // Slow answers, so the audience can be deleted while the run's first request is in flight.
+    emulator.admin.injectFaults([{ kind: 'latency', latencyMs: 300, times: 10_000 }]);
+    emulator.admin.clearRequestLog();
+    const usersRequests = () => emulator.admin.requestLog().filter((e) => e.path.endsWith('/users'));
+    const run = engine.sync('people_x', RUN);
+    await waitFor(() => usersRequests().length > 0, 'the first users request');
+    await deleteAudience(audienceId);
+    const report = await run;
+    emulator.admin.clearFaults();
+    expect(report.status).toBe('failed');
+    expect(report.errorKind).toBe('audience_missing');
+    // The request in flight may have been answered before the deletion; after the first 404, none.
+    const answers = usersRequests().map((e) => e.status);
+    expect(answers.filter((status) => status === 404)).toHaveLength(1);
+    expect(answers.at(-1)).toBe(404);
+  });
 });
+
+/** A signed DELETE of an audience, as someone deleting it in X's UI would cause. */
+async function deleteAudience(id: string): Promise<void> {
+  const baseUrl = `${emulator.url}/12/accounts/${DEMO_ACCOUNT_ID}/custom_audiences/${id}`;
+  const signed = new OAuthSigner(DEMO_CREDENTIALS).sign({
+    method: 'DELETE',
+    baseUrl,
+    query: {},
+    timestamp: Math.floor(Date.now() / 1000),
+  });
+  const response = await fetch(signed.url, {
+    method: 'DELETE',
+    headers: { authorization: signed.authorization },
+  });
+  expect(response.status).toBe(200);
+}
