@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import pg from 'pg';
 import type { XIdentifierType } from '../../src/destinations/x-ads/identifier-types.js';
 import { hashMember } from '../../src/destinations/x-ads/identifiers.js';
+import { OAuthSigner } from '../../src/destinations/x-ads/oauth.js';
 import {
   DEMO_ACCOUNT_ID,
   DEMO_CREDENTIALS,
@@ -10,6 +11,7 @@ import {
   startEmulator,
 } from '../../src/emulator/index.js';
 import { CLI, type CliResult, REPO_ROOT, runCli } from './cli.js';
+import type { SyncOptions } from '../../src/sync/types.js';
 import { makeProject } from './project.js';
 import { TEST_POSTGRES_URL, uniqueName } from './warehouse.js';
 
@@ -19,6 +21,31 @@ import { TEST_POSTGRES_URL, uniqueName } from './warehouse.js';
  */
 
 export { DEMO_ACCOUNT_ID };
+
+/** A plain `tailor sync` (no resync, no force, no plan), for engines driven in process. */
+export const RUN: SyncOptions = {
+  fullResync: false,
+  recreate: false,
+  force: false,
+  dryRun: false,
+  waitForLock: false,
+};
+
+/** Deletes an audience at the emulator with a signed DELETE, as someone deleting it in X's UI would. */
+export async function deleteAudienceAtX(emulator: RunningEmulator, audienceId: string): Promise<void> {
+  const baseUrl = `${emulator.url}/12/accounts/${DEMO_ACCOUNT_ID}/custom_audiences/${audienceId}`;
+  const signed = new OAuthSigner(DEMO_CREDENTIALS).sign({
+    method: 'DELETE',
+    baseUrl,
+    query: {},
+    timestamp: Math.floor(Date.now() / 1000),
+  });
+  const response = await fetch(signed.url, {
+    method: 'DELETE',
+    headers: { authorization: signed.authorization },
+  });
+  if (response.status !== 200) throw new Error(`deleting audience ${audienceId}: HTTP ${response.status}`);
+}
 
 export interface E2eOptions {
   /** The `activations:` block of tailor.yml (indented two spaces under it). `{schema}` is replaced. */

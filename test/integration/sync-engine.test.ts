@@ -1,16 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProject, type Project } from '../../src/config/load-project.js';
-import { OAuthSigner } from '../../src/destinations/x-ads/oauth.js';
-import { DEMO_CREDENTIALS, type RunningEmulator } from '../../src/emulator/index.js';
+import type { RunningEmulator } from '../../src/emulator/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { openSyncEngine } from '../../src/sync/engine.js';
 import { syncMany } from '../../src/sync/sync-many.js';
-import type { SyncEngine, SyncOptions } from '../../src/sync/types.js';
+import type { SyncEngine } from '../../src/sync/types.js';
 import {
   createE2eProject,
-  DEMO_ACCOUNT_ID,
+  deleteAudienceAtX,
   type E2eProject,
   normalizeHeld,
+  RUN,
   startTestEmulator,
 } from '../helpers/e2e.js';
 import { silentLogger } from '../helpers/warehouse.js';
@@ -20,35 +20,12 @@ import { silentLogger } from '../helpers/warehouse.js';
  * recreation, full resync, the refresh window, upsert mode, the lock, bounded parallel runs.
  */
 
-const RUN: SyncOptions = {
-  fullResync: false,
-  recreate: false,
-  force: false,
-  dryRun: false,
-  waitForLock: false,
-};
 const EMAIL = { email: 'email' } as const;
 
 let emulator: RunningEmulator;
 let fixture: E2eProject;
 let project: Project;
 let engine: SyncEngine;
-
-/** A signed DELETE of an audience, as someone clicking "delete" in X's UI would cause. */
-async function deleteAudience(audienceId: string): Promise<void> {
-  const baseUrl = `${emulator.url}/12/accounts/${DEMO_ACCOUNT_ID}/custom_audiences/${audienceId}`;
-  const signed = new OAuthSigner(DEMO_CREDENTIALS).sign({
-    method: 'DELETE',
-    baseUrl,
-    query: {},
-    timestamp: Math.floor(Date.now() / 1000),
-  });
-  const response = await fetch(signed.url, {
-    method: 'DELETE',
-    headers: { authorization: signed.authorization },
-  });
-  expect(response.status).toBe(200);
-}
 
 beforeAll(async () => {
   emulator = await startTestEmulator();
@@ -107,7 +84,7 @@ describe('sync engine (Postgres, emulator)', () => {
     const first = await engine.sync('everyone_x', RUN);
     expect(first).toMatchObject({ status: 'succeeded', counts: { added: 120 } });
     const oldId = first.audienceId!;
-    await deleteAudience(oldId);
+    await deleteAudienceAtX(emulator, oldId);
 
     const missing = await engine.sync('everyone_x', RUN);
     expect(missing.status).toBe('failed');

@@ -2,15 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProject } from '../../src/config/load-project.js';
 import type { XIdentifierType } from '../../src/destinations/x-ads/identifier-types.js';
 import { prng } from '../../src/demo/sample-data.js';
-import { OAuthSigner } from '../../src/destinations/x-ads/oauth.js';
-import { DEMO_CREDENTIALS, type RunningEmulator } from '../../src/emulator/index.js';
+import type { RunningEmulator } from '../../src/emulator/index.js';
 import { openSyncEngine } from '../../src/sync/engine.js';
-import type { SyncEngine, SyncOptions } from '../../src/sync/types.js';
+import type { SyncEngine } from '../../src/sync/types.js';
 import {
   createE2eProject,
-  DEMO_ACCOUNT_ID,
+  deleteAudienceAtX,
   type E2eProject,
   normalizeHeld,
+  RUN,
   startTestEmulator,
   waitFor,
 } from '../helpers/e2e.js';
@@ -22,13 +22,6 @@ import { silentLogger } from '../helpers/warehouse.js';
  * of different batches move around, and the audience must still hold exactly the segment's hashes.
  */
 
-const RUN: SyncOptions = {
-  fullResync: false,
-  recreate: false,
-  force: false,
-  dryRun: false,
-  waitForLock: false,
-};
 const MAPPINGS: Record<string, XIdentifierType> = { email: 'email', phone: 'phone_number' };
 // More addresses than people: an address often has one holder, then moves to another member.
 const EMAILS = Array.from({ length: 40 }, (_, i) => `p${i}@example.com`);
@@ -154,7 +147,7 @@ describe('sync engine batch pipeline (Postgres, emulator, batches of 3)', () => 
     const usersRequests = () => emulator.admin.requestLog().filter((e) => e.path.endsWith('/users'));
     const run = engine.sync('people_x', RUN);
     await waitFor(() => usersRequests().length > 0, 'the first users request');
-    await deleteAudience(audienceId);
+    await deleteAudienceAtX(emulator, audienceId);
     const report = await run;
     emulator.admin.clearFaults();
     expect(report.status).toBe('failed');
@@ -165,19 +158,3 @@ describe('sync engine batch pipeline (Postgres, emulator, batches of 3)', () => 
     expect(answers.at(-1)).toBe(404);
   });
 });
-
-/** A signed DELETE of an audience, as someone deleting it in X's UI would cause. */
-async function deleteAudience(id: string): Promise<void> {
-  const baseUrl = `${emulator.url}/12/accounts/${DEMO_ACCOUNT_ID}/custom_audiences/${id}`;
-  const signed = new OAuthSigner(DEMO_CREDENTIALS).sign({
-    method: 'DELETE',
-    baseUrl,
-    query: {},
-    timestamp: Math.floor(Date.now() / 1000),
-  });
-  const response = await fetch(signed.url, {
-    method: 'DELETE',
-    headers: { authorization: signed.authorization },
-  });
-  expect(response.status).toBe(200);
-}
