@@ -27,12 +27,13 @@ import { activationWarnings } from './warnings.js';
 /**
  * Delta rows per batch: each batch is hashed, sent and committed. 10,000 members fit one request of
  * X's users endpoint when each is one user object (about 300 bytes with four identifiers, against
- * the 4,000,000-byte request budget); a batch of changed members (a Delete and an Update each) takes two.
+ * the 4,000,000-byte request budget). A changed member adds a Delete of only the identifiers it lost,
+ * so 10,000 changed members took one request in the benchmark; more changed identifiers take two.
  */
 export const DELTA_BATCH_SIZE = 10_000;
 /**
- * Batches sent (or being sent) and not yet committed, at most: bounds memory while sending and
- * committing overlap. Three lets two commits run at once while the next batch is sent: on a 1M
+ * Batches sent (or being sent) and not yet committed, at most; with the batch being read and hashed,
+ * memory holds one more. Three lets two commits run at once while the next batch is sent: on a 1M
  * initial load the warehouse's commit work, not hashing or sending, sets the pace.
  */
 const MAX_UNCOMMITTED = 3;
@@ -299,7 +300,7 @@ class Engine implements SyncEngine {
     // earlier ones are committed. Sends go one at a time in delta order; each batch's commit starts
     // when its send is answered, and commits of different batches (different members, one
     // transaction each) may run side by side, on their own connections. At most MAX_UNCOMMITTED
-    // batches are held in memory. A batch that may delete identifiers first waits for every earlier
+    // batches wait for X or the warehouse. A batch that may delete identifiers first waits for every earlier
     // commit, so its shared-identifier lookup sees state as it now is.
     const destination = this.destination(activation.destinationName);
     let sent = 0; // members of the batches handed to the destination so far
@@ -351,10 +352,12 @@ class Engine implements SyncEngine {
       timing.lap('commitMs');
       committed += size;
       progress('commit', committed);
-      ctx.logger.debug(
-        { batch: number, members: size, requests: outcome.requests, ...timing.totals(), ...memoryMb() },
-        'batch committed',
-      );
+      if (ctx.logger.isLevelEnabled('debug')) {
+        ctx.logger.debug(
+          { batch: number, members: size, requests: outcome.requests, ...timing.totals(), ...memoryMb() },
+          'batch committed',
+        );
+      }
     };
     try {
       for await (const batch of diff.delta(batchSize)) {
