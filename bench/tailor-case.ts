@@ -157,42 +157,32 @@ export interface TailorRun {
   batchSteps: Record<string, number>;
 }
 
-const BATCH_STEPS = ['readMs', 'hashMs', 'waitMs', 'lookupMs', 'sendMs', 'commitMs'] as const;
+const BATCH_STAGES = ['read', 'hash', 'wait', 'lookup', 'send', 'commit'] as const;
 
-/** Sums the `batch committed` debug lines by stage (they overlap in time: batches are pipelined). */
-export function batchStepsFromLog(stderr: string): Record<string, number> {
-  const steps: Record<string, number> = {};
+/**
+ * Reads Tailor's debug lines (pino JSON on stderr) once: the `diff step` lines summed by step, and
+ * the `batch committed` lines summed by stage (stages of different batches overlap: they are pipelined).
+ */
+export function stepsFromLog(stderr: string): Pick<TailorRun, 'diffSteps' | 'batchSteps'> {
+  const diffSteps: Record<string, number> = {};
+  const batchSteps: Record<string, number> = {};
+  const add = (into: Record<string, number>, step: string, ms: unknown) => {
+    if (typeof ms === 'number') into[step] = (into[step] ?? 0) + ms;
+  };
   for (const line of stderr.split('\n')) {
-    if (!line.startsWith('{') || !line.includes('batch committed')) continue;
+    if (!line.startsWith('{')) continue;
+    let entry: Record<string, unknown>;
     try {
-      const entry = JSON.parse(line) as Record<string, unknown>;
-      if (entry.msg !== 'batch committed') continue;
-      for (const step of BATCH_STEPS) {
-        const ms = entry[step];
-        if (typeof ms === 'number') steps[step.slice(0, -2)] = (steps[step.slice(0, -2)] ?? 0) + ms;
-      }
+      entry = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      // not a log line
+      continue; // not a log line
+    }
+    if (entry.msg === 'diff step' && typeof entry.step === 'string') add(diffSteps, entry.step, entry.ms);
+    else if (entry.msg === 'batch committed') {
+      for (const stage of BATCH_STAGES) add(batchSteps, stage, entry[`${stage}Ms`]);
     }
   }
-  return steps;
-}
-
-/** Sums the `diff step` debug lines (pino JSON on stderr) by step. */
-export function diffStepsFromLog(stderr: string): Record<string, number> {
-  const steps: Record<string, number> = {};
-  for (const line of stderr.split('\n')) {
-    if (!line.startsWith('{') || !line.includes('diff step')) continue;
-    try {
-      const entry = JSON.parse(line) as { msg?: string; step?: string; ms?: number };
-      if (entry.msg === 'diff step' && typeof entry.step === 'string' && typeof entry.ms === 'number') {
-        steps[entry.step] = (steps[entry.step] ?? 0) + entry.ms;
-      }
-    } catch {
-      // not a log line
-    }
-  }
-  return steps;
+  return { diffSteps, batchSteps };
 }
 
 /** Runs `tailor sync <activation> --json` as users do, measuring the process from the outside. */
@@ -211,7 +201,7 @@ export async function runTailorSync(
       '--project',
       projectDir,
       '--json',
-      // A handful of debug lines: the duration of each step of the in-warehouse diff.
+      // A handful of debug lines (the steps of the in-warehouse diff) and one per batch.
       '--debug',
     ],
     { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' }, signal },
@@ -234,7 +224,6 @@ export async function runTailorSync(
   return {
     process: measured,
     report,
-    diffSteps: diffStepsFromLog(measured.stderr),
-    batchSteps: batchStepsFromLog(measured.stderr),
+    ...stepsFromLog(measured.stderr),
   };
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBenchArgs, parseCount } from '../../bench/args.js';
 import { editCounts } from '../../bench/people.js';
 import { checkTargets } from '../../bench/report.js';
-import { batchStepsFromLog } from '../../bench/tailor-case.js';
+import { stepsFromLog } from '../../bench/tailor-case.js';
 import { type Measurement, summarize } from '../../bench/results.js';
 import { median } from '../../bench/stats.js';
 import { findSyncResult } from '../../bench/tailor-case.js';
@@ -242,8 +242,8 @@ describe('findSyncResult', () => {
   });
 });
 
-describe('batchStepsFromLog', () => {
-  it("sums the stages of Tailor's `batch committed` debug lines and ignores everything else", () => {
+describe('stepsFromLog', () => {
+  it("sums Tailor's `diff step` lines by step and `batch committed` lines by stage, and ignores the rest", () => {
     const line = (fields: Record<string, unknown>) => JSON.stringify({ level: 20, ...fields });
     const stderr = [
       line({ msg: 'batch committed', batch: 1, readMs: 10, hashMs: 5, sendMs: 100, commitMs: 40 }),
@@ -260,7 +260,11 @@ describe('batchStepsFromLog', () => {
         commitMs: 6,
       }),
     ].join('\n');
-    expect(batchStepsFromLog(stderr)).toEqual({
+    const { diffSteps, batchSteps } = stepsFromLog(
+      `${stderr}\n${line({ msg: 'diff step', step: 'snapshot', ms: 1 })}`,
+    );
+    expect(diffSteps).toEqual({ snapshot: 1000 });
+    expect(batchSteps).toEqual({
       read: 11,
       hash: 7,
       wait: 3,
