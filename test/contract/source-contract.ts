@@ -315,6 +315,34 @@ export function defineSourceContract(
       expect(await state.memberCount('act_a')).toBe(1);
     });
 
+    it('commits idempotently also when acks carry previous hashes (added members have none)', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'one@example.com', phone: '+15550000001' },
+        { id: 2, email: 'two@example.com', phone: null },
+      ]);
+      await using run = await state.prepareDiff(spec('people'));
+      const acks = (await readDelta(run)).map((r) => ackOf(r, new Date(), true));
+      expect(acks.every((ack) => ack.previousHashes === null)).toBe(true);
+      await run.commit(acks);
+      await run.commit(acks);
+      // Member 1 changes its email, member 2 is removed: their previous hashes come back once each.
+      await wh.load('people', 'int', [{ id: 1, email: 'uno@example.com', phone: '+15550000001' }]);
+      await using next = await state.prepareDiff(spec('people'));
+      const delta = await readDelta(next);
+      expect(delta.map((r) => [r.key, r.change, r.previousHashes])).toEqual([
+        ['2', 'removed', hashesOf({ email: 'two@example.com', phone: null })],
+        ['1', 'changed', hashesOf({ email: 'one@example.com', phone: '+15550000001' })],
+      ]);
+      const changed = delta.filter((r) => r.change === 'changed').map((r) => ackOf(r, new Date(), true));
+      await next.commit(changed);
+      await next.commit(changed);
+      await using third = await state.prepareDiff(spec('people', { fullResync: true }));
+      expect((await readDelta(third)).map((r) => [r.key, r.change, r.previousHashes])).toEqual([
+        ['2', 'removed', hashesOf({ email: 'two@example.com', phone: null })],
+        ['1', 'refresh', hashesOf({ email: 'uno@example.com', phone: '+15550000001' })],
+      ]);
+    });
+
     it('refreshes by last_sent_at, kept when nothing was sent', async () => {
       await wh.load('people', 'int', [
         { id: 1, email: 'one@example.com', phone: null },

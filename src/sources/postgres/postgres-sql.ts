@@ -312,7 +312,10 @@ export class PostgresWarehouseSql implements WarehouseSql {
     const pairHashes: string[] = [];
     const inserts: (readonly [string, string, string])[] = [];
     for (const upsert of upserts) {
-      if (upsert.previousHashes === undefined) {
+      // No previous rows (an added member): delete by key, not pair by pair. Both keep a second commit
+      // of the same acks harmless, but a pair costs a probe of the hash index (34,000 pairs of a
+      // 10,000-member batch: 296 ms at 1M members) and a key one probe of the member index (110 ms).
+      if (upsert.previousHashes === undefined || upsert.previousHashes.length === 0) {
         replaced.push(upsert.key);
         for (const h of upsert.hashes) inserts.push([upsert.key, h.idType, h.hash]);
         continue;
