@@ -51,7 +51,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --skip-full-pull      leave out the full-pull baseline
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
   --database NAME       database to (re)create for the run (default tailor_bench)
-  --keep                keep the database and the generated projects afterwards
+  --keep                keep the database and the generated projects (with each sync's log)
   --pglite-rows N       size of the PGlite case (default: 1M, or the largest size when smaller)
   --max-minutes N       start no new repetition or case after N minutes; report what was measured
   --stop-after-minutes N  stop the case under way after N minutes (its figures so far are kept)

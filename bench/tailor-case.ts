@@ -185,6 +185,8 @@ export function stepsFromLog(stderr: string): Pick<TailorRun, 'diffSteps' | 'bat
   return { diffSteps, batchSteps };
 }
 
+let syncRuns = 0;
+
 /** Runs `tailor sync <activation> --json` as users do, measuring the process from the outside. */
 export async function runTailorSync(
   projectDir: string,
@@ -206,6 +208,8 @@ export async function runTailorSync(
     ],
     { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' }, signal },
   );
+  // Kept for inspection with the project (`--keep`): the debug lines give every batch's stages.
+  await writeFile(join(projectDir, `sync-${++syncRuns}.log`), measured.stderr);
   if (measured.stopped) throw new StoppedRun(measured);
   let parsed: unknown;
   try {
