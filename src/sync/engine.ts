@@ -14,11 +14,15 @@ import { AudienceMissingError, ConfigError, errorMessage, isTailorError, LockBus
 import { openSource } from '../sources/registry.js';
 import type { ColumnInfo, Source } from '../sources/source.js';
 import {
+  acknowledged,
   deleteCandidates,
   type BatchPlan,
   type HashedRow,
+  heldOnceCommitted,
+  holdsAny,
   type MemberEffect,
   memberEffect,
+  type MemberPlan,
   planBatch,
 } from './membership.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
@@ -300,8 +304,11 @@ class Engine implements SyncEngine {
     // earlier ones are committed. Sends go one at a time in delta order; each batch's commit starts
     // when its send is answered, and commits of different batches (different members, one
     // transaction each) may run side by side, on their own connections. At most MAX_UNCOMMITTED
-    // batches wait for X or the warehouse. A batch that may delete identifiers first waits for every earlier
-    // commit, so its shared-identifier lookup sees state as it now is.
+    // batches wait for X or the warehouse. A batch that may delete identifiers asks state which of
+    // them members outside it and outside the uncommitted batches hold; for the members of those
+    // batches it waits only for their answers from X and works out what their commits will leave
+    // (acknowledged: what was sent; otherwise what state holds already). So its plan is the one it
+    // would make after those commits, without waiting for them.
     const destination = this.destination(activation.destinationName);
     let sent = 0; // members of the batches handed to the destination so far
     let committed = 0; // members of the batches committed so far
@@ -309,6 +316,9 @@ class Engine implements SyncEngine {
     let lastSend: Promise<unknown> = Promise.resolve();
     let sendFailed = false;
     const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
+    /** Batches handed to the destination whose commit has not finished: their members and answers. */
+    const uncommitted = new Set<{ members: readonly MemberPlan[]; sending: Promise<ApplyOutcome> }>();
+    let commitFailed = false;
     let batchNumber = 0;
     let readStarted = performance.now();
     /** The commit stage of one batch: once X answered, acknowledge, commit and record rejections. */
@@ -326,8 +336,7 @@ class Engine implements SyncEngine {
       const sentAt = this.#now();
       const acks: MemberAck[] = [];
       for (const member of members) {
-        const answers = member.changeIndexes.map((index) => outcome.results[index]);
-        if (answers.every((answer) => answer?.status === 'ok')) {
+        if (acknowledged(member, outcome.results)) {
           acks.push({
             key: member.key,
             change: member.change,
@@ -339,7 +348,9 @@ class Engine implements SyncEngine {
           countEffect(counts, member.effect);
           continue;
         }
-        const rejected = answers.find((answer) => answer?.status === 'rejected');
+        const rejected = member.changeIndexes
+          .map((index) => outcome.results[index])
+          .find((answer) => answer?.status === 'rejected');
         if (rejected && rejected.status === 'rejected') {
           counts.rejected++;
           rejections.push({ memberKey: member.key, identifierType: null, reason: rejected.reason });
@@ -371,13 +382,25 @@ class Engine implements SyncEngine {
         const candidates = deleteCandidates(hashed, activation.mode);
         let held = new Set<string>();
         if (candidates.length > 0) {
-          await Promise.all(commits);
-          timing.lap('waitMs');
-          held = await diff.hashesHeldByOthers(
-            candidates,
-            batch.map((row) => row.key),
-          );
+          // A failed send or commit ends the run: rethrow it before planning more deletes.
+          if (sendFailed || commitFailed) await Promise.all(commits);
+          const pending = [...uncommitted];
+          const wanted = new Set(candidates);
+          // Left out of the lookup: this batch, and the uncommitted members state may still show
+          // holding a candidate their commit will take away. Any other uncommitted member shows either
+          // no candidate (before its commit) or what heldOnceCommitted adds below (after it).
+          const excluded = batch.map((row) => row.key);
+          for (const { members } of pending) {
+            for (const member of members)
+              if (holdsAny(member.previousHashes, wanted)) excluded.push(member.key);
+          }
+          const [inState, answers] = await Promise.all([
+            diff.hashesHeldByOthers(candidates, excluded),
+            Promise.all(pending.map(({ sending }) => sending)),
+          ]);
           timing.lap('lookupMs');
+          held = new Set(inState);
+          pending.forEach(({ members }, i) => heldOnceCommitted(members, answers[i]!.results, wanted, held));
         }
         const plan = planBatch(hashed, held, activation.mode, options.fullResync);
         while (commits.length >= MAX_UNCOMMITTED) await commits.shift();
@@ -405,7 +428,15 @@ class Engine implements SyncEngine {
           sendFailed = true;
         });
         // Only what the commit needs stays referenced (not the rows' raw values nor the user objects).
-        const commit = commitBatch(number, size, plan.members, rejections, sending, timing);
+        const inFlight = { members: plan.members, sending };
+        uncommitted.add(inFlight);
+        const commit = commitBatch(number, size, plan.members, rejections, sending, timing).then(
+          () => void uncommitted.delete(inFlight),
+          (error: unknown) => {
+            commitFailed = true;
+            throw error;
+          },
+        );
         // Awaited below (or by the next batch); this only keeps an early failure from being unhandled.
         commit.catch(() => undefined);
         commits.push(commit);

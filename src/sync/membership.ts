@@ -1,4 +1,4 @@
-import type { MemberChange, MemberHashes } from '../destinations/destination.js';
+import type { ApplyResult, MemberChange, MemberHashes } from '../destinations/destination.js';
 import type { XIdentifierType } from '../destinations/x-ads/identifier-types.js';
 import type { ActivationMode } from '../destinations/x-ads/x-ads-config.js';
 import type { ChangeKind, DeltaRow } from '../diff/types.js';
@@ -188,4 +188,34 @@ export function planBatch(
     });
   }
   return { changes, members };
+}
+
+/** Whether any of the member's hashes is in `values`. */
+export function holdsAny(hashes: MemberHashes | null | undefined, values: ReadonlySet<string>): boolean {
+  if (!hashes) return false;
+  for (const list of Object.values(hashes))
+    for (const value of list ?? []) if (values.has(value)) return true;
+  return false;
+}
+
+/** Whether the destination acknowledged every operation of the member (one with none to send is). */
+export function acknowledged(member: MemberPlan, results: readonly ApplyResult[]): boolean {
+  return member.changeIndexes.every((index) => results[index]?.status === 'ok');
+}
+
+/**
+ * Adds to `into` the hashes of `wanted` that members of a batch sent but not yet committed hold once
+ * it is: an acknowledged member commits the hashes it was sent; any other keeps the ones state holds
+ * for it now. A later batch asks this instead of waiting for the commit to look it up in state.
+ */
+export function heldOnceCommitted(
+  members: readonly MemberPlan[],
+  results: readonly ApplyResult[],
+  wanted: ReadonlySet<string>,
+  into: Set<string>,
+): void {
+  for (const member of members) {
+    const holds = acknowledged(member, results) ? member.hashes : member.previousHashes;
+    for (const value of hashValues(holds)) if (wanted.has(value)) into.add(value);
+  }
 }

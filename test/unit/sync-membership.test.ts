@@ -4,10 +4,14 @@ import type { ApplyResult, MemberChange, MemberHashes } from '../../src/destinat
 import type { ActivationMode } from '../../src/destinations/x-ads/x-ads-config.js';
 import type { ChangeKind, DeltaRow, MemberAck } from '../../src/diff/types.js';
 import {
+  acknowledged,
   deleteCandidates,
   type HashedRow,
+  heldOnceCommitted,
   hashValues,
+  holdsAny,
   memberEffect,
+  type MemberPlan,
   planBatch,
   sameHashes,
   subtractHashes,
@@ -90,17 +94,20 @@ function commit(state: Map<string, StateRow>, acks: readonly MemberAck[]) {
 
 /**
  * One run as the engine does it, in batches, with `fail(i)` deciding which operations X refuses
- * (retryable: the member stays unacknowledged). Returns the changes sent.
+ * (retryable: the member stays unacknowledged). Returns the changes sent. The commits of the last
+ * `lag` batches are still pending when a batch plans (the engine's pipeline): its lookup leaves their
+ * members out and `heldOnceCommitted` says what they will hold.
  */
 function run(
   segment: Map<string, Member>,
   state: Map<string, StateRow>,
   audience: AudienceModel,
   mode: ActivationMode,
-  options: { batchSize: number; fullResync?: boolean; fail?: (index: number) => boolean },
+  options: { batchSize: number; fullResync?: boolean; fail?: (index: number) => boolean; lag?: number },
 ): MemberChange[] {
   const rows = diffOf(segment, state, options.fullResync ?? false);
   const sent: MemberChange[] = [];
+  const pending: { members: MemberPlan[]; results: ApplyResult[]; acks: MemberAck[] }[] = [];
   let counter = 0;
   for (let start = 0; start < rows.length; start += options.batchSize) {
     const batch = rows.slice(start, start + options.batchSize);
@@ -108,11 +115,15 @@ function run(
       row,
       hashes: row.change === 'removed' ? null : segment.get(row.key)!.hashes,
     }));
-    const held = heldByOthers(
-      state,
-      deleteCandidates(hashed, mode),
-      batch.map((r) => r.key),
-    );
+    const candidates = deleteCandidates(hashed, mode);
+    const wanted = new Set(candidates);
+    // As the engine does: only uncommitted members state shows holding a candidate are left out.
+    const excluded = batch.map((r) => r.key);
+    for (const { members } of pending) {
+      excluded.push(...members.filter((m) => holdsAny(m.previousHashes, wanted)).map((m) => m.key));
+    }
+    const held = heldByOthers(state, candidates, excluded);
+    for (const { members, results } of pending) heldOnceCommitted(members, results, wanted, held);
     const plan = planBatch(hashed, held, mode, options.fullResync ?? false);
     const results: ApplyResult[] = plan.changes.map(() =>
       options.fail?.(counter++) ? { status: 'retryable', reason: 'x' } : { status: 'ok' },
@@ -122,7 +133,7 @@ function run(
     sent.push(...plan.changes);
     const acks: MemberAck[] = [];
     for (const member of plan.members) {
-      if (member.changeIndexes.every((i) => results[i]!.status === 'ok')) {
+      if (acknowledged(member, results)) {
         acks.push({
           key: member.key,
           change: member.change,
@@ -132,8 +143,10 @@ function run(
         });
       }
     }
-    commit(state, acks);
+    pending.push({ members: plan.members, results, acks });
+    while (pending.length > (options.lag ?? 0)) commit(state, pending.shift()!.acks);
   }
+  for (const { acks } of pending) commit(state, acks);
   return sent;
 }
 
@@ -169,14 +182,15 @@ describe('exact membership (property-based)', () => {
       fc.property(
         fc.array(segmentArb, { minLength: 1, maxLength: 6 }),
         fc.integer({ min: 1, max: 4 }),
-        (segments, batchSize) => {
+        fc.integer({ min: 0, max: 3 }),
+        (segments, batchSize, lag) => {
           const state = new Map<string, StateRow>();
           const audience = new AudienceModel();
           for (const segment of segments) {
-            run(segment, state, audience, 'mirror', { batchSize });
+            run(segment, state, audience, 'mirror', { batchSize, lag });
             expect(audience.identifiers()).toEqual(expectedIdentifiers(segment));
             // A second run of the same segment sends nothing.
-            expect(run(segment, state, audience, 'mirror', { batchSize })).toEqual([]);
+            expect(run(segment, state, audience, 'mirror', { batchSize, lag })).toEqual([]);
           }
         },
       ),
@@ -192,13 +206,39 @@ describe('exact membership (property-based)', () => {
           maxLength: 5,
         }),
         fc.integer({ min: 1, max: 3 }),
-        (steps, batchSize) => {
+        fc.integer({ min: 0, max: 3 }),
+        (steps, batchSize, lag) => {
           const state = new Map<string, StateRow>();
           const audience = new AudienceModel();
           for (const [segment, failures] of steps) {
-            run(segment, state, audience, 'mirror', { batchSize, fail: (i) => failures[i] ?? false });
-            run(segment, state, audience, 'mirror', { batchSize });
+            run(segment, state, audience, 'mirror', { batchSize, lag, fail: (i) => failures[i] ?? false });
+            run(segment, state, audience, 'mirror', { batchSize, lag });
             expect(audience.identifiers()).toEqual(expectedIdentifiers(segment));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('pipelined batches send what batches committed one by one would, refusals included', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(segmentArb, fc.array(fc.boolean(), { maxLength: 30 })), {
+          minLength: 1,
+          maxLength: 5,
+        }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 3 }),
+        (steps, batchSize, lag) => {
+          const serial = { state: new Map<string, StateRow>(), audience: new AudienceModel() };
+          const piped = { state: new Map<string, StateRow>(), audience: new AudienceModel() };
+          for (const [segment, failures] of steps) {
+            const fail = (i: number) => failures[i] ?? false;
+            const one = run(segment, serial.state, serial.audience, 'mirror', { batchSize, fail });
+            const many = run(segment, piped.state, piped.audience, 'mirror', { batchSize, fail, lag });
+            expect(many).toEqual(one);
+            expect(piped.state).toEqual(serial.state);
           }
         },
       ),
@@ -331,6 +371,45 @@ describe('planBatch', () => {
     const plan = planBatch([{ row: refresh, hashes: { email: ['h'] } }], new Set(), 'mirror');
     expect(plan.changes).toEqual([{ op: 'update', user: { email: ['h'] } }]);
     expect(plan.members[0]).toMatchObject({ effect: 'refreshed', sendsUpdate: true });
+  });
+});
+
+describe('heldOnceCommitted', () => {
+  it('takes what an acknowledged member was sent, else what state holds for it', () => {
+    const plan = planBatch(
+      [
+        {
+          row: row({ key: 'a', change: 'changed', previousHashes: { email: ['a0'] } }),
+          hashes: { email: ['a1'] },
+        },
+        {
+          row: row({ key: 'b', change: 'changed', previousHashes: { email: ['b0'] } }),
+          hashes: { email: ['b1'] },
+        },
+        { row: row({ key: 'c', change: 'removed', previousHashes: { email: ['c0'] } }), hashes: null },
+        { row: row({ key: 'd', change: 'added' }), hashes: { email: ['d1'] } },
+        {
+          row: row({ key: 'e', change: 'changed', previousHashes: { email: ['e0'] } }),
+          hashes: { email: ['e0'] },
+        },
+      ],
+      new Set(),
+      'mirror',
+    );
+    // a, c and e acknowledged (e sent nothing); b and d refused.
+    const refused = new Set(
+      plan.members.filter((m) => m.key === 'b' || m.key === 'd').flatMap((m) => m.changeIndexes),
+    );
+    const results: ApplyResult[] = plan.changes.map((_, i) =>
+      refused.has(i) ? { status: 'rejected', reason: 'x' } : { status: 'ok' },
+    );
+    const held = new Set<string>();
+    const wanted = new Set(['a0', 'a1', 'b0', 'b1', 'c0', 'd1', 'e0']);
+    heldOnceCommitted(plan.members, results, wanted, held);
+    expect([...held].sort()).toEqual(['a1', 'b0', 'e0']);
+    const some = new Set<string>();
+    heldOnceCommitted(plan.members, results, new Set(['b0', 'zz']), some);
+    expect([...some]).toEqual(['b0']);
   });
 });
 
