@@ -7,7 +7,8 @@ export interface BenchOptions {
   /** Measured repetitions of each case (medians are reported). */
   runs: number;
   /**
-   * Repetitions of the initial load at sizes of 1M and more (each one reloads the whole segment).
+   * Repetitions of the initial load at sizes of 1M and more, and at every size with --quick (each one
+   * reloads the whole segment).
    * The incremental case still gets `runs` repetitions there, alternating the edits forward and back.
    */
   largeInitialRuns: number;
@@ -41,10 +42,11 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --quick               100k rows, 3 runs (under 2 minutes)
+  --quick               100k rows: the incremental case 3 times, the initial load once (under 2 minutes)
   --rows N[,N...]       segment sizes (default 1000000,5000000; suffixes k and m accepted)
   --runs N              measured repetitions per case, medians reported (default 3)
-  --large-initial-runs N  initial-load repetitions at sizes of 1M and more (default: --runs)
+  --large-initial-runs N  initial-load repetitions at sizes of 1M and more, and with --quick
+                        (default: --runs; 1 with --quick)
   --full-pull-max-rows N  run the full-pull baseline only up to this size (default: every size)
   --out FILE            where to write the results (default bench/RESULTS.md)
   --skip-pglite         leave out the PGlite incremental case
@@ -110,7 +112,11 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const runs = values.runs === undefined ? 3 : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer`);
   const largeInitialRuns =
-    values['large-initial-runs'] === undefined ? runs : Number(values['large-initial-runs']);
+    values['large-initial-runs'] === undefined
+      ? values.quick
+        ? 1
+        : runs
+      : Number(values['large-initial-runs']);
   if (!Number.isInteger(largeInitialRuns) || largeInitialRuns < 1 || largeInitialRuns > runs) {
     throw new Error(`--large-initial-runs must be between 1 and --runs`);
   }

@@ -47,6 +47,9 @@ describe('bench arguments', () => {
     const quick = parseBenchArgs(['--quick']);
     expect(quick.sizes).toEqual([100_000]);
     expect(quick.pgliteRows).toBe(100_000);
+    expect([quick.runs, quick.largeInitialRuns]).toEqual([3, 1]);
+    expect(parseBenchArgs(['--quick', '--large-initial-runs', '3']).largeInitialRuns).toBe(3);
+    expect(full.largeInitialRuns).toBe(3);
     const custom = parseBenchArgs([
       '--rows',
       '5m,2000',
