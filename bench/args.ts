@@ -42,7 +42,8 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --quick               100k rows: the incremental case 3 times, the initial load once (under 2 minutes)
+  --quick               100k rows on PostgreSQL: the incremental case 3 times, the initial load once,
+                        no PGlite unless --pglite-rows is given (under 2 minutes)
   --rows N[,N...]       segment sizes (default 1000000,5000000; suffixes k and m accepted)
   --runs N              measured repetitions per case, medians reported (default 3)
   --large-initial-runs N  initial-load repetitions at sizes of 1M and more, and with --quick
@@ -132,7 +133,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         ? Number.POSITIVE_INFINITY
         : parseCount(values['full-pull-max-rows']),
     out: values.out,
-    skipPglite: values['skip-pglite'],
+    // --quick leaves PGlite out (its initial load alone takes 20 s at 100k), unless a size is asked for.
+    skipPglite: values['skip-pglite'] || (values.quick && values['pglite-rows'] === undefined),
     skipFullPull: values['skip-full-pull'],
     pgliteRows:
       values['pglite-rows'] === undefined

@@ -633,7 +633,11 @@ async function main(): Promise<void> {
     }
   }
   if (options.skipFullPull) ctx.notes.push('The full-pull baseline was skipped (--skip-full-pull).');
-  if (options.skipPglite) ctx.notes.push('The PGlite case was skipped (--skip-pglite).');
+  if (options.skipPglite) {
+    ctx.notes.push(
+      `The PGlite case was skipped (${options.quick ? '--quick; add --pglite-rows 100k to include it' : '--skip-pglite'}).`,
+    );
+  }
   const out = resolve(options.out);
   await mkdir(dirname(out), { recursive: true });
   await writeFile(

@@ -48,6 +48,9 @@ describe('bench arguments', () => {
     expect(quick.sizes).toEqual([100_000]);
     expect(quick.pgliteRows).toBe(100_000);
     expect([quick.runs, quick.largeInitialRuns]).toEqual([3, 1]);
+    expect(quick.skipPglite).toBe(true);
+    expect(parseBenchArgs(['--quick', '--pglite-rows', '100k']).skipPglite).toBe(false);
+    expect(full.skipPglite).toBe(false);
     expect(parseBenchArgs(['--quick', '--large-initial-runs', '3']).largeInitialRuns).toBe(3);
     expect(full.largeInitialRuns).toBe(3);
     const custom = parseBenchArgs([
