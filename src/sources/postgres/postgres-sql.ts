@@ -35,6 +35,7 @@ import type {
   WarehouseRunFinish,
   WarehouseSql,
 } from '../warehouse-sql.js';
+import { textArrayLiteral } from './pg-array.js';
 import { POSTGRES_MIGRATIONS } from './postgres-migrations.js';
 
 /** A dedicated connection: run-scoped temp tables, cursors and session-level advisory locks live on it. */
@@ -337,28 +338,34 @@ export class PostgresWarehouseSql implements WarehouseSql {
       }
     }
     try {
-      // Array parameters with unnest(): one statement per table whatever the batch size.
-      // https://www.postgresql.org/docs/current/functions-array.html
+      // Array parameters with unnest(): one statement per table whatever the batch size. Each array is
+      // sent as the text of an array literal (textArrayLiteral), not built element by element by
+      // node-postgres. https://www.postgresql.org/docs/current/functions-array.html
       await this.#db.transaction().execute(async (trx) => {
         if (replaced.length > 0) {
           await sql`delete from ${this.#t('member_hashes')}
-            where activation_id = ${activationId} and member_key = any(${replaced}::text[])`.execute(trx);
+            where activation_id = ${activationId} and member_key = any(${textArrayLiteral(replaced)}::text[])`.execute(
+            trx,
+          );
         }
         if (pairKeys.length > 0) {
           await sql`delete from ${this.#t('member_hashes')} h
-            using unnest(${pairKeys}::text[], ${pairTypes}::text[], ${pairHashes}::text[]) as u(k, t, h)
+            using unnest(${textArrayLiteral(pairKeys)}::text[], ${textArrayLiteral(pairTypes)}::text[], ${textArrayLiteral(pairHashes)}::text[]) as u(k, t, h)
             where h.activation_id = ${activationId} and h.member_key = u.k and h.id_type = u.t
               and h.hash = u.h`.execute(trx);
         }
         if (removals.length > 0) {
           await sql`delete from ${this.#t('members')}
-            where activation_id = ${activationId} and member_key = any(${removals}::text[])`.execute(trx);
+            where activation_id = ${activationId} and member_key = any(${textArrayLiteral(removals)}::text[])`.execute(
+            trx,
+          );
         }
         if (upserts.length > 0) {
           await sql`insert into ${this.#t('members')} as s (activation_id, member_key, fingerprint, last_sent_at, updated_at)
             select ${activationId}, u.k, u.f, u.s, now()
-            from unnest(${upserts.map((u) => u.key)}::text[], ${upserts.map((u) => u.fingerprint)}::text[],
-                        ${upserts.map((u) => u.lastSentAt)}::timestamptz[]) as u(k, f, s)
+            from unnest(${textArrayLiteral(upserts.map((u) => u.key))}::text[],
+                        ${textArrayLiteral(upserts.map((u) => u.fingerprint))}::text[],
+                        ${textArrayLiteral(upserts.map((u) => u.lastSentAt?.toISOString() ?? null))}::timestamptz[]) as u(k, f, s)
             on conflict (activation_id, member_key) do update set fingerprint = excluded.fingerprint,
               last_sent_at = coalesce(excluded.last_sent_at, s.last_sent_at), updated_at = excluded.updated_at`.execute(
             trx,
@@ -367,8 +374,8 @@ export class PostgresWarehouseSql implements WarehouseSql {
         if (inserts.length > 0) {
           await sql`insert into ${this.#t('member_hashes')} (activation_id, member_key, id_type, hash)
             select ${activationId}, u.k, u.t, u.h
-            from unnest(${inserts.map((r) => r[0])}::text[], ${inserts.map((r) => r[1])}::text[],
-                        ${inserts.map((r) => r[2])}::text[]) as u(k, t, h)`.execute(trx);
+            from unnest(${textArrayLiteral(inserts.map((r) => r[0]))}::text[], ${textArrayLiteral(inserts.map((r) => r[1]))}::text[],
+                        ${textArrayLiteral(inserts.map((r) => r[2]))}::text[]) as u(k, t, h)`.execute(trx);
         }
       });
     } catch (error) {
@@ -386,8 +393,8 @@ export class PostgresWarehouseSql implements WarehouseSql {
       // `not in (select unnest(...))` is a hashed subplan; `<> all(array)` compared every matching
       // row with every excluded key (10,000 x 10,000 comparisons: 300 ms of a 1M-member run).
       sql<{ hash: string }>`select distinct hash from ${this.#t('member_hashes')}
-        where activation_id = ${activationId} and hash = any(${[...hashes]}::text[])
-          and member_key not in (select unnest(${[...excludingKeys]}::text[]))`,
+        where activation_id = ${activationId} and hash = any(${textArrayLiteral(hashes)}::text[])
+          and member_key not in (select unnest(${textArrayLiteral(excludingKeys)}::text[]))`,
       'looking up shared identifiers',
     );
     return rows.map((row) => row.hash);
@@ -454,8 +461,9 @@ export class PostgresWarehouseSql implements WarehouseSql {
     await this.#run(
       sql`insert into ${this.#t('rejections')} (run_id, activation_id, member_key, identifier_type, reason)
         select ${runId}, ${activationId}, u.k, u.t, u.r
-        from unnest(${rows.map((r) => r.memberKey)}::text[], ${rows.map((r) => r.identifierType)}::text[],
-                    ${rows.map((r) => r.reason)}::text[]) as u(k, t, r)`,
+        from unnest(${textArrayLiteral(rows.map((r) => r.memberKey))}::text[],
+                    ${textArrayLiteral(rows.map((r) => r.identifierType))}::text[],
+                    ${textArrayLiteral(rows.map((r) => r.reason))}::text[]) as u(k, t, r)`,
       'recording rejections',
     );
   }
