@@ -96,6 +96,25 @@ describe('loading a project', () => {
     expect(activation.schedule.kind).toBe('interval');
   });
 
+  it('keeps a PGlite data directory out of the secrets, and a Postgres URL in them', async () => {
+    const pglite = await makeProject({
+      'tailor.yml': MINIMAL_TAILOR_YML.replace('url: .tailor/warehouse', 'url: warehouse'),
+      ...VIP_MODEL,
+    });
+    const local = await loadProject(pglite, { X_CONSUMER_SECRET: 'top-secret-value' });
+    expect(local.secrets).toContain('top-secret-value');
+    expect(local.secrets).not.toContain('warehouse');
+    const server = await makeProject({
+      'tailor.yml': MINIMAL_TAILOR_YML.replace('type: pglite', 'type: postgres').replace(
+        'url: .tailor/warehouse',
+        'url: postgres://tailor:hunter22@db.internal/analytics',
+      ),
+      ...VIP_MODEL,
+    });
+    const remote = await loadProject(server, { X_CONSUMER_SECRET: 'top-secret-value' });
+    expect(remote.secrets).toContain('postgres://tailor:hunter22@db.internal/analytics');
+  });
+
   it('reports every problem at once, with file, path and line', async () => {
     const dir = await makeProject({
       'tailor.yml': MINIMAL_TAILOR_YML.replace('account_id:', 'acount_id:').replace(
