@@ -176,6 +176,12 @@ const segmentArb = fc
   .dictionary(fc.constantFrom('k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7'), memberArb, { maxKeys: 7 })
   .map((dict) => new Map(Object.entries(dict)));
 
+/** Segments in turn, each with the operations X refuses in its first run (by operation index). */
+const refusingStepsArb = fc.array(fc.tuple(segmentArb, fc.array(fc.boolean(), { maxLength: 30 })), {
+  minLength: 1,
+  maxLength: 5,
+});
+
 describe('exact membership (property-based)', () => {
   it('after every run, X holds exactly the hashes of the current members (mirror)', () => {
     fc.assert(
@@ -201,10 +207,7 @@ describe('exact membership (property-based)', () => {
   it('converges after runs in which X refused operations at random', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(segmentArb, fc.array(fc.boolean(), { maxLength: 30 })), {
-          minLength: 1,
-          maxLength: 5,
-        }),
+        refusingStepsArb,
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 0, max: 3 }),
         (steps, batchSize, lag) => {
@@ -224,10 +227,7 @@ describe('exact membership (property-based)', () => {
   it('pipelined batches send what batches committed one by one would, refusals included', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(segmentArb, fc.array(fc.boolean(), { maxLength: 30 })), {
-          minLength: 1,
-          maxLength: 5,
-        }),
+        refusingStepsArb,
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 3 }),
         (steps, batchSize, lag) => {
