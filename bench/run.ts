@@ -374,8 +374,12 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
     if (!(error instanceof OutOfTime)) throw error;
     return;
   }
-  await ctx.setup.query('drop table if exists people');
-  await resetState(ctx);
+  // Free the space before the next size. After the last one the whole database is dropped, or kept
+  // as it is with --keep (segment and state, for inspection).
+  if (size !== options.sizes.at(-1)) {
+    await ctx.setup.query('drop table if exists people');
+    await resetState(ctx);
+  }
 
   async function benchRounds(): Promise<void> {
     for (let round = 0; round < initialRuns; round++) {
