@@ -157,22 +157,8 @@ export async function loadProject(
     configPath,
     config,
     models,
-    secrets: projectSecrets(config),
+    secrets: secretValues(projectConfigSchema, config),
   };
-}
-
-/**
- * The secret values of a parsed config. `warehouse.url` is marked secret because a Postgres URL may
- * carry a password; a PGlite `url` is a local directory, and scrubbing it would blot every word equal
- * to it out of the output (a data directory named `warehouse` turned "diff prepared in the warehouse"
- * into "diff prepared in the [REDACTED]").
- */
-function projectSecrets(config: ProjectConfig): string[] {
-  const paths =
-    config.warehouse.type === 'pglite'
-      ? PROJECT_SECRET_PATHS.filter((path) => path.join('.') !== 'warehouse.url')
-      : PROJECT_SECRET_PATHS;
-  return secretValues(config, paths);
 }
 
 /** Resolves a path from tailor.yml against the project directory. */

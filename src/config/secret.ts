@@ -28,23 +28,38 @@ function defOf(schema: z.ZodType): LooseDef {
 }
 
 /**
- * Every path (from the schema's root) that leads to a secret-marked schema. Record keys and array
- * elements show as `*`, the wildcard pino's redaction understands.
+ * Walks `schema` and reports every secret-marked schema it reaches, with its path from the root
+ * (record keys and array elements as `*`, the wildcard pino's redaction understands). Given a parsed
+ * `value` (`{ value }`), it walks the value alongside and reports what the value holds there, and of a
+ * union it follows only the options that accept the value: a `url` is a secret under a Postgres
+ * warehouse, where it may carry a password, but not under PGlite, where it is a directory. (When no
+ * option accepts the value, every option is followed: scrubbing too much is the safe side.)
  */
-export function secretPaths(schema: z.ZodType): string[][] {
-  const found = new Map<string, string[]>();
+function walkSecrets(
+  schema: z.ZodType,
+  input: { value: unknown } | undefined,
+  report: (path: string[], value: unknown) => void,
+): void {
   const seen = new Set<z.ZodType>();
-  const walk = (node: z.ZodType, path: string[]): void => {
+  const walk = (node: z.ZodType, path: string[], value: unknown): void => {
+    if (input && (value === null || value === undefined)) return;
     if (secretRegistry.has(node)) {
-      found.set(path.join('.'), path);
+      report(path, value);
       return;
     }
     if (seen.has(node) && path.length > 12) return;
     seen.add(node);
     const def = defOf(node);
+    const children = (): [string, unknown][] =>
+      input && typeof value === 'object'
+        ? Object.entries(value as Record<string, unknown>)
+        : [['*', undefined]];
     switch (def.type) {
       case 'object':
-        for (const [key, child] of Object.entries(def.shape ?? {})) walk(child, [...path, key]);
+        for (const [key, child] of Object.entries(def.shape ?? {})) {
+          if (input && typeof value !== 'object') break;
+          walk(child, [...path, key], input ? (value as Record<string, unknown>)[key] : undefined);
+        }
         break;
       case 'optional':
       case 'nullable':
@@ -53,47 +68,44 @@ export function secretPaths(schema: z.ZodType): string[][] {
       case 'readonly':
       case 'catch':
       case 'nonoptional':
-        if (def.innerType) walk(def.innerType, path);
+        if (def.innerType) walk(def.innerType, path, value);
         break;
       case 'pipe':
-        if (def.in) walk(def.in, path);
-        if (def.out) walk(def.out, path);
+        if (def.in) walk(def.in, path, value);
+        if (def.out) walk(def.out, path, value);
         break;
-      case 'union':
-        for (const option of def.options ?? []) walk(option, path);
+      case 'union': {
+        const options = def.options ?? [];
+        const accepting = input ? options.filter((option) => option.safeParse(value).success) : [];
+        for (const option of accepting.length > 0 ? accepting : options) walk(option, path, value);
         break;
+      }
       case 'record':
-        if (def.valueType) walk(def.valueType, [...path, '*']);
+        if (def.valueType) for (const [, child] of children()) walk(def.valueType, [...path, '*'], child);
         break;
       case 'array':
-        if (def.element) walk(def.element, [...path, '*']);
+        if (def.element) for (const [, child] of children()) walk(def.element, [...path, '*'], child);
         break;
       default:
         break;
     }
   };
-  walk(schema, []);
+  walk(schema, [], input?.value);
+}
+
+/** Every path (from the schema's root) that leads to a secret-marked schema, in any union option. */
+export function secretPaths(schema: z.ZodType): string[][] {
+  const found = new Map<string, string[]>();
+  walkSecrets(schema, undefined, (path) => found.set(path.join('.'), path));
   return [...found.values()];
 }
 
-/** Collects the secret values present in a parsed config, following the schema's secret paths. */
-export function secretValues(value: unknown, paths: string[][]): string[] {
+/** The secret values a parsed config holds, by the schema's marks (see walkSecrets). */
+export function secretValues(schema: z.ZodType, value: unknown): string[] {
   const values = new Set<string>();
-  const visit = (node: unknown, path: string[]): void => {
-    if (node === null || node === undefined) return;
-    if (path.length === 0) {
-      if (typeof node === 'string' && node.length > 0) values.add(node);
-      return;
-    }
-    const [head, ...rest] = path as [string, ...string[]];
-    if (typeof node !== 'object') return;
-    if (head === '*') {
-      for (const child of Object.values(node as Record<string, unknown>)) visit(child, rest);
-    } else {
-      visit((node as Record<string, unknown>)[head], rest);
-    }
-  };
-  for (const path of paths) visit(value, path);
+  walkSecrets(schema, { value }, (_path, found) => {
+    if (typeof found === 'string' && found.length > 0) values.add(found);
+  });
   return [...values];
 }
 

@@ -30,7 +30,7 @@ describe('BigQuery and Snowflake warehouse config', () => {
       warehouse: 'W',
       database: 'D',
     });
-    expect(secretValues(config, secretPaths(snowflakeConfigSchema)).sort()).toEqual(['PEM', 'pass']);
+    expect(secretValues(snowflakeConfigSchema, config).sort()).toEqual(['PEM', 'pass']);
     expect(redactionPaths(secretPaths(bigqueryConfigSchema))).toContain('config.key_json');
   });
 
