@@ -394,12 +394,12 @@ class Engine implements SyncEngine {
             for (const member of members)
               if (holdsAny(member.previousHashes, wanted)) excluded.push(member.key);
           }
-          const [inState, answers] = await Promise.all([
+          let answers: ApplyOutcome[];
+          [held, answers] = await Promise.all([
             diff.hashesHeldByOthers(candidates, excluded),
             Promise.all(pending.map(({ sending }) => sending)),
           ]);
           timing.lap('lookupMs');
-          held = new Set(inState);
           pending.forEach(({ members }, i) => heldOnceCommitted(members, answers[i]!.results, wanted, held));
         }
         const plan = planBatch(hashed, held, activation.mode, options.fullResync);

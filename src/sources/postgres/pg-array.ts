@@ -1,9 +1,10 @@
 /**
  * The text of a PostgreSQL array of text values (`{"a","b",NULL}`), for a `$n::text[]` (or other
  * `::type[]`) parameter. node-postgres builds the same text from a JS array, but element by element
- * with two regular-expression replaces each: measured, 600 ms of CPU per 100,000 members of an initial
- * load's commits (hashes, keys and types). Values without `"` or `\` (hashes, types, most keys) are
+ * with two regular-expression replaces each. Values without `"` or `\` (hashes, types, most keys) are
  * quoted as they are and joined at once; any other value is escaped as the array syntax requires.
+ * Measured on a 100k-member initial load (CPU profile of the commits' arrays): 754 ms the node-postgres
+ * way, 471 ms this way.
  * https://www.postgresql.org/docs/current/arrays.html#ARRAYS-IO
  */
 export function textArrayLiteral(values: readonly (string | null)[]): string {
