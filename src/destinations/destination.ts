@@ -9,6 +9,18 @@ import type { XIdentifierType } from './x-ads/identifier-types.js';
 export type MemberHashes = Partial<Record<XIdentifierType, string[]>>;
 
 /**
+ * Adds one value under `type`. The first value makes a one-slot array: `[].push(v)` would reserve 17
+ * slots (152 bytes) for what is nearly always a single value, and a run holds up to four batches of
+ * 10,000 members, each with its new and previous hashes (measured at 5M rows: 22 of the 102 MB live
+ * heap were such backing stores).
+ */
+export function appendValue(hashes: MemberHashes, type: XIdentifierType, value: string): void {
+  const list = hashes[type];
+  if (list) list.push(value);
+  else hashes[type] = [value];
+}
+
+/**
  * One user object to add/refresh (`update`) or remove (`delete`) at the destination. Values are
  * already normalized and hashed; the destination never sees raw identifiers.
  */

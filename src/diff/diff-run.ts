@@ -1,4 +1,4 @@
-import type { MemberHashes } from '../destinations/destination.js';
+import { appendValue, type MemberHashes } from '../destinations/destination.js';
 import { WarehouseError } from '../errors.js';
 import type { XIdentifierType } from '../destinations/x-ads/identifier-types.js';
 import type { MemberHashRow, MemberUpsert, WarehouseDiff, WarehouseSql } from '../sources/warehouse-sql.js';
@@ -133,10 +133,12 @@ export class WarehouseDiffRun implements DiffRun {
 /** MemberHashes as state rows: one per (type, hash), duplicates dropped. */
 export function rowsFromHashes(hashes: MemberHashes | null): MemberHashRow[] {
   if (hashes === null) return [];
-  const rows: MemberHashRow[] = [];
-  for (const [idType, values] of Object.entries(hashes)) {
-    for (const hash of new Set(values ?? [])) rows.push({ idType, hash });
-  }
+  // Sized up front: a batch's rows stay in memory while it commits, and flatMap or push() would
+  // reserve 17 slots for a member's four or five (see appendValue).
+  const perType = Object.entries(hashes).map(([idType, values]) => [idType, new Set(values)] as const);
+  const rows = new Array<MemberHashRow>(perType.reduce((n, [, values]) => n + values.size, 0));
+  let i = 0;
+  for (const [idType, values] of perType) for (const hash of values) rows[i++] = { idType, hash };
   return rows;
 }
 
@@ -144,8 +146,7 @@ export function rowsFromHashes(hashes: MemberHashes | null): MemberHashRow[] {
 export function hashesFromRows(rows: readonly MemberHashRow[]): MemberHashes {
   const hashes: MemberHashes = {};
   for (const { idType, hash } of rows) {
-    const type = idType as XIdentifierType;
-    (hashes[type] ??= []).push(hash);
+    appendValue(hashes, idType as XIdentifierType, hash);
   }
   for (const values of Object.values(hashes)) values?.sort();
   return hashes;

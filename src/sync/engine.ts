@@ -15,6 +15,7 @@ import { openSource } from '../sources/registry.js';
 import type { ColumnInfo, Source } from '../sources/source.js';
 import {
   acknowledged,
+  changeIndexes,
   deleteCandidates,
   type BatchPlan,
   type HashedRow,
@@ -348,7 +349,7 @@ class Engine implements SyncEngine {
           countEffect(counts, member.effect);
           continue;
         }
-        const rejected = member.changeIndexes
+        const rejected = changeIndexes(member)
           .map((index) => outcome.results[index])
           .find((answer) => answer?.status === 'rejected');
         if (rejected && rejected.status === 'rejected') {

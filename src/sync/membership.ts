@@ -37,8 +37,13 @@ export interface MemberPlan {
   /** The hashes state held for it before this run (null for added members). */
   previousHashes: MemberHashes | null;
   effect: MemberEffect;
-  /** Indexes into the batch's `changes` of this member's operations (none: nothing to send). */
-  changeIndexes: number[];
+  /**
+   * This member's operations are the batch's `changes` from `firstChange`, `changeCount` of them (0:
+   * nothing to send; 2: a Delete then an Update). Two numbers rather than an array of indexes: a
+   * batch's plans stay in memory until it commits (see changeIndexes).
+   */
+  firstChange: number;
+  changeCount: number;
   /** Whether one of its operations is an Update (so that an acknowledgement refreshes its expiry). */
   sendsUpdate: boolean;
 }
@@ -161,18 +166,14 @@ export function planBatch(
   for (const { row, hashes } of rows) {
     const next = row.change === 'removed' ? null : (hashes ?? {});
     const effect = memberEffect(row.change, row.previousHashes, next, mode, fullResync);
-    const changeIndexes: number[] = [];
+    const firstChange = changes.length;
     let sendsUpdate = false;
     if (mode === 'mirror') {
       const gone = subtractHashes(row.previousHashes, next, keep);
-      if (!isEmpty(gone)) {
-        changeIndexes.push(changes.length);
-        changes.push({ op: 'delete', user: gone });
-      }
+      if (!isEmpty(gone)) changes.push({ op: 'delete', user: gone });
     }
     if (effect === 'added' || effect === 'refreshed' || (effect === 'changed' && !isEmpty(next))) {
       // The whole current set: a Delete above may have removed the member's old record at X.
-      changeIndexes.push(changes.length);
       changes.push({ op: 'update', user: next! });
       sendsUpdate = true;
     }
@@ -183,7 +184,8 @@ export function planBatch(
       hashes: next,
       previousHashes: row.previousHashes,
       effect,
-      changeIndexes,
+      firstChange,
+      changeCount: changes.length - firstChange,
       sendsUpdate,
     });
   }
@@ -200,7 +202,15 @@ export function holdsAny(hashes: MemberHashes | null | undefined, values: Readon
 
 /** Whether the destination acknowledged every operation of the member (one with none to send is). */
 export function acknowledged(member: MemberPlan, results: readonly ApplyResult[]): boolean {
-  return member.changeIndexes.every((index) => results[index]?.status === 'ok');
+  for (let i = 0; i < member.changeCount; i++) {
+    if (results[member.firstChange + i]?.status !== 'ok') return false;
+  }
+  return true;
+}
+
+/** Indexes into the batch's `changes` of the member's operations (none: nothing to send). */
+export function changeIndexes(member: MemberPlan): number[] {
+  return Array.from({ length: member.changeCount }, (_, i) => member.firstChange + i);
 }
 
 /**

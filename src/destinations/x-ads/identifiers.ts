@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 // The `max` metadata validates numbers against each region's real number plans; the default `min`
 // metadata only checks lengths, which lets through numbers that can never match an X account.
 import { type CountryCode, type PhoneNumber, parsePhoneNumberFromString } from 'libphonenumber-js/max';
-import type { MemberHashes } from '../destination.js';
+import { appendValue, type MemberHashes } from '../destination.js';
 import { X_IDENTIFIER_TYPES, type XIdentifierType } from './identifier-types.js';
 import { isValidPhone } from './phone-validity.js';
 
@@ -225,7 +225,7 @@ function addValue(
   options: NormalizeOptions,
 ): void {
   const result = hashIdentifier(type, raw, options);
-  if (result.ok) (found[type] ??= []).push(result.value);
+  if (result.ok) appendValue(found, type, result.value);
   else if (result.reason !== 'empty') invalid.push({ column, type, reason: result.reason });
 }
 
