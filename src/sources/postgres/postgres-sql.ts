@@ -555,15 +555,19 @@ class PostgresDiff implements WarehouseDiff {
     // only ever compared with the same member's previous one, so 64 bits make a missed change a
     // 2^-64 event. https://www.postgresql.org/docs/current/functions-string.html
     const fingerprint = sql`to_hex(hashtextextended(json_build_array(${sql.join(columns.map(m))})::text, 0))`;
-    const started = performance.now();
-    try {
-      await sql`create temp table ${this.#snap} as
-        select (${m(primaryKey)})::text as member_key, ${fingerprint} as fingerprint
+    const snapshot = sql`select (${m(primaryKey)})::text as member_key, ${fingerprint} as fingerprint
           ${sql.join(
             values.map((v) => sql`, ${v}`),
             sql``,
           )}
-        from (${sql.raw(modelSql)}) as m`.execute(this.#session.db);
+        from (${sql.raw(modelSql)}) as m`;
+    const started = performance.now();
+    let rowCount: bigint | undefined;
+    try {
+      // Created empty, then filled by an INSERT: an INSERT reports its row count, which spares a
+      // count(*) over the whole snapshot (a full scan: 0.1 s per 1M rows here).
+      await sql`create temp table ${this.#snap} as ${snapshot} with no data`.execute(this.#session.db);
+      rowCount = (await sql`insert into ${this.#snap} ${snapshot}`.execute(this.#session.db)).numAffectedRows;
     } catch (error) {
       throw modelError(error, modelName);
     }
@@ -589,11 +593,10 @@ class PostgresDiff implements WarehouseDiff {
            or ${this.#input.fullResync}::boolean or t.last_sent_at < ${this.#input.refreshBefore}::timestamptz`,
       'comparing the segment with state',
     );
-    const [rows] = await this.#exec(
-      sql<{ rows: string; invalid: string; state: string }>`select
-          (select count(*) from ${this.#snap}) as rows,
-          (select coalesce(sum(n), 0) from ${this.#bad}) as invalid,
-          (select count(*) from ${t('members')} where activation_id = ${activationId}) as state`,
+    const [totals] = await this.#exec(
+      sql<{ rows: string; invalid: string }>`select
+          ${rowCount === undefined ? sql`(select count(*) from ${this.#snap})` : sql`${String(rowCount)}::bigint`} as rows,
+          (select coalesce(sum(n), 0) from ${this.#bad}) as invalid`,
       'counting the diff',
     );
     const byRank = await this.#exec(
@@ -604,14 +607,19 @@ class PostgresDiff implements WarehouseDiff {
       'counting the diff',
     );
     const count = (rank: number) => Number(byRank.find((r) => r.change_rank === rank)?.n ?? 0);
+    const rows = Number(totals?.rows ?? 0);
+    const invalidKeys = Number(totals?.invalid ?? 0);
     this.counts = {
-      rows: Number(rows?.rows ?? 0),
-      invalidKeys: Number(rows?.invalid ?? 0),
+      rows,
+      invalidKeys,
       removed: count(0),
       changed: count(1),
       refresh: count(2),
       added: count(3),
-      stateMembers: Number(rows?.state ?? 0),
+      // State's members, without a count over them: each of the snapshot's valid rows (a key of its
+      // own) either matches one of them or is added (rank 3); the others are removed (rank 0). State
+      // holds each key once (its primary key).
+      stateMembers: rows - invalidKeys - count(3) + count(0),
     };
   }
 
