@@ -8,8 +8,15 @@
 // measured `tailor sync --help`: 0.66-0.85 s as one file per module, 0.33-0.45 s bundled. Packages
 // with native parts, workers, WASM or data files of their own (pg, pino, PGlite, the cloud SDKs) stay
 // external and load from node_modules as usual.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// Other processes may be running dist/ while it is rebuilt: the test suite's CLI subprocesses while the
+// benchmark smoke test rebuilds it, a scheduler while a developer runs the benchmark. So the build
+// never empties dist/: it writes each file that changed through a temporary file and a rename (a
+// reader sees the old file or the new one, never half of one), leaves identical files alone, and only
+// then removes what the previous build left and this one no longer produces. Emptying dist/ first made
+// a `tailor schedule --help` started in that window exit 1 (CI, 2026-11-22).
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
 
@@ -18,7 +25,6 @@ const dist = join(root, 'dist');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const BUNDLED = new Set(['kysely', 'zod', 'yaml', 'libphonenumber-js', 'commander']);
 
-rmSync(dist, { recursive: true, force: true });
 const result = buildSync({
   entryPoints: { 'cli/main': join(root, 'src', 'cli', 'main.ts') },
   outdir: dist,
@@ -36,7 +42,32 @@ const result = buildSync({
   sourcemap: 'linked',
   metafile: true,
   logLevel: 'warning',
+  write: false,
 });
-writeFileSync(join(dist, '.build-stamp'), `${new Date().toISOString()}\n`);
+
+/** Replaces `path` by `contents` atomically (rename), unless it already holds exactly that. */
+function writeAtomically(path, contents) {
+  if (existsSync(path) && readFileSync(path).equals(contents)) return;
+  mkdirSync(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, contents);
+  renameSync(temporary, path);
+}
+
+function filesUnder(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? filesUnder(join(dir, entry.name)) : [join(dir, entry.name)],
+  );
+}
+
+const stamp = join(dist, '.build-stamp');
+const produced = new Set([stamp]);
+for (const file of result.outputFiles) {
+  produced.add(file.path);
+  writeAtomically(file.path, Buffer.from(file.contents));
+}
+for (const path of filesUnder(dist)) if (!produced.has(path)) rmSync(path, { force: true });
+writeAtomically(stamp, Buffer.from(`${new Date().toISOString()}\n`));
 const files = Object.keys(result.metafile.outputs).filter((file) => file.endsWith('.js')).length;
 console.error(`built ${files} files into dist/`);
