@@ -63,7 +63,11 @@ function filesUnder(dir) {
 
 const stamp = join(dist, '.build-stamp');
 const produced = new Set([stamp]);
-for (const file of result.outputFiles) {
+// Chunks first, entry points last: chunk names carry a content hash, so no file of the previous build
+// refers to a new chunk, and a new entry point only appears once every chunk it imports is there.
+const isChunk = (file) => file.path.startsWith(join(dist, 'chunks'));
+const chunksFirst = [...result.outputFiles].sort((a, b) => Number(!isChunk(a)) - Number(!isChunk(b)));
+for (const file of chunksFirst) {
   produced.add(file.path);
   writeAtomically(file.path, Buffer.from(file.contents));
 }
