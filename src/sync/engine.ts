@@ -39,7 +39,9 @@ export const DELTA_BATCH_SIZE = 10_000;
 /**
  * Batches sent (or being sent) and not yet committed, at most; with the batch being read and hashed,
  * memory holds one more. Three lets two commits run at once while the next batch is sent: on a 1M
- * initial load the warehouse's commit work, not hashing or sending, sets the pace.
+ * initial load the warehouse's commit work, not hashing or sending, sets the pace. Measured with two
+ * (bench/RESULTS.md, "Tried and rejected"): the 5M incremental run peaked at 240-253 MB instead of
+ * 260-293 MB, but 1M initial loads took about 13% longer.
  */
 const MAX_UNCOMMITTED = 3;
 const DAY_MS = 86_400_000;
