@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { activationModeSchema, mappingsSchema } from '../destinations/x-ads/x-ads-config.js';
+import { mappingsSchema } from '../destinations/x-ads/x-ads-config.js';
+import { activationModeSchema } from './activation-mode.js';
 import { nameSchema } from './names.js';
 
 /** `audience:` of an activation: a name (found or created) or the id of an existing audience. */

@@ -1,4 +1,5 @@
-import type { ActivationMode, Mappings } from '../destinations/x-ads/x-ads-config.js';
+import type { Mappings } from '../destinations/x-ads/x-ads-config.js';
+import type { ActivationMode } from './activation-mode.js';
 import { ConfigError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import type { Project } from './load-project.js';

@@ -1,12 +1,50 @@
-import type { XIdentifierType } from './x-ads/identifier-types.js';
-
 /**
- * The destination side of a run, as a few verbs (CONVENTIONS.md): `check`, `ensureAudience`,
- * `apply(changes) -> results`. A destination knows nothing of warehouses.
+ * The destination side of a run, as a few verbs: `check`, the audience calls,
+ * `prepare(values) -> identifiers | invalid`, `apply(changes) -> results`. A destination knows nothing
+ * of warehouses, and the sync knows nothing of a destination beyond this file: identifier types are
+ * plain strings to it, and a destination's peculiarities are `capabilities` it reads.
  */
 
-/** Hashed (or, for `partner_user_id`, plain) identifier values of one member, by X key. */
-export type MemberHashes = Partial<Record<XIdentifierType, string[]>>;
+/**
+ * A member's prepared identifier values (hashed, or whatever the destination sends) by identifier
+ * type. Types are the destination's own names (X: `email`, `phone_number`, ...); to the sync and
+ * the diff they are opaque strings.
+ */
+export type MemberHashes = Partial<Record<string, string[]>>;
+
+/** A value that could not be prepared: where it came from and why, never the value itself. */
+export interface InvalidValue {
+  column: string;
+  type: string;
+  reason: string;
+}
+
+/** A member's identifiers as the destination will send them, and the values it refused. */
+export interface PreparedMember {
+  hashes: MemberHashes;
+  invalid: InvalidValue[];
+}
+
+export interface PrepareOptions {
+  /** ISO 3166-1 alpha-2 region for phone numbers written without a country code. */
+  defaultRegion: string;
+}
+
+/** What the sync must know of how a destination treats members, to keep membership exact. */
+export interface DestinationCapabilities {
+  /**
+   * A Delete removes every record that shares any identifier with it, not only that identifier (X).
+   * The sync then re-sends a changed member's whole identifier set after deleting any of it, and
+   * never deletes an identifier another current member still holds.
+   */
+  readonly deleteRemovesSharingRecords: boolean;
+  /**
+   * How long after a request whose outcome Tailor never learned (a timeout, a lost connection, a
+   * crash) the destination may still apply it. Deletes of identifiers such a request added are
+   * repeated on later runs for this long.
+   */
+  readonly lateApplyWindowMs: number;
+}
 
 /**
  * Adds one value under `type`. The first value makes a one-slot array: `[].push(v)` would reserve 17
@@ -14,7 +52,7 @@ export type MemberHashes = Partial<Record<XIdentifierType, string[]>>;
  * 10,000 members, each with its new and previous hashes (measured at 5M rows: 22 of the 102 MB live
  * heap were such backing stores).
  */
-export function appendValue(hashes: MemberHashes, type: XIdentifierType, value: string): void {
+export function appendValue(hashes: MemberHashes, type: string, value: string): void {
   const list = hashes[type];
   if (list) list.push(value);
   else hashes[type] = [value];
@@ -66,6 +104,17 @@ export interface ApplyOutcome {
 }
 
 export interface Destination {
+  readonly capabilities: DestinationCapabilities;
+  /**
+   * A member's mapped column values (column -> value; raw, never logged) as the identifiers this
+   * destination sends (`mappings`: column -> identifier type). Pure and synchronous: it runs for
+   * every delta member.
+   */
+  prepare(
+    values: Record<string, unknown>,
+    mappings: Readonly<Record<string, string>>,
+    options: PrepareOptions,
+  ): PreparedMember;
   /** Checks credentials and access to the account; throws AuthError with an actionable message. */
   check(signal?: AbortSignal): Promise<void>;
   listAudiences(signal?: AbortSignal): Promise<AudienceInfo[]>;

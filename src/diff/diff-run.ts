@@ -1,8 +1,14 @@
-import { appendValue, type MemberHashes } from '../destinations/destination.js';
 import { WarehouseError } from '../errors.js';
-import type { XIdentifierType } from '../destinations/x-ads/identifier-types.js';
 import type { MemberHashRow, MemberUpsert, WarehouseDiff, WarehouseSql } from '../sources/warehouse-sql.js';
-import type { DeltaRow, DiffCounts, DiffRun, DiffSpec, InvalidKeyRow, MemberAck } from './types.js';
+import type {
+  DeltaRow,
+  DiffCounts,
+  DiffRun,
+  DiffSpec,
+  InvalidKeyRow,
+  MemberAck,
+  MemberHashes,
+} from './types.js';
 
 /** Invalid keys are read in batches of this many. */
 const INVALID_KEY_BATCH = 1000;
@@ -50,6 +56,8 @@ export class WarehouseDiffRun implements DiffRun {
           values: row.values === null ? null : Object.fromEntries(columns.map((c, i) => [c, row.values![i]])),
           fingerprint: row.fingerprint,
           previousHashes: row.previousHashes === null ? null : hashesFromRows(row.previousHashes),
+          // Until state records intents (schema version 3), it holds acknowledged hashes only.
+          unconfirmed: false,
         }));
       }
     } finally {
@@ -146,7 +154,10 @@ export function rowsFromHashes(hashes: MemberHashes | null): MemberHashRow[] {
 export function hashesFromRows(rows: readonly MemberHashRow[]): MemberHashes {
   const hashes: MemberHashes = {};
   for (const { idType, hash } of rows) {
-    appendValue(hashes, idType as XIdentifierType, hash);
+    // A one-slot array for the first value: push() would reserve 17 (see appendValue).
+    const list = hashes[idType];
+    if (list) list.push(hash);
+    else hashes[idType] = [hash];
   }
   for (const values of Object.values(hashes)) values?.sort();
   return hashes;

@@ -1,9 +1,11 @@
-import type { MemberHashes } from '../destinations/destination.js';
-
 /**
- * The contract between the diff engine (issue #4) and the sync layer (issue #5). The diff runs
- * inside the warehouse; only the delta crosses into Node, in batches. Nothing here knows X.
+ * The contract between the diff and the sync layer. The diff runs inside the warehouse; only the
+ * delta crosses into Node, in batches. Nothing here knows a destination: identifier types and
+ * hashes are plain strings.
  */
+
+/** A member's identifier hashes by identifier type (opaque strings to the diff). */
+export type MemberHashes = Partial<Record<string, string[]>>;
 
 /** What the diff needs to know about one activation's segment. */
 export interface DiffSpec {
@@ -31,8 +33,17 @@ export interface DeltaRow {
   values: Record<string, unknown> | null;
   /** Fingerprint of the current mapped values; null for removed members. */
   fingerprint: string | null;
-  /** The hashes the destination acknowledged for this member last time; null for added members. */
+  /**
+   * Every hash the destination may hold for this member: those it acknowledged, and those of
+   * Updates sent (or about to be sent) whose answer Tailor never saw. Null for added members.
+   */
   previousHashes: MemberHashes | null;
+  /**
+   * The member has hashes the destination may hold without having acknowledged them (a run died
+   * after sending, or a request's outcome is unknown and may still be applied). Its Update is
+   * re-sent, and what it no longer has is deleted, whatever the diff says about its values.
+   */
+  unconfirmed: boolean;
 }
 
 export interface DiffCounts {

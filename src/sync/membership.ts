@@ -1,20 +1,24 @@
-import type { ApplyResult, MemberChange, MemberHashes } from '../destinations/destination.js';
-import type { XIdentifierType } from '../destinations/x-ads/identifier-types.js';
-import type { ActivationMode } from '../destinations/x-ads/x-ads-config.js';
+import type { ActivationMode } from '../config/activation-mode.js';
+import type {
+  ApplyResult,
+  DestinationCapabilities,
+  MemberChange,
+  MemberHashes,
+} from '../destinations/destination.js';
 import type { ChangeKind, DeltaRow } from '../diff/types.js';
 
 /**
  * Exact membership, as pure functions: which Update and Delete operations one delta batch needs so that
- * the audience holds exactly the hashed identifiers of the segment's valid members (DESIGN.md,
- * "Invariants").
+ * the audience holds exactly the hashed identifiers of the segment's valid members (docs/state.md).
  *
- * Why it is shaped like this: X removes *every* user record sharing *any* identifier with a Delete
- * (x-ads-api.md §6.1, "Delete matching"; §14.5 item 24). So
- * - a hash another current member still holds is never sent in a Delete (it would take that member's
- *   record, and the hash, with it);
- * - a changed member whose old record is hit by a Delete must be re-sent whole: its Update carries every
- *   hash it has now, not only the new ones (deletes go before updates, §4 of DESIGN.md's flow);
- * - a change that leaves the hash set as it was (`User@X.com` → `user@x.com `) sends nothing.
+ * - A hash another current member still holds is never sent in a Delete (an audience matches by
+ *   identifier: deleting it would take it from that member too).
+ * - Where a Delete removes every record sharing any identifier with it (the destination's
+ *   `deleteRemovesSharingRecords`, as X does), a changed member's Update carries every hash it has
+ *   now, not only the new ones, since a Delete of one of its old hashes may take its whole record.
+ * - A change that leaves the hash set as it was (`User@X.com` → `user@x.com `) sends nothing,
+ *   unless the member is `unconfirmed`: the destination may hold hashes of it that it never
+ *   acknowledged, so its Update is sent again and what it no longer has is deleted.
  * Nothing here logs or knows where hashes come from; the engine feeds it and sends what it returns.
  */
 
@@ -46,6 +50,8 @@ export interface MemberPlan {
   changeCount: number;
   /** Whether one of its operations is an Update (so that an acknowledgement refreshes its expiry). */
   sendsUpdate: boolean;
+  /** The member's row said the destination may hold hashes of it it never acknowledged. */
+  unconfirmed: boolean;
 }
 
 export interface BatchPlan {
@@ -61,10 +67,10 @@ export function hashValues(hashes: MemberHashes | null | undefined): Set<string>
   return out;
 }
 
-function entries(hashes: MemberHashes | null | undefined): Array<[XIdentifierType, string[]]> {
+function entries(hashes: MemberHashes | null | undefined): Array<[string, string[]]> {
   if (!hashes) return [];
-  return (Object.entries(hashes) as Array<[XIdentifierType, string[] | undefined]>)
-    .filter((entry): entry is [XIdentifierType, string[]] => (entry[1]?.length ?? 0) > 0)
+  return Object.entries(hashes)
+    .filter((entry): entry is [string, string[]] => (entry[1]?.length ?? 0) > 0)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
@@ -106,8 +112,8 @@ export function subtractHashes(
 
 /**
  * The counted effect of one hashed row, the same in `plan` and `sync` (so a plan's counts are what the
- * sync would send): a member whose hash set is unchanged is `none` (unless `fullResync`); so is an
- * upsert-mode removal.
+ * sync would send): a member whose hash set is unchanged is `none` (unless `fullResync`, or the
+ * member is `unconfirmed`: then it is re-sent); so is an upsert-mode removal.
  */
 export function memberEffect(
   change: ChangeKind,
@@ -115,6 +121,7 @@ export function memberEffect(
   next: MemberHashes | null,
   mode: ActivationMode,
   fullResync = false,
+  unconfirmed = false,
 ): MemberEffect {
   switch (change) {
     case 'removed':
@@ -127,7 +134,8 @@ export function memberEffect(
       return mode === 'mirror' && !isEmpty(previous) ? 'changed' : 'none';
     case 'changed':
       // A full resync re-sends every member, whichever way the diff classed it.
-      if (sameHashes(previous, next)) return fullResync && !isEmpty(next) ? 'refreshed' : 'none';
+      if (sameHashes(previous, next))
+        return (fullResync || unconfirmed) && !isEmpty(next) ? 'refreshed' : 'none';
       return mode === 'upsert' && isEmpty(next) ? 'none' : 'changed';
   }
 }
@@ -146,6 +154,11 @@ export function deleteCandidates(rows: readonly HashedRow[], mode: ActivationMod
   return [...out];
 }
 
+/** X's semantics, the strictest: the default where a caller does not name a destination's. */
+const SHARING_DELETES: Pick<DestinationCapabilities, 'deleteRemovesSharingRecords'> = {
+  deleteRemovesSharingRecords: true,
+};
+
 /**
  * The operations of one batch. `heldByOthers` are the candidate hashes that members outside the batch
  * still hold (the state store answers that); the hashes the batch's own members have after this run are
@@ -156,6 +169,7 @@ export function planBatch(
   heldByOthers: ReadonlySet<string>,
   mode: ActivationMode,
   fullResync = false,
+  capabilities: Pick<DestinationCapabilities, 'deleteRemovesSharingRecords'> = SHARING_DELETES,
 ): BatchPlan {
   const keep = new Set(heldByOthers);
   for (const { row, hashes } of rows) {
@@ -165,7 +179,7 @@ export function planBatch(
   const members: MemberPlan[] = [];
   for (const { row, hashes } of rows) {
     const next = row.change === 'removed' ? null : (hashes ?? {});
-    const effect = memberEffect(row.change, row.previousHashes, next, mode, fullResync);
+    const effect = memberEffect(row.change, row.previousHashes, next, mode, fullResync, row.unconfirmed);
     const firstChange = changes.length;
     let sendsUpdate = false;
     if (mode === 'mirror') {
@@ -173,9 +187,15 @@ export function planBatch(
       if (!isEmpty(gone)) changes.push({ op: 'delete', user: gone });
     }
     if (effect === 'added' || effect === 'refreshed' || (effect === 'changed' && !isEmpty(next))) {
-      // The whole current set: a Delete above may have removed the member's old record at X.
-      changes.push({ op: 'update', user: next! });
-      sendsUpdate = true;
+      // Where a Delete takes whole records, the whole current set (a Delete above may have removed
+      // the member's old record); else only what the destination may not hold yet. A refresh, or a
+      // member the destination may hold unacknowledged hashes of, sends the whole set either way.
+      const whole = capabilities.deleteRemovesSharingRecords || effect !== 'changed' || row.unconfirmed;
+      const user = whole ? next! : subtractHashes(next, row.previousHashes, new Set());
+      if (!isEmpty(user)) {
+        changes.push({ op: 'update', user });
+        sendsUpdate = true;
+      }
     }
     members.push({
       key: row.key,
@@ -187,6 +207,7 @@ export function planBatch(
       firstChange,
       changeCount: changes.length - firstChange,
       sendsUpdate,
+      unconfirmed: row.unconfirmed,
     });
   }
   return { changes, members };
@@ -216,7 +237,8 @@ export function changeIndexes(member: MemberPlan): number[] {
 /**
  * Adds to `into` the hashes of `wanted` that members of a batch sent but not yet committed hold once
  * it is: an acknowledged member commits the hashes it was sent; any other keeps the ones state holds
- * for it now. A later batch asks this instead of waiting for the commit to look it up in state.
+ * for it now (an unanswered Update's intent is not a holding: the member is re-sent by the next run).
+ * A later batch asks this instead of waiting for the commit to look it up in state.
  */
 export function heldOnceCommitted(
   members: readonly MemberPlan[],

@@ -1,5 +1,5 @@
 import { errorMessage, isTailorError } from '../errors.js';
-import { emptyCounts } from './engine.js';
+import { emptyCounts } from './counts.js';
 import type { SyncEngine, SyncOptions, SyncReport } from './types.js';
 
 /** Activations synced at once by `sync --all`: they share one warehouse and one rate limit per account. */

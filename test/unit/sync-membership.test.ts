@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ApplyResult, MemberChange, MemberHashes } from '../../src/destinations/destination.js';
-import type { ActivationMode } from '../../src/destinations/x-ads/x-ads-config.js';
+import type { ActivationMode } from '../../src/config/activation-mode.js';
 import type { ChangeKind, DeltaRow, MemberAck } from '../../src/diff/types.js';
 import {
   acknowledged,
@@ -61,12 +61,19 @@ function diffOf(segment: Map<string, Member>, state: Map<string, StateRow>, full
   const rows: DeltaRow[] = [];
   for (const [key, previous] of state) {
     if (!segment.has(key))
-      rows.push({ key, change: 'removed', values: null, fingerprint: null, previousHashes: previous.hashes });
+      rows.push({
+        key,
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: previous.hashes,
+        unconfirmed: false,
+      });
   }
   for (const [key, member] of segment) {
     const previous = state.get(key);
     const fingerprint = member.raw;
-    const base = { key, values: { raw: member.raw }, fingerprint };
+    const base = { key, values: { raw: member.raw }, fingerprint, unconfirmed: false };
     if (!previous) rows.push({ ...base, change: 'added', previousHashes: null });
     else if (previous.fingerprint !== fingerprint)
       rows.push({ ...base, change: 'changed', previousHashes: previous.hashes });
@@ -284,6 +291,7 @@ const row = (over: Partial<DeltaRow> & Pick<DeltaRow, 'key' | 'change'>): DeltaR
   values: over.change === 'removed' ? null : {},
   fingerprint: over.change === 'removed' ? null : 'f',
   previousHashes: null,
+  unconfirmed: false,
   ...over,
 });
 
@@ -325,6 +333,53 @@ describe('planBatch', () => {
     ]);
     expect(plan.members[0]).toMatchObject({ effect: 'changed', sendsUpdate: true });
     expect(changeIndexes(plan.members[0]!)).toEqual([0, 1]);
+  });
+
+  it('where a Delete takes only the identifiers it names, sends only the new hashes of a changed member', () => {
+    const changed = row({
+      key: 'a',
+      change: 'changed',
+      previousHashes: { email: ['old'], phone_number: ['p'] },
+    });
+    const plan = planBatch(
+      [{ row: changed, hashes: { email: ['new'], phone_number: ['p'] } }],
+      new Set(),
+      'mirror',
+      false,
+      { deleteRemovesSharingRecords: false },
+    );
+    expect(plan.changes).toEqual([
+      { op: 'delete', user: { email: ['old'] } },
+      { op: 'update', user: { email: ['new'] } },
+    ]);
+    const dropped = planBatch(
+      [{ row: changed, hashes: { phone_number: ['p'] } }],
+      new Set(),
+      'mirror',
+      false,
+      { deleteRemovesSharingRecords: false },
+    );
+    expect(dropped.changes).toEqual([{ op: 'delete', user: { email: ['old'] } }]);
+    expect(dropped.members[0]).toMatchObject({ effect: 'changed', sendsUpdate: false });
+  });
+
+  it('re-sends an unconfirmed member whose hashes did not change, and deletes what it no longer has', () => {
+    const same = row({ key: 'a', change: 'refresh', previousHashes: { email: ['h'] }, unconfirmed: true });
+    const plan = planBatch([{ row: same, hashes: { email: ['h'] } }], new Set(), 'mirror');
+    expect(plan.changes).toEqual([{ op: 'update', user: { email: ['h'] } }]);
+    expect(plan.members[0]).toMatchObject({ effect: 'refreshed', sendsUpdate: true, unconfirmed: true });
+    // A case-only change of an unconfirmed member: still re-sent (the destination may not hold it).
+    const cased = row({
+      key: 'b',
+      change: 'changed',
+      previousHashes: { email: ['h', 'x'] },
+      unconfirmed: true,
+    });
+    const both = planBatch([{ row: cased, hashes: { email: ['h'] } }], new Set(), 'mirror');
+    expect(both.changes).toEqual([
+      { op: 'delete', user: { email: ['x'] } },
+      { op: 'update', user: { email: ['h'] } },
+    ]);
   });
 
   it('sends nothing for a change in case or spacing only', () => {

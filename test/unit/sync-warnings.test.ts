@@ -3,7 +3,7 @@ import { activationIdFor } from '../../src/cli/commands/activate.js';
 import type { ResolvedActivation } from '../../src/config/resolve-activation.js';
 import { parseSchedule, type Schedule } from '../../src/config/schedule.js';
 import { generateSample } from '../../src/demo/sample-data.js';
-import { safetyHold } from '../../src/sync/engine.js';
+import { safetyHold } from '../../src/sync/safety.js';
 import { activationWarnings, shortestInterval } from '../../src/sync/warnings.js';
 
 const schedule = (text: string) => parseSchedule(text) as Schedule;

@@ -2,7 +2,7 @@ import { hash } from 'node:crypto';
 // The `max` metadata validates numbers against each region's real number plans; the default `min`
 // metadata only checks lengths, which lets through numbers that can never match an X account.
 import { type CountryCode, type PhoneNumber, parsePhoneNumberFromString } from 'libphonenumber-js/max';
-import { appendValue, type MemberHashes } from '../destination.js';
+import { appendValue, type InvalidValue, type MemberHashes } from '../destination.js';
 import { X_IDENTIFIER_TYPES, type XIdentifierType } from './identifier-types.js';
 import { isValidPhone } from './phone-validity.js';
 
@@ -214,8 +214,6 @@ export function hashIdentifier(type: XIdentifierType, raw: unknown, options: Nor
 /** The keys of a member's user object come out in this (sorted) order, so equal members compare equal. */
 const TYPES_IN_ORDER = [...X_IDENTIFIER_TYPES].sort();
 
-type InvalidValue = { column: string; type: XIdentifierType; reason: InvalidReason };
-
 function addValue(
   found: MemberHashes,
   invalid: InvalidValue[],
@@ -237,7 +235,7 @@ function addValue(
  */
 export function hashMember(
   values: Record<string, unknown>,
-  mappings: Record<string, XIdentifierType>,
+  mappings: Readonly<Record<string, XIdentifierType>>,
   options: NormalizeOptions,
 ): { hashes: MemberHashes; invalid: InvalidValue[] } {
   // Per type, the values in the order found; most members have one value per type, so sorting and

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { activationModeSchema } from '../../config/activation-mode.js';
 import { secret } from '../../config/secret.js';
 import { isLoopbackHost } from './api-url.js';
 import { X_IDENTIFIER_TYPES } from './identifier-types.js';
@@ -10,8 +11,6 @@ export const identifierTypeSchema = z.enum(X_IDENTIFIER_TYPES, {
 
 /** column name -> X identifier type. */
 export const mappingsSchema = z.record(z.string().min(1), identifierTypeSchema);
-
-export const activationModeSchema = z.enum(['mirror', 'upsert']);
 
 /** The default activation settings a destination gives every `tailor activate`. */
 export const xAdsDefaultsSchema = z.strictObject({
@@ -44,6 +43,18 @@ export const xAdsLimitsSchema = z.strictObject({
     .int()
     .min(0)
     .default(15 * 60_000),
+  /**
+   * How long X may still apply a users request whose answer Tailor never saw (a timeout, a dropped
+   * connection, a crash). X documents that audience changes are processed asynchronously, in up to
+   * 48 hours (§10); whether a request it did not answer can be applied that late is not documented,
+   * so the window is a setting, 48 hours by default. Deletes of hashes such a request added are
+   * repeated on later runs for this long.
+   */
+  late_apply_window_hours: z
+    .number()
+    .min(0)
+    .max(24 * 30)
+    .default(48),
 });
 
 export const xAdsDestinationSchema = z.strictObject({
@@ -81,4 +92,3 @@ export const xAdsDestinationSchema = z.strictObject({
 export type XAdsDestinationConfig = z.infer<typeof xAdsDestinationSchema>;
 export type XAdsLimits = z.infer<typeof xAdsLimitsSchema>;
 export type Mappings = z.infer<typeof mappingsSchema>;
-export type ActivationMode = z.infer<typeof activationModeSchema>;

@@ -6,9 +6,14 @@ import type {
   ApplyResult,
   AudienceInfo,
   Destination,
+  DestinationCapabilities,
   DestinationObserver,
   MemberChange,
+  PreparedMember,
+  PrepareOptions,
 } from '../destination.js';
+import { hashMember } from './identifiers.js';
+import { X_IDENTIFIER_TYPES, type XIdentifierType } from './identifier-types.js';
 import {
   type BatchUser,
   batchUser,
@@ -67,7 +72,10 @@ export function createXAdsDestination(
   return new XAdsDestination(name, config, options);
 }
 
+const X_TYPES: ReadonlySet<string> = new Set(X_IDENTIFIER_TYPES);
+
 class XAdsDestination implements Destination {
+  readonly capabilities: DestinationCapabilities;
   readonly #name: string;
   readonly #config: XAdsDestinationConfig;
   readonly #accountId: string;
@@ -80,6 +88,11 @@ class XAdsDestination implements Destination {
     const apiUrl = checkApiUrl(config.api_url, name);
     this.#name = name;
     this.#config = config;
+    this.capabilities = {
+      // "Delete matching": a Delete removes every user record sharing any identifier with it (§6.1).
+      deleteRemovesSharingRecords: true,
+      lateApplyWindowMs: config.limits.late_apply_window_hours * 3_600_000,
+    };
     this.#pageSize = String(Math.min(Math.max(options.pageSize ?? PAGE_SIZE, 1), PAGE_SIZE));
     // §4: ids are read case-insensitively but the client always sends lower case.
     this.#accountId = config.account_id.toLowerCase();
@@ -105,6 +118,18 @@ class XAdsDestination implements Destination {
       clock: options.clock ?? systemClock,
       ...(options.random ? { random: options.random } : {}),
     });
+  }
+
+  prepare(
+    values: Record<string, unknown>,
+    mappings: Readonly<Record<string, string>>,
+    options: PrepareOptions,
+  ): PreparedMember {
+    // tailor.yml's schema admits only X's identifier types; a caller passing another is a bug.
+    for (const type of Object.values(mappings)) {
+      if (!X_TYPES.has(type)) throw new TypeError(`not an X identifier type: ${JSON.stringify(type)}`);
+    }
+    return hashMember(values, mappings as Readonly<Record<string, XIdentifierType>>, options);
   }
 
   async check(signal?: AbortSignal): Promise<void> {

@@ -1,0 +1,99 @@
+import type { Logger } from 'pino';
+import type { ResolvedActivation } from '../config/resolve-activation.js';
+import type { Destination } from '../destinations/destination.js';
+import type { StateStore } from '../diff/types.js';
+import { AudienceMissingError, ConfigError } from '../errors.js';
+import type { SyncOptions } from './types.js';
+
+export interface BindContext {
+  activation: ResolvedActivation;
+  options: Pick<SyncOptions, 'signal' | 'fullResync' | 'recreate'>;
+  logger: Logger;
+  state: StateStore;
+  destination: Destination;
+  now: () => Date;
+}
+
+/**
+ * The audience of the activation: the bound one, else the configured id, else the one with the
+ * configured name, else a new one. The binding is saved at once, so no run ever creates a second.
+ */
+export async function bindAudience(run: BindContext): Promise<string> {
+  const { activation, options, logger, state, destination } = run;
+  const accountId = activation.destination.account_id;
+  const signal = options.signal;
+  const binding = await state.getBinding(activation.id);
+  const save = async (audienceId: string, audienceName: string) => {
+    await state.saveBinding({
+      activationId: activation.id,
+      destination: activation.destinationName,
+      accountId,
+      audienceId,
+      audienceName,
+      boundAt: run.now(),
+    });
+    return audienceId;
+  };
+  if (binding) {
+    if (binding.destination !== activation.destinationName || binding.accountId !== accountId) {
+      throw new ConfigError(
+        `activation ${activation.id} is bound to audience ${binding.audienceId} of account ${binding.accountId} (destination ${binding.destination}), not to destination ${activation.destinationName} (account ${accountId})`,
+        {
+          hint: `run \`tailor state reset ${activation.id}\` to bind it afresh (its next run is a full sync)`,
+        },
+      );
+    }
+    if ('id' in activation.audience && activation.audience.id !== binding.audienceId) {
+      throw new ConfigError(
+        `activation ${activation.id} is bound to audience ${binding.audienceId}, but tailor.yml names audience ${activation.audience.id}`,
+        { hint: `run \`tailor state reset ${activation.id}\` to move it to the audience tailor.yml names` },
+      );
+    }
+    const info = await destination.getAudience(binding.audienceId, signal);
+    if (info && !info.deleted) return binding.audienceId;
+    if (!(options.fullResync && options.recreate)) {
+      throw new AudienceMissingError(
+        `audience ${binding.audienceId} ("${binding.audienceName}") of activation ${activation.id} no longer exists at X (it was deleted)`,
+        {
+          hint: `run \`tailor sync ${activation.id} --full-resync --recreate\` to create a new audience and send every member to it`,
+        },
+      );
+    }
+    if ('id' in activation.audience) {
+      throw new ConfigError(
+        `activation ${activation.id} names audience ${activation.audience.id}, which X deleted; Tailor cannot recreate an audience by id`,
+        { hint: 'set `audience: { name: ... }` (or another existing audience id) in tailor.yml' },
+      );
+    }
+    const created = await destination.createAudience(
+      activation.audience.name,
+      activation.audience.description || undefined,
+      signal,
+    );
+    logger.warn({ audience: created.id }, 'the bound audience was deleted at X; created a new one');
+    // The old audience's members are gone with it: forget them so that everything is sent again.
+    await state.reset(activation.id);
+    return save(created.id, created.name);
+  }
+  if ('id' in activation.audience) {
+    const info = await destination.getAudience(activation.audience.id, signal);
+    if (!info || info.deleted) {
+      throw new AudienceMissingError(
+        `audience ${activation.audience.id} named by activation ${activation.id} does not exist in account ${accountId}`,
+        {
+          hint: 'check the id with `tailor audiences`, or use `audience: { name: ... }` to have one created',
+        },
+      );
+    }
+    return save(info.id, info.name);
+  }
+  const { name, description } = activation.audience;
+  const found = await destination.findAudienceByName(name, signal);
+  if (found) {
+    logger.info({ audience: found.id }, 'bound to the existing audience of that name');
+    return save(found.id, found.name);
+  }
+  const created = await destination.createAudience(name, description || undefined, signal);
+  logger.info({ audience: created.id }, 'created the audience');
+  return save(created.id, created.name);
+}

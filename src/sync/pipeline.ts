@@ -1,0 +1,246 @@
+import type { Logger } from 'pino';
+import type { ResolvedActivation } from '../config/resolve-activation.js';
+import type { ApplyOutcome, Destination } from '../destinations/destination.js';
+import type { DeltaRow, DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
+import { countEffect, countInvalid } from './counts.js';
+import { memoryMb, StepTimer } from './diagnostics.js';
+import type { ColumnMappings } from './mappings.js';
+import {
+  acknowledged,
+  changeIndexes,
+  deleteCandidates,
+  type HashedRow,
+  heldOnceCommitted,
+  holdsAny,
+  memberEffect,
+  type MemberPlan,
+  planBatch,
+} from './membership.js';
+import type { SyncCounts, SyncOptions } from './types.js';
+
+/**
+ * Batches sent (or being sent) and not yet committed, at most; with the batch being read and hashed,
+ * memory holds one more. Three lets two commits run at once while the next batch is sent: on a 1M
+ * initial load the warehouse's commit work, not hashing or sending, sets the pace. Measured with two
+ * (bench/RESULTS.md, "Tried and rejected"): the 5M incremental run peaked at 240-253 MB instead of
+ * 260-293 MB, but 1M initial loads took about 13% longer.
+ */
+const MAX_UNCOMMITTED = 3;
+
+/** What moving one run's delta needs. */
+export interface DeltaContext {
+  activation: ResolvedActivation;
+  options: SyncOptions;
+  logger: Logger;
+  counts: SyncCounts;
+  diff: DiffRun;
+  destination: Destination;
+  mappings: ColumnMappings;
+  batchSize: number;
+  progress: (phase: 'deliver' | 'commit' | 'done', done: number) => void;
+}
+
+/** What delivering needs beyond planning: where to send and where to record. */
+export interface DeliverContext extends DeltaContext {
+  state: StateStore;
+  audienceId: string;
+  runId: string;
+  now: () => Date;
+}
+
+/** Prepares (normalizes and hashes) a batch through the destination; invalid values are counted. */
+function prepareBatch(ctx: DeltaContext, batch: readonly DeltaRow[]) {
+  const options = { defaultRegion: ctx.activation.phoneDefaultRegion };
+  const rejections: RejectionRecord[] = [];
+  const hashed: HashedRow[] = batch.map((row) => {
+    if (row.change === 'removed' || row.values === null) return { row, hashes: null };
+    const { hashes, invalid } = ctx.destination.prepare(row.values, ctx.mappings, options);
+    for (const problem of invalid) {
+      countInvalid(ctx.counts, problem.reason);
+      rejections.push({ memberKey: row.key, identifierType: problem.type, reason: problem.reason });
+    }
+    return { row, hashes };
+  });
+  return { hashed, rejections };
+}
+
+/** A plan's counts: the effects the delta would have, nothing sent, nothing committed. */
+export async function countDelta(ctx: DeltaContext): Promise<void> {
+  const { activation, options } = ctx;
+  let done = 0;
+  for await (const batch of ctx.diff.delta(ctx.batchSize)) {
+    options.signal?.throwIfAborted();
+    for (const { row, hashes } of prepareBatch(ctx, batch).hashed) {
+      const effect = memberEffect(
+        row.change,
+        row.previousHashes,
+        hashes,
+        activation.mode,
+        options.fullResync,
+        row.unconfirmed,
+      );
+      countEffect(ctx.counts, effect);
+    }
+    done += batch.length;
+  }
+  ctx.progress('done', done);
+}
+
+/**
+ * Sends the delta and moves state forward for what the destination acknowledged. Returns how many
+ * members were neither acknowledged nor rejected (retries gave up): the next run sends them again.
+ *
+ * The batches go through a pipeline: batch n+1 is read and hashed while batch n is sent and earlier
+ * ones are committed. Sends go one at a time in delta order; each batch's commit starts when its send
+ * is answered, and commits of different batches (different members, one transaction each) may run
+ * side by side, on their own connections. At most MAX_UNCOMMITTED batches wait for the destination
+ * or the warehouse. A batch that may delete identifiers asks state which of them members outside it
+ * and outside the uncommitted batches hold; for the members of those batches it waits only for their
+ * answers and works out what their commits will leave (heldOnceCommitted). So its plan is the one it
+ * would make after those commits, without waiting for them.
+ */
+export async function deliverDelta(ctx: DeliverContext): Promise<{ unacknowledged: number }> {
+  const { activation, options, counts, diff, destination } = ctx;
+  let sent = 0; // members of the batches handed to the destination so far
+  let committed = 0; // members of the batches committed so far
+  let unacknowledged = 0;
+  let lastSend: Promise<unknown> = Promise.resolve();
+  let sendFailed = false;
+  const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
+  /** Batches handed to the destination whose commit has not finished: their members and answers. */
+  const uncommitted = new Set<{ members: readonly MemberPlan[]; sending: Promise<ApplyOutcome> }>();
+  let commitFailed = false;
+  let batchNumber = 0;
+  let readStarted = performance.now();
+
+  /** The commit stage of one batch: once the destination answered, acknowledge, commit, record. */
+  const commitBatch = async (
+    number: number,
+    size: number,
+    members: readonly MemberPlan[],
+    rejections: RejectionRecord[],
+    sending: Promise<ApplyOutcome>,
+    timing: StepTimer,
+  ): Promise<void> => {
+    const outcome = await sending;
+    timing.lap('sendMs');
+    counts.requests += outcome.requests;
+    const sentAt = ctx.now();
+    const acks: MemberAck[] = [];
+    for (const member of members) {
+      if (acknowledged(member, outcome.results)) {
+        acks.push({
+          key: member.key,
+          change: member.change,
+          fingerprint: member.fingerprint,
+          hashes: member.hashes,
+          previousHashes: member.previousHashes,
+          sentAt: member.sendsUpdate ? sentAt : null,
+        });
+        countEffect(counts, member.effect);
+        continue;
+      }
+      const rejected = changeIndexes(member)
+        .map((index) => outcome.results[index])
+        .find((answer) => answer?.status === 'rejected');
+      if (rejected && rejected.status === 'rejected') {
+        counts.rejected++;
+        rejections.push({ memberKey: member.key, identifierType: null, reason: rejected.reason });
+      } else {
+        unacknowledged++;
+      }
+    }
+    await diff.commit(acks);
+    if (rejections.length > 0) await ctx.state.recordRejections(ctx.runId, activation.id, rejections);
+    timing.lap('commitMs');
+    committed += size;
+    ctx.progress('commit', committed);
+    if (ctx.logger.isLevelEnabled('debug')) {
+      ctx.logger.debug(
+        { batch: number, members: size, requests: outcome.requests, ...timing.totals(), ...memoryMb() },
+        'batch committed',
+      );
+    }
+  };
+
+  try {
+    for await (const batch of diff.delta(ctx.batchSize)) {
+      options.signal?.throwIfAborted();
+      // Where a batch's time goes, for --debug: reading it, hashing, waiting for earlier batches,
+      // looking up shared identifiers, sending and committing.
+      const timing = new StepTimer();
+      timing.add('readMs', performance.now() - readStarted);
+      const { hashed, rejections } = prepareBatch(ctx, batch);
+      timing.lap('hashMs');
+      const candidates = deleteCandidates(hashed, activation.mode);
+      let held = new Set<string>();
+      if (candidates.length > 0) {
+        // A failed send or commit ends the run: rethrow it before planning more deletes.
+        if (sendFailed || commitFailed) await Promise.all(commits);
+        const pending = [...uncommitted];
+        const wanted = new Set(candidates);
+        // Left out of the lookup: this batch, and the uncommitted members state may still show
+        // holding a candidate their commit will take away. Any other uncommitted member shows either
+        // no candidate (before its commit) or what heldOnceCommitted adds below (after it).
+        const excluded = batch.map((row) => row.key);
+        for (const { members } of pending) {
+          for (const member of members)
+            if (holdsAny(member.previousHashes, wanted)) excluded.push(member.key);
+        }
+        let answers: ApplyOutcome[];
+        [held, answers] = await Promise.all([
+          diff.hashesHeldByOthers(candidates, excluded),
+          Promise.all(pending.map(({ sending }) => sending)),
+        ]);
+        timing.lap('lookupMs');
+        pending.forEach(({ members }, i) => heldOnceCommitted(members, answers[i]!.results, wanted, held));
+      }
+      const plan = planBatch(hashed, held, activation.mode, options.fullResync, destination.capabilities);
+      while (commits.length >= MAX_UNCOMMITTED) await commits.shift();
+      await lastSend;
+      // A send that threw (not a refused member: the audience gone, credentials revoked) ends the
+      // run; its commit rethrows it here rather than after more batches went the same way.
+      if (sendFailed) await Promise.all(commits);
+      timing.lap('waitMs');
+      const number = ++batchNumber;
+      const size = batch.length;
+      const base = sent;
+      sent += size;
+      const sending =
+        plan.changes.length === 0
+          ? Promise.resolve({ results: [], requests: 0 })
+          : destination.apply(ctx.audienceId, plan.changes, {
+              ...(options.signal ? { signal: options.signal } : {}),
+              onProgress: (p) => {
+                // Changes are up to two per member; report members, proportionally.
+                const share = p.total === 0 ? 1 : p.done / p.total;
+                ctx.progress('deliver', base + Math.floor(share * size));
+              },
+            });
+      lastSend = sending.catch(() => {
+        sendFailed = true;
+      });
+      // Only what the commit needs stays referenced (not the rows' raw values nor the user objects).
+      const inFlight = { members: plan.members, sending };
+      uncommitted.add(inFlight);
+      const commit = commitBatch(number, size, plan.members, rejections, sending, timing).then(
+        () => void uncommitted.delete(inFlight),
+        (error: unknown) => {
+          commitFailed = true;
+          throw error;
+        },
+      );
+      // Awaited below (or by the next batch); this only keeps an early failure from being unhandled.
+      commit.catch(() => undefined);
+      commits.push(commit);
+      readStarted = performance.now();
+    }
+    await Promise.all(commits);
+  } catch (error) {
+    // Let what is in flight finish (or fail) before the diff closes: nothing acknowledged is lost.
+    await Promise.allSettled([lastSend, ...commits]);
+    throw error;
+  }
+  ctx.progress('done', committed);
+  return { unacknowledged };
+}
