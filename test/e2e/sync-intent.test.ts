@@ -127,8 +127,9 @@ async function churnNewcomers(project: E2eProject) {
 
 /**
  * Spawns `tailor sync` and SIGKILLs it inside the emulator's listener, right after the emulator has
- * applied a users request and written its 200: the child cannot have read the answer, let alone
- * committed it to Postgres, before the signal lands.
+ * applied a users request and written its 200. The signal follows the write within one synchronous
+ * call, while recording the answer takes the child a round trip to Postgres: it may have read the 200,
+ * but it cannot have committed it.
  */
 async function syncKilledAtFirstAnswer(project: E2eProject): Promise<UsersAnswer> {
   const run = spawnCli(['sync', 'people_x', '--project', project.dir], project.dir);
