@@ -1,6 +1,7 @@
 /**
  * The test-only admin API over HTTP (not part of X's surface): the same functions as `EmulatorAdmin`,
  * under `/_admin/`, without OAuth, served to loopback clients only (x-ads-api.md §14.6 item 30).
+ * `onUsersAnswered` is in process only: HTTP has no way to call a listener at that moment.
  */
 import type { EmulatorResponse } from './http-util.js';
 import type { EmulatorAdmin, EmulatorSeed, FaultSpec } from './types.js';
@@ -31,12 +32,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-export function handleAdmin(
+export async function handleAdmin(
   target: AdminTarget,
   method: string,
   path: string,
   body: Buffer,
-): EmulatorResponse {
+): Promise<EmulatorResponse> {
   const segments = path.split('/').slice(2); // ['', '_admin', ...]
   const parsed = parseJson(body);
   if (!parsed) return problem(400, 'body is not valid JSON');
@@ -82,6 +83,17 @@ export function handleAdmin(
         return ok();
       }
       return ok({ data: target.requestLog() });
+    }
+    if (route === 'held') {
+      const denied = allow(['GET', 'DELETE']);
+      if (denied) return denied;
+      if (method === 'DELETE') return ok({ ok: true, discarded: target.discardHeld() });
+      return ok({ held: target.heldRequests() });
+    }
+    if (route === 'held/apply') {
+      const denied = allow(['POST']);
+      if (denied) return denied;
+      return ok({ ok: true, applied: await target.applyHeld() });
     }
     if (route === 'seed') {
       const denied = allow(['POST']);

@@ -10,6 +10,7 @@ export {
   DEMO_ACCOUNT_ID,
   DEMO_CREDENTIALS,
   FAULT_KINDS,
+  ALL_FAULT_KINDS,
   type EmulatorAdmin,
   type EmulatorOptions,
   type EmulatorSeed,
@@ -21,6 +22,8 @@ export {
   type RunningEmulator,
   type SeedAccount,
   type SeedCredential,
+  type UsersAnswer,
+  type UsersAnswerListener,
 } from './types.js';
 export { DEFAULT_SWITCHES, type EmulatorSwitches } from './switches.js';
 export { MAX_BODY_BYTES, MAX_OPERATIONS } from './users-validation.js';

@@ -19,11 +19,12 @@ import {
   type EmulatorAdmin,
   type EmulatorOptions,
   type EmulatorSeed,
-  FAULT_KINDS,
+  ALL_FAULT_KINDS,
   type FaultSpec,
   type MembershipView,
   type RequestLogEntry,
   type RunningEmulator,
+  type UsersAnswerListener,
 } from './types.js';
 import { MAX_BODY_BYTES } from './users-validation.js';
 
@@ -31,6 +32,19 @@ const CURRENT_API_VERSION = '12';
 const REQUEST_LOG_LIMIT = 100_000;
 
 type FaultCategory = 'users' | 'audiences' | 'other';
+
+/** A request a `hold` fault keeps unanswered: settle(true) lets it go on, settle(false) drops it. */
+interface HeldRequest {
+  settle(apply: boolean): void;
+  /** Resolves once the request has been handled to the end (answered or dropped, logged, heard). */
+  handled: Promise<void>;
+}
+
+/** Per request: what #handle does once the request is finished with. */
+interface RequestContext {
+  users: boolean;
+  onHandled: Array<() => void>;
+}
 
 function mediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
@@ -47,6 +61,8 @@ export class Emulator implements EmulatorAdmin {
   #offsetMs = 0;
   #faults: Array<{ spec: FaultSpec; remaining: number }> = [];
   #requestLog: RequestLogEntry[] = [];
+  #usersListeners = new Set<UsersAnswerListener>();
+  #held: HeldRequest[] = [];
   #server: Server | undefined;
   #persister: StatePersister | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -120,6 +136,7 @@ export class Emulator implements EmulatorAdmin {
   }
 
   async close(): Promise<void> {
+    this.discardHeld();
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     const server = this.#server;
@@ -136,7 +153,7 @@ export class Emulator implements EmulatorAdmin {
 
   injectFaults(faults: FaultSpec[]): void {
     for (const spec of faults) {
-      if (!FAULT_KINDS.includes(spec.kind)) throw new Error(`unknown fault kind ${String(spec.kind)}`);
+      if (!ALL_FAULT_KINDS.includes(spec.kind)) throw new Error(`unknown fault kind ${String(spec.kind)}`);
       if (spec.match !== undefined && !['users', 'audiences', 'any'].includes(spec.match)) {
         throw new Error(`unknown fault match ${String(spec.match)}`);
       }
@@ -194,6 +211,32 @@ export class Emulator implements EmulatorAdmin {
       .map((a) => ({ id: a.id, name: a.name, deleted: a.deleted }));
   }
 
+  onUsersAnswered(listener: UsersAnswerListener): () => void {
+    // A wrapper per call, so one listener added twice is removed once per returned function.
+    const entry: UsersAnswerListener = (answer) => listener(answer);
+    this.#usersListeners.add(entry);
+    return () => void this.#usersListeners.delete(entry);
+  }
+
+  heldRequests(): number {
+    return this.#held.length;
+  }
+
+  async applyHeld(): Promise<number> {
+    const held = this.#held;
+    this.#held = [];
+    for (const request of held) request.settle(true);
+    await Promise.all(held.map((request) => request.handled));
+    return held.length;
+  }
+
+  discardHeld(): number {
+    const held = this.#held;
+    this.#held = [];
+    for (const request of held) request.settle(false);
+    return held.length;
+  }
+
   /** Whether the admin clock can be advanced (no custom clock). */
   get clockAdvanceable(): boolean {
     return this.#options.clock === undefined;
@@ -210,23 +253,44 @@ export class Emulator implements EmulatorAdmin {
     const queryRaw = q === -1 ? '' : rawUrl.slice(q + 1);
     let result: ApiResult;
     let bytes = 0;
+    const context: RequestContext = { users: false, onHandled: [] };
     try {
       const read = await readBody(req, MAX_BODY_BYTES);
       bytes = read.bytes;
       if (path === '/_admin' || path.startsWith('/_admin/')) {
         const response = isLoopback(req.socket.remoteAddress)
-          ? handleAdmin(this, method, path, read.body)
+          ? await handleAdmin(this, method, path, read.body)
           : singleError(404, 'ROUTE_NOT_FOUND', 'The requested resource could not be found');
         this.#send(res, response);
         return;
       }
-      result = await this.#api(req, method, path, queryRaw, read.body, read.bytes);
+      result = await this.#api(req, method, path, queryRaw, read.body, read.bytes, context);
     } catch (error) {
       this.#logger.error({ err: error, method, path }, 'emulator: request failed');
       result = { mutated: false, response: singleError(500, 'INTERNAL_ERROR', 'Internal error') };
     }
+    try {
+      this.#finish(req, res, method, path, bytes, started, result, context);
+    } finally {
+      for (const done of context.onHandled) done();
+    }
+  }
+
+  /** Answers (or drops), logs, and tells users-answer listeners. */
+  #finish(
+    req: IncomingMessage,
+    res: ServerResponse,
+    method: string,
+    path: string,
+    bytes: number,
+    started: number,
+    result: ApiResult,
+    context: RequestContext,
+  ): void {
     if (result.mutated) this.#persister?.changed();
     const status = result.response.drop ? 0 : result.response.status;
+    // A held request's client may have given up: then nothing reaches it.
+    const delivered = !result.response.drop && !req.socket.destroyed && !res.destroyed;
     if (result.response.drop) req.socket.destroy();
     else this.#send(res, result.response);
     this.#requestLog.push({
@@ -243,6 +307,37 @@ export class Emulator implements EmulatorAdmin {
       { method, path, status, ms: Math.round(performance.now() - started) },
       'emulator request',
     );
+    if (context.users && this.#usersListeners.size > 0) {
+      const answer = {
+        method,
+        path,
+        status,
+        ...(result.operations !== undefined ? { operations: result.operations } : {}),
+        ...(result.users !== undefined ? { users: result.users } : {}),
+        applied: result.mutated,
+        delivered,
+      };
+      for (const listener of [...this.#usersListeners]) {
+        try {
+          listener({ ...answer });
+        } catch (error) {
+          this.#logger.error({ err: error }, 'emulator: a users-answer listener threw');
+        }
+      }
+    }
+  }
+
+  /** Keeps a request unanswered until applyHeld (true: go on) or discardHeld/close (false: drop it). */
+  #hold(context: RequestContext): Promise<boolean> {
+    return new Promise<boolean>((settle) => {
+      let handled!: () => void;
+      const request: HeldRequest = {
+        settle,
+        handled: new Promise<void>((resolve) => (handled = resolve)),
+      };
+      context.onHandled.push(handled);
+      this.#held.push(request);
+    });
   }
 
   #send(res: ServerResponse, response: EmulatorResponse): void {
@@ -271,6 +366,7 @@ export class Emulator implements EmulatorAdmin {
     queryRaw: string,
     body: Buffer,
     bytes: number,
+    context: RequestContext,
   ): Promise<ApiResult> {
     const sw = this.#switches;
     const fail = (response: EmulatorResponse): ApiResult => ({ mutated: false, response });
@@ -287,6 +383,7 @@ export class Emulator implements EmulatorAdmin {
       : {};
     const route = matchRoute(segments.slice(1));
     if (!route) return fail(singleError(404, 'ROUTE_NOT_FOUND', 'The requested resource could not be found'));
+    context.users = route.name === 'custom_audience_users';
     if (!route.methods.includes(method)) {
       const response = singleError(
         405,
@@ -299,7 +396,7 @@ export class Emulator implements EmulatorAdmin {
 
     // OAuth 1.0a: query parameters, plus body parameters only for a form-urlencoded body, never JSON.
     const contentType = req.headers['content-type'];
-    const now = this.now();
+    let now = this.now();
     const query = parseUrlEncoded(queryRaw, sw.requirePercentEncoding);
     const isForm = mediaType(contentType) === 'application/x-www-form-urlencoded';
     const form = isForm ? parseUrlEncoded(body.toString('utf8'), sw.requirePercentEncoding) : [];
@@ -386,7 +483,11 @@ export class Emulator implements EmulatorAdmin {
     const bucketKey =
       bucket === 'reads' ? `${accountId ?? `token:${auth.token}`}\u0000${route.name}` : (accountId ?? '');
     const fault = this.#takeFault(category);
-    if (fault) {
+    if (fault?.kind === 'hold') {
+      if (!(await this.#hold(context))) return fail({ status: 0, drop: true });
+      // Handled as if it arrived now: X applies it late.
+      now = this.now();
+    } else if (fault) {
       const injected = await this.#applyFault(fault, bucket, now);
       if (injected) return fail(injected);
     }
@@ -477,6 +578,7 @@ export class Emulator implements EmulatorAdmin {
         await sleep(fault.latencyMs ?? 1000);
         return undefined;
       case 'count_mismatch':
+      case 'hold': // handled by the caller
         return undefined;
       case 'drop_connection':
         return { status: 0, drop: true };

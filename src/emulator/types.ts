@@ -66,8 +66,13 @@ export type FaultKind =
   | 'drop_connection'
   | 'count_mismatch'
   | 'latency'
-  | 'bad_gateway_502';
+  | 'bad_gateway_502'
+  | 'hold';
 
+/**
+ * The faults a client gets past within one run: each answers (or, `latency`, answers late) and lets the
+ * next matching request through once its `times` are used. `hold` is not one of them: see ALL_FAULT_KINDS.
+ */
 export const FAULT_KINDS: readonly FaultKind[] = [
   'rate_limit_429',
   'unavailable_503',
@@ -77,6 +82,13 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'latency',
   'bad_gateway_502',
 ];
+
+/**
+ * Every fault kind `injectFaults` accepts: FAULT_KINDS plus `hold`, which keeps a request unanswered
+ * until the test calls `admin.applyHeld()` (a request that times out at the client and that X applies
+ * later, after the client gave up).
+ */
+export const ALL_FAULT_KINDS: readonly FaultKind[] = [...FAULT_KINDS, 'hold'];
 
 export interface FaultSpec {
   kind: FaultKind;
@@ -91,6 +103,28 @@ export interface FaultSpec {
   /** latency: how long to hold the response (default 1000 ms). */
   latencyMs?: number;
 }
+
+/** What `onUsersAnswered` listeners hear: one users-endpoint request the emulator has finished with. */
+export interface UsersAnswer {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** The status answered (0: the connection was dropped without an answer). */
+  status: number;
+  /** Operations in the body (when it parsed). */
+  operations?: number;
+  /** User objects in the body (when it parsed). */
+  users?: number;
+  /** Whether the request changed the audience's membership (its operations were applied). */
+  applied: boolean;
+  /**
+   * Whether the answer was written to a connection still open: false when the client had gone (it gave
+   * up on a held request) or the connection was dropped.
+   */
+  delivered: boolean;
+}
+
+export type UsersAnswerListener = (answer: UsersAnswer) => void;
 
 export interface RequestLogEntry {
   method: string;
@@ -127,6 +161,22 @@ export interface EmulatorAdmin {
   clearRequestLog(): void;
   seed(seed: EmulatorSeed): void;
   audiences(accountId: string): Array<{ id: string; name: string; deleted: boolean }>;
+  /**
+   * Calls `listener` synchronously right after the emulator has answered a users-endpoint request (the
+   * response written to the socket, membership already changed), before it handles anything else: a
+   * test can SIGKILL a client at that exact moment. Returns a function that removes the listener.
+   * In process only. A listener that throws is logged and ignored.
+   */
+  onUsersAnswered(listener: UsersAnswerListener): () => void;
+  /** How many requests a `hold` fault keeps unanswered now. */
+  heldRequests(): number;
+  /**
+   * Releases every held request: each is then handled as if it had just arrived (validated, applied,
+   * answered if its client still waits). Resolves with how many were released once all are handled.
+   */
+  applyHeld(): Promise<number>;
+  /** Drops every held request without applying it (its connection is closed). Returns how many. */
+  discardHeld(): number;
 }
 
 export interface RateLimitOptions {
