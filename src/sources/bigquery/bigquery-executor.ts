@@ -51,7 +51,12 @@ interface QueryResultsResponse {
 interface JobMetadata {
   status?: { errorResult?: { reason?: string; message?: string } | null };
   statistics?: {
-    query?: { totalBytesProcessed?: string; totalBytesBilled?: string; cacheHit?: boolean };
+    query?: {
+      totalBytesProcessed?: string;
+      totalBytesBilled?: string;
+      cacheHit?: boolean;
+      numDmlAffectedRows?: string | null;
+    };
     sessionInfo?: { sessionId?: string };
   };
 }
@@ -182,10 +187,9 @@ export class BigqueryExecutor implements BigqueryRunner {
     return {
       jobId,
       rows,
-      numAffectedRows:
-        first.numDmlAffectedRows === undefined || first.numDmlAffectedRows === null
-          ? undefined
-          : BigInt(first.numDmlAffectedRows),
+      // getQueryResults carries the DML count; the job's statistics.query carries it too, and is
+      // read when the results lack it (bqemulator 1.4.0's getQueryResults omits it).
+      numAffectedRows: dmlCount(first.numDmlAffectedRows ?? stats?.numDmlAffectedRows),
       sessionId: metadata.statistics?.sessionInfo?.sessionId ?? options.sessionId,
       async *pages() {
         while (pageToken) {
@@ -247,6 +251,9 @@ export class BigqueryExecutor implements BigqueryRunner {
     });
   }
 }
+
+const dmlCount = (value: string | null | undefined) =>
+  value === undefined || value === null ? undefined : BigInt(value);
 
 interface ApiErrorLike {
   code?: number | string;
