@@ -1,7 +1,7 @@
 """Starts bqemulator (a DuckDB-backed BigQuery REST emulator) for Tailor's BigQuery contract test.
 
 Run with the Python of the venv that scripts/bqemulator-venv.sh makes
-(`.tailor/bqemulator-venv/bin/python`), as the test helper test/helpers/bqemulator.ts does.
+(`.venv-bq/bin/python`), as the test helper test/helpers/bqemulator.ts does.
 Differences from `bqemulator start`:
 
 - DuckDB's `spatial` extension is not installed: bqemulator's engine runs `INSTALL spatial` at start,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the venv of bqemulator (a BigQuery REST emulator on DuckDB), which test/contract/bigquery.test.ts
-# starts through scripts/bqemulator-launch.py: .tailor/bqemulator-venv/ (git-, lint- and format-ignored)
+# starts through scripts/bqemulator-launch.py: .venv-bq/ (git-, lint- and format-ignored)
 # with exactly the pins of scripts/bqemulator-requirements.txt. Idempotent and quiet: it rebuilds only
 # when a pin changed (the stamp, written last, is the hash of the file's lines less comments and blank
 # lines), so a re-run costs one sha256sum. pip's output is shown only if the install fails.
@@ -8,11 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=.tailor/bqemulator-venv
+venv=.venv-bq
 requirements=scripts/bqemulator-requirements.txt
 # One at a time: a second run waits, then finds the venv made.
-mkdir -p .tailor
-exec 9>.tailor/bqemulator-venv.lock
+exec 9>.venv-bq.lock
 flock 9
 want=$(grep -Ev '^[[:space:]]*(#|$)' "$requirements" | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then exit 0; fi

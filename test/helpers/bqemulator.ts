@@ -6,14 +6,14 @@ import { OAuth2Client } from 'google-auth-library';
 
 /**
  * bqemulator (PyPI; a BigQuery REST emulator on DuckDB) for the BigQuery contract test: started from the
- * venv scripts/bqemulator-venv.sh makes (`.tailor/bqemulator-venv/`, pinned by scripts/bqemulator-requirements.txt) through
+ * venv scripts/bqemulator-venv.sh makes (`.venv-bq/`, pinned by scripts/bqemulator-requirements.txt) through
  * scripts/bqemulator-launch.py, on a free loopback port, and stopped by `stop()`.
  */
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const requirements = `${repo}scripts/bqemulator-requirements.txt`;
 const launcher = `${repo}scripts/bqemulator-launch.py`;
-export const BQEMULATOR_VENV = `${repo}.tailor/bqemulator-venv`;
+export const BQEMULATOR_VENV = `${repo}.venv-bq`;
 
 /** The project the emulator serves by default; any project id in a request path works as well. */
 export const BQEMULATOR_PROJECT = 'tailor-test';
