@@ -1,8 +1,8 @@
 import type { MemberHashes } from '../destinations/destination.js';
 
 /**
- * The contract between the diff engine (issue #4) and the sync layer (issue #5). The diff runs
- * inside the warehouse; only the delta crosses into Node, in batches. Nothing here knows X.
+ * The contract between the diff and the sync layer. The diff runs inside the warehouse; only the
+ * delta crosses into Node, in batches. Nothing here knows X.
  */
 
 /** What the diff needs to know about one activation's segment. */
@@ -105,8 +105,6 @@ export interface RunFinish {
   counts: RunCounts;
   error: string | null;
   finishedAt: Date;
-  /** Warehouse cost figures where the warehouse reports them (BigQuery bytes, Snowflake query ids). */
-  cost?: Record<string, unknown> | null;
 }
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'held';
@@ -173,7 +171,7 @@ export interface StateStore extends ActivationStatusStore {
   reset(activationId: string, options?: { keepBinding?: boolean }): Promise<void>;
 }
 
-/** Scheduler bookkeeping per activation: consecutive failures and pausing (issue #6). */
+/** Scheduler bookkeeping per activation: consecutive failures and pausing. */
 export interface ActivationStatus {
   activationId: string;
   consecutiveFailures: number;

@@ -60,8 +60,8 @@ export class PartsDialect implements Dialect {
 
 /**
  * An adapter for a cloud warehouse: CREATE ... IF NOT EXISTS, no transactional DDL, no RETURNING,
- * and no lock for Kysely's migrator to take (Tailor's migrations are idempotent and run under its
- * own activation lock, see `<kind>-sql.ts`), so the migration lock is a no-op.
+ * and no lock for Kysely's migrator to take (Tailor's migrations are idempotent, see
+ * src/diff/state-sql.ts), so the migration lock is a no-op.
  */
 export class WarehouseAdapter extends DialectAdapterBase {
   override get supportsCreateIfNotExists(): boolean {

@@ -9,6 +9,7 @@ import type { ApplyOutcome, Destination } from '../destinations/destination.js';
 import { createDestination } from '../destinations/registry.js';
 import { hashMember } from '../destinations/x-ads/identifiers.js';
 import type { Mappings } from '../destinations/x-ads/x-ads-config.js';
+import { createStateStore } from '../diff/state-store.js';
 import type { DeltaRow, DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
 import { AudienceMissingError, ConfigError, errorMessage, isTailorError, LockBusyError } from '../errors.js';
 import { openSource } from '../sources/registry.js';
@@ -660,7 +661,7 @@ export function safetyHold(activation: ResolvedActivation, diff: Pick<DiffRun, '
 export async function openSyncEngine(project: Project, deps: SyncDeps): Promise<SyncEngine> {
   const source = await openSource(project.config.warehouse, { projectDir: project.dir, logger: deps.logger });
   try {
-    const state = source.state(project.config.state_schema);
+    const state = createStateStore(source, project.config.state_schema, { logger: deps.logger });
     await state.migrate();
     return new Engine(project, deps, source, state);
   } catch (error) {

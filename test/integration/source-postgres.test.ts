@@ -5,6 +5,7 @@ import { loadKind, openSource } from '../../src/sources/registry.js';
 import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
+import { createStateStore } from '../../src/diff/state-store.js';
 
 const open = (url: string, poolSize = 4) =>
   openSource(
@@ -40,7 +41,9 @@ describe('postgres source', () => {
     expect(error).toBeInstanceOf(WarehouseError);
     expect((error as WarehouseError).hint).toMatch(/URL|running/);
     expect(String((error as Error).message)).not.toContain('s3cret-pw');
-    await expect(source.state(state()).migrate()).rejects.toThrow(WarehouseError);
+    await expect(createStateStore(source, state(), { logger: silentLogger }).migrate()).rejects.toThrow(
+      WarehouseError,
+    );
   });
 
   it('reports missing privileges as WarehouseError with a grant hint', async () => {
@@ -49,8 +52,7 @@ describe('postgres source', () => {
     try {
       await using source = await open(TEST_POSTGRES_URL.replace('postgres@', `${role}@`));
       await source.check();
-      const error = await source
-        .state(state())
+      const error = await createStateStore(source, state(), { logger: silentLogger })
         .migrate()
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(WarehouseError);
@@ -62,7 +64,7 @@ describe('postgres source', () => {
 
   it('never starves its pool: more activations than connections lock, diff and commit in parallel', async () => {
     await using source = await open(TEST_POSTGRES_URL, 1);
-    const store = source.state(state());
+    const store = createStateStore(source, state(), { logger: silentLogger });
     await Promise.all(
       ['a1', 'a2', 'a3', 'a4'].map(async (activationId) => {
         await using _lock = await store.lock(activationId, { wait: false });
@@ -105,11 +107,15 @@ describe('postgres source', () => {
   it('releases an advisory lock when its process goes away', async () => {
     const schema = state();
     const first = await open(TEST_POSTGRES_URL);
-    await first.state(schema).lock('act', { wait: false });
+    await createStateStore(first, schema, { logger: silentLogger }).lock('act', { wait: false });
     await using second = await open(TEST_POSTGRES_URL);
-    await expect(second.state(schema).lock('act', { wait: false })).rejects.toThrow(LockBusyError);
+    await expect(
+      createStateStore(second, schema, { logger: silentLogger }).lock('act', { wait: false }),
+    ).rejects.toThrow(LockBusyError);
     await first.close(); // without releasing: its session ends, and the lock with it
-    const lock = await second.state(schema).lock('act', { wait: false });
+    const lock = await createStateStore(second, schema, { logger: silentLogger }).lock('act', {
+      wait: false,
+    });
     await lock.release();
   });
 
@@ -125,7 +131,7 @@ describe('postgres source', () => {
       fullResync: false,
     };
     const sync = async (source: Source) => {
-      await using run = await source.state(schema).prepareDiff(spec);
+      await using run = await createStateStore(source, schema, { logger: silentLogger }).prepareDiff(spec);
       const delta = await readDelta(run);
       await run.commit(delta.map((row) => ackOf(row)));
       return delta;

@@ -7,6 +7,7 @@ import { openSource } from '../../src/sources/registry.js';
 import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
+import { createStateStore } from '../../src/diff/state-store.js';
 
 /**
  * The Postgres SQL of the diff, on the real server: quoting of awkward names, and the fingerprint's
@@ -44,7 +45,7 @@ describe('postgres diff SQL', () => {
   });
 
   async function sync(s: DiffSpec) {
-    await using run = await source.state(stateSchema).prepareDiff(s);
+    await using run = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(s);
     const delta = await readDelta(run);
     await run.commit(delta.map((row) => ackOf(row)));
     return delta;
@@ -74,7 +75,9 @@ describe('postgres diff SQL', () => {
     );
     expect(typed[0]!.fingerprint).not.toBe(first.find((r) => r.key === '6')!.fingerprint);
     // Swapping the columns' order changes every fingerprint but that of (null, null).
-    const swapped = await source.state(stateSchema).prepareDiff(spec('fp', model, 'id', ['b', 'a']));
+    const swapped = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(
+      spec('fp', model, 'id', ['b', 'a']),
+    );
     try {
       expect((await readDelta(swapped)).map((r) => `${r.change}:${r.key}`)).toEqual([
         'changed:1',
@@ -97,9 +100,9 @@ describe('postgres diff SQL', () => {
     await admin.query(`create table ${data}.inv as select g % 1500 as id, 'e' || g as email from generate_series(1, 4000) g
       union all select null, 'n' from generate_series(1, 3)
       union all select g, 'u' || g from generate_series(10000, 10299) g`);
-    await using run = await source
-      .state(stateSchema)
-      .prepareDiff(spec('inv', `select id, email from ${data}.inv`, 'id', ['email']));
+    await using run = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(
+      spec('inv', `select id, email from ${data}.inv`, 'id', ['email']),
+    );
     const invalid: (string | null)[] = [];
     for await (const keys of run.invalidKeys()) invalid.push(...keys.map((k) => k.key));
     let deltaRows = 0;
@@ -126,8 +129,7 @@ describe('postgres diff SQL', () => {
 
   it('keeps values out of model errors: data exceptions are redacted, the cause carries no parameters', async () => {
     const model = `select 'jane.doe@example.com'::int as id, 'x' as email`;
-    const error = await source
-      .state(stateSchema)
+    const error = await createStateStore(source, stateSchema, { logger: silentLogger })
       .prepareDiff(spec('redact', model, 'id', ['email']))
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelSqlError);

@@ -36,8 +36,8 @@ export class BigqueryDialect extends PartsDialect {
   }
 }
 
-// BigQuery has no locks. Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS) and run
-// under the activation lock row of bigquery-sql.ts, so Kysely's migration lock is a no-op here.
+// BigQuery has no locks. Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, a version
+// row inserted only when absent: src/diff/state-sql.ts), so Kysely's migration lock is a no-op here.
 export class BigqueryAdapter extends WarehouseAdapter {}
 
 class BigqueryDriver extends PoollessDriver {

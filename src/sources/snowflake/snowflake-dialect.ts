@@ -36,7 +36,7 @@ export class SnowflakeDialect extends PartsDialect {
 
 // DDL commits the open transaction in Snowflake, hence no transactional DDL.
 // https://docs.snowflake.com/en/sql-reference/transactions#ddl
-// Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, MERGE of the version row).
+// Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, a version row inserted only when absent).
 export class SnowflakeAdapter extends WarehouseAdapter {}
 
 class SnowflakeDriver extends PoollessDriver {
