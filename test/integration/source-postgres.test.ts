@@ -145,6 +145,68 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
+  it('recognises a state schema created before the layer was unified (version 2) and works on it', async () => {
+    // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
+    const schema = state();
+    const t = (table: string) => `"${schema}".${table}`;
+    for (const statement of [
+      `create schema "${schema}"`,
+      `create table ${t('tailor_migrations')} (version integer primary key, name text not null,
+        applied_at timestamptz not null default now())`,
+      `create table ${t('bindings')} (activation_id text primary key, destination text not null,
+        account_id text not null, audience_id text not null, audience_name text not null, bound_at timestamptz not null)`,
+      `create table ${t('members')} (activation_id text not null, member_key text not null, fingerprint text not null,
+        last_sent_at timestamptz, updated_at timestamptz not null default now(), primary key (activation_id, member_key))`,
+      `create table ${t('member_hashes')} (activation_id text not null, member_key text not null, id_type text not null,
+        hash text not null)`,
+      `create index member_hashes_by_member on ${t('member_hashes')} (activation_id, member_key)`,
+      `create index member_hashes_by_hash_value on ${t('member_hashes')} using hash (hash)`,
+      `create table ${t('runs')} (run_id text primary key, activation_id text not null, started_at timestamptz not null,
+        finished_at timestamptz, status text not null, rows bigint not null default 0, added bigint not null default 0,
+        removed bigint not null default 0, changed bigint not null default 0, refreshed bigint not null default 0,
+        invalid bigint not null default 0, rejected bigint not null default 0, requests bigint not null default 0,
+        error text, cost jsonb)`,
+      `create table ${t('rejections')} (run_id text not null, activation_id text not null, member_key text,
+        identifier_type text, reason text not null, recorded_at timestamptz not null default now())`,
+      `create table ${t('activation_status')} (activation_id text primary key, consecutive_failures integer not null default 0,
+        paused_at timestamptz, paused_reason text, config_fingerprint text, updated_at timestamptz not null)`,
+      `insert into ${t('tailor_migrations')} (version, name) values (1, 'initial state tables'),
+        (2, 'hash index for identifier lookups')`,
+    ]) {
+      await admin.query(statement);
+    }
+    await using source = await open(TEST_POSTGRES_URL);
+    const store = createStateStore(source, schema, { logger: silentLogger });
+    await store.migrate();
+    const versions = await admin.query(`select version from ${t('tailor_migrations')} order by version`);
+    expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }]);
+    const spec = {
+      activationId: 'old',
+      modelSql: `select id, email from ${data}.people where id <= 20`,
+      modelName: 'people',
+      primaryKey: 'id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+    };
+    {
+      await using run = await store.prepareDiff(spec);
+      await run.commit((await readDelta(run)).map((row) => ackOf(row)));
+    }
+    await using again = await store.prepareDiff(spec);
+    expect(again.counts).toMatchObject({ rows: 20, stateMembers: 20, added: 0, removed: 0, changed: 0 });
+    const runId = await store.startRun('old', new Date());
+    await store.setActivationStatus({
+      activationId: 'old',
+      consecutiveFailures: 1,
+      pausedAt: null,
+      pausedReason: null,
+      configFingerprint: null,
+      updatedAt: new Date(),
+    });
+    expect((await store.listRuns({ activationId: 'old', limit: 1 }))[0]?.id).toBe(runId);
+  });
+
   it('names a warehouse module that does not exist yet as not available', async () => {
     const path: string = './teradata/teradata-source.js';
     const error = await loadKind('teradata', () => import(path)).catch((e: unknown) => e);

@@ -160,6 +160,48 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
+  it('migrates a version-1 dataset forward in place: records version 2, creates no table', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\(`version`\)/i.test(text) ? [{ version: 1 }] : [],
+    );
+    await warehouse.migrate();
+    const created = runner.recorded.filter((r) => /^create/i.test(r.sql)).map((r) => r.sql.split('(')[0]);
+    expect(created).toEqual([expect.stringMatching(/tailor_migrations/i)]);
+    const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.params[0]).toEqual(2);
+  });
+
+  it("writes a changed member's hashes as a difference, and an added one's by key", async () => {
+    const { runner, warehouse } = setup();
+    await warehouse.applyMemberChanges('vip_x', {
+      upserts: [
+        {
+          key: '1',
+          fingerprint: 'f1',
+          hashes: [
+            { idType: 'email', hash: 'h2' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          previousHashes: [
+            { idType: 'email', hash: 'h1' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          lastSentAt: null,
+        },
+        {
+          key: '2',
+          fingerprint: 'f2',
+          hashes: [{ idType: 'email', hash: 'h3' }],
+          previousHashes: [],
+          lastSentAt: null,
+        },
+      ],
+      removals: [],
+    });
+    expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
   it('takes, checks and releases the lease-row lock', async () => {
     let holder = '';
     const { runner, warehouse } = setup((text) => (/^select `holder`/i.test(text) ? [{ holder }] : []));

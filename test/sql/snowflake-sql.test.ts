@@ -137,6 +137,52 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(runner.recorded[1]!.binds).toEqual(['TAILOR']);
   });
 
+  it('migrates a version-1 schema forward in place: records version 2, creates no table', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\("VERSION"\)/i.test(text)
+        ? [{ version: 1 }]
+        : /INFORMATION_SCHEMA.SCHEMATA/.test(text)
+          ? [{ n: 1 }]
+          : [],
+    );
+    await warehouse.migrate();
+    const created = runner.recorded.filter((r) => /^create/i.test(r.sql)).map((r) => r.sql.split('(')[0]);
+    expect(created).toEqual([expect.stringMatching(/tailor_migrations/i)]);
+    const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.binds[0]).toEqual(2);
+  });
+
+  it("writes a changed member's hashes as a difference, and an added one's by key", async () => {
+    const { runner, warehouse } = setup();
+    await warehouse.applyMemberChanges('vip_x', {
+      upserts: [
+        {
+          key: '1',
+          fingerprint: 'f1',
+          hashes: [
+            { idType: 'email', hash: 'h2' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          previousHashes: [
+            { idType: 'email', hash: 'h1' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          lastSentAt: null,
+        },
+        {
+          key: '2',
+          fingerprint: 'f2',
+          hashes: [{ idType: 'email', hash: 'h3' }],
+          previousHashes: [],
+          lastSentAt: null,
+        },
+      ],
+      removals: [],
+    });
+    expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
   it('takes, checks and releases the lease-row lock', async () => {
     let holder: unknown;
     const { runner, warehouse } = setup((text, binds) => {
