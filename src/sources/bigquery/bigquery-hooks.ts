@@ -214,7 +214,7 @@ export function createBigqueryHooks(options: BigqueryHooksOptions): WarehouseHoo
         throw error;
       }
     },
-    runCost: { start: (runId) => costs.start(runId), finish: (runId) => costs.finish(runId, null) },
+    runCost: costs,
   };
 }
 

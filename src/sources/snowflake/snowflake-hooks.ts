@@ -161,7 +161,7 @@ export function createSnowflakeHooks(options: SnowflakeHooksOptions): WarehouseH
       ),
 
     tryLock: (activationId) => tryLeaseLock(lease, activationId),
-    runCost: { start: (runId) => costs.start(runId), finish: (runId) => costs.finish(runId, null) },
+    runCost: costs,
   };
 }
 
