@@ -12,9 +12,7 @@ export type ErrorKind =
   | 'model_sql'
   | 'warehouse'
   | 'lock_busy'
-  | 'safety_hold'
   | 'audience_missing'
-  | 'not_implemented'
   | 'internal';
 
 export abstract class TailorError extends Error {
@@ -116,19 +114,9 @@ export class LockBusyError extends TailorError {
   }
 }
 
-/** A run was held back by a safety rule (empty segment, too many removals). `--force` overrides. */
-export class SafetyHoldError extends TailorError {
-  readonly kind = 'safety_hold' as const;
-}
-
 /** The audience an activation is bound to no longer exists at the destination. */
 export class AudienceMissingError extends TailorError {
   readonly kind = 'audience_missing' as const;
-}
-
-/** A command whose implementation has not landed yet. */
-export class NotImplementedError extends TailorError {
-  readonly kind = 'not_implemented' as const;
 }
 
 export function isTailorError(error: unknown): error is TailorError {

@@ -1,5 +1,7 @@
 import { WarehouseError } from '../errors.js';
-import type { MemberHashRow, MemberUpsert, WarehouseDiff, WarehouseSql } from '../sources/warehouse-sql.js';
+import type { MemberHashRow } from '../sources/warehouse-hooks.js';
+import type { WarehouseDiff } from './diff-sql.js';
+import type { MemberUpsert, StateSql } from './state-sql.js';
 import type {
   DeltaRow,
   DiffCounts,
@@ -14,17 +16,17 @@ import type {
 const INVALID_KEY_BATCH = 1000;
 
 /**
- * A prepared diff over any warehouse: the set-based work happened in the warehouse (`openDiff`);
+ * A prepared diff over any warehouse: the set-based work happened in the warehouse (diff-sql.ts);
  * this turns its rows into the sync layer's shapes and moves state forward for acknowledged members.
  */
 export class WarehouseDiffRun implements DiffRun {
-  readonly #sql: WarehouseSql;
+  readonly #sql: StateSql;
   readonly #diff: WarehouseDiff;
   readonly #spec: DiffSpec;
   /** A delta being read holds the diff's session (a cursor on Postgres); reads take turns. */
   #reading = false;
 
-  constructor(sql: WarehouseSql, diff: WarehouseDiff, spec: DiffSpec) {
+  constructor(sql: StateSql, diff: WarehouseDiff, spec: DiffSpec) {
     this.#sql = sql;
     this.#diff = diff;
     this.#spec = spec;
@@ -89,7 +91,7 @@ export class WarehouseDiffRun implements DiffRun {
     const held = new Set<string>();
     const unique = [...new Set(hashes)];
     const excluded = [...new Set(excludingKeys)];
-    const step = this.#sql.capabilities.maxHashesPerLookup;
+    const step = this.#sql.hooks.maxHashesPerLookup;
     for (let i = 0; i < unique.length; i += step) {
       const found = await this.#sql.hashesHeldByOthers(
         this.#spec.activationId,
@@ -112,7 +114,7 @@ export class WarehouseDiffRun implements DiffRun {
       byKey.set(ack.key, ack);
     }
     const all = [...byKey.values()];
-    const step = this.#sql.capabilities.maxRowsPerStatement;
+    const step = this.#sql.hooks.maxRowsPerStatement;
     for (let i = 0; i < all.length; i += step) {
       const upserts: MemberUpsert[] = [];
       const removals: string[] = [];

@@ -2,8 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { LockBusyError } from '../errors.js';
-import type { WarehouseSql } from '../sources/warehouse-sql.js';
+import type { Source } from '../sources/source.js';
 import { WarehouseDiffRun } from './diff-run.js';
+import { openDiff } from './diff-sql.js';
+import { StateSql } from './state-sql.js';
 import type {
   ActivationLock,
   ActivationStatus,
@@ -17,21 +19,28 @@ import type {
 } from './types.js';
 
 /**
- * The StateStore of any warehouse, over its WarehouseSql. The state schema is migrated on first
- * use (once per store; `migrate` is idempotent and safe under concurrency).
+ * The StateStore in `stateSchema` of any warehouse, over the source's connection and hooks
+ * (`source.stateBackend`). The state schema is migrated on first use (once per store; `migrate` is
+ * idempotent and safe under concurrency).
  */
-export function createStateStore(sql: WarehouseSql, options: { logger: Logger }): StateStore {
-  return new WarehouseStateStore(sql, options.logger);
+export function createStateStore(
+  source: Pick<Source, 'stateBackend'>,
+  stateSchema: string,
+  options: { logger: Logger },
+): StateStore {
+  const backend = source.stateBackend(stateSchema);
+  const logger = options.logger.child({ stateSchema: backend.stateSchema });
+  return new WarehouseStateStore(new StateSql(backend, logger), logger);
 }
 
 class WarehouseStateStore implements StateStore {
-  readonly #sql: WarehouseSql;
+  readonly #sql: StateSql;
   readonly #logger: Logger;
   #migration: Promise<void> | undefined;
 
-  constructor(sql: WarehouseSql, logger: Logger) {
+  constructor(sql: StateSql, logger: Logger) {
     this.#sql = sql;
-    this.#logger = logger.child({ stateSchema: sql.stateSchema });
+    this.#logger = logger;
   }
 
   migrate(): Promise<void> {
@@ -46,7 +55,7 @@ class WarehouseStateStore implements StateStore {
     await this.migrate();
     const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
     for (;;) {
-      const held = await this.#sql.tryLock(activationId);
+      const held = await this.#sql.hooks.tryLock(activationId);
       if (held) {
         this.#logger.debug({ activation: activationId }, 'activation lock taken');
         const release = async () => {
@@ -56,7 +65,7 @@ class WarehouseStateStore implements StateStore {
       }
       const remaining = deadline - Date.now();
       if (!options.wait || remaining <= 0) throw new LockBusyError(activationId);
-      await sleep(Math.min(this.#sql.capabilities.lockPollMs, remaining));
+      await sleep(Math.min(this.#sql.hooks.lockPollMs, remaining));
     }
   }
 
@@ -74,16 +83,20 @@ class WarehouseStateStore implements StateStore {
     await this.migrate();
     const token = randomBytes(8).toString('hex');
     const started = Date.now();
-    const diff = await this.#sql.openDiff({
-      activationId: spec.activationId,
-      modelName: spec.modelName,
-      modelSql: spec.modelSql,
-      primaryKey: spec.primaryKey,
-      columns: spec.columns,
-      refreshBefore: spec.refreshBefore,
-      fullResync: spec.fullResync,
-      token,
-    });
+    const diff = await openDiff(
+      this.#sql,
+      {
+        activationId: spec.activationId,
+        modelName: spec.modelName,
+        modelSql: spec.modelSql,
+        primaryKey: spec.primaryKey,
+        columns: spec.columns,
+        refreshBefore: spec.refreshBefore,
+        fullResync: spec.fullResync,
+        token,
+      },
+      this.#logger.child({ activation: spec.activationId }),
+    );
     this.#logger.debug(
       { activation: spec.activationId, counts: diff.counts, ms: Date.now() - started },
       'diff prepared in the warehouse',
@@ -105,7 +118,7 @@ class WarehouseStateStore implements StateStore {
 
   async finishRun(runId: string, result: RunFinish): Promise<void> {
     await this.migrate();
-    await this.#sql.finishRun(runId, { ...result, cost: result.cost ?? null });
+    await this.#sql.finishRun(runId, result);
   }
 
   async recordRejections(
@@ -114,7 +127,7 @@ class WarehouseStateStore implements StateStore {
     rows: readonly RejectionRecord[],
   ): Promise<void> {
     await this.migrate();
-    const step = this.#sql.capabilities.maxRowsPerStatement;
+    const step = this.#sql.hooks.maxRowsPerStatement;
     for (let i = 0; i < rows.length; i += step) {
       await this.#sql.insertRejections(runId, activationId, rows.slice(i, i + step));
     }

@@ -116,8 +116,6 @@ export interface RunFinish {
   counts: RunCounts;
   error: string | null;
   finishedAt: Date;
-  /** Warehouse cost figures where the warehouse reports them (BigQuery bytes, Snowflake query ids). */
-  cost?: Record<string, unknown> | null;
 }
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'held';
@@ -184,7 +182,7 @@ export interface StateStore extends ActivationStatusStore {
   reset(activationId: string, options?: { keepBinding?: boolean }): Promise<void>;
 }
 
-/** Scheduler bookkeeping per activation: consecutive failures and pausing (issue #6). */
+/** Scheduler bookkeeping per activation: consecutive failures and pausing. */
 export interface ActivationStatus {
   activationId: string;
   consecutiveFailures: number;

@@ -1,10 +1,7 @@
 import {
-  CompiledQuery,
   DialectAdapterBase,
-  type ColumnMetadata,
   type DatabaseIntrospector,
   type DatabaseMetadata,
-  type DatabaseMetadataOptions,
   type Dialect,
   type DialectAdapter,
   type Driver,
@@ -19,7 +16,7 @@ import {
 /**
  * The scaffolding Kysely's `Dialect` interface asks for, shared by the dialects Tailor writes itself
  * (BigQuery, Snowflake: Kysely 0.28 ships neither). What differs per warehouse (query text, how a
- * transaction holds a session, what INFORMATION_SCHEMA looks like) stays in `<kind>-dialect.ts`
+ * transaction holds a session) stays in `<kind>-dialect.ts`
  * and `<kind>-query-compiler.ts`. https://kysely.dev/docs/dialects
  */
 
@@ -28,8 +25,6 @@ export interface DialectParts {
   adapter(): DialectAdapter;
   driver(): Driver;
   compiler(): QueryCompiler;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  introspector(db: Kysely<any>): DatabaseIntrospector;
 }
 
 /** A dialect assembled from its parts. */
@@ -52,16 +47,15 @@ export class PartsDialect implements Dialect {
     return this.#parts.compiler();
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  createIntrospector(db: Kysely<any>): DatabaseIntrospector {
-    return this.#parts.introspector(db);
+  createIntrospector(): DatabaseIntrospector {
+    return new NoIntrospector();
   }
 }
 
 /**
  * An adapter for a cloud warehouse: CREATE ... IF NOT EXISTS, no transactional DDL, no RETURNING,
- * and no lock for Kysely's migrator to take (Tailor's migrations are idempotent and run under its
- * own activation lock, see `<kind>-sql.ts`), so the migration lock is a no-op.
+ * and no lock for Kysely's migrator to take (Tailor's migrations are idempotent, see
+ * src/diff/state-sql.ts), so the migration lock is a no-op.
  */
 export class WarehouseAdapter extends DialectAdapterBase {
   override get supportsCreateIfNotExists(): boolean {
@@ -111,57 +105,24 @@ export function queryResult<R>(result: {
   };
 }
 
-/** One column as read from INFORMATION_SCHEMA, with the table it belongs to. */
-export interface InformationSchemaColumn {
-  schema: string;
-  table: string;
-  isView: boolean;
-  column: ColumnMetadata;
-}
-
 /**
- * An introspector over INFORMATION_SCHEMA: schemas from one query, tables from the subclass (each
- * warehouse scopes INFORMATION_SCHEMA differently), columns grouped into tables here.
+ * Kysely's Dialect asks for an introspector; Tailor never introspects (its state tables come from
+ * its own migrations, a model's columns from the warehouse's describe), so none is written.
  */
-export abstract class InformationSchemaIntrospector implements DatabaseIntrospector {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  readonly #db: Kysely<any>;
-  readonly #schemasSql: string;
-
-  /** `schemasSql` returns one `schema_name` column. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  constructor(db: Kysely<any>, schemasSql: string) {
-    this.#db = db;
-    this.#schemasSql = schemasSql;
-  }
-
-  protected async query<R>(text: string): Promise<R[]> {
-    return (await this.#db.executeQuery<R>(CompiledQuery.raw(text))).rows;
-  }
-
+class NoIntrospector implements DatabaseIntrospector {
   async getSchemas(): Promise<SchemaMetadata[]> {
-    const rows = await this.query<{ schema_name: string }>(this.#schemasSql);
-    return rows.map((row) => ({ name: row.schema_name }));
+    throw unsupported();
   }
 
-  abstract getTables(options?: DatabaseMetadataOptions): Promise<TableMetadata[]>;
+  async getTables(): Promise<TableMetadata[]> {
+    throw unsupported();
+  }
 
-  async getMetadata(options?: DatabaseMetadataOptions): Promise<DatabaseMetadata> {
-    return { tables: await this.getTables(options) };
+  async getMetadata(): Promise<DatabaseMetadata> {
+    throw unsupported();
   }
 }
 
-/** Columns grouped into their tables, tables and columns in the order first read. */
-export function tablesOf(columns: Iterable<InformationSchemaColumn>): TableMetadata[] {
-  const tables = new Map<string, TableMetadata & { columns: ColumnMetadata[] }>();
-  for (const { schema, table: name, isView, column } of columns) {
-    const id = `${schema}.${name}`;
-    let table = tables.get(id);
-    if (!table) {
-      table = { name, schema, isView, columns: [] };
-      tables.set(id, table);
-    }
-    table.columns.push(column);
-  }
-  return [...tables.values()];
+function unsupported(): Error {
+  return new Error('Kysely introspection is not supported by this dialect');
 }

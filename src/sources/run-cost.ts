@@ -1,7 +1,6 @@
 /**
  * A run's cost as the warehouse reports it (BigQuery's bytes and jobs, Snowflake's query ids): a
- * mark taken when the run starts, and at its end the cost of what ran since, merged under what the
- * caller passed. Several activations running at once in one process share the source, so each
+ * mark taken when the run starts, and at its end the cost of what ran since. Several activations running at once in one process share the source, so each
  * run's figure then also counts the others' statements of the same period.
  */
 export class RunCostMarks {
@@ -23,11 +22,11 @@ export class RunCostMarks {
     if (this.#options.costMark) this.#marks.set(runId, this.#options.costMark());
   }
 
-  /** The run's cost: `given` over the warehouse's figures since `start`, and forgets the mark. */
-  finish(runId: string, given: Record<string, unknown> | null): Record<string, unknown> | null {
+  /** The warehouse's figures since `start` (null when it reports none), and forgets the mark. */
+  finish(runId: string): Record<string, unknown> | null {
     const mark = this.#marks.get(runId);
     this.#marks.delete(runId);
-    if (mark === undefined || !this.#options.costSince) return given;
-    return { ...this.#options.costSince(mark), ...(given ?? {}) };
+    if (mark === undefined || !this.#options.costSince) return null;
+    return this.#options.costSince(mark);
   }
 }

@@ -1,5 +1,5 @@
-import type { StateStore } from '../diff/types.js';
 import type { WarehouseKind } from './warehouse-config.js';
+import type { StateBackend } from './warehouse-hooks.js';
 
 export interface ColumnInfo {
   name: string;
@@ -18,7 +18,10 @@ export interface Source extends AsyncDisposable {
   check(): Promise<void>;
   /** The columns a model returns, without reading its rows. Throws ModelSqlError on bad SQL. */
   describeModel(modelName: string, sql: string): Promise<ColumnInfo[]>;
-  /** The state store in `stateSchema`, over this source's connection. */
-  state(stateSchema: string): StateStore;
+  /**
+   * The state schema `stateSchema` over this source's connection, with the warehouse's hooks: what
+   * src/diff's `createStateStore` builds the state store on (BigQuery may name its own dataset).
+   */
+  stateBackend(stateSchema: string): StateBackend;
   close(): Promise<void>;
 }

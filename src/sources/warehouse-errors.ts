@@ -13,7 +13,7 @@ export function causes(error: unknown): unknown[] {
 
 /**
  * A warehouse failure named after what Tailor was doing, for the sources whose drivers keep values
- * out of their messages (BigQuery, Snowflake); Postgres redacts its own (postgres-sql.ts).
+ * out of their messages (BigQuery, Snowflake); Postgres redacts its own (postgres-hooks.ts).
  */
 export function asWarehouseError(error: unknown, what: string): Error {
   if (error instanceof ModelSqlError) return error;

@@ -5,6 +5,7 @@ import type { Destination } from '../destinations/destination.js';
 import { createDestination } from '../destinations/registry.js';
 import type { DiffRun, RejectionRecord, StateStore } from '../diff/types.js';
 import { ConfigError, errorMessage, isTailorError, LockBusyError } from '../errors.js';
+import { createStateStore } from '../diff/state-store.js';
 import { openSource } from '../sources/registry.js';
 import type { ColumnInfo, Source } from '../sources/source.js';
 import { bindAudience } from './bind-audience.js';
@@ -282,7 +283,7 @@ class Engine implements SyncEngine {
 export async function openSyncEngine(project: Project, deps: SyncDeps): Promise<SyncEngine> {
   const source = await openSource(project.config.warehouse, { projectDir: project.dir, logger: deps.logger });
   try {
-    const state = source.state(project.config.state_schema);
+    const state = createStateStore(source, project.config.state_schema, { logger: deps.logger });
     await state.migrate();
     return new Engine(project, deps, source, state);
   } catch (error) {

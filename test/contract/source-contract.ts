@@ -5,6 +5,8 @@ import type { MemberHashes } from '../../src/destinations/destination.js';
 import type { DeltaRow, DiffRun, DiffSpec, MemberAck, StateStore } from '../../src/diff/types.js';
 import { LockBusyError, ModelSqlError } from '../../src/errors.js';
 import type { Source } from '../../src/sources/source.js';
+import { createStateStore } from '../../src/diff/state-store.js';
+import { silentLogger } from '../helpers/warehouse.js';
 
 /**
  * The contract every warehouse source keeps, run against each of them (test/contract/<kind>.test.ts).
@@ -96,7 +98,7 @@ export function defineSourceContract(
     let state: StateStore;
     beforeEach(async () => {
       wh = await factory();
-      state = wh.source.state(wh.stateSchema);
+      state = createStateStore(wh.source, wh.stateSchema, { logger: silentLogger });
     });
     afterEach(async () => {
       await wh?.cleanup();
@@ -142,10 +144,16 @@ export function defineSourceContract(
 
     it('migrates idempotently, also when several processes migrate at once', async () => {
       const other = await wh.reopen();
-      await Promise.all([state.migrate(), other.state(wh.stateSchema).migrate(), state.migrate()]);
+      await Promise.all([
+        state.migrate(),
+        createStateStore(other, wh.stateSchema, { logger: silentLogger }).migrate(),
+        state.migrate(),
+      ]);
       await state.migrate();
       expect(await state.memberCount('act_a')).toBe(0);
-      expect(await other.state(wh.stateSchema).memberCount('act_a')).toBe(0);
+      expect(
+        await createStateStore(other, wh.stateSchema, { logger: silentLogger }).memberCount('act_a'),
+      ).toBe(0);
     });
 
     it('emits added, then removed/changed/refresh/added in order, with previous hashes', async () => {
@@ -418,7 +426,7 @@ export function defineSourceContract(
       const lock = await state.lock('act_a', { wait: false });
       await expect(state.lock('act_a', { wait: false })).rejects.toThrow(LockBusyError);
       await expect(state.lock('act_a', { wait: true, timeoutMs: 300 })).rejects.toThrow(LockBusyError);
-      const other = (await wh.reopen()).state(wh.stateSchema);
+      const other = createStateStore(await wh.reopen(), wh.stateSchema, { logger: silentLogger });
       await expect(other.lock('act_a', { wait: false })).rejects.toThrow(LockBusyError);
       // Another activation runs in parallel.
       const b = await other.lock('act_b', { wait: false });
@@ -504,7 +512,6 @@ export function defineSourceContract(
         counts,
         error: null,
         finishedAt: new Date('2026-01-01T00:01:00Z'),
-        cost: { bytes: 1024 },
       });
       await state.recordRejections(r1, 'act_a', [
         { memberKey: '7', identifierType: 'email', reason: 'invalid_email' },
@@ -517,7 +524,6 @@ export function defineSourceContract(
         status: 'succeeded',
         counts,
         error: null,
-        cost: { bytes: 1024 },
         finishedAt: new Date('2026-01-01T00:01:00Z'),
       });
       expect(runs[0]).toMatchObject({ status: 'running', finishedAt: null });

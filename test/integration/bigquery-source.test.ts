@@ -10,6 +10,8 @@ import { BigqueryExecutor, redactBigqueryMessage } from '../../src/sources/bigqu
 import { openBigquerySource, type BigquerySource } from '../../src/sources/bigquery/bigquery-source.js';
 import { FakeBigquery, type FakeBigqueryJob } from '../helpers/fake-bigquery.js';
 import { watchConnections } from '../helpers/fake-snowflake.js';
+import { createStateStore } from '../../src/diff/state-store.js';
+import { silentLogger } from '../helpers/warehouse.js';
 
 /**
  * The real @google-cloud/bigquery SDK against a local fake of the REST API: proves the requests a
@@ -104,24 +106,24 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
 
   it('runs a whole sync cycle with the exact statements, parameters and paging', async () => {
     let holder: unknown;
-    fake.on(/^MERGE `tailor`.`locks`/, (job) => {
+    fake.on(/^merge into `tailor`.`locks`/, (job) => {
       holder = (job.parameters[1]!.parameterValue as { value: unknown }).value;
       return { affected: 1 };
     });
-    fake.on(/^SELECT holder FROM/, () => ({
+    fake.on(/^select `holder` from/, () => ({
       fields: [{ name: 'holder', type: 'STRING' }],
       rows: [[holder]],
     }));
-    fake.on(/^SELECT MAX\(version\)/, {
+    fake.on(/^select max\(`version`\)/, {
       error: { code: 404, reason: 'notFound', message: 'Not found: Dataset acme-analytics:tailor' },
     });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, { bytes: 52_428_800 });
-    fake.on(/^SELECT\s+\(SELECT COUNT\(\*\) FROM `tailor`.`tailor_snap_/, {
-      fields: ['row_count', 'invalid', 'state', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
+    fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
+      fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,
         type: 'INT64',
       })),
-      rows: [[5, 1, 2, 1, 1, 0, 2]],
+      rows: [[5, 1, 1, 1, 0, 2]],
       bytes: 1024,
     });
     const hashes = {
@@ -133,7 +135,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         { name: 'hash', type: 'STRING' },
       ],
     };
-    fake.on(/^SELECT d.change_rank/, {
+    fake.on(/^select\s+`d`.`change_rank`/, {
       fields: [
         { name: 'change_rank', type: 'INT64' },
         { name: 'member_key', type: 'STRING' },
@@ -149,16 +151,16 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       ],
       bytes: 2048,
     });
-    fake.on(/^SELECT member_key, n FROM `tailor`.`tailor_bad_/, {
+    fake.on(/^select `member_key`, `n`\s+from `tailor`.`tailor_bad_/, {
       fields: [
         { name: 'member_key', type: 'STRING' },
         { name: 'n', type: 'INT64' },
       ],
       rows: [[null, 1]],
     });
-    fake.on(/^UPDATE `tailor`.`runs`/, { affected: 1 });
+    fake.on(/^update `tailor`.`runs`/, { affected: 1 });
 
-    const state = source.state('tailor');
+    const state = createStateStore(source, 'tailor', { logger: silentLogger });
     const lock = await state.lock('vip_x', { wait: false });
     const runId = await state.startRun('vip_x', new Date('2026-11-22T12:00:00Z'));
     const diff = await state.prepareDiff({
@@ -173,7 +175,8 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(diff.counts).toEqual({
       rows: 5,
       invalidKeys: 1,
-      stateMembers: 2,
+      // Derived from the counts: 4 valid rows, 2 of them added, plus 1 removed.
+      stateMembers: 3,
       removed: 1,
       changed: 1,
       refresh: 0,
@@ -246,23 +249,29 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
 
     // The model's SQL is wrapped, never rewritten; the fingerprint is computed in the warehouse.
     const snapshot = fake.jobs.find((j) => j.sql.includes('tailor_snap_') && j.sql.startsWith('CREATE'))!;
-    expect(snapshot.sql).toContain('FROM (select customer_id, email from shop.customers) AS m');
+    expect(snapshot.sql).toContain('from (select customer_id, email from shop.customers) as m');
     expect(snapshot.sql).toContain(
-      'TO_HEX(MD5(TO_JSON_STRING(STRUCT(`m`.`email` AS `v_0`)))) AS fingerprint',
+      'TO_HEX(MD5(TO_JSON_STRING(STRUCT(`m`.`email` AS `v_0`)))) as `fingerprint`',
     );
     expect(snapshot.parameters).toEqual([]);
 
     // The delta is read page by page: maxResults = the batch size, then pageToken.
-    const deltaJob = fake.jobs.find((j) => j.sql.startsWith('SELECT d.change_rank'))!;
+    const deltaJob = fake.jobs.find((j) => /^select\s+`d`.`change_rank`/.test(j.sql))!;
     const pages = fake.requests.filter((r) => r.path.endsWith(`/queries/${deltaJob.jobId}`));
     expect(pages.map((r) => [r.query.maxResults, r.query.pageToken])).toEqual([
       ['3', undefined],
       ['3', '3'],
     ]);
 
-    // The commit: two MERGEs, each with one typed ARRAY<STRUCT> parameter, never one per member.
-    const hashMerge = fake.jobs.find((j) => j.sql.startsWith('MERGE `tailor`.`member_hashes`'))!;
-    expect(hashMerge.parameters[0]).toEqual({
+    // The commit: the hash rows of members given without previous hashes deleted by key, the new
+    // hash rows, then one MERGE of the members; each bulk input one typed ARRAY<STRUCT> parameter.
+    const hashDelete = fake.jobs.find((j) => j.sql.startsWith('delete from `tailor`.`member_hashes`'))!;
+    expect(params(hashDelete)).toEqual([
+      { value: 'vip_x' },
+      { arrayValues: [{ value: '7' }, { value: '8' }, { value: '10' }] },
+    ]);
+    const hashInsert = fake.jobs.find((j) => j.sql.startsWith('insert into `tailor`.`member_hashes`'))!;
+    expect(hashInsert.parameters[1]).toEqual({
       parameterType: {
         type: 'ARRAY',
         arrayType: {
@@ -293,13 +302,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         ],
       },
     });
-    expect(params(hashMerge).slice(1)).toEqual([
-      { value: 'vip_x' },
-      { value: 'vip_x' },
-      { value: 'vip_x' },
-      { arrayValues: [{ value: '7' }, { value: '8' }, { value: '10' }] },
-    ]);
-    const memberMerge = fake.jobs.find((j) => j.sql.startsWith('MERGE `tailor`.`members`'))!;
+    const memberMerge = fake.jobs.find((j) => j.sql.startsWith('merge into `tailor`.`members`'))!;
     const memberRows = (memberMerge.parameters[0]!.parameterValue as { arrayValues: unknown[] }).arrayValues;
     expect(memberRows).toEqual([
       {
@@ -330,7 +333,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     ]);
 
     // The run log carries BigQuery's cost: bytes of the run's jobs and their ids.
-    const finish = fake.jobs.find((j) => j.sql.startsWith('UPDATE `tailor`.`runs`'))!;
+    const finish = fake.jobs.find((j) => j.sql.startsWith('update `tailor`.`runs`'))!;
     const errorParam = finish.parameters.at(-3)!;
     expect(errorParam).toEqual({ parameterType: { type: 'STRING' }, parameterValue: { value: null } });
     const costText = (finish.parameters.at(-2)!.parameterValue as { value: string }).value;
@@ -338,7 +341,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(cost.warehouse).toBe('bigquery');
     expect(cost.bytes_processed).toBe(52_428_800 + 1024 + 2048);
     const runJobs = fake.jobs.slice(
-      fake.jobs.findIndex((j) => j.sql.startsWith('INSERT INTO `tailor`.`runs`')),
+      fake.jobs.findIndex((j) => j.sql.startsWith('insert into `tailor`.`runs`')),
       fake.jobs.indexOf(finish),
     );
     expect(cost.job_ids).toEqual(runJobs.map((j) => j.jobId));
@@ -346,12 +349,11 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^SELECT MAX\(version\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[1]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
       error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
     });
-    const error = await source
-      .state('tailor')
+    const error = await createStateStore(source, 'tailor', { logger: silentLogger })
       .prepareDiff({
         activationId: 'vip_x',
         modelSql: 'select id, emial from shop.customers',
@@ -365,9 +367,9 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(error).toBeInstanceOf(ModelSqlError);
     expect((error as Error).message).toBe('model vip: Unrecognized name: emial at [1:8]');
     expect(fake.jobs.map((j) => head(j.sql))).toEqual([
-      'SELECT MAX(version) AS version FROM `tailor`.`tailor_migrations`',
+      'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
       expect.stringMatching(/^CREATE TABLE `tailor`.`tailor_snap_<token>`/),
-      'DROP TABLE IF EXISTS `tailor`.`tailor_snap_<token>`',
+      'drop table if exists `tailor`.`tailor_snap_<token>`',
     ]);
   });
 
@@ -429,16 +431,15 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('keeps data values and the request out of a failed job’s error', async () => {
-    fake.on(/^SELECT MAX\(version\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[1]] });
-    fake.on(/^SELECT COUNT/, {
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
+    fake.on(/^select count/, {
       error: {
         code: 400,
         reason: 'invalidQuery',
         message: "Bad int64 value: jane@example.com; also 'joe@example.com'",
       },
     });
-    const error = await source
-      .state('tailor')
+    const error = await createStateStore(source, 'tailor', { logger: silentLogger })
       .memberCount('vip_x')
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WarehouseError);
@@ -462,39 +463,43 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a busy lock when the lease row belongs to another run', async () => {
-    fake.on(/^SELECT MAX\(version\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[1]] });
-    fake.on(/^MERGE `tailor`.`locks`/, { affected: 0 });
-    await expect(source.state('tailor').lock('vip_x', { wait: false })).rejects.toThrow(/already running/);
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
+    fake.on(/^merge into `tailor`.`locks`/, { affected: 0 });
+    await expect(
+      createStateStore(source, 'tailor', { logger: silentLogger }).lock('vip_x', { wait: false }),
+    ).rejects.toThrow(/already running/);
   });
 });
 /** The statements of one run, in order (tokens masked, first 72 characters). */
 const EXPECTED_RUN = [
-  'SELECT MAX(version) AS version FROM `tailor`.`tailor_migrations`',
+  'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
   "CREATE SCHEMA IF NOT EXISTS `tailor` OPTIONS (location = 'EU')",
-  'CREATE TABLE IF NOT EXISTS `tailor`.`tailor_migrations` ( version INT64 ',
-  'SELECT MAX(version) AS version FROM `tailor`.`tailor_migrations`',
-  'CREATE TABLE IF NOT EXISTS `tailor`.`bindings` ( activation_id STRING NO',
-  'CREATE TABLE IF NOT EXISTS `tailor`.`members` ( activation_id STRING NOT',
-  'CREATE TABLE IF NOT EXISTS `tailor`.`member_hashes` ( activation_id STRI',
-  'CREATE TABLE IF NOT EXISTS `tailor`.`runs` ( run_id STRING NOT NULL, act',
-  'CREATE TABLE IF NOT EXISTS `tailor`.`rejections` ( run_id STRING NOT NUL',
-  'CREATE TABLE IF NOT EXISTS `tailor`.`activation_status` ( activation_id ',
-  'CREATE TABLE IF NOT EXISTS `tailor`.`locks` ( activation_id STRING NOT N',
-  'INSERT INTO `tailor`.`tailor_migrations` (version, name, applied_at) SEL',
-  'MERGE `tailor`.`locks` AS t USING (SELECT ? AS activation_id) AS s ON t.',
-  'SELECT holder FROM `tailor`.`locks` WHERE activation_id = ?',
-  'INSERT INTO `tailor`.`runs` (run_id, activation_id, started_at, status, ',
+  'create table if not exists `tailor`.`tailor_migrations` (`version` INT64',
+  'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
+  'create table if not exists `tailor`.`bindings` (`activation_id` STRING n',
+  'create table if not exists `tailor`.`members` (`activation_id` STRING no',
+  'create table if not exists `tailor`.`member_hashes` (`activation_id` STR',
+  'create table if not exists `tailor`.`runs` (`run_id` STRING not null, `a',
+  'create table if not exists `tailor`.`rejections` (`run_id` STRING not nu',
+  'create table if not exists `tailor`.`activation_status` (`activation_id`',
+  'create table if not exists `tailor`.`locks` (`activation_id` STRING not ',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
+  'select `holder` from `tailor`.`locks` where `activation_id` = ?',
+  'insert into `tailor`.`runs` (`run_id`, `activation_id`, `started_at`, `s',
   'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
   'CREATE TABLE `tailor`.`tailor_bad_<token>` OPTIONS (expiration_timestamp',
   'CREATE TABLE `tailor`.`tailor_delta_<token>` OPTIONS (expiration_timesta',
-  'SELECT (SELECT COUNT(*) FROM `tailor`.`tailor_snap_<token>`) AS row_coun',
-  'SELECT member_key, n FROM `tailor`.`tailor_bad_<token>` ORDER BY member_',
-  'SELECT d.change_rank, d.member_key, d.fingerprint , d.`v_0`, ARRAY(SELEC',
-  'MERGE `tailor`.`member_hashes` AS t USING (SELECT h.member_key, h.id_typ',
-  'MERGE `tailor`.`members` AS t USING (SELECT u.member_key, u.fingerprint,',
-  'DROP TABLE IF EXISTS `tailor`.`tailor_delta_<token>`',
-  'DROP TABLE IF EXISTS `tailor`.`tailor_bad_<token>`',
-  'DROP TABLE IF EXISTS `tailor`.`tailor_snap_<token>`',
-  'UPDATE `tailor`.`runs` SET finished_at = ?, status = ?, `rows` = ?, adde',
-  'DELETE FROM `tailor`.`locks` WHERE activation_id = ? AND holder = ?',
+  'select (select count(*) from `tailor`.`tailor_snap_<token>`) as `row_cou',
+  'select `member_key`, `n` from `tailor`.`tailor_bad_<token>` order by `me',
+  'select `d`.`change_rank`, `d`.`member_key`, `d`.`fingerprint`, `d`.`v_0`',
+  'delete from `tailor`.`member_hashes` where `activation_id` = ? and `memb',
+  'insert into `tailor`.`member_hashes` (`activation_id`, `member_key`, `id',
+  'merge into `tailor`.`members` as `t` using (select `u`.`member_key`, `u`',
+  'drop table if exists `tailor`.`tailor_delta_<token>`',
+  'drop table if exists `tailor`.`tailor_bad_<token>`',
+  'drop table if exists `tailor`.`tailor_snap_<token>`',
+  'update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `rows` = ?, ',
+  'delete from `tailor`.`locks` where `activation_id` = ? and `holder` = ?',
 ];

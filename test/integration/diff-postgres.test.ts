@@ -6,6 +6,7 @@ import { openSource } from '../../src/sources/registry.js';
 import type { Source } from '../../src/sources/source.js';
 import { ackOf } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
+import { createStateStore } from '../../src/diff/state-store.js';
 
 /** The diff at a moderate scale, and a warehouse failure in the middle of a run, on the Postgres server. */
 describe('diff on postgres', () => {
@@ -42,7 +43,7 @@ describe('diff on postgres', () => {
   });
 
   async function syncAll(s: DiffSpec) {
-    await using run = await source.state(stateSchema).prepareDiff(s);
+    await using run = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(s);
     const seen = { added: 0, removed: 0, changed: 0, refresh: 0 };
     for await (const batch of run.delta(5000)) {
       for (const row of batch) seen[row.change] += 1;
@@ -76,13 +77,15 @@ describe('diff on postgres', () => {
     const members = N - removed + added;
     const resync = await syncAll(spec('big', 'big', { fullResync: true }));
     expect(resync.seen).toEqual({ added: 0, removed: 0, changed: 0, refresh: members });
-    expect(await source.state(stateSchema).memberCount('big')).toBe(members);
+    expect(await createStateStore(source, stateSchema, { logger: silentLogger }).memberCount('big')).toBe(
+      members,
+    );
   });
 
   it('survives losing the connection in the middle of reading the delta: the next diff re-emits the rest', async () => {
     await admin.query(`create table ${data}.cut as
       select g as id, 'user' || g || '@example.com' as email from generate_series(1, 12000) g`);
-    const state = source.state(stateSchema);
+    const state = createStateStore(source, stateSchema, { logger: silentLogger });
     let committed = 0;
     const error = await (async () => {
       await using run = await state.prepareDiff(spec('cut', 'cut'));

@@ -10,6 +10,8 @@ import {
   type SnowflakeSource,
 } from '../../src/sources/snowflake/snowflake-source.js';
 import { FakeSnowflake, type FakeSnowflakeStatement, watchConnections } from '../helpers/fake-snowflake.js';
+import { createStateStore } from '../../src/diff/state-store.js';
+import { silentLogger } from '../helpers/warehouse.js';
 
 /**
  * The real snowflake-sdk against a local fake of Snowflake's REST endpoints (login, query,
@@ -145,29 +147,29 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
   it('runs a whole sync cycle with the exact statements and binds', async () => {
     let holder: unknown;
-    fake.on(/^MERGE INTO "TAILOR"."LOCKS"/, (s: FakeSnowflakeStatement) => {
+    fake.on(/^merge into "TAILOR"."LOCKS"/, (s: FakeSnowflakeStatement) => {
       holder = s.binds[1]!.value;
       return { affected: 1 };
     });
-    fake.on(/^SELECT "HOLDER"/, () => ({
+    fake.on(/^select "HOLDER"/, () => ({
       columns: [{ name: 'HOLDER', type: 'text' }],
       rows: [[String(holder)]],
     }));
-    fake.on(/^SELECT MAX\("VERSION"\)/, {
+    fake.on(/^select max\("VERSION"\)/, {
       error: {
         code: '002003',
         sqlState: '42S02',
         message: "Table 'TAILOR_MIGRATIONS' does not exist or not authorized.",
       },
     });
-    fake.on(/^SELECT\s+\(SELECT COUNT\(\*\) FROM "TAILOR"."TAILOR_SNAP_/, {
-      columns: ['ROW_COUNT', 'INVALID', 'STATE', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
+    fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
+      columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
         type: 'fixed' as const,
       })),
-      rows: [['4', '0', '2', '1', '1', '0', '1']],
+      rows: [['4', '0', '1', '1', '0', '1']],
     });
-    fake.on(/^WITH "H" AS/, {
+    fake.on(/^with "H" AS/, {
       columns: [
         { name: 'CHANGE_RANK', type: 'fixed' },
         { name: 'MEMBER_KEY', type: 'text' },
@@ -183,7 +185,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     });
 
     source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
-    const state = source.state('tailor');
+    const state = createStateStore(source, 'tailor', { logger: silentLogger });
     const lock = await state.lock('vip_x', { wait: false });
     const runId = await state.startRun('vip_x', new Date('2026-11-22T12:00:00Z'));
     const diff = await state.prepareDiff({
@@ -198,7 +200,8 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(diff.counts).toEqual({
       rows: 4,
       invalidKeys: 0,
-      stateMembers: 2,
+      // Derived from the counts: 4 valid rows, 1 of them added, plus 1 removed.
+      stateMembers: 4,
       removed: 1,
       changed: 1,
       refresh: 0,
@@ -267,23 +270,24 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
     // Identifiers: quoted in Snowflake's stored upper case, so the model's unquoted columns match.
     const snapshot = byStart('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_');
-    expect(snapshot.sql).toContain(`TO_VARCHAR("M"."CUSTOMER_ID") AS "MEMBER_KEY"`);
+    expect(snapshot.sql).toContain(`TO_VARCHAR("M"."CUSTOMER_ID") as "MEMBER_KEY"`);
     expect(snapshot.sql).toContain(`MD5(TO_JSON(OBJECT_CONSTRUCT_KEEP_NULL('v_0', "M"."EMAIL")))`);
-    expect(snapshot.sql).toContain('FROM (select customer_id, email from customers) AS m');
+    expect(snapshot.sql).toContain('from (select customer_id, email from customers) as m');
     expect(snapshot.binds).toEqual([]);
     const delta = byStart('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_');
     expect(delta.sql).toContain(`"ACTIVATION_ID" = 'vip_x'`);
     expect(delta.sql).toContain(`< TO_TIMESTAMP_TZ('2025-12-22T00:00:00.000Z')`);
 
-    // The commit: one transaction, multi-row statements over bound VALUES lists.
+    // The commit: one transaction, multi-row statements over bound VALUES lists: the hash rows of
+    // members given without previous hashes deleted by key, the new hash rows, then the members.
     const commitStart = fake.statements.findIndex((s) => s.sql === 'BEGIN TRANSACTION');
     const commit = fake.statements.slice(commitStart, commitStart + 5);
     expect(commit.map((s) => head(s.sql))).toEqual(EXPECTED_RUN.slice(commitStart - 1, commitStart + 4));
     expect(commit[0]!.sql).toBe('BEGIN TRANSACTION');
     expect(commit[4]!.sql).toBe('COMMIT');
     expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
-    expect(commit[2]!.sql).toContain('FROM (VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?))');
-    expect(commit[2]!.binds).toEqual([
+    expect(commit[3]!.sql).toContain('FROM (VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?))');
+    expect(commit[3]!.binds).toEqual([
       { type: 'TEXT', value: '8' },
       { type: 'TEXT', value: 'f8' },
       { type: 'TEXT', value: '2026-11-22T12:01:00.000Z' },
@@ -299,7 +303,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       { type: 'TEXT', value: 'vip_x' },
       { type: 'TEXT', value: 'vip_x' },
     ]);
-    expect(commit[3]!.binds.map((b) => b.value)).toEqual([
+    expect(commit[2]!.binds.map((b) => b.value)).toEqual([
       'vip_x',
       '8',
       'email',
@@ -313,10 +317,10 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     ]);
 
     // The run log carries the query ids of the run's statements.
-    const finish = byStart('UPDATE "TAILOR"."RUNS"');
+    const finish = byStart('update "TAILOR"."RUNS"');
     const costBind = finish.binds.at(-2)!.value as string;
     const cost = JSON.parse(costBind) as { warehouse: string; queries: number; query_ids: string[] };
-    const first = fake.statements.findIndex((s) => s.sql.startsWith('INSERT INTO "TAILOR"."RUNS"'));
+    const first = fake.statements.findIndex((s) => s.sql.startsWith('insert into "TAILOR"."RUNS"'));
     expect(cost.warehouse).toBe('snowflake');
     expect(cost.query_ids).toEqual(
       fake.statements.slice(first, fake.statements.indexOf(finish)).map((s) => s.queryId),
@@ -329,7 +333,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^SELECT MAX\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['1']] });
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
     fake.on(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_/, {
       error: {
         code: '000904',
@@ -338,8 +342,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       },
     });
     source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
-    const error = await source
-      .state('tailor')
+    const error = await createStateStore(source, 'tailor', { logger: silentLogger })
       .prepareDiff({
         activationId: 'vip_x',
         modelSql: 'select id, emial from customers',
@@ -354,24 +357,24 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect((error as Error).message).toContain("invalid identifier 'EMIAL'");
     expect(fake.statements.map((s) => head(s.sql))).toEqual([
       head(SESSION_SETTINGS),
-      'SELECT MAX("VERSION") AS "VERSION" FROM "TAILOR"."TAILOR_MIGRATIONS"',
+      'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
       expect.stringMatching(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>"/),
-      'DROP TABLE IF EXISTS "TAILOR"."TAILOR_SNAP_<TOKEN>"',
+      'drop table if exists "TAILOR"."TAILOR_SNAP_<TOKEN>"',
     ]);
   });
 
   it('logs each statement with its query id at debug level, never its binds or credentials', async () => {
     const lines: string[] = [];
     const debug = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
-    fake.on(/^SELECT COUNT/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
+    fake.on(/^select count/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
     source = await openSnowflakeSource(config(fake.url, { password: 'hunter2-secret' }), {
       projectDir: '/tmp',
       logger: debug,
     });
-    await source.state('tailor').memberCount('person@example.com');
+    await createStateStore(source, 'tailor', { logger: silentLogger }).memberCount('person@example.com');
     const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
     expect(messages).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^snowflake query: SELECT COUNT\(\*\)/)]),
+      expect.arrayContaining([expect.stringMatching(/^snowflake query: select count\(\*\)/)]),
     );
     expect(lines.join('\n')).not.toContain('person@example.com');
     expect(lines.join('\n')).not.toContain('hunter2-secret');
@@ -380,8 +383,8 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 
   it('keeps data values out of errors, but the names in compilation errors', async () => {
-    fake.on(/^SELECT MAX\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['1']] });
-    fake.on(/^SELECT COUNT/, {
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
+    fake.on(/^select count/, {
       error: {
         code: '100038',
         sqlState: '22018',
@@ -389,8 +392,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       },
     });
     source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
-    const error = await source
-      .state('tailor')
+    const error = await createStateStore(source, 'tailor', { logger: silentLogger })
       .memberCount('vip_x')
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(WarehouseError);
@@ -418,35 +420,36 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
 /** The statements of one run, in order (tokens masked, first 72 characters). */
 const EXPECTED_RUN = [
-  'SELECT MAX("VERSION") AS "VERSION" FROM "TAILOR"."TAILOR_MIGRATIONS"',
+  'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
   'SELECT COUNT(*) AS n FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME ',
   'CREATE SCHEMA IF NOT EXISTS "TAILOR"',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."TAILOR_MIGRATIONS" ( "VERSION" NUMB',
-  'SELECT MAX("VERSION") AS "VERSION" FROM "TAILOR"."TAILOR_MIGRATIONS"',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."BINDINGS" ("ACTIVATION_ID" VARCHAR ',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."MEMBERS" ("ACTIVATION_ID" VARCHAR N',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID" VAR',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."RUNS" ("RUN_ID" VARCHAR NOT NULL PR',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."REJECTIONS" ("RUN_ID" VARCHAR NOT N',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."ACTIVATION_STATUS" ("ACTIVATION_ID"',
-  'CREATE TABLE IF NOT EXISTS "TAILOR"."LOCKS" ("ACTIVATION_ID" VARCHAR NOT',
-  'INSERT INTO "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
-  'MERGE INTO "TAILOR"."LOCKS" AS t USING (SELECT ? AS "ACTIVATION_ID") AS ',
-  'SELECT "HOLDER" FROM "TAILOR"."LOCKS" WHERE "ACTIVATION_ID" = ?',
-  'INSERT INTO "TAILOR"."RUNS" ("RUN_ID", "ACTIVATION_ID", "STARTED_AT", "S',
-  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS SELECT TO_VARCH',
-  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_BAD_<TOKEN>" AS SELECT "MEMBER_K',
-  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_<TOKEN>" AS SELECT CASE WH',
-  'SELECT (SELECT COUNT(*) FROM "TAILOR"."TAILOR_SNAP_<TOKEN>") AS "ROW_COU',
-  'WITH "H" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", ',
+  'create table if not exists "TAILOR"."TAILOR_MIGRATIONS" ("VERSION" NUMBE',
+  'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
+  'create table if not exists "TAILOR"."BINDINGS" ("ACTIVATION_ID" VARCHAR ',
+  'create table if not exists "TAILOR"."MEMBERS" ("ACTIVATION_ID" VARCHAR n',
+  'create table if not exists "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID" VAR',
+  'create table if not exists "TAILOR"."RUNS" ("RUN_ID" VARCHAR not null, "',
+  'create table if not exists "TAILOR"."REJECTIONS" ("RUN_ID" VARCHAR not n',
+  'create table if not exists "TAILOR"."ACTIVATION_STATUS" ("ACTIVATION_ID"',
+  'create table if not exists "TAILOR"."LOCKS" ("ACTIVATION_ID" VARCHAR not',
+  'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'merge into "TAILOR"."LOCKS" as "T" using (select ? as "ACTIVATION_ID") a',
+  'select "HOLDER" from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ?',
+  'insert into "TAILOR"."RUNS" ("RUN_ID", "ACTIVATION_ID", "STARTED_AT", "S',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS select TO_VARCH',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_BAD_<TOKEN>" AS select "MEMBER_K',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_<TOKEN>" AS select case wh',
+  'select (select count(*) from "TAILOR"."TAILOR_SNAP_<TOKEN>") as "ROW_COU',
+  'with "H" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", ',
   'BEGIN TRANSACTION',
-  'DELETE FROM "TAILOR"."MEMBER_HASHES" WHERE "ACTIVATION_ID" = ? AND "MEMB',
-  'MERGE INTO "TAILOR"."MEMBERS" AS t USING (SELECT "MEMBER_KEY", "FINGERPR',
-  'INSERT INTO "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID", "MEMBER_KEY", "ID',
+  'delete from "TAILOR"."MEMBER_HASHES" where "ACTIVATION_ID" = ? and "MEMB',
+  'insert into "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID", "MEMBER_KEY", "ID',
+  'merge into "TAILOR"."MEMBERS" as "T" using (select "U"."MEMBER_KEY", "U"',
   'COMMIT',
-  'DROP TABLE IF EXISTS "TAILOR"."TAILOR_DELTA_<TOKEN>"',
-  'DROP TABLE IF EXISTS "TAILOR"."TAILOR_BAD_<TOKEN>"',
-  'DROP TABLE IF EXISTS "TAILOR"."TAILOR_SNAP_<TOKEN>"',
-  'UPDATE "TAILOR"."RUNS" SET "FINISHED_AT" = TO_TIMESTAMP_TZ(?), "STATUS" ',
-  'DELETE FROM "TAILOR"."LOCKS" WHERE "ACTIVATION_ID" = ? AND "HOLDER" = ?',
+  'drop table if exists "TAILOR"."TAILOR_DELTA_<TOKEN>"',
+  'drop table if exists "TAILOR"."TAILOR_BAD_<TOKEN>"',
+  'drop table if exists "TAILOR"."TAILOR_SNAP_<TOKEN>"',
+  'update "TAILOR"."RUNS" set "FINISHED_AT" = TO_TIMESTAMP_TZ(?), "STATUS" ',
+  'delete from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ? and "HOLDER" = ?',
 ];

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WarehouseError } from '../../src/errors.js';
 import { openSource } from '../../src/sources/registry.js';
 import { pgliteTemplateDir, silentLogger, uniqueName } from '../helpers/warehouse.js';
+import { createStateStore } from '../../src/diff/state-store.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
@@ -36,7 +37,7 @@ describe('pglite source', () => {
     const dir = await project();
     const first = await openSource(config, { projectDir: dir, logger: silentLogger });
     const second = await openSource(config, { projectDir: dir, logger: silentLogger });
-    await first.state('tailor').saveBinding({
+    await createStateStore(first, 'tailor', { logger: silentLogger }).saveBinding({
       activationId: 'act',
       destination: 'x',
       accountId: 'acc',
@@ -46,13 +47,17 @@ describe('pglite source', () => {
     });
     await first.close();
     // The other share stays usable after the first closes.
-    expect((await second.state('tailor').getBinding('act'))?.audienceId).toBe('aud');
+    expect(
+      (await createStateStore(second, 'tailor', { logger: silentLogger }).getBinding('act'))?.audienceId,
+    ).toBe('aud');
     expect(await readFile(join(dir, '.tailor', 'warehouse.lock'), 'utf8')).toBe(String(process.pid));
     await second.close();
     await expect(stat(join(dir, '.tailor', 'warehouse.lock'))).rejects.toThrow();
     // File-backed: a new instance reads what the last one wrote.
     await using again = await openSource(config, { projectDir: dir, logger: silentLogger });
-    expect((await again.state('tailor').getBinding('act'))?.audienceName).toBe('VIP');
+    expect(
+      (await createStateStore(again, 'tailor', { logger: silentLogger }).getBinding('act'))?.audienceName,
+    ).toBe('VIP');
     await expect(again.describeModel('m', 'select nope')).rejects.toThrow(/nope/);
     // A diff's run-scoped tables live in the one shared backend: dropped when the diff is disposed,
     // and when preparing it fails.
@@ -72,12 +77,14 @@ describe('pglite source', () => {
         )
       ).rows[0]!.n;
     {
-      await using run = await again.state('tailor').prepareDiff(spec);
+      await using run = await createStateStore(again, 'tailor', { logger: silentLogger }).prepareDiff(spec);
       expect(run.counts.added).toBe(1);
       expect(await temps()).toBeGreaterThan(0);
     }
     expect(await temps()).toBe(0);
-    await expect(again.state('tailor').prepareDiff({ ...spec, columns: ['nope'] })).rejects.toThrow(/nope/);
+    await expect(
+      createStateStore(again, 'tailor', { logger: silentLogger }).prepareDiff({ ...spec, columns: ['nope'] }),
+    ).rejects.toThrow(/nope/);
     expect(await temps()).toBe(0);
   });
 
@@ -88,8 +95,9 @@ describe('pglite source', () => {
       script,
       `import { openSource } from ${JSON.stringify(join(ROOT, 'src/sources/registry.ts'))};
        import { silentLogger } from ${JSON.stringify(join(ROOT, 'test/helpers/warehouse.ts'))};
+       import { createStateStore } from ${JSON.stringify(join(ROOT, 'src/diff/state-store.ts'))};
        const source = await openSource(${JSON.stringify(config)}, { projectDir: ${JSON.stringify(dir)}, logger: silentLogger });
-       await source.state('tailor').migrate();
+       await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
        process.stdout.write('ready\\n');
        setInterval(() => {}, 1000);`,
     );
@@ -115,6 +123,6 @@ describe('pglite source', () => {
       if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
     }
     await using source = await openSource(config, { projectDir: dir, logger: silentLogger });
-    expect(await source.state('tailor').memberCount('act')).toBe(0);
+    expect(await createStateStore(source, 'tailor', { logger: silentLogger }).memberCount('act')).toBe(0);
   });
 });

@@ -5,7 +5,9 @@ import { WarehouseError } from '../../src/errors.js';
 import { BigqueryDialect } from '../../src/sources/bigquery/bigquery-dialect.js';
 import type { BigqueryRunner, BigqueryStatement } from '../../src/sources/bigquery/bigquery-executor.js';
 import { bigqueryParam, bigqueryParams } from '../../src/sources/bigquery/bigquery-params.js';
-import { BigqueryWarehouseSql } from '../../src/sources/bigquery/bigquery-sql.js';
+import { createBigqueryHooks } from '../../src/sources/bigquery/bigquery-hooks.js';
+import { openDiff, type DiffInput } from '../../src/diff/diff-sql.js';
+import { StateSql } from '../../src/diff/state-sql.js';
 
 /**
  * Compile tests: the exact GoogleSQL text and typed parameters the BigQuery dialect produces, for
@@ -30,7 +32,7 @@ class RecordingRunner implements BigqueryRunner {
     return {
       jobId: `job_${this.recorded.length}`,
       rows,
-      numAffectedRows: /^\s*(MERGE|INSERT|UPDATE|DELETE)/.test(text) ? 1n : undefined,
+      numAffectedRows: /^\s*(MERGE|INSERT|UPDATE|DELETE)/i.test(text) ? 1n : undefined,
       sessionId: undefined,
       async *pages() {},
     };
@@ -48,7 +50,8 @@ const mask = (recorded: Recorded[]) =>
 function setup(answer?: (sql: string) => Record<string, unknown>[]) {
   const runner = new RecordingRunner(answer);
   const db = new Kysely<unknown>({ dialect: new BigqueryDialect(runner) });
-  const warehouse = new BigqueryWarehouseSql({
+  const logger = pino({ level: 'silent' });
+  const hooks = createBigqueryHooks({
     db,
     dataset: 'tailor',
     location: 'EU',
@@ -62,6 +65,11 @@ function setup(answer?: (sql: string) => Record<string, unknown>[]) {
       bytes_billed: 10_485_760,
       job_ids: ['a', 'b', 'c'],
     }),
+  });
+  const state = new StateSql({ stateSchema: 'tailor', db, hooks }, logger);
+  const warehouse = Object.assign(state, {
+    tryLock: (activationId: string) => hooks.tryLock(activationId),
+    openDiff: (input: DiffInput) => openDiff(state, input, logger),
   });
   return { runner, db, warehouse };
 }
@@ -137,11 +145,11 @@ describe('BigQuery query compiler', () => {
   });
 });
 
-describe('BigQuery WarehouseSql statements', () => {
+describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)', () => {
   it('migrates: dataset in its location when missing, then the state tables and the version row', async () => {
     let calls = 0;
     const { runner, warehouse } = setup((text) => {
-      if (text.startsWith('SELECT MAX(version)')) {
+      if (/^select max\(`version`\)/i.test(text)) {
         calls += 1;
         if (calls === 1) throw Object.assign(new Error('Not found: Dataset p:tailor'), { code: 404 });
         return [{ version: null }];
@@ -152,12 +160,54 @@ describe('BigQuery WarehouseSql statements', () => {
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
+  it('migrates a version-1 dataset forward in place: records version 2, creates no table', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\(`version`\)/i.test(text) ? [{ version: 1 }] : [],
+    );
+    await warehouse.migrate();
+    const created = runner.recorded.filter((r) => /^create/i.test(r.sql)).map((r) => r.sql.split('(')[0]);
+    expect(created).toEqual([expect.stringMatching(/tailor_migrations/i)]);
+    const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.params[0]).toEqual(2);
+  });
+
+  it("writes a changed member's hashes as a difference, and an added one's by key", async () => {
+    const { runner, warehouse } = setup();
+    await warehouse.applyMemberChanges('vip_x', {
+      upserts: [
+        {
+          key: '1',
+          fingerprint: 'f1',
+          hashes: [
+            { idType: 'email', hash: 'h2' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          previousHashes: [
+            { idType: 'email', hash: 'h1' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          lastSentAt: null,
+        },
+        {
+          key: '2',
+          fingerprint: 'f2',
+          hashes: [{ idType: 'email', hash: 'h3' }],
+          previousHashes: [],
+          lastSentAt: null,
+        },
+      ],
+      removals: [],
+    });
+    expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
   it('takes, checks and releases the lease-row lock', async () => {
     let holder = '';
-    const { runner, warehouse } = setup((text) => (text.startsWith('SELECT holder') ? [{ holder }] : []));
+    const { runner, warehouse } = setup((text) => (/^select `holder`/i.test(text) ? [{ holder }] : []));
     const original = runner.run.bind(runner);
     runner.run = async (text, parameters) => {
-      if (text.startsWith('MERGE')) holder = String(parameters[1]);
+      if (/^merge/i.test(text)) holder = String(parameters[1]);
       return original(text, parameters);
     };
     const lock = await warehouse.tryLock('vip_x');
@@ -165,21 +215,22 @@ describe('BigQuery WarehouseSql statements', () => {
     await lock!.release();
     await lock!.release(); // idempotent
     expect(mask(runner.recorded)).toMatchSnapshot();
-    expect(runner.recorded[0]!.params).toEqual(['vip_x', expect.any(String), 600, expect.any(String), 600]);
-    expect(runner.recorded[0]!.params[1]).toBe(runner.recorded[0]!.params[3]);
+    expect(runner.recorded[0]!.params).toEqual(['vip_x', expect.any(String), expect.any(String)]);
+    expect(runner.recorded[0]!.params[1]).toBe(runner.recorded[0]!.params[2]);
+    expect(runner.recorded[0]!.sql).toContain('INTERVAL 600 SECOND');
   });
 
   it('retries a statement BigQuery aborted for a concurrent update, and no other failure', async () => {
     let failures = 1;
     const { runner, warehouse } = setup((text) => {
-      if (text.startsWith('DELETE') && failures-- > 0) {
+      if (/^delete/i.test(text) && failures-- > 0) {
         throw new Error('Could not serialize access to table p:tailor.bindings due to concurrent update');
       }
-      if (text.startsWith('UPDATE')) throw new Error('Syntax error: Unexpected keyword');
+      if (/^update/i.test(text)) throw new Error('Syntax error: Unexpected keyword');
       return [];
     });
     await warehouse.deleteBinding('vip_x');
-    expect(runner.recorded.map((r) => r.sql.slice(0, 6))).toEqual(['DELETE', 'DELETE']);
+    expect(runner.recorded.map((r) => r.sql.slice(0, 6))).toEqual(['delete', 'delete']);
     await expect(
       warehouse.finishRun('r1', {
         status: 'failed',
@@ -195,7 +246,6 @@ describe('BigQuery WarehouseSql statements', () => {
         },
         error: null,
         finishedAt: new Date(0),
-        cost: null,
       }),
     ).rejects.toThrow(WarehouseError);
     expect(runner.recorded).toHaveLength(3);
@@ -203,7 +253,7 @@ describe('BigQuery WarehouseSql statements', () => {
 
   it('loses the lock when the lease row names another holder', async () => {
     const { warehouse } = setup((text) =>
-      text.startsWith('SELECT holder') ? [{ holder: 'someone-else' }] : [],
+      /^select `holder`/i.test(text) ? [{ holder: 'someone-else' }] : [],
     );
     await expect(warehouse.tryLock('vip_x')).resolves.toBeNull();
   });
@@ -211,7 +261,7 @@ describe('BigQuery WarehouseSql statements', () => {
   it('reads, saves and deletes bindings', async () => {
     const boundAt = new Date('2026-11-22T10:00:00Z');
     const { runner, warehouse } = setup((text) =>
-      text.startsWith('SELECT activation_id, destination')
+      /^select `activation_id`, `destination`/i.test(text)
         ? [
             {
               activation_id: 'vip_x',
@@ -244,7 +294,7 @@ describe('BigQuery WarehouseSql statements', () => {
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
-  it('applies acknowledged changes in two MERGEs over typed ARRAY<STRUCT> parameters', async () => {
+  it('applies acknowledged changes over typed ARRAY<STRUCT> parameters', async () => {
     const { runner, warehouse } = setup();
     const sentAt = new Date('2026-11-22T10:00:00Z');
     await warehouse.applyMemberChanges('vip_x', {
@@ -263,19 +313,19 @@ describe('BigQuery WarehouseSql statements', () => {
       removals: ['3'],
     });
     await warehouse.applyMemberChanges('vip_x', { upserts: [], removals: [] }); // nothing to do, nothing sent
-    expect(runner.recorded).toHaveLength(2);
+    // Hashes (the added members' by key, then the new rows), then one MERGE of the members.
+    expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['delete', 'insert', 'merge']);
     expect(mask(runner.recorded)).toMatchSnapshot();
-    expect(runner.recorded[0]!.types[0]).toEqual([
-      { member_key: 'STRING', id_type: 'STRING', hash: 'STRING' },
-    ]);
-    expect(runner.recorded[0]!.params[0]).toEqual([{ member_key: '1', id_type: 'email', hash: 'h1' }]);
+    const insert = runner.recorded[1]!;
+    expect(insert.types).toContainEqual([{ member_key: 'STRING', id_type: 'STRING', hash: 'STRING' }]);
+    expect(insert.params).toContainEqual([{ member_key: '1', id_type: 'email', hash: 'h1' }]);
   });
 
   it('forgets members, counts them and looks up shared hashes with typed arrays', async () => {
     const { runner, warehouse } = setup((text) =>
-      text.startsWith('SELECT COUNT(*)')
+      /^select count\(\*\)/i.test(text)
         ? [{ n: 42 }]
-        : text.startsWith('SELECT DISTINCT')
+        : /^select distinct/i.test(text)
           ? [{ hash: 'h1' }]
           : [],
     );
@@ -289,10 +339,10 @@ describe('BigQuery WarehouseSql statements', () => {
 
   it('snapshots, diffs, counts, reads and drops the run-scoped tables', async () => {
     const { runner, warehouse } = setup((text) => {
-      if (text.trimStart().startsWith('SELECT (SELECT COUNT(*)') || /^SELECT\s+\(SELECT COUNT/.test(text)) {
+      if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 3, invalid: 1, state: 1, removed: 1, changed: 0, refresh: 0, added: 2 }];
       }
-      if (text.startsWith('SELECT d.change_rank')) {
+      if (/^select\s+`d`.`change_rank`/i.test(text)) {
         return [
           {
             change_rank: 0,
@@ -312,7 +362,7 @@ describe('BigQuery WarehouseSql statements', () => {
           },
         ];
       }
-      if (text.startsWith('SELECT member_key, n'))
+      if (/^select `member_key`, `n`/i.test(text))
         return [
           { member_key: null, n: 2 },
           { member_key: '5', n: 2 },
@@ -365,7 +415,7 @@ describe('BigQuery WarehouseSql statements', () => {
       expect(statement.params).toEqual([]);
     }
     expect(runner.recorded[0]!.sql).toContain(
-      "FROM (select id, email, phone from shop.customers where note = 'a `b`') AS m",
+      "from (select id, email, phone from shop.customers where note = 'a `b`') as m",
     );
   });
 
@@ -388,7 +438,7 @@ describe('BigQuery WarehouseSql statements', () => {
   it('logs runs with their cost, rejections and scheduler status', async () => {
     const started = new Date('2026-11-22T10:00:00Z');
     const { runner, warehouse } = setup((text) => {
-      if (text.startsWith('SELECT run_id')) {
+      if (/^select `run_id`/i.test(text)) {
         return [
           {
             run_id: 'r1',
@@ -409,7 +459,7 @@ describe('BigQuery WarehouseSql statements', () => {
           },
         ];
       }
-      if (text.startsWith('SELECT activation_id, consecutive_failures')) {
+      if (/^select `activation_id`, `consecutive_failures`/i.test(text)) {
         return [
           {
             activation_id: 'vip_x',
@@ -438,7 +488,6 @@ describe('BigQuery WarehouseSql statements', () => {
       },
       error: 'X said no',
       finishedAt: new Date('2026-11-22T10:05:00Z'),
-      cost: { requests_ms: 12 },
     });
     const runs = await warehouse.listRuns({ activationId: 'vip_x', limit: 5 });
     expect(runs[0]).toMatchObject({ id: 'r1', status: 'running', cost: { bytes_processed: 1024 } });
@@ -462,17 +511,16 @@ describe('BigQuery WarehouseSql statements', () => {
     await warehouse.listActivationStatus();
     expect(mask(runner.recorded)).toMatchSnapshot();
     const finish = runner.recorded[1]!;
-    // The run's cost: the source's bytes and job ids, merged with what the caller passed.
+    // The run's cost: the source's bytes and job ids.
     expect(JSON.parse(String(finish.params.at(-2)))).toEqual({
       warehouse: 'bigquery',
       jobs: 3,
       bytes_processed: 1024,
       bytes_billed: 10_485_760,
       job_ids: ['a', 'b', 'c'],
-      requests_ms: 12,
     });
     // Nullable columns travel as typed parameters.
-    const status = runner.recorded.find((r) => r.sql.startsWith('MERGE `tailor`.`activation_status`'))!;
+    const status = runner.recorded.find((r) => r.sql.startsWith('merge into `tailor`.`activation_status`'))!;
     expect(status.params.slice(2, 5)).toEqual([null, null, 'c1']);
     expect(status.types.slice(2, 5)).toEqual(['TIMESTAMP', 'STRING', 'STRING']);
   });

@@ -1,4 +1,14 @@
 import { inspect } from 'node:util';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type DatabaseConnection,
+  type Driver,
+  type QueryResult,
+} from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelSqlError } from '../../src/errors.js';
@@ -7,6 +17,10 @@ import { openSource } from '../../src/sources/registry.js';
 import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
+import { createStateStore } from '../../src/diff/state-store.js';
+import { openDiff } from '../../src/diff/diff-sql.js';
+import { StateSql } from '../../src/diff/state-sql.js';
+import { createPostgresHooks } from '../../src/sources/postgres/postgres-hooks.js';
 
 /**
  * The Postgres SQL of the diff, on the real server: quoting of awkward names, and the fingerprint's
@@ -44,7 +58,7 @@ describe('postgres diff SQL', () => {
   });
 
   async function sync(s: DiffSpec) {
-    await using run = await source.state(stateSchema).prepareDiff(s);
+    await using run = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(s);
     const delta = await readDelta(run);
     await run.commit(delta.map((row) => ackOf(row)));
     return delta;
@@ -74,7 +88,9 @@ describe('postgres diff SQL', () => {
     );
     expect(typed[0]!.fingerprint).not.toBe(first.find((r) => r.key === '6')!.fingerprint);
     // Swapping the columns' order changes every fingerprint but that of (null, null).
-    const swapped = await source.state(stateSchema).prepareDiff(spec('fp', model, 'id', ['b', 'a']));
+    const swapped = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(
+      spec('fp', model, 'id', ['b', 'a']),
+    );
     try {
       expect((await readDelta(swapped)).map((r) => `${r.change}:${r.key}`)).toEqual([
         'changed:1',
@@ -97,9 +113,9 @@ describe('postgres diff SQL', () => {
     await admin.query(`create table ${data}.inv as select g % 1500 as id, 'e' || g as email from generate_series(1, 4000) g
       union all select null, 'n' from generate_series(1, 3)
       union all select g, 'u' || g from generate_series(10000, 10299) g`);
-    await using run = await source
-      .state(stateSchema)
-      .prepareDiff(spec('inv', `select id, email from ${data}.inv`, 'id', ['email']));
+    await using run = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(
+      spec('inv', `select id, email from ${data}.inv`, 'id', ['email']),
+    );
     const invalid: (string | null)[] = [];
     for await (const keys of run.invalidKeys()) invalid.push(...keys.map((k) => k.key));
     let deltaRows = 0;
@@ -126,12 +142,117 @@ describe('postgres diff SQL', () => {
 
   it('keeps values out of model errors: data exceptions are redacted, the cause carries no parameters', async () => {
     const model = `select 'jane.doe@example.com'::int as id, 'x' as email`;
-    const error = await source
-      .state(stateSchema)
+    const error = await createStateStore(source, stateSchema, { logger: silentLogger })
       .prepareDiff(spec('redact', model, 'id', ['email']))
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelSqlError);
     expect((error as Error).message).toMatch(/invalid input syntax for type integer/);
     expect(inspect(error, { depth: 5 })).not.toContain('jane.doe');
+  });
+});
+
+/**
+ * Compile tests: the exact Postgres text the shared statements take with the Postgres hooks. A
+ * recording driver stands where node-postgres goes.
+ */
+describe('Postgres state and diff statements (src/diff over the Postgres hooks)', () => {
+  interface Recorded {
+    sql: string;
+    parameters: readonly unknown[];
+  }
+
+  function setup(answer: (sql: string) => Record<string, unknown>[] = () => []) {
+    const recorded: Recorded[] = [];
+    const connection: DatabaseConnection = {
+      async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+        const text = query.sql.replace(/\s+/g, ' ').trim();
+        recorded.push({ sql: text, parameters: query.parameters });
+        const rows = answer(text) as R[];
+        return /^(insert|update|delete|merge)/i.test(text) ? { rows, numAffectedRows: 1n } : { rows };
+      },
+      // eslint-disable-next-line require-yield -- nothing to stream
+      async *streamQuery() {
+        return;
+      },
+    };
+    const driver: Driver = {
+      init: async () => {},
+      acquireConnection: async () => connection,
+      beginTransaction: async (c) => void (await c.executeQuery(CompiledQuery.raw('begin'))),
+      commitTransaction: async (c) => void (await c.executeQuery(CompiledQuery.raw('commit'))),
+      rollbackTransaction: async (c) => void (await c.executeQuery(CompiledQuery.raw('rollback'))),
+      releaseConnection: async () => {},
+      destroy: async () => {},
+    };
+    const db = new Kysely<unknown>({
+      dialect: {
+        createAdapter: () => new PostgresAdapter(),
+        createDriver: () => driver,
+        createIntrospector: (k) => new PostgresIntrospector(k),
+        createQueryCompiler: () => new PostgresQueryCompiler(),
+      },
+    });
+    const hooks = createPostgresHooks({
+      stateSchema: 'tailor',
+      openSession: async () => ({ db, stream: async function* () {}, close: async () => {} }),
+      fetchSize: 1000,
+      lock: { kind: 'in_process', scope: 'compile-test' },
+      logger: silentLogger,
+    });
+    const state = new StateSql({ stateSchema: 'tailor', db, hooks }, silentLogger);
+    return { recorded, state };
+  }
+
+  it('migrates a new schema: the tables, the indexes, then the hash index of version 2', async () => {
+    let reads = 0;
+    const { recorded, state } = setup((text) => {
+      if (!text.startsWith('select max')) return [];
+      reads += 1;
+      if (reads === 1) throw Object.assign(new Error('schema "tailor" does not exist'), { code: '3F000' });
+      return [{ version: null }];
+    });
+    await state.migrate();
+    expect(recorded.map((r) => r.sql)).toMatchSnapshot();
+  });
+
+  it('commits as a difference in one transaction: hash rows by key and by pair, members by upsert', async () => {
+    const { recorded, state } = setup();
+    await state.applyMemberChanges('vip_x', {
+      upserts: [
+        {
+          key: '1',
+          fingerprint: 'f1',
+          hashes: [{ idType: 'email', hash: 'h2' }],
+          previousHashes: [{ idType: 'email', hash: 'h1' }],
+          lastSentAt: new Date('2026-11-22T10:00:00Z'),
+        },
+        { key: '2', fingerprint: 'f2', hashes: [{ idType: 'email', hash: 'h3' }], lastSentAt: null },
+      ],
+      removals: ['3'],
+    });
+    expect(recorded).toMatchSnapshot();
+  });
+
+  it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
+    const { recorded, state } = setup();
+    const diff = await openDiff(
+      state,
+      {
+        activationId: 'vip_x',
+        modelName: 'vip',
+        modelSql: 'select id, email from customers',
+        primaryKey: 'id',
+        columns: ['email'],
+        refreshBefore: new Date('2025-12-22T00:00:00Z'),
+        fullResync: false,
+        token: 'abc123',
+      },
+      silentLogger,
+    );
+    await diff.close();
+    expect(recorded.map((r) => r.sql)).toMatchSnapshot();
+    expect(recorded.find((r) => r.sql.startsWith('select 1 as'))!.sql).not.toContain(
+      'count(*) from "tailor_snap',
+    );
   });
 });

@@ -8,7 +8,9 @@ import {
   snowflakeStoredName,
   tailorColumnName,
 } from '../../src/sources/snowflake/snowflake-identifiers.js';
-import { SnowflakeWarehouseSql } from '../../src/sources/snowflake/snowflake-sql.js';
+import { createSnowflakeHooks } from '../../src/sources/snowflake/snowflake-hooks.js';
+import { openDiff, type DiffInput } from '../../src/diff/diff-sql.js';
+import { StateSql } from '../../src/diff/state-sql.js';
 
 /**
  * Compile tests: the exact Snowflake SQL text and binds the Snowflake dialect produces, for Kysely's
@@ -31,7 +33,7 @@ class RecordingRunner implements SnowflakeRunner {
     return {
       queryId: `q${this.recorded.length}`,
       rows: this.answer(text, binds),
-      numAffectedRows: /^\s*(MERGE|INSERT|UPDATE|DELETE)/.test(text) ? 1n : undefined,
+      numAffectedRows: /^\s*(MERGE|INSERT|UPDATE|DELETE)/i.test(text) ? 1n : undefined,
     };
   }
 
@@ -52,12 +54,18 @@ const mask = (recorded: Recorded[]) =>
 function setup(answer?: (sql: string, binds: readonly unknown[]) => Record<string, unknown>[]) {
   const runner = new RecordingRunner(answer);
   const db = new Kysely<unknown>({ dialect: new SnowflakeDialect(runner) });
-  const warehouse = new SnowflakeWarehouseSql({
+  const logger = pino({ level: 'silent' });
+  const hooks = createSnowflakeHooks({
     db,
     schema: 'tailor',
-    logger: pino({ level: 'silent' }),
+    logger,
     costMark: () => 0,
     costSince: () => ({ warehouse: 'snowflake', queries: 2, query_ids: ['01a', '01b'] }),
+  });
+  const state = new StateSql({ stateSchema: 'tailor', db, hooks }, logger);
+  const warehouse = Object.assign(state, {
+    tryLock: (activationId: string) => hooks.tryLock(activationId),
+    openDiff: (input: DiffInput) => openDiff(state, input, logger),
   });
   return { runner, db, warehouse };
 }
@@ -117,10 +125,10 @@ describe('Snowflake query compiler', () => {
   });
 });
 
-describe('Snowflake WarehouseSql statements', () => {
+describe('Snowflake state and diff statements (src/diff over the Snowflake hooks)', () => {
   it('migrates: the schema only when missing, then the state tables and the version row', async () => {
     const { runner, warehouse } = setup((text) => {
-      if (text.startsWith('SELECT MAX')) throw Object.assign(new Error('does not exist'), { code: '002003' });
+      if (/^select max/i.test(text)) throw Object.assign(new Error('does not exist'), { code: '002003' });
       if (text.includes('INFORMATION_SCHEMA.SCHEMATA')) return [{ n: 0 }];
       return [];
     });
@@ -129,11 +137,57 @@ describe('Snowflake WarehouseSql statements', () => {
     expect(runner.recorded[1]!.binds).toEqual(['TAILOR']);
   });
 
+  it('migrates a version-1 schema forward in place: records version 2, creates no table', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\("VERSION"\)/i.test(text)
+        ? [{ version: 1 }]
+        : /INFORMATION_SCHEMA.SCHEMATA/.test(text)
+          ? [{ n: 1 }]
+          : [],
+    );
+    await warehouse.migrate();
+    const created = runner.recorded.filter((r) => /^create/i.test(r.sql)).map((r) => r.sql.split('(')[0]);
+    expect(created).toEqual([expect.stringMatching(/tailor_migrations/i)]);
+    const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.binds[0]).toEqual(2);
+  });
+
+  it("writes a changed member's hashes as a difference, and an added one's by key", async () => {
+    const { runner, warehouse } = setup();
+    await warehouse.applyMemberChanges('vip_x', {
+      upserts: [
+        {
+          key: '1',
+          fingerprint: 'f1',
+          hashes: [
+            { idType: 'email', hash: 'h2' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          previousHashes: [
+            { idType: 'email', hash: 'h1' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+          lastSentAt: null,
+        },
+        {
+          key: '2',
+          fingerprint: 'f2',
+          hashes: [{ idType: 'email', hash: 'h3' }],
+          previousHashes: [],
+          lastSentAt: null,
+        },
+      ],
+      removals: [],
+    });
+    expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
   it('takes, checks and releases the lease-row lock', async () => {
     let holder: unknown;
     const { runner, warehouse } = setup((text, binds) => {
-      if (text.startsWith('MERGE')) holder = binds[1];
-      return text.startsWith('SELECT "HOLDER"') ? [{ holder }] : [];
+      if (/^merge/i.test(text)) holder = binds[1];
+      return /^select "HOLDER"/i.test(text) ? [{ holder }] : [];
     });
     const lock = await warehouse.tryLock('vip_x');
     expect(lock).not.toBeNull();
@@ -146,7 +200,7 @@ describe('Snowflake WarehouseSql statements', () => {
   it('reads, saves and deletes bindings (timestamps in as ISO text, out as epoch milliseconds)', async () => {
     const boundAt = new Date('2026-11-22T10:00:00Z');
     const { runner, warehouse } = setup((text) =>
-      text.startsWith('SELECT "ACTIVATION_ID", "DESTINATION"')
+      /^select "ACTIVATION_ID", "DESTINATION"/i.test(text)
         ? [
             {
               activation_id: 'vip_x',
@@ -189,9 +243,9 @@ describe('Snowflake WarehouseSql statements', () => {
     });
     expect(runner.recorded.map((r) => r.sql.slice(0, 40))).toEqual([
       'BEGIN TRANSACTION',
-      'DELETE FROM "TAILOR"."MEMBER_HASHES" WHE',
-      'MERGE INTO "TAILOR"."MEMBERS" AS t USING',
-      'INSERT INTO "TAILOR"."MEMBER_HASHES" ("A',
+      'delete from "TAILOR"."MEMBER_HASHES" whe',
+      'insert into "TAILOR"."MEMBER_HASHES" ("A',
+      'merge into "TAILOR"."MEMBERS" as "T" usi',
       'COMMIT',
     ]);
     expect(mask(runner.recorded)).toMatchSnapshot();
@@ -226,22 +280,18 @@ describe('Snowflake WarehouseSql statements', () => {
 
   it('rolls the commit back when a statement fails', async () => {
     const { runner, warehouse } = setup((text) => {
-      if (text.startsWith('MERGE')) throw new Error('boom');
+      if (/^merge/i.test(text)) throw new Error('boom');
       return [];
     });
     await expect(warehouse.applyMemberChanges('vip_x', { upserts: [], removals: ['3'] })).rejects.toThrow(
       /committing acknowledged members/,
     );
-    expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['BEGIN', 'DELETE', 'MERGE', 'ROLLBACK']);
+    expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['BEGIN', 'delete', 'merge', 'ROLLBACK']);
   });
 
   it('forgets members, counts them and looks up shared hashes', async () => {
     const { runner, warehouse } = setup((text) =>
-      text.startsWith('SELECT COUNT(*)')
-        ? [{ n: 7 }]
-        : text.startsWith('SELECT DISTINCT')
-          ? [{ hash: 'h1' }]
-          : [],
+      /^select count\(\*\)/i.test(text) ? [{ n: 7 }] : /^select distinct/i.test(text) ? [{ hash: 'h1' }] : [],
     );
     await warehouse.deleteAllMembers('vip_x');
     await expect(warehouse.memberCount('vip_x')).resolves.toBe(7);
@@ -252,10 +302,10 @@ describe('Snowflake WarehouseSql statements', () => {
 
   it('snapshots, diffs, counts, reads and drops the TEMPORARY tables', async () => {
     const { runner, warehouse } = setup((text) => {
-      if (/^SELECT\s+\(SELECT COUNT/.test(text)) {
+      if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 2, invalid: 0, state: 1, removed: 1, changed: 0, refresh: 0, added: 1 }];
       }
-      if (text.startsWith('WITH')) {
+      if (/^with/i.test(text)) {
         return [
           {
             change_rank: 0,
@@ -303,7 +353,7 @@ describe('Snowflake WarehouseSql statements', () => {
   it('logs runs with their query ids, rejections and scheduler status', async () => {
     const started = new Date('2026-11-22T10:00:00Z');
     const { runner, warehouse } = setup((text) => {
-      if (text.startsWith('SELECT "RUN_ID"')) {
+      if (/^select "RUN_ID"/i.test(text)) {
         return [
           {
             run_id: 'r1',
@@ -341,7 +391,6 @@ describe('Snowflake WarehouseSql statements', () => {
       },
       error: null,
       finishedAt: new Date('2026-11-22T10:05:00Z'),
-      cost: null,
     });
     await expect(warehouse.listRuns({ limit: 3 })).resolves.toEqual([
       expect.objectContaining({ id: 'r1', startedAt: started, finishedAt: null, cost: null }),

@@ -1,21 +1,6 @@
-import type {
-  CompiledQuery,
-  DatabaseConnection,
-  DatabaseMetadataOptions,
-  Kysely,
-  QueryResult,
-  TableMetadata,
-} from 'kysely';
+import type { CompiledQuery, DatabaseConnection, QueryResult } from 'kysely';
 import { WarehouseError } from '../../errors.js';
-import {
-  InformationSchemaIntrospector,
-  PartsDialect,
-  PoollessDriver,
-  queryResult,
-  tablesOf,
-  WarehouseAdapter,
-  type InformationSchemaColumn,
-} from '../kysely-driver-base.js';
+import { PartsDialect, PoollessDriver, queryResult, WarehouseAdapter } from '../kysely-driver-base.js';
 import type { BigqueryRunner as BigqueryExecutor } from './bigquery-executor.js';
 import { BigqueryQueryCompiler } from './bigquery-query-compiler.js';
 
@@ -31,13 +16,12 @@ export class BigqueryDialect extends PartsDialect {
       adapter: () => new BigqueryAdapter(),
       driver: () => new BigqueryDriver(executor),
       compiler: () => new BigqueryQueryCompiler(),
-      introspector: (db) => new BigqueryIntrospector(db),
     });
   }
 }
 
-// BigQuery has no locks. Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS) and run
-// under the activation lock row of bigquery-sql.ts, so Kysely's migration lock is a no-op here.
+// BigQuery has no locks. Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, a version
+// row inserted only when absent: src/diff/state-sql.ts), so Kysely's migration lock is a no-op here.
 export class BigqueryAdapter extends WarehouseAdapter {}
 
 class BigqueryDriver extends PoollessDriver {
@@ -115,48 +99,5 @@ export class BigqueryConnection implements DatabaseConnection {
 
   #session(): { sessionId?: string } {
     return this.#sessionId ? { sessionId: this.#sessionId } : {};
-  }
-}
-
-/** Datasets and tables of the job's project, read from INFORMATION_SCHEMA. */
-class BigqueryIntrospector extends InformationSchemaIntrospector {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  constructor(db: Kysely<any>) {
-    super(db, 'SELECT schema_name FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY schema_name');
-  }
-
-  /** BigQuery's INFORMATION_SCHEMA.COLUMNS is per dataset: one query each. */
-  async getTables(_options?: DatabaseMetadataOptions): Promise<TableMetadata[]> {
-    const columns: InformationSchemaColumn[] = [];
-    for (const schema of await this.getSchemas()) {
-      const dataset = schema.name.replace(/`/g, '');
-      const rows = await this.query<{
-        table_name: string;
-        column_name: string;
-        data_type: string;
-        is_nullable: string;
-        table_type: string;
-      }>(
-        `SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, t.table_type
-           FROM \`${dataset}\`.INFORMATION_SCHEMA.COLUMNS AS c
-           JOIN \`${dataset}\`.INFORMATION_SCHEMA.TABLES AS t USING (table_name)
-           ORDER BY c.table_name, c.ordinal_position`,
-      );
-      for (const row of rows) {
-        columns.push({
-          schema: dataset,
-          table: row.table_name,
-          isView: row.table_type === 'VIEW',
-          column: {
-            name: row.column_name,
-            dataType: row.data_type,
-            isNullable: row.is_nullable === 'YES',
-            isAutoIncrementing: false,
-            hasDefaultValue: false,
-          },
-        });
-      }
-    }
-    return tablesOf(columns);
   }
 }

@@ -1,14 +1,13 @@
 import { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { createStateStore } from '../../diff/state-store.js';
-import type { StateStore } from '../../diff/types.js';
 import { ModelSqlError, WarehouseError } from '../../errors.js';
 import type { ColumnInfo, Source } from '../source.js';
+import type { StateBackend } from '../warehouse-hooks.js';
 import { createBigqueryClient, type BigqueryClientOptions } from './bigquery-client.js';
 import type { BigqueryConfig } from './bigquery-config.js';
 import { BigqueryDialect } from './bigquery-dialect.js';
 import { BigqueryExecutor, type BigqueryCostSummary } from './bigquery-executor.js';
-import { BigqueryWarehouseSql, modelError } from './bigquery-sql.js';
+import { createBigqueryHooks, modelError } from './bigquery-hooks.js';
 
 export interface BigquerySourceOptions {
   projectDir: string;
@@ -28,7 +27,7 @@ export interface BigquerySource extends Source {
 
 /**
  * Opens BigQuery: the SDK client (no connection is made until the first job), a Kysely instance over
- * BigqueryDialect, and one state store per state dataset (`state_dataset`, else `state_schema`).
+ * BigqueryDialect, and the state dataset (`state_dataset`, else `state_schema`).
  */
 export async function openBigquerySource(
   config: BigqueryConfig,
@@ -48,7 +47,6 @@ class BigquerySourceImpl implements BigquerySource {
   readonly #executor: BigqueryExecutor;
   readonly #logger: Logger;
   readonly #db: Kysely<unknown>;
-  readonly #states = new Map<string, StateStore>();
   #closed = false;
 
   constructor(config: BigqueryConfig, executor: BigqueryExecutor, logger: Logger) {
@@ -86,22 +84,20 @@ class BigquerySourceImpl implements BigquerySource {
     }));
   }
 
-  state(stateSchema: string): StateStore {
+  stateBackend(stateSchema: string): StateBackend {
     const dataset = this.#config.state_dataset ?? stateSchema;
-    let store = this.#states.get(dataset);
-    if (!store) {
-      const sql = new BigqueryWarehouseSql({
+    return {
+      stateSchema: dataset,
+      db: this.#db,
+      hooks: createBigqueryHooks({
         db: this.#db,
         dataset,
         location: this.#config.location,
         logger: this.#logger,
         costMark: () => this.#executor.costs.length,
         costSince: (mark) => ({ ...this.#executor.summary(mark) }),
-      });
-      store = createStateStore(sql, { logger: this.#logger });
-      this.#states.set(dataset, store);
-    }
-    return store;
+      }),
+    };
   }
 
   cost(mark = 0): BigqueryCostSummary {

@@ -3,18 +3,17 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { createStateStore } from '../../diff/state-store.js';
-import type { StateStore } from '../../diff/types.js';
 import { WarehouseError } from '../../errors.js';
 import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
 import {
+  createPostgresHooks,
   kyselyStream,
   modelError,
-  PostgresWarehouseSql,
   SESSION_SETTINGS,
   warehouseError,
-} from '../postgres/postgres-sql.js';
+} from '../postgres/postgres-hooks.js';
 import type { ColumnInfo, Source } from '../source.js';
+import type { StateBackend } from '../warehouse-hooks.js';
 import { acquireDataDir, type DataDirLease } from './pglite-data-dir.js';
 import { PgliteDialect } from './pglite-dialect.js';
 import type { PgliteConfig } from './pglite-config.js';
@@ -28,8 +27,8 @@ export function pgliteDataDir(config: PgliteConfig, projectDir: string): string 
 /**
  * The embedded warehouse: PGlite (Postgres compiled to WASM) on a file-backed data directory, never
  * in memory (measured: 1M rows in memory took 29 s and 5.4 GB). Its SQL is Postgres', so the state
- * and the diff run through the same PostgresWarehouseSql as a Postgres server; only the lock differs
- * (one backend per process: an in-process mutex).
+ * and the diff run with the same hooks as a Postgres server; only the lock and the session differ
+ * (one backend per process: an in-process mutex, and every diff on the one backend).
  */
 export async function openPgliteSource(
   config: PgliteConfig,
@@ -67,7 +66,6 @@ class PgliteSource implements Source {
   readonly #lease: DataDirLease;
   readonly #logger: Logger;
   readonly #db: Kysely<unknown>;
-  readonly #states = new Map<string, StateStore>();
   #closed = false;
 
   constructor(config: PgliteConfig, dataDir: string, lease: DataDirLease, logger: Logger) {
@@ -109,26 +107,23 @@ class PgliteSource implements Source {
     });
   }
 
-  state(stateSchema: string): StateStore {
-    let store = this.#states.get(stateSchema);
-    if (!store) {
-      const sql = new PostgresWarehouseSql({
-        db: this.#db,
+  stateBackend(stateSchema: string): StateBackend {
+    return {
+      stateSchema,
+      db: this.#db,
+      hooks: createPostgresHooks({
+        stateSchema,
         // One backend: every session is the shared one; temp tables are named per diff.
         openSession: async () => ({
           db: this.#db,
           stream: (query, chunkSize) => kyselyStream(this.#db, query, chunkSize),
           close: async () => {},
         }),
-        stateSchema,
         fetchSize: this.#config.fetch_size,
         lock: { kind: 'in_process', scope: this.#dataDir },
         logger: this.#logger,
-      });
-      store = createStateStore(sql, { logger: this.#logger });
-      this.#states.set(stateSchema, store);
-    }
-    return store;
+      }),
+    };
   }
 
   async close(): Promise<void> {

@@ -2,18 +2,11 @@ import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import type { Logger } from 'pino';
-import { createStateStore } from '../../diff/state-store.js';
-import type { StateStore } from '../../diff/types.js';
 import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
 import type { ColumnInfo, Source } from '../source.js';
+import type { StateBackend, WarehouseSession } from '../warehouse-hooks.js';
 import type { PostgresConfig } from './postgres-config.js';
-import {
-  modelError,
-  type PgSession,
-  PostgresWarehouseSql,
-  SESSION_SETTINGS,
-  warehouseError,
-} from './postgres-sql.js';
+import { createPostgresHooks, modelError, SESSION_SETTINGS, warehouseError } from './postgres-hooks.js';
 
 /**
  * A PostgreSQL server: a `pg` pool for short statements (Kysely's Postgres dialect, streaming through
@@ -33,9 +26,8 @@ class PostgresSource implements Source {
   readonly #logger: Logger;
   readonly #pool: pg.Pool;
   readonly #db: Kysely<unknown>;
-  readonly #states = new Map<string, StateStore>();
   /** Open dedicated sessions (diffs, locks), closed with the source if their owners did not. */
-  readonly #sessions = new Set<PgSession>();
+  readonly #sessions = new Set<WarehouseSession>();
   #closed = false;
 
   constructor(config: PostgresConfig, logger: Logger) {
@@ -84,21 +76,18 @@ class PostgresSource implements Source {
     });
   }
 
-  state(stateSchema: string): StateStore {
-    let store = this.#states.get(stateSchema);
-    if (!store) {
-      const sql = new PostgresWarehouseSql({
-        db: this.#db,
-        openSession: () => this.#openSession(),
+  stateBackend(stateSchema: string): StateBackend {
+    return {
+      stateSchema,
+      db: this.#db,
+      hooks: createPostgresHooks({
         stateSchema,
+        openSession: () => this.#openSession(),
         fetchSize: this.#config.fetch_size,
         lock: { kind: 'advisory' },
         logger: this.#logger,
-      });
-      store = createStateStore(sql, { logger: this.#logger });
-      this.#states.set(stateSchema, store);
-    }
-    return store;
+      }),
+    };
   }
 
   /**
@@ -107,7 +96,7 @@ class PostgresSource implements Source {
    * the stream with an error instead of waiting forever to close the cursor on a dead socket
    * (pg-cursor's close() waits for a ReadyForQuery that never comes).
    */
-  async #openSession(): Promise<PgSession> {
+  async #openSession(): Promise<WarehouseSession> {
     const client = new pg.Client({ connectionString: this.#config.url, application_name: 'tailor' });
     let broken = false;
     // Without a listener, a dropped connection's 'error' event would crash the process.
@@ -135,7 +124,7 @@ class PostgresSource implements Source {
     };
     const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
     let open = true;
-    const session: PgSession = {
+    const session: WarehouseSession = {
       db,
       async *stream<R>(query: CompiledQuery<R>, chunkSize: number): AsyncIterable<R[]> {
         const cursor = client.query(new Cursor<R>(query.sql, [...query.parameters]));

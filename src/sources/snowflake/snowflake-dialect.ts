@@ -1,18 +1,5 @@
-import {
-  CompiledQuery,
-  type DatabaseConnection,
-  type Kysely,
-  type QueryResult,
-  type TableMetadata,
-} from 'kysely';
-import {
-  InformationSchemaIntrospector,
-  PartsDialect,
-  PoollessDriver,
-  queryResult,
-  tablesOf,
-  WarehouseAdapter,
-} from '../kysely-driver-base.js';
+import { CompiledQuery, type DatabaseConnection, type QueryResult } from 'kysely';
+import { PartsDialect, PoollessDriver, queryResult, WarehouseAdapter } from '../kysely-driver-base.js';
 import type { SnowflakeRunner as SnowflakeExecutor } from './snowflake-executor.js';
 import { SnowflakeQueryCompiler } from './snowflake-query-compiler.js';
 
@@ -29,14 +16,13 @@ export class SnowflakeDialect extends PartsDialect {
       adapter: () => new SnowflakeAdapter(),
       driver: () => new SnowflakeDriver(executor),
       compiler: () => new SnowflakeQueryCompiler(),
-      introspector: (db) => new SnowflakeIntrospector(db),
     });
   }
 }
 
 // DDL commits the open transaction in Snowflake, hence no transactional DDL.
 // https://docs.snowflake.com/en/sql-reference/transactions#ddl
-// Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, MERGE of the version row).
+// Tailor's migrations are idempotent (CREATE ... IF NOT EXISTS, a version row inserted only when absent).
 export class SnowflakeAdapter extends WarehouseAdapter {}
 
 class SnowflakeDriver extends PoollessDriver {
@@ -113,45 +99,5 @@ class SnowflakeConnection implements DatabaseConnection {
     for await (const rows of this.#executor.stream(compiledQuery.sql, compiledQuery.parameters, chunkSize)) {
       yield { rows: rows as R[] };
     }
-  }
-}
-
-/** Schemas and tables of the current database, from INFORMATION_SCHEMA. */
-class SnowflakeIntrospector extends InformationSchemaIntrospector {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Kysely's signature
-  constructor(db: Kysely<any>) {
-    super(db, 'SELECT SCHEMA_NAME FROM INFORMATION_SCHEMA.SCHEMATA ORDER BY SCHEMA_NAME');
-  }
-
-  async getTables(): Promise<TableMetadata[]> {
-    const rows = await this.query<{
-      table_schema: string;
-      table_name: string;
-      table_type: string;
-      column_name: string;
-      data_type: string;
-      is_nullable: string;
-      column_default: string | null;
-    }>(
-      `SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.IS_NULLABLE, c.COLUMN_DEFAULT
-         FROM INFORMATION_SCHEMA.COLUMNS AS c
-         JOIN INFORMATION_SCHEMA.TABLES AS t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
-         WHERE c.TABLE_SCHEMA <> 'INFORMATION_SCHEMA'
-         ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`,
-    );
-    return tablesOf(
-      rows.map((row) => ({
-        schema: row.table_schema,
-        table: row.table_name,
-        isView: row.table_type === 'VIEW',
-        column: {
-          name: row.column_name,
-          dataType: row.data_type,
-          isNullable: row.is_nullable === 'YES',
-          isAutoIncrementing: false,
-          hasDefaultValue: row.column_default !== null,
-        },
-      })),
-    );
   }
 }

@@ -1,16 +1,15 @@
 import { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type snowflake from 'snowflake-sdk';
-import { createStateStore } from '../../diff/state-store.js';
-import type { StateStore } from '../../diff/types.js';
 import { ModelSqlError, WarehouseError } from '../../errors.js';
 import type { ColumnInfo, Source } from '../source.js';
+import type { StateBackend } from '../warehouse-hooks.js';
 import { createSnowflakeConnection } from './snowflake-client.js';
 import type { SnowflakeConfig } from './snowflake-config.js';
 import { SnowflakeDialect } from './snowflake-dialect.js';
 import { SnowflakeExecutor, toWarehouseError, type SnowflakeCostSummary } from './snowflake-executor.js';
 import { tailorColumnName } from './snowflake-identifiers.js';
-import { modelError, SnowflakeWarehouseSql } from './snowflake-sql.js';
+import { createSnowflakeHooks, modelError } from './snowflake-hooks.js';
 
 /**
  * Session parameters that shape how keys and fingerprints render as text (TO_VARCHAR of a timestamp
@@ -43,7 +42,7 @@ export interface SnowflakeSource extends Source {
 
 /**
  * Opens Snowflake: one snowflake-sdk connection (one session, logged in on the first statement),
- * a Kysely instance over SnowflakeDialect, and one state store per state schema.
+ * a Kysely instance over SnowflakeDialect, and the state schema's hooks.
  */
 export async function openSnowflakeSource(
   config: SnowflakeConfig,
@@ -60,7 +59,6 @@ class SnowflakeSourceImpl implements SnowflakeSource {
   readonly #executor: SnowflakeExecutor;
   readonly #logger: Logger;
   readonly #db: Kysely<unknown>;
-  readonly #states = new Map<string, StateStore>();
   #connecting: Promise<void> | undefined;
   #closed = false;
 
@@ -122,20 +120,18 @@ class SnowflakeSourceImpl implements SnowflakeSource {
     });
   }
 
-  state(stateSchema: string): StateStore {
-    let store = this.#states.get(stateSchema);
-    if (!store) {
-      const sql = new SnowflakeWarehouseSql({
+  stateBackend(stateSchema: string): StateBackend {
+    return {
+      stateSchema,
+      db: this.#db,
+      hooks: createSnowflakeHooks({
         db: this.#db,
         schema: stateSchema,
         logger: this.#logger,
         costMark: () => this.#executor.queryIds.length,
         costSince: (mark) => ({ ...this.#executor.summary(mark) }),
-      });
-      store = createStateStore(sql, { logger: this.#logger });
-      this.#states.set(stateSchema, store);
-    }
-    return store;
+      }),
+    };
   }
 
   cost(mark = 0): SnowflakeCostSummary {

@@ -1,0 +1,345 @@
+import { sql, type RawBuilder } from 'kysely';
+import type { Logger } from 'pino';
+import { WarehouseError } from '../errors.js';
+import type { MemberHashRow, WarehouseSession } from '../sources/warehouse-hooks.js';
+import type { StateSql } from './state-sql.js';
+import type { ChangeKind, DiffCounts, InvalidKeyRow } from './types.js';
+
+/**
+ * The diff, written once for every warehouse: the model's rows are snapshotted into a run-scoped
+ * table (key as text, a fingerprint of the mapped columns, the mapped values `v_<i>`), null and
+ * duplicated keys are set apart, and the valid rows are compared with the activation's state by a
+ * FULL OUTER JOIN on the key into a run-scoped delta table, delta rows only, ranked removed (0),
+ * changed (1), refresh (2), added (3). Only the delta crosses into Node, in batches. What differs
+ * per warehouse (the key cast, the fingerprint, scratch tables, aggregating a member's stored
+ * hashes, key order) comes from its hooks.
+ *
+ * The CREATE TABLE ... AS statements carry no parameters: values are literals (the activation id
+ * is checked, literals are escaped by the compiler), which keeps BigQuery's DDL jobs free of
+ * parameter restrictions and Snowflake's free of binds.
+ */
+
+/** What one diff compares. */
+export interface DiffInput {
+  activationId: string;
+  modelName: string;
+  /** The analyst's SQL: wrapped as `(<sql>) AS m`, never parsed or rewritten. */
+  modelSql: string;
+  primaryKey: string;
+  /** Mapped columns, in this order: fingerprinted (order-defined, null-safe) and carried in the delta. */
+  columns: readonly string[];
+  refreshBefore: Date | null;
+  fullResync: boolean;
+  /** Unique per diff, `[a-z0-9_]{1,32}`: names the run-scoped tables. */
+  token: string;
+}
+
+/** One delta row as read back; src/diff/diff-run.ts turns it into a `DeltaRow`. */
+export interface RawDeltaRow {
+  key: string;
+  change: ChangeKind;
+  /** The mapped columns' values in `columns` order; null for removed members. Raw: never log. */
+  values: unknown[] | null;
+  fingerprint: string | null;
+  /** The member's stored hashes; null for added members (an empty list when it has none). */
+  previousHashes: MemberHashRow[] | null;
+}
+
+/** Change kinds by the rank the delta table stores; the delta is read in this order. */
+const CHANGE_BY_RANK = ['removed', 'changed', 'refresh', 'added'] as const;
+
+/** Opens a diff: takes the snapshot and compares it; if that fails, drops what it made and rethrows. */
+export async function openDiff(state: StateSql, input: DiffInput, logger: Logger): Promise<WarehouseDiff> {
+  if (!/^[a-z0-9_]{1,32}$/.test(input.token)) throw new WarehouseError(`invalid diff token ${input.token}`);
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(input.activationId)) {
+    throw new WarehouseError(`invalid activation id ${JSON.stringify(input.activationId)}`);
+  }
+  const session = await state.hooks.openSession();
+  const diff = new WarehouseDiff(state, session, input, logger);
+  try {
+    await diff.prepare();
+    return diff;
+  } catch (error) {
+    await diff.close();
+    throw error;
+  }
+}
+
+/**
+ * A prepared diff: `tailor_snap_<token>`, `tailor_bad_<token>` and `tailor_delta_<token>` on its own
+ * session, dropped by `close`. `invalidKeys` and `delta` are read one at a time, never nested
+ * (diff-run.ts enforces it); state statements may run while a delta is being read, since they do
+ * not use the diff's session.
+ */
+export class WarehouseDiff {
+  counts: DiffCounts = {
+    rows: 0,
+    invalidKeys: 0,
+    added: 0,
+    removed: 0,
+    changed: 0,
+    refresh: 0,
+    stateMembers: 0,
+  };
+  readonly #state: StateSql;
+  readonly #session: WarehouseSession;
+  readonly #input: DiffInput;
+  readonly #logger: Logger;
+  readonly #snap: RawBuilder<unknown>;
+  readonly #bad: RawBuilder<unknown>;
+  readonly #delta: RawBuilder<unknown>;
+  readonly #created: RawBuilder<unknown>[] = [];
+  #closed = false;
+
+  constructor(state: StateSql, session: WarehouseSession, input: DiffInput, logger: Logger) {
+    this.#state = state;
+    this.#session = session;
+    this.#input = input;
+    this.#logger = logger;
+    this.#snap = state.hooks.scratchTable(`tailor_snap_${input.token}`);
+    this.#bad = state.hooks.scratchTable(`tailor_bad_${input.token}`);
+    this.#delta = state.hooks.scratchTable(`tailor_delta_${input.token}`);
+  }
+
+  async #exec<R>(query: RawBuilder<R>, what: string): Promise<R[]> {
+    const started = performance.now();
+    try {
+      return (await this.#state.hooks.run(what, () => query.execute(this.#session.db))).rows;
+    } finally {
+      this.#logger.debug({ step: what, ms: Math.round(performance.now() - started) }, 'diff step');
+    }
+  }
+
+  /** Creates a scratch table (dropped by `close`). */
+  async #create(table: RawBuilder<unknown>, select: RawBuilder<unknown>, what: string): Promise<void> {
+    const { statements } = this.#state.hooks.createScratch(table, select);
+    this.#created.push(table);
+    for (const statement of statements) await this.#exec(statement, what);
+  }
+
+  async prepare(): Promise<void> {
+    const hooks = this.#state.hooks;
+    const { modelSql, modelName, primaryKey, columns, activationId } = this.#input;
+    const id = (name: string) => sql.id(name);
+    const m = (column: string) => sql.id('m', column);
+    const v = (i: number) => id(`v_${i}`);
+    const key = id('member_key');
+    const values = sql.join(
+      columns.map((column, i) => sql`, ${m(column)} as ${v(i)}`),
+      sql``,
+    );
+    const snapshot = sql`select ${hooks.keyText(m(primaryKey))} as ${key}, ${hooks.fingerprint(columns.map(m))} as ${id('fingerprint')}${values}
+      from (${sql.raw(modelSql)}) as m`;
+    const started = performance.now();
+    const { statements, rowsCounted } = hooks.createScratch(this.#snap, snapshot, { countRows: true });
+    this.#created.push(this.#snap);
+    let rowCount: bigint | undefined;
+    try {
+      for (const statement of statements)
+        rowCount = (await statement.execute(this.#session.db)).numAffectedRows;
+    } catch (error) {
+      throw hooks.modelError(error, modelName);
+    }
+    this.#logger.debug({ step: 'snapshot', ms: Math.round(performance.now() - started) }, 'diff step');
+
+    await this.#create(
+      this.#bad,
+      sql`select ${key}, count(*) as ${id('n')} from ${this.#snap}
+        group by ${key} having ${key} is null or count(*) > 1`,
+      'finding null and duplicated keys',
+    );
+
+    const s = (column: string) => sql.ref(`s.${column}`);
+    const t = (column: string) => sql.ref(`t.${column}`);
+    await this.#create(
+      this.#delta,
+      sql`select case when ${s('member_key')} is null then 0 when ${t('member_key')} is null then 3
+                      when ${s('fingerprint')} <> ${t('fingerprint')} then 1 else 2 end as ${id('change_rank')},
+               coalesce(${s('member_key')}, ${t('member_key')}) as ${key}, ${s('fingerprint')}${sql.join(
+                 columns.map((_, i) => sql`, ${sql.ref(`s.v_${i}`)}`),
+                 sql``,
+               )}
+        from (select * from ${this.#snap} as ${id('s0')} where ${sql.ref('s0.member_key')} is not null
+                and not exists (select 1 from ${this.#bad} as ${id('b')} where ${sql.ref('b.member_key')} = ${sql.ref('s0.member_key')})) as ${id('s')}
+        full outer join (select ${key}, ${id('fingerprint')}, ${id('last_sent_at')} from ${this.#state.table('members')}
+                         where ${id('activation_id')} = ${hooks.literal(activationId, 'text')}) as ${id('t')}
+          on ${s('member_key')} = ${t('member_key')}
+        where ${s('member_key')} is null or ${t('member_key')} is null or ${s('fingerprint')} <> ${t('fingerprint')}
+           or ${hooks.literal(this.#input.fullResync, 'boolean')}
+           or ${t('last_sent_at')} < ${hooks.literal(this.#input.refreshBefore, 'timestamptz')}`,
+      'comparing the segment with state',
+    );
+
+    // One scan of the delta for its ranks; the snapshot's rows from its INSERT where the warehouse
+    // reports them (Postgres), else counted (BigQuery and Snowflake answer a table's count(*) from
+    // its metadata).
+    const rank = (n: number, name: string) =>
+      sql`coalesce(sum(case when ${id('change_rank')} = ${sql.lit(n)} then 1 else 0 end), 0) as ${id(name)}`;
+    const rows =
+      rowsCounted && rowCount !== undefined
+        ? sql.lit(Number(rowCount))
+        : sql`(select count(*) from ${this.#snap})`;
+    const [totals] = await this.#exec(
+      sql<
+        Record<'row_count' | 'invalid' | 'removed' | 'changed' | 'refresh' | 'added', number | string>
+      >`select
+          ${rows} as ${id('row_count')},
+          (select coalesce(sum(${id('n')}), 0) from ${this.#bad}) as ${id('invalid')},
+          ${sql.ref('d.removed')}, ${sql.ref('d.changed')}, ${sql.ref('d.refresh')}, ${sql.ref('d.added')}
+        from (select ${rank(0, 'removed')}, ${rank(1, 'changed')}, ${rank(2, 'refresh')}, ${rank(3, 'added')}
+              from ${this.#delta}) as ${id('d')}`,
+      'counting the diff',
+    );
+    const count = (name: 'row_count' | 'invalid' | 'removed' | 'changed' | 'refresh' | 'added') =>
+      Number(totals?.[name] ?? 0);
+    const counts = {
+      rows: count('row_count'),
+      invalidKeys: count('invalid'),
+      removed: count('removed'),
+      changed: count('changed'),
+      refresh: count('refresh'),
+      added: count('added'),
+    };
+    this.counts = {
+      ...counts,
+      // State's members, without a count over them: each of the snapshot's valid rows (a key of its
+      // own) either matches one of them or is added (rank 3); the others are removed (rank 0). State
+      // holds each key once (its primary key).
+      stateMembers: counts.rows - counts.invalidKeys - counts.added + counts.removed,
+    };
+  }
+
+  async *#stream<R>(query: RawBuilder<R>, what: string, batchSize: number): AsyncGenerator<R[]> {
+    if (this.#closed) throw new WarehouseError('the diff was already closed');
+    const compiled = query.compile(this.#session.db);
+    // Bounded memory: a cursor (Postgres: pg-cursor; PGlite: a WITH HOLD cursor), result pages
+    // (BigQuery's jobs.getQueryResults) or result chunks (Snowflake), never the whole result.
+    const chunk = Math.min(batchSize, this.#state.hooks.fetchSize);
+    try {
+      yield* this.#session.stream(compiled, chunk);
+    } catch (error) {
+      await this.#state.hooks.run(what, () => Promise.reject(error));
+      throw error;
+    }
+  }
+
+  /** Null keys (one row each) and duplicated keys (one row per key), in batches of ≤ `batchSize`. */
+  async *invalidKeys(batchSize: number): AsyncIterable<InvalidKeyRow[]> {
+    yield* rebatch(this.#invalidKeyPages(), batchSize, invalidKeysFromRow);
+  }
+
+  /**
+   * Keyset pages rather than a cursor: the session stays free between pages, so a caller may read
+   * the delta (which holds a cursor on this session) while it reads these.
+   */
+  async *#invalidKeyPages(): AsyncGenerator<{ member_key: string | null; n: number | string }[]> {
+    if (this.#closed) throw new WarehouseError('the diff was already closed');
+    const hooks = this.#state.hooks;
+    const key = hooks.keyOrder(sql.id('member_key'));
+    const size = hooks.fetchSize;
+    let after: string | null = null;
+    let first = true;
+    for (;;) {
+      const page: { member_key: string | null; n: number | string }[] = await this.#exec(
+        sql<{ member_key: string | null; n: number | string }>`select ${sql.id('member_key')}, ${sql.id('n')}
+          from ${this.#bad} ${first ? sql`` : sql`where ${key} > ${after}`}
+          order by ${key} nulls first limit ${sql.lit(size)}`,
+        'reading invalid keys',
+      );
+      first = false;
+      yield page;
+      for (const row of page) if (row.member_key !== null) after = row.member_key;
+      if (page.length < size) break;
+    }
+  }
+
+  /**
+   * The delta ordered removed, changed, refresh, added (then by key, in code point order), in
+   * batches of ≤ `batchSize`, with bounded memory. May be read more than once.
+   */
+  async *delta(batchSize: number): AsyncIterable<RawDeltaRow[]> {
+    const hooks = this.#state.hooks;
+    const columns = this.#input.columns;
+    const d = (column: string) => sql.ref(`d.${column}`);
+    const hashes = hooks.deltaHashes({
+      hashes: this.#state.table('member_hashes'),
+      delta: this.#delta,
+      activationId: this.#input.activationId,
+    });
+    const query = sql<Record<string, unknown>>`${hashes.with ? sql`with ${hashes.with} ` : sql``}select
+        ${d('change_rank')}, ${d('member_key')}, ${d('fingerprint')}${sql.join(
+          columns.map((_, i) => sql`, ${d(`v_${i}`)}`),
+          sql``,
+        )},
+        ${hashes.column} as ${sql.id('previous_hashes')}
+      from ${this.#delta} as ${sql.id('d')} ${hashes.join ?? sql``}
+      order by ${d('change_rank')}, ${hooks.keyOrder(d('member_key'))}`;
+    yield* rebatch(this.#stream(query, 'reading the delta', batchSize), batchSize, (row) => {
+      const change = CHANGE_BY_RANK[Number(row.change_rank)]!;
+      return [
+        {
+          key: String(row.member_key),
+          change,
+          values: change === 'removed' ? null : columns.map((_, i) => row[`v_${i}`] ?? null),
+          fingerprint: change === 'removed' ? null : (row.fingerprint as string),
+          previousHashes: change === 'added' ? null : hooks.parseHashes(row.previous_hashes),
+        },
+      ];
+    });
+  }
+
+  /** Drops the run-scoped tables (one per statement: BigQuery drops one at a time) and the session. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      for (const table of this.#created.reverse()) {
+        // A failure leaves the table to the session's end (temp tables) or its expiration (BigQuery).
+        await sql`drop table if exists ${table}`.execute(this.#session.db).catch(() => undefined);
+      }
+    } finally {
+      await this.#session.close();
+    }
+  }
+}
+
+/**
+ * A row of the bad-keys table (a key and how many snapshot rows carry it) as invalid-key rows: each
+ * null-key row on its own, a duplicated key once with its count. Lazy: a model may hold millions of
+ * null keys.
+ */
+function* invalidKeysFromRow(row: {
+  member_key: string | null;
+  n: number | string;
+}): Generator<InvalidKeyRow> {
+  const n = Number(row.n);
+  if (row.member_key === null) {
+    for (let i = 0; i < n; i++) yield { key: null, reason: 'null_primary_key', rows: 1 };
+  } else {
+    yield { key: row.member_key, reason: 'duplicate_primary_key', rows: n };
+  }
+}
+
+/**
+ * Pages of rows as the warehouse streams them, re-cut into batches of `batchSize` items (the last
+ * may be shorter), each row mapped to zero or more items. Pulls the next page only when needed.
+ */
+async function* rebatch<R, T>(
+  pages: AsyncIterable<R[]>,
+  batchSize: number,
+  map: (row: R) => Iterable<T>,
+): AsyncGenerator<T[]> {
+  let batch: T[] = [];
+  for await (const rows of pages) {
+    for (const row of rows) {
+      for (const item of map(row)) {
+        batch.push(item);
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
