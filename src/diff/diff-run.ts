@@ -7,9 +7,11 @@ import type {
   DiffCounts,
   DiffRun,
   DiffSpec,
+  IntentStamp,
   InvalidKeyRow,
   MemberAck,
   MemberHashes,
+  MemberIntent,
 } from './types.js';
 
 /** Invalid keys are read in batches of this many. */
@@ -58,8 +60,7 @@ export class WarehouseDiffRun implements DiffRun {
           values: row.values === null ? null : Object.fromEntries(columns.map((c, i) => [c, row.values![i]])),
           fingerprint: row.fingerprint,
           previousHashes: row.previousHashes === null ? null : hashesFromRows(row.previousHashes),
-          // Until state records intents (schema version 3), it holds acknowledged hashes only.
-          unconfirmed: false,
+          pendingHashes: row.pendingHashes === null ? null : hashesFromRows(row.pendingHashes),
         }));
       }
     } finally {
@@ -103,6 +104,24 @@ export class WarehouseDiffRun implements DiffRun {
     return held;
   }
 
+  async recordIntent(intents: readonly MemberIntent[], stamp: IntentStamp): Promise<void> {
+    // Chunks of at most maxRowsPerStatement hash rows (a member's rows stay in one chunk).
+    const step = this.#sql.hooks.maxRowsPerStatement;
+    let chunk: { key: string; hashes: MemberHashRow[] }[] = [];
+    let size = 0;
+    for (const intent of intents) {
+      const hashes = rowsFromHashes(intent.hashes);
+      if (size > 0 && size + hashes.length > step) {
+        await this.#sql.recordIntents(this.#spec.activationId, chunk, stamp);
+        chunk = [];
+        size = 0;
+      }
+      chunk.push({ key: intent.key, hashes });
+      size += hashes.length;
+    }
+    if (chunk.length > 0) await this.#sql.recordIntents(this.#spec.activationId, chunk, stamp);
+  }
+
   async commit(acks: readonly MemberAck[]): Promise<void> {
     // The last ack of a key wins, so a batch that names a member twice still commits one state.
     const byKey = new Map<string, MemberAck>();
@@ -118,7 +137,9 @@ export class WarehouseDiffRun implements DiffRun {
     for (let i = 0; i < all.length; i += step) {
       const upserts: MemberUpsert[] = [];
       const removals: string[] = [];
+      const intentIds = new Set<string>();
       for (const ack of all.slice(i, i + step)) {
+        if (ack.intentId) intentIds.add(ack.intentId);
         if (ack.change === 'removed') removals.push(ack.key);
         else
           upserts.push({
@@ -131,7 +152,11 @@ export class WarehouseDiffRun implements DiffRun {
               : { previousHashes: rowsFromHashes(ack.previousHashes) }),
           });
       }
-      await this.#sql.applyMemberChanges(this.#spec.activationId, { upserts, removals });
+      await this.#sql.applyMemberChanges(this.#spec.activationId, {
+        upserts,
+        removals,
+        intentIds: [...intentIds],
+      });
     }
   }
 

@@ -43,6 +43,8 @@ export interface RawDeltaRow {
   fingerprint: string | null;
   /** The member's stored hashes; null for added members (an empty list when it has none). */
   previousHashes: MemberHashRow[] | null;
+  /** The hashes of the member's uncleared intents; null when it has none. */
+  pendingHashes: MemberHashRow[] | null;
 }
 
 /** Change kinds by the rank the delta table stores; the delta is read in this order. */
@@ -87,8 +89,11 @@ export class WarehouseDiff {
   readonly #logger: Logger;
   readonly #snap: RawBuilder<unknown>;
   readonly #bad: RawBuilder<unknown>;
+  readonly #pend: RawBuilder<unknown>;
   readonly #delta: RawBuilder<unknown>;
   readonly #created: RawBuilder<unknown>[] = [];
+  /** Whether any member of the activation has an uncleared intent (then the delta reads them). */
+  #pending = false;
   #closed = false;
 
   constructor(state: StateSql, session: WarehouseSession, input: DiffInput, logger: Logger) {
@@ -98,6 +103,7 @@ export class WarehouseDiff {
     this.#logger = logger;
     this.#snap = state.hooks.scratchTable(`tailor_snap_${input.token}`);
     this.#bad = state.hooks.scratchTable(`tailor_bad_${input.token}`);
+    this.#pend = state.hooks.scratchTable(`tailor_pend_${input.token}`);
     this.#delta = state.hooks.scratchTable(`tailor_delta_${input.token}`);
   }
 
@@ -128,7 +134,7 @@ export class WarehouseDiff {
       columns.map((column, i) => sql`, ${m(column)} as ${v(i)}`),
       sql``,
     );
-    const snapshot = sql`select ${hooks.keyText(m(primaryKey))} as ${key}, ${hooks.fingerprint(columns.map(m))} as ${id('fingerprint')}${values}
+    const snapshot = sql`select ${hooks.keyDigest(hooks.keyText(m(primaryKey)))} as ${key}, ${hooks.fingerprint(columns.map(m))} as ${id('fingerprint')}${values}
       from (${sql.raw(modelSql)}) as m`;
     const started = performance.now();
     const { statements, rowsCounted } = hooks.createScratch(this.#snap, snapshot, { countRows: true });
@@ -149,11 +155,43 @@ export class WarehouseDiff {
       'finding null and duplicated keys',
     );
 
+    // Members with uncleared intents (requests sent whose acknowledgement was never committed):
+    // nearly always none, and then the comparison below is the plain one.
+    const aid = hooks.literal(activationId, 'text');
+    await this.#create(
+      this.#pend,
+      sql`select distinct ${key} from ${this.#state.table('member_intents')} where ${id('activation_id')} = ${aid}`,
+      'finding members with intents',
+    );
+    const [pendRow] = await this.#exec(
+      sql<{ n: number | string }>`select count(*) as ${id('n')} from ${this.#pend}`,
+      'finding members with intents',
+    );
+    this.#pending = Number(pendRow?.n ?? 0) > 0;
+
     const s = (column: string) => sql.ref(`s.${column}`);
     const t = (column: string) => sql.ref(`t.${column}`);
+    const members = this.#state.table('members');
+    // State's side: the members, and, where intents exist, which of them have some (`pending`) and
+    // the keys that have only intents (a member whose first Update's acknowledgement was never
+    // committed), with no fingerprint. A member with intents is always in the delta; one with only
+    // intents is `added` while in the segment, else `removed`.
+    const stateSide = this.#pending
+      ? sql`select ${sql.ref('sm.member_key')}, ${sql.ref('sm.fingerprint')}, ${sql.ref('sm.last_sent_at')},
+              case when ${sql.ref('sp.member_key')} is null then 0 else 1 end as ${id('pending')}
+            from ${members} as ${id('sm')} left join ${this.#pend} as ${id('sp')} on ${sql.ref('sp.member_key')} = ${sql.ref('sm.member_key')}
+            where ${sql.ref('sm.activation_id')} = ${aid}
+            union all
+            select ${sql.ref('sp.member_key')}, ${hooks.literal(null, 'text')}, ${hooks.literal(null, 'timestamptz')}, 1
+            from ${this.#pend} as ${id('sp')}
+            where not exists (select 1 from ${members} as ${id('sm')}
+                              where ${sql.ref('sm.activation_id')} = ${aid} and ${sql.ref('sm.member_key')} = ${sql.ref('sp.member_key')})`
+      : sql`select ${key}, ${id('fingerprint')}, ${id('last_sent_at')}, 0 as ${id('pending')} from ${members}
+            where ${id('activation_id')} = ${aid}`;
     await this.#create(
       this.#delta,
-      sql`select case when ${s('member_key')} is null then 0 when ${t('member_key')} is null then 3
+      sql`select case when ${s('member_key')} is null then 0
+                      when ${t('member_key')} is null or ${t('fingerprint')} is null then 3
                       when ${s('fingerprint')} <> ${t('fingerprint')} then 1 else 2 end as ${id('change_rank')},
                coalesce(${s('member_key')}, ${t('member_key')}) as ${key}, ${s('fingerprint')}${sql.join(
                  columns.map((_, i) => sql`, ${sql.ref(`s.v_${i}`)}`),
@@ -161,10 +199,10 @@ export class WarehouseDiff {
                )}
         from (select * from ${this.#snap} as ${id('s0')} where ${sql.ref('s0.member_key')} is not null
                 and not exists (select 1 from ${this.#bad} as ${id('b')} where ${sql.ref('b.member_key')} = ${sql.ref('s0.member_key')})) as ${id('s')}
-        full outer join (select ${key}, ${id('fingerprint')}, ${id('last_sent_at')} from ${this.#state.table('members')}
-                         where ${id('activation_id')} = ${hooks.literal(activationId, 'text')}) as ${id('t')}
+        full outer join (${stateSide}) as ${id('t')}
           on ${s('member_key')} = ${t('member_key')}
         where ${s('member_key')} is null or ${t('member_key')} is null or ${s('fingerprint')} <> ${t('fingerprint')}
+           or ${t('pending')} = 1
            or ${hooks.literal(this.#input.fullResync, 'boolean')}
            or ${t('last_sent_at')} < ${hooks.literal(this.#input.refreshBefore, 'timestamptz')}`,
       'comparing the segment with state',
@@ -261,18 +299,35 @@ export class WarehouseDiff {
     const hooks = this.#state.hooks;
     const columns = this.#input.columns;
     const d = (column: string) => sql.ref(`d.${column}`);
+    const aid = this.#input.activationId;
     const hashes = hooks.deltaHashes({
       hashes: this.#state.table('member_hashes'),
       delta: this.#delta,
-      activationId: this.#input.activationId,
+      activationId: aid,
+      name: 'h',
+      skipAdded: true,
     });
-    const query = sql<Record<string, unknown>>`${hashes.with ? sql`with ${hashes.with} ` : sql``}select
+    // The intents' hashes only when some member has intents: else no read of the intents at all.
+    const pending = this.#pending
+      ? hooks.deltaHashes({
+          hashes: this.#state.table('member_intents'),
+          delta: this.#delta,
+          activationId: aid,
+          name: 'p',
+          skipAdded: false,
+        })
+      : { column: sql`null` };
+    const withs = [hashes.with, pending.with].filter((w): w is RawBuilder<unknown> => w !== undefined);
+    const query = sql<
+      Record<string, unknown>
+    >`${withs.length > 0 ? sql`with ${sql.join(withs)} ` : sql``}select
         ${d('change_rank')}, ${d('member_key')}, ${d('fingerprint')}${sql.join(
           columns.map((_, i) => sql`, ${d(`v_${i}`)}`),
           sql``,
         )},
-        ${hashes.column} as ${sql.id('previous_hashes')}
-      from ${this.#delta} as ${sql.id('d')} ${hashes.join ?? sql``}
+        ${hashes.column} as ${sql.id('previous_hashes')},
+        ${pending.column} as ${sql.id('pending_hashes')}
+      from ${this.#delta} as ${sql.id('d')} ${hashes.join ?? sql``} ${pending.join ?? sql``}
       order by ${d('change_rank')}, ${hooks.keyOrder(d('member_key'))}`;
     yield* rebatch(this.#stream(query, 'reading the delta', batchSize), batchSize, (row) => {
       const change = CHANGE_BY_RANK[Number(row.change_rank)]!;
@@ -283,6 +338,7 @@ export class WarehouseDiff {
           values: change === 'removed' ? null : columns.map((_, i) => row[`v_${i}`] ?? null),
           fingerprint: change === 'removed' ? null : (row.fingerprint as string),
           previousHashes: change === 'added' ? null : hooks.parseHashes(row.previous_hashes),
+          pendingHashes: this.#pending ? nonEmpty(hooks.parseHashes(row.pending_hashes)) : null,
         },
       ];
     });
@@ -301,6 +357,10 @@ export class WarehouseDiff {
       await this.#session.close();
     }
   }
+}
+
+function nonEmpty(rows: MemberHashRow[]): MemberHashRow[] | null {
+  return rows.length > 0 ? rows : null;
 }
 
 /**

@@ -45,6 +45,15 @@ interface StateTables {
     updated_at: Date;
   };
   member_hashes: { activation_id: string; member_key: string; id_type: string; hash: string };
+  member_intents: {
+    activation_id: string;
+    member_key: string;
+    intent_id: string;
+    id_type: string;
+    hash: string;
+    recorded_at: Date;
+    until: Date;
+  };
   runs: {
     run_id: string;
     activation_id: string;
@@ -212,6 +221,33 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
     name: 'hash index for identifier lookups',
     statements: (ctx) => ctx.hooks.migrationExtras(2, ctx.db),
   },
+  {
+    version: 3,
+    name: 'intents before send, and key digests',
+    statements: (ctx) => [
+      // The hashes of requests sent and not yet acknowledged-and-committed (intent before send):
+      // one row per hash per batch's intent, cleared by the commit of the member's acknowledgement.
+      createTable(ctx, 'member_intents', [
+        ['activation_id', 'text', 'not null'],
+        ['member_key', 'text', 'not null'],
+        ['intent_id', 'text', 'not null'],
+        ['id_type', 'text', 'not null'],
+        ['hash', 'text', 'not null'],
+        ['recorded_at', 'timestamptz', 'not null'],
+        ['until', 'timestamptz', 'not null'],
+      ]),
+      // Keys become their SHA-256 digest (state never holds a raw key, and any length fits): every
+      // table that holds one, in place, so nothing known of what X holds is lost. A key that already
+      // is 64 lowercase hex is left as it is, which makes the statements idempotent where the
+      // warehouse has no transactions (a re-run after a crash between them digests nothing twice).
+      ...['members', 'member_hashes', 'rejections'].map((table) => {
+        const key = sql.id('member_key');
+        return sql`update ${sql.id(ctx.stateSchema, table)} set ${key} = ${ctx.hooks.keyDigest(key)}
+          where ${key} is not null and not ${ctx.hooks.isKeyDigest(key)}`.compile(ctx.db);
+      }),
+      ...ctx.hooks.migrationExtras(3, ctx.db),
+    ],
+  },
 ];
 
 // --- the statements --------------------------------------------------------------------------------
@@ -228,6 +264,12 @@ export interface MemberUpsert {
    * Only the difference is written; when absent, the member's hash rows are replaced as a whole.
    */
   previousHashes?: readonly MemberHashRow[];
+}
+
+/** One member's intent rows: the hashes a request about to be sent names. */
+export interface IntentRows {
+  key: string;
+  hashes: readonly MemberHashRow[];
 }
 
 /**
@@ -446,19 +488,50 @@ export class StateSql {
     return Number(row?.n ?? 0);
   }
 
-  /** Forgets every member (and its hashes) of the activation; hashes first. */
+  /** Forgets every member (its hashes and intents) of the activation; hashes and intents first. */
   async deleteAllMembers(activationId: string): Promise<void> {
     await this.#inTransaction('forgetting members', async (db) => {
-      const hashes = this.#q(db).deleteFrom('member_hashes').where('activation_id', '=', activationId);
-      const members = this.#q(db).deleteFrom('members').where('activation_id', '=', activationId);
-      if (this.hooks.transactions) {
-        await hashes.execute();
-        await members.execute();
-      } else {
-        await this.#mutate('forgetting member hashes', () => hashes.execute());
-        await this.#mutate('forgetting members', () => members.execute());
+      const statements = [
+        this.#q(db).deleteFrom('member_hashes').where('activation_id', '=', activationId),
+        this.#q(db).deleteFrom('member_intents').where('activation_id', '=', activationId),
+        this.#q(db).deleteFrom('members').where('activation_id', '=', activationId),
+      ];
+      for (const statement of statements) {
+        if (this.hooks.transactions) await statement.execute();
+        else await this.#mutate('forgetting members', () => statement.execute());
       }
     });
+  }
+
+  /**
+   * Records the intents of a batch before its requests are sent: one row per member and hash, with
+   * the batch's intent id, when it was recorded and until when the destination may apply it late.
+   * Callers keep each call within `hooks.maxRowsPerStatement` rows.
+   */
+  async recordIntents(
+    activationId: string,
+    intents: readonly IntentRows[],
+    stamp: { id: string; at: Date; until: Date },
+  ): Promise<void> {
+    const rows: (readonly [string, string, string])[] = [];
+    for (const intent of intents) for (const h of intent.hashes) rows.push([intent.key, h.idType, h.hash]);
+    if (rows.length === 0) return;
+    const source = this.hooks.rows(
+      'u',
+      [
+        ['member_key', 'text'],
+        ['id_type', 'text'],
+        ['hash', 'text'],
+      ],
+      rows,
+    );
+    const columns = ['activation_id', 'member_key', 'intent_id', 'id_type', 'hash', 'recorded_at', 'until'];
+    await this.#mutate('recording the intent of a batch', () =>
+      sql`insert into ${this.table('member_intents')} (${sql.join(columns.map((c) => sql.id(c)))})
+        select ${this.#v(activationId, 'text')}, ${sql.ref('u.member_key')}, ${this.#v(stamp.id, 'text')},
+          ${sql.ref('u.id_type')}, ${sql.ref('u.hash')}, ${this.#v(stamp.at, 'timestamptz')}, ${this.#v(stamp.until, 'timestamptz')}
+        from ${source}`.execute(this.#backend.db),
+    );
   }
 
   /**
@@ -478,7 +551,12 @@ export class StateSql {
    */
   async applyMemberChanges(
     activationId: string,
-    changes: { upserts: readonly MemberUpsert[]; removals: readonly string[] },
+    changes: {
+      upserts: readonly MemberUpsert[];
+      removals: readonly string[];
+      /** The intents these acknowledgements answer: cleared with the members' expired ones. */
+      intentIds?: readonly string[];
+    },
   ): Promise<void> {
     const { upserts, removals } = changes;
     if (upserts.length === 0 && removals.length === 0) return;
@@ -555,7 +633,33 @@ export class StateSql {
         );
       }
       await this.#writeMembers(db, aid, members, upserts, removals);
+      // Intents last: without a transaction, a failure before this leaves them, and the next run
+      // re-sends those members (harmless); clearing them first could lose what X may hold.
+      await this.#clearIntents(db, aid, [...upserts.map((u) => u.key), ...removals], changes.intentIds ?? []);
     });
+  }
+
+  /**
+   * Clears the intents of acknowledged members: the ones their acknowledgement answers, and those
+   * whose late-apply window has passed (the destination can no longer apply them, and the member
+   * was just acknowledged whole).
+   */
+  async #clearIntents(
+    db: Kysely<unknown>,
+    aid: RawBuilder<unknown>,
+    keys: readonly string[],
+    intentIds: readonly string[],
+  ): Promise<void> {
+    if (keys.length === 0) return;
+    const id = (name: string) => sql.id(name);
+    const answered = intentIds.length > 0 ? sql`${this.hooks.inList(id('intent_id'), intentIds)} or ` : sql``;
+    await this.#exec(
+      db,
+      'clearing answered intents',
+      sql`delete from ${this.table('member_intents')} where ${id('activation_id')} = ${aid}
+        and ${this.hooks.inList(id('member_key'), keys)}
+        and (${answered}${id('until')} <= current_timestamp)`,
+    );
   }
 
   /** Members: fingerprints upserted (keeping last_sent_at when none is given), removals deleted. */

@@ -33,17 +33,16 @@ export interface DeltaRow {
   values: Record<string, unknown> | null;
   /** Fingerprint of the current mapped values; null for removed members. */
   fingerprint: string | null;
-  /**
-   * Every hash the destination may hold for this member: those it acknowledged, and those of
-   * Updates sent (or about to be sent) whose answer Tailor never saw. Null for added members.
-   */
+  /** The hashes the destination acknowledged for this member; null for added members. */
   previousHashes: MemberHashes | null;
   /**
-   * The member has hashes the destination may hold without having acknowledged them (a run died
-   * after sending, or a request's outcome is unknown and may still be applied). Its Update is
-   * re-sent, and what it no longer has is deleted, whatever the diff says about its values.
+   * Every hash named by requests sent for this member whose acknowledgement was never committed
+   * (the run died after sending, or the request's outcome is unknown and the destination may still
+   * apply it, within its late-apply window): the destination may hold any of them, or have lost any
+   * of them. Null when there are none. Such a member is re-sent whole, and every hash it may hold and
+   * no longer has is deleted, whatever the diff says of its values.
    */
-  unconfirmed: boolean;
+  pendingHashes: MemberHashes | null;
 }
 
 export interface DiffCounts {
@@ -83,6 +82,21 @@ export interface MemberAck {
   previousHashes?: MemberHashes | null;
   /** When an Update carrying this member was acknowledged; null if nothing was sent for it. */
   sentAt: Date | null;
+  /** The intent recorded before this member's operations were sent (`recordIntent`); null if none. */
+  intentId?: string | null;
+}
+
+/** The hashes of one member's operations, recorded before they are sent (intent before send). */
+export interface MemberIntent {
+  key: string;
+  hashes: MemberHashes;
+}
+
+/** One batch's intent: its id, when it was recorded, and until when the destination may apply it. */
+export interface IntentStamp {
+  id: string;
+  at: Date;
+  until: Date;
 }
 
 /** One prepared diff: the snapshot is taken and compared; read the delta, then commit what was acknowledged. */
@@ -96,7 +110,16 @@ export interface DiffRun extends AsyncDisposable {
    * Used so a shared identifier is never deleted while another current member still has it.
    */
   hashesHeldByOthers(hashes: readonly string[], excludingKeys: readonly string[]): Promise<Set<string>>;
-  /** Moves state forward for acknowledged members only. Safe to call once per delta batch. */
+  /**
+   * Records, before a request is sent, the hashes its operations name. Until the commit of a
+   * member's acknowledgement clears its intent (and, past `until`, every older one), the diff
+   * reports those hashes as the member's `pendingHashes`. Idempotent.
+   */
+  recordIntent(intents: readonly MemberIntent[], stamp: IntentStamp): Promise<void>;
+  /**
+   * Moves state forward for acknowledged members only, and clears their intents: the one named by
+   * the ack's `intentId`, and those whose window has passed. Safe to call once per delta batch.
+   */
   commit(acks: readonly MemberAck[]): Promise<void>;
 }
 

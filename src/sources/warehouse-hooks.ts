@@ -142,8 +142,15 @@ export interface WarehouseHooks {
     select: RawBuilder<unknown>,
     options?: { countRows?: boolean },
   ): { statements: RawBuilder<unknown>[]; rowsCounted: boolean };
-  /** The primary key as text, the member's key in state. */
+  /** The primary key as text (then digested: `keyDigest`). */
   keyText(expr: RawBuilder<unknown>): RawBuilder<unknown>;
+  /**
+   * The member's key in state: the lowercase hex SHA-256 of the key's text (UTF-8), so state never
+   * holds a raw key (a key may be an email) and a key of any length fits an index. Null stays null.
+   */
+  keyDigest(text: RawBuilder<unknown>): RawBuilder<unknown>;
+  /** Whether a stored key is already a digest (64 lowercase hex), for the migration that digests them. */
+  isKeyDigest(expr: RawBuilder<unknown>): RawBuilder<unknown>;
   /** A null-safe, order-defined fingerprint of the mapped values (named `v_<i>`). */
   fingerprint(values: readonly RawBuilder<unknown>[]): RawBuilder<unknown>;
   /** A key expression as ordered for reading: by code point everywhere (Postgres: COLLATE "C"). */
@@ -153,6 +160,10 @@ export interface WarehouseHooks {
     hashes: RawBuilder<unknown>;
     delta: RawBuilder<unknown>;
     activationId: string;
+    /** A name of its own for what the read adds (a CTE's, an alias), unique within the read. */
+    name: string;
+    /** Added members (rank 3) have no rows here: the read may skip looking (Postgres does). */
+    skipAdded: boolean;
   }): DeltaHashesSql;
   /** `previous_hashes` as read back, as rows (ordered by type, then hash). */
   parseHashes(value: unknown): MemberHashRow[];

@@ -17,8 +17,9 @@ import type { ChangeKind, DeltaRow } from '../diff/types.js';
  *   `deleteRemovesSharingRecords`, as X does), a changed member's Update carries every hash it has
  *   now, not only the new ones, since a Delete of one of its old hashes may take its whole record.
  * - A change that leaves the hash set as it was (`User@X.com` → `user@x.com `) sends nothing,
- *   unless the member is `unconfirmed`: the destination may hold hashes of it that it never
- *   acknowledged, so its Update is sent again and what it no longer has is deleted.
+ *   unless the member has `pendingHashes`: the destination may hold hashes of it that it never
+ *   acknowledged, so its Update is sent again and every hash it may hold and no longer has is
+ *   deleted.
  * Nothing here logs or knows where hashes come from; the engine feeds it and sends what it returns.
  */
 
@@ -50,8 +51,6 @@ export interface MemberPlan {
   changeCount: number;
   /** Whether one of its operations is an Update (so that an acknowledgement refreshes its expiry). */
   sendsUpdate: boolean;
-  /** The member's row said the destination may hold hashes of it it never acknowledged. */
-  unconfirmed: boolean;
 }
 
 export interface BatchPlan {
@@ -110,10 +109,21 @@ export function subtractHashes(
   return out;
 }
 
+/** Every hash the destination may hold for the member: acknowledged ∪ pending. */
+export function mayHold(row: Pick<DeltaRow, 'previousHashes' | 'pendingHashes'>): MemberHashes | null {
+  if (isEmpty(row.pendingHashes)) return row.previousHashes;
+  const out: MemberHashes = {};
+  for (const [type, values] of [...entries(row.previousHashes), ...entries(row.pendingHashes)]) {
+    out[type] = [...new Set([...(out[type] ?? []), ...values])].sort();
+  }
+  return out;
+}
+
 /**
  * The counted effect of one hashed row, the same in `plan` and `sync` (so a plan's counts are what the
  * sync would send): a member whose hash set is unchanged is `none` (unless `fullResync`, or the
- * member is `unconfirmed`: then it is re-sent); so is an upsert-mode removal.
+ * member is `unconfirmed`: then it is re-sent); so is an upsert-mode removal. `previous` is every
+ * hash the destination may hold for it (`mayHold`).
  */
 export function memberEffect(
   change: ChangeKind,
@@ -148,7 +158,7 @@ export function deleteCandidates(rows: readonly HashedRow[], mode: ActivationMod
   if (mode === 'upsert') return [];
   const out = new Set<string>();
   for (const { row, hashes } of rows) {
-    const gone = subtractHashes(row.previousHashes, hashes, new Set());
+    const gone = subtractHashes(mayHold(row), hashes, new Set());
     for (const value of hashValues(gone)) out.add(value);
   }
   return [...out];
@@ -179,18 +189,20 @@ export function planBatch(
   const members: MemberPlan[] = [];
   for (const { row, hashes } of rows) {
     const next = row.change === 'removed' ? null : (hashes ?? {});
-    const effect = memberEffect(row.change, row.previousHashes, next, mode, fullResync, row.unconfirmed);
+    const unconfirmed = !isEmpty(row.pendingHashes);
+    const previous = mayHold(row);
+    const effect = memberEffect(row.change, previous, next, mode, fullResync, unconfirmed);
     const firstChange = changes.length;
     let sendsUpdate = false;
     if (mode === 'mirror') {
-      const gone = subtractHashes(row.previousHashes, next, keep);
+      const gone = subtractHashes(previous, next, keep);
       if (!isEmpty(gone)) changes.push({ op: 'delete', user: gone });
     }
     if (effect === 'added' || effect === 'refreshed' || (effect === 'changed' && !isEmpty(next))) {
       // Where a Delete takes whole records, the whole current set (a Delete above may have removed
       // the member's old record); else only what the destination may not hold yet. A refresh, or a
       // member the destination may hold unacknowledged hashes of, sends the whole set either way.
-      const whole = capabilities.deleteRemovesSharingRecords || effect !== 'changed' || row.unconfirmed;
+      const whole = capabilities.deleteRemovesSharingRecords || effect !== 'changed' || unconfirmed;
       const user = whole ? next! : subtractHashes(next, row.previousHashes, new Set());
       if (!isEmpty(user)) {
         changes.push({ op: 'update', user });
@@ -207,7 +219,6 @@ export function planBatch(
       firstChange,
       changeCount: changes.length - firstChange,
       sendsUpdate,
-      unconfirmed: row.unconfirmed,
     });
   }
   return { changes, members };
@@ -219,6 +230,31 @@ export function holdsAny(hashes: MemberHashes | null | undefined, values: Readon
   for (const list of Object.values(hashes))
     for (const value of list ?? []) if (values.has(value)) return true;
   return false;
+}
+
+/**
+ * The intents of a batch, recorded in state before it is sent: per member with operations, every
+ * hash they name (an Update's and a Delete's alike). Until the commit of the member's
+ * acknowledgement clears it, the member is re-sent by later runs: whichever way the request went,
+ * the destination may then hold any of these hashes, or have lost any of them.
+ */
+export function intentsOf(plan: BatchPlan): { key: string; hashes: MemberHashes }[] {
+  const out: { key: string; hashes: MemberHashes }[] = [];
+  for (const member of plan.members) {
+    if (member.changeCount === 0) continue;
+    const hashes: Record<string, Set<string>> = {};
+    for (let i = member.firstChange; i < member.firstChange + member.changeCount; i++) {
+      for (const [type, values] of entries(plan.changes[i]!.user)) {
+        const set = (hashes[type] ??= new Set());
+        for (const value of values) set.add(value);
+      }
+    }
+    out.push({
+      key: member.key,
+      hashes: Object.fromEntries(Object.entries(hashes).map(([type, set]) => [type, [...set].sort()])),
+    });
+  }
+  return out;
 }
 
 /** Whether the destination acknowledged every operation of the member (one with none to send is). */

@@ -12,6 +12,9 @@ import {
   type HashedRow,
   heldOnceCommitted,
   holdsAny,
+  intentsOf,
+  isEmpty,
+  mayHold,
   memberEffect,
   type MemberPlan,
   planBatch,
@@ -73,11 +76,11 @@ export async function countDelta(ctx: DeltaContext): Promise<void> {
     for (const { row, hashes } of prepareBatch(ctx, batch).hashed) {
       const effect = memberEffect(
         row.change,
-        row.previousHashes,
+        mayHold(row),
         hashes,
         activation.mode,
         options.fullResync,
-        row.unconfirmed,
+        !isEmpty(row.pendingHashes),
       );
       countEffect(ctx.counts, effect);
     }
@@ -120,6 +123,7 @@ export async function deliverDelta(ctx: DeliverContext): Promise<{ unacknowledge
     members: readonly MemberPlan[],
     rejections: RejectionRecord[],
     sending: Promise<ApplyOutcome>,
+    intentId: string,
     timing: StepTimer,
   ): Promise<void> => {
     const outcome = await sending;
@@ -136,6 +140,7 @@ export async function deliverDelta(ctx: DeliverContext): Promise<{ unacknowledge
           hashes: member.hashes,
           previousHashes: member.previousHashes,
           sentAt: member.sendsUpdate ? sentAt : null,
+          intentId: member.changeCount > 0 ? intentId : null,
         });
         countEffect(counts, member.effect);
         continue;
@@ -196,13 +201,27 @@ export async function deliverDelta(ctx: DeliverContext): Promise<{ unacknowledge
         pending.forEach(({ members }, i) => heldOnceCommitted(members, answers[i]!.results, wanted, held));
       }
       const plan = planBatch(hashed, held, activation.mode, options.fullResync, destination.capabilities);
+      const number = ++batchNumber;
+      // Intent before send: what the batch's requests name is in state before they leave, so a run
+      // that dies after the destination answered, or a request it applies after Tailor gave up on it,
+      // is repaired by the next run. Recorded while the previous batch is still being sent.
+      const intentAt = ctx.now();
+      const stamp = {
+        id: `${ctx.runId}:${number}`,
+        at: intentAt,
+        until: new Date(intentAt.getTime() + destination.capabilities.lateApplyWindowMs),
+      };
+      const intents = intentsOf(plan);
+      const recorded = intents.length === 0 ? Promise.resolve() : diff.recordIntent(intents, stamp);
+      recorded.catch(() => undefined); // awaited below; this only keeps an early failure handled
       while (commits.length >= MAX_UNCOMMITTED) await commits.shift();
       await lastSend;
       // A send that threw (not a refused member: the audience gone, credentials revoked) ends the
       // run; its commit rethrows it here rather than after more batches went the same way.
       if (sendFailed) await Promise.all(commits);
       timing.lap('waitMs');
-      const number = ++batchNumber;
+      await recorded;
+      timing.lap('intentMs');
       const size = batch.length;
       const base = sent;
       sent += size;
@@ -223,7 +242,7 @@ export async function deliverDelta(ctx: DeliverContext): Promise<{ unacknowledge
       // Only what the commit needs stays referenced (not the rows' raw values nor the user objects).
       const inFlight = { members: plan.members, sending };
       uncommitted.add(inFlight);
-      const commit = commitBatch(number, size, plan.members, rejections, sending, timing).then(
+      const commit = commitBatch(number, size, plan.members, rejections, sending, stamp.id, timing).then(
         () => void uncommitted.delete(inFlight),
         (error: unknown) => {
           commitFailed = true;

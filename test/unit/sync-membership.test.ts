@@ -10,6 +10,7 @@ import {
   type HashedRow,
   heldOnceCommitted,
   hashValues,
+  intentsOf,
   holdsAny,
   memberEffect,
   type MemberPlan,
@@ -52,70 +53,136 @@ interface StateRow {
   hashes: MemberHashes;
 }
 
+/** An Update recorded before it was sent (intent before send), until its commit clears it. */
+interface IntentRow {
+  hashes: MemberHashes;
+  /** The model clock when it was recorded, and until when the destination may apply it late. */
+  at: number;
+  until: number;
+}
+
 /**
- * A faithful small model of the diff engine's contract (src/diff/types.ts): the delta ordered removed,
- * changed, refresh, added; `hashesHeldByOthers` answers from state as committed so far.
+ * A faithful small model of state (docs/state.md): acknowledged members, and the intents of Updates
+ * whose acknowledgement was never committed. `now` counts runs.
  */
-function diffOf(segment: Map<string, Member>, state: Map<string, StateRow>, fullResync: boolean): DeltaRow[] {
+interface ModelState {
+  members: Map<string, StateRow>;
+  intents: Map<string, IntentRow[]>;
+  now: number;
+}
+
+const newState = (): ModelState => ({ members: new Map(), intents: new Map(), now: 0 });
+
+function union(...sets: (MemberHashes | null | undefined)[]): MemberHashes {
+  const out: Record<string, Set<string>> = {};
+  for (const hashes of sets) {
+    for (const [type, values] of Object.entries(hashes ?? {})) {
+      for (const value of values ?? []) (out[type] ??= new Set()).add(value);
+    }
+  }
+  return Object.fromEntries(Object.entries(out).map(([type, values]) => [type, [...values].sort()]));
+}
+
+/**
+ * The diff engine's contract (src/diff/types.ts) over the model: the delta ordered removed, changed,
+ * refresh, added. State's side is its members and the keys with intents; a member's previous hashes
+ * are the acknowledged ones, its pending hashes those intended and not acknowledged; a member with
+ * pending hashes is re-emitted even if its values did not change.
+ */
+function diffOf(segment: Map<string, Member>, state: ModelState, fullResync: boolean): DeltaRow[] {
   const order: Record<ChangeKind, number> = { removed: 0, changed: 1, refresh: 2, added: 3 };
   const rows: DeltaRow[] = [];
-  for (const [key, previous] of state) {
-    if (!segment.has(key))
-      rows.push({
-        key,
-        change: 'removed',
-        values: null,
-        fingerprint: null,
-        previousHashes: previous.hashes,
-        unconfirmed: false,
-      });
+  const keys = new Set([...state.members.keys(), ...state.intents.keys()]);
+  const previousOf = (key: string) => {
+    const member = state.members.get(key);
+    const intents = state.intents.get(key) ?? [];
+    const pendingHashes = intents.length > 0 ? union(...intents.map((i) => i.hashes)) : null;
+    return { member, previousHashes: member?.hashes ?? {}, pendingHashes };
+  };
+  for (const key of keys) {
+    if (segment.has(key)) continue;
+    const { previousHashes, pendingHashes } = previousOf(key);
+    rows.push({ key, change: 'removed', values: null, fingerprint: null, previousHashes, pendingHashes });
   }
   for (const [key, member] of segment) {
-    const previous = state.get(key);
     const fingerprint = member.raw;
-    const base = { key, values: { raw: member.raw }, fingerprint, unconfirmed: false };
-    if (!previous) rows.push({ ...base, change: 'added', previousHashes: null });
-    else if (previous.fingerprint !== fingerprint)
-      rows.push({ ...base, change: 'changed', previousHashes: previous.hashes });
-    else if (fullResync) rows.push({ ...base, change: 'refresh', previousHashes: previous.hashes });
+    const base = { key, values: { raw: member.raw }, fingerprint };
+    if (!keys.has(key)) {
+      rows.push({ ...base, change: 'added', previousHashes: null, pendingHashes: null });
+      continue;
+    }
+    const { member: previous, ...hashes } = previousOf(key);
+    const row = { ...base, ...hashes };
+    if (previous?.fingerprint !== fingerprint) rows.push({ ...row, change: 'changed' });
+    else if (fullResync || hashes.pendingHashes) rows.push({ ...row, change: 'refresh' });
   }
   return rows.sort((a, b) => order[a.change] - order[b.change] || (a.key < b.key ? -1 : 1));
 }
 
-function heldByOthers(state: Map<string, StateRow>, hashes: readonly string[], excluding: readonly string[]) {
+function heldByOthers(state: ModelState, hashes: readonly string[], excluding: readonly string[]) {
   const skip = new Set(excluding);
   const wanted = new Set(hashes);
   const out = new Set<string>();
-  for (const [key, row] of state) {
+  for (const [key, row] of state.members) {
     if (skip.has(key)) continue;
     for (const value of hashValues(row.hashes)) if (wanted.has(value)) out.add(value);
   }
   return out;
 }
 
-function commit(state: Map<string, StateRow>, acks: readonly MemberAck[]) {
+/** The commit: acknowledged members move forward; their intents go once answered or past their window. */
+function commit(state: ModelState, acks: readonly (MemberAck & { intentAt: number | null })[]) {
   for (const ack of acks) {
-    if (ack.change === 'removed') state.delete(ack.key);
-    else state.set(ack.key, { fingerprint: ack.fingerprint!, hashes: ack.hashes ?? {} });
+    if (ack.change === 'removed') state.members.delete(ack.key);
+    else state.members.set(ack.key, { fingerprint: ack.fingerprint!, hashes: ack.hashes ?? {} });
+    const left = (state.intents.get(ack.key) ?? []).filter(
+      (i) => i.at !== ack.intentAt && i.until > state.now,
+    );
+    if (left.length > 0) state.intents.set(ack.key, left);
+    else state.intents.delete(ack.key);
   }
 }
 
 /**
- * One run as the engine does it, in batches, with `fail(i)` deciding which operations X refuses
- * (retryable: the member stays unacknowledged). Returns the changes sent. The commits of the last
- * `lag` batches are still pending when a batch plans (the engine's pipeline): its lookup leaves their
- * members out and `heldOnceCommitted` says what they will hold.
+ * What happens to one operation: `ok`; `retryable` (X refused it and applied nothing); `unknown`
+ * (Tailor never saw an answer, and X applies it later, when the test says); `crash` (X applied it
+ * and answered, and the process died before committing anything more).
+ */
+type Fate = 'ok' | 'retryable' | 'unknown' | 'crash';
+
+/** Requests X received and has not applied yet (their answers never arrived). */
+type Late = MemberChange[][];
+
+/**
+ * One run as the engine does it, in batches, with `fate(i)` deciding what becomes of each operation.
+ * Returns the changes sent. The commits of the last `lag` batches are still pending when a batch
+ * plans (the engine's pipeline): its lookup leaves their members out and `heldOnceCommitted` says
+ * what they will hold. Before a batch is sent, its Updates are recorded as intents.
  */
 function run(
   segment: Map<string, Member>,
-  state: Map<string, StateRow>,
+  state: ModelState,
   audience: AudienceModel,
   mode: ActivationMode,
-  options: { batchSize: number; fullResync?: boolean; fail?: (index: number) => boolean; lag?: number },
+  options: {
+    batchSize: number;
+    fullResync?: boolean;
+    fail?: (index: number) => boolean;
+    fate?: (index: number) => Fate;
+    lag?: number;
+    late?: Late;
+    window?: number;
+  },
 ): MemberChange[] {
+  state.now++;
   const rows = diffOf(segment, state, options.fullResync ?? false);
   const sent: MemberChange[] = [];
-  const pending: { members: MemberPlan[]; results: ApplyResult[]; acks: MemberAck[] }[] = [];
+  const pending: {
+    members: MemberPlan[];
+    results: ApplyResult[];
+    acks: (MemberAck & { intentAt: number | null })[];
+  }[] = [];
+  const fate = (i: number): Fate => options.fate?.(i) ?? (options.fail?.(i) ? 'retryable' : 'ok');
   let counter = 0;
   for (let start = 0; start < rows.length; start += options.batchSize) {
     const batch = rows.slice(start, start + options.batchSize);
@@ -133,13 +200,24 @@ function run(
     const held = heldByOthers(state, candidates, excluded);
     for (const { members, results } of pending) heldOnceCommitted(members, results, wanted, held);
     const plan = planBatch(hashed, held, mode, options.fullResync ?? false);
-    const results: ApplyResult[] = plan.changes.map(() =>
-      options.fail?.(counter++) ? { status: 'retryable', reason: 'x' } : { status: 'ok' },
+    // Intent before send.
+    const intentAt = state.now * 1000 + start;
+    for (const intent of intentsOf(plan)) {
+      const rows = state.intents.get(intent.key) ?? [];
+      rows.push({ hashes: intent.hashes, at: intentAt, until: state.now + (options.window ?? 1000) });
+      state.intents.set(intent.key, rows);
+    }
+    const fates = plan.changes.map(() => fate(counter++));
+    const results: ApplyResult[] = fates.map((f) =>
+      f === 'ok' ? { status: 'ok' } : { status: 'retryable', reason: f },
     );
-    // X applies what it acknowledged (a failed request applies nothing of its own operations).
-    audience.apply(plan.changes.filter((_, i) => results[i]!.status === 'ok'));
     sent.push(...plan.changes);
-    const acks: MemberAck[] = [];
+    // X applies what it acknowledged and what it answered before the crash; unknown ones come later.
+    audience.apply(plan.changes.filter((_, i) => fates[i] === 'ok' || fates[i] === 'crash'));
+    const unknown = plan.changes.filter((_, i) => fates[i] === 'unknown');
+    if (unknown.length > 0) options.late?.push(unknown);
+    if (fates.includes('crash')) return sent; // killed: nothing more is committed
+    const acks: (MemberAck & { intentAt: number | null })[] = [];
     for (const member of plan.members) {
       if (acknowledged(member, results)) {
         acks.push({
@@ -148,6 +226,7 @@ function run(
           fingerprint: member.fingerprint,
           hashes: member.hashes,
           sentAt: member.sendsUpdate ? new Date(0) : null,
+          intentAt: member.changeCount > 0 ? intentAt : null,
         });
       }
     }
@@ -198,7 +277,7 @@ describe('exact membership (property-based)', () => {
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 0, max: 3 }),
         (segments, batchSize, lag) => {
-          const state = new Map<string, StateRow>();
+          const state = newState();
           const audience = new AudienceModel();
           for (const segment of segments) {
             run(segment, state, audience, 'mirror', { batchSize, lag });
@@ -219,7 +298,7 @@ describe('exact membership (property-based)', () => {
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 0, max: 3 }),
         (steps, batchSize, lag) => {
-          const state = new Map<string, StateRow>();
+          const state = newState();
           const audience = new AudienceModel();
           for (const [segment, failures] of steps) {
             run(segment, state, audience, 'mirror', { batchSize, lag, fail: (i) => failures[i] ?? false });
@@ -232,6 +311,64 @@ describe('exact membership (property-based)', () => {
     );
   });
 
+  it('a run killed after X answered, at any point, is repaired by the next clean run', () => {
+    const fateArb = fc.constantFrom<Fate>('ok', 'ok', 'ok', 'crash', 'retryable');
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(segmentArb, fc.array(fateArb, { maxLength: 20 })), { minLength: 2, maxLength: 5 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 0, max: 2 }),
+        (steps, batchSize, lag) => {
+          // window 0: an intent ends with the next acknowledgement, so convergence is also quiet.
+          const state = newState();
+          const audience = new AudienceModel();
+          for (let i = 0; i + 1 < steps.length; i++) {
+            const [segment, fates] = steps[i]!;
+            run(segment, state, audience, 'mirror', {
+              batchSize,
+              lag,
+              window: 0,
+              fate: (n) => fates[n] ?? 'ok',
+            });
+            // Then the segment moves on (members leave, identifiers change), and one clean run.
+            const next = steps[i + 1]![0];
+            run(next, state, audience, 'mirror', { batchSize, lag, window: 0 });
+            expect(audience.identifiers()).toEqual(expectedIdentifiers(next));
+            expect(run(next, state, audience, 'mirror', { batchSize, lag, window: 0 })).toEqual([]);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('a request X applies after Tailor gave up on it is undone by the runs within its window', () => {
+    const fateArb = fc.constantFrom<Fate>('ok', 'ok', 'unknown', 'retryable');
+    fc.assert(
+      fc.property(
+        segmentArb,
+        fc.array(fateArb, { maxLength: 20 }),
+        segmentArb,
+        fc.boolean(),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 0, max: 2 }),
+        (first, fates, second, lateFirst, batchSize, lag) => {
+          const state = newState();
+          const audience = new AudienceModel();
+          const late: Late = [];
+          run(first, state, audience, 'mirror', { batchSize, lag, late, fate: (n) => fates[n] ?? 'ok' });
+          // X applies what it never answered: before the next run, or only after it.
+          if (lateFirst) for (const request of late.splice(0)) audience.apply(request);
+          run(second, state, audience, 'mirror', { batchSize, lag });
+          for (const request of late.splice(0)) audience.apply(request);
+          run(second, state, audience, 'mirror', { batchSize, lag });
+          expect(audience.identifiers()).toEqual(expectedIdentifiers(second));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
   it('pipelined batches send what batches committed one by one would, refusals included', () => {
     fc.assert(
       fc.property(
@@ -239,8 +376,8 @@ describe('exact membership (property-based)', () => {
         fc.integer({ min: 1, max: 3 }),
         fc.integer({ min: 1, max: 3 }),
         (steps, batchSize, lag) => {
-          const serial = { state: new Map<string, StateRow>(), audience: new AudienceModel() };
-          const piped = { state: new Map<string, StateRow>(), audience: new AudienceModel() };
+          const serial = { state: newState(), audience: new AudienceModel() };
+          const piped = { state: newState(), audience: new AudienceModel() };
           for (const [segment, failures] of steps) {
             const fail = (i: number) => failures[i] ?? false;
             const one = run(segment, serial.state, serial.audience, 'mirror', { batchSize, fail });
@@ -257,7 +394,7 @@ describe('exact membership (property-based)', () => {
   it('a full resync keeps the invariant and re-sends every member with identifiers', () => {
     fc.assert(
       fc.property(segmentArb, segmentArb, (first, second) => {
-        const state = new Map<string, StateRow>();
+        const state = newState();
         const audience = new AudienceModel();
         run(first, state, audience, 'mirror', { batchSize: 3 });
         const sent = run(second, state, audience, 'mirror', { batchSize: 3, fullResync: true });
@@ -273,7 +410,7 @@ describe('exact membership (property-based)', () => {
   it('upsert mode never deletes, and holds at least the current members', () => {
     fc.assert(
       fc.property(fc.array(segmentArb, { minLength: 1, maxLength: 5 }), (segments) => {
-        const state = new Map<string, StateRow>();
+        const state = newState();
         const audience = new AudienceModel();
         for (const segment of segments) {
           const sent = run(segment, state, audience, 'upsert', { batchSize: 2 });
@@ -291,7 +428,7 @@ const row = (over: Partial<DeltaRow> & Pick<DeltaRow, 'key' | 'change'>): DeltaR
   values: over.change === 'removed' ? null : {},
   fingerprint: over.change === 'removed' ? null : 'f',
   previousHashes: null,
-  unconfirmed: false,
+  pendingHashes: null,
   ...over,
 });
 
@@ -363,17 +500,18 @@ describe('planBatch', () => {
     expect(dropped.members[0]).toMatchObject({ effect: 'changed', sendsUpdate: false });
   });
 
-  it('re-sends an unconfirmed member whose hashes did not change, and deletes what it no longer has', () => {
-    const same = row({ key: 'a', change: 'refresh', previousHashes: { email: ['h'] }, unconfirmed: true });
+  it('re-sends a member with pending hashes whose hashes did not change, and deletes what it no longer has', () => {
+    const same = row({ key: 'a', change: 'refresh', previousHashes: {}, pendingHashes: { email: ['h'] } });
     const plan = planBatch([{ row: same, hashes: { email: ['h'] } }], new Set(), 'mirror');
     expect(plan.changes).toEqual([{ op: 'update', user: { email: ['h'] } }]);
-    expect(plan.members[0]).toMatchObject({ effect: 'refreshed', sendsUpdate: true, unconfirmed: true });
-    // A case-only change of an unconfirmed member: still re-sent (the destination may not hold it).
+    expect(plan.members[0]).toMatchObject({ effect: 'refreshed', sendsUpdate: true });
+    // A case-only change of a member with a pending hash it no longer has: that hash is deleted and
+    // the member re-sent (the Delete may take its record).
     const cased = row({
       key: 'b',
       change: 'changed',
-      previousHashes: { email: ['h', 'x'] },
-      unconfirmed: true,
+      previousHashes: { email: ['h'] },
+      pendingHashes: { email: ['x'] },
     });
     const both = planBatch([{ row: cased, hashes: { email: ['h'] } }], new Set(), 'mirror');
     expect(both.changes).toEqual([

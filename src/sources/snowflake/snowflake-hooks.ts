@@ -135,6 +135,10 @@ export function createSnowflakeHooks(options: SnowflakeHooksOptions): WarehouseH
       rowsCounted: false,
     }),
     keyText: (expr) => sql`TO_VARCHAR(${expr})`,
+    // SHA2(text, 256) is the lowercase hex SHA-256 of the UTF-8 bytes.
+    // https://docs.snowflake.com/en/sql-reference/functions/sha2
+    keyDigest: (text) => sql`SHA2(${text}, 256)`,
+    isKeyDigest: (expr) => sql`REGEXP_LIKE(${expr}, '^[0-9a-f]{64}$')`,
     fingerprint: (values) =>
       values.length === 0
         ? sql`MD5('')`
@@ -143,16 +147,16 @@ export function createSnowflakeHooks(options: SnowflakeHooksOptions): WarehouseH
     keyOrder: (expr) => expr,
     // Stored hashes are aggregated per delta member first (a CTE), then joined: no GROUP BY over
     // the model's values, whatever their types.
-    deltaHashes: ({ hashes, delta, activationId }) => ({
-      with: sql`${sql.id('h')} AS (
+    deltaHashes: ({ hashes, delta, activationId, name }) => ({
+      with: sql`${sql.id(name)} AS (
         SELECT ${sql.id('member_key')}, ARRAY_AGG(ARRAY_CONSTRUCT(${sql.id('id_type')}, ${sql.id('hash')}))
           WITHIN GROUP (ORDER BY ${sql.id('id_type')}, ${sql.id('hash')}) AS ${sql.id('hashes')}
         FROM ${hashes}
         WHERE ${sql.id('activation_id')} = ${activationId}
           AND ${sql.id('member_key')} IN (SELECT ${sql.id('member_key')} FROM ${delta})
         GROUP BY ${sql.id('member_key')})`,
-      column: sql.ref('h.hashes'),
-      join: sql`LEFT JOIN ${sql.id('h')} AS ${sql.id('h')} ON ${sql.ref('h.member_key')} = ${sql.ref('d.member_key')}`,
+      column: sql.ref(`${name}.hashes`),
+      join: sql`LEFT JOIN ${sql.id(name)} AS ${sql.id(name)} ON ${sql.ref(`${name}.member_key`)} = ${sql.ref('d.member_key')}`,
     }),
     // The driver hands an ARRAY column over as JSON text or as parsed arrays.
     parseHashes: (value) =>
