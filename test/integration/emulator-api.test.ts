@@ -149,12 +149,34 @@ describe('emulator: transport, routing and OAuth', () => {
     expect(res.json).toMatchObject({ request: { params: {} }, data: [{ id: ACCOUNT }], next_cursor: null });
   });
 
-  it('refuses other versions with 403 INVALID, unknown and legacy routes with 404, wrong methods with 405', async () => {
+  it('serves 11 beside 12, as X still lists both (deprecation "TBD"), without x-api-warn', async () => {
+    // https://docs.x.com/x-ads-api/fundamentals/versioning: 12 current, 11 listed, 10 ended 2022-10-27.
     const v11 = await call('GET', '/11/accounts');
-    expect(v11.status).toBe(403);
-    expect(v11.json).toEqual({
-      errors: [{ code: 'INVALID', message: 'Version 11.0 is not available.' }],
-      request: { params: {} },
+    expect(v11.status).toBe(200);
+    expect(v11.json).toMatchObject({ data: [{ id: ACCOUNT }], next_cursor: null });
+    expect(v11.headers.get('x-current-api-version')).toBe('12');
+    expect(v11.headers.get('x-api-warn')).toBeNull();
+    const audience = await call('POST', `/11/accounts/${ACCOUNT}/custom_audiences`, {
+      query: { name: uniqueName('v11') },
+    });
+    expect(audience.status).toBe(200);
+    const read = await call('GET', `${audiencesPath}/${audience.json.data.id as string}`);
+    expect(read.json.data.name).toBe(audience.json.data.name);
+  });
+
+  it('refuses other versions with 403 INVALID, unknown and legacy routes with 404, wrong methods with 405', async () => {
+    for (const version of ['10', '13', '1']) {
+      const res = await call('GET', `/${version}/accounts`);
+      expect(res.status).toBe(403);
+      expect(res.json).toEqual({
+        errors: [{ code: 'INVALID', message: `Version ${version}.0 is not available.` }],
+        request: { params: {} },
+      });
+    }
+    await withEmulator({ switches: { versions: ['12'] } }, async (e) => {
+      const res = await client(e)('GET', '/11/accounts');
+      expect(res.status).toBe(403);
+      expect(res.json.errors[0].message).toBe('Version 11.0 is not available.');
     });
     for (const path of [
       '/12/nothing',
