@@ -457,6 +457,7 @@ export class Emulator implements EmulatorAdmin {
       id === undefined ? undefined : sw.caseInsensitiveIds ? id.toLowerCase() : id;
     const accountId = lower(route.accountId);
     const audienceId = lower(route.audienceId);
+    const permissionId = lower(route.permissionId);
     let permissions: string[] = [];
     if (accountId !== undefined) {
       const access = credential.access[accountId];
@@ -534,6 +535,7 @@ export class Emulator implements EmulatorAdmin {
       route,
       ...(accountId !== undefined ? { accountId } : {}),
       ...(audienceId !== undefined ? { audienceId } : {}),
+      ...(permissionId !== undefined ? { permissionId } : {}),
       query,
       form,
       contentType,
