@@ -372,7 +372,8 @@ export class Emulator implements EmulatorAdmin {
     // does (127.0.0.1, localhost, [::1]), so a foreign name can only be a DNS-rebinding web page, which
     // the demo credentials (public) would let sign its requests. Listening beyond loopback (--host
     // 0.0.0.0, for containers), clients name the machine however their network does, and no Host can be
-    // told apart from a rebinding one: there the operator chose to expose it.
+    // told apart from a rebinding one: there the operator chose to expose it. No Origin check is needed
+    // here: a cross-origin request carrying `Authorization` needs a CORS preflight, never granted.
     if (isLoopbackHostname(hostInUrl(this.#host)) && !hostAllowed(req.headers.host, this.#port)) {
       return fail(
         singleError(

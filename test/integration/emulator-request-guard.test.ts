@@ -184,6 +184,21 @@ describe('emulator admin API: cross-site requests and DNS rebinding', () => {
     expect(await faultQueued()).toBe(false);
   });
 
+  it('grants no CORS preflight, so no other origin can send JSON or an Authorization header', async () => {
+    const preflight = {
+      host,
+      origin: 'https://attacker.example',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'content-type, authorization',
+    };
+    for (const path of ['/_admin/faults', '/12/accounts']) {
+      const res = await raw(port, 'OPTIONS', path, preflight);
+      expect(res.status, path).toBeGreaterThanOrEqual(400);
+      expect(res.headers['access-control-allow-origin'], path).toBeUndefined();
+      expect(res.headers['access-control-allow-headers'], path).toBeUndefined();
+    }
+  });
+
   it('still serves legitimate JSON admin requests by every loopback name, and bodyless ones', async () => {
     for (const name of [
       `127.0.0.1:${port}`,
