@@ -1,9 +1,12 @@
 /**
  * The test-only admin API over HTTP (not part of X's surface): the same functions as `EmulatorAdmin`,
- * under `/_admin/`, without OAuth, served to loopback clients only (x-ads-api.md §14.6 item 30).
- * `onUsersAnswered` is in process only: HTTP has no way to call a listener at that moment.
+ * under `/_admin/`, without OAuth, served to loopback clients only (x-ads-api.md §14.6 item 30), and only
+ * to requests no browser page can forge (`adminRefusal`). `onUsersAnswered` is in process only: HTTP has
+ * no way to call a listener at that moment.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { EmulatorResponse } from './http-util.js';
+import { hostAllowed, mediaType, originAllowed } from './request-guard.js';
 import type { EmulatorAdmin, EmulatorSeed, FaultSpec } from './types.js';
 
 export interface AdminTarget extends EmulatorAdmin {
@@ -30,6 +33,51 @@ function parseJson(body: Buffer): { value: unknown } | undefined {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Why an admin request must be refused (403), or undefined. Without OAuth, the admin API can seed
+ * credentials, queue faults and read what was sent, so a web page must not reach it (request-guard.ts):
+ * - `Host` must be a loopback name with the emulator's port (DNS rebinding: a foreign name sent here);
+ * - `Origin`, when sent, must be loopback (cross-site requests; browsers send it on every POST);
+ * - a request other than GET/HEAD that has a body or a Content-Type must be `application/json`, the one
+ *   type another origin cannot send without a CORS preflight, which the emulator never answers. A
+ *   bodyless POST/DELETE without a Content-Type (curl -X POST, fetch with no body) is still served: a
+ *   browser marks a cross-site one with its Origin, refused above.
+ */
+export function adminRefusal(
+  headers: IncomingHttpHeaders,
+  method: string,
+  bodyBytes: number,
+  port: number,
+  alsoAllowedHosts: readonly string[],
+): EmulatorResponse | undefined {
+  if (!hostAllowed(headers.host, port, alsoAllowedHosts)) {
+    return problem(
+      403,
+      `admin API: the Host header must be 127.0.0.1:${port}, localhost:${port} or [::1]:${port} ` +
+        '(a foreign name is how a DNS-rebinding web page reaches a local server)',
+    );
+  }
+  if (!originAllowed(headers.origin)) {
+    return problem(
+      403,
+      'admin API: requests from web pages are refused; the Origin header must be absent or a loopback origin',
+    );
+  }
+  const hasBody = bodyBytes > 0 || headers['content-type'] !== undefined;
+  if (
+    method !== 'GET' &&
+    method !== 'HEAD' &&
+    hasBody &&
+    mediaType(headers['content-type']) !== 'application/json'
+  ) {
+    return problem(
+      403,
+      'admin API: a request with a body must send Content-Type: application/json (a cross-site form cannot)',
+    );
+  }
+  return undefined;
 }
 
 export async function handleAdmin(

@@ -1,11 +1,20 @@
 /**
  * The X Ads API surface the emulator serves (x-ads-api.md §14.1, §14.3-§14.5): accounts, custom audience
- * CRUD and the users endpoint, under `/{version}/`. Authentication, faults and rate limits run in
- * `server.ts` before these handlers; these only read parameters and the store.
+ * CRUD, the users endpoint, sharing permissions and the targeted list, under `/{version}/`.
+ * Authentication, faults and rate limits run in `server.ts` before these handlers; these only read
+ * parameters and the store.
  */
 import { type EmulatorResponse, type Params, singleError } from './http-util.js';
 import type { UrlEncodedPairs } from './oauth.js';
-import { type AccountState, type AudienceState, type EmulatorStore, isoSeconds } from './store.js';
+import {
+  type AccountState,
+  type AudienceState,
+  type EmulatorStore,
+  isoSeconds,
+  PERMISSION_LEVELS,
+  type PermissionLevel,
+  type PermissionState,
+} from './store.js';
 import type { EmulatorSwitches } from './switches.js';
 import type { SeedCredential } from './types.js';
 import { validateUsersRequest } from './users-validation.js';
@@ -16,19 +25,29 @@ export type RouteName =
   | 'authenticated_user_access'
   | 'custom_audiences'
   | 'custom_audience'
-  | 'custom_audience_users';
+  | 'custom_audience_users'
+  | 'custom_audience_permissions'
+  | 'custom_audience_permission'
+  | 'custom_audience_targeted';
 
 export interface Route {
   name: RouteName;
   methods: readonly string[];
   accountId?: string;
   audienceId?: string;
+  permissionId?: string;
 }
 
 /** Matches the path after the version. Legacy names (tailored_audiences, …) simply match nothing. */
 export function matchRoute(segments: string[]): Route | undefined {
-  const [first, accountId, third, audienceId, fifth, ...rest] = segments;
+  const [first, accountId, third, audienceId, fifth, permissionId, ...rest] = segments;
   if (first !== 'accounts' || rest.length > 0) return undefined;
+  if (permissionId !== undefined) {
+    // Only DELETE …/custom_audiences/:id/permissions/:permission_id has a sixth element.
+    if (!accountId || third !== 'custom_audiences' || fifth !== 'permissions' || !audienceId || !permissionId)
+      return undefined;
+    return { name: 'custom_audience_permission', methods: ['DELETE'], accountId, audienceId, permissionId };
+  }
   if (accountId === undefined) return { name: 'accounts', methods: ['GET'] };
   if (accountId === '') return undefined;
   if (third === undefined) return { name: 'account', methods: ['GET'], accountId };
@@ -42,6 +61,11 @@ export function matchRoute(segments: string[]): Route | undefined {
     return { name: 'custom_audience', methods: ['GET', 'PUT', 'DELETE'], accountId, audienceId };
   }
   if (fifth === 'users') return { name: 'custom_audience_users', methods: ['POST'], accountId, audienceId };
+  if (fifth === 'permissions') {
+    return { name: 'custom_audience_permissions', methods: ['GET', 'POST'], accountId, audienceId };
+  }
+  if (fifth === 'targeted')
+    return { name: 'custom_audience_targeted', methods: ['GET'], accountId, audienceId };
   return undefined;
 }
 
@@ -51,6 +75,7 @@ export interface ApiRequest {
   /** Lower-cased (when the switch says so) path ids. */
   accountId?: string;
   audienceId?: string;
+  permissionId?: string;
   query: UrlEncodedPairs;
   form: UrlEncodedPairs;
   contentType: string | undefined;
@@ -80,9 +105,14 @@ class ParamError extends Error {
 }
 
 const SORT_BY = /^(created_at|updated_at|deleted|name)-(asc|desc)$/;
-const CSV_PARAMS = new Set(['account_ids', 'custom_audience_ids']);
+const CSV_PARAMS = new Set([
+  'account_ids',
+  'custom_audience_ids',
+  'granted_account_ids',
+  'custom_audience_permission_ids',
+]);
 const INT_PARAMS = new Set(['count']);
-const BOOL_PARAMS = new Set(['with_deleted', 'with_total_count']);
+const BOOL_PARAMS = new Set(['with_deleted', 'with_total_count', 'with_active']);
 
 /** Reads known query parameters, validating their form; echo holds how the server read them (§3.1). */
 class QueryReader {
@@ -113,9 +143,9 @@ class QueryReader {
     return this.#values.get(name);
   }
 
-  bool(name: string): boolean {
+  bool(name: string, fallback = false): boolean {
     const value = this.#values.get(name);
-    if (value === undefined) return false;
+    if (value === undefined) return fallback;
     if (value === 'true') return true;
     if (value === 'false') return false;
     throw new ParamError(
@@ -181,7 +211,7 @@ class QueryReader {
 }
 
 function sortAndPage<
-  T extends { createdAt: number; updatedAt: number; deleted: boolean; name: string; id: string },
+  T extends { createdAt: number; updatedAt: number; deleted: boolean; name?: string; id: string },
 >(items: T[], query: QueryReader): { page: T[]; nextCursor: string | null; total: number } {
   const sort = query.sortBy();
   const count = query.count();
@@ -190,7 +220,7 @@ function sortAndPage<
   const direction = sort?.desc ? -1 : 1;
   const key = (item: T): number | string =>
     field === 'name'
-      ? item.name
+      ? (item.name ?? '')
       : field === 'deleted'
         ? Number(item.deleted)
         : field === 'updated_at'
@@ -224,8 +254,15 @@ export function accountJson(account: AccountState, single: boolean): Record<stri
   };
 }
 
-/** Audience states of x-ads-api.md §10 and §14.6 item 29. */
-export function audienceJson(audience: AudienceState, switches: EmulatorSwitches): Record<string, unknown> {
+/**
+ * Audience states of x-ads-api.md §10 and §14.6 item 29. `sharedAs`: the level of the permission through
+ * which a granted account sees another account's audience (then `is_owner: false`).
+ */
+export function audienceJson(
+  audience: AudienceState,
+  switches: EmulatorSwitches,
+  sharedAs?: PermissionLevel,
+): Record<string, unknown> {
   const size = audience.size ?? 0;
   const targetable = audience.processed && size >= switches.minTargetableSize;
   const reasons = !audience.processed ? ['PROCESSING', 'TOO_SMALL'] : targetable ? [] : ['TOO_SMALL'];
@@ -240,9 +277,9 @@ export function audienceJson(audience: AudienceState, switches: EmulatorSwitches
     targetable_types: ['CRM', 'EXCLUDED_CRM'],
     audience_type: 'CRM',
     description: audience.description,
-    permission_level: 'READ_WRITE',
+    permission_level: sharedAs ?? 'READ_WRITE',
     owner_account_id: audience.accountId,
-    is_owner: true,
+    is_owner: sharedAs === undefined,
     id: audience.id,
     reasons_not_targetable: reasons,
     created_at: isoSeconds(audience.createdAt),
@@ -252,6 +289,28 @@ export function audienceJson(audience: AudienceState, switches: EmulatorSwitches
     audience_size: shownSize,
   };
 }
+
+/** A sharing permission as X returns it (the recorded SDK fixture's fields, custom_audience_id included). */
+export function permissionJson(permission: PermissionState): Record<string, unknown> {
+  return {
+    custom_audience_id: permission.audienceId,
+    permission_level: permission.permissionLevel,
+    id: permission.id,
+    created_at: isoSeconds(permission.createdAt),
+    granted_account_id: permission.grantedAccountId,
+    updated_at: isoSeconds(permission.updatedAt),
+    deleted: permission.deleted,
+  };
+}
+
+const PERMISSION_LIST_PARAMS = [
+  'count',
+  'cursor',
+  'custom_audience_permission_ids',
+  'granted_account_ids',
+  'sort_by',
+  'with_total_count',
+];
 
 const ACCOUNT_PARAMS = ['account_ids', 'count', 'cursor', 'q', 'sort_by', 'with_deleted', 'with_total_count'];
 const AUDIENCE_LIST_PARAMS = [
@@ -294,6 +353,15 @@ export class ApiHandlers {
           return this.#deleteAudience(req, base);
         case 'custom_audience_users':
           return this.#users(req, base);
+        case 'custom_audience_permissions':
+          return req.method === 'POST'
+            ? this.#grantPermission(req, base)
+            : { response: this.#listPermissions(req, base), mutated: false };
+        case 'custom_audience_permission':
+          if (req.permissionId !== undefined) base.custom_audience_permission_id = req.permissionId;
+          return this.#revokePermission(req, base);
+        case 'custom_audience_targeted':
+          return { response: this.#targeted(req, base), mutated: false };
       }
     } catch (error) {
       if (error instanceof ParamError) {
@@ -368,15 +436,21 @@ export class ApiHandlers {
         'Expected one of OWNER, SHARED for permission_scope',
       );
     }
-    // Sharing is not emulated: nothing is ever shared with an account, so SHARED lists nothing.
-    const audiences =
+    // SHARED: other accounts' audiences shared with this one through a live permission.
+    const sharedAs = new Map<string, PermissionLevel>();
+    if (scope === 'SHARED') {
+      for (const { audience, permission } of this.#store.sharedWith(req.accountId ?? '')) {
+        sharedAs.set(audience.id, permission.permissionLevel);
+      }
+    }
+    const audiences = (
       scope === 'SHARED'
-        ? []
-        : this.#store
-            .audiencesOf(req.accountId ?? '')
-            .filter((a) => withDeleted || !a.deleted)
-            .filter((a) => !ids || ids.includes(a.id))
-            .filter((a) => q === undefined || a.name.toLowerCase().startsWith(q));
+        ? [...sharedAs.keys()].map((id) => this.#store.audiences.get(id)).filter((a) => a !== undefined)
+        : this.#store.audiencesOf(req.accountId ?? '')
+    )
+      .filter((a) => withDeleted || !a.deleted)
+      .filter((a) => !ids || ids.includes(a.id))
+      .filter((a) => q === undefined || a.name.toLowerCase().startsWith(q));
     const { page, nextCursor, total } = sortAndPage(audiences, query);
     return {
       mutated: false,
@@ -384,7 +458,7 @@ export class ApiHandlers {
         status: 200,
         json: {
           request: { params: query.echo },
-          data: page.map((a) => audienceJson(a, this.#switches)),
+          data: page.map((a) => audienceJson(a, this.#switches, sharedAs.get(a.id))),
           data_type: 'custom_audience',
           ...(withTotal ? { total_count: total } : {}),
           next_cursor: nextCursor,
@@ -540,6 +614,127 @@ export class ApiHandlers {
         },
       },
     };
+  }
+
+  /** GET …/custom_audiences/:id/permissions: the audience's live sharing permissions (owner only). */
+  #listPermissions(req: ApiRequest, base: Params): EmulatorResponse {
+    const query = new QueryReader(req.query, PERMISSION_LIST_PARAMS, base, this.#switches);
+    const ids = query.list('custom_audience_permission_ids', 200);
+    const granted = query.list('granted_account_ids', 200);
+    const withTotal = query.bool('with_total_count');
+    const audience = this.#liveAudience(req);
+    if (!audience) return this.#notFound(req, query.echo);
+    const permissions = audience.permissions
+      .filter((p) => !p.deleted)
+      .filter((p) => !ids || ids.includes(p.id))
+      .filter((p) => !granted || granted.includes(p.grantedAccountId));
+    const { page, nextCursor, total } = sortAndPage(permissions, query);
+    return {
+      status: 200,
+      json: {
+        request: { params: query.echo },
+        data: page.map(permissionJson),
+        data_type: 'custom_audience_permission',
+        ...(withTotal ? { total_count: total } : {}),
+        next_cursor: nextCursor,
+      },
+    };
+  }
+
+  /**
+   * POST …/custom_audiences/:id/permissions?granted_account_id=&permission_level=: shares the audience.
+   * Only its owner reaches it (another account's audience is not found through its path). X limits
+   * sharing to one business unless the owner has the SHARE_AUDIENCE_OUTSIDE_BUSINESS feature; accounts'
+   * features are not emulated, so that is not checked.
+   */
+  #grantPermission(req: ApiRequest, base: Params): ApiResult {
+    const grantedRaw = this.#field(req, 'granted_account_id');
+    const level = this.#field(req, 'permission_level');
+    const params: Params = { ...base };
+    if (grantedRaw !== undefined) params.granted_account_id = grantedRaw;
+    if (level !== undefined) params.permission_level = level;
+    const refuse = (code: string, parameter: string, message: string): ApiResult => ({
+      mutated: false,
+      response: singleError(400, code, message, params, parameter),
+    });
+    if (!grantedRaw)
+      return refuse('MISSING_PARAMETER', 'granted_account_id', '"granted_account_id" is missing');
+    if (!level) return refuse('MISSING_PARAMETER', 'permission_level', '"permission_level" is missing');
+    const granted = this.#switches.caseInsensitiveIds ? grantedRaw.toLowerCase() : grantedRaw;
+    if (!/^[0-9a-z]+$/.test(granted)) {
+      return refuse(
+        'INVALID_PARAMETER',
+        'granted_account_id',
+        'Expected an account id for granted_account_id',
+      );
+    }
+    if (!(PERMISSION_LEVELS as readonly string[]).includes(level)) {
+      return refuse(
+        'INVALID_PARAMETER',
+        'permission_level',
+        `Expected one of ${PERMISSION_LEVELS.join(', ')} for permission_level`,
+      );
+    }
+    const audience = this.#liveAudience(req);
+    if (!audience) return { mutated: false, response: this.#notFound(req, params) };
+    const permission = this.#store.grantPermission(audience, granted, level as PermissionLevel, req.now);
+    return {
+      mutated: true,
+      response: {
+        status: 200,
+        json: {
+          request: { params },
+          data: permissionJson(permission),
+          data_type: 'custom_audience_permission',
+        },
+      },
+    };
+  }
+
+  /** DELETE …/permissions/:permission_id: revokes it, answering the permission with `deleted: true`. */
+  #revokePermission(req: ApiRequest, base: Params): ApiResult {
+    const audience = this.#liveAudience(req);
+    if (!audience) return { mutated: false, response: this.#notFound(req, base) };
+    const permission = audience.permissions.find((p) => p.id === req.permissionId && !p.deleted);
+    if (!permission) {
+      return {
+        mutated: false,
+        response: singleError(
+          404,
+          'NOT_FOUND',
+          `Custom audience permission ${req.permissionId} was not found`,
+          base,
+        ),
+      };
+    }
+    permission.deleted = true;
+    permission.updatedAt = req.now;
+    return {
+      mutated: true,
+      response: {
+        status: 200,
+        json: {
+          request: { params: base },
+          data: permissionJson(permission),
+          data_type: 'custom_audience_permission',
+        },
+      },
+    };
+  }
+
+  /**
+   * GET …/custom_audiences/:id/targeted: the campaigns and line items targeting the audience, as
+   * `[{campaign_id, campaign_name, line_items: [{id, name, servable}]}]`. The emulator has no campaigns,
+   * so the list is always empty; the parameters are still checked.
+   */
+  #targeted(req: ApiRequest, base: Params): EmulatorResponse {
+    const query = new QueryReader(req.query, ['with_active', 'cursor'], base, this.#switches);
+    query.bool('with_active', true);
+    const targeting: Array<{ createdAt: number; updatedAt: number; deleted: boolean; id: string }> = [];
+    const { page, nextCursor } = sortAndPage(targeting, query);
+    const audience = this.#liveAudience(req);
+    if (!audience) return this.#notFound(req, query.echo);
+    return { status: 200, json: { request: { params: query.echo }, next_cursor: nextCursor, data: page } };
   }
 
   #users(req: ApiRequest, base: Params): ApiResult {

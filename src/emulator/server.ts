@@ -7,13 +7,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { pino, type Logger } from 'pino';
-import { handleAdmin } from './admin-http.js';
+import { adminRefusal, handleAdmin } from './admin-http.js';
 import { ApiHandlers, type ApiResult, matchRoute } from './api.js';
 import { type EmulatorResponse, isLoopback, readBody, singleError, sleep } from './http-util.js';
 import { NonceCache, parseUrlEncoded, verifyOAuth } from './oauth.js';
 import { loadState, StatePersister } from './persistence.js';
 import { type BucketKind, RateLimiter, resolveRateLimits } from './rate-limit.js';
 import { DEFAULT_SEED, EmulatorStore, WRITE_PERMISSIONS } from './store.js';
+import { hostAllowed, hostInUrl, isLoopbackHostname, mediaType } from './request-guard.js';
 import { type EmulatorSwitches, resolveSwitches } from './switches.js';
 import {
   type EmulatorAdmin,
@@ -44,10 +45,6 @@ interface HeldRequest {
 interface RequestContext {
   users: boolean;
   onHandled: Array<() => void>;
-}
-
-function mediaType(contentType: string | undefined): string {
-  return (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
 }
 
 export class Emulator implements EmulatorAdmin {
@@ -129,8 +126,7 @@ export class Emulator implements EmulatorAdmin {
       this.#timer = setInterval(() => this.processAudiences(), this.#switches.sizeJobIntervalMs);
       this.#timer.unref();
     }
-    const hostInUrl = this.#host.includes(':') ? `[${this.#host}]` : this.#host;
-    const url = `http://${hostInUrl}:${this.#port}`;
+    const url = `http://${hostInUrl(this.#host)}:${this.#port}`;
     this.#logger.info({ address: url }, 'X Ads API emulator listening');
     return { url, port: this.#port, admin: this, close: () => this.close() };
   }
@@ -258,9 +254,10 @@ export class Emulator implements EmulatorAdmin {
       const read = await readBody(req, MAX_BODY_BYTES);
       bytes = read.bytes;
       if (path === '/_admin' || path.startsWith('/_admin/')) {
-        const response = isLoopback(req.socket.remoteAddress)
-          ? await handleAdmin(this, method, path, read.body)
-          : singleError(404, 'ROUTE_NOT_FOUND', 'The requested resource could not be found');
+        const response = !isLoopback(req.socket.remoteAddress)
+          ? singleError(404, 'ROUTE_NOT_FOUND', 'The requested resource could not be found')
+          : (adminRefusal(req.headers, method, read.bytes, this.#port, [hostInUrl(this.#host)]) ??
+            (await handleAdmin(this, method, path, read.body)));
         this.#send(res, response);
         return;
       }
@@ -370,6 +367,23 @@ export class Emulator implements EmulatorAdmin {
   ): Promise<ApiResult> {
     const sw = this.#switches;
     const fail = (response: EmulatorResponse): ApiResult => ({ mutated: false, response });
+    // X's surface checks Host too, but only while the emulator listens on loopback (the default). Then
+    // every client that can connect runs on this machine and names it as emulator.url or a tailor.yml
+    // does (127.0.0.1, localhost, [::1]), so a foreign name can only be a DNS-rebinding web page, which
+    // the demo credentials (public) would let sign its requests. Listening beyond loopback (--host
+    // 0.0.0.0, for containers), clients name the machine however their network does, and no Host can be
+    // told apart from a rebinding one: there the operator chose to expose it. No Origin check is needed
+    // here: a cross-origin request carrying `Authorization` needs a CORS preflight, never granted.
+    if (isLoopbackHostname(hostInUrl(this.#host)) && !hostAllowed(req.headers.host, this.#port)) {
+      return fail(
+        singleError(
+          403,
+          'HOST_NOT_ALLOWED',
+          `Not X behaviour: the emulator listens on loopback and answers only a Host of 127.0.0.1:${this.#port}, ` +
+            `localhost:${this.#port} or [::1]:${this.#port}`,
+        ),
+      );
+    }
     const segments = path.split('/').slice(1);
     const version = segments[0] ?? '';
     if (!sw.versions.includes(version)) {
@@ -444,6 +458,7 @@ export class Emulator implements EmulatorAdmin {
       id === undefined ? undefined : sw.caseInsensitiveIds ? id.toLowerCase() : id;
     const accountId = lower(route.accountId);
     const audienceId = lower(route.audienceId);
+    const permissionId = lower(route.permissionId);
     let permissions: string[] = [];
     if (accountId !== undefined) {
       const access = credential.access[accountId];
@@ -521,6 +536,7 @@ export class Emulator implements EmulatorAdmin {
       route,
       ...(accountId !== undefined ? { accountId } : {}),
       ...(audienceId !== undefined ? { audienceId } : {}),
+      ...(permissionId !== undefined ? { permissionId } : {}),
       query,
       form,
       contentType,

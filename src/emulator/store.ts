@@ -46,6 +46,20 @@ export interface AccountState {
   deleted: boolean;
 }
 
+export const PERMISSION_LEVELS = ['READ_ONLY', 'READ_WRITE'] as const;
+export type PermissionLevel = (typeof PERMISSION_LEVELS)[number];
+
+/** A sharing permission: the audience's owner lets another ad account use it (x-ads-api.md §5). */
+export interface PermissionState {
+  id: string;
+  audienceId: string;
+  grantedAccountId: string;
+  permissionLevel: PermissionLevel;
+  createdAt: number;
+  updatedAt: number;
+  deleted: boolean;
+}
+
 export interface AudienceState {
   id: string;
   accountId: string;
@@ -59,6 +73,8 @@ export interface AudienceState {
   /** Matched size at the last size job. */
   size: number | null;
   members: MembershipSet;
+  /** Sharing permissions, revoked ones included (`deleted: true`). */
+  permissions: PermissionState[];
 }
 
 export interface SerializedState {
@@ -70,7 +86,9 @@ export interface SerializedState {
   credentials: SeedCredential[];
   activeUsers: string[];
   audiences: Array<
-    Omit<AudienceState, 'members'> & {
+    Omit<AudienceState, 'members' | 'permissions'> & {
+      /** Absent in files written before sharing was emulated. */
+      permissions?: PermissionState[];
       records: Array<{ ids: Record<string, string[]>; effectiveAt: number; expiresAt: number }>;
     }
   >;
@@ -105,6 +123,7 @@ export class EmulatorStore {
     this.#idPrefix = idPrefix ?? (1 + randomInt(35)).toString(36);
   }
 
+  /** Audience ids, and permission ids too (one counter): short lowercase base 36, as X's (`1nmth`, `ri`). */
   newAudienceId(): string {
     const id = `${this.#idPrefix}${this.#nextId.toString(36).padStart(4, '0')}`;
     this.#nextId += 1;
@@ -204,9 +223,40 @@ export class EmulatorStore {
       processed: false,
       size: null,
       members: new MembershipSet(),
+      permissions: [],
     };
     this.audiences.set(audience.id, audience);
     return audience;
+  }
+
+  grantPermission(
+    audience: AudienceState,
+    grantedAccountId: string,
+    permissionLevel: PermissionLevel,
+    now: number,
+  ): PermissionState {
+    const permission: PermissionState = {
+      id: this.newAudienceId(),
+      audienceId: audience.id,
+      grantedAccountId,
+      permissionLevel,
+      createdAt: now,
+      updatedAt: now,
+      deleted: false,
+    };
+    audience.permissions.push(permission);
+    return permission;
+  }
+
+  /** Other accounts' audiences shared with `accountId` by a live permission (the latest one per audience). */
+  sharedWith(accountId: string): Array<{ audience: AudienceState; permission: PermissionState }> {
+    const shared: Array<{ audience: AudienceState; permission: PermissionState }> = [];
+    for (const audience of this.audiences.values()) {
+      if (audience.accountId === accountId) continue;
+      const permission = audience.permissions.findLast((p) => !p.deleted && p.grantedAccountId === accountId);
+      if (permission) shared.push({ audience, permission });
+    }
+    return shared;
   }
 
   /**
@@ -273,8 +323,9 @@ export class EmulatorStore {
       accounts: [...this.accounts.values()],
       credentials: [...this.credentials.values()],
       activeUsers: [...this.activeUsers],
-      audiences: [...this.audiences.values()].map(({ members, ...rest }) => ({
+      audiences: [...this.audiences.values()].map(({ members, permissions, ...rest }) => ({
         ...rest,
+        permissions: permissions.map((p) => ({ ...p })),
         records: [...members.records()].map(({ ids, times }) => ({
           ids,
           effectiveAt: times.effectiveAt,
@@ -293,8 +344,12 @@ export class EmulatorStore {
     for (const account of state.accounts) store.accounts.set(account.id, { ...account });
     for (const credential of state.credentials) store.credentials.set(credential.accessToken, credential);
     store.#setActiveUsers(state.activeUsers);
-    for (const { records, ...rest } of state.audiences) {
-      const audience: AudienceState = { ...rest, members: new MembershipSet() };
+    for (const { records, permissions, ...rest } of state.audiences) {
+      const audience: AudienceState = {
+        ...rest,
+        members: new MembershipSet(),
+        permissions: (permissions ?? []).map((p) => ({ ...p })),
+      };
       store.audiences.set(audience.id, audience);
       for (const record of records)
         store.upsertMember(audience, record.ids, record.effectiveAt, record.expiresAt);

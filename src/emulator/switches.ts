@@ -4,7 +4,10 @@
  * "Design rule"). Documented behaviour ([DOC]) is not switchable. Defaults are the strict choice.
  */
 export interface EmulatorSwitches {
-  /** API versions served (first path element). Others: 403 INVALID "Version N.0 is not available." [3P]. */
+  /**
+   * API versions served (first path element). Others: 403 INVALID "Version N.0 is not available." [3P].
+   * X lists 12 (current) and 11, both with deprecation "TBD" [DOC]; whether 11 still answers is [UNK].
+   */
   versions: string[];
   /** Versions served with an `x-api-warn` header (deprecated) [DOC header; which versions UNK]. */
   deprecatedVersions: string[];
@@ -64,7 +67,7 @@ export interface EmulatorSwitches {
 }
 
 export const DEFAULT_SWITCHES: Readonly<EmulatorSwitches> = Object.freeze({
-  versions: ['12'],
+  versions: ['12', '11'],
   deprecatedVersions: [],
   accountNotFoundCode: 'NOT_FOUND',
   audienceNotFoundCode: 'NOT_FOUND',

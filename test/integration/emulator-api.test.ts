@@ -13,6 +13,7 @@ import {
   DEMO_ACCOUNT_ID,
   DEMO_CREDENTIALS,
   type EmulatorOptions,
+  type EmulatorSeed,
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
@@ -149,12 +150,34 @@ describe('emulator: transport, routing and OAuth', () => {
     expect(res.json).toMatchObject({ request: { params: {} }, data: [{ id: ACCOUNT }], next_cursor: null });
   });
 
-  it('refuses other versions with 403 INVALID, unknown and legacy routes with 404, wrong methods with 405', async () => {
+  it('serves 11 beside 12, as X still lists both (deprecation "TBD"), without x-api-warn', async () => {
+    // https://docs.x.com/x-ads-api/fundamentals/versioning: 12 current, 11 listed, 10 ended 2022-10-27.
     const v11 = await call('GET', '/11/accounts');
-    expect(v11.status).toBe(403);
-    expect(v11.json).toEqual({
-      errors: [{ code: 'INVALID', message: 'Version 11.0 is not available.' }],
-      request: { params: {} },
+    expect(v11.status).toBe(200);
+    expect(v11.json).toMatchObject({ data: [{ id: ACCOUNT }], next_cursor: null });
+    expect(v11.headers.get('x-current-api-version')).toBe('12');
+    expect(v11.headers.get('x-api-warn')).toBeNull();
+    const audience = await call('POST', `/11/accounts/${ACCOUNT}/custom_audiences`, {
+      query: { name: uniqueName('v11') },
+    });
+    expect(audience.status).toBe(200);
+    const read = await call('GET', `${audiencesPath}/${audience.json.data.id as string}`);
+    expect(read.json.data.name).toBe(audience.json.data.name);
+  });
+
+  it('refuses other versions with 403 INVALID, unknown and legacy routes with 404, wrong methods with 405', async () => {
+    for (const version of ['10', '13', '1']) {
+      const res = await call('GET', `/${version}/accounts`);
+      expect(res.status).toBe(403);
+      expect(res.json).toEqual({
+        errors: [{ code: 'INVALID', message: `Version ${version}.0 is not available.` }],
+        request: { params: {} },
+      });
+    }
+    await withEmulator({ switches: { versions: ['12'] } }, async (e) => {
+      const res = await client(e)('GET', '/11/accounts');
+      expect(res.status).toBe(403);
+      expect(res.json.errors[0].message).toBe('Version 11.0 is not available.');
     });
     for (const path of [
       '/12/nothing',
@@ -684,6 +707,300 @@ describe('emulator: custom audiences CRUD', () => {
       sameShape(accounts.json, { ...accountsAll, data: [] });
       for (const a of accountsAll.data) sameShape(accounts.json.data[0], a);
       sameShape(account.json.data, (await load('accounts_load.json')).data);
+    }
+  });
+});
+
+describe('emulator: sharing permissions and targeted (custom audience endpoints beside users)', () => {
+  // Shapes of GET …/custom_audiences/:id/permissions as recorded from the real API by X's Python Ads SDK
+  // (tests/fixtures/custom_audiences_permissions_all.json, MIT licence), values made up here; the
+  // endpoints are documented at https://docs.x.com/x-ads-api/audiences/reference.
+  const recordedPermission = {
+    custom_audience_id: 'abc2',
+    permission_level: 'READ_ONLY',
+    id: 'k',
+    created_at: '2016-04-09T18:16:32Z',
+    granted_account_id: 'pz6ec',
+    updated_at: '2016-04-10T15:07:38Z',
+    deleted: false,
+  };
+  const recordedList = {
+    request: { params: { account_id: '2iqph', custom_audience_id: 'abc2' } },
+    data: [recordedPermission],
+    data_type: 'custom_audience_permission',
+    total_count: 1,
+    next_cursor: null,
+  };
+  /** Same keys, and each value of the same JSON type (null stands for a string or null). */
+  const shapeOf = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.length === 0 ? [] : [shapeOf(value[0])];
+    if (value === null) return 'string|null';
+    if (typeof value === 'object') {
+      return Object.fromEntries(
+        Object.entries(value as Record<string, unknown>)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => [k, k === 'params' ? 'params' : shapeOf(v)]),
+      );
+    }
+    return typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(value)
+      ? 'time'
+      : typeof value;
+  };
+  const nullable = (shape: unknown): unknown =>
+    JSON.parse(JSON.stringify(shape).replaceAll('"string|null"', '"string"'));
+
+  const OTHER = 'hkk5';
+  const otherCredentials = {
+    consumerKey: 'other-key',
+    consumerSecret: 'other-secret',
+    accessToken: 'other-token',
+    accessTokenSecret: 'other-token-secret',
+  };
+  const seed: EmulatorSeed = {
+    accounts: [
+      { id: ACCOUNT, name: 'Owner', businessName: 'Tailor Demo' },
+      { id: OTHER, name: 'Granted', businessName: 'Tailor Demo' },
+    ],
+    credentials: [
+      { ...DEMO_CREDENTIALS, access: { [ACCOUNT]: ['ACCOUNT_ADMIN'] } },
+      { ...otherCredentials, access: { [OTHER]: ['ACCOUNT_ADMIN'] } },
+    ],
+  };
+
+  it('grants, lists and revokes permissions in the shapes X answers', async () => {
+    await withEmulator({ seed, rateLimits: false }, async (emulator) => {
+      const call = client(emulator);
+      const id = await createAudience(call, 'shared');
+      const permissions = `${audiencesPath}/${id}/permissions`;
+
+      const empty = await call('GET', permissions);
+      expect(empty.status).toBe(200);
+      expect(empty.json).toEqual({
+        request: { params: { account_id: ACCOUNT, custom_audience_id: id } },
+        data: [],
+        data_type: 'custom_audience_permission',
+        next_cursor: null,
+      });
+
+      const granted = await call('POST', permissions, {
+        query: { granted_account_id: OTHER, permission_level: 'READ_ONLY' },
+      });
+      expect(granted.status).toBe(200);
+      expect(granted.json).toEqual({
+        request: {
+          params: {
+            account_id: ACCOUNT,
+            custom_audience_id: id,
+            granted_account_id: OTHER,
+            permission_level: 'READ_ONLY',
+          },
+        },
+        data: {
+          custom_audience_id: id,
+          permission_level: 'READ_ONLY',
+          id: expect.stringMatching(/^[0-9a-z]+$/),
+          created_at: expect.stringMatching(/Z$/),
+          granted_account_id: OTHER,
+          updated_at: expect.stringMatching(/Z$/),
+          deleted: false,
+        },
+        data_type: 'custom_audience_permission',
+      });
+      const permissionId = granted.json.data.id as string;
+      expect(shapeOf(granted.json.data)).toEqual(shapeOf(recordedPermission));
+
+      const second = await call('POST', permissions, {
+        query: { granted_account_id: 'ZZ9', permission_level: 'READ_WRITE' },
+      });
+      expect(second.json.data).toMatchObject({ granted_account_id: 'zz9', permission_level: 'READ_WRITE' });
+
+      const list = await call('GET', permissions, { query: { with_total_count: 'true' } });
+      expect(nullable(shapeOf(list.json))).toEqual(nullable(shapeOf(recordedList)));
+      expect(list.json.total_count).toBe(2);
+      expect(list.json.data.map((p: { id: string }) => p.id)).toEqual([permissionId, second.json.data.id]);
+      expect(list.json.request.params).toEqual({
+        account_id: ACCOUNT,
+        custom_audience_id: id,
+        with_total_count: 'true',
+      });
+
+      const byAccount = await call('GET', permissions, { query: { granted_account_ids: `${OTHER},nobody` } });
+      expect(byAccount.json.data.map((p: { id: string }) => p.id)).toEqual([permissionId]);
+      expect(byAccount.json.request.params.granted_account_ids).toEqual([OTHER, 'nobody']);
+      const byId = await call('GET', permissions, {
+        query: { custom_audience_permission_ids: second.json.data.id },
+      });
+      expect(byId.json.data).toHaveLength(1);
+      const paged = await call('GET', permissions, { query: { count: '1', sort_by: 'created_at-desc' } });
+      expect(paged.json.next_cursor).toEqual(expect.any(String));
+      const next = await call('GET', permissions, {
+        query: { count: '1', sort_by: 'created_at-desc', cursor: paged.json.next_cursor },
+      });
+      expect(next.json.next_cursor).toBeNull();
+
+      const revoked = await call('DELETE', `${permissions}/${permissionId.toUpperCase()}`);
+      expect(revoked.status).toBe(200);
+      expect(revoked.json).toEqual({
+        request: {
+          params: {
+            account_id: ACCOUNT,
+            custom_audience_id: id,
+            custom_audience_permission_id: permissionId,
+          },
+        },
+        data: { ...granted.json.data, deleted: true, updated_at: expect.stringMatching(/Z$/) },
+        data_type: 'custom_audience_permission',
+      });
+      expect((await call('GET', permissions)).json.data).toHaveLength(1);
+      const again = await call('DELETE', `${permissions}/${permissionId}`);
+      expect(again.status).toBe(404);
+      expect(again.json.errors[0].code).toBe('NOT_FOUND');
+
+      // The same endpoints under /11/, which X still lists.
+      const v11 = await call('GET', `/11/accounts/${ACCOUNT}/custom_audiences/${id}/permissions`);
+      expect(v11.json.data).toHaveLength(1);
+    });
+  });
+
+  it('shows a shared audience to the granted account under permission_scope=SHARED until revoked', async () => {
+    await withEmulator({ seed, rateLimits: false }, async (emulator) => {
+      const call = client(emulator);
+      const id = await createAudience(call, 'to share');
+      const asOther = (scope: string) =>
+        call('GET', `/12/accounts/${OTHER}/custom_audiences`, {
+          credentials: otherCredentials,
+          query: { permission_scope: scope },
+        });
+      expect((await asOther('SHARED')).json.data).toEqual([]);
+      const granted = await call('POST', `${audiencesPath}/${id}/permissions`, {
+        query: { granted_account_id: OTHER, permission_level: 'READ_ONLY' },
+      });
+      const shared = await asOther('SHARED');
+      expect(shared.json.data).toEqual([
+        expect.objectContaining({
+          id,
+          name: 'to share',
+          owner_account_id: ACCOUNT,
+          is_owner: false,
+          permission_level: 'READ_ONLY',
+        }),
+      ]);
+      expect((await asOther('OWNER')).json.data).toEqual([]);
+      // The owner's own view is unchanged, and its SHARED list holds nothing of its own.
+      expect((await call('GET', audiencesPath)).json.data[0]).toMatchObject({ id, is_owner: true });
+      expect((await call('GET', audiencesPath, { query: { permission_scope: 'SHARED' } })).json.data).toEqual(
+        [],
+      );
+      // Only the owner manages permissions: through the granted account the audience is not there.
+      const byOther = await call('POST', `/12/accounts/${OTHER}/custom_audiences/${id}/permissions`, {
+        credentials: otherCredentials,
+        query: { granted_account_id: ACCOUNT, permission_level: 'READ_WRITE' },
+      });
+      expect(byOther.status).toBe(404);
+      await call('DELETE', `${audiencesPath}/${id}/permissions/${granted.json.data.id as string}`);
+      expect((await asOther('SHARED')).json.data).toEqual([]);
+    });
+  });
+
+  it('validates the permission parameters, the audience and the methods', async () => {
+    await withEmulator({ seed, rateLimits: false }, async (emulator) => {
+      const call = client(emulator);
+      const id = await createAudience(call);
+      const permissions = `${audiencesPath}/${id}/permissions`;
+      const refused = async (query: Record<string, string>, code: string, parameter: string) => {
+        const res = await call('POST', permissions, { query });
+        expect(res.status, JSON.stringify(query)).toBe(400);
+        expect(res.json.errors[0]).toMatchObject({ code, parameter });
+      };
+      await refused({ permission_level: 'READ_ONLY' }, 'MISSING_PARAMETER', 'granted_account_id');
+      await refused({ granted_account_id: OTHER }, 'MISSING_PARAMETER', 'permission_level');
+      await refused(
+        { granted_account_id: OTHER, permission_level: 'ADMIN' },
+        'INVALID_PARAMETER',
+        'permission_level',
+      );
+      await refused(
+        { granted_account_id: 'not-an-id', permission_level: 'READ_ONLY' },
+        'INVALID_PARAMETER',
+        'granted_account_id',
+      );
+      expect((await call('GET', permissions)).json.data).toEqual([]);
+      expect(
+        (await call('GET', permissions, { query: { custom_audience_permission_ids: '' } })).json.errors[0]
+          .code,
+      ).toBe('INVALID_PARAMETER');
+
+      const missing = await call('GET', `${audiencesPath}/nothere/permissions`);
+      expect(missing.status).toBe(404);
+      await call('DELETE', `${audiencesPath}/${id}`);
+      expect(
+        (
+          await call('POST', permissions, {
+            query: { granted_account_id: OTHER, permission_level: 'READ_ONLY' },
+          })
+        ).status,
+      ).toBe(404);
+
+      const put = await call('PUT', `${audiencesPath}/x/permissions`);
+      expect(put.status).toBe(405);
+      expect(put.headers.get('allow')).toBe('GET, POST');
+      expect((await call('GET', `${audiencesPath}/x/permissions/y`)).headers.get('allow')).toBe('DELETE');
+      expect((await call('GET', `${audiencesPath}/x/permissions/y/z`)).status).toBe(404);
+      expect((await call('GET', `${audiencesPath}/x/users/y`)).status).toBe(404);
+    });
+  });
+
+  it('answers targeted with the documented envelope: no campaigns in the emulator, so no data', async () => {
+    await withEmulator({ rateLimits: false }, async (emulator) => {
+      const call = client(emulator);
+      const id = await createAudience(call);
+      const targeted = `${audiencesPath}/${id}/targeted`;
+      const res = await call('GET', targeted);
+      expect(res.status).toBe(200);
+      expect(res.json).toEqual({
+        request: { params: { account_id: ACCOUNT, custom_audience_id: id } },
+        next_cursor: null,
+        data: [],
+      });
+      const all = await call('GET', targeted, { query: { with_active: 'false' } });
+      expect(all.json.request.params).toEqual({
+        account_id: ACCOUNT,
+        custom_audience_id: id,
+        with_active: 'false',
+      });
+      expect((await call('GET', targeted, { query: { with_active: 'maybe' } })).json.errors[0]).toMatchObject(
+        {
+          code: 'INVALID_PARAMETER',
+          parameter: 'with_active',
+        },
+      );
+      expect((await call('GET', `${audiencesPath}/nothere/targeted`)).status).toBe(404);
+      const post = await call('POST', targeted);
+      expect(post.status).toBe(405);
+      expect(post.headers.get('allow')).toBe('GET');
+    });
+  });
+
+  it('keeps permissions in the state file across a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tailor-emulator-'));
+    const statePath = join(dir, 'emulator.json');
+    try {
+      let id = '';
+      await withEmulator({ seed, statePath }, async (emulator) => {
+        const call = client(emulator);
+        id = await createAudience(call, 'kept');
+        await call('POST', `${audiencesPath}/${id}/permissions`, {
+          query: { granted_account_id: OTHER, permission_level: 'READ_WRITE' },
+        });
+      });
+      await withEmulator({ seed, statePath }, async (emulator) => {
+        const res = await client(emulator)('GET', `${audiencesPath}/${id}/permissions`);
+        expect(res.json.data).toEqual([
+          expect.objectContaining({ granted_account_id: OTHER, permission_level: 'READ_WRITE' }),
+        ]);
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
