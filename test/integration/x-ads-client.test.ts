@@ -9,6 +9,7 @@ import {
   xAdsDestinationSchema,
 } from '../../src/destinations/x-ads/x-ads-config.js';
 import { createXAdsDestination } from '../../src/destinations/x-ads/x-ads-destination.js';
+import { MAX_AUDIENCE_NAME_LENGTH } from '../../src/config/activation-config.js';
 import {
   DEMO_ACCOUNT_ID,
   DEMO_CREDENTIALS,
@@ -123,6 +124,16 @@ describe('audiences', () => {
     expect(new Set(ids).size).toBe(ids.length);
     const listCalls = events.filter((e) => e.endpoint === 'custom_audiences' && e.method === 'GET');
     expect(listCalls.length).toBeGreaterThan(1);
+  });
+
+  it('creates and finds an audience whose name tailor.yml accepts: 255 code points, mostly emoji', async () => {
+    const { destination } = client();
+    const stamp = Date.now().toString(36);
+    const name = `${stamp}${'😀'.repeat(MAX_AUDIENCE_NAME_LENGTH - stamp.length)}`;
+    expect(name.length).toBeGreaterThan(MAX_AUDIENCE_NAME_LENGTH);
+    const created = await destination.createAudience(name, undefined);
+    expect(created.name).toBe(name);
+    expect((await destination.findAudienceByName(name))?.id).toBe(created.id);
   });
 
   it('reports size and targetability after the size job', async () => {
