@@ -341,11 +341,17 @@ describe('apply', () => {
     expect(outcome.results[0]).toMatchObject({ status: 'retryable' });
   });
 
-  it('throws AudienceMissingError for a missing audience (404)', async () => {
+  it('throws AudienceMissingError for a missing audience (404), whose hint names the options that recreate it', async () => {
     const { destination } = client();
-    await expect(destination.apply('zzzz9999', [update({ email: [email(1)] })])).rejects.toThrow(
-      AudienceMissingError,
-    );
+    const error = await destination
+      .apply('zzzz9999', [update({ email: [email(1)] })])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AudienceMissingError);
+    // --full-resync alone re-sends every member to the bound audience, which is gone: only with
+    // --recreate does a run make a new one (bind-audience.ts).
+    const hint = (error as AudienceMissingError).hint ?? '';
+    expect(hint).toContain('tailor sync <activation> --full-resync --recreate');
+    expect(hint).not.toMatch(/--full-resync(?! --recreate)/);
   });
 
   it('rejects only the operations X refuses and resends the rest (operation_errors)', async () => {
