@@ -17,7 +17,7 @@ import {
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
-import { AudienceMissingError, AuthError, RetryableError } from '../../src/errors.js';
+import { AudienceMissingError, AuthError, DestinationUnreachableError } from '../../src/errors.js';
 
 /**
  * The X Ads client against the real (strict) emulator over HTTP. Waits (backoff, 429 resets, the
@@ -324,21 +324,62 @@ describe('apply', () => {
     await expect(destination.createAudience('analyst audience', undefined)).rejects.toThrow(AuthError);
   });
 
-  it('check() and reads give up quickly (RetryableError) when nothing listens, apply() leaves changes retryable', async () => {
+  it('fails at once when nothing listens on a loopback port: the origin in the message, what to check in the hint', async () => {
     const gone = await startEmulator({});
     await gone.close();
+    const port = new URL(gone.url).port;
     const virtual = createVirtualClock();
+    const events: RequestEvent[] = [];
     const destination = createXAdsDestination(
       'x',
-      { ...config(), api_url: gone.url },
-      { logger, clock: virtual, random: () => 0.5 },
+      // Credentials and a query in api_url must never reach a message.
+      { ...config(), api_url: `http://tailor:pa55word@127.0.0.1:${port}/?token=abc123` },
+      { logger, clock: virtual, random: () => 0.5, observer: { onRequest: (e) => events.push(e) } },
     );
-    await expect(destination.check()).rejects.toThrow(RetryableError);
-    // Interactive calls stop within a minute of virtual time, not the users endpoint's 15 minutes.
-    expect(virtual.slept.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(15_000);
-    await expect(destination.listAudiences()).rejects.toThrow(/connection failed/);
-    const outcome = await destination.apply('abc1', [update({ email: [email(1)] })]);
-    expect(outcome.results[0]).toMatchObject({ status: 'retryable' });
+    const error = await destination.check().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DestinationUnreachableError);
+    const unreachable = error as DestinationUnreachableError;
+    expect(unreachable.message).toContain(`http://127.0.0.1:${port}`);
+    expect(unreachable.message).toMatch(/connection refused/);
+    expect(unreachable.message).not.toMatch(/gave up|pa55word|tailor:|token|abc123/);
+    expect(unreachable.origin).toBe(`http://127.0.0.1:${port}`);
+    expect(unreachable.hint).toMatch(/destinations\.x\.api_url in tailor\.yml/);
+    expect(unreachable.hint).toMatch(/emulator/);
+    expect(unreachable.hint).toMatch(/network/);
+    expect(unreachable.cause).toMatchObject({ code: 'ECONNREFUSED' });
+    // Not retried: one attempt, no wait.
+    expect(events).toHaveLength(1);
+    expect(virtual.slept).toEqual([]);
+    // Every call, the users endpoint included, says the same rather than leaving changes to retry.
+    await expect(destination.listAudiences()).rejects.toThrow(DestinationUnreachableError);
+    await expect(destination.createAudience('a', undefined)).rejects.toThrow(DestinationUnreachableError);
+    await expect(destination.apply('abc1', [update({ email: [email(1)] })])).rejects.toThrow(
+      DestinationUnreachableError,
+    );
+    expect(virtual.slept).toEqual([]);
+  });
+
+  it('fails at once on a host name that does not resolve, and on TLS it cannot complete', async () => {
+    const virtual = createVirtualClock();
+    const make = (apiUrl: string) =>
+      createXAdsDestination('x', { ...config(), api_url: apiUrl }, { logger, clock: virtual });
+    // `.invalid` never resolves (RFC 2606).
+    const dns = await make('https://ads-api.tailor-test.invalid')
+      .check()
+      .catch((e: unknown) => e);
+    expect(dns).toBeInstanceOf(DestinationUnreachableError);
+    expect((dns as Error).message).toContain('https://ads-api.tailor-test.invalid');
+    expect((dns as DestinationUnreachableError).hint).toMatch(/host name in destinations\.x\.api_url/);
+    // https spoken to the plain-http emulator: the TLS handshake fails, as with a refused certificate.
+    const tlsUrl = emulator.url.replace(/^http:/, 'https:');
+    const tls = await make(tlsUrl)
+      .check()
+      .catch((e: unknown) => e);
+    expect(tls).toBeInstanceOf(DestinationUnreachableError);
+    expect((tls as Error).message).toContain(tlsUrl);
+    expect((tls as Error).message).toMatch(/TLS/);
+    expect((tls as DestinationUnreachableError).hint).toMatch(/plain http/);
+    expect(virtual.slept).toEqual([]);
   });
 
   it('throws AudienceMissingError for a missing audience (404), whose hint names the options that recreate it', async () => {
