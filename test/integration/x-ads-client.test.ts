@@ -17,7 +17,12 @@ import {
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
-import { AudienceMissingError, AuthError, DestinationUnreachableError } from '../../src/errors.js';
+import {
+  AudienceMissingError,
+  AuthError,
+  DestinationUnreachableError,
+  RetryableError,
+} from '../../src/errors.js';
 
 /**
  * The X Ads client against the real (strict) emulator over HTTP. Waits (backoff, 429 resets, the
@@ -382,6 +387,46 @@ describe('apply', () => {
     expect(virtual.slept).toEqual([]);
   });
 
+  it('a read that X keeps failing gives up with a RetryableError naming the address', async () => {
+    const { destination } = client();
+    emulator.admin.injectFaults([{ kind: 'server_error_500', match: 'audiences', times: 100 }]);
+    const error = await destination.listAudiences().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryableError);
+    expect((error as Error).message).toContain(new URL(emulator.url).origin);
+    expect((error as Error).message).toMatch(/server error \(500\); gave up after \d+ attempts/);
+  });
+
+  it('says while it waits to retry: a log line with the wait and the reason, and no query parameters', async () => {
+    const lines: string[] = [];
+    const destination = createXAdsDestination('x', config(), {
+      logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
+      clock,
+      random: () => 0.5,
+    });
+    emulator.admin.injectFaults([
+      { kind: 'unavailable_503', match: 'audiences', times: 1, retryAfterSeconds: 7 },
+      { kind: 'drop_connection', match: 'audiences', times: 1 },
+    ]);
+    const name = `Query-borne name ${Date.now()}`;
+    await destination.createAudience(name, 'a description');
+    const retries = lines.map((line) => JSON.parse(line)).filter((entry) => /retrying/.test(entry.msg));
+    expect(retries).toHaveLength(2);
+    expect(retries[0]).toMatchObject({
+      level: 40,
+      endpoint: 'custom_audiences',
+      attempt: 1,
+      waitMs: 7_000,
+      reason: 'service unavailable (503)',
+    });
+    expect(retries[0].msg).toMatch(/retrying in 7 s/);
+    expect(retries[1]).toMatchObject({
+      level: 40,
+      attempt: 2,
+      reason: expect.stringMatching(/^connection lost/),
+    });
+    expect(lines.join('')).not.toMatch(/Query-borne|a description|name=/);
+  });
+
   it('throws AudienceMissingError for a missing audience (404), whose hint names the options that recreate it', async () => {
     const { destination } = client();
     const error = await destination
@@ -572,7 +617,7 @@ describe('logging', () => {
       expect(outcome.results.every((r) => r.status === 'ok')).toBe(true);
       const log = lines.join('');
       expect(log).toContain('x_api_warn');
-      expect(log).toContain('retrying X Ads request');
+      expect(log).toMatch(/X Ads request: server error \(500\); retrying in /);
       for (const value of [
         ...hashes,
         'crm-000123',

@@ -158,9 +158,12 @@ export class XAdsHttp {
         );
         return { kind: 'gave_up', reason: `${reason}; gave up after ${attempts} attempts`, attempts };
       }
-      this.#options.logger.debug(
+      // Said while it happens, so a wait is never silence. Only the route template and the reason (a
+      // status, an error code, counts): never the request's query string nor any identifier. A rate
+      // limit is X's throttle working as documented, so info; anything else is a fault, so warn.
+      this.#options.logger[decision.rateLimited ? 'info' : 'warn'](
         { endpoint: req.endpoint, attempt: attempts, reason, waitMs: decision.delayMs },
-        'retrying X Ads request',
+        `X Ads request: ${reason}; retrying in ${formatWait(decision.delayMs)}`,
       );
       try {
         await clock.sleep(decision.delayMs, req.signal);
@@ -190,7 +193,9 @@ export class XAdsHttp {
   ): XAdsResponse | undefined {
     if (result.kind === 'aborted') throw req.signal?.reason ?? new Error('aborted');
     if (result.kind === 'gave_up') {
-      throw new RetryableError(`X Ads API ${req.method} ${req.endpoint}: ${result.reason}`);
+      throw new RetryableError(
+        `X Ads API ${req.method} ${req.endpoint} at ${this.#origin}: ${result.reason}`,
+      );
     }
     const { response } = result;
     if (response.status >= 200 && response.status < 300) return response;
@@ -367,4 +372,12 @@ export class XAdsHttp {
       });
     }
   }
+}
+
+/** A wait as people read it: `7 s`, `1.5 s`, `2 min 5 s`. */
+function formatWait(ms: number): string {
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(ms < 10_000 ? 1 : 0))} s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  return seconds === 0 ? `${minutes} min` : `${minutes} min ${seconds} s`;
 }
