@@ -9,6 +9,7 @@ export type ErrorKind =
   | 'auth'
   | 'retryable'
   | 'destination_api'
+  | 'destination_unreachable'
   | 'model_sql'
   | 'warehouse'
   | 'lock_busy'
@@ -81,6 +82,22 @@ export class DestinationApiError extends TailorError {
     super(message, options);
     this.status = options?.status;
     this.code = options?.code;
+  }
+}
+
+/**
+ * The destination could not be reached at all: the connection was refused, its host name does not
+ * resolve, there is no route, or TLS refused its certificate. Waiting does not mend these, so they are
+ * not retried; a user must check the address, that the server (a local emulator) runs, or the network.
+ */
+export class DestinationUnreachableError extends TailorError {
+  readonly kind = 'destination_unreachable' as const;
+  /** Scheme, host and port only: never a path's query string, never credentials. */
+  readonly origin: string;
+
+  constructor(message: string, options: { origin: string; cause?: unknown; hint?: string }) {
+    super(message, options);
+    this.origin = options.origin;
   }
 }
 

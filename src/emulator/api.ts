@@ -104,6 +104,19 @@ class ParamError extends Error {
   }
 }
 
+/**
+ * Length of a name or `q` in Unicode code points: an emoji counts one, not the two UTF-16 units of
+ * `String#length`. X documents no name limit and does not say what its `q` filter's "1-255 characters"
+ * counts (https://docs.x.com/x-ads-api/audiences/reference), so this is a choice, the same one
+ * tailor.yml's schema makes; the `maxNameLength` switch moves the name limit if X turns out to differ.
+ * Written here rather than imported: the emulator shares no code with what it judges.
+ */
+function codePoints(text: string): number {
+  let count = 0;
+  for (const _ of text) count += 1;
+  return count;
+}
+
 const SORT_BY = /^(created_at|updated_at|deleted|name)-(asc|desc)$/;
 const CSV_PARAMS = new Set([
   'account_ids',
@@ -194,7 +207,8 @@ class QueryReader {
   q(): string | undefined {
     const value = this.#values.get('q');
     if (value === undefined) return undefined;
-    if (value.length < 1 || value.length > 255) {
+    const length = codePoints(value);
+    if (length < 1 || length > 255) {
       throw new ParamError('INVALID_PARAMETER', 'q', 'Expected a string of 1 to 255 characters for q');
     }
     return value.toLowerCase();
@@ -480,7 +494,7 @@ export class ApiHandlers {
     params: Params,
     exceptId?: string,
   ): EmulatorResponse | undefined {
-    if (name.length > this.#switches.maxNameLength) {
+    if (codePoints(name) > this.#switches.maxNameLength) {
       return singleError(
         400,
         'INVALID_PARAMETER',

@@ -17,7 +17,10 @@ export interface EmulatorSwitches {
   audienceNotFoundCode: 'NOT_FOUND' | 'TAILORED_AUDIENCE_NOT_FOUND';
   /** Code of the 400 for a duplicate audience name in the account [UNK]. */
   duplicateNameCode: string;
-  /** Longest audience name accepted (the `q` filter allows 1-255) [INF]. */
+  /**
+   * Longest audience name accepted, in Unicode code points (the `q` filter allows 1-255) [INF: neither
+   * the limit nor what X counts in it is documented; tailor.yml counts code points up to 255 too].
+   */
   maxNameLength: number;
   /** Code of the 403 when a read-only user (e.g. CAMPAIGN_ANALYST) writes [INF]. */
   readOnlyCode: string;

@@ -123,6 +123,45 @@ describe('tailor check (CLI subprocess)', () => {
     }
   });
 
+  it('fails at once when X does not listen (a closed loopback port), naming the address and what to check', async () => {
+    const gone = await startEmulator({ port: 0 });
+    await gone.close();
+    const port = new URL(gone.url).port;
+    const dir = await makeProject({
+      // A query string in api_url must never be echoed (it may carry a token).
+      'tailor.yml': MINIMAL_TAILOR_YML.replace(
+        'http://127.0.0.1:4010',
+        `http://127.0.0.1:${port}/?token=abc123`,
+      ),
+      ...VIP_MODEL,
+    });
+    const env = { X_CONSUMER_SECRET: 'cs' };
+    const text = await runCli(['check', '--project', dir, '--debug'], { env });
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^failed: destination x \\(x_ads\\): cannot reach the X Ads API at http://127\\.0\\.0\\.1:${port}: connection refused`,
+        'm',
+      ),
+    );
+    expect(text.stdout).toMatch(/^ {2}hint: check destinations\.x\.api_url in tailor\.yml/m);
+    expect(text.stdout).toMatch(/tailor emulator/);
+    // At once: one attempt (--debug logs each), no retry, no "gave up after N attempts".
+    expect(text.stderr.match(/X Ads request failed/g)).toHaveLength(1);
+    expect(text.stdout + text.stderr).not.toMatch(/retrying|gave up|abc123/);
+
+    const json = await runCli(['check', '--json', '--project', dir], { env });
+    expect(json.code).toBe(1);
+    const body = JSON.parse(json.stdout);
+    expect(body.checks).toContainEqual({
+      target: 'destination x',
+      kind: 'x_ads',
+      ok: false,
+      error: expect.stringContaining(`cannot reach the X Ads API at http://127.0.0.1:${port}`),
+      hint: expect.stringContaining('destinations.x.api_url in tailor.yml'),
+    });
+  });
+
   it('has --help on every command and exits 2 on an unknown command', async () => {
     for (const command of [
       'init',

@@ -526,6 +526,33 @@ describe('emulator: custom audiences CRUD', () => {
     });
   });
 
+  it('measures names and q in code points, as tailor.yml does, up to maxNameLength', async () => {
+    // 255 emoji are 255 code points but 510 UTF-16 units: tailor.yml accepts them, so must X's stand-in.
+    const emoji = (n: number) => '😀'.repeat(n);
+    const created = await call('POST', audiencesPath, { query: { name: emoji(255) } });
+    expect(created.status, JSON.stringify(created.json?.errors)).toBe(200);
+    expect(created.json.data.name).toBe(emoji(255));
+    // Combining marks count one each: 255 code points, 128 letters as a reader sees them.
+    const marks = `${'e\u0301'.repeat(127)}e`;
+    expect((await call('POST', audiencesPath, { query: { name: marks } })).status).toBe(200);
+    const tooLong = await call('POST', audiencesPath, { query: { name: `${emoji(255)}!` } });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.json.errors[0]).toMatchObject({ code: 'INVALID_PARAMETER', parameter: 'name' });
+    const rename = await call('PUT', `${audiencesPath}/${created.json.data.id}`, {
+      query: { name: emoji(256) },
+    });
+    expect(rename.status).toBe(400);
+    expect((await call('GET', audiencesPath, { query: { q: emoji(255) } })).json.data).toHaveLength(1);
+    expect((await call('GET', audiencesPath, { query: { q: emoji(256) } })).status).toBe(400);
+    await withEmulator({ switches: { maxNameLength: 10 } }, async (e) => {
+      const c = client(e);
+      expect((await c('POST', audiencesPath, { query: { name: emoji(10) } })).status).toBe(200);
+      const over = await c('POST', audiencesPath, { query: { name: emoji(11) } });
+      expect(over.status).toBe(400);
+      expect(over.json.errors[0].message).toMatch(/at most 10 characters/);
+    });
+  });
+
   it('lists with count/cursor, q, custom_audience_ids, with_deleted and with_total_count', async () => {
     await withEmulator({}, async (e) => {
       const c = client(e);

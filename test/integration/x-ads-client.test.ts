@@ -9,6 +9,7 @@ import {
   xAdsDestinationSchema,
 } from '../../src/destinations/x-ads/x-ads-config.js';
 import { createXAdsDestination } from '../../src/destinations/x-ads/x-ads-destination.js';
+import { MAX_AUDIENCE_NAME_LENGTH } from '../../src/config/activation-config.js';
 import {
   DEMO_ACCOUNT_ID,
   DEMO_CREDENTIALS,
@@ -16,7 +17,12 @@ import {
   type RunningEmulator,
   startEmulator,
 } from '../../src/emulator/index.js';
-import { AudienceMissingError, AuthError, RetryableError } from '../../src/errors.js';
+import {
+  AudienceMissingError,
+  AuthError,
+  DestinationUnreachableError,
+  RetryableError,
+} from '../../src/errors.js';
 
 /**
  * The X Ads client against the real (strict) emulator over HTTP. Waits (backoff, 429 resets, the
@@ -123,6 +129,16 @@ describe('audiences', () => {
     expect(new Set(ids).size).toBe(ids.length);
     const listCalls = events.filter((e) => e.endpoint === 'custom_audiences' && e.method === 'GET');
     expect(listCalls.length).toBeGreaterThan(1);
+  });
+
+  it('creates and finds an audience whose name tailor.yml accepts: 255 code points, mostly emoji', async () => {
+    const { destination } = client();
+    const stamp = Date.now().toString(36);
+    const name = `${stamp}${'😀'.repeat(MAX_AUDIENCE_NAME_LENGTH - stamp.length)}`;
+    expect(name.length).toBeGreaterThan(MAX_AUDIENCE_NAME_LENGTH);
+    const created = await destination.createAudience(name, undefined);
+    expect(created.name).toBe(name);
+    expect((await destination.findAudienceByName(name))?.id).toBe(created.id);
   });
 
   it('reports size and targetability after the size job', async () => {
@@ -313,28 +329,115 @@ describe('apply', () => {
     await expect(destination.createAudience('analyst audience', undefined)).rejects.toThrow(AuthError);
   });
 
-  it('check() and reads give up quickly (RetryableError) when nothing listens, apply() leaves changes retryable', async () => {
+  it('fails at once when nothing listens on a loopback port: the origin in the message, what to check in the hint', async () => {
     const gone = await startEmulator({});
     await gone.close();
+    const port = new URL(gone.url).port;
     const virtual = createVirtualClock();
+    const events: RequestEvent[] = [];
     const destination = createXAdsDestination(
       'x',
-      { ...config(), api_url: gone.url },
-      { logger, clock: virtual, random: () => 0.5 },
+      // Credentials and a query in api_url must never reach a message.
+      { ...config(), api_url: `http://tailor:pa55word@127.0.0.1:${port}/?token=abc123` },
+      { logger, clock: virtual, random: () => 0.5, observer: { onRequest: (e) => events.push(e) } },
     );
-    await expect(destination.check()).rejects.toThrow(RetryableError);
-    // Interactive calls stop within a minute of virtual time, not the users endpoint's 15 minutes.
-    expect(virtual.slept.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(15_000);
-    await expect(destination.listAudiences()).rejects.toThrow(/connection failed/);
-    const outcome = await destination.apply('abc1', [update({ email: [email(1)] })]);
-    expect(outcome.results[0]).toMatchObject({ status: 'retryable' });
+    const error = await destination.check().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DestinationUnreachableError);
+    const unreachable = error as DestinationUnreachableError;
+    expect(unreachable.message).toContain(`http://127.0.0.1:${port}`);
+    expect(unreachable.message).toMatch(/connection refused/);
+    expect(unreachable.message).not.toMatch(/gave up|pa55word|tailor:|token|abc123/);
+    expect(unreachable.origin).toBe(`http://127.0.0.1:${port}`);
+    expect(unreachable.hint).toMatch(/destinations\.x\.api_url in tailor\.yml/);
+    expect(unreachable.hint).toMatch(/emulator/);
+    expect(unreachable.hint).toMatch(/network/);
+    expect(unreachable.cause).toMatchObject({ code: 'ECONNREFUSED' });
+    // Not retried: one attempt, no wait.
+    expect(events).toHaveLength(1);
+    expect(virtual.slept).toEqual([]);
+    // Every call, the users endpoint included, says the same rather than leaving changes to retry.
+    await expect(destination.listAudiences()).rejects.toThrow(DestinationUnreachableError);
+    await expect(destination.createAudience('a', undefined)).rejects.toThrow(DestinationUnreachableError);
+    await expect(destination.apply('abc1', [update({ email: [email(1)] })])).rejects.toThrow(
+      DestinationUnreachableError,
+    );
+    expect(virtual.slept).toEqual([]);
   });
 
-  it('throws AudienceMissingError for a missing audience (404)', async () => {
+  it('fails at once on a host name that does not resolve, and on TLS it cannot complete', async () => {
+    const virtual = createVirtualClock();
+    const make = (apiUrl: string) =>
+      createXAdsDestination('x', { ...config(), api_url: apiUrl }, { logger, clock: virtual });
+    // `.invalid` never resolves (RFC 2606).
+    const dns = await make('https://ads-api.tailor-test.invalid')
+      .check()
+      .catch((e: unknown) => e);
+    expect(dns).toBeInstanceOf(DestinationUnreachableError);
+    expect((dns as Error).message).toContain('https://ads-api.tailor-test.invalid');
+    expect((dns as DestinationUnreachableError).hint).toMatch(/host name in destinations\.x\.api_url/);
+    // https spoken to the plain-http emulator: the TLS handshake fails, as with a refused certificate.
+    const tlsUrl = emulator.url.replace(/^http:/, 'https:');
+    const tls = await make(tlsUrl)
+      .check()
+      .catch((e: unknown) => e);
+    expect(tls).toBeInstanceOf(DestinationUnreachableError);
+    expect((tls as Error).message).toContain(tlsUrl);
+    expect((tls as Error).message).toMatch(/TLS/);
+    expect((tls as DestinationUnreachableError).hint).toMatch(/plain http/);
+    expect(virtual.slept).toEqual([]);
+  });
+
+  it('a read that X keeps failing gives up with a RetryableError naming the address', async () => {
     const { destination } = client();
-    await expect(destination.apply('zzzz9999', [update({ email: [email(1)] })])).rejects.toThrow(
-      AudienceMissingError,
-    );
+    emulator.admin.injectFaults([{ kind: 'server_error_500', match: 'audiences', times: 100 }]);
+    const error = await destination.listAudiences().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RetryableError);
+    expect((error as Error).message).toContain(new URL(emulator.url).origin);
+    expect((error as Error).message).toMatch(/server error \(500\); gave up after \d+ attempts/);
+  });
+
+  it('says while it waits to retry: a log line with the wait and the reason, and no query parameters', async () => {
+    const lines: string[] = [];
+    const destination = createXAdsDestination('x', config(), {
+      logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
+      clock,
+      random: () => 0.5,
+    });
+    emulator.admin.injectFaults([
+      { kind: 'unavailable_503', match: 'audiences', times: 1, retryAfterSeconds: 7 },
+      { kind: 'drop_connection', match: 'audiences', times: 1 },
+    ]);
+    const name = `Query-borne name ${Date.now()}`;
+    await destination.createAudience(name, 'a description');
+    const retries = lines.map((line) => JSON.parse(line)).filter((entry) => /retrying/.test(entry.msg));
+    expect(retries).toHaveLength(2);
+    expect(retries[0]).toMatchObject({
+      level: 40,
+      endpoint: 'custom_audiences',
+      attempt: 1,
+      waitMs: 7_000,
+      reason: 'service unavailable (503)',
+    });
+    expect(retries[0].msg).toMatch(/retrying in 7 s/);
+    expect(retries[1]).toMatchObject({
+      level: 40,
+      attempt: 2,
+      reason: expect.stringMatching(/^connection lost/),
+    });
+    expect(lines.join('')).not.toMatch(/Query-borne|a description|name=/);
+  });
+
+  it('throws AudienceMissingError for a missing audience (404), whose hint names the options that recreate it', async () => {
+    const { destination } = client();
+    const error = await destination
+      .apply('zzzz9999', [update({ email: [email(1)] })])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AudienceMissingError);
+    // --full-resync alone re-sends every member to the bound audience, which is gone: only with
+    // --recreate does a run make a new one (bind-audience.ts).
+    const hint = (error as AudienceMissingError).hint ?? '';
+    expect(hint).toContain('tailor sync <activation> --full-resync --recreate');
+    expect(hint).not.toMatch(/--full-resync(?! --recreate)/);
   });
 
   it('rejects only the operations X refuses and resends the rest (operation_errors)', async () => {
@@ -514,7 +617,7 @@ describe('logging', () => {
       expect(outcome.results.every((r) => r.status === 'ok')).toBe(true);
       const log = lines.join('');
       expect(log).toContain('x_api_warn');
-      expect(log).toContain('retrying X Ads request');
+      expect(log).toMatch(/X Ads request: server error \(500\); retrying in /);
       for (const value of [
         ...hashes,
         'crm-000123',

@@ -145,6 +145,26 @@ describe('loading a project', () => {
   });
 });
 
+describe('audience names', () => {
+  const withName = (name: string) =>
+    makeProject({
+      'tailor.yml': `${MINIMAL_TAILOR_YML}    audience: { name: ${JSON.stringify(name)} }\n`,
+      ...VIP_MODEL,
+    });
+  it('are measured in code points, as the emulator measures them: 255 emoji pass, 256 do not', async () => {
+    const emoji = (n: number) => '😀'.repeat(n);
+    const ok = await loadProject(await withName(emoji(255)), { X_CONSUMER_SECRET: 's' });
+    expect(resolveActivation(ok, 'vip_x').audience).toMatchObject({ name: emoji(255) });
+    for (const name of [emoji(256), 'x'.repeat(256)]) {
+      const error = await loadProject(await withName(name), { X_CONSUMER_SECRET: 's' }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).message).toMatch(/activations\.vip_x\.audience.*at most 255 characters/);
+    }
+  });
+});
+
 describe('templates and mappings', () => {
   it('renders {model} and {description}', () => {
     expect(

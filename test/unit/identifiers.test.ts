@@ -140,6 +140,24 @@ describe('phone_number', () => {
     },
   );
 
+  it('reads `+00` (a `+` written before the 00 international prefix) like `00`, in every region', () => {
+    // A country code never starts with 0, so `+00…` cannot be a number as written; the writer meant the
+    // 00 prefix. It must hash the same as the 00 and `+` forms, not be refused as invalid.
+    for (const region of ['US', 'GB', 'DE']) {
+      const expected = { ok: true, value: '16169547888', preHashed: false };
+      expect(norm('phone_number', '001 (616) 954-7888', region)).toEqual(expected);
+      expect(norm('phone_number', '+001 (616) 954-7888', region)).toEqual(expected);
+      expect(norm('phone_number', '+00 1 616 954 7888', region)).toEqual(expected);
+      expect(norm('phone_number', '+0044 20 7946 0958', region)).toEqual({
+        ok: true,
+        value: '442079460958',
+        preHashed: false,
+      });
+    }
+    // Only a whole 00 prefix: `+0` followed by anything else is still no number.
+    expect(norm('phone_number', '+01 616 954 7888')).toEqual({ ok: false, reason: 'invalid_phone' });
+  });
+
   it('a national number depends on the default region', () => {
     expect(norm('phone_number', '0412 345 678', 'US')).toEqual({ ok: false, reason: 'invalid_phone' });
   });

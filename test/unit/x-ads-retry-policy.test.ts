@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   backoffDelayMs,
+  classifyConnectionError,
   pastDeadline,
   RATE_LIMIT_FALLBACK_MS,
   RESET_MARGIN_MS,
@@ -90,6 +91,9 @@ describe('retryDecision', () => {
       rateLimited: false,
     });
   });
+  it('an unreachable X (refused, no such host, TLS refused) is not retried', () => {
+    expect(retryDecision('unreachable', none, NOW, 1, 0.5)).toEqual({ retry: false });
+  });
   it.each([200, 201, 400, 401, 403, 404, 405, 413, 415])('%s is not retried', (status) => {
     expect(retryDecision(status, none, NOW, 1, 0.5)).toEqual({ retry: false });
   });
@@ -100,5 +104,64 @@ describe('pastDeadline', () => {
     expect(pastDeadline(0, 50_000, 10_000, 60_000)).toBe(false);
     expect(pastDeadline(0, 50_000, 10_000, 59_999)).toBe(true);
     expect(pastDeadline(0, 0, 0, 0)).toBe(false);
+  });
+});
+
+describe('classifyConnectionError', () => {
+  const coded = (code: string, message = `some ${code}`) => Object.assign(new Error(message), { code });
+
+  it.each([
+    ['ECONNREFUSED', 'refused'],
+    ['ENOTFOUND', 'dns'],
+    // EAI_AGAIN is the resolver not answering: this machine's network, not X (see retry-policy.ts).
+    ['EAI_AGAIN', 'dns'],
+    ['EAI_FAIL', 'dns'],
+    ['ENETUNREACH', 'network'],
+    ['EHOSTUNREACH', 'network'],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'tls'],
+    ['SELF_SIGNED_CERT_IN_CHAIN', 'tls'],
+    ['CERT_HAS_EXPIRED', 'tls'],
+    ['CERT_NOT_YET_VALID', 'tls'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'tls'],
+    ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'tls'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'tls'],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', 'tls'],
+  ])('%s: unreachable (%s), failed at once', (code, cause) => {
+    expect(classifyConnectionError(coded(code))).toEqual({ status: 'unreachable', cause, code });
+  });
+
+  it('looks through wrappers: a cause chain, and the AggregateError of a host with several addresses', () => {
+    const wrapped = new Error('fetch failed', { cause: coded('ECONNREFUSED') });
+    expect(classifyConnectionError(wrapped)).toMatchObject({ status: 'unreachable', cause: 'refused' });
+    const both = new AggregateError([coded('ECONNREFUSED'), coded('ECONNREFUSED')], 'connect failed');
+    expect(classifyConnectionError(both)).toMatchObject({ status: 'unreachable', cause: 'refused' });
+  });
+
+  it.each([
+    ['ECONNRESET', 'network_error'],
+    ['EPIPE', 'network_error'],
+    ['UND_ERR_SOCKET', 'network_error'],
+    ['ETIMEDOUT', 'timeout'],
+    ['UND_ERR_CONNECT_TIMEOUT', 'timeout'],
+    ['UND_ERR_HEADERS_TIMEOUT', 'timeout'],
+    ['ERR_TLS_HANDSHAKE_TIMEOUT', 'timeout'],
+  ])('%s: %s, which X (or the path to it) can recover from, so retried', (code, status) => {
+    expect(classifyConnectionError(coded(code))).toEqual({ status, code });
+    expect(retryDecision(status as 'network_error' | 'timeout', headers({}), NOW, 1, 0.5)).toMatchObject({
+      retry: true,
+    });
+  });
+
+  it('an address that timed out beside one that refused is retried: a transient cause wins', () => {
+    const mixed = new AggregateError([coded('ECONNREFUSED'), coded('ETIMEDOUT')], 'connect failed');
+    expect(classifyConnectionError(mixed)).toMatchObject({ status: 'timeout' });
+  });
+
+  it('an error of unknown shape is retried as a dropped connection', () => {
+    expect(classifyConnectionError(new Error('boom'))).toEqual({ status: 'network_error', code: undefined });
+    expect(classifyConnectionError('not even an error')).toEqual({
+      status: 'network_error',
+      code: undefined,
+    });
   });
 });

@@ -116,12 +116,17 @@ function parseValidPhone(input: string, region: CountryCode): PhoneNumber | unde
   }
 }
 
-const LEADING_00 = /^\s*00/;
+/**
+ * The `00` international prefix, also when a `+` was written before it (`+00 1 616 …`, `+0044 …`): no
+ * country code starts with 0, so `+00…` is no number as written, and its writer meant the prefix.
+ */
+const LEADING_00 = /^\s*(?:\+\s*)?00/;
 
 function normalizePhone(text: string, defaultRegion: string): string | undefined {
   const region = defaultRegion.toUpperCase() as CountryCode;
   // `00` is the international prefix in most of the world but not in the default region of every
-  // project (the US dials 011), so `00 44 20 …` with region US is retried as `+44 20 …`.
+  // project (the US dials 011), so `00 44 20 …` with region US is retried as `+44 20 …`; so is
+  // `+00 44 20 …`, which libphonenumber refuses in every region (it reads `+0` as a country code).
   const phone =
     parseValidPhone(text, region) ??
     (LEADING_00.test(text) ? parseValidPhone(text.replace(LEADING_00, '+'), region) : undefined);

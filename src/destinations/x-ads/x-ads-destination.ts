@@ -302,10 +302,15 @@ class XAdsDestination implements Destination {
       if (response.status >= 200 && response.status < 300) {
         for (const index of indexes) settle(index, { status: 'ok' });
       } else if (response.status === 404) {
+        // The destination does not know which activation it serves, so the hint names it generically.
+        // --full-resync alone would re-send every member to this same, missing audience: only with
+        // --recreate does a run make a new one (src/sync/bind-audience.ts).
         throw new AudienceMissingError(
-          `custom audience ${id} no longer exists in X ad account ${this.#accountId}`,
+          `custom audience ${id} no longer exists in X ad account ${this.#accountId} (it was deleted at X)`,
           {
-            hint: 'it was deleted at X; run with --full-resync to create it again, or bind the activation to another audience',
+            hint:
+              'run `tailor sync <activation> --full-resync --recreate` to create a new audience and send every ' +
+              'member to it; an activation whose tailor.yml names its audience by `id` needs another id there instead',
           },
         );
       } else if (response.status === 401 || response.status === 403) {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
-import { AuthError, DestinationApiError, RetryableError } from '../../errors.js';
+import { AuthError, DestinationApiError, DestinationUnreachableError, RetryableError } from '../../errors.js';
 import { X_ADS_API_VERSION } from './api-url.js';
 import type { DestinationObserver, RequestEvent } from '../destination.js';
 import type { Clock } from './clock.js';
@@ -10,9 +10,12 @@ import {
   type AttemptStatus,
   type BackoffOptions,
   backoffDelayMs,
+  classifyConnectionError,
+  type ConnectionFailure,
   DEFAULT_BACKOFF,
   pastDeadline,
   retryDecision,
+  type UnreachableCause,
 } from './retry-policy.js';
 import { type ApiErrorItem, describeErrors, parseErrors } from './x-ads-responses.js';
 
@@ -49,6 +52,9 @@ export interface XAdsResponse {
   body: unknown;
 }
 
+/** One attempt: X's answer, no answer (and why), or the caller's abort. */
+type AttemptOutcome = { response: XAdsResponse } | { failure: ConnectionFailure; error: unknown } | 'aborted';
+
 /** How a request ended after its retries. */
 export type SendResult =
   | { kind: 'response'; response: XAdsResponse; attempts: number }
@@ -74,20 +80,26 @@ export class XAdsHttp {
   readonly #options: XAdsHttpOptions;
   readonly #signer: OAuthSigner;
   readonly #base: string;
+  /** Scheme, host and port of the API: what messages name (never api_url's credentials or query). */
+  readonly #origin: string;
   /** Requests sent (attempts, retries included) since the counter was last read. */
   #sent = 0;
 
   constructor(options: XAdsHttpOptions) {
     this.#options = options;
     this.#signer = new OAuthSigner(options.credentials);
-    this.#base = `${options.apiUrl.origin}${options.apiUrl.pathname.replace(/\/+$/, '')}/${X_ADS_API_VERSION}`;
+    this.#origin = options.apiUrl.origin;
+    this.#base = `${this.#origin}${options.apiUrl.pathname.replace(/\/+$/, '')}/${X_ADS_API_VERSION}`;
   }
 
   get requestsSent(): number {
     return this.#sent;
   }
 
-  /** Sends with retries for transient failures, until success, a final answer, the deadline, or abort. */
+  /**
+   * Sends with retries for transient failures, until success, a final answer, the deadline, or abort.
+   * Throws DestinationUnreachableError at once when X cannot be reached at all (retry-policy.ts).
+   */
   async send(req: XAdsRequest): Promise<SendResult> {
     const { clock } = this.#options;
     const random = this.#options.random ?? Math.random;
@@ -109,14 +121,19 @@ export class XAdsHttp {
       started ??= clock.now();
       const outcome = await this.#attempt(req, attempts);
       if (outcome === 'aborted') return { kind: 'aborted', attempts };
+      if ('failure' in outcome && outcome.failure.status === 'unreachable') {
+        throw this.#unreachable(outcome.failure.cause, outcome.failure.code, outcome.error);
+      }
 
-      const status: AttemptStatus = typeof outcome === 'string' ? outcome : outcome.status;
-      const header = typeof outcome === 'string' ? () => undefined : outcome.header;
+      const status: AttemptStatus = 'failure' in outcome ? outcome.failure.status : outcome.response.status;
+      const header = 'failure' in outcome ? () => undefined : outcome.response.header;
       const now = clock.now();
       let decision = retryDecision(status, header, now, attempts, random(), backoff);
-      if (!decision.retry && typeof outcome !== 'string') {
-        const invalid = outcome.status >= 200 && outcome.status < 300 ? req.validate?.(outcome) : undefined;
-        if (invalid === undefined) return { kind: 'response', response: outcome, attempts };
+      if (!decision.retry && 'response' in outcome) {
+        const { response } = outcome;
+        const invalid =
+          response.status >= 200 && response.status < 300 ? req.validate?.(response) : undefined;
+        if (invalid === undefined) return { kind: 'response', response, attempts };
         // A 2xx that does not acknowledge what was sent (§6.4): a failure, retried with backoff.
         decision = {
           retry: true,
@@ -125,23 +142,28 @@ export class XAdsHttp {
           rateLimited: false,
         };
       }
-      if (!decision.retry) return { kind: 'response', response: outcome as XAdsResponse, attempts };
+      if (!decision.retry) {
+        // Only an answer is final without a retry; no answer is either retried or thrown above.
+        if (!('response' in outcome)) throw new Error(`no retry decision for ${String(status)}`);
+        return { kind: 'response', response: outcome.response, attempts };
+      }
+      const code = 'failure' in outcome ? outcome.failure.code : undefined;
+      const reason = code ? `${decision.reason} (${code})` : decision.reason;
       if (decision.rateLimited) req.limiter?.pauseUntil(now + decision.delayMs);
       const deadline = Math.min(req.deadlineMs ?? Infinity, this.#options.retryDeadlineMs);
       if (pastDeadline(started, now, decision.delayMs, deadline)) {
         this.#options.logger.warn(
-          { endpoint: req.endpoint, attempts, reason: decision.reason },
+          { endpoint: req.endpoint, attempts, reason },
           'X Ads request still failing at its retry deadline; leaving it for the next run',
         );
-        return {
-          kind: 'gave_up',
-          reason: `${decision.reason}; gave up after ${attempts} attempts`,
-          attempts,
-        };
+        return { kind: 'gave_up', reason: `${reason}; gave up after ${attempts} attempts`, attempts };
       }
-      this.#options.logger.debug(
-        { endpoint: req.endpoint, attempt: attempts, reason: decision.reason, waitMs: decision.delayMs },
-        'retrying X Ads request',
+      // Said while it happens, so a wait is never silence. Only the route template and the reason (a
+      // status, an error code, counts): never the request's query string nor any identifier. A rate
+      // limit is X's throttle working as documented, so info; anything else is a fault, so warn.
+      this.#options.logger[decision.rateLimited ? 'info' : 'warn'](
+        { endpoint: req.endpoint, attempt: attempts, reason, waitMs: decision.delayMs },
+        `X Ads request: ${reason}; retrying in ${formatWait(decision.delayMs)}`,
       );
       try {
         await clock.sleep(decision.delayMs, req.signal);
@@ -171,7 +193,9 @@ export class XAdsHttp {
   ): XAdsResponse | undefined {
     if (result.kind === 'aborted') throw req.signal?.reason ?? new Error('aborted');
     if (result.kind === 'gave_up') {
-      throw new RetryableError(`X Ads API ${req.method} ${req.endpoint}: ${result.reason}`);
+      throw new RetryableError(
+        `X Ads API ${req.method} ${req.endpoint} at ${this.#origin}: ${result.reason}`,
+      );
     }
     const { response } = result;
     if (response.status >= 200 && response.status < 300) return response;
@@ -234,11 +258,46 @@ export class XAdsHttp {
     );
   }
 
-  /** One attempt: a network outcome, 'aborted' when the caller's signal fired, or the response. */
-  async #attempt(
-    req: XAdsRequest,
-    attempt: number,
-  ): Promise<XAdsResponse | 'network_error' | 'timeout' | 'aborted'> {
+  /** The error for an X that cannot be reached: its address and what to check, at once. */
+  #unreachable(cause: UnreachableCause, code: string, error: unknown): DestinationUnreachableError {
+    const origin = this.#origin;
+    const apiUrl = `destinations.${this.#options.destination}.api_url in tailor.yml`;
+    const { what, hint } = {
+      refused: {
+        what: 'connection refused',
+        hint:
+          `check ${apiUrl} (scheme, host and port); for a local emulator, check that it runs ` +
+          "(`tailor emulator`) on that port; otherwise check this machine's network (a proxy or firewall)",
+      },
+      dns: {
+        what: 'the host name does not resolve',
+        hint: `check the host name in ${apiUrl} (X's is ads-api.x.com) and this machine's network and DNS`,
+      },
+      tls: {
+        what: 'TLS failed',
+        hint:
+          `check ${apiUrl}: a local emulator speaks plain http (http://127.0.0.1:<port>), not https; ` +
+          "otherwise check this machine's clock and any proxy that intercepts TLS (its CA goes in NODE_EXTRA_CA_CERTS)",
+      },
+      network: {
+        what: 'no route to the host',
+        hint: `check this machine's network connection, and ${apiUrl}`,
+      },
+    }[cause];
+    // The driver's own words (`connect ECONNREFUSED 127.0.0.1:1`, `self-signed certificate`: an
+    // address or a reason, never a path or query), shortened when OpenSSL adds its internals.
+    const raw = error instanceof Error ? error.message : String(error);
+    const detail = /SSL routines:[^:]*:([^:]+)/.exec(raw)?.[1] ?? raw.split('\n')[0]!.trim();
+    const quoted = detail.includes(code) ? detail : detail ? `${detail}, ${code}` : code;
+    return new DestinationUnreachableError(
+      `cannot reach the X Ads API at ${origin}: ${what} (${quoted})`,
+      // The cause is what the message quotes: the raw error when quoted whole, else a wrapper of it.
+      { origin, hint, cause: detail === raw ? error : new Error(detail, { cause: error }) },
+    );
+  }
+
+  /** One attempt: the response, no answer (and why), or 'aborted' when the caller's signal fired. */
+  async #attempt(req: XAdsRequest, attempt: number): Promise<AttemptOutcome> {
     const { clock, requestTimeoutMs, logger, observer, destination } = this.#options;
     const baseUrl = `${this.#base}/${req.path.map(percentEncode).join('/')}`;
     const signed = this.#signer.sign({
@@ -286,23 +345,21 @@ export class XAdsHttp {
           body = undefined;
         }
       }
-      return { status: res.statusCode, header, body };
+      return { response: { status: res.statusCode, header, body } };
     } catch (error) {
       if (req.signal?.aborted) {
         status = 'network_error';
         return 'aborted';
       }
-      status = timeout.signal.aborted ? 'timeout' : 'network_error';
+      const failure: ConnectionFailure = timeout.signal.aborted
+        ? { status: 'timeout', code: undefined }
+        : classifyConnectionError(error);
+      status = failure.status === 'timeout' ? 'timeout' : 'network_error';
       logger.debug(
-        {
-          endpoint: req.endpoint,
-          attempt,
-          error: (error as Error).name,
-          code: (error as { code?: string }).code,
-        },
-        `X Ads request failed: ${status}`,
+        { endpoint: req.endpoint, attempt, error: (error as Error).name, code: failure.code },
+        `X Ads request failed: ${failure.status}`,
       );
-      return status;
+      return { failure, error };
     } finally {
       clearTimeout(timer);
       observer?.onRequest?.({
@@ -315,4 +372,12 @@ export class XAdsHttp {
       });
     }
   }
+}
+
+/** A wait as people read it: `7 s`, `1.5 s`, `2 min 5 s`. */
+function formatWait(ms: number): string {
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(ms < 10_000 ? 1 : 0))} s`;
+  const minutes = Math.floor(ms / 60_000);
+  const seconds = Math.round((ms % 60_000) / 1000);
+  return seconds === 0 ? `${minutes} min` : `${minutes} min ${seconds} s`;
 }
