@@ -121,7 +121,6 @@ class Engine implements SyncEngine {
       durationMs: Date.now() - started,
       error,
       warnings: ctx.warnings,
-      cost: null,
       ...(kind ? { errorKind: kind } : {}),
     });
 

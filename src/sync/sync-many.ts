@@ -35,7 +35,6 @@ export async function syncMany(
           durationMs: Date.now() - started,
           error: errorMessage(error),
           warnings: [],
-          cost: null,
           errorKind: isTailorError(error) ? error.kind : 'internal',
         };
       }

@@ -6,7 +6,7 @@ import type { ColumnInfo } from '../sources/source.js';
 
 /**
  * The contract of one sync run, shared by the CLI (`plan`, `sync`, `activate`), the scheduler and
- * the benchmarks. Built in issue #5.
+ * the benchmarks.
  */
 
 export interface SyncOptions {
@@ -48,8 +48,6 @@ export interface SyncReport {
   /** Why a run was held or failed, in words a user can act on. */
   error: string | null;
   warnings: string[];
-  /** Warehouse cost figures where available (BigQuery bytes processed, Snowflake query ids). */
-  cost?: Record<string, unknown> | null;
   /**
    * The kind of error (`src/errors.ts`' ErrorKind, e.g. `config`, `lock_busy`, `audience_missing`)
    * when the run failed or was skipped; absent otherwise. Lets callers map failures to exit codes.
