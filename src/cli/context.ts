@@ -33,7 +33,9 @@ export class CommandContext {
   /** Loads tailor.yml and the models once; from then on its secrets are scrubbed from all output. */
   async project(): Promise<Project> {
     if (!this.#project) {
-      this.#project = await loadProject(this.projectDir, this.io.env);
+      this.#project = await loadProject(this.projectDir, this.io.env, {
+        onSecrets: (values) => this.scrubber.setSecrets(values),
+      });
       this.scrubber.setSecrets(this.#project.secrets);
     }
     return this.#project;
@@ -41,8 +43,11 @@ export class CommandContext {
 
   /** Forgets the loaded project (the scheduler's reload). */
   async reloadProject(): Promise<Project> {
-    const project = await loadProject(this.projectDir, this.io.env);
-    this.scrubber.setSecrets([...project.secrets, ...(this.#project?.secrets ?? [])]);
+    const previous = this.#project?.secrets ?? [];
+    const project = await loadProject(this.projectDir, this.io.env, {
+      onSecrets: (values) => this.scrubber.setSecrets([...values, ...previous]),
+    });
+    this.scrubber.setSecrets([...project.secrets, ...previous]);
     this.#project = project;
     return project;
   }

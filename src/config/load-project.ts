@@ -116,11 +116,14 @@ function crossCheck(
 
 /**
  * Loads tailor.yml and the models of a project directory, substituting `${VAR}` from `env`. Every
- * problem found is collected and thrown at once as a ConfigError.
+ * problem found is collected and thrown at once as a ConfigError. `onSecrets` hears the values at
+ * secret-marked paths before validation, so that a caller can scrub them from what it prints even
+ * when the file is invalid (a secret of the wrong type or length is still a secret).
  */
 export async function loadProject(
   dir: string,
   env: Readonly<Record<string, string | undefined>>,
+  options: { onSecrets?: (values: string[]) => void } = {},
 ): Promise<Project> {
   const projectDir = resolve(dir);
   const configPath = join(projectDir, CONFIG_FILE);
@@ -138,6 +141,7 @@ export async function loadProject(
       });
     } else {
       const substituted = substituteEnv(yaml.value, env, CONFIG_FILE, issues) as Raw;
+      options.onSecrets?.(secretValues(projectConfigSchema, substituted));
       for (const issue of issues) Object.assign(issue, yaml.locate(issue.path.split('.')));
       // A value emptied by a missing variable is already reported; don't report it twice.
       const envPaths = new Set(issues.map((issue) => issue.path));
@@ -145,7 +149,9 @@ export async function loadProject(
       if (parsed.success) config = parsed.data;
       else
         issues.push(
-          ...zodIssuesToConfigIssues(parsed.error, yaml).filter((issue) => !envPaths.has(issue.path)),
+          ...zodIssuesToConfigIssues(parsed.error, yaml, [], PROJECT_SECRET_PATHS).filter(
+            (issue) => !envPaths.has(issue.path),
+          ),
         );
       crossCheck(substituted, models, yaml, issues, modelIssues.length > 0);
     }
