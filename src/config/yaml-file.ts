@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 
 /** A parsed YAML file that can tell the line and column of any path in it, for error messages. */
@@ -32,6 +32,13 @@ export async function readYamlFile(
   }
   return parseYamlText(text, file, issues);
 }
+
+/**
+ * How far aliases may expand (yaml's own default, set here so that it cannot change under us). A
+ * project file has no use for more; a file with exponential aliases is refused, not expanded.
+ * https://eemeli.org/yaml/#tojs-options
+ */
+const MAX_ALIAS_COUNT = 100;
 
 export function parseYamlText(text: string, file: string, issues: ConfigIssue[]): YamlFile | undefined {
   const lineCounter = new LineCounter();
@@ -78,5 +85,32 @@ export function parseYamlText(text: string, file: string, issues: ConfigIssue[])
     }
     return best;
   };
-  return { file, value: doc.toJS({ maxAliasCount: 100 }) ?? null, locate };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? null;
+  } catch (error) {
+    // yaml refuses aliases that expand past maxAliasCount (a "billion laughs" file would otherwise
+    // take all memory). Point at the first alias: that is where the expansion starts.
+    let first: { line: number; column: number } | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        if (node.range) {
+          const pos = lineCounter.linePos(node.range[0]);
+          first = { line: pos.line, column: pos.col };
+        }
+        return visit.BREAK;
+      },
+    });
+    const tooMany = first !== undefined && /alias/i.test(error instanceof Error ? error.message : '');
+    issues.push({
+      file,
+      path: '',
+      message: tooMany
+        ? `invalid YAML: its aliases (*name) expand to too many copies (the limit guards against exponential aliases); write the values out instead`
+        : `invalid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      ...(first ?? {}),
+    });
+    return undefined;
+  }
+  return { file, value, locate };
 }

@@ -4,6 +4,7 @@ import { loadProject, PROJECT_SECRET_PATHS } from '../../src/config/load-project
 import { effectiveMappings, renderTemplate, resolveActivation } from '../../src/config/resolve-activation.js';
 import { parseSchedule } from '../../src/config/schedule.js';
 import { redactionPaths } from '../../src/config/secret.js';
+import { parseYamlText } from '../../src/config/yaml-file.js';
 import { ConfigError, type ConfigIssue } from '../../src/errors.js';
 import { MINIMAL_TAILOR_YML, makeProject, VIP_MODEL } from '../helpers/project.js';
 
@@ -161,5 +162,24 @@ describe('templates and mappings', () => {
       ['CUSTOMER_ID', 'EMAIL', 'x_handle'],
     );
     expect(mappings).toEqual({ EMAIL: 'email', x_handle: 'handle' });
+  });
+});
+
+describe('YAML files', () => {
+  it('refuses exponential aliases as an issue with its line, instead of throwing', () => {
+    const rows = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (const [name, of] of ['ba', 'cb', 'dc', 'ed', 'fe', 'gf']) {
+      rows.push(`${name}: &${name} [${Array(9).fill(`*${of}`).join(', ')}]`);
+    }
+    const issues: ConfigIssue[] = [];
+    expect(parseYamlText(`top: 1\n${rows.join('\n')}\n`, 'tailor.yml', issues)).toBeUndefined();
+    expect(issues).toEqual([
+      expect.objectContaining({ file: 'tailor.yml', line: 3, message: expect.stringMatching(/aliases/) }),
+    ]);
+  });
+
+  it('still expands a few aliases', () => {
+    const yaml = parseYamlText('base: &base { a: 1 }\nother: *base\n', 'x.yml', []);
+    expect(yaml?.value).toEqual({ base: { a: 1 }, other: { a: 1 } });
   });
 });
