@@ -9,10 +9,10 @@ import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncReport } from '../../sync/types.js';
 import { type CommandContext, withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
 import { createProgressView, NO_PROGRESS } from '../progress.js';
 import type { Wrap } from './index.js';
-import { engineLogger, exitCodeForReports, printReports, reportJson } from './sync.js';
+import { engineLogger, printReports, reportJson } from './sync.js';
 
 /** `<model>_<destination>`, made to fit the activation id pattern (it names warehouse tables). */
 export function activationIdFor(model: string, destination: string): string {
@@ -31,8 +31,9 @@ function pickDestination(project: Project, requested: string | undefined): strin
   const names = Object.keys(project.config.destinations);
   if (requested !== undefined) {
     if (!(requested in project.config.destinations))
-      throw new ConfigError(
+      throw commandLineError(
         `unknown destination "${requested}"${names.length ? ` (defined: ${names.join(', ')})` : ''}`,
+        { option: '--destination' },
       );
     return requested;
   }

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import type { AudienceInfo } from '../../destinations/destination.js';
 import { createDestination } from '../../destinations/registry.js';
-import { ConfigError } from '../../errors.js';
 import { withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { commandLineError, EXIT } from '../exit-codes.js';
 import { formatTable } from '../output.js';
 import type { Wrap } from './index.js';
 
@@ -18,8 +17,9 @@ export function defineAudiences(program: Command, wrap: Wrap): void {
           ([name, config]) => config.type === 'x_ads' && (!flags.destination || name === flags.destination),
         );
         if (flags.destination && destinations.length === 0) {
-          throw new ConfigError(
+          throw commandLineError(
             `no x_ads destination named ${flags.destination} (destinations: ${Object.keys(project.config.destinations).join(', ') || 'none'})`,
+            { option: '--destination' },
           );
         }
         // Request logs only when asked: the table is the output.

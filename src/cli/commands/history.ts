@@ -1,16 +1,15 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../../errors.js';
 import { openSyncEngine } from '../../sync/engine.js';
 import { withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { commandLineError, EXIT } from '../exit-codes.js';
 import { formatTable } from '../output.js';
 import type { Wrap } from './index.js';
-import { engineLogger } from './sync.js';
+import { engineLogger, selectActivations } from './sync.js';
 
 function parseLimit(text: string): number {
   const limit = Number(text);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
-    throw new ConfigError(`--limit must be a whole number from 1 to 10000 (got "${text}")`);
+    throw commandLineError(`must be a whole number from 1 to 10000 (got "${text}")`, { option: '--limit' });
   return limit;
 }
 
@@ -22,6 +21,8 @@ export function defineHistory(program: Command, wrap: Wrap): void {
       wrap(async (ctx, activation: string | undefined, flags: { limit: string }) => {
         const limit = parseLimit(flags.limit);
         const project = await ctx.project();
+        // An unknown id is a mistake to report, as every other command does, not an empty history.
+        if (activation !== undefined) selectActivations(project, [activation], false);
         await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
         const runs = await engine
           .state()

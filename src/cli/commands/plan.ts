@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Wrap } from './index.js';
-import { exitCodeForReports, printReports, reportJson, runActivations, selectActivations } from './sync.js';
+import { printReports, reportJson, runActivations, selectActivations } from './sync.js';
 
 export function definePlan(program: Command, wrap: Wrap): void {
   withGlobalOptions(program.command('plan [activations...]'))

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { resolveActivations } from '../../config/resolve-activation.js';
-import { ConfigError } from '../../errors.js';
 import { type ActivationStatusView, describeActivations } from '../../scheduler/status-report.js';
 import { openSyncEngine } from '../../sync/index.js';
 import { type CommandContext, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { formatTable } from '../output.js';
 import type { Wrap } from './index.js';
+import { selectActivations } from './sync.js';
 
 const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
 
@@ -144,15 +144,7 @@ export function defineStatus(program: Command, wrap: Wrap): void {
     .action(
       wrap(async (ctx, ids: string[]) => {
         const project = await ctx.project();
-        const unknown = ids.filter((id) => !(id in project.config.activations));
-        if (unknown.length > 0)
-          throw new ConfigError(
-            unknown.map((id) => ({
-              file: 'tailor.yml',
-              path: 'activations',
-              message: `unknown activation "${id}"`,
-            })),
-          );
+        selectActivations(project, ids, false); // unknown ids are a configuration error
         const activations = resolveActivations(project).filter((a) => ids.length === 0 || ids.includes(a.id));
         // The engine's own logging would only repeat what the table says; keep warnings and errors.
         const logger = ctx.logger.child({}, { level: ctx.globals.debug ? 'debug' : 'warn' });

@@ -5,7 +5,7 @@ import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncOptions, SyncReport } from '../../sync/types.js';
 import { type CommandContext, withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Logger } from '../logger.js';
 import { formatTable } from '../output.js';
 import { createProgressView, NO_PROGRESS } from '../progress.js';
@@ -26,7 +26,7 @@ export function engineLogger(ctx: CommandContext): Logger {
 export function selectActivations(project: Project, ids: readonly string[], all: boolean): string[] {
   const known = Object.keys(project.config.activations);
   if (all) {
-    if (ids.length > 0) throw new ConfigError('give activation ids or --all, not both');
+    if (ids.length > 0) throw commandLineError('give activation ids or --all, not both');
     return known.filter((id) => project.config.activations[id]!.enabled);
   }
   const unknown = ids.filter((id) => !(id in project.config.activations));
@@ -64,13 +64,6 @@ export function reportJson(report: SyncReport) {
     error: report.error,
     ...(report.errorKind ? { error_kind: report.errorKind } : {}),
   };
-}
-
-/** 0 when every activation succeeded (a plan may also predict a hold); 2 for config errors; else 1. */
-export function exitCodeForReports(reports: readonly SyncReport[], okStatuses: readonly string[]): number {
-  const bad = reports.filter((report) => !okStatuses.includes(report.status));
-  if (bad.length === 0) return EXIT.ok;
-  return bad.every((report) => report.errorKind === 'config') ? EXIT.config : EXIT.failure;
 }
 
 function seconds(ms: number): string {
@@ -160,11 +153,11 @@ export function defineSync(program: Command, wrap: Wrap): void {
         ) => {
           const project = await ctx.project();
           if (flags.recreate && !flags.fullResync)
-            throw new ConfigError(
-              '--recreate needs --full-resync (a new audience must receive every member)',
-            );
+            throw commandLineError('needs --full-resync (a new audience must receive every member)', {
+              option: '--recreate',
+            });
           if (activations.length === 0 && !flags.all)
-            throw new ConfigError('name the activations to sync, or use --all', {
+            throw commandLineError('name the activations to sync, or use --all', {
               hint: `defined: ${Object.keys(project.config.activations).join(', ') || 'none'}`,
             });
           const ids = selectActivations(project, activations, flags.all);
