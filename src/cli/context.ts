@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadProject, type Project } from '../config/load-project.js';
 import { createLogger, type Logger } from './logger.js';
-import { type CliIo, Scrubber } from './output.js';
+import { type CliIo, colorEnabled, Scrubber } from './output.js';
 
 export interface GlobalOptions {
   project: string;
@@ -19,11 +19,29 @@ export class CommandContext {
   readonly signal: AbortSignal;
   #project: Project | undefined;
 
-  constructor(io: CliIo, globals: GlobalOptions, signal: AbortSignal) {
+  /**
+   * `logIsOutput`: the command's log is what it prints (the scheduler daemon), so off a terminal it
+   * stays JSON lines for a log collector. Other commands print their own lines for people, and their
+   * log lines read like them unless `--json` (or `--debug` off a terminal) asks for JSON.
+   */
+  constructor(
+    io: CliIo,
+    globals: GlobalOptions,
+    signal: AbortSignal,
+    options: { logIsOutput?: boolean } = {},
+  ) {
     this.io = io;
     this.globals = globals;
     this.signal = signal;
-    this.logger = createLogger({ debug: globals.debug, stderr: io.stderr, scrubber: this.scrubber });
+    const terminal = io.stderr.isTTY === true;
+    const json = globals.json || (!terminal && (globals.debug || options.logIsOutput === true));
+    this.logger = createLogger({
+      debug: globals.debug,
+      format: json ? 'json' : 'pretty',
+      color: colorEnabled(io.stderr, io.env),
+      stderr: io.stderr,
+      scrubber: this.scrubber,
+    });
   }
 
   get projectDir(): string {

@@ -7,6 +7,9 @@ import type { CliIo } from './output.js';
 
 export const VERSION = '0.1.0';
 
+/** Commands whose log is their output (a daemon's record of its runs): JSON lines off a terminal. */
+const LOG_IS_OUTPUT: ReadonlySet<string> = new Set(['schedule']);
+
 function reportError(
   ctx: CommandContext | undefined,
   io: CliIo,
@@ -89,7 +92,9 @@ export async function main(
     return async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const globals = command.optsWithGlobals() as GlobalOptions;
-      ctx = new CommandContext(fullIo, globals, stopSignal);
+      ctx = new CommandContext(fullIo, globals, stopSignal, {
+        logIsOutput: LOG_IS_OUTPUT.has(command.name()),
+      });
       exitCode = await handler(ctx, ...args.slice(0, -1));
     };
   };

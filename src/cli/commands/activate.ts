@@ -10,9 +10,8 @@ import { syncMany } from '../../sync/sync-many.js';
 import type { SyncReport } from '../../sync/types.js';
 import { type CommandContext, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
-import { createProgressView, NO_PROGRESS } from '../progress.js';
 import type { Wrap } from './index.js';
-import { engineLogger, printReports, reportJson } from './sync.js';
+import { engineLogger, printReports, progressView, reportJson } from './sync.js';
 
 /** `<model>_<destination>`, made to fit the activation id pattern (it names warehouse tables). */
 export function activationIdFor(model: string, destination: string): string {
@@ -195,7 +194,7 @@ export function defineActivate(program: Command, wrap: Wrap): void {
 
 /** The first run of a new activation, through an engine that knows the rewritten tailor.yml. */
 async function firstSync(ctx: CommandContext, project: Project, id: string): Promise<SyncReport> {
-  const view = ctx.globals.json ? NO_PROGRESS : createProgressView(ctx.io.stderr, [id]);
+  const view = progressView(ctx, [id], false);
   try {
     await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
     const [report] = await syncMany(engine, [id], {
@@ -207,6 +206,7 @@ async function firstSync(ctx: CommandContext, project: Project, id: string): Pro
       signal: ctx.signal,
       onProgress: (progress) => view.onProgress(progress),
     });
+    view.finish([report!]);
     return report!;
   } finally {
     view.stop();

@@ -3,7 +3,7 @@ import type { AudienceInfo } from '../../destinations/destination.js';
 import { createDestination } from '../../destinations/registry.js';
 import { withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
-import { formatTable } from '../output.js';
+import { formatCount, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
 
 export function defineAudiences(program: Command, wrap: Wrap): void {
@@ -62,7 +62,7 @@ export function defineAudiences(program: Command, wrap: Wrap): void {
             a.id,
             a.name,
             // X reports null while processing or below the targeting threshold (x-ads-api.md §5.1).
-            a.size === null ? '-' : a.size.toLocaleString('en-US'),
+            a.size === null ? '-' : formatCount(a.size),
             a.targetable === null ? '?' : a.targetable ? 'yes' : 'no',
             a.reasonsNotTargetable.join(', ') || '-',
           ]);

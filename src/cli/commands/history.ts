@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { openSyncEngine } from '../../sync/engine.js';
 import { withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
-import { formatTable } from '../output.js';
+import { formatCount, formatDuration, formatInstant, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
 import { engineLogger, selectActivations } from './sync.js';
 
@@ -46,11 +46,6 @@ export function defineHistory(program: Command, wrap: Wrap): void {
           ctx.print(activation ? `no runs of ${activation} yet` : 'no runs yet');
           return EXIT.ok;
         }
-        const time = (date: Date) =>
-          date
-            .toISOString()
-            .replace('T', ' ')
-            .replace(/\.\d+Z$/, 'Z');
         ctx.print(
           formatTable(
             [
@@ -68,19 +63,19 @@ export function defineHistory(program: Command, wrap: Wrap): void {
               'error',
             ],
             runs.map((run) => [
-              time(run.startedAt),
+              formatInstant(run.startedAt),
               run.activationId,
               run.status,
-              run.finishedAt
-                ? `${((run.finishedAt.getTime() - run.startedAt.getTime()) / 1000).toFixed(1)}s`
-                : '-',
-              run.counts.rows,
-              run.counts.added,
-              run.counts.removed,
-              run.counts.changed,
-              run.counts.refreshed,
-              run.counts.invalid,
-              run.counts.rejected,
+              run.finishedAt ? formatDuration(run.finishedAt.getTime() - run.startedAt.getTime()) : '-',
+              ...[
+                run.counts.rows,
+                run.counts.added,
+                run.counts.removed,
+                run.counts.changed,
+                run.counts.refreshed,
+                run.counts.invalid,
+                run.counts.rejected,
+              ].map(formatCount),
               run.error ?? '',
             ]),
           ),

@@ -4,7 +4,7 @@ import { type ActivationStatusView, describeActivations } from '../../scheduler/
 import { openSyncEngine } from '../../sync/index.js';
 import { type CommandContext, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
-import { formatTable } from '../output.js';
+import { formatCount, formatInstant, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
 import { selectActivations } from './sync.js';
 
@@ -56,8 +56,8 @@ function viewJson(view: ActivationStatusView) {
   };
 }
 
-/** A time for a table: minutes are enough for people; `--json` has the exact instant. */
-const short = (date: Date | null) => (date ? `${date.toISOString().slice(0, 16).replace('T', ' ')}Z` : '-');
+/** A time for a table, as `history` prints it; `--json` has the exact instant. */
+const short = (date: Date | null) => formatInstant(date);
 
 function nextRunText(view: ActivationStatusView): string {
   if (view.nextRunReason === 'scheduled') return short(view.nextRunAt);
@@ -74,13 +74,14 @@ function lastRunText(view: ActivationStatusView): string {
 function countsText(view: ActivationStatusView): string {
   const c = view.lastRun?.counts;
   if (!c) return '-';
-  return `+${c.added} -${c.removed} ~${c.changed} r${c.refreshed} !${c.invalid} x${c.rejected}`;
+  const n = formatCount;
+  return `+${n(c.added)} -${n(c.removed)} ~${n(c.changed)} r${n(c.refreshed)} !${n(c.invalid)} x${n(c.rejected)}`;
 }
 
 function audienceText(view: ActivationStatusView): [string, string, string] {
   if (!view.audienceId) return ['-', '-', '-'];
   if (!view.audience) return [view.audienceId, '?', '?'];
-  const size = view.audience.size === null ? 'pending' : String(view.audience.size);
+  const size = view.audience.size === null ? 'pending' : formatCount(view.audience.size);
   const targetable = view.audience.targetable === null ? '?' : view.audience.targetable ? 'yes' : 'no';
   return [view.audienceId, size, targetable];
 }
@@ -108,7 +109,7 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
         'NEXT RUN',
         'LAST RUN',
         'LAST COUNTS',
-        'AUDIENCE',
+        'AUDIENCE ID',
         'SIZE',
         'TARGETABLE',
       ],
