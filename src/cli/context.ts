@@ -1,11 +1,14 @@
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadProject, type Project } from '../config/load-project.js';
+import { CONFIG_FILE, findProjectDir, loadProject, type Project } from '../config/load-project.js';
+import { ConfigError } from '../errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { type CliIo, colorEnabled, Scrubber } from './output.js';
 
 export interface GlobalOptions {
-  project: string;
+  /** `--project DIR` as given; when absent, the project is found from the current directory up. */
+  project?: string;
   json: boolean;
   debug: boolean;
 }
@@ -18,6 +21,7 @@ export class CommandContext {
   readonly logger: Logger;
   readonly signal: AbortSignal;
   #project: Project | undefined;
+  #found: string | undefined;
 
   /**
    * `logIsOutput`: the command's log is what it prints (the scheduler daemon), so off a terminal it
@@ -44,13 +48,25 @@ export class CommandContext {
     });
   }
 
+  /** The directory `--project` names, or the current one: where `init` writes, with no search. */
+  get baseDir(): string {
+    return resolve(this.io.cwd, this.globals.project ?? '.');
+  }
+
+  /**
+   * The project's directory: `--project` when given; otherwise the nearest directory holding
+   * tailor.yml from the current one up (the current one when there is none, and `project()` says so).
+   */
   get projectDir(): string {
-    return resolve(this.io.cwd, this.globals.project);
+    if (this.globals.project !== undefined) return this.baseDir;
+    this.#found ??= findProjectDir(this.io.cwd) ?? this.baseDir;
+    return this.#found;
   }
 
   /** Loads tailor.yml and the models once; from then on its secrets are scrubbed from all output. */
   async project(): Promise<Project> {
     if (!this.#project) {
+      if (!existsSync(join(this.projectDir, CONFIG_FILE))) throw this.#noProject();
       this.#project = await loadProject(this.projectDir, this.io.env, {
         onSecrets: (values) => this.scrubber.setSecrets(values),
       });
@@ -70,6 +86,18 @@ export class CommandContext {
     return project;
   }
 
+  #noProject(): ConfigError {
+    const where =
+      this.globals.project === undefined
+        ? `in ${this.baseDir} or any directory above it`
+        : `in ${this.baseDir} (--project)`;
+    return new ConfigError([{ file: CONFIG_FILE, path: '', message: `file not found ${where}` }], {
+      hint:
+        'run tailor in a project directory (the one holding tailor.yml) or below it, or name one with ' +
+        '--project DIR; `tailor init` creates a project',
+    });
+  }
+
   print(text: string): void {
     this.io.stdout.write(this.scrubber.scrub(text.endsWith('\n') ? text : `${text}\n`));
   }
@@ -87,7 +115,10 @@ export class CommandContext {
 /** Adds the options every command takes. */
 export function withGlobalOptions(command: Command): Command {
   return command
-    .option('--project <dir>', 'the project directory (holding tailor.yml and models/)', '.')
+    .option(
+      '--project <dir>',
+      'the project directory, holding tailor.yml and models/ (default: the current directory or the nearest one above it with a tailor.yml)',
+    )
     .option('--json', 'print a machine-readable result on stdout', false)
     .option('--debug', 'log at debug level (secrets and identifiers are still never printed)', false);
 }

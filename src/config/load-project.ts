@@ -1,4 +1,5 @@
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadModels } from '../models/load-models.js';
@@ -11,6 +12,21 @@ import { readYamlFile, type YamlFile } from './yaml-file.js';
 import { zodIssuesToConfigIssues } from './zod-issues.js';
 
 export const CONFIG_FILE = 'tailor.yml';
+
+/**
+ * The project directory for a command run in `start`: the nearest of `start` and its parents that
+ * holds tailor.yml, as git finds `.git`, so that commands work from models/ or any sub-directory.
+ * Undefined when none does.
+ */
+export function findProjectDir(start: string): string | undefined {
+  let dir = resolve(start);
+  for (;;) {
+    if (existsSync(join(dir, CONFIG_FILE))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
 
 /** A loaded, validated project: tailor.yml and its models. */
 export interface Project {

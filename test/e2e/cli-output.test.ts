@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../../src/emulator/index.js';
+import { runCli } from '../helpers/cli.js';
 import { createE2eProject, type E2eProject, startTestEmulator } from '../helpers/e2e.js';
 
 /** Output for people: progress, summaries, tables and log lines, as a pipe (not a terminal) sees them. */
@@ -66,6 +68,20 @@ describe('output for people (CLI subprocess, not a terminal)', () => {
     expect(status.stdout).toMatch(instant);
     expect(history.stdout).toMatch(/\bsucceeded\s+[\d.]+s\s+1,200\s+1,200\s/);
     expect(status.stdout).toMatch(/\+1,200 -0 /);
+  });
+
+  it('finds the project from a sub-directory, as git does', async () => {
+    const result = await runCli(['history', 'members_x'], { cwd: join(project.dir, 'models') });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('members_x');
+    const elsewhere = await runCli(['status'], { cwd: '/' });
+    expect(elsewhere.code).toBe(2);
+    expect(elsewhere.stderr).toContain('tailor.yml: file not found in / or any directory above it');
+    expect(elsewhere.stderr).toMatch(/hint: .*--project DIR/);
+    // init makes a new project where it is run, never in the one found above.
+    const init = await runCli(['init', 'nested'], { cwd: join(project.dir, 'models') });
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stdout).toContain(join(project.dir, 'models', 'nested'));
   });
 
   it('says a held plan would be held, not done; a held sync logs a line for people, JSON only with --json', async () => {

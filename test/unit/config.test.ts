@@ -1,6 +1,8 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { substituteEnv } from '../../src/config/env.js';
-import { loadProject, PROJECT_SECRET_PATHS } from '../../src/config/load-project.js';
+import { findProjectDir, loadProject, PROJECT_SECRET_PATHS } from '../../src/config/load-project.js';
 import { effectiveMappings, renderTemplate, resolveActivation } from '../../src/config/resolve-activation.js';
 import { parseSchedule } from '../../src/config/schedule.js';
 import { redactionPaths } from '../../src/config/secret.js';
@@ -162,6 +164,22 @@ describe('templates and mappings', () => {
       ['CUSTOMER_ID', 'EMAIL', 'x_handle'],
     );
     expect(mappings).toEqual({ EMAIL: 'email', x_handle: 'handle' });
+  });
+});
+
+describe('finding the project', () => {
+  it('is the nearest directory holding tailor.yml, from the start up', async () => {
+    const outer = await makeProject({ 'tailor.yml': MINIMAL_TAILOR_YML, 'models/deep/er/.keep': '' });
+    expect(findProjectDir(outer)).toBe(outer);
+    expect(findProjectDir(join(outer, 'models', 'deep', 'er'))).toBe(outer);
+    const inner = join(outer, 'models', 'deep');
+    await writeFile(join(inner, 'tailor.yml'), MINIMAL_TAILOR_YML);
+    expect(findProjectDir(join(inner, 'er'))).toBe(inner);
+  });
+
+  it('is undefined when no directory up to the root holds one', async () => {
+    const dir = await makeProject({ 'a/b/.keep': '' });
+    expect(findProjectDir(join(dir, 'a', 'b'))).toBeUndefined();
   });
 });
 

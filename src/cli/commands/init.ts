@@ -55,7 +55,8 @@ export function defineInit(program: Command, wrap: Wrap): void {
     .description('scaffold a project: tailor.yml and an example model')
     .action(
       wrap(async (ctx, dir: string | undefined) => {
-        const target = resolve(ctx.projectDir, dir ?? '.');
+        // Never the project found above the current directory: init makes a new one where it is told.
+        const target = resolve(ctx.baseDir, dir ?? '.');
         if (existsSync(join(target, 'tailor.yml'))) {
           throw new ConfigError([
             {
