@@ -112,6 +112,14 @@ export class CommandContext {
   }
 }
 
+/**
+ * Adds examples to a command's `--help`, after the options: one command line each, with a comment
+ * saying what it does where the line alone does not.
+ */
+export function withExamples(command: Command, examples: readonly string[]): Command {
+  return command.addHelpText('after', `\nExamples:\n${examples.map((line) => `  $ ${line}`).join('\n')}\n`);
+}
+
 /** Adds the options every command takes. */
 export function withGlobalOptions(command: Command): Command {
   return command

@@ -138,7 +138,7 @@ describe('tailor check (CLI subprocess)', () => {
     }
   });
 
-  it('has --help on every command and exits 2 on an unknown command', async () => {
+  it('has --help with examples on every command and exits 2 on an unknown command', async () => {
     for (const command of [
       'init',
       'check',
@@ -154,9 +154,11 @@ describe('tailor check (CLI subprocess)', () => {
       const result = await runCli([command, '--help']);
       expect(result.code, command).toBe(0);
       expect(result.stdout).toContain(`Usage: tailor ${command}`);
+      expect(result.stdout, command).toMatch(new RegExp(`\\nExamples:\\n  \\$ tailor ${command}\\b`));
     }
     const state = await runCli(['state', 'reset', '--help']);
     expect(state.stdout).toContain('Usage: tailor state reset');
+    expect(state.stdout).toContain('Examples:\n  $ tailor state reset vip_customers_x');
     expect((await runCli(['frobnicate'])).code).toBe(2);
   }, 180_000);
 });

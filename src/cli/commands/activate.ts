@@ -8,7 +8,7 @@ import { ConfigError } from '../../errors.js';
 import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncReport } from '../../sync/types.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 import { engineLogger, printReports, progressView, reportJson } from './sync.js';
@@ -77,7 +77,10 @@ async function writeActivation(
 }
 
 export function defineActivate(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('activate <model>'))
+  withExamples(withGlobalOptions(program.command('activate <model>')), [
+    'tailor activate vip_customers                     # write the activation, create the audience, first sync',
+    'tailor activate vip_customers --destination x --no-run   # only write it into tailor.yml',
+  ])
     .description(
       "one-click activation of a model from the destination's default settings: writes it into tailor.yml, creates the audience and runs the first sync",
     )

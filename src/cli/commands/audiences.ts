@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import type { AudienceInfo } from '../../destinations/destination.js';
 import { createDestination } from '../../destinations/registry.js';
-import { withGlobalOptions } from '../context.js';
+import { withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
 import { formatCount, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
 
 export function defineAudiences(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('audiences'))
+  withExamples(withGlobalOptions(program.command('audiences')), [
+    'tailor audiences',
+    'tailor audiences --destination x --json',
+  ])
     .description("list the X account's custom audiences (id, name, size, targetability)")
     .option('--destination <name>', 'only this destination (default: every x_ads destination)')
     .action(

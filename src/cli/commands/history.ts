@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { openSyncEngine } from '../../sync/engine.js';
-import { withGlobalOptions } from '../context.js';
+import { withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
 import { formatCount, formatDuration, formatInstant, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
@@ -14,7 +14,10 @@ function parseLimit(text: string): number {
 }
 
 export function defineHistory(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('history [activation]'))
+  withExamples(withGlobalOptions(program.command('history [activation]')), [
+    'tailor history',
+    'tailor history vip_customers_x --limit 5',
+  ])
     .description('past runs with their counts, newest first')
     .option('--limit <n>', 'how many runs to show', '20')
     .action(

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { withGlobalOptions } from '../context.js';
+import { withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
@@ -51,7 +51,10 @@ primary_key: customer_id
 `;
 
 export function defineInit(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('init [dir]'))
+  withExamples(withGlobalOptions(program.command('init [dir]')), [
+    'tailor init                 # in the current directory',
+    'tailor init my-audiences    # in a new directory',
+  ])
     .description('scaffold a project: tailor.yml and an example model')
     .action(
       wrap(async (ctx, dir: string | undefined) => {

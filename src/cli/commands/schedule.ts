@@ -7,7 +7,7 @@ import { SchedulerMetrics } from '../../scheduler/metrics.js';
 import { type OpsServer, startOpsServer } from '../../scheduler/ops-server.js';
 import { Scheduler } from '../../scheduler/scheduler.js';
 import { openSyncEngine } from '../../sync/index.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
@@ -187,7 +187,10 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
 }
 
 export function defineSchedule(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('schedule'))
+  withExamples(withGlobalOptions(program.command('schedule')), [
+    'tailor schedule',
+    'tailor schedule --concurrency 2 --port 0 --watch',
+  ])
     .description(
       'run every enabled activation at its own frequency until stopped (SIGTERM/SIGINT), SIGHUP reloads',
     )

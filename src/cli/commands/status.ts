@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { resolveActivations } from '../../config/resolve-activation.js';
 import { type ActivationStatusView, describeActivations } from '../../scheduler/status-report.js';
 import { openSyncEngine } from '../../sync/index.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { formatCount, formatInstant, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
@@ -137,7 +137,10 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
 }
 
 export function defineStatus(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('status'))
+  withExamples(withGlobalOptions(program.command('status')), [
+    'tailor status',
+    'tailor status vip_customers_x --json',
+  ])
     .argument('[activation...]', 'activations to show (default: all)')
     .description(
       "per activation: schedule, next run, last run and its counts, paused or not, and X's audience size and targetability",

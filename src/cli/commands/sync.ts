@@ -4,7 +4,7 @@ import { ConfigError } from '../../errors.js';
 import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncOptions, SyncReport } from '../../sync/types.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Logger } from '../logger.js';
 import { formatCount, formatDuration, formatTable, interactive } from '../output.js';
@@ -144,7 +144,12 @@ export async function runActivations(
 }
 
 export function defineSync(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('sync [activations...]'))
+  withExamples(withGlobalOptions(program.command('sync [activations...]')), [
+    'tailor sync vip_customers_x',
+    'tailor sync --all',
+    'tailor sync vip_customers_x --force         # even though a safety rule holds it',
+    'tailor sync vip_customers_x --full-resync   # re-send the whole segment',
+  ])
     .description(
       'run activations now: diff in the warehouse, send the delta to X, commit what X acknowledged',
     )
