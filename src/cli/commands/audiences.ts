@@ -64,7 +64,8 @@ export function defineAudiences(program: Command, wrap: Wrap): void {
           const rows = audiences.map((a) => [
             a.id,
             a.name,
-            // X reports null while processing or below the targeting threshold (x-ads-api.md §5.1).
+            // X reports no size while it is still matching the audience, and none for an audience below
+            // its targeting minimum of 100 matched users (https://docs.x.com/x-ads-api/audiences).
             a.size === null ? '-' : formatCount(a.size),
             a.targetable === null ? '?' : a.targetable ? 'yes' : 'no',
             a.reasonsNotTargetable.join(', ') || '-',

@@ -7,7 +7,10 @@ import { withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
-const TAILOR_YML = `# Tailor project: see https://github.com/tailor-sync/tailor#configuration
+/** The README section a new tailor.yml links to (test/unit/docs-citations.test.ts checks it resolves). */
+export const CONFIGURATION_URL = 'https://github.com/tailor-sync/tailor#configuration';
+
+const TAILOR_YML = `# Tailor project: see ${CONFIGURATION_URL}
 warehouse:
   type: postgres
   url: \${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
