@@ -90,25 +90,28 @@ export function parseYamlText(text: string, file: string, issues: ConfigIssue[])
     value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? null;
   } catch (error) {
     // yaml refuses aliases that expand past maxAliasCount (a "billion laughs" file would otherwise
-    // take all memory). Point at the first alias: that is where the expansion starts.
-    let first: { line: number; column: number } | undefined;
+    // take all memory), and aliases whose anchor is not defined before them. Point at the first alias
+    // in question: where the expansion starts, or the alias that names no anchor.
+    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    const excessive = /excessive alias count/i.test(message);
+    let at: { line: number; column: number } | undefined;
     visit(doc, {
       Alias(_key, node) {
+        if (!excessive && node.resolve(doc) !== undefined) return undefined;
         if (node.range) {
           const pos = lineCounter.linePos(node.range[0]);
-          first = { line: pos.line, column: pos.col };
+          at = { line: pos.line, column: pos.col };
         }
         return visit.BREAK;
       },
     });
-    const tooMany = first !== undefined && /alias/i.test(error instanceof Error ? error.message : '');
     issues.push({
       file,
       path: '',
-      message: tooMany
-        ? `invalid YAML: its aliases (*name) expand to too many copies (the limit guards against exponential aliases); write the values out instead`
-        : `invalid YAML: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
-      ...(first ?? {}),
+      message: excessive
+        ? 'invalid YAML: its aliases (*name) expand to too many copies (the limit guards against exponential aliases); write the values out instead'
+        : `invalid YAML: ${message}`,
+      ...(at ?? {}),
     });
     return undefined;
   }

@@ -196,6 +196,18 @@ describe('YAML files', () => {
     ]);
   });
 
+  it('reports an alias that names no anchor as such, at the alias', () => {
+    const issues: ConfigIssue[] = [];
+    expect(parseYamlText('a: &x 1\nb: *y\n', 'tailor.yml', issues)).toBeUndefined();
+    expect(issues).toEqual([
+      expect.objectContaining({
+        line: 2,
+        column: 4,
+        message: expect.stringMatching(/^invalid YAML: Unresolved alias/),
+      }),
+    ]);
+  });
+
   it('still expands a few aliases', () => {
     const yaml = parseYamlText('base: &base { a: 1 }\nother: *base\n', 'x.yml', []);
     expect(yaml?.value).toEqual({ base: { a: 1 }, other: { a: 1 } });
