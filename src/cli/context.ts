@@ -1,11 +1,14 @@
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadProject, type Project } from '../config/load-project.js';
+import { CONFIG_FILE, findProjectDir, loadProject, type Project } from '../config/load-project.js';
+import { ConfigError } from '../errors.js';
 import { createLogger, type Logger } from './logger.js';
-import { type CliIo, Scrubber } from './output.js';
+import { type CliIo, colorEnabled, Scrubber } from './output.js';
 
 export interface GlobalOptions {
-  project: string;
+  /** `--project DIR` as given; when absent, the project is found from the current directory up. */
+  project?: string;
   json: boolean;
   debug: boolean;
 }
@@ -18,22 +21,55 @@ export class CommandContext {
   readonly logger: Logger;
   readonly signal: AbortSignal;
   #project: Project | undefined;
+  #found: string | undefined;
 
-  constructor(io: CliIo, globals: GlobalOptions, signal: AbortSignal) {
+  /**
+   * `logIsOutput`: the command's log is what it prints (the scheduler daemon), so off a terminal it
+   * stays JSON lines for a log collector. Other commands print their own lines for people, and their
+   * log lines read like them unless `--json` (or `--debug` off a terminal) asks for JSON.
+   */
+  constructor(
+    io: CliIo,
+    globals: GlobalOptions,
+    signal: AbortSignal,
+    options: { logIsOutput?: boolean } = {},
+  ) {
     this.io = io;
     this.globals = globals;
     this.signal = signal;
-    this.logger = createLogger({ debug: globals.debug, stderr: io.stderr, scrubber: this.scrubber });
+    const terminal = io.stderr.isTTY === true;
+    const json = globals.json || (!terminal && (globals.debug || options.logIsOutput === true));
+    this.logger = createLogger({
+      debug: globals.debug,
+      format: json ? 'json' : 'pretty',
+      color: colorEnabled(io.stderr, io.env),
+      stderr: io.stderr,
+      scrubber: this.scrubber,
+    });
   }
 
+  /** The directory `--project` names, or the current one: where `init` writes, with no search. */
+  get baseDir(): string {
+    return resolve(this.io.cwd, this.globals.project ?? '.');
+  }
+
+  /**
+   * The project's directory: `--project` when given; otherwise the nearest directory holding
+   * tailor.yml from the current one up (the current one when there is none, and `project()` says so).
+   */
   get projectDir(): string {
-    return resolve(this.io.cwd, this.globals.project);
+    if (this.globals.project !== undefined) return this.baseDir;
+    this.#found ??= findProjectDir(this.io.cwd) ?? this.baseDir;
+    return this.#found;
   }
 
   /** Loads tailor.yml and the models once; from then on its secrets are scrubbed from all output. */
   async project(): Promise<Project> {
     if (!this.#project) {
-      this.#project = await loadProject(this.projectDir, this.io.env);
+      if (!existsSync(join(this.projectDir, CONFIG_FILE))) throw this.#noProject();
+      this.#project = await loadProject(this.projectDir, this.io.env, {
+        onSecrets: (values) => this.scrubber.setSecrets(values),
+      });
       this.scrubber.setSecrets(this.#project.secrets);
     }
     return this.#project;
@@ -41,10 +77,25 @@ export class CommandContext {
 
   /** Forgets the loaded project (the scheduler's reload). */
   async reloadProject(): Promise<Project> {
-    const project = await loadProject(this.projectDir, this.io.env);
-    this.scrubber.setSecrets([...project.secrets, ...(this.#project?.secrets ?? [])]);
+    const previous = this.#project?.secrets ?? [];
+    const project = await loadProject(this.projectDir, this.io.env, {
+      onSecrets: (values) => this.scrubber.setSecrets([...values, ...previous]),
+    });
+    this.scrubber.setSecrets([...project.secrets, ...previous]);
     this.#project = project;
     return project;
+  }
+
+  #noProject(): ConfigError {
+    const where =
+      this.globals.project === undefined
+        ? `in ${this.baseDir} or any directory above it`
+        : `in ${this.baseDir} (--project)`;
+    return new ConfigError([{ file: CONFIG_FILE, path: '', message: `file not found ${where}` }], {
+      hint:
+        'run tailor in a project directory (the one holding tailor.yml) or below it, or name one with ' +
+        '--project DIR; `tailor init` creates a project',
+    });
   }
 
   print(text: string): void {
@@ -61,10 +112,21 @@ export class CommandContext {
   }
 }
 
+/**
+ * Adds examples to a command's `--help`, after the options: one command line each, with a comment
+ * saying what it does where the line alone does not.
+ */
+export function withExamples(command: Command, examples: readonly string[]): Command {
+  return command.addHelpText('after', `\nExamples:\n${examples.map((line) => `  $ ${line}`).join('\n')}\n`);
+}
+
 /** Adds the options every command takes. */
 export function withGlobalOptions(command: Command): Command {
   return command
-    .option('--project <dir>', 'the project directory (holding tailor.yml and models/)', '.')
+    .option(
+      '--project <dir>',
+      'the project directory, holding tailor.yml and models/ (default: the current directory or the nearest one above it with a tailor.yml)',
+    )
     .option('--json', 'print a machine-readable result on stdout', false)
     .option('--debug', 'log at debug level (secrets and identifiers are still never printed)', false);
 }

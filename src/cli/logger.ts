@@ -7,27 +7,37 @@ import { type Scrubber, scrubbingStream } from './output.js';
 export type { Logger };
 
 /**
- * The one root logger, built here in the CLI. JSON lines on stderr, pretty when stderr is a TTY.
- * Secrets are redacted by path (derived from the schema's secret marks) and, as a second line of
- * defence, scrubbed by value from every line. Identifiers and query parameters are never logged by
- * the code below (see CONVENTIONS.md).
+ * How log lines look on stderr: `json` (pino's JSON lines, for machines: `--json`, `--debug` into a
+ * file, or a daemon whose log is its output), or `pretty` (one readable line each, for people, so
+ * that warnings sit beside a command's own lines in the same voice), coloured only when `color`.
+ */
+export type LogFormat = 'json' | 'pretty';
+
+/**
+ * The one root logger, built here in the CLI. Secrets are redacted by path (derived from the
+ * schema's secret marks) and, as a second line of defence, scrubbed by value from every line.
+ * Identifiers and query parameters are never logged by the code below.
  */
 export function createLogger(options: {
   debug: boolean;
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  format: LogFormat;
+  color: boolean;
+  stderr: NodeJS.WritableStream;
   scrubber: Scrubber;
   level?: string;
 }): Logger {
   const target = scrubbingStream(options.stderr, options.scrubber);
-  const stream = options.stderr.isTTY
-    ? pinoPretty({
-        destination: target,
-        colorize: true,
-        sync: true,
-        translateTime: 'SYS:HH:MM:ss',
-        ignore: 'pid,hostname',
-      })
-    : target;
+  const stream =
+    options.format === 'pretty'
+      ? pinoPretty({
+          destination: target,
+          colorize: options.color,
+          sync: true,
+          singleLine: true,
+          translateTime: 'SYS:HH:MM:ss',
+          ignore: 'pid,hostname',
+        })
+      : target;
   return pino(
     {
       level: options.level ?? (options.debug ? 'debug' : 'info'),

@@ -2,10 +2,13 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, errorMessage, isTailorError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
 import { type CommandHandler, CommandContext, type GlobalOptions } from './context.js';
-import { EXIT, exitCodeFor } from './exit-codes.js';
+import { COMMAND_LINE, EXIT, exitCodeFor } from './exit-codes.js';
 import type { CliIo } from './output.js';
 
 export const VERSION = '0.1.0';
+
+/** Commands whose log is their output (a daemon's record of its runs): JSON lines off a terminal. */
+const LOG_IS_OUTPUT: ReadonlySet<string> = new Set(['schedule']);
 
 function reportError(
   ctx: CommandContext | undefined,
@@ -37,7 +40,10 @@ function reportError(
     );
     return;
   }
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError && error.issues.every((issue) => issue.file === COMMAND_LINE)) {
+    // An option or argument is wrong: nothing in the project is to blame.
+    for (const issue of error.issues) write(`error: ${issue.path ? `${issue.path}: ` : ''}${issue.message}`);
+  } else if (error instanceof ConfigError) {
     write(`${error.issues.length} problem${error.issues.length === 1 ? '' : 's'} in the project:`);
     for (const line of error.message.split('\n')) write(`  ${line}`);
   } else if (isTailorError(error)) {
@@ -86,7 +92,9 @@ export async function main(
     return async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const globals = command.optsWithGlobals() as GlobalOptions;
-      ctx = new CommandContext(fullIo, globals, stopSignal);
+      ctx = new CommandContext(fullIo, globals, stopSignal, {
+        logIsOutput: LOG_IS_OUTPUT.has(command.name()),
+      });
       exitCode = await handler(ctx, ...args.slice(0, -1));
     };
   };

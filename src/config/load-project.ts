@@ -1,4 +1,5 @@
-import { isAbsolute, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadModels } from '../models/load-models.js';
@@ -11,6 +12,21 @@ import { readYamlFile, type YamlFile } from './yaml-file.js';
 import { zodIssuesToConfigIssues } from './zod-issues.js';
 
 export const CONFIG_FILE = 'tailor.yml';
+
+/**
+ * The project directory for a command run in `start`: the nearest of `start` and its parents that
+ * holds tailor.yml, as git finds `.git`, so that commands work from models/ or any sub-directory.
+ * Undefined when none does.
+ */
+export function findProjectDir(start: string): string | undefined {
+  let dir = resolve(start);
+  for (;;) {
+    if (existsSync(join(dir, CONFIG_FILE))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
 
 /** A loaded, validated project: tailor.yml and its models. */
 export interface Project {
@@ -116,11 +132,14 @@ function crossCheck(
 
 /**
  * Loads tailor.yml and the models of a project directory, substituting `${VAR}` from `env`. Every
- * problem found is collected and thrown at once as a ConfigError.
+ * problem found is collected and thrown at once as a ConfigError. `onSecrets` hears the values at
+ * secret-marked paths before validation, so that a caller can scrub them from what it prints even
+ * when the file is invalid (a secret of the wrong type or length is still a secret).
  */
 export async function loadProject(
   dir: string,
   env: Readonly<Record<string, string | undefined>>,
+  options: { onSecrets?: (values: string[]) => void } = {},
 ): Promise<Project> {
   const projectDir = resolve(dir);
   const configPath = join(projectDir, CONFIG_FILE);
@@ -138,6 +157,7 @@ export async function loadProject(
       });
     } else {
       const substituted = substituteEnv(yaml.value, env, CONFIG_FILE, issues) as Raw;
+      options.onSecrets?.(secretValues(projectConfigSchema, substituted));
       for (const issue of issues) Object.assign(issue, yaml.locate(issue.path.split('.')));
       // A value emptied by a missing variable is already reported; don't report it twice.
       const envPaths = new Set(issues.map((issue) => issue.path));
@@ -145,7 +165,9 @@ export async function loadProject(
       if (parsed.success) config = parsed.data;
       else
         issues.push(
-          ...zodIssuesToConfigIssues(parsed.error, yaml).filter((issue) => !envPaths.has(issue.path)),
+          ...zodIssuesToConfigIssues(parsed.error, yaml, [], PROJECT_SECRET_PATHS).filter(
+            (issue) => !envPaths.has(issue.path),
+          ),
         );
       crossCheck(substituted, models, yaml, issues, modelIssues.length > 0);
     }

@@ -12,7 +12,7 @@ const destinationNameSchema = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, { message: 'destination names are letters, digits, _ and -' });
 
-/** The whole of tailor.yml (DESIGN.md, "Interfaces"). Unknown keys anywhere are errors. */
+/** The whole of tailor.yml (README.md, "Configuration"). Unknown keys anywhere are errors. */
 export const projectConfigSchema = z.strictObject({
   warehouse: warehouseConfigSchema,
   state_schema: nameSchema.default('tailor'),

@@ -100,11 +100,18 @@ export function secretPaths(schema: z.ZodType): string[][] {
   return [...found.values()];
 }
 
-/** The secret values a parsed config holds, by the schema's marks (see walkSecrets). */
+/**
+ * The secret values a config holds, by the schema's marks (see walkSecrets). `value` may also be the
+ * raw, unvalidated config: a secret written as a YAML number (`consumer_secret: 9876...`) is still a
+ * secret, so scalars of every type are listed, as the text they print as.
+ */
 export function secretValues(schema: z.ZodType, value: unknown): string[] {
   const values = new Set<string>();
   walkSecrets(schema, { value }, (_path, found) => {
-    if (typeof found === 'string' && found.length > 0) values.add(found);
+    if (typeof found === 'string' || typeof found === 'number' || typeof found === 'bigint') {
+      const text = String(found);
+      if (text.length > 0) values.add(text);
+    }
   });
   return [...values];
 }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 
 /** A parsed YAML file that can tell the line and column of any path in it, for error messages. */
@@ -32,6 +32,13 @@ export async function readYamlFile(
   }
   return parseYamlText(text, file, issues);
 }
+
+/**
+ * How far aliases may expand (yaml's own default, set here so that it cannot change under us). A
+ * project file has no use for more; a file with exponential aliases is refused, not expanded.
+ * https://eemeli.org/yaml/#tojs-options
+ */
+const MAX_ALIAS_COUNT = 100;
 
 export function parseYamlText(text: string, file: string, issues: ConfigIssue[]): YamlFile | undefined {
   const lineCounter = new LineCounter();
@@ -78,5 +85,35 @@ export function parseYamlText(text: string, file: string, issues: ConfigIssue[])
     }
     return best;
   };
-  return { file, value: doc.toJS({ maxAliasCount: 100 }) ?? null, locate };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? null;
+  } catch (error) {
+    // yaml refuses aliases that expand past maxAliasCount (a "billion laughs" file would otherwise
+    // take all memory), and aliases whose anchor is not defined before them. Point at the first alias
+    // in question: where the expansion starts, or the alias that names no anchor.
+    const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    const excessive = /excessive alias count/i.test(message);
+    let at: { line: number; column: number } | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        if (!excessive && node.resolve(doc) !== undefined) return undefined;
+        if (node.range) {
+          const pos = lineCounter.linePos(node.range[0]);
+          at = { line: pos.line, column: pos.col };
+        }
+        return visit.BREAK;
+      },
+    });
+    issues.push({
+      file,
+      path: '',
+      message: excessive
+        ? 'invalid YAML: its aliases (*name) expand to too many copies (the limit guards against exponential aliases); write the values out instead'
+        : `invalid YAML: ${message}`,
+      ...(at ?? {}),
+    });
+    return undefined;
+  }
+  return { file, value, locate };
 }

@@ -82,6 +82,21 @@ describe('tailor check (CLI subprocess)', () => {
     }
   });
 
+  it('never echoes a secret of the wrong type, in text or JSON', async () => {
+    const dir = await makeProject({
+      'tailor.yml': MINIMAL_TAILOR_YML.replace('${X_CONSUMER_SECRET}', '98765432101234567'),
+      ...VIP_MODEL,
+    });
+    for (const args of [['check'], ['check', '--json'], ['plan', '--debug']]) {
+      const result = await runCli([...args, '--project', dir]);
+      expect(result.code, args.join(' ')).toBe(2);
+      const output = result.stdout + result.stderr;
+      expect(output).toContain('destinations.x.credentials.consumer_secret: expected string, got a number');
+      // Nor any form of it (YAML reads it as a number that rounds to 98765432101234570).
+      expect(output).not.toContain('9876543210123');
+    }
+  });
+
   it('tests the warehouse connection and the X credentials, target by target', async () => {
     const emulator = await startEmulator({ port: 0, rateLimits: false });
     try {
@@ -162,7 +177,7 @@ describe('tailor check (CLI subprocess)', () => {
     });
   });
 
-  it('has --help on every command and exits 2 on an unknown command', async () => {
+  it('has --help with examples on every command and exits 2 on an unknown command', async () => {
     for (const command of [
       'init',
       'check',
@@ -178,9 +193,11 @@ describe('tailor check (CLI subprocess)', () => {
       const result = await runCli([command, '--help']);
       expect(result.code, command).toBe(0);
       expect(result.stdout).toContain(`Usage: tailor ${command}`);
+      expect(result.stdout, command).toMatch(new RegExp(`\\nExamples:\\n  \\$ tailor ${command}\\b`));
     }
     const state = await runCli(['state', 'reset', '--help']);
     expect(state.stdout).toContain('Usage: tailor state reset');
+    expect(state.stdout).toContain('Examples:\n  $ tailor state reset vip_customers_x');
     expect((await runCli(['frobnicate'])).code).toBe(2);
   }, 180_000);
 });

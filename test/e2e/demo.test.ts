@@ -87,8 +87,8 @@ describe('npm start: the embedded demo', () => {
     expect(first.stdout).toMatch(/customers_au_x\s+succeeded/);
     expect(first.stdout).toMatch(/lapsed_customers_x\s+succeeded/);
     // Not a terminal: plain progress lines on stderr, the summary on stdout.
-    expect(first.stderr).toMatch(/^vip_customers_x: diffed, \d+ members to send$/m);
-    expect(first.stderr).toMatch(/^vip_customers_x: done \(\d+\/\d+\)$/m);
+    expect(first.stderr).toMatch(/^vip_customers_x: diffed, [\d,]+ members to send$/m);
+    expect(first.stderr).toMatch(/^vip_customers_x: done \([\d,]+\/[\d,]+\)$/m);
 
     const second = await script('demo.ts', ['--json']);
     expect(second.code, second.stderr).toBe(0);

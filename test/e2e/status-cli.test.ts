@@ -140,7 +140,7 @@ describe('tailor status (CLI subprocess)', () => {
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.split('\n');
     expect(lines[0]).toMatch(
-      /^ACTIVATION\s+STATE\s+SCHEDULE\s+NEXT RUN\s+LAST RUN\s+LAST COUNTS\s+AUDIENCE\s+SIZE\s+TARGETABLE$/,
+      /^ACTIVATION\s+STATE\s+SCHEDULE\s+NEXT RUN\s+LAST RUN\s+LAST COUNTS\s+AUDIENCE ID\s+SIZE\s+TARGETABLE$/,
     );
     expect(lines.find((l) => l.startsWith('synced_x'))).toMatch(
       /active\s+0 6 \* \* \*.*succeeded .*\+120 -0.*\b120\b/,

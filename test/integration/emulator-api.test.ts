@@ -3,10 +3,10 @@
  * independent of both the emulator and Tailor's client) and sent with node's fetch.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import OAuth from 'oauth-1.0a';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -650,7 +650,7 @@ describe('emulator: custom audiences CRUD', () => {
 
   it('emits what the recorded SDK fixtures carry, with the same types', async () => {
     // Abridged from the official Python Ads SDK's recorded responses (tests/fixtures/*.json, MIT licence,
-    // also in /work/shared/fixtures/x-ads/). v12 no longer sends list_type or salt (x-ads-api.md §5.1, §4).
+    // also in test/fixtures/x-ads/). v12 no longer sends list_type or salt.
     const fixtureAudience = {
       targetable: true,
       name: 'TA #1',
@@ -722,19 +722,17 @@ describe('emulator: custom audiences CRUD', () => {
     sameShape(account.json, { ...fixtureLoadEnvelope, data_type: 'account' });
     sameShape(account.json.data, fixtureAccount);
 
-    // Where the full recorded files are at hand (the shared research folder), every object in them too.
-    const recorded = '/work/shared/fixtures/x-ads';
-    if (existsSync(recorded)) {
-      const load = async (file: string) => JSON.parse(await readFile(join(recorded, file), 'utf8'));
-      const audiencesAll = await load('custom_audiences_all.json');
-      sameShape(list.json, { ...audiencesAll, data: [] });
-      for (const audience of audiencesAll.data) sameShape(one.json.data, audience);
-      sameShape(one.json.data, (await load('custom_audiences_load.json')).data);
-      const accountsAll = await load('accounts_all.json');
-      sameShape(accounts.json, { ...accountsAll, data: [] });
-      for (const a of accountsAll.data) sameShape(accounts.json.data[0], a);
-      sameShape(account.json.data, (await load('accounts_load.json')).data);
-    }
+    // Every object of the full recorded files too (test/fixtures/x-ads/README.md).
+    const recorded = fileURLToPath(new URL('../fixtures/x-ads', import.meta.url));
+    const load = async (file: string) => JSON.parse(await readFile(join(recorded, file), 'utf8'));
+    const audiencesAll = await load('custom_audiences_all.json');
+    sameShape(list.json, { ...audiencesAll, data: [] });
+    for (const audience of audiencesAll.data) sameShape(one.json.data, audience);
+    sameShape(one.json.data, (await load('custom_audiences_load.json')).data);
+    const accountsAll = await load('accounts_all.json');
+    sameShape(accounts.json, { ...accountsAll, data: [] });
+    for (const a of accountsAll.data) sameShape(accounts.json.data[0], a);
+    sameShape(account.json.data, (await load('accounts_load.json')).data);
   });
 });
 

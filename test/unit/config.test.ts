@@ -1,9 +1,12 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { substituteEnv } from '../../src/config/env.js';
-import { loadProject, PROJECT_SECRET_PATHS } from '../../src/config/load-project.js';
+import { findProjectDir, loadProject, PROJECT_SECRET_PATHS } from '../../src/config/load-project.js';
 import { effectiveMappings, renderTemplate, resolveActivation } from '../../src/config/resolve-activation.js';
 import { parseSchedule } from '../../src/config/schedule.js';
 import { redactionPaths } from '../../src/config/secret.js';
+import { parseYamlText } from '../../src/config/yaml-file.js';
 import { ConfigError, type ConfigIssue } from '../../src/errors.js';
 import { MINIMAL_TAILOR_YML, makeProject, VIP_MODEL } from '../helpers/project.js';
 
@@ -181,5 +184,52 @@ describe('templates and mappings', () => {
       ['CUSTOMER_ID', 'EMAIL', 'x_handle'],
     );
     expect(mappings).toEqual({ EMAIL: 'email', x_handle: 'handle' });
+  });
+});
+
+describe('finding the project', () => {
+  it('is the nearest directory holding tailor.yml, from the start up', async () => {
+    const outer = await makeProject({ 'tailor.yml': MINIMAL_TAILOR_YML, 'models/deep/er/.keep': '' });
+    expect(findProjectDir(outer)).toBe(outer);
+    expect(findProjectDir(join(outer, 'models', 'deep', 'er'))).toBe(outer);
+    const inner = join(outer, 'models', 'deep');
+    await writeFile(join(inner, 'tailor.yml'), MINIMAL_TAILOR_YML);
+    expect(findProjectDir(join(inner, 'er'))).toBe(inner);
+  });
+
+  it('is undefined when no directory up to the root holds one', async () => {
+    const dir = await makeProject({ 'a/b/.keep': '' });
+    expect(findProjectDir(join(dir, 'a', 'b'))).toBeUndefined();
+  });
+});
+
+describe('YAML files', () => {
+  it('refuses exponential aliases as an issue with its line, instead of throwing', () => {
+    const rows = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (const [name, of] of ['ba', 'cb', 'dc', 'ed', 'fe', 'gf']) {
+      rows.push(`${name}: &${name} [${Array(9).fill(`*${of}`).join(', ')}]`);
+    }
+    const issues: ConfigIssue[] = [];
+    expect(parseYamlText(`top: 1\n${rows.join('\n')}\n`, 'tailor.yml', issues)).toBeUndefined();
+    expect(issues).toEqual([
+      expect.objectContaining({ file: 'tailor.yml', line: 3, message: expect.stringMatching(/aliases/) }),
+    ]);
+  });
+
+  it('reports an alias that names no anchor as such, at the alias', () => {
+    const issues: ConfigIssue[] = [];
+    expect(parseYamlText('a: &x 1\nb: *y\n', 'tailor.yml', issues)).toBeUndefined();
+    expect(issues).toEqual([
+      expect.objectContaining({
+        line: 2,
+        column: 4,
+        message: expect.stringMatching(/^invalid YAML: Unresolved alias/),
+      }),
+    ]);
+  });
+
+  it('still expands a few aliases', () => {
+    const yaml = parseYamlText('base: &base { a: 1 }\nother: *base\n', 'x.yml', []);
+    expect(yaml?.value).toEqual({ base: { a: 1 }, other: { a: 1 } });
   });
 });

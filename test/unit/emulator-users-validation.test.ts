@@ -32,7 +32,7 @@ function opErrors(result: ReturnType<typeof validate>): Array<[number, string | 
   );
 }
 
-describe('users endpoint validation (x-ads-api.md §14.5), in order', () => {
+describe('users endpoint validation, in the order docs/emulator.md gives', () => {
   it('415 unless the content type is application/json (parameters allowed)', () => {
     const body = [update([{ email: [sha('a')] }])];
     expect(validate(body, {}, 'text/plain')).toMatchObject({ ok: false, status: 415 });

@@ -21,7 +21,8 @@ import {
 
 /**
  * What X holds: user records added by Update; a Delete removes every record sharing any identifier
- * with it (x-ads-api.md §6.1 "Delete matching", §14.5 item 24); deletes go before updates.
+ * with it ("Delete matching" on X's Custom Audience users endpoint, https://docs.x.com/x-ads-api/audiences;
+ * docs/sync.md, "Exact membership"); deletes go before updates.
  */
 class AudienceModel {
   records: Set<string>[] = [];

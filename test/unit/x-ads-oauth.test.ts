@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { encodeQuery, OAuthSigner, percentEncode } from '../../src/destinations/x-ads/oauth.js';
 
 // X's worked example: https://docs.x.com/fundamentals/authentication/oauth-1-0a/creating-a-signature
-// (x-ads-api.md §15; the value printed in authorizing-a-request.mdx is not reproducible, §15 says).
+// (the signature printed on X's "Authorizing a request" page cannot be reproduced from that page's own
+// inputs, so it is not used here).
 const DOC = {
   credentials: {
     consumerKey: 'xvz1evFS4wEEPTGEFPHBog',
@@ -88,7 +89,7 @@ describe('OAuth 1.0a signing', () => {
 
 describe('percent-encoding (RFC 3986)', () => {
   it('encodes the documented reserved characters', () => {
-    // https://docs.x.com/x-ads-api/fundamentals/making-authenticated-requests (x-ads-api.md §2.2)
+    // https://docs.x.com/x-ads-api/fundamentals/making-authenticated-requests
     const table: Record<string, string> = {
       '!': '%21',
       '#': '%23',

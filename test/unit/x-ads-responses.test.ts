@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   describeErrors,
@@ -13,10 +14,10 @@ import {
 } from '../../src/destinations/x-ads/x-ads-responses.js';
 import { DestinationApiError } from '../../src/errors.js';
 
-const FIXTURES = '/work/shared/fixtures/x-ads';
+const FIXTURES = fileURLToPath(new URL('../fixtures/x-ads', import.meta.url));
 const load = (file: string): unknown => JSON.parse(readFileSync(join(FIXTURES, file), 'utf8'));
 
-/** Each recorded response, through the parser of its endpoint (fixtures/x-ads/README.md). */
+/** Each recorded response, through the parser of its endpoint (test/fixtures/x-ads/README.md). */
 const PARSERS: Record<string, (body: unknown) => unknown> = {
   'accounts_all.json': (body) => parseCollection(body, parseAccount),
   'accounts_load.json': (body) => parseSingle(body, parseAccount),

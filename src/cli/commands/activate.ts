@@ -8,11 +8,10 @@ import { ConfigError } from '../../errors.js';
 import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncReport } from '../../sync/types.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
-import { createProgressView, NO_PROGRESS } from '../progress.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
+import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Wrap } from './index.js';
-import { engineLogger, exitCodeForReports, printReports, reportJson } from './sync.js';
+import { engineLogger, printReports, progressView, reportJson } from './sync.js';
 
 /** `<model>_<destination>`, made to fit the activation id pattern (it names warehouse tables). */
 export function activationIdFor(model: string, destination: string): string {
@@ -31,8 +30,9 @@ function pickDestination(project: Project, requested: string | undefined): strin
   const names = Object.keys(project.config.destinations);
   if (requested !== undefined) {
     if (!(requested in project.config.destinations))
-      throw new ConfigError(
+      throw commandLineError(
         `unknown destination "${requested}"${names.length ? ` (defined: ${names.join(', ')})` : ''}`,
+        { option: '--destination' },
       );
     return requested;
   }
@@ -77,7 +77,10 @@ async function writeActivation(
 }
 
 export function defineActivate(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('activate <model>'))
+  withExamples(withGlobalOptions(program.command('activate <model>')), [
+    'tailor activate vip_customers                     # write the activation, create the audience, first sync',
+    'tailor activate vip_customers --destination x --no-run   # only write it into tailor.yml',
+  ])
     .description(
       "one-click activation of a model from the destination's default settings: writes it into tailor.yml, creates the audience and runs the first sync",
     )
@@ -194,7 +197,7 @@ export function defineActivate(program: Command, wrap: Wrap): void {
 
 /** The first run of a new activation, through an engine that knows the rewritten tailor.yml. */
 async function firstSync(ctx: CommandContext, project: Project, id: string): Promise<SyncReport> {
-  const view = ctx.globals.json ? NO_PROGRESS : createProgressView(ctx.io.stderr, [id]);
+  const view = progressView(ctx, [id], false);
   try {
     await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
     const [report] = await syncMany(engine, [id], {
@@ -206,6 +209,7 @@ async function firstSync(ctx: CommandContext, project: Project, id: string): Pro
       signal: ctx.signal,
       onProgress: (progress) => view.onProgress(progress),
     });
+    view.finish([report!]);
     return report!;
   } finally {
     view.stop();

@@ -1,14 +1,16 @@
 import type { Command } from 'commander';
 import type { AudienceInfo } from '../../destinations/destination.js';
 import { createDestination } from '../../destinations/registry.js';
-import { ConfigError } from '../../errors.js';
-import { withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
-import { formatTable } from '../output.js';
+import { withExamples, withGlobalOptions } from '../context.js';
+import { commandLineError, EXIT } from '../exit-codes.js';
+import { formatCount, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
 
 export function defineAudiences(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('audiences'))
+  withExamples(withGlobalOptions(program.command('audiences')), [
+    'tailor audiences',
+    'tailor audiences --destination x --json',
+  ])
     .description("list the X account's custom audiences (id, name, size, targetability)")
     .option('--destination <name>', 'only this destination (default: every x_ads destination)')
     .action(
@@ -18,8 +20,9 @@ export function defineAudiences(program: Command, wrap: Wrap): void {
           ([name, config]) => config.type === 'x_ads' && (!flags.destination || name === flags.destination),
         );
         if (flags.destination && destinations.length === 0) {
-          throw new ConfigError(
+          throw commandLineError(
             `no x_ads destination named ${flags.destination} (destinations: ${Object.keys(project.config.destinations).join(', ') || 'none'})`,
+            { option: '--destination' },
           );
         }
         // Request logs only when asked: the table is the output.
@@ -61,8 +64,9 @@ export function defineAudiences(program: Command, wrap: Wrap): void {
           const rows = audiences.map((a) => [
             a.id,
             a.name,
-            // X reports null while processing or below the targeting threshold (x-ads-api.md §5.1).
-            a.size === null ? '-' : a.size.toLocaleString('en-US'),
+            // X reports no size while it is still matching the audience, and none for an audience below
+            // its targeting minimum of 100 matched users (https://docs.x.com/x-ads-api/audiences).
+            a.size === null ? '-' : formatCount(a.size),
             a.targetable === null ? '?' : a.targetable ? 'yes' : 'no',
             a.reasonsNotTargetable.join(', ') || '-',
           ]);

@@ -4,7 +4,7 @@ import { resolveActivations } from '../../config/resolve-activation.js';
 import { createDestination } from '../../destinations/registry.js';
 import { errorMessage, isTailorError } from '../../errors.js';
 import { openSource } from '../../sources/registry.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
@@ -61,7 +61,11 @@ async function checkTargets(ctx: CommandContext, project: Project): Promise<Targ
 }
 
 export function defineCheck(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('check'))
+  withExamples(withGlobalOptions(program.command('check')), [
+    'tailor check --offline      # tailor.yml and models/ only, no connection',
+    'tailor check                # also the warehouse and the X credentials',
+    'tailor check --json --project path/to/project',
+  ])
     .description(
       'validate tailor.yml and the models (every problem, with its file and path), then test the warehouse connection and X credentials',
     )

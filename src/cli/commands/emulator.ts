@@ -1,9 +1,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DEMO_ACCOUNT_ID, DEMO_CREDENTIALS, startEmulator } from '../../emulator/index.js';
-import { ConfigError } from '../../errors.js';
-import { withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { withExamples, withGlobalOptions } from '../context.js';
+import { commandLineError, EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
 interface EmulatorCommandOptions {
@@ -16,7 +15,7 @@ interface EmulatorCommandOptions {
 function parsePort(text: string): number {
   const port = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
   if (!(port >= 0 && port <= 65535)) {
-    throw new ConfigError([{ file: 'command line', path: '--port', message: `not a port number: ${text}` }]);
+    throw commandLineError(`not a port number: ${text}`, { option: '--port' });
   }
   return port;
 }
@@ -44,7 +43,9 @@ function untilStopped(signal: AbortSignal): Promise<NodeJS.Signals | 'abort'> {
 }
 
 export function defineEmulator(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('emulator'))
+  withExamples(withGlobalOptions(program.command('emulator')), [
+    'tailor emulator --port 4010 --state .tailor/emulator.json',
+  ])
     .description('run the local X Ads API emulator (demo account and credentials; see docs/emulator.md)')
     .option('--port <n>', 'port to listen on (0 = any free port)', '0')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')

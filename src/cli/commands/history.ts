@@ -1,27 +1,31 @@
 import type { Command } from 'commander';
-import { ConfigError } from '../../errors.js';
 import { openSyncEngine } from '../../sync/engine.js';
-import { withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
-import { formatTable } from '../output.js';
+import { withExamples, withGlobalOptions } from '../context.js';
+import { commandLineError, EXIT } from '../exit-codes.js';
+import { formatCount, formatDuration, formatInstant, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
-import { engineLogger } from './sync.js';
+import { engineLogger, selectActivations } from './sync.js';
 
 function parseLimit(text: string): number {
   const limit = Number(text);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
-    throw new ConfigError(`--limit must be a whole number from 1 to 10000 (got "${text}")`);
+    throw commandLineError(`must be a whole number from 1 to 10000 (got "${text}")`, { option: '--limit' });
   return limit;
 }
 
 export function defineHistory(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('history [activation]'))
+  withExamples(withGlobalOptions(program.command('history [activation]')), [
+    'tailor history',
+    'tailor history vip_customers_x --limit 5',
+  ])
     .description('past runs with their counts, newest first')
     .option('--limit <n>', 'how many runs to show', '20')
     .action(
       wrap(async (ctx, activation: string | undefined, flags: { limit: string }) => {
         const limit = parseLimit(flags.limit);
         const project = await ctx.project();
+        // An unknown id is a mistake to report, as every other command does, not an empty history.
+        if (activation !== undefined) selectActivations(project, [activation], false);
         await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
         const runs = await engine
           .state()
@@ -45,11 +49,6 @@ export function defineHistory(program: Command, wrap: Wrap): void {
           ctx.print(activation ? `no runs of ${activation} yet` : 'no runs yet');
           return EXIT.ok;
         }
-        const time = (date: Date) =>
-          date
-            .toISOString()
-            .replace('T', ' ')
-            .replace(/\.\d+Z$/, 'Z');
         ctx.print(
           formatTable(
             [
@@ -67,19 +66,19 @@ export function defineHistory(program: Command, wrap: Wrap): void {
               'error',
             ],
             runs.map((run) => [
-              time(run.startedAt),
+              formatInstant(run.startedAt),
               run.activationId,
               run.status,
-              run.finishedAt
-                ? `${((run.finishedAt.getTime() - run.startedAt.getTime()) / 1000).toFixed(1)}s`
-                : '-',
-              run.counts.rows,
-              run.counts.added,
-              run.counts.removed,
-              run.counts.changed,
-              run.counts.refreshed,
-              run.counts.invalid,
-              run.counts.rejected,
+              run.finishedAt ? formatDuration(run.finishedAt.getTime() - run.startedAt.getTime()) : '-',
+              ...[
+                run.counts.rows,
+                run.counts.added,
+                run.counts.removed,
+                run.counts.changed,
+                run.counts.refreshed,
+                run.counts.invalid,
+                run.counts.rejected,
+              ].map(formatCount),
               run.error ?? '',
             ]),
           ),

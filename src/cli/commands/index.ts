@@ -8,7 +8,7 @@ export type Wrap = (handler: CommandHandler<any[]>) => (...args: any[]) => Promi
 type Define = (program: Command, wrap: Wrap) => void;
 
 /**
- * Every command of DESIGN.md's CLI table, one thin file each, in the order `--help` lists them.
+ * Every command of the README's command table, one thin file each, in the order `--help` lists them.
  * Each is imported only when needed: the commands pull in warehouse drivers, the X client, the
  * scheduler or the emulator, and loading all of them on every start cost seconds per invocation.
  */

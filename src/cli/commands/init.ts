@@ -3,11 +3,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../../errors.js';
-import { withGlobalOptions } from '../context.js';
+import { withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
-const TAILOR_YML = `# Tailor project: see https://github.com/tailor-sync/tailor#configuration
+/** The README section a new tailor.yml links to (test/unit/docs-citations.test.ts checks it resolves). */
+export const CONFIGURATION_URL = 'https://github.com/tailor-sync/tailor#configuration';
+
+const TAILOR_YML = `# Tailor project: see ${CONFIGURATION_URL}
 warehouse:
   type: postgres
   url: \${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -51,11 +54,15 @@ primary_key: customer_id
 `;
 
 export function defineInit(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('init [dir]'))
+  withExamples(withGlobalOptions(program.command('init [dir]')), [
+    'tailor init                 # in the current directory',
+    'tailor init my-audiences    # in a new directory',
+  ])
     .description('scaffold a project: tailor.yml and an example model')
     .action(
       wrap(async (ctx, dir: string | undefined) => {
-        const target = resolve(ctx.projectDir, dir ?? '.');
+        // Never the project found above the current directory: init makes a new one where it is told.
+        const target = resolve(ctx.baseDir, dir ?? '.');
         if (existsSync(join(target, 'tailor.yml'))) {
           throw new ConfigError([
             {

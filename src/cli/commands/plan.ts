@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
-import { withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { withExamples, withGlobalOptions } from '../context.js';
+import { EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Wrap } from './index.js';
-import { exitCodeForReports, printReports, reportJson, runActivations, selectActivations } from './sync.js';
+import { printReports, reportJson, runActivations, selectActivations } from './sync.js';
 
 export function definePlan(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('plan [activations...]'))
+  withExamples(withGlobalOptions(program.command('plan [activations...]')), [
+    'tailor plan                 # every enabled activation',
+    'tailor plan vip_customers_x --json',
+  ])
     .description('dry run: counts to add, remove, change and refresh, and invalid rows; nothing is sent')
     .action(
       wrap(async (ctx, activations: string[]) => {

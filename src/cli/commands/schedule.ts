@@ -2,13 +2,13 @@ import { type FSWatcher, watch } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { CONFIG_FILE } from '../../config/load-project.js';
-import { ConfigError, errorMessage } from '../../errors.js';
+import { errorMessage } from '../../errors.js';
 import { SchedulerMetrics } from '../../scheduler/metrics.js';
 import { type OpsServer, startOpsServer } from '../../scheduler/ops-server.js';
 import { Scheduler } from '../../scheduler/scheduler.js';
 import { openSyncEngine } from '../../sync/index.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
+import { commandLineError, EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 
 /** The default port of `/healthz` and `/metrics` (documented in docs/scheduler.md). */
@@ -106,8 +106,21 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
       logger,
     });
   } catch (error) {
-    throw new ConfigError(`cannot listen on ${options.host}:${options.port}: ${errorMessage(error)}`, {
-      cause: error,
+    // The address of /healthz and /metrics comes from --host and --port, never from tailor.yml.
+    const code = (error as NodeJS.ErrnoException).code;
+    const address = `${options.host}:${options.port}`;
+    if (code === 'EADDRINUSE')
+      throw commandLineError(`cannot listen on ${address}: another process already listens there`, {
+        option: '--port',
+        hint: 'choose another port with --port (0 picks a free one), or stop the other process',
+      });
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+      throw commandLineError(`cannot listen on ${address}: no such address on this machine`, {
+        option: '--host',
+        hint: 'give --host an address of this machine (127.0.0.1 by default)',
+      });
+    throw commandLineError(`cannot listen on ${address}: ${errorMessage(error)}`, {
+      option: '--port',
       hint: 'choose another port with --port (0 picks a free one)',
     });
   }
@@ -174,7 +187,10 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
 }
 
 export function defineSchedule(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('schedule'))
+  withExamples(withGlobalOptions(program.command('schedule')), [
+    'tailor schedule',
+    'tailor schedule --concurrency 2 --port 0 --watch',
+  ])
     .description(
       'run every enabled activation at its own frequency until stopped (SIGTERM/SIGINT), SIGHUP reloads',
     )

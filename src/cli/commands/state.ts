@@ -1,14 +1,16 @@
 import type { Command } from 'commander';
 import { resolveActivation } from '../../config/resolve-activation.js';
 import { openSyncEngine } from '../../sync/engine.js';
-import { withGlobalOptions } from '../context.js';
+import { withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 import { engineLogger } from './sync.js';
 
 export function defineState(program: Command, wrap: Wrap): void {
-  const state = program.command('state').description("manage an activation's state in the warehouse");
-  withGlobalOptions(state.command('reset <activation>'))
+  const state = withExamples(program.command('state'), ['tailor state reset vip_customers_x']).description(
+    "manage an activation's state in the warehouse",
+  );
+  withExamples(withGlobalOptions(state.command('reset <activation>')), ['tailor state reset vip_customers_x'])
     .description('forget the state of an activation (its next run is a full sync)')
     .action(
       wrap(async (ctx, activationId: string) => {

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { resolveActivations } from '../../config/resolve-activation.js';
-import { ConfigError } from '../../errors.js';
 import { type ActivationStatusView, describeActivations } from '../../scheduler/status-report.js';
 import { openSyncEngine } from '../../sync/index.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
-import { formatTable } from '../output.js';
+import { formatCount, formatInstant, formatTable } from '../output.js';
 import type { Wrap } from './index.js';
+import { selectActivations } from './sync.js';
 
 const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
 
@@ -56,8 +56,8 @@ function viewJson(view: ActivationStatusView) {
   };
 }
 
-/** A time for a table: minutes are enough for people; `--json` has the exact instant. */
-const short = (date: Date | null) => (date ? `${date.toISOString().slice(0, 16).replace('T', ' ')}Z` : '-');
+/** A time for a table, as `history` prints it; `--json` has the exact instant. */
+const short = (date: Date | null) => formatInstant(date);
 
 function nextRunText(view: ActivationStatusView): string {
   if (view.nextRunReason === 'scheduled') return short(view.nextRunAt);
@@ -74,13 +74,14 @@ function lastRunText(view: ActivationStatusView): string {
 function countsText(view: ActivationStatusView): string {
   const c = view.lastRun?.counts;
   if (!c) return '-';
-  return `+${c.added} -${c.removed} ~${c.changed} r${c.refreshed} !${c.invalid} x${c.rejected}`;
+  const n = formatCount;
+  return `+${n(c.added)} -${n(c.removed)} ~${n(c.changed)} r${n(c.refreshed)} !${n(c.invalid)} x${n(c.rejected)}`;
 }
 
 function audienceText(view: ActivationStatusView): [string, string, string] {
   if (!view.audienceId) return ['-', '-', '-'];
   if (!view.audience) return [view.audienceId, '?', '?'];
-  const size = view.audience.size === null ? 'pending' : String(view.audience.size);
+  const size = view.audience.size === null ? 'pending' : formatCount(view.audience.size);
   const targetable = view.audience.targetable === null ? '?' : view.audience.targetable ? 'yes' : 'no';
   return [view.audienceId, size, targetable];
 }
@@ -108,7 +109,7 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
         'NEXT RUN',
         'LAST RUN',
         'LAST COUNTS',
-        'AUDIENCE',
+        'AUDIENCE ID',
         'SIZE',
         'TARGETABLE',
       ],
@@ -136,7 +137,10 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
 }
 
 export function defineStatus(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('status'))
+  withExamples(withGlobalOptions(program.command('status')), [
+    'tailor status',
+    'tailor status vip_customers_x --json',
+  ])
     .argument('[activation...]', 'activations to show (default: all)')
     .description(
       "per activation: schedule, next run, last run and its counts, paused or not, and X's audience size and targetability",
@@ -144,15 +148,7 @@ export function defineStatus(program: Command, wrap: Wrap): void {
     .action(
       wrap(async (ctx, ids: string[]) => {
         const project = await ctx.project();
-        const unknown = ids.filter((id) => !(id in project.config.activations));
-        if (unknown.length > 0)
-          throw new ConfigError(
-            unknown.map((id) => ({
-              file: 'tailor.yml',
-              path: 'activations',
-              message: `unknown activation "${id}"`,
-            })),
-          );
+        selectActivations(project, ids, false); // unknown ids are a configuration error
         const activations = resolveActivations(project).filter((a) => ids.length === 0 || ids.includes(a.id));
         // The engine's own logging would only repeat what the table says; keep warnings and errors.
         const logger = ctx.logger.child({}, { level: ctx.globals.debug ? 'debug' : 'warn' });

@@ -4,11 +4,11 @@ import { ConfigError } from '../../errors.js';
 import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncOptions, SyncReport } from '../../sync/types.js';
-import { type CommandContext, withGlobalOptions } from '../context.js';
-import { EXIT } from '../exit-codes.js';
+import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
+import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Logger } from '../logger.js';
-import { formatTable } from '../output.js';
-import { createProgressView, NO_PROGRESS } from '../progress.js';
+import { formatCount, formatDuration, formatTable, interactive } from '../output.js';
+import { createProgressView, NO_PROGRESS, type ProgressView } from '../progress.js';
 import type { Wrap } from './index.js';
 
 /**
@@ -26,7 +26,7 @@ export function engineLogger(ctx: CommandContext): Logger {
 export function selectActivations(project: Project, ids: readonly string[], all: boolean): string[] {
   const known = Object.keys(project.config.activations);
   if (all) {
-    if (ids.length > 0) throw new ConfigError('give activation ids or --all, not both');
+    if (ids.length > 0) throw commandLineError('give activation ids or --all, not both');
     return known.filter((id) => project.config.activations[id]!.enabled);
   }
   const unknown = ids.filter((id) => !(id in project.config.activations));
@@ -66,17 +66,6 @@ export function reportJson(report: SyncReport) {
   };
 }
 
-/** 0 when every activation succeeded (a plan may also predict a hold); 2 for config errors; else 1. */
-export function exitCodeForReports(reports: readonly SyncReport[], okStatuses: readonly string[]): number {
-  const bad = reports.filter((report) => !okStatuses.includes(report.status));
-  if (bad.length === 0) return EXIT.ok;
-  return bad.every((report) => report.errorKind === 'config') ? EXIT.config : EXIT.failure;
-}
-
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)}s`;
-}
-
 /** The human summary: a table, then each activation's invalid breakdown, warnings and errors. */
 export function printReports(ctx: CommandContext, reports: readonly SyncReport[], plan: boolean): void {
   const headers = plan
@@ -91,21 +80,26 @@ export function printReports(ctx: CommandContext, reports: readonly SyncReport[]
         'refreshed',
         'invalid',
         'rejected',
-        'audience',
+        'audience id',
         'time',
       ];
   const rows = reports.map((r) => {
     const c = r.counts;
     const status = plan && r.status === 'succeeded' ? 'ok' : r.status;
-    const base = [r.activationId, status, c.rows, c.added, c.removed, c.changed, c.refreshed, c.invalid];
-    return plan ? base : [...base, c.rejected, r.audienceId ?? '-', seconds(r.durationMs)];
+    const counts = [c.rows, c.added, c.removed, c.changed, c.refreshed, c.invalid].map(formatCount);
+    const base = [r.activationId, status, ...counts];
+    return plan
+      ? base
+      : [...base, formatCount(c.rejected), r.audienceId ?? '-', formatDuration(r.durationMs)];
   });
   ctx.print(formatTable(headers, rows));
   const lines: string[] = [];
   for (const r of reports) {
     const reasons = Object.entries(r.counts.invalidByReason);
     if (reasons.length > 0)
-      lines.push(`${r.activationId}: invalid ${reasons.map(([reason, n]) => `${reason} ${n}`).join(', ')}`);
+      lines.push(
+        `${r.activationId}: invalid ${reasons.map(([reason, n]) => `${reason} ${formatCount(n)}`).join(', ')}`,
+      );
     for (const warning of r.warnings) lines.push(`${r.activationId}: warning: ${warning}`);
     if (r.error) lines.push(`${r.activationId}: ${r.status === 'held' ? '' : `${r.status}: `}${r.error}`);
   }
@@ -118,6 +112,15 @@ export function printReports(ctx: CommandContext, reports: readonly SyncReport[]
   if (nothing) ctx.print(plan ? '\nno changes to send' : '\nno changes: the audiences were already in step');
 }
 
+/** Progress on stderr for people: none under `--json`; bars on a terminal, lines elsewhere. */
+export function progressView(ctx: CommandContext, ids: readonly string[], dryRun: boolean): ProgressView {
+  if (ctx.globals.json || ids.length === 0) return NO_PROGRESS;
+  return createProgressView(ctx.io.stderr, ids, {
+    interactive: interactive(ctx.io.stderr, ctx.io.env),
+    dryRun,
+  });
+}
+
 /** Runs (or plans) activations through one engine with progress on stderr; returns the reports. */
 export async function runActivations(
   ctx: CommandContext,
@@ -125,21 +128,28 @@ export async function runActivations(
   ids: readonly string[],
   options: Omit<SyncOptions, 'onProgress' | 'signal'>,
 ): Promise<SyncReport[]> {
-  const view = ctx.globals.json || ids.length === 0 ? NO_PROGRESS : createProgressView(ctx.io.stderr, ids);
+  const view = progressView(ctx, ids, options.dryRun);
   await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
   try {
-    return await syncMany(engine, ids, {
+    const reports = await syncMany(engine, ids, {
       ...options,
       signal: ctx.signal,
       onProgress: (progress) => view.onProgress(progress),
     });
+    view.finish(reports);
+    return reports;
   } finally {
     view.stop();
   }
 }
 
 export function defineSync(program: Command, wrap: Wrap): void {
-  withGlobalOptions(program.command('sync [activations...]'))
+  withExamples(withGlobalOptions(program.command('sync [activations...]')), [
+    'tailor sync vip_customers_x',
+    'tailor sync --all',
+    'tailor sync vip_customers_x --force         # even though a safety rule holds it',
+    'tailor sync vip_customers_x --full-resync   # re-send the whole segment',
+  ])
     .description(
       'run activations now: diff in the warehouse, send the delta to X, commit what X acknowledged',
     )
@@ -160,11 +170,11 @@ export function defineSync(program: Command, wrap: Wrap): void {
         ) => {
           const project = await ctx.project();
           if (flags.recreate && !flags.fullResync)
-            throw new ConfigError(
-              '--recreate needs --full-resync (a new audience must receive every member)',
-            );
+            throw commandLineError('needs --full-resync (a new audience must receive every member)', {
+              option: '--recreate',
+            });
           if (activations.length === 0 && !flags.all)
-            throw new ConfigError('name the activations to sync, or use --all', {
+            throw commandLineError('name the activations to sync, or use --all', {
               hint: `defined: ${Object.keys(project.config.activations).join(', ') || 'none'}`,
             });
           const ids = selectActivations(project, activations, flags.all);
