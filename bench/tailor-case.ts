@@ -157,7 +157,7 @@ export interface TailorRun {
   batchSteps: Record<string, number>;
 }
 
-const BATCH_STAGES = ['read', 'hash', 'wait', 'lookup', 'send', 'commit'] as const;
+const BATCH_STAGES = ['read', 'hash', 'wait', 'intent', 'lookup', 'send', 'commit'] as const;
 
 /**
  * Reads Tailor's debug lines (pino JSON on stderr) once: the `diff step` lines summed by step, and

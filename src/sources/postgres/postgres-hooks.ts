@@ -161,12 +161,6 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
           sql`create index if not exists ${sql.id('member_hashes_by_hash_value')} on ${t('member_hashes')} using hash (hash)`,
         ].map((statement) => statement.compile(db));
       }
-      if (version === 3) {
-        // The diff lists the members with intents, and a commit clears an acknowledged member's.
-        return [
-          sql`create index if not exists ${sql.id('member_intents_by_member')} on ${t('member_intents')} (activation_id, member_key)`,
-        ].map((statement) => statement.compile(db));
-      }
       return [];
     },
 
@@ -200,13 +194,27 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     keyOrder: (expr) => sql`${expr} collate "C"`,
     // A correlated subquery per non-added member over the member index: the delta streams through a
     // cursor, so rows come as they are read.
-    deltaHashes: ({ hashes, activationId, skipAdded }) => {
-      const agg = sql`coalesce(
-          (select json_agg(json_build_array(h.id_type, h.hash) order by h.id_type, h.hash)
-           from ${hashes} as h
-           where h.activation_id = ${activationId} and h.member_key = ${sql.ref('d.member_key')}),
-          '[]'::json)`;
-      return { column: skipAdded ? sql`case when ${sql.ref('d.change_rank')} <> 3 then ${agg} end` : agg };
+    deltaHashes: ({ hashes, delta, activationId, name, skipAdded }) => {
+      const agg = (h: string) =>
+        sql`json_agg(json_build_array(${sql.ref(`${h}.id_type`)}, ${sql.ref(`${h}.hash`)}) order by ${sql.ref(`${h}.id_type`)}, ${sql.ref(`${h}.hash`)})`;
+      if (skipAdded) {
+        // Stored hashes: a correlated lookup per non-added member, through the member index.
+        return {
+          column: sql`case when ${sql.ref('d.change_rank')} <> 3 then coalesce(
+            (select ${agg('h')} from ${hashes} as h
+             where h.activation_id = ${activationId} and h.member_key = ${sql.ref('d.member_key')}),
+            '[]'::json) end`,
+        };
+      }
+      // Intents (a small table, no index by member): grouped once and joined.
+      return {
+        with: sql`${sql.id(name)} as (select ${sql.ref('i.member_key')}, ${agg('i')} as hashes from ${hashes} as i
+          where ${sql.ref('i.activation_id')} = ${activationId}
+            and ${sql.ref('i.member_key')} in (select ${sql.id('member_key')} from ${delta})
+          group by ${sql.ref('i.member_key')})`,
+        column: sql`coalesce(${sql.ref(`${name}.hashes`)}, '[]'::json)`,
+        join: sql`left join ${sql.id(name)} on ${sql.ref(`${name}.member_key`)} = ${sql.ref('d.member_key')}`,
+      };
     },
     parseHashes: (value) =>
       (typeof value === 'string'
