@@ -118,6 +118,11 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       error: { code: 404, reason: 'notFound', message: 'Not found: Dataset acme-analytics:tailor' },
     });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, { bytes: 52_428_800 });
+    // No member has an intent: the plain comparison, and no read of the intents' hashes.
+    fake.on(/^select count\(\*\) as `n` from `tailor`.`tailor_pend_/, {
+      fields: [{ name: 'n', type: 'INT64' }],
+      rows: [[0]],
+    });
     fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
       fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,
@@ -126,28 +131,13 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       rows: [[5, 1, 1, 1, 0, 2]],
       bytes: 1024,
     });
-    const hashes = {
-      name: 'previous_hashes',
-      type: 'RECORD',
-      mode: 'REPEATED' as const,
-      fields: [
-        { name: 'id_type', type: 'STRING' },
-        { name: 'hash', type: 'STRING' },
-      ],
-    };
     fake.on(/^select\s+`d`.`change_rank`/, {
-      fields: [
-        { name: 'change_rank', type: 'INT64' },
-        { name: 'member_key', type: 'STRING' },
-        { name: 'fingerprint', type: 'STRING' },
-        { name: 'v_0', type: 'STRING' },
-        hashes,
-      ],
+      fields: [...DELTA_FIELDS, { name: 'pending_hashes', type: 'INT64' }],
       rows: [
-        [0, '7', null, null, [{ id_type: 'email', hash: 'a'.repeat(64) }]],
-        [1, '8', 'f8', 'new@example.com', [{ id_type: 'email', hash: 'b'.repeat(64) }]],
-        [3, '10', 'f10', 'ten@example.com', []],
-        [3, '11', 'f11', 'eleven@example.com', []],
+        [0, '7', null, null, [{ id_type: 'email', hash: 'a'.repeat(64) }], null],
+        [1, '8', 'f8', 'new@example.com', [{ id_type: 'email', hash: 'b'.repeat(64) }], null],
+        [3, '10', 'f10', 'ten@example.com', [], null],
+        [3, '11', 'f11', 'eleven@example.com', [], null],
       ],
       bytes: 2048,
     });
@@ -196,6 +186,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         values: null,
         fingerprint: null,
         previousHashes: { email: ['a'.repeat(64)] },
+        pendingHashes: null,
       },
       {
         key: '8',
@@ -203,6 +194,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         values: { email: 'new@example.com' },
         fingerprint: 'f8',
         previousHashes: { email: ['b'.repeat(64)] },
+        pendingHashes: null,
       },
       {
         key: '10',
@@ -210,6 +202,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         values: { email: 'ten@example.com' },
         fingerprint: 'f10',
         previousHashes: null,
+        pendingHashes: null,
       },
       {
         key: '11',
@@ -217,14 +210,43 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         values: { email: 'eleven@example.com' },
         fingerprint: 'f11',
         previousHashes: null,
+        pendingHashes: null,
       },
     ]);
 
+    // Intent before send: the batch's hashes recorded in one insert, then the acks name the intent.
+    const intent = {
+      id: 'run1:1',
+      at: new Date('2026-11-22T12:00:30Z'),
+      until: new Date('2026-11-22T12:15:30Z'),
+    };
+    await diff.recordIntent(
+      [
+        { key: '7', hashes: { email: ['a'.repeat(64)] } },
+        { key: '8', hashes: { email: ['b'.repeat(64), 'c'.repeat(64)] } },
+        { key: '10', hashes: { email: ['d'.repeat(64)] } },
+      ],
+      intent,
+    );
     const sentAt = new Date('2026-11-22T12:01:00Z');
     await diff.commit([
-      { key: '7', change: 'removed', fingerprint: null, hashes: null, sentAt: null },
-      { key: '8', change: 'changed', fingerprint: 'f8', hashes: { email: ['c'.repeat(64)] }, sentAt },
-      { key: '10', change: 'added', fingerprint: 'f10', hashes: { email: ['d'.repeat(64)] }, sentAt },
+      { key: '7', change: 'removed', fingerprint: null, hashes: null, sentAt: null, intentId: intent.id },
+      {
+        key: '8',
+        change: 'changed',
+        fingerprint: 'f8',
+        hashes: { email: ['c'.repeat(64)] },
+        sentAt,
+        intentId: intent.id,
+      },
+      {
+        key: '10',
+        change: 'added',
+        fingerprint: 'f10',
+        hashes: { email: ['d'.repeat(64)] },
+        sentAt,
+        intentId: intent.id,
+      },
     ]);
     await diff[Symbol.asyncDispose]();
     await state.finishRun(runId, {
@@ -332,6 +354,43 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       },
     ]);
 
+    // The intent: one INSERT of every hash row over one typed ARRAY<STRUCT>, with its stamp.
+    const intentInsert = fake.jobs.find((j) => j.sql.startsWith('insert into `tailor`.`member_intents`'))!;
+    expect(intentInsert.sql.replace(/\s+/g, ' ')).toBe(
+      'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `intent_id`, `id_type`, `hash`, `recorded_at`, `until`) select ?, `u`.`member_key`, ?, `u`.`id_type`, `u`.`hash`, ?, ? from UNNEST(?) AS `u`',
+    );
+    expect(intentInsert.parameters.slice(0, 4)).toEqual([
+      { parameterType: { type: 'STRING' }, parameterValue: { value: 'vip_x' } },
+      { parameterType: { type: 'STRING' }, parameterValue: { value: 'run1:1' } },
+      { parameterType: { type: 'TIMESTAMP' }, parameterValue: { value: '2026-11-22T12:00:30.000Z' } },
+      { parameterType: { type: 'TIMESTAMP' }, parameterValue: { value: '2026-11-22T12:15:30.000Z' } },
+    ]);
+    const intentRows = (intentInsert.parameters[4]!.parameterValue as { arrayValues: unknown[] }).arrayValues;
+    expect(intentRows).toEqual(
+      [
+        ['7', 'a'],
+        ['8', 'b'],
+        ['8', 'c'],
+        ['10', 'd'],
+      ].map(([key, h]) => ({
+        structValues: {
+          member_key: { value: key },
+          id_type: { value: 'email' },
+          hash: { value: h!.repeat(64) },
+        },
+      })),
+    );
+    // The commit clears, last, the acknowledged members' answered intents and expired ones.
+    const intentDelete = fake.jobs.find((j) => j.sql.startsWith('delete from `tailor`.`member_intents`'))!;
+    expect(intentDelete.sql.replace(/\s+/g, ' ')).toBe(
+      'delete from `tailor`.`member_intents` where `activation_id` = ? and `member_key` IN UNNEST(?) and (`intent_id` IN UNNEST(?) or `until` <= current_timestamp)',
+    );
+    expect(params(intentDelete)).toEqual([
+      { value: 'vip_x' },
+      { arrayValues: [{ value: '8' }, { value: '10' }, { value: '7' }] },
+      { arrayValues: [{ value: 'run1:1' }] },
+    ]);
+
     // The run log carries BigQuery's cost: bytes of the run's jobs and their ids.
     const finish = fake.jobs.find((j) => j.sql.startsWith('update `tailor`.`runs`'))!;
     const errorParam = finish.parameters.at(-3)!;
@@ -348,8 +407,111 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
-  it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
+  it('migrates a version-2 dataset to 3 in place: member_intents, then keys digested unless they are', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
+    fake.on(/^update `tailor`.`(members|member_hashes|rejections)`/, { affected: 3 });
+    await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
+    expect(fake.jobs.map((j) => j.sql.replace(/\s+/g, ' '))).toEqual([
+      'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
+      'create table if not exists `tailor`.`tailor_migrations` (`version` INT64 not null, `name` STRING not null, `applied_at` TIMESTAMP not null)',
+      'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
+      'create table if not exists `tailor`.`member_intents` (`activation_id` STRING not null, `member_key` STRING not null, `intent_id` STRING not null, `id_type` STRING not null, `hash` STRING not null, `recorded_at` TIMESTAMP not null, `until` TIMESTAMP not null)',
+      // No transaction on BigQuery: the guard makes a re-run after a crash between these digest
+      // nothing twice (a key that already is 64 lowercase hex is left as is).
+      ...['members', 'member_hashes', 'rejections'].map(
+        (table) =>
+          `update \`tailor\`.\`${table}\` set \`member_key\` = TO_HEX(SHA256(\`member_key\`)) where \`member_key\` is not null and not REGEXP_CONTAINS(\`member_key\`, r'^[0-9a-f]{64}$')`,
+      ),
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+    ]);
+    for (const job of fake.jobs.slice(3, -1)) expect(job.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-1)!)).toEqual([
+      { value: 3 },
+      { value: 'intents before send, and key digests' },
+      { value: 3 },
+    ]);
+  });
+
+  it('diffs against intents when members have some: the union state side, then their hashes read', async () => {
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
+    fake.on(/^select count\(\*\) as `n` from `tailor`.`tailor_pend_/, {
+      fields: [{ name: 'n', type: 'INT64' }],
+      rows: [[2]],
+    });
+    fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
+      fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
+        name,
+        type: 'INT64',
+      })),
+      rows: [[2, 0, 1, 0, 1, 0]],
+    });
+    fake.on(/^select\s+`d`.`change_rank`/, {
+      fields: [...DELTA_FIELDS, hashesField('pending_hashes')],
+      rows: [
+        // An intent-only key that left the segment: removed, with no stored hashes.
+        ['k9', 0, null, null, [], [{ id_type: 'email', hash: 'e'.repeat(64) }]],
+        // A member with intents and unchanged values: re-sent with them.
+        [
+          'k1',
+          2,
+          'f1',
+          'one@example.com',
+          [{ id_type: 'email', hash: 'a'.repeat(64) }],
+          [
+            { id_type: 'email', hash: 'a'.repeat(64) },
+            { id_type: 'email', hash: 'b'.repeat(64) },
+          ],
+        ],
+      ].map(([key, rank, ...rest]) => [rank, key, ...rest]),
+    });
+    const state = createStateStore(source, 'tailor', { logger: silentLogger });
+    await using diff = await state.prepareDiff({
+      activationId: 'vip_x',
+      modelSql: 'select customer_id, email from shop.customers',
+      modelName: 'vip',
+      primaryKey: 'customer_id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+    });
+    const delta = [];
+    for await (const batch of diff.delta(10)) delta.push(...batch);
+    expect(delta).toEqual([
+      {
+        key: 'k9',
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: {},
+        pendingHashes: { email: ['e'.repeat(64)] },
+      },
+      {
+        key: 'k1',
+        change: 'refresh',
+        values: { email: 'one@example.com' },
+        fingerprint: 'f1',
+        previousHashes: { email: ['a'.repeat(64)] },
+        pendingHashes: { email: ['a'.repeat(64), 'b'.repeat(64)] },
+      },
+    ]);
+    const sql = (pattern: RegExp) => fake.jobs.find((j) => pattern.test(j.sql))!.sql.replace(/\s+/g, ' ');
+    expect(sql(/^CREATE TABLE `tailor`.`tailor_pend_/)).toMatch(
+      /^CREATE TABLE `tailor`.`tailor_pend_[0-9a-f]{16}` OPTIONS \(expiration_timestamp = TIMESTAMP_ADD\(CURRENT_TIMESTAMP\(\), INTERVAL 24 HOUR\)\) AS select distinct `member_key` from `tailor`.`member_intents` where `activation_id` = 'vip_x'$/,
+    );
+    const compare = sql(/^CREATE TABLE `tailor`.`tailor_delta_/).replace(/_[0-9a-f]{16}`/g, '_<token>`');
+    expect(compare).toContain(
+      "full outer join (select `sm`.`member_key`, `sm`.`fingerprint`, `sm`.`last_sent_at`, case when `sp`.`member_key` is null then 0 else 1 end as `pending` from `tailor`.`members` as `sm` left join `tailor`.`tailor_pend_<token>` as `sp` on `sp`.`member_key` = `sm`.`member_key` where `sm`.`activation_id` = 'vip_x' union all select `sp`.`member_key`, CAST(NULL AS STRING), CAST(NULL AS TIMESTAMP), 1 from `tailor`.`tailor_pend_<token>` as `sp` where not exists (select 1 from `tailor`.`members` as `sm` where `sm`.`activation_id` = 'vip_x' and `sm`.`member_key` = `sp`.`member_key`)) as `t`",
+    );
+    expect(compare).toContain('or `t`.`pending` = 1 or false or');
+    const read = fake.jobs.find((j) => /^select\s+`d`.`change_rank`/.test(j.sql))!;
+    expect(read.sql.replace(/\s+/g, ' ')).toContain(
+      'ARRAY(SELECT AS STRUCT h.id_type, h.`hash` FROM `tailor`.`member_intents` AS h WHERE h.activation_id = ? AND h.member_key = `d`.`member_key` ORDER BY h.id_type, h.`hash`) as `pending_hashes`',
+    );
+    expect(params(read)).toEqual([{ value: 'vip_x' }, { value: 'vip_x' }]);
+  });
+
+  it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
       error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
     });
@@ -431,7 +593,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('keeps data values and the request out of a failed job’s error', async () => {
-    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
     fake.on(/^select count/, {
       error: {
         code: 400,
@@ -463,13 +625,35 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a busy lock when the lease row belongs to another run', async () => {
-    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
     fake.on(/^merge into `tailor`.`locks`/, { affected: 0 });
     await expect(
       createStateStore(source, 'tailor', { logger: silentLogger }).lock('vip_x', { wait: false }),
     ).rejects.toThrow(/already running/);
   });
 });
+/** A member's hashes as the delta read returns them: a REPEATED RECORD of (id_type, hash). */
+function hashesField(name: string) {
+  return {
+    name,
+    type: 'RECORD',
+    mode: 'REPEATED' as const,
+    fields: [
+      { name: 'id_type', type: 'STRING' },
+      { name: 'hash', type: 'STRING' },
+    ],
+  };
+}
+
+/** The delta read's columns for a one-column model, up to previous_hashes. */
+const DELTA_FIELDS = [
+  { name: 'change_rank', type: 'INT64' },
+  { name: 'member_key', type: 'STRING' },
+  { name: 'fingerprint', type: 'STRING' },
+  { name: 'v_0', type: 'STRING' },
+  hashesField('previous_hashes'),
+];
+
 /** The statements of one run, in order (tokens masked, first 72 characters). */
 const EXPECTED_RUN = [
   'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
@@ -485,19 +669,29 @@ const EXPECTED_RUN = [
   'create table if not exists `tailor`.`locks` (`activation_id` STRING not ',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'create table if not exists `tailor`.`member_intents` (`activation_id` ST',
+  'update `tailor`.`members` set `member_key` = TO_HEX(SHA256(`member_key`)',
+  'update `tailor`.`member_hashes` set `member_key` = TO_HEX(SHA256(`member',
+  'update `tailor`.`rejections` set `member_key` = TO_HEX(SHA256(`member_ke',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
   'select `holder` from `tailor`.`locks` where `activation_id` = ?',
   'insert into `tailor`.`runs` (`run_id`, `activation_id`, `started_at`, `s',
   'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
   'CREATE TABLE `tailor`.`tailor_bad_<token>` OPTIONS (expiration_timestamp',
+  'CREATE TABLE `tailor`.`tailor_pend_<token>` OPTIONS (expiration_timestam',
+  'select count(*) as `n` from `tailor`.`tailor_pend_<token>`',
   'CREATE TABLE `tailor`.`tailor_delta_<token>` OPTIONS (expiration_timesta',
   'select (select count(*) from `tailor`.`tailor_snap_<token>`) as `row_cou',
   'select `member_key`, `n` from `tailor`.`tailor_bad_<token>` order by `me',
   'select `d`.`change_rank`, `d`.`member_key`, `d`.`fingerprint`, `d`.`v_0`',
+  'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `i',
   'delete from `tailor`.`member_hashes` where `activation_id` = ? and `memb',
   'insert into `tailor`.`member_hashes` (`activation_id`, `member_key`, `id',
   'merge into `tailor`.`members` as `t` using (select `u`.`member_key`, `u`',
+  'delete from `tailor`.`member_intents` where `activation_id` = ? and `mem',
   'drop table if exists `tailor`.`tailor_delta_<token>`',
+  'drop table if exists `tailor`.`tailor_pend_<token>`',
   'drop table if exists `tailor`.`tailor_bad_<token>`',
   'drop table if exists `tailor`.`tailor_snap_<token>`',
   'update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `rows` = ?, ',

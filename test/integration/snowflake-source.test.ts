@@ -9,7 +9,12 @@ import {
   SESSION_SETTINGS,
   type SnowflakeSource,
 } from '../../src/sources/snowflake/snowflake-source.js';
-import { FakeSnowflake, type FakeSnowflakeStatement, watchConnections } from '../helpers/fake-snowflake.js';
+import {
+  FakeSnowflake,
+  type FakeColumnType,
+  type FakeSnowflakeStatement,
+  watchConnections,
+} from '../helpers/fake-snowflake.js';
 import { createStateStore } from '../../src/diff/state-store.js';
 import { silentLogger } from '../helpers/warehouse.js';
 
@@ -162,6 +167,11 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         message: "Table 'TAILOR_MIGRATIONS' does not exist or not authorized.",
       },
     });
+    // No member has an intent: the plain comparison, and no read of the intents' hashes.
+    fake.on(/^select count\(\*\) as "N" from "TAILOR"."TAILOR_PEND_/, {
+      columns: [{ name: 'N', type: 'fixed' }],
+      rows: [['0']],
+    });
     fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
       columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
@@ -170,17 +180,11 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       rows: [['4', '0', '1', '1', '0', '1']],
     });
     fake.on(/^with "H" AS/, {
-      columns: [
-        { name: 'CHANGE_RANK', type: 'fixed' },
-        { name: 'MEMBER_KEY', type: 'text' },
-        { name: 'FINGERPRINT', type: 'text' },
-        { name: 'V_0', type: 'text' },
-        { name: 'PREVIOUS_HASHES', type: 'array' },
-      ],
+      columns: [...DELTA_COLUMNS, { name: 'PENDING_HASHES', type: 'text' }],
       rows: [
-        ['0', '7', null, null, JSON.stringify([['email', 'a'.repeat(64)]])],
-        ['1', '8', 'f8', 'new@example.com', JSON.stringify([['email', 'b'.repeat(64)]])],
-        ['3', '10', 'f10', 'ten@example.com', null],
+        ['0', '7', null, null, JSON.stringify([['email', 'a'.repeat(64)]]), null],
+        ['1', '8', 'f8', 'new@example.com', JSON.stringify([['email', 'b'.repeat(64)]]), null],
+        ['3', '10', 'f10', 'ten@example.com', null, null],
       ],
     });
 
@@ -217,6 +221,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         values: null,
         fingerprint: null,
         previousHashes: { email: ['a'.repeat(64)] },
+        pendingHashes: null,
       },
       {
         key: '8',
@@ -224,6 +229,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         values: { email: 'new@example.com' },
         fingerprint: 'f8',
         previousHashes: { email: ['b'.repeat(64)] },
+        pendingHashes: null,
       },
       {
         key: '10',
@@ -231,18 +237,41 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         values: { email: 'ten@example.com' },
         fingerprint: 'f10',
         previousHashes: null,
+        pendingHashes: null,
       },
     ]);
+    // Intent before send: the batch's hashes recorded in one insert, then the acks name the intent.
+    const intent = {
+      id: 'run1:1',
+      at: new Date('2026-11-22T12:00:30Z'),
+      until: new Date('2026-11-22T12:15:30Z'),
+    };
+    await diff.recordIntent(
+      [
+        { key: '7', hashes: { email: ['a'.repeat(64)] } },
+        { key: '8', hashes: { email: ['b'.repeat(64), 'c'.repeat(64)] } },
+        { key: '10', hashes: { email: ['d'.repeat(64)], phone_number: ['e'.repeat(64)] } },
+      ],
+      intent,
+    );
     const sentAt = new Date('2026-11-22T12:01:00Z');
     await diff.commit([
-      { key: '7', change: 'removed', fingerprint: null, hashes: null, sentAt: null },
-      { key: '8', change: 'changed', fingerprint: 'f8', hashes: { email: ['c'.repeat(64)] }, sentAt },
+      { key: '7', change: 'removed', fingerprint: null, hashes: null, sentAt: null, intentId: intent.id },
+      {
+        key: '8',
+        change: 'changed',
+        fingerprint: 'f8',
+        hashes: { email: ['c'.repeat(64)] },
+        sentAt,
+        intentId: intent.id,
+      },
       {
         key: '10',
         change: 'added',
         fingerprint: 'f10',
         hashes: { email: ['d'.repeat(64)], phone_number: ['e'.repeat(64)] },
         sentAt,
+        intentId: intent.id,
       },
     ]);
     await diff[Symbol.asyncDispose]();
@@ -270,7 +299,8 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
     // Identifiers: quoted in Snowflake's stored upper case, so the model's unquoted columns match.
     const snapshot = byStart('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_');
-    expect(snapshot.sql).toContain(`TO_VARCHAR("M"."CUSTOMER_ID") as "MEMBER_KEY"`);
+    // The key in state is the SHA-256 hex of the key's text (SHA2 hashes the UTF-8 bytes).
+    expect(snapshot.sql).toContain(`SHA2(TO_VARCHAR("M"."CUSTOMER_ID"), 256) as "MEMBER_KEY"`);
     expect(snapshot.sql).toContain(`MD5(TO_JSON(OBJECT_CONSTRUCT_KEEP_NULL('v_0', "M"."EMAIL")))`);
     expect(snapshot.sql).toContain('from (select customer_id, email from customers) as m');
     expect(snapshot.binds).toEqual([]);
@@ -278,13 +308,37 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(delta.sql).toContain(`"ACTIVATION_ID" = 'vip_x'`);
     expect(delta.sql).toContain(`< TO_TIMESTAMP_TZ('2025-12-22T00:00:00.000Z')`);
 
+    // The intent, before the commit: one insert of every hash row over a bound VALUES list, its
+    // stamp bound as ISO text for TO_TIMESTAMP_TZ.
+    const intentInsert = byStart('insert into "TAILOR"."MEMBER_INTENTS"');
+    expect(intentInsert.sql.replace(/\s+/g, ' ')).toBe(
+      'insert into "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID", "MEMBER_KEY", "INTENT_ID", "ID_TYPE", "HASH", "RECORDED_AT", "UNTIL") select ?, "U"."MEMBER_KEY", ?, "U"."ID_TYPE", "U"."HASH", TO_TIMESTAMP_TZ(?), TO_TIMESTAMP_TZ(?) from (SELECT "MEMBER_KEY", "ID_TYPE", "HASH" FROM (VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?), (?, ?, ?), (?, ?, ?)) AS v ("MEMBER_KEY", "ID_TYPE", "HASH")) AS "U"',
+    );
+    const h = (c: string) => c.repeat(64);
+    expect(intentInsert.binds.map((b) => b.value)).toEqual([
+      'vip_x',
+      'run1:1',
+      '2026-11-22T12:00:30.000Z',
+      '2026-11-22T12:15:30.000Z',
+      ...['7', 'email', h('a')],
+      ...['8', 'email', h('b')],
+      ...['8', 'email', h('c')],
+      ...['10', 'email', h('d')],
+      ...['10', 'phone_number', h('e')],
+    ]);
+
     // The commit: one transaction, multi-row statements over bound VALUES lists: the hash rows of
-    // members given without previous hashes deleted by key, the new hash rows, then the members.
+    // members given without previous hashes deleted by key, the new hash rows, then the members,
+    // then the acknowledged members' answered and expired intents.
     const commitStart = fake.statements.findIndex((s) => s.sql === 'BEGIN TRANSACTION');
-    const commit = fake.statements.slice(commitStart, commitStart + 5);
-    expect(commit.map((s) => head(s.sql))).toEqual(EXPECTED_RUN.slice(commitStart - 1, commitStart + 4));
+    const commit = fake.statements.slice(commitStart, commitStart + 6);
+    expect(commit.map((s) => head(s.sql))).toEqual(EXPECTED_RUN.slice(commitStart - 1, commitStart + 5));
     expect(commit[0]!.sql).toBe('BEGIN TRANSACTION');
-    expect(commit[4]!.sql).toBe('COMMIT');
+    expect(commit[5]!.sql).toBe('COMMIT');
+    expect(commit[4]!.sql.replace(/\s+/g, ' ')).toBe(
+      'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "MEMBER_KEY" IN (?, ?, ?) and ("INTENT_ID" IN (?) or "UNTIL" <= current_timestamp)',
+    );
+    expect(commit[4]!.binds.map((b) => b.value)).toEqual(['vip_x', '8', '10', '7', 'run1:1']);
     expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
     expect(commit[3]!.sql).toContain('FROM (VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?))');
     expect(commit[3]!.binds).toEqual([
@@ -332,8 +386,135 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().at(-1)).toBe('POST /session');
   });
 
-  it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
+  it('migrates a version-2 schema to 3 in place: member_intents, then keys digested unless they are', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
+    fake.on(/INFORMATION_SCHEMA.SCHEMATA/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
+    fake.on(/^update "TAILOR"."(MEMBERS|MEMBER_HASHES|REJECTIONS)"/, { affected: 3 });
+    source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
+    await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
+    const statements = fake.statements.slice(1);
+    expect(statements.map((st) => st.sql.replace(/\s+/g, ' '))).toEqual([
+      'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
+      expect.stringMatching(/^SELECT COUNT\(\*\) AS n FROM INFORMATION_SCHEMA.SCHEMATA/),
+      expect.stringMatching(/^create table if not exists "TAILOR"."TAILOR_MIGRATIONS"/),
+      'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
+      'create table if not exists "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID" VARCHAR not null, "MEMBER_KEY" VARCHAR not null, "INTENT_ID" VARCHAR not null, "ID_TYPE" VARCHAR not null, "HASH" VARCHAR not null, "RECORDED_AT" TIMESTAMP_TZ not null, "UNTIL" TIMESTAMP_TZ not null)',
+      // SHA2(x, 256): the lowercase hex SHA-256 of x's UTF-8 bytes. The statements run one by one
+      // (the migration is not one transaction): the guard makes a re-run digest nothing twice.
+      ...['MEMBERS', 'MEMBER_HASHES', 'REJECTIONS'].map(
+        (table) =>
+          `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) where "MEMBER_KEY" is not null and not REGEXP_LIKE("MEMBER_KEY", '^[0-9a-f]{64}$')`,
+      ),
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+    ]);
+    for (const st of statements.slice(4, -1)) expect(st.binds).toEqual([]);
+    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual([
+      '3',
+      'intents before send, and key digests',
+      '3',
+    ]);
+  });
+
+  it('diffs against intents when members have some: the union state side and the P CTE', async () => {
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['3']] });
+    fake.on(/^select count\(\*\) as "N" from "TAILOR"."TAILOR_PEND_/, {
+      columns: [{ name: 'N', type: 'fixed' }],
+      rows: [['2']],
+    });
+    fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
+      columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
+        name,
+        type: 'fixed' as const,
+      })),
+      rows: [['2', '0', '1', '0', '1', '1']],
+    });
+    fake.on(/^with "H" AS/, {
+      columns: [...DELTA_COLUMNS, { name: 'PENDING_HASHES', type: 'array' }],
+      rows: [
+        // An intent-only key that left the segment: removed, with no stored hashes.
+        ['0', 'k9', null, null, null, JSON.stringify([['email', 'e'.repeat(64)]])],
+        // A member with intents and unchanged values: re-sent with them.
+        [
+          '2',
+          'k1',
+          'f1',
+          'one@example.com',
+          JSON.stringify([['email', 'a'.repeat(64)]]),
+          JSON.stringify([
+            ['email', 'a'.repeat(64)],
+            ['email', 'b'.repeat(64)],
+          ]),
+        ],
+        // An intent-only key in the segment: added, with its intents.
+        ['3', 'k2', 'f2', 'two@example.com', null, JSON.stringify([['email', 'c'.repeat(64)]])],
+      ],
+    });
+    source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
+    const state = createStateStore(source, 'tailor', { logger: silentLogger });
+    await using diff = await state.prepareDiff({
+      activationId: 'vip_x',
+      modelSql: 'select customer_id, email from customers',
+      modelName: 'vip',
+      primaryKey: 'customer_id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+    });
+    const delta = [];
+    for await (const batch of diff.delta(10)) delta.push(...batch);
+    expect(delta).toEqual([
+      {
+        key: 'k9',
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: {},
+        pendingHashes: { email: ['e'.repeat(64)] },
+      },
+      {
+        key: 'k1',
+        change: 'refresh',
+        values: { email: 'one@example.com' },
+        fingerprint: 'f1',
+        previousHashes: { email: ['a'.repeat(64)] },
+        pendingHashes: { email: ['a'.repeat(64), 'b'.repeat(64)] },
+      },
+      {
+        key: 'k2',
+        change: 'added',
+        values: { email: 'two@example.com' },
+        fingerprint: 'f2',
+        previousHashes: null,
+        pendingHashes: { email: ['c'.repeat(64)] },
+      },
+    ]);
+    const text = (prefix: string) =>
+      fake.statements
+        .find((st) => st.sql.startsWith(prefix))!
+        .sql.replace(/\s+/g, ' ')
+        .replace(/_[0-9A-F]{16}"/g, '_<TOKEN>"');
+    expect(text('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_')).toBe(
+      `CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_<TOKEN>" AS select distinct "MEMBER_KEY" from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = 'vip_x'`,
+    );
+    const compare = text('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_');
+    expect(compare).toContain(
+      `full outer join (select "SM"."MEMBER_KEY", "SM"."FINGERPRINT", "SM"."LAST_SENT_AT", case when "SP"."MEMBER_KEY" is null then 0 else 1 end as "PENDING" from "TAILOR"."MEMBERS" as "SM" left join "TAILOR"."TAILOR_PEND_<TOKEN>" as "SP" on "SP"."MEMBER_KEY" = "SM"."MEMBER_KEY" where "SM"."ACTIVATION_ID" = 'vip_x' union all select "SP"."MEMBER_KEY", CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP_TZ), 1 from "TAILOR"."TAILOR_PEND_<TOKEN>" as "SP" where not exists (select 1 from "TAILOR"."MEMBERS" as "SM" where "SM"."ACTIVATION_ID" = 'vip_x' and "SM"."MEMBER_KEY" = "SP"."MEMBER_KEY")) as "T"`,
+    );
+    expect(compare).toContain('when "T"."MEMBER_KEY" is null or "T"."FINGERPRINT" is null then 3');
+    expect(compare).toContain('or "T"."PENDING" = 1 or false or');
+    const read = text('with "H" AS');
+    expect(read).toContain(
+      `"P" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", "HASH")) WITHIN GROUP (ORDER BY "ID_TYPE", "HASH") AS "HASHES" FROM "TAILOR"."MEMBER_INTENTS" WHERE "ACTIVATION_ID" = ? AND "MEMBER_KEY" IN (SELECT "MEMBER_KEY" FROM "TAILOR"."TAILOR_DELTA_<TOKEN>") GROUP BY "MEMBER_KEY")`,
+    );
+    expect(read).toContain('"H"."HASHES" as "PREVIOUS_HASHES", "P"."HASHES" as "PENDING_HASHES"');
+    expect(read).toContain('LEFT JOIN "P" AS "P" ON "P"."MEMBER_KEY" = "D"."MEMBER_KEY"');
+    expect(fake.statements.find((st) => st.sql.startsWith('with "H" AS'))!.binds.map((b) => b.value)).toEqual(
+      ['vip_x', 'vip_x'],
+    );
+  });
+
+  it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['3']] });
     fake.on(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_/, {
       error: {
         code: '000904',
@@ -383,7 +564,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 
   it('keeps data values out of errors, but the names in compilation errors', async () => {
-    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['3']] });
     fake.on(/^select count/, {
       error: {
         code: '100038',
@@ -418,6 +599,15 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 });
 
+/** The delta read's columns for a one-column model, up to PREVIOUS_HASHES. */
+const DELTA_COLUMNS: { name: string; type: FakeColumnType }[] = [
+  { name: 'CHANGE_RANK', type: 'fixed' },
+  { name: 'MEMBER_KEY', type: 'text' },
+  { name: 'FINGERPRINT', type: 'text' },
+  { name: 'V_0', type: 'text' },
+  { name: 'PREVIOUS_HASHES', type: 'array' },
+];
+
 /** The statements of one run, in order (tokens masked, first 72 characters). */
 const EXPECTED_RUN = [
   'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
@@ -434,20 +624,30 @@ const EXPECTED_RUN = [
   'create table if not exists "TAILOR"."LOCKS" ("ACTIVATION_ID" VARCHAR not',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'create table if not exists "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID" VA',
+  'update "TAILOR"."MEMBERS" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) whe',
+  'update "TAILOR"."MEMBER_HASHES" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 25',
+  'update "TAILOR"."REJECTIONS" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) ',
+  'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'merge into "TAILOR"."LOCKS" as "T" using (select ? as "ACTIVATION_ID") a',
   'select "HOLDER" from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ?',
   'insert into "TAILOR"."RUNS" ("RUN_ID", "ACTIVATION_ID", "STARTED_AT", "S',
-  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS select TO_VARCH',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS select SHA2(TO_',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_BAD_<TOKEN>" AS select "MEMBER_K',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_<TOKEN>" AS select distinct',
+  'select count(*) as "N" from "TAILOR"."TAILOR_PEND_<TOKEN>"',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_<TOKEN>" AS select case wh',
   'select (select count(*) from "TAILOR"."TAILOR_SNAP_<TOKEN>") as "ROW_COU',
   'with "H" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", ',
+  'insert into "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID", "MEMBER_KEY", "I',
   'BEGIN TRANSACTION',
   'delete from "TAILOR"."MEMBER_HASHES" where "ACTIVATION_ID" = ? and "MEMB',
   'insert into "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID", "MEMBER_KEY", "ID',
   'merge into "TAILOR"."MEMBERS" as "T" using (select "U"."MEMBER_KEY", "U"',
+  'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "MEM',
   'COMMIT',
   'drop table if exists "TAILOR"."TAILOR_DELTA_<TOKEN>"',
+  'drop table if exists "TAILOR"."TAILOR_PEND_<TOKEN>"',
   'drop table if exists "TAILOR"."TAILOR_BAD_<TOKEN>"',
   'drop table if exists "TAILOR"."TAILOR_SNAP_<TOKEN>"',
   'update "TAILOR"."RUNS" set "FINISHED_AT" = TO_TIMESTAMP_TZ(?), "STATUS" ',

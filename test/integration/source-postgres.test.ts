@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockBusyError, WarehouseError } from '../../src/errors.js';
@@ -6,6 +7,9 @@ import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
 import { createStateStore } from '../../src/diff/state-store.js';
+
+/** A member's key in state from version 3: the SHA-256 hex of the key's text. */
+const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 
 const open = (url: string, poolSize = 4) =>
   openSource(
@@ -145,7 +149,7 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
-  it('recognises a state schema created before the layer was unified (version 2) and works on it', async () => {
+  it('migrates a populated state schema created before the layer was unified (version 2) to 3, and syncs on it', async () => {
     // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
     const schema = state();
     const t = (table: string) => `"${schema}".${table}`;
@@ -175,11 +179,85 @@ describe('postgres source', () => {
     ]) {
       await admin.query(statement);
     }
+    // The state a version-2 Tailor left after syncing people 1..20 (keys as raw text, the
+    // fingerprint of that version), with one rejected member and one null-key rejection.
+    for (const statement of [
+      `insert into ${t('bindings')} values ('old', 'x', 'acc', 'aud', 'Old', '2026-01-01T00:00:00Z')`,
+      `insert into ${t('members')} (activation_id, member_key, fingerprint, last_sent_at, updated_at)
+        select 'old', id::text, to_hex(hashtextextended(json_build_array(email)::text, 0)),
+          '2026-01-02T00:00:00Z', '2026-01-02T00:00:00Z'
+        from ${data}.people where id <= 20`,
+      `insert into ${t('member_hashes')} (activation_id, member_key, id_type, hash)
+        select 'old', id::text, 'email', encode(sha256(convert_to(email, 'UTF8')), 'hex')
+        from ${data}.people where id <= 20`,
+      `insert into ${t('runs')} (run_id, activation_id, started_at, finished_at, status, rows, added)
+        values ('r_old', 'old', '2026-01-02T00:00:00Z', '2026-01-02T00:01:00Z', 'succeeded', 21, 20)`,
+      `insert into ${t('rejections')} (run_id, activation_id, member_key, identifier_type, reason, recorded_at)
+        values ('r_old', 'old', '21', 'email', 'invalid_email', '2026-01-02T00:00:30Z'),
+               ('r_old', 'old', null, null, 'null_primary_key', '2026-01-02T00:00:30Z')`,
+    ]) {
+      await admin.query(statement);
+    }
+    const before = await admin.query<{ member_key: string; fingerprint: string; last_sent_at: Date }>(
+      `select member_key, fingerprint, last_sent_at from ${t('members')} order by member_key`,
+    );
+    const beforeHashes = await admin.query<{ member_key: string; id_type: string; hash: string }>(
+      `select member_key, id_type, hash from ${t('member_hashes')} order by member_key`,
+    );
+    expect(before.rows).toHaveLength(20);
+
+    const rows = async (sql: string) => (await admin.query(sql)).rows as Record<string, unknown>[];
+    const snapshot = async () => ({
+      members: await rows(
+        `select activation_id, member_key, fingerprint, last_sent_at, updated_at from ${t('members')} order by member_key`,
+      ),
+      hashes: await rows(`select * from ${t('member_hashes')} order by member_key, id_type, hash`),
+      rejections: await rows(`select * from ${t('rejections')} order by member_key nulls first`),
+      runs: await rows(`select * from ${t('runs')} order by run_id`),
+      bindings: await rows(`select * from ${t('bindings')} order by activation_id`),
+    });
+
     await using source = await open(TEST_POSTGRES_URL);
     const store = createStateStore(source, schema, { logger: silentLogger });
     await store.migrate();
     const versions = await admin.query(`select version from ${t('tailor_migrations')} order by version`);
-    expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+
+    // Every key is now the SHA-256 hex of its raw text; nothing else changed and nothing was lost.
+    const migrated = await snapshot();
+    expect(migrated.members.map((r) => [r.member_key, r.fingerprint, r.last_sent_at])).toEqual(
+      before.rows
+        .map((r) => [digest(r.member_key), r.fingerprint, r.last_sent_at])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    );
+    expect(migrated.hashes.map((r) => [r.member_key, r.id_type, r.hash])).toEqual(
+      beforeHashes.rows
+        .map((r) => [digest(r.member_key), r.id_type, r.hash])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    );
+    expect(migrated.rejections.map((r) => [r.member_key, r.reason])).toEqual([
+      [null, 'null_primary_key'],
+      [digest('21'), 'invalid_email'],
+    ]);
+    expect(migrated.runs).toEqual([expect.objectContaining({ run_id: 'r_old', rows: '21', added: '20' })]);
+    expect(migrated.bindings).toEqual([
+      expect.objectContaining({ activation_id: 'old', audience_id: 'aud' }),
+    ]);
+    // member_intents exists, empty.
+    expect(await rows(`select * from ${t('member_intents')}`)).toEqual([]);
+
+    // Idempotent: a second migration finds version 3 and changes nothing; and were the migration
+    // cut short after its statements (version 3 not recorded), re-running them digests nothing twice.
+    await createStateStore(source, schema, { logger: silentLogger }).migrate();
+    expect(await snapshot()).toEqual(migrated);
+    await admin.query(`delete from ${t('tailor_migrations')} where version = 3`);
+    await createStateStore(source, schema, { logger: silentLogger }).migrate();
+    expect(await snapshot()).toEqual(migrated);
+    expect(
+      (await admin.query(`select version from ${t('tailor_migrations')} order by version`)).rows,
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+
+    // The migrated state is recognised: the same segment diffs to nothing.
     const spec = {
       activationId: 'old',
       modelSql: `select id, email from ${data}.people where id <= 20`,
@@ -191,10 +269,36 @@ describe('postgres source', () => {
     };
     {
       await using run = await store.prepareDiff(spec);
-      await run.commit((await readDelta(run)).map((row) => ackOf(row)));
+      expect(run.counts).toMatchObject({
+        rows: 20,
+        stateMembers: 20,
+        added: 0,
+        removed: 0,
+        changed: 0,
+        refresh: 0,
+      });
+      expect(await readDelta(run)).toEqual([]);
+      // The migrated hash rows are found under the digested keys.
+      const held = await admin.query<{ hash: string }>(
+        `select encode(sha256(convert_to(email, 'UTF8')), 'hex') as hash from ${data}.people where id = 3`,
+      );
+      expect(await run.hashesHeldByOthers([held.rows[0]!.hash], [])).toEqual(new Set([held.rows[0]!.hash]));
+      expect(await run.hashesHeldByOthers([held.rows[0]!.hash], [digest('3')])).toEqual(new Set());
     }
-    await using again = await store.prepareDiff(spec);
-    expect(again.counts).toMatchObject({ rows: 20, stateMembers: 20, added: 0, removed: 0, changed: 0 });
+    // A member whose email changed comes back changed, with the hash stored before the migration.
+    {
+      await using run = await store.prepareDiff({
+        ...spec,
+        modelSql: `select id, case when id = 3 then 'new3@example.com' else email end as email
+          from ${data}.people where id <= 20`,
+      });
+      const delta = await readDelta(run);
+      expect(delta.map((r) => [r.key, r.change])).toEqual([[digest('3'), 'changed']]);
+      expect(delta[0]!.previousHashes).toEqual({
+        email: [beforeHashes.rows.find((r) => r.member_key === '3')!.hash],
+      });
+      expect(delta[0]!.pendingHashes).toBeNull();
+    }
     const runId = await store.startRun('old', new Date());
     await store.setActivationStatus({
       activationId: 'old',

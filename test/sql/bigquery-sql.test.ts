@@ -160,16 +160,53 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
-  it('migrates a version-1 dataset forward in place: records version 2, creates no table', async () => {
+  it('migrates a version-1 dataset forward in place: records versions 2 and 3, creates only member_intents', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 1 }] : [],
     );
     await warehouse.migrate();
     const created = runner.recorded.filter((r) => /^create/i.test(r.sql)).map((r) => r.sql.split('(')[0]);
-    expect(created).toEqual([expect.stringMatching(/tailor_migrations/i)]);
+    expect(created).toEqual([
+      expect.stringMatching(/tailor_migrations/i),
+      expect.stringMatching(/`member_intents`/),
+    ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded).toHaveLength(1);
-    expect(recorded[0]!.params[0]).toEqual(2);
+    expect(recorded.map((r) => r.params[0])).toEqual([2, 3]);
+  });
+
+  it('migrates a version-2 dataset to 3: member_intents, then each key digested in place unless it already is one', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\(`version`\)/i.test(text) ? [{ version: 2 }] : [],
+    );
+    await warehouse.migrate();
+    const statements = runner.recorded.map((r) => r.sql);
+    // The version read, the migrations table (if not exists; the dataset exists), the version read
+    // again, then version 3's statements only.
+    expect(statements.slice(0, 3).map((t) => t.split(' ').slice(0, 2).join(' '))).toEqual([
+      'select max(`version`)',
+      'create table',
+      'select max(`version`)',
+    ]);
+    expect(statements.slice(3)).toEqual([
+      'create table if not exists `tailor`.`member_intents` (`activation_id` STRING not null, `member_key` STRING not null, `intent_id` STRING not null, `id_type` STRING not null, `hash` STRING not null, `recorded_at` TIMESTAMP not null, `until` TIMESTAMP not null)',
+      // SHA256 of a STRING hashes its UTF-8 bytes; TO_HEX is lowercase. Without transactions, the
+      // guard makes a re-run after a crash between the UPDATEs digest nothing twice.
+      ...['members', 'member_hashes', 'rejections'].map(
+        (table) =>
+          `update \`tailor\`.\`${table}\` set \`member_key\` = TO_HEX(SHA256(\`member_key\`)) where \`member_key\` is not null and not REGEXP_CONTAINS(\`member_key\`, r'^[0-9a-f]{64}$')`,
+      ),
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+    ]);
+    expect(runner.recorded.at(-1)!.params).toEqual([3, 'intents before send, and key digests', 3]);
+    for (const r of runner.recorded.slice(3, -1)) expect(r.params).toEqual([]);
+  });
+
+  it('migrates nothing on a dataset already at version 3', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\(`version`\)/i.test(text) ? [{ version: 3 }] : [],
+    );
+    await warehouse.migrate();
+    expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
   });
 
   it("writes a changed member's hashes as a difference, and an added one's by key", async () => {
@@ -311,14 +348,68 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
         { key: '2', fingerprint: 'f2', hashes: [], lastSentAt: null },
       ],
       removals: ['3'],
+      intentIds: ['i1'],
     });
     await warehouse.applyMemberChanges('vip_x', { upserts: [], removals: [] }); // nothing to do, nothing sent
-    // Hashes (the added members' by key, then the new rows), then one MERGE of the members.
-    expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['delete', 'insert', 'merge']);
+    // Hashes (the added members' by key, then the new rows), then one MERGE of the members, then
+    // (last, as there is no transaction) the acknowledged members' answered and expired intents.
+    expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['delete', 'insert', 'merge', 'delete']);
+    expect(runner.recorded[3]).toEqual({
+      sql: 'delete from `tailor`.`member_intents` where `activation_id` = ? and `member_key` IN UNNEST(?) and (`intent_id` IN UNNEST(?) or `until` <= current_timestamp)',
+      params: ['vip_x', ['1', '2', '3'], ['i1']],
+      types: ['STRING', ['STRING'], ['STRING']],
+    });
     expect(mask(runner.recorded)).toMatchSnapshot();
     const insert = runner.recorded[1]!;
     expect(insert.types).toContainEqual([{ member_key: 'STRING', id_type: 'STRING', hash: 'STRING' }]);
     expect(insert.params).toContainEqual([{ member_key: '1', id_type: 'email', hash: 'h1' }]);
+  });
+
+  it('records the intent of a batch in one insert over a typed ARRAY<STRUCT> parameter', async () => {
+    const { runner, warehouse } = setup();
+    const at = new Date('2026-11-22T10:00:00Z');
+    const until = new Date('2026-11-22T10:15:00Z');
+    await warehouse.recordIntents(
+      'vip_x',
+      [
+        {
+          key: 'k1',
+          hashes: [
+            { idType: 'email', hash: 'h1' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+        },
+        { key: 'k2', hashes: [{ idType: 'email', hash: 'h2' }] },
+        { key: 'k3', hashes: [] },
+      ],
+      { id: 'i1', at, until },
+    );
+    expect(runner.recorded).toEqual([
+      {
+        sql: 'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `intent_id`, `id_type`, `hash`, `recorded_at`, `until`) select ?, `u`.`member_key`, ?, `u`.`id_type`, `u`.`hash`, ?, ? from UNNEST(?) AS `u`',
+        params: [
+          'vip_x',
+          'i1',
+          at,
+          until,
+          [
+            { member_key: 'k1', id_type: 'email', hash: 'h1' },
+            { member_key: 'k1', id_type: 'phone_number', hash: 'p1' },
+            { member_key: 'k2', id_type: 'email', hash: 'h2' },
+          ],
+        ],
+        types: [
+          'STRING',
+          'STRING',
+          'TIMESTAMP',
+          'TIMESTAMP',
+          [{ member_key: 'STRING', id_type: 'STRING', hash: 'STRING' }],
+        ],
+      },
+    ]);
+    // Nothing to record, no job.
+    await warehouse.recordIntents('vip_x', [{ key: 'k3', hashes: [] }], { id: 'i2', at, until });
+    expect(runner.recorded).toHaveLength(1);
   });
 
   it('forgets members, counts them and looks up shared hashes with typed arrays', async () => {
@@ -339,6 +430,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
 
   it('snapshots, diffs, counts, reads and drops the run-scoped tables', async () => {
     const { runner, warehouse } = setup((text) => {
+      if (/^select count\(\*\) as `n` from `tailor`.`tailor_pend_abc123`$/i.test(text)) return [{ n: 0 }];
       if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 3, invalid: 1, state: 1, removed: 1, changed: 0, refresh: 0, added: 2 }];
       }
@@ -351,6 +443,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
             v_0: null,
             v_1: null,
             previous_hashes: [{ id_type: 'email', hash: 'h9' }],
+            pending_hashes: null,
           },
           {
             change_rank: 3,
@@ -359,6 +452,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
             v_0: 'a@x.io',
             v_1: null,
             previous_hashes: [],
+            pending_hashes: null,
           },
         ];
       }
@@ -404,8 +498,16 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
         values: null,
         fingerprint: null,
         previousHashes: [{ idType: 'email', hash: 'h9' }],
+        pendingHashes: null,
       },
-      { key: '1', change: 'added', values: ['a@x.io', null], fingerprint: 'f1', previousHashes: null },
+      {
+        key: '1',
+        change: 'added',
+        values: ['a@x.io', null],
+        fingerprint: 'f1',
+        previousHashes: null,
+        pendingHashes: null,
+      },
     ]);
     await diff.close();
     await diff.close();
@@ -417,6 +519,108 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(runner.recorded[0]!.sql).toContain(
       "from (select id, email, phone from shop.customers where note = 'a `b`') as m",
     );
+    // The snapshot's key is the SHA-256 hex of the key's text, as migration 3 left stored keys.
+    expect(runner.recorded[0]!.sql).toContain(
+      'select TO_HEX(SHA256(CAST(`m`.`id` AS STRING))) as `member_key`',
+    );
+    // No intents: the plain state side, and member_intents read only to list the members with some.
+    const sqls = runner.recorded.map((r) => r.sql);
+    expect(sqls.filter((t) => t.includes('`member_intents`'))).toHaveLength(1);
+    expect(sqls.some((t) => /union all/i.test(t))).toBe(false);
+  });
+
+  it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
+    const { runner, warehouse } = setup((text) => {
+      if (/^select count\(\*\) as `n` from `tailor`.`tailor_pend_abc123`$/i.test(text)) return [{ n: 2 }];
+      if (/^select\s+\(select count/i.test(text)) {
+        return [{ row_count: 1, invalid: 0, removed: 1, changed: 0, refresh: 0, added: 1 }];
+      }
+      if (/^select\s+`d`.`change_rank`/i.test(text)) {
+        return [
+          // An intent-only key no longer in the segment: removed, with no stored hashes.
+          {
+            change_rank: 0,
+            member_key: 'k9',
+            fingerprint: null,
+            v_0: null,
+            previous_hashes: [],
+            pending_hashes: [{ id_type: 'email', hash: 'h9' }],
+          },
+          // An intent-only key in the segment: added, with its intents.
+          {
+            change_rank: 3,
+            member_key: 'k1',
+            fingerprint: 'f1',
+            v_0: 'a@x.io',
+            previous_hashes: [],
+            pending_hashes: [
+              { id_type: 'email', hash: 'h0' },
+              { id_type: 'email', hash: 'h1' },
+            ],
+          },
+        ];
+      }
+      return [];
+    });
+    const diff = await warehouse.openDiff({
+      activationId: 'vip_x',
+      modelName: 'vip',
+      modelSql: 'select id, email from shop.customers',
+      primaryKey: 'id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+      token: 'abc123',
+    });
+    const delta = [];
+    for await (const batch of diff.delta(10)) delta.push(...batch);
+    expect(delta).toEqual([
+      {
+        key: 'k9',
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: [],
+        pendingHashes: [{ idType: 'email', hash: 'h9' }],
+      },
+      {
+        key: 'k1',
+        change: 'added',
+        values: ['a@x.io'],
+        fingerprint: 'f1',
+        previousHashes: null,
+        pendingHashes: [
+          { idType: 'email', hash: 'h0' },
+          { idType: 'email', hash: 'h1' },
+        ],
+      },
+    ]);
+    await diff.close();
+    const sqls = runner.recorded.map((r) => r.sql);
+    expect(sqls[2]).toBe(
+      "CREATE TABLE `tailor`.`tailor_pend_abc123` OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 24 HOUR)) AS select distinct `member_key` from `tailor`.`member_intents` where `activation_id` = 'vip_x'",
+    );
+    expect(sqls[3]).toBe('select count(*) as `n` from `tailor`.`tailor_pend_abc123`');
+    // State's side: the members, marked when they have intents, and the intent-only keys with a
+    // typed null fingerprint and last_sent_at (STRING, TIMESTAMP: the columns' own types).
+    expect(sqls[4]).toContain(
+      "full outer join (select `sm`.`member_key`, `sm`.`fingerprint`, `sm`.`last_sent_at`, case when `sp`.`member_key` is null then 0 else 1 end as `pending` from `tailor`.`members` as `sm` left join `tailor`.`tailor_pend_abc123` as `sp` on `sp`.`member_key` = `sm`.`member_key` where `sm`.`activation_id` = 'vip_x' union all select `sp`.`member_key`, CAST(NULL AS STRING), CAST(NULL AS TIMESTAMP), 1 from `tailor`.`tailor_pend_abc123` as `sp` where not exists (select 1 from `tailor`.`members` as `sm` where `sm`.`activation_id` = 'vip_x' and `sm`.`member_key` = `sp`.`member_key`)) as `t`",
+    );
+    expect(sqls[4]).toContain('when `t`.`member_key` is null or `t`.`fingerprint` is null then 3');
+    expect(sqls[4]).toContain('or `t`.`pending` = 1 or false or');
+    // The delta read: a correlated ARRAY subquery each for the stored hashes and the intents' hashes.
+    const read = runner.recorded.find((r) => /^select\s+`d`.`change_rank`/i.test(r.sql))!;
+    expect(read.sql).toContain(
+      'ARRAY(SELECT AS STRUCT h.id_type, h.`hash` FROM `tailor`.`member_hashes` AS h WHERE h.activation_id = ? AND h.member_key = `d`.`member_key` ORDER BY h.id_type, h.`hash`) as `previous_hashes`, ARRAY(SELECT AS STRUCT h.id_type, h.`hash` FROM `tailor`.`member_intents` AS h WHERE h.activation_id = ? AND h.member_key = `d`.`member_key` ORDER BY h.id_type, h.`hash`) as `pending_hashes`',
+    );
+    expect(read.params).toEqual(['vip_x', 'vip_x']);
+    expect(sqls.filter((t) => t.startsWith('drop table'))).toEqual([
+      'drop table if exists `tailor`.`tailor_delta_abc123`',
+      'drop table if exists `tailor`.`tailor_pend_abc123`',
+      'drop table if exists `tailor`.`tailor_bad_abc123`',
+      'drop table if exists `tailor`.`tailor_snap_abc123`',
+    ]);
+    expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
   it('refuses a diff token or activation id that could escape a table name or literal', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import {
   CompiledQuery,
@@ -21,6 +22,9 @@ import { createStateStore } from '../../src/diff/state-store.js';
 import { openDiff } from '../../src/diff/diff-sql.js';
 import { StateSql } from '../../src/diff/state-sql.js';
 import { createPostgresHooks } from '../../src/sources/postgres/postgres-hooks.js';
+
+/** A member's key in state: the SHA-256 hex of the key's text. */
+const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 
 /**
  * The Postgres SQL of the diff, on the real server: quoting of awkward names, and the fingerprint's
@@ -68,9 +72,10 @@ describe('postgres diff SQL', () => {
     const model = `select 1 as "Primary Key", 'a@example.com' as "e-mail", 'x' as "select"
       union all select 2, null, 'y'`;
     const delta = await sync(spec('quoting', model, 'Primary Key', ['e-mail', 'select']));
+    // Keys are digests, read in their order: sha256('1') = 6b86…, sha256('2') = d473….
     expect(delta.map((r) => [r.key, r.values])).toEqual([
-      ['1', { 'e-mail': 'a@example.com', select: 'x' }],
-      ['2', { 'e-mail': null, select: 'y' }],
+      [digest('1'), { 'e-mail': 'a@example.com', select: 'x' }],
+      [digest('2'), { 'e-mail': null, select: 'y' }],
     ]);
     expect(await sync(spec('quoting', model, 'Primary Key', ['e-mail', 'select']))).toEqual([]);
   });
@@ -80,19 +85,23 @@ describe('postgres diff SQL', () => {
     await admin.query(`insert into ${data}.f values (1, null, 'x', 1), (2, 'x', null, 1), (3, 'null', null, 1),
       (4, null, null, 1), (5, '', null, 1), (6, '1', null, 1)`);
     const model = `select id, a, b, n from ${data}.f`;
+    // The delta is ordered by the keys' digests: its rows are named by their raw key here.
+    const raw = new Map(['1', '2', '3', '4', '5', '6'].map((key) => [digest(key), key]));
+    const named = (rows: { change: string; key: string }[]) =>
+      rows.map((r) => `${r.change}:${raw.get(r.key) ?? r.key}`).sort();
     const first = await sync(spec('fp', model, 'id', ['a', 'b']));
     expect(new Set(first.map((r) => r.fingerprint)).size).toBe(6);
     // The same values under another type: `1` (int) is not `'1'` (text).
     const typed = await sync(
       spec('fp_typed', `select id, n as a, null::text as b from ${data}.f where id = 6`, 'id', ['a', 'b']),
     );
-    expect(typed[0]!.fingerprint).not.toBe(first.find((r) => r.key === '6')!.fingerprint);
+    expect(typed[0]!.fingerprint).not.toBe(first.find((r) => r.key === digest('6'))!.fingerprint);
     // Swapping the columns' order changes every fingerprint but that of (null, null).
     const swapped = await createStateStore(source, stateSchema, { logger: silentLogger }).prepareDiff(
       spec('fp', model, 'id', ['b', 'a']),
     );
     try {
-      expect((await readDelta(swapped)).map((r) => `${r.change}:${r.key}`)).toEqual([
+      expect(named(await readDelta(swapped))).toEqual([
         'changed:1',
         'changed:2',
         'changed:3',
@@ -104,9 +113,7 @@ describe('postgres diff SQL', () => {
     }
     // A value that flips between null and the text 'null' is a change.
     await admin.query(`update ${data}.f set a = 'null', b = 'x' where id = 1`);
-    expect((await sync(spec('fp', model, 'id', ['a', 'b']))).map((r) => `${r.change}:${r.key}`)).toEqual([
-      'changed:1',
-    ]);
+    expect(named(await sync(spec('fp', model, 'id', ['a', 'b'])))).toEqual(['changed:1']);
   });
 
   it('reads invalid keys and the delta one after the other, and refuses to nest them', async () => {
@@ -194,7 +201,15 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     });
     const hooks = createPostgresHooks({
       stateSchema: 'tailor',
-      openSession: async () => ({ db, stream: async function* () {}, close: async () => {} }),
+      openSession: async () => ({
+        db,
+        // The delta's read is recorded as the cursor would receive it; it yields no rows.
+        // eslint-disable-next-line require-yield -- nothing to stream
+        stream: async function* (query) {
+          recorded.push({ sql: query.sql.replace(/\s+/g, ' ').trim(), parameters: query.parameters });
+        },
+        close: async () => {},
+      }),
       fetchSize: 1000,
       lock: { kind: 'in_process', scope: 'compile-test' },
       logger: silentLogger,
@@ -203,7 +218,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     return { recorded, state };
   }
 
-  it('migrates a new schema: the tables, the indexes, then the hash index of version 2', async () => {
+  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then version 3', async () => {
     let reads = 0;
     const { recorded, state } = setup((text) => {
       if (!text.startsWith('select max')) return [];
@@ -213,6 +228,61 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     });
     await state.migrate();
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
+  });
+
+  it('migrates a version-2 schema to 3 in its transaction: member_intents, keys digested unless they are, its index', async () => {
+    const { recorded, state } = setup((text) => (text.startsWith('select max') ? [{ version: 2 }] : []));
+    await state.migrate();
+    expect(recorded.map((r) => r.sql)).toEqual([
+      'select max("version") as "version" from "tailor"."tailor_migrations"',
+      'begin',
+      'select pg_advisory_xact_lock(hashtext($1))',
+      'create schema if not exists "tailor"',
+      'create table if not exists "tailor"."tailor_migrations" ("version" integer not null, "name" text not null, "applied_at" timestamptz not null, constraint "tailor_migrations_pkey" primary key ("version"))',
+      'select max("version") as "version" from "tailor"."tailor_migrations"',
+      'create table if not exists "tailor"."member_intents" ("activation_id" text not null, "member_key" text not null, "intent_id" text not null, "id_type" text not null, "hash" text not null, "recorded_at" timestamptz not null, "until" timestamptz not null)',
+      ...['members', 'member_hashes', 'rejections'].map(
+        (table) =>
+          `update "tailor"."${table}" set "member_key" = encode(sha256(convert_to("member_key", 'UTF8')), 'hex') where "member_key" is not null and not ("member_key" ~ '^[0-9a-f]{64}$')`,
+      ),
+      'create index if not exists "member_intents_by_member" on "tailor"."member_intents" (activation_id, member_key)',
+      'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
+      'commit',
+    ]);
+    expect(recorded.at(-2)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
+  });
+
+  it('records the intent of a batch in one multi-row insert over unnest', async () => {
+    const { recorded, state } = setup();
+    await state.recordIntents(
+      'vip_x',
+      [
+        {
+          key: 'k1',
+          hashes: [
+            { idType: 'email', hash: 'h1' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+        },
+        { key: 'k2', hashes: [{ idType: 'email', hash: 'h2' }] },
+      ],
+      { id: 'i1', at: new Date('2026-11-22T10:00:00Z'), until: new Date('2026-11-22T10:15:00Z') },
+    );
+    await state.recordIntents('vip_x', [{ key: 'k3', hashes: [] }], {
+      id: 'i2',
+      at: new Date(),
+      until: new Date(),
+    }); // nothing to record, nothing sent
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]!.sql).toBe(
+      'insert into "tailor"."member_intents" ("activation_id", "member_key", "intent_id", "id_type", "hash", "recorded_at", "until") select cast($1 as text), "u"."member_key", cast($2 as text), "u"."id_type", "u"."hash", cast($3 as timestamptz), cast($4 as timestamptz) from unnest(cast($5 as text[]), cast($6 as text[]), cast($7 as text[])) as "u"("member_key", "id_type", "hash")',
+    );
+    expect(recorded[0]!.parameters.slice(0, 2)).toEqual(['vip_x', 'i1']);
+    expect(recorded[0]!.parameters.slice(4)).toEqual([
+      '{"k1","k1","k2"}',
+      '{"email","phone_number","email"}',
+      '{"h1","p1","h2"}',
+    ]);
   });
 
   it('commits as a difference in one transaction: hash rows by key and by pair, members by upsert', async () => {
@@ -231,6 +301,31 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       removals: ['3'],
     });
     expect(recorded).toMatchSnapshot();
+    // Without the intents they answer, an acknowledgement clears only its member's expired ones.
+    expect(recorded.at(-2)!.sql).toBe(
+      'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(cast($2 as text[])) and ("until" <= current_timestamp)',
+    );
+  });
+
+  it("clears, last in the commit's transaction, the intents the acknowledgements answer and expired ones", async () => {
+    const { recorded, state } = setup();
+    await state.applyMemberChanges('vip_x', {
+      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
+      removals: ['3'],
+      intentIds: ['i1', 'i2'],
+    });
+    expect(recorded.map((r) => r.sql.split(' ').slice(0, 3).join(' '))).toEqual([
+      'begin',
+      'delete from "tailor"."member_hashes"',
+      'delete from "tailor"."members"',
+      'insert into "tailor"."members"',
+      'delete from "tailor"."member_intents"',
+      'commit',
+    ]);
+    expect(recorded.at(-2)).toEqual({
+      sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(cast($2 as text[])) and ("intent_id" = any(cast($3 as text[])) or "until" <= current_timestamp)',
+      parameters: ['vip_x', '{"1","3"}', '{"i1","i2"}'],
+    });
   });
 
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
@@ -254,5 +349,42 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.find((r) => r.sql.startsWith('select 1 as'))!.sql).not.toContain(
       'count(*) from "tailor_snap',
     );
+  });
+
+  it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
+    const { recorded, state } = setup((text) =>
+      text === 'select count(*) as "n" from "tailor_pend_abc123"' ? [{ n: '2' }] : [],
+    );
+    const diff = await openDiff(
+      state,
+      {
+        activationId: 'vip_x',
+        modelName: 'vip',
+        modelSql: 'select id, email from customers',
+        primaryKey: 'id',
+        columns: ['email'],
+        refreshBefore: null,
+        fullResync: false,
+        token: 'abc123',
+      },
+      silentLogger,
+    );
+    for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
+    await diff.close();
+    expect(recorded.map((r) => r.sql)).toMatchSnapshot();
+    const sqls = recorded.map((r) => r.sql);
+    expect(sqls).toContain(
+      'create temp table "tailor_pend_abc123" as select distinct "member_key" from "tailor"."member_intents" where "activation_id" = \'vip_x\'',
+    );
+    const delta = sqls.find((t) => t.startsWith('create temp table "tailor_delta'))!;
+    expect(delta).toContain(
+      'full outer join (select "sm"."member_key", "sm"."fingerprint", "sm"."last_sent_at", case when "sp"."member_key" is null then 0 else 1 end as "pending" from "tailor"."members" as "sm" left join "tailor_pend_abc123" as "sp" on "sp"."member_key" = "sm"."member_key" where "sm"."activation_id" = \'vip_x\' union all select "sp"."member_key", cast(null as text), cast(null as timestamptz), 1 from "tailor_pend_abc123" as "sp" where not exists (select 1 from "tailor"."members" as "sm" where "sm"."activation_id" = \'vip_x\' and "sm"."member_key" = "sp"."member_key")) as "t"',
+    );
+    // The read: stored hashes for all but added members, intents' hashes for every member.
+    const read = recorded.find((r) => r.sql.startsWith('select "d"."change_rank"'))!;
+    expect(read.sql).toContain(
+      'from "tailor"."member_intents" as h where h.activation_id = $2 and h.member_key = "d"."member_key"), \'[]\'::json) as "pending_hashes"',
+    );
+    expect(read.parameters).toEqual(['vip_x', 'vip_x']);
   });
 });

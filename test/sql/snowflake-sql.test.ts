@@ -137,7 +137,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(runner.recorded[1]!.binds).toEqual(['TAILOR']);
   });
 
-  it('migrates a version-1 schema forward in place: records version 2, creates no table', async () => {
+  it('migrates a version-1 schema forward in place: records versions 2 and 3, creates only member_intents', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 1 }]
@@ -147,10 +147,53 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     );
     await warehouse.migrate();
     const created = runner.recorded.filter((r) => /^create/i.test(r.sql)).map((r) => r.sql.split('(')[0]);
-    expect(created).toEqual([expect.stringMatching(/tailor_migrations/i)]);
+    expect(created).toEqual([
+      expect.stringMatching(/tailor_migrations/i),
+      expect.stringMatching(/"MEMBER_INTENTS"/),
+    ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded).toHaveLength(1);
-    expect(recorded[0]!.binds[0]).toEqual(2);
+    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3]);
+  });
+
+  it('migrates a version-2 schema to 3: member_intents, then each key digested in place unless it already is one', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\("VERSION"\)/i.test(text)
+        ? [{ version: 2 }]
+        : /INFORMATION_SCHEMA.SCHEMATA/.test(text)
+          ? [{ n: 1 }]
+          : [],
+    );
+    await warehouse.migrate();
+    const statements = runner.recorded.map((r) => r.sql);
+    // The version read, the schema looked for, the migrations table (if not exists), the version
+    // read again, then version 3's statements only.
+    expect(statements.slice(0, 4).map((t) => t.split(' ').slice(0, 2).join(' '))).toEqual([
+      'select max("VERSION")',
+      'SELECT COUNT(*)',
+      'create table',
+      'select max("VERSION")',
+    ]);
+    expect(statements.slice(4)).toEqual([
+      'create table if not exists "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID" VARCHAR not null, "MEMBER_KEY" VARCHAR not null, "INTENT_ID" VARCHAR not null, "ID_TYPE" VARCHAR not null, "HASH" VARCHAR not null, "RECORDED_AT" TIMESTAMP_TZ not null, "UNTIL" TIMESTAMP_TZ not null)',
+      // SHA2(x, 256) is the lowercase hex SHA-256 of x's UTF-8 bytes; REGEXP_LIKE matches the whole
+      // string. A key that already is a digest is left as is: a re-run digests nothing twice.
+      ...['MEMBERS', 'MEMBER_HASHES', 'REJECTIONS'].map(
+        (table) =>
+          `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) where "MEMBER_KEY" is not null and not REGEXP_LIKE("MEMBER_KEY", '^[0-9a-f]{64}$')`,
+      ),
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+    ]);
+    expect(runner.recorded.at(-1)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
+    // Nothing of the migration is bound: no key, no value.
+    for (const r of runner.recorded.slice(4, -1)) expect(r.binds).toEqual([]);
+  });
+
+  it('migrates nothing on a schema already at version 3', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /^select max\("VERSION"\)/i.test(text) ? [{ version: 3 }] : [],
+    );
+    await warehouse.migrate();
+    expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
   });
 
   it("writes a changed member's hashes as a difference, and an added one's by key", async () => {
@@ -240,15 +283,69 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
         { key: '2', fingerprint: 'f2', hashes: [], lastSentAt: null },
       ],
       removals: ['3'],
+      intentIds: ['i1', 'i2'],
     });
     expect(runner.recorded.map((r) => r.sql.slice(0, 40))).toEqual([
       'BEGIN TRANSACTION',
       'delete from "TAILOR"."MEMBER_HASHES" whe',
       'insert into "TAILOR"."MEMBER_HASHES" ("A',
       'merge into "TAILOR"."MEMBERS" as "T" usi',
+      'delete from "TAILOR"."MEMBER_INTENTS" wh',
       'COMMIT',
     ]);
+    // Intents last, inside the transaction: the acknowledged members' answered intents, and those
+    // past their late-apply window (UNTIL is TIMESTAMP_TZ, compared as an instant).
+    expect(runner.recorded[4]).toEqual({
+      sql: 'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "MEMBER_KEY" IN (?, ?, ?) and ("INTENT_ID" IN (?, ?) or "UNTIL" <= current_timestamp)',
+      binds: ['vip_x', '1', '2', '3', 'i1', 'i2'],
+    });
     expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
+  it('records the intent of a batch in one multi-row insert, its stamp bound as ISO text', async () => {
+    const { runner, warehouse } = setup();
+    await warehouse.recordIntents(
+      'vip_x',
+      [
+        {
+          key: 'k1',
+          hashes: [
+            { idType: 'email', hash: 'h1' },
+            { idType: 'phone_number', hash: 'p1' },
+          ],
+        },
+        { key: 'k2', hashes: [{ idType: 'email', hash: 'h2' }] },
+        { key: 'k3', hashes: [] },
+      ],
+      { id: 'i1', at: new Date('2026-11-22T10:00:00Z'), until: new Date('2026-11-22T10:15:00Z') },
+    );
+    expect(runner.recorded).toEqual([
+      {
+        sql: 'insert into "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID", "MEMBER_KEY", "INTENT_ID", "ID_TYPE", "HASH", "RECORDED_AT", "UNTIL") select ?, "U"."MEMBER_KEY", ?, "U"."ID_TYPE", "U"."HASH", TO_TIMESTAMP_TZ(?), TO_TIMESTAMP_TZ(?) from (SELECT "MEMBER_KEY", "ID_TYPE", "HASH" FROM (VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)) AS v ("MEMBER_KEY", "ID_TYPE", "HASH")) AS "U"',
+        binds: [
+          'vip_x',
+          'i1',
+          '2026-11-22T10:00:00.000Z',
+          '2026-11-22T10:15:00.000Z',
+          'k1',
+          'email',
+          'h1',
+          'k1',
+          'phone_number',
+          'p1',
+          'k2',
+          'email',
+          'h2',
+        ],
+      },
+    ]);
+    // Nothing to record, no statement.
+    await warehouse.recordIntents('vip_x', [{ key: 'k3', hashes: [] }], {
+      id: 'i2',
+      at: new Date(),
+      until: new Date(),
+    });
+    expect(runner.recorded).toHaveLength(1);
   });
 
   it('gives a transaction the session: other statements wait until it commits', async () => {
@@ -302,6 +399,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
 
   it('snapshots, diffs, counts, reads and drops the TEMPORARY tables', async () => {
     const { runner, warehouse } = setup((text) => {
+      if (/^select count\(\*\) as "N" from "TAILOR"."TAILOR_PEND_ABC123"$/i.test(text)) return [{ n: 0 }];
       if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 2, invalid: 0, state: 1, removed: 1, changed: 0, refresh: 0, added: 1 }];
       }
@@ -313,8 +411,16 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
             fingerprint: null,
             v_0: null,
             previous_hashes: [['email', 'h9']],
+            pending_hashes: null,
           },
-          { change_rank: 3, member_key: '1', fingerprint: 'f1', v_0: 'a@x.io', previous_hashes: null },
+          {
+            change_rank: 3,
+            member_key: '1',
+            fingerprint: 'f1',
+            v_0: 'a@x.io',
+            previous_hashes: null,
+            pending_hashes: null,
+          },
         ];
       }
       return [];
@@ -339,8 +445,16 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
         values: null,
         fingerprint: null,
         previousHashes: [{ idType: 'email', hash: 'h9' }],
+        pendingHashes: null,
       },
-      { key: '1', change: 'added', values: ['a@x.io'], fingerprint: 'f1', previousHashes: null },
+      {
+        key: '1',
+        change: 'added',
+        values: ['a@x.io'],
+        fingerprint: 'f1',
+        previousHashes: null,
+        pendingHashes: null,
+      },
     ]);
     for await (const batch of diff.invalidKeys(10)) expect(batch).toEqual([]);
     await diff.close();
@@ -348,6 +462,128 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     for (const statement of runner.recorded.filter((r) => r.sql.startsWith('CREATE TEMPORARY'))) {
       expect(statement.binds).toEqual([]);
     }
+    // The snapshot's key is the SHA-256 hex of the key's text, as migration 3 left stored keys.
+    expect(runner.recorded[0]!.sql).toContain('select SHA2(TO_VARCHAR("M"."ID"), 256) as "MEMBER_KEY"');
+    // No intents: the plain state side, and no read of member_intents beyond listing the members.
+    const sqls = runner.recorded.map((r) => r.sql);
+    expect(sqls.filter((t) => t.includes('"MEMBER_INTENTS"'))).toHaveLength(1);
+    expect(sqls.some((t) => /union all/i.test(t))).toBe(false);
+  });
+
+  it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
+    const { runner, warehouse } = setup((text) => {
+      if (/^select count\(\*\) as "N" from "TAILOR"."TAILOR_PEND_ABC123"$/i.test(text)) return [{ n: 3 }];
+      if (/^select\s+\(select count/i.test(text)) {
+        return [{ row_count: 2, invalid: 0, removed: 1, changed: 0, refresh: 1, added: 1 }];
+      }
+      if (/^with/i.test(text)) {
+        return [
+          // An intent-only key no longer in the segment: removed, with no stored hashes.
+          {
+            change_rank: 0,
+            member_key: 'k9',
+            fingerprint: null,
+            v_0: null,
+            previous_hashes: null,
+            pending_hashes: '[["email","h9"]]',
+          },
+          // A member with intents and unchanged values: re-sent whatever the diff says.
+          {
+            change_rank: 2,
+            member_key: 'k1',
+            fingerprint: 'f1',
+            v_0: 'a@x.io',
+            previous_hashes: [['email', 'h1']],
+            pending_hashes: [
+              ['email', 'h0'],
+              ['email', 'h1'],
+            ],
+          },
+          // An intent-only key in the segment: added, with its intents.
+          {
+            change_rank: 3,
+            member_key: 'k2',
+            fingerprint: 'f2',
+            v_0: 'b@x.io',
+            previous_hashes: null,
+            pending_hashes: [['email', 'h2']],
+          },
+        ];
+      }
+      return [];
+    });
+    const diff = await warehouse.openDiff({
+      activationId: 'vip_x',
+      modelName: 'vip',
+      modelSql: 'select id, email from customers',
+      primaryKey: 'id',
+      columns: ['email'],
+      refreshBefore: new Date('2026-11-01T00:00:00Z'),
+      fullResync: false,
+      token: 'abc123',
+    });
+    const delta = [];
+    for await (const batch of diff.delta(10)) delta.push(...batch);
+    expect(delta).toEqual([
+      {
+        key: 'k9',
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: [],
+        pendingHashes: [{ idType: 'email', hash: 'h9' }],
+      },
+      {
+        key: 'k1',
+        change: 'refresh',
+        values: ['a@x.io'],
+        fingerprint: 'f1',
+        previousHashes: [{ idType: 'email', hash: 'h1' }],
+        pendingHashes: [
+          { idType: 'email', hash: 'h0' },
+          { idType: 'email', hash: 'h1' },
+        ],
+      },
+      {
+        key: 'k2',
+        change: 'added',
+        values: ['b@x.io'],
+        fingerprint: 'f2',
+        previousHashes: null,
+        pendingHashes: [{ idType: 'email', hash: 'h2' }],
+      },
+    ]);
+    await diff.close();
+    const sqls = runner.recorded.map((r) => r.sql);
+    expect(sqls[2]).toBe(
+      'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_ABC123" AS select distinct "MEMBER_KEY" from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = \'vip_x\'',
+    );
+    expect(sqls[3]).toBe('select count(*) as "N" from "TAILOR"."TAILOR_PEND_ABC123"');
+    // State's side: the members, marked when they have intents, and the intent-only keys with a
+    // typed null fingerprint and last_sent_at (VARCHAR, TIMESTAMP_TZ: the columns' own types).
+    expect(sqls[4]).toContain(
+      'full outer join (select "SM"."MEMBER_KEY", "SM"."FINGERPRINT", "SM"."LAST_SENT_AT", case when "SP"."MEMBER_KEY" is null then 0 else 1 end as "PENDING" from "TAILOR"."MEMBERS" as "SM" left join "TAILOR"."TAILOR_PEND_ABC123" as "SP" on "SP"."MEMBER_KEY" = "SM"."MEMBER_KEY" where "SM"."ACTIVATION_ID" = \'vip_x\' union all select "SP"."MEMBER_KEY", CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP_TZ), 1 from "TAILOR"."TAILOR_PEND_ABC123" as "SP" where not exists (select 1 from "TAILOR"."MEMBERS" as "SM" where "SM"."ACTIVATION_ID" = \'vip_x\' and "SM"."MEMBER_KEY" = "SP"."MEMBER_KEY")) as "T"',
+    );
+    expect(sqls[4]).toContain('when "T"."MEMBER_KEY" is null or "T"."FINGERPRINT" is null then 3');
+    expect(sqls[4]).toContain(
+      'or "T"."PENDING" = 1 or false or "T"."LAST_SENT_AT" < TO_TIMESTAMP_TZ(\'2026-11-01T00:00:00.000Z\')',
+    );
+    // The delta read: stored hashes (H) and intents' hashes (P), each aggregated in a CTE of its own.
+    const read = runner.recorded.find((r) => /^with/i.test(r.sql))!;
+    expect(read.binds).toEqual(['vip_x', 'vip_x']);
+    expect(read.sql).toContain(
+      'with "H" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", "HASH")) WITHIN GROUP (ORDER BY "ID_TYPE", "HASH") AS "HASHES" FROM "TAILOR"."MEMBER_HASHES" WHERE "ACTIVATION_ID" = ? AND "MEMBER_KEY" IN (SELECT "MEMBER_KEY" FROM "TAILOR"."TAILOR_DELTA_ABC123") GROUP BY "MEMBER_KEY"), "P" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", "HASH")) WITHIN GROUP (ORDER BY "ID_TYPE", "HASH") AS "HASHES" FROM "TAILOR"."MEMBER_INTENTS" WHERE "ACTIVATION_ID" = ? AND "MEMBER_KEY" IN (SELECT "MEMBER_KEY" FROM "TAILOR"."TAILOR_DELTA_ABC123") GROUP BY "MEMBER_KEY")',
+    );
+    expect(read.sql).toContain(
+      '"H"."HASHES" as "PREVIOUS_HASHES", "P"."HASHES" as "PENDING_HASHES" from "TAILOR"."TAILOR_DELTA_ABC123" as "D" LEFT JOIN "H" AS "H" ON "H"."MEMBER_KEY" = "D"."MEMBER_KEY" LEFT JOIN "P" AS "P" ON "P"."MEMBER_KEY" = "D"."MEMBER_KEY" order by',
+    );
+    expect(sqls.filter((t) => t.startsWith('drop table'))).toEqual([
+      'drop table if exists "TAILOR"."TAILOR_DELTA_ABC123"',
+      'drop table if exists "TAILOR"."TAILOR_PEND_ABC123"',
+      'drop table if exists "TAILOR"."TAILOR_BAD_ABC123"',
+      'drop table if exists "TAILOR"."TAILOR_SNAP_ABC123"',
+    ]);
+    expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
   it('logs runs with their query ids, rejections and scheduler status', async () => {
