@@ -60,7 +60,8 @@ export class WarehouseDiffRun implements DiffRun {
           values: row.values === null ? null : Object.fromEntries(columns.map((c, i) => [c, row.values![i]])),
           fingerprint: row.fingerprint,
           previousHashes: row.previousHashes === null ? null : hashesFromRows(row.previousHashes),
-          pendingHashes: row.pendingHashes === null ? null : hashesFromRows(row.pendingHashes),
+          // Two intents may name one hash: each once.
+          pendingHashes: row.pendingHashes === null ? null : hashesFromRows(distinctRows(row.pendingHashes)),
         }));
       }
     } finally {
@@ -175,6 +176,16 @@ export function rowsFromHashes(hashes: MemberHashes | null): MemberHashRow[] {
   let i = 0;
   for (const [idType, values] of perType) for (const hash of values) rows[i++] = { idType, hash };
   return rows;
+}
+
+function distinctRows(rows: readonly MemberHashRow[]): MemberHashRow[] {
+  const seen = new Set<string>();
+  return rows.filter((row) => {
+    const id = `${row.idType}\u0000${row.hash}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
 }
 
 /** State rows back into MemberHashes (types in the order stored, values sorted). */

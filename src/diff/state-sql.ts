@@ -237,13 +237,23 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
         ['until', 'timestamptz', 'not null'],
       ]),
       // Keys become their SHA-256 digest (state never holds a raw key, and any length fits): every
-      // table that holds one, in place, so nothing known of what X holds is lost. A key that already
-      // is 64 lowercase hex is left as it is, which makes the statements idempotent where the
-      // warehouse has no transactions (a re-run after a crash between them digests nothing twice).
-      ...['members', 'member_hashes', 'rejections'].map((table) => {
+      // table that holds one, in place, so nothing known of what X holds is lost. Each row is marked
+      // by the statement that digests it (`key_digested`), so the statement is idempotent where the
+      // warehouse has no transaction around the migration: a re-run after a crash digests no key twice.
+      // (Telling digests apart by their form would leave a raw key that is itself 64 hex, as a hashed
+      // email is, undigested.) The mark is never read again.
+      ...['members', 'member_hashes', 'rejections'].flatMap((table) => {
         const key = sql.id('member_key');
-        return sql`update ${sql.id(ctx.stateSchema, table)} set ${key} = ${ctx.hooks.keyDigest(key)}
-          where ${key} is not null and not ${ctx.hooks.isKeyDigest(key)}`.compile(ctx.db);
+        const mark = sql.id('key_digested');
+        return [
+          ctx.db.schema
+            .withSchema(ctx.stateSchema)
+            .alterTable(table)
+            .addColumn('key_digested', 'boolean', (column) => column.ifNotExists())
+            .compile(),
+          sql`update ${sql.id(ctx.stateSchema, table)} set ${key} = ${ctx.hooks.keyDigest(key)}, ${mark} = ${ctx.hooks.literal(true, 'boolean')}
+            where ${mark} is null`.compile(ctx.db),
+        ];
       }),
       ...ctx.hooks.migrationExtras(3, ctx.db),
     ],

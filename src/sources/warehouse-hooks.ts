@@ -149,8 +149,6 @@ export interface WarehouseHooks {
    * holds a raw key (a key may be an email) and a key of any length fits an index. Null stays null.
    */
   keyDigest(text: RawBuilder<unknown>): RawBuilder<unknown>;
-  /** Whether a stored key is already a digest (64 lowercase hex), for the migration that digests them. */
-  isKeyDigest(expr: RawBuilder<unknown>): RawBuilder<unknown>;
   /** A null-safe, order-defined fingerprint of the mapped values (named `v_<i>`). */
   fingerprint(values: readonly RawBuilder<unknown>[]): RawBuilder<unknown>;
   /** A key expression as ordered for reading: by code point everywhere (Postgres: COLLATE "C"). */

@@ -407,7 +407,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
-  it('migrates a version-2 dataset to 3 in place: member_intents, then keys digested unless they are', async () => {
+  it('migrates a version-2 dataset to 3 in place: member_intents, then keys digested and marked', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
     fake.on(/^update `tailor`.`(members|member_hashes|rejections)`/, { affected: 3 });
     await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
@@ -416,12 +416,12 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       'create table if not exists `tailor`.`tailor_migrations` (`version` INT64 not null, `name` STRING not null, `applied_at` TIMESTAMP not null)',
       'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
       'create table if not exists `tailor`.`member_intents` (`activation_id` STRING not null, `member_key` STRING not null, `intent_id` STRING not null, `id_type` STRING not null, `hash` STRING not null, `recorded_at` TIMESTAMP not null, `until` TIMESTAMP not null)',
-      // No transaction on BigQuery: the guard makes a re-run after a crash between these digest
-      // nothing twice (a key that already is 64 lowercase hex is left as is).
-      ...['members', 'member_hashes', 'rejections'].map(
-        (table) =>
-          `update \`tailor\`.\`${table}\` set \`member_key\` = TO_HEX(SHA256(\`member_key\`)) where \`member_key\` is not null and not REGEXP_CONTAINS(\`member_key\`, r'^[0-9a-f]{64}$')`,
-      ),
+      // No transaction on BigQuery: each row is marked by the statement that digests it, so a re-run
+      // after a crash between these digests no key twice.
+      ...['members', 'member_hashes', 'rejections'].flatMap((table) => [
+        `alter table \`tailor\`.\`${table}\` add column if not exists \`key_digested\` BOOL`,
+        `update \`tailor\`.\`${table}\` set \`member_key\` = TO_HEX(SHA256(\`member_key\`)), \`key_digested\` = true where \`key_digested\` is null`,
+      ]),
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
     for (const job of fake.jobs.slice(3, -1)) expect(job.parameters).toEqual([]);
@@ -670,8 +670,11 @@ const EXPECTED_RUN = [
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'create table if not exists `tailor`.`member_intents` (`activation_id` ST',
+  'alter table `tailor`.`members` add column if not exists `key_digested` B',
   'update `tailor`.`members` set `member_key` = TO_HEX(SHA256(`member_key`)',
+  'alter table `tailor`.`member_hashes` add column if not exists `key_diges',
   'update `tailor`.`member_hashes` set `member_key` = TO_HEX(SHA256(`member',
+  'alter table `tailor`.`rejections` add column if not exists `key_digested',
   'update `tailor`.`rejections` set `member_key` = TO_HEX(SHA256(`member_ke',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',

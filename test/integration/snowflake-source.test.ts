@@ -386,7 +386,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().at(-1)).toBe('POST /session');
   });
 
-  it('migrates a version-2 schema to 3 in place: member_intents, then keys digested unless they are', async () => {
+  it('migrates a version-2 schema to 3 in place: member_intents, then keys digested and marked', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
     fake.on(/INFORMATION_SCHEMA.SCHEMATA/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
     fake.on(/^update "TAILOR"."(MEMBERS|MEMBER_HASHES|REJECTIONS)"/, { affected: 3 });
@@ -400,11 +400,12 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
       'create table if not exists "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID" VARCHAR not null, "MEMBER_KEY" VARCHAR not null, "INTENT_ID" VARCHAR not null, "ID_TYPE" VARCHAR not null, "HASH" VARCHAR not null, "RECORDED_AT" TIMESTAMP_TZ not null, "UNTIL" TIMESTAMP_TZ not null)',
       // SHA2(x, 256): the lowercase hex SHA-256 of x's UTF-8 bytes. The statements run one by one
-      // (the migration is not one transaction): the guard makes a re-run digest nothing twice.
-      ...['MEMBERS', 'MEMBER_HASHES', 'REJECTIONS'].map(
-        (table) =>
-          `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) where "MEMBER_KEY" is not null and not REGEXP_LIKE("MEMBER_KEY", '^[0-9a-f]{64}$')`,
-      ),
+      // (the migration is not one transaction): each row is marked as it is digested, so a re-run
+      // digests no key twice.
+      ...['MEMBERS', 'MEMBER_HASHES', 'REJECTIONS'].flatMap((table) => [
+        `alter table "TAILOR"."${table}" add column if not exists "KEY_DIGESTED" boolean`,
+        `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256), "KEY_DIGESTED" = true where "KEY_DIGESTED" is null`,
+      ]),
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
     for (const st of statements.slice(4, -1)) expect(st.binds).toEqual([]);
@@ -625,9 +626,12 @@ const EXPECTED_RUN = [
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'create table if not exists "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID" VA',
-  'update "TAILOR"."MEMBERS" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) whe',
+  'alter table "TAILOR"."MEMBERS" add column if not exists "KEY_DIGESTED" b',
+  'update "TAILOR"."MEMBERS" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256), "K',
+  'alter table "TAILOR"."MEMBER_HASHES" add column if not exists "KEY_DIGES',
   'update "TAILOR"."MEMBER_HASHES" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 25',
-  'update "TAILOR"."REJECTIONS" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) ',
+  'alter table "TAILOR"."REJECTIONS" add column if not exists "KEY_DIGESTED',
+  'update "TAILOR"."REJECTIONS" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256),',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'merge into "TAILOR"."LOCKS" as "T" using (select ? as "ACTIVATION_ID") a',
   'select "HOLDER" from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ?',

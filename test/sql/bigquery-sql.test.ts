@@ -174,7 +174,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(recorded.map((r) => r.params[0])).toEqual([2, 3]);
   });
 
-  it('migrates a version-2 dataset to 3: member_intents, then each key digested in place unless it already is one', async () => {
+  it('migrates a version-2 dataset to 3: member_intents, then each key digested in place each row marked as it is digested', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 2 }] : [],
     );
@@ -189,12 +189,12 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     ]);
     expect(statements.slice(3)).toEqual([
       'create table if not exists `tailor`.`member_intents` (`activation_id` STRING not null, `member_key` STRING not null, `intent_id` STRING not null, `id_type` STRING not null, `hash` STRING not null, `recorded_at` TIMESTAMP not null, `until` TIMESTAMP not null)',
-      // SHA256 of a STRING hashes its UTF-8 bytes; TO_HEX is lowercase. Without transactions, the
-      // guard makes a re-run after a crash between the UPDATEs digest nothing twice.
-      ...['members', 'member_hashes', 'rejections'].map(
-        (table) =>
-          `update \`tailor\`.\`${table}\` set \`member_key\` = TO_HEX(SHA256(\`member_key\`)) where \`member_key\` is not null and not REGEXP_CONTAINS(\`member_key\`, r'^[0-9a-f]{64}$')`,
-      ),
+      // SHA256 of a STRING hashes its UTF-8 bytes; TO_HEX is lowercase. Without transactions, each row
+      // is marked by the statement that digests it: a re-run after a crash digests no key twice.
+      ...['members', 'member_hashes', 'rejections'].flatMap((table) => [
+        `alter table \`tailor\`.\`${table}\` add column if not exists \`key_digested\` BOOL`,
+        `update \`tailor\`.\`${table}\` set \`member_key\` = TO_HEX(SHA256(\`member_key\`)), \`key_digested\` = true where \`key_digested\` is null`,
+      ]),
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
     expect(runner.recorded.at(-1)!.params).toEqual([3, 'intents before send, and key digests', 3]);

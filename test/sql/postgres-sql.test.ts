@@ -230,7 +230,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
   });
 
-  it('migrates a version-2 schema to 3 in its transaction: member_intents, keys digested unless they are, its index', async () => {
+  it('migrates a version-2 schema to 3 in its transaction: member_intents, keys digested and marked, its index', async () => {
     const { recorded, state } = setup((text) => (text.startsWith('select max') ? [{ version: 2 }] : []));
     await state.migrate();
     expect(recorded.map((r) => r.sql)).toEqual([
@@ -241,11 +241,10 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       'create table if not exists "tailor"."tailor_migrations" ("version" integer not null, "name" text not null, "applied_at" timestamptz not null, constraint "tailor_migrations_pkey" primary key ("version"))',
       'select max("version") as "version" from "tailor"."tailor_migrations"',
       'create table if not exists "tailor"."member_intents" ("activation_id" text not null, "member_key" text not null, "intent_id" text not null, "id_type" text not null, "hash" text not null, "recorded_at" timestamptz not null, "until" timestamptz not null)',
-      ...['members', 'member_hashes', 'rejections'].map(
-        (table) =>
-          `update "tailor"."${table}" set "member_key" = encode(sha256(convert_to("member_key", 'UTF8')), 'hex') where "member_key" is not null and not ("member_key" ~ '^[0-9a-f]{64}$')`,
-      ),
-      'create index if not exists "member_intents_by_member" on "tailor"."member_intents" (activation_id, member_key)',
+      ...['members', 'member_hashes', 'rejections'].flatMap((table) => [
+        `alter table "tailor"."${table}" add column if not exists "key_digested" boolean`,
+        `update "tailor"."${table}" set "member_key" = encode(sha256(convert_to("member_key", 'UTF8')), 'hex'), "key_digested" = true where "key_digested" is null`,
+      ]),
       'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
       'commit',
     ]);
@@ -380,10 +379,14 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(delta).toContain(
       'full outer join (select "sm"."member_key", "sm"."fingerprint", "sm"."last_sent_at", case when "sp"."member_key" is null then 0 else 1 end as "pending" from "tailor"."members" as "sm" left join "tailor_pend_abc123" as "sp" on "sp"."member_key" = "sm"."member_key" where "sm"."activation_id" = \'vip_x\' union all select "sp"."member_key", cast(null as text), cast(null as timestamptz), 1 from "tailor_pend_abc123" as "sp" where not exists (select 1 from "tailor"."members" as "sm" where "sm"."activation_id" = \'vip_x\' and "sm"."member_key" = "sp"."member_key")) as "t"',
     );
-    // The read: stored hashes for all but added members, intents' hashes for every member.
-    const read = recorded.find((r) => r.sql.startsWith('select "d"."change_rank"'))!;
+    // The read: stored hashes for all but added members (a correlated lookup through the member
+    // index), intents' hashes for every member (grouped once and joined: member_intents has no index).
+    const read = recorded.find((r) => r.sql.startsWith('with "p" as (select "i"."member_key"'))!;
     expect(read.sql).toContain(
-      'from "tailor"."member_intents" as h where h.activation_id = $2 and h.member_key = "d"."member_key"), \'[]\'::json) as "pending_hashes"',
+      'from "tailor"."member_intents" as i where "i"."activation_id" = $1 and "i"."member_key" in (select "member_key" from "tailor_delta_abc123") group by "i"."member_key")',
+    );
+    expect(read.sql).toContain(
+      'coalesce("p"."hashes", \'[]\'::json) as "pending_hashes" from "tailor_delta_abc123" as "d" left join "p" on "p"."member_key" = "d"."member_key"',
     );
     expect(read.parameters).toEqual(['vip_x', 'vip_x']);
   });

@@ -155,7 +155,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(recorded.map((r) => r.binds[0])).toEqual([2, 3]);
   });
 
-  it('migrates a version-2 schema to 3: member_intents, then each key digested in place unless it already is one', async () => {
+  it('migrates a version-2 schema to 3: member_intents, then each key digested in place each row marked as it is digested', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 2 }]
@@ -175,12 +175,12 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     ]);
     expect(statements.slice(4)).toEqual([
       'create table if not exists "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID" VARCHAR not null, "MEMBER_KEY" VARCHAR not null, "INTENT_ID" VARCHAR not null, "ID_TYPE" VARCHAR not null, "HASH" VARCHAR not null, "RECORDED_AT" TIMESTAMP_TZ not null, "UNTIL" TIMESTAMP_TZ not null)',
-      // SHA2(x, 256) is the lowercase hex SHA-256 of x's UTF-8 bytes; REGEXP_LIKE matches the whole
-      // string. A key that already is a digest is left as is: a re-run digests nothing twice.
-      ...['MEMBERS', 'MEMBER_HASHES', 'REJECTIONS'].map(
-        (table) =>
-          `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256) where "MEMBER_KEY" is not null and not REGEXP_LIKE("MEMBER_KEY", '^[0-9a-f]{64}$')`,
-      ),
+      // SHA2(x, 256) is the lowercase hex SHA-256 of x's UTF-8 bytes. Each row is marked by the
+      // statement that digests it: a re-run digests no key twice.
+      ...['MEMBERS', 'MEMBER_HASHES', 'REJECTIONS'].flatMap((table) => [
+        `alter table "TAILOR"."${table}" add column if not exists "KEY_DIGESTED" boolean`,
+        `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256), "KEY_DIGESTED" = true where "KEY_DIGESTED" is null`,
+      ]),
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
     expect(runner.recorded.at(-1)!.binds).toEqual([3, 'intents before send, and key digests', 3]);

@@ -190,7 +190,6 @@ export function createBigqueryHooks(options: BigqueryHooksOptions): WarehouseHoo
     // SHA256 of a STRING hashes its UTF-8 bytes.
     // https://cloud.google.com/bigquery/docs/reference/standard-sql/hash_functions#sha256
     keyDigest: (text) => sql`TO_HEX(SHA256(${text}))`,
-    isKeyDigest: (expr) => sql`REGEXP_CONTAINS(${expr}, r'^[0-9a-f]{64}$')`,
     fingerprint: (values) =>
       values.length === 0
         ? sql`TO_HEX(MD5(''))`

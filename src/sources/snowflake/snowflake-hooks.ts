@@ -138,7 +138,6 @@ export function createSnowflakeHooks(options: SnowflakeHooksOptions): WarehouseH
     // SHA2(text, 256) is the lowercase hex SHA-256 of the UTF-8 bytes.
     // https://docs.snowflake.com/en/sql-reference/functions/sha2
     keyDigest: (text) => sql`SHA2(${text}, 256)`,
-    isKeyDigest: (expr) => sql`REGEXP_LIKE(${expr}, '^[0-9a-f]{64}$')`,
     fingerprint: (values) =>
       values.length === 0
         ? sql`MD5('')`
