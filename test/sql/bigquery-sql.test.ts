@@ -174,7 +174,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(recorded.map((r) => r.params[0])).toEqual([2, 3]);
   });
 
-  it('migrates a version-2 dataset to 3: member_intents, then each key digested in place each row marked as it is digested', async () => {
+  it('migrates a version-2 dataset to 3: member_intents, then each key digested in place, each row marked as it is', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 2 }] : [],
     );

@@ -155,7 +155,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(recorded.map((r) => r.binds[0])).toEqual([2, 3]);
   });
 
-  it('migrates a version-2 schema to 3: member_intents, then each key digested in place each row marked as it is digested', async () => {
+  it('migrates a version-2 schema to 3: member_intents, then each key digested in place, each row marked as it is', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 2 }]
