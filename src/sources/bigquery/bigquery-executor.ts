@@ -205,8 +205,12 @@ export class BigqueryExecutor implements BigqueryRunner {
    * Validates a query and returns its result schema without running it: a dry-run job, which BigQuery
    * neither bills nor keeps. https://cloud.google.com/bigquery/docs/running-queries#dry-run
    */
-  async dryRun(sql: string): Promise<{ fields: BigqueryField[]; bytesProcessed: number }> {
-    let metadata: JobMetadata & { statistics?: { query?: { schema?: { fields?: BigqueryField[] } } } };
+  async dryRun(
+    sql: string,
+  ): Promise<{ fields: BigqueryField[]; bytesProcessed: number; statementType: string | undefined }> {
+    let metadata: JobMetadata & {
+      statistics?: { query?: { schema?: { fields?: BigqueryField[] }; statementType?: string } };
+    };
     try {
       const [, response] = await this.#client.createQueryJob({
         query: sql,
@@ -220,6 +224,7 @@ export class BigqueryExecutor implements BigqueryRunner {
     return {
       fields: metadata.statistics?.query?.schema?.fields ?? [],
       bytesProcessed: Number(metadata.statistics?.query?.totalBytesProcessed ?? 0),
+      statementType: metadata.statistics?.query?.statementType,
     };
   }
 

@@ -184,6 +184,15 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
             rowsCounted: true,
           }
         : { statements: [sql`create temp table ${table} as ${select}`], rowsCounted: false },
+    // The INSERT that fills the snapshot in a read-only transaction: the model may call functions,
+    // and none of them may write (a temporary table excepted), whatever the role may do. CREATE is
+    // refused in a read-only transaction, so the table is created empty before it.
+    // https://www.postgresql.org/docs/current/sql-set-transaction.html
+    readModel: (db, statement) =>
+      db
+        .transaction()
+        .setAccessMode('read only')
+        .execute((trx) => statement.execute(trx)),
     keyText: (expr) => sql`cast(${expr} as text)`,
     // sha256() is built in since PG 11. Measured on 1M keys (PG 15): 185 ms against 113 ms for the
     // bare text cast. https://www.postgresql.org/docs/current/functions-binarystring.html

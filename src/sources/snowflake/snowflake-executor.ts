@@ -74,6 +74,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
       this.#connection.execute({
         sqlText: sql,
         binds: toBinds(binds),
+        parameters: { ...SINGLE_STATEMENT },
         rowMode: 'array',
         complete: (error, statement, rows) => {
           const queryId = statement?.getQueryId?.();
@@ -106,6 +107,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
       this.#connection.execute({
         sqlText: sql,
         binds: toBinds(binds),
+        parameters: { ...SINGLE_STATEMENT },
         rowMode: 'array',
         streamResult: true,
         complete: (error, stmt) => {
@@ -131,6 +133,17 @@ export class SnowflakeExecutor implements SnowflakeRunner {
     if (batch.length > 0) yield batch;
   }
 }
+
+/**
+ * Statement parameters of every statement Tailor runs: exactly one statement per request. Snowflake
+ * runs a request of several `;`-separated statements when MULTI_STATEMENT_COUNT allows it (0: any
+ * number), and an account or user may set that default; set on the statement, 1 wins, so a model that
+ * closes Tailor's wrapping subquery cannot add statements ("Actual statement count 3 did not match
+ * the desired statement count 1").
+ * https://docs.snowflake.com/en/sql-reference/parameters#multi-statement-count
+ * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-execute#executing-a-batch-of-sql-statements-multi-statement-support
+ */
+export const SINGLE_STATEMENT = Object.freeze({ MULTI_STATEMENT_COUNT: 1 });
 
 function toBinds(binds: readonly unknown[]): snowflake.Binds {
   // snowflake-sdk binds strings, numbers, booleans and null as themselves and a Date as its ISO
