@@ -663,6 +663,20 @@ export function defineSourceContract(
       expect(counts.rows).toBe(1);
     });
 
+    it('keeps a value out of the error even when it holds quotes', async () => {
+      const values = ['ja"ne@example.com', 'o\'ha"ra@example.com', 'x\\"y\nz@example.com'];
+      await wh.load(
+        'people',
+        'text',
+        values.map((email, i) => ({ id: String(i), email, phone: null })),
+      );
+      const modelSql = `select cast(email as integer) as id, email, phone from ${wh.table('people')}`;
+      const error = await state.prepareDiff(spec('people', { modelSql })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelSqlError);
+      const shown = everything(error);
+      expect(shown).not.toMatch(/example\.com|ja"ne|ha"ra|o'ha/);
+    });
+
     it('keeps bindings, the run log, rejections and activation status', async () => {
       expect(await state.getBinding('act_a')).toBeUndefined();
       const binding = {

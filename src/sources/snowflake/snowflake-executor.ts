@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type snowflake from 'snowflake-sdk';
 import { AuthError, RetryableError, WarehouseError } from '../../errors.js';
+import { QUOTE_OR_BREAK, redactValues } from '../redact.js';
 import { tailorColumnName } from './snowflake-identifiers.js';
 
 /** Query ids over a set of statements, as stored in the run log (`RunRecord.cost`). */
@@ -171,13 +172,21 @@ interface SnowflakeErrorLike {
 
 /**
  * Snowflake's message with data values taken out: data exceptions quote the offending value
- * (`Numeric value 'jane@example.com' is not recognized`). Compilation errors (SQL state 42xxx) name
- * identifiers and keep their quotes, which help the analyst.
+ * (`Numeric value 'jane@example.com' is not recognized`), so the message is cut at its first quote
+ * or line break and the rest replaced, whatever the value holds (src/sources/redact.ts).
+ * Compilation errors (SQL state 42xxx) name the SQL's identifiers and
+ * keep their quotes, which help the analyst; a function's own error (P0xxx, JavaScript) is not shown.
  * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-errors
  */
 export function redactSnowflakeMessage(message: string, sqlState: string): string {
+  // A Snowflake Scripting RAISE or a JavaScript UDF's throw (P0xxx) is the function's own text.
+  if (sqlState.startsWith('P0') || /^JavaScript (execution|compilation) error/i.test(message)) {
+    return `a function the model calls raised an error (SQL state ${sqlState || 'unknown'}); its message is not shown, as it may hold values`;
+  }
+  // Compilation errors name what the SQL text says: a SELECT cannot build SQL from its rows on
+  // Snowflake (no dynamic SQL outside procedures), and a RAISE cannot choose a 42 state.
   if (sqlState.startsWith('42')) return message;
-  return message.replace(/'(?:[^']|'')*'/g, "'…'");
+  return redactValues(message, QUOTE_OR_BREAK);
 }
 
 /**
