@@ -1,6 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Logger } from 'pino';
 import { WarehouseError } from '../errors.js';
+import { wrapModelSql } from '../sources/model-sql.js';
 import type { MemberHashRow, WarehouseSession } from '../sources/warehouse-hooks.js';
 import type { StateSql } from './state-sql.js';
 import type { ChangeKind, DiffCounts, InvalidKeyRow } from './types.js';
@@ -23,7 +24,7 @@ import type { ChangeKind, DiffCounts, InvalidKeyRow } from './types.js';
 export interface DiffInput {
   activationId: string;
   modelName: string;
-  /** The analyst's SQL: wrapped as `(<sql>) AS m`, never parsed or rewritten. */
+  /** The analyst's SQL: wrapped as `(<sql>\n) AS m` (src/sources/model-sql.ts), never otherwise rewritten. */
   modelSql: string;
   primaryKey: string;
   /** Mapped columns, in this order: fingerprinted (order-defined, null-safe) and carried in the delta. */
@@ -135,14 +136,20 @@ export class WarehouseDiff {
       sql``,
     );
     const snapshot = sql`select ${hooks.keyDigest(hooks.keyText(m(primaryKey)))} as ${key}, ${hooks.fingerprint(columns.map(m))} as ${id('fingerprint')}${values}
-      from (${sql.raw(modelSql)}) as m`;
+      from ${sql.raw(wrapModelSql(modelSql))} as m`;
     const started = performance.now();
     const { statements, rowsCounted } = hooks.createScratch(this.#snap, snapshot, { countRows: true });
     this.#created.push(this.#snap);
     let rowCount: bigint | undefined;
     try {
-      for (const statement of statements)
-        rowCount = (await statement.execute(this.#session.db)).numAffectedRows;
+      // The last statement is the one that reads the model: it runs read-only (see readModel).
+      for (const [i, statement] of statements.entries()) {
+        const result =
+          i === statements.length - 1
+            ? await hooks.readModel(this.#session.db, statement)
+            : await statement.execute(this.#session.db);
+        rowCount = result.numAffectedRows;
+      }
     } catch (error) {
       throw hooks.modelError(error, modelName);
     }

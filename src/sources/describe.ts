@@ -1,3 +1,4 @@
+import { wrapModelSql } from './model-sql.js';
 import type { ColumnInfo } from './source.js';
 
 /**
@@ -14,7 +15,7 @@ export async function describePgFields(
 
 /** `select * from (<sql>) as m limit 0`: the model's columns without reading a row. */
 export function describeQuery(modelSql: string): string {
-  return `select * from (${modelSql}) as m limit 0`;
+  return `select * from ${wrapModelSql(modelSql)} as m limit 0`;
 }
 
 export const TYPE_NAMES_QUERY =

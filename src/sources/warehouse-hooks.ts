@@ -1,4 +1,4 @@
-import type { CompiledQuery, CreateTableBuilder, Kysely, RawBuilder } from 'kysely';
+import type { CompiledQuery, CreateTableBuilder, Kysely, QueryResult, RawBuilder } from 'kysely';
 
 /**
  * What a warehouse supplies to the state layer, modelled on dbt's adapters: the state and diff
@@ -142,6 +142,14 @@ export interface WarehouseHooks {
     select: RawBuilder<unknown>,
     options?: { countRows?: boolean },
   ): { statements: RawBuilder<unknown>[]; rowsCounted: boolean };
+  /**
+   * Runs the statement that reads the model (the last of the snapshot's `createScratch` statements)
+   * so that it can read and write nothing but that scratch table: in a read-only transaction where
+   * the warehouse has them (Postgres allows INSERT into a temporary table in one), after making sure
+   * it is one statement where a query job could run a script (BigQuery). Every warehouse also runs
+   * statements one at a time (Postgres' extended protocol, Snowflake's MULTI_STATEMENT_COUNT = 1).
+   */
+  readModel(db: Kysely<unknown>, statement: RawBuilder<unknown>): Promise<QueryResult<unknown>>;
   /** The primary key as text (then digested: `keyDigest`). */
   keyText(expr: RawBuilder<unknown>): RawBuilder<unknown>;
   /**

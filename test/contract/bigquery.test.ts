@@ -41,6 +41,7 @@ defineSourceContract(
     if (!emulator) throw startError ?? new Error('bqemulator did not start');
     return bigqueryContractWarehouse(emulator);
   },
-  // DuckDB says `Referenced column "emial" not found`; BigQuery itself, `Unrecognized name: emial`.
-  { unknownColumnMessage: /Referenced column "…" not found/ },
+  // DuckDB says `Referenced column "emial" not found`, which the redaction cuts at its first quote
+  // (a runtime message's quotes may hold a value); BigQuery itself says `Unrecognized name: emial`.
+  { unknownColumnMessage: /Referenced column…/ },
 );

@@ -80,6 +80,22 @@ export function ackOf(row: DeltaRow, sentAt: Date | null = new Date(), withPrevi
       };
 }
 
+/** Every message, property and cause of an error, as text: what a log or a report could show of it. */
+export function everything(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 8; depth++) {
+    if (current instanceof Error) parts.push(current.message, String(current.stack ?? ''));
+    try {
+      parts.push(JSON.stringify(current));
+    } catch {
+      parts.push(String(current));
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return parts.join('\n');
+}
+
 export async function readDelta(run: DiffRun, batchSize = 1000): Promise<DeltaRow[]> {
   const rows: DeltaRow[] = [];
   for await (const batch of run.delta(batchSize)) {
@@ -615,6 +631,50 @@ export function defineSourceContract(
       await expect(state.prepareDiff(spec('people', { columns: ['email', 'nope'] }))).rejects.toThrow(
         ModelSqlError,
       );
+    });
+
+    it('takes a model ending in a comment or a semicolon as it is', async () => {
+      await wh.load('people', 'int', [{ id: 1, email: 'a@example.com', phone: null }]);
+      const base = `select id, email, phone from ${wh.table('people')}`;
+      for (const modelSql of [
+        `${base} -- the whole segment`,
+        `${base};`,
+        `${base} ;  \n`,
+        `${base}; -- done\n/* really */\n`,
+        `-- people\n${base}\n-- ends here`,
+      ]) {
+        const columns = await wh.source.describeModel('segment', modelSql);
+        expect(columns.map((c) => c.name)).toEqual(['id', 'email', 'phone']);
+        await using run = await state.prepareDiff(spec('people', { modelSql }));
+        expect(run.counts.rows).toBe(1);
+      }
+    });
+
+    it('runs a model as one read-only statement: SQL that closes the wrapping runs nothing else', async () => {
+      await wh.load('people', 'int', [{ id: 1, email: 'a@example.com', phone: null }]);
+      const people = wh.table('people');
+      // Closes Tailor's `(... ) as m`, runs a DROP, and reopens a subquery for Tailor's closing
+      // parenthesis that does not read the table (a statement failing after the DROP would undo it).
+      const modelSql = `select id, email, phone from ${people}) as m; drop table ${people}; select * from (select 2 as id, 'b@example.com' as email, '1' as phone`;
+      await expect(wh.source.describeModel('segment', modelSql)).rejects.toThrow(ModelSqlError);
+      await expect(state.prepareDiff(spec('people', { modelSql }))).rejects.toThrow(ModelSqlError);
+      // The table is still there, whole.
+      const { counts } = await syncOnce(spec('people'));
+      expect(counts.rows).toBe(1);
+    });
+
+    it('keeps a value out of the error even when it holds quotes', async () => {
+      const values = ['ja"ne@example.com', 'o\'ha"ra@example.com', 'x\\"y\nz@example.com'];
+      await wh.load(
+        'people',
+        'text',
+        values.map((email, i) => ({ id: String(i), email, phone: null })),
+      );
+      const modelSql = `select cast(email as integer) as id, email, phone from ${wh.table('people')}`;
+      const error = await state.prepareDiff(spec('people', { modelSql })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelSqlError);
+      const shown = everything(error);
+      expect(shown).not.toMatch(/example\.com|ja"ne|ha"ra|o'ha/);
     });
 
     it('keeps bindings, the run log, rejections and activation status', async () => {

@@ -231,7 +231,7 @@ export class FakeBigquery {
         totalBytesProcessed: bytes,
         totalBytesBilled: job.dryRun ? '0' : bytes,
         cacheHit: false,
-        statementType: /^\s*(\w+)/.exec(job.sql)?.[1]?.toUpperCase() ?? 'SELECT',
+        statementType: statementType(job.sql),
         ...(job.result.affected === undefined ? {} : { numDmlAffectedRows: String(job.result.affected) }),
         ...(job.dryRun ? { schema: { fields: job.result.fields ?? [] } } : {}),
       },
@@ -309,4 +309,16 @@ function encodeScalar(field: FakeBigqueryField, value: unknown): unknown {
   }
   if (field.type === 'TIMESTAMP' && value instanceof Date) return String(BigInt(value.getTime()) * 1000n);
   return String(value);
+}
+
+/**
+ * BigQuery's `statistics.query.statementType` as far as the fake can tell: `SCRIPT` for several
+ * statements, `CREATE_TABLE_AS_SELECT` for a CREATE TABLE ... AS, else the first word.
+ * https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobStatistics2
+ */
+function statementType(sql: string): string {
+  if (sql.replace(/;\s*$/, '').includes(';')) return 'SCRIPT';
+  if (/^\s*CREATE\s+(OR\s+REPLACE\s+)?TABLE\b[\s\S]*\bAS\s+(SELECT|WITH|\()/i.test(sql))
+    return 'CREATE_TABLE_AS_SELECT';
+  return /^\s*(\w+)/.exec(sql)?.[1]?.toUpperCase() ?? 'SELECT';
 }

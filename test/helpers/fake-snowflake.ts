@@ -23,6 +23,8 @@ export interface FakeSnowflakeStatement {
   /** Binds as the SDK sent them: `{ "1": { type, value } }`, in order. */
   binds: { type: string; value: unknown }[];
   queryId: string;
+  /** Statement parameters as the SDK sent them (`MULTI_STATEMENT_COUNT`, ...). */
+  parameters: Record<string, unknown> | undefined;
 }
 
 export type FakeColumnType = 'text' | 'fixed' | 'real' | 'boolean' | 'variant' | 'array';
@@ -47,6 +49,10 @@ export class FakeSnowflake {
   #next = 0;
   /** The login request's decoded body `data`, for credential assertions. */
   login: Record<string, unknown> | undefined;
+  /** The account's MULTI_STATEMENT_COUNT, for statements that do not set it (0: any number). */
+  multiStatementCount = 0;
+  /** Requests that ran as several statements. */
+  readonly multiStatements: string[] = [];
   /** When set, logins are refused with this Snowflake error (e.g. 390100, wrong credentials). */
   loginError: { code: string; message: string } | undefined;
 
@@ -140,8 +146,23 @@ export class FakeSnowflake {
         .map((k) => bindings[k]!);
       this.#next += 1;
       const queryId = `01fake00-0000-0000-0000-${String(this.#next).padStart(12, '0')}`;
-      const statement = { sql: sqlText, binds, queryId };
+      const parameters = body?.parameters as Record<string, unknown> | undefined;
+      const statement = { sql: sqlText, binds, queryId, parameters };
       this.statements.push(statement);
+      // Snowflake refuses a request of several statements unless MULTI_STATEMENT_COUNT allows them;
+      // the fake's account allows any number (0) by default. Statements are counted by `;` only.
+      const count = Number(parameters?.MULTI_STATEMENT_COUNT ?? this.multiStatementCount);
+      const actual = sqlText.replace(/;\s*$/, '').split(';').length;
+      if (count !== 0 && actual !== count) {
+        send(200, {
+          data: { queryId, sqlState: '0A000', errorCode: '000008' },
+          code: '000008',
+          message: `Actual statement count ${actual} did not match the desired statement count ${count}.`,
+          success: false,
+        });
+        return;
+      }
+      if (actual > 1) this.multiStatements.push(sqlText);
       const rule = this.#rules.find((r) => r.match(sqlText));
       const result = rule
         ? typeof rule.respond === 'function'

@@ -1,6 +1,7 @@
 import { BigQuery, type Job } from '@google-cloud/bigquery';
 import type { Logger } from 'pino';
 import { AuthError, RetryableError, WarehouseError } from '../../errors.js';
+import { redactValues } from '../redact.js';
 import { bigqueryParams } from './bigquery-params.js';
 import { decodeRows, type BigqueryField } from './bigquery-rows.js';
 
@@ -205,8 +206,12 @@ export class BigqueryExecutor implements BigqueryRunner {
    * Validates a query and returns its result schema without running it: a dry-run job, which BigQuery
    * neither bills nor keeps. https://cloud.google.com/bigquery/docs/running-queries#dry-run
    */
-  async dryRun(sql: string): Promise<{ fields: BigqueryField[]; bytesProcessed: number }> {
-    let metadata: JobMetadata & { statistics?: { query?: { schema?: { fields?: BigqueryField[] } } } };
+  async dryRun(
+    sql: string,
+  ): Promise<{ fields: BigqueryField[]; bytesProcessed: number; statementType: string | undefined }> {
+    let metadata: JobMetadata & {
+      statistics?: { query?: { schema?: { fields?: BigqueryField[] }; statementType?: string } };
+    };
     try {
       const [, response] = await this.#client.createQueryJob({
         query: sql,
@@ -220,6 +225,7 @@ export class BigqueryExecutor implements BigqueryRunner {
     return {
       fields: metadata.statistics?.query?.schema?.fields ?? [],
       bytesProcessed: Number(metadata.statistics?.query?.totalBytesProcessed ?? 0),
+      statementType: metadata.statistics?.query?.statementType,
     };
   }
 
@@ -264,15 +270,20 @@ interface ApiErrorLike {
 const RETRYABLE_REASONS = new Set(['backendError', 'rateLimitExceeded', 'internalError', 'jobBackendError']);
 
 /**
- * BigQuery's message with data values taken out. Runtime errors quote the offending value
- * (`Bad int64 value: jane@example.com`, `Invalid timestamp: '...'`), which may be an identifier of a
- * person; quoted strings and what follows `value:` are redacted, backtick-quoted names are kept.
+ * BigQuery's message with data values taken out (src/sources/redact.ts): runtime errors quote the
+ * offending value (`Invalid timestamp: '...'`, `Could not cast literal "..."`) or put it after
+ * `value:` (`Bad int64 value: jane@example.com`), and it may be an identifier of a person; the
+ * message is cut at the first quote, line break or `value:` and the rest replaced, whatever the
+ * value holds. Backtick-quoted names and `Unrecognized name: emial at [1:8]` are the SQL's own and
+ * kept. Not covered: the text of `ERROR(...)`, which a model may call with a value as its message.
  */
+const BIGQUERY_VALUE_START = new RegExp(
+  `["'\\n\\r\u2018\u2019\u201c\u201d\u00ab\u00bb]|(?<=\\bvalue:?\\s)`,
+  'i',
+);
+
 export function redactBigqueryMessage(message: string): string {
-  return message
-    .replace(/'(?:[^'\\]|\\.)*'/g, "'…'")
-    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
-    .replace(/(\bvalue:?\s+)(?!'…'|"…")[^\s,;)]+/gi, '$1…');
+  return redactValues(message, BIGQUERY_VALUE_START);
 }
 
 /**

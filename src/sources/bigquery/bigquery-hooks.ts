@@ -41,6 +41,52 @@ export interface BigqueryHooksOptions {
   costSince?: (mark: number) => Record<string, unknown>;
   /** The current cost mark (BigqueryExecutor.costs.length). */
   costMark?: () => number;
+  /** A dry run's statement type (BigqueryExecutor.dryRun), checked before the snapshot runs. */
+  dryRun?: (sql: string) => Promise<{ statementType: string | undefined }>;
+}
+
+/**
+ * BigQuery runs a query job whose SQL holds several statements as a script, each statement in turn,
+ * so a model that closes Tailor's wrapping subquery (`... ) AS m; DROP TABLE t; SELECT * FROM (...`)
+ * would run statements of its own. Two guards, before anything runs:
+ *
+ * 1. A statement that reads a model may hold no `;` at all (the model's trailing one is removed
+ *    first, src/sources/model-sql.ts). GoogleSQL separates a script's statements with `;` and has no
+ *    other use for it outside literals and comments, and Tailor's own SQL has none, so without one
+ *    the job is a single statement, whatever the SQL says. This refuses a model with a `;` in a
+ *    string or a comment too (write `CODE_POINTS_TO_STRING([59])`), which no lexer can then misread.
+ * 2. A dry run of the statement must report the expected `statementType`
+ *    (`CREATE_TABLE_AS_SELECT` for the snapshot, `SELECT` for describeModel), never `SCRIPT`.
+ *    Documented: a dry run validates the query and returns statistics without running it
+ *    (https://cloud.google.com/bigquery/docs/running-queries#dry-run), and
+ *    `statistics.query.statementType` names the type of the statement, `SCRIPT` for a multi-statement
+ *    query (https://cloud.google.com/bigquery/docs/reference/rest/v2/Job#JobStatistics2). Not
+ *    documented: that the dry run of a script reports `SCRIPT` rather than failing; either way it is
+ *    refused. bqemulator (the tests' engine) executes a script even in a dry run, so guard 1 is the
+ *    one its tests can show; guard 2 holds on BigQuery itself.
+ */
+export async function assertSingleStatement(
+  statementSql: string,
+  expected: 'SELECT' | 'CREATE_TABLE_AS_SELECT',
+  dryRun: ((sql: string) => Promise<{ statementType: string | undefined }>) | undefined,
+): Promise<void> {
+  if (statementSql.includes(';')) {
+    throw invalidQuery(
+      "the model holds a ';' (BigQuery would run it as a script of several statements); remove it, also from comments and strings",
+    );
+  }
+  if (!dryRun) return;
+  const { statementType } = await dryRun(statementSql);
+  if (statementType !== expected) {
+    throw invalidQuery(
+      `the model is not a single query: BigQuery takes it for a ${statementType ?? 'statement of unknown type'}`,
+    );
+  }
+}
+
+/** An error shaped as BigQuery's own for an invalid query (HTTP 400, reason `invalidQuery`). */
+function invalidQuery(message: string): Error {
+  return Object.assign(new Error(message), { code: 400, errors: [{ reason: 'invalidQuery', message }] });
 }
 
 /** Run-scoped tables expire by themselves if a crashed run never drops them. */
@@ -186,6 +232,10 @@ export function createBigqueryHooks(options: BigqueryHooksOptions): WarehouseHoo
       ],
       rowsCounted: false,
     }),
+    readModel: async (scope, statement) => {
+      await assertSingleStatement(statement.compile(scope).sql, 'CREATE_TABLE_AS_SELECT', options.dryRun);
+      return statement.execute(scope);
+    },
     keyText: (expr) => sql`CAST(${expr} AS STRING)`,
     // SHA256 of a STRING hashes its UTF-8 bytes.
     // https://cloud.google.com/bigquery/docs/reference/standard-sql/hash_functions#sha256

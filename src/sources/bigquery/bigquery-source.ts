@@ -1,13 +1,14 @@
 import { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { ModelSqlError, WarehouseError } from '../../errors.js';
+import { wrapModelSql } from '../model-sql.js';
 import type { ColumnInfo, Source } from '../source.js';
 import type { StateBackend } from '../warehouse-hooks.js';
 import { createBigqueryClient, type BigqueryClientOptions } from './bigquery-client.js';
 import type { BigqueryConfig } from './bigquery-config.js';
 import { BigqueryDialect } from './bigquery-dialect.js';
 import { BigqueryExecutor, type BigqueryCostSummary } from './bigquery-executor.js';
-import { createBigqueryHooks, modelError } from './bigquery-hooks.js';
+import { assertSingleStatement, createBigqueryHooks, modelError } from './bigquery-hooks.js';
 
 export interface BigquerySourceOptions {
   projectDir: string;
@@ -72,8 +73,13 @@ class BigquerySourceImpl implements BigquerySource {
 
   async describeModel(modelName: string, sql: string): Promise<ColumnInfo[]> {
     let fields;
+    const describe = `SELECT * FROM ${wrapModelSql(sql)} AS m LIMIT 0`;
     try {
-      ({ fields } = await this.#executor.dryRun(`SELECT * FROM (${sql}) AS m LIMIT 0`));
+      // Checked before the dry run: bqemulator runs a script's statements even in a dry run.
+      await assertSingleStatement(describe, 'SELECT', undefined);
+      let statementType: string | undefined;
+      ({ fields, statementType } = await this.#executor.dryRun(describe));
+      await assertSingleStatement(describe, 'SELECT', async () => ({ statementType }));
     } catch (error) {
       const mapped = modelError(error, modelName);
       throw mapped instanceof ModelSqlError ? mapped : error;
@@ -96,6 +102,7 @@ class BigquerySourceImpl implements BigquerySource {
         logger: this.#logger,
         costMark: () => this.#executor.costs.length,
         costSince: (mark) => ({ ...this.#executor.summary(mark) }),
+        dryRun: (statement) => this.#executor.dryRun(statement),
       }),
     };
   }

@@ -50,7 +50,7 @@ export class PgliteDialect implements Dialect {
 
 /** Which connection's transaction owns a PGlite backend. Shared by every Kysely over that instance. */
 interface Ownership {
-  owner: PgliteConnection | null;
+  owner: object | null;
   done: Promise<void>;
   release: () => void;
   cursorSeq: number;
@@ -58,18 +58,45 @@ interface Ownership {
 
 const ownerships = new WeakMap<PGlite, Ownership>();
 
+function ownershipOf(db: PGlite): Ownership {
+  let own = ownerships.get(db);
+  if (!own) {
+    own = { owner: null, done: Promise.resolve(), release: () => {}, cursorSeq: 0 };
+    ownerships.set(db, own);
+  }
+  return own;
+}
+
+/**
+ * Runs `read` on the backend inside a read-only transaction (rolled back after) that owns the backend
+ * as a Kysely transaction would: statements of every Kysely over `db` wait meanwhile, so none lands
+ * inside it. For what needs PGlite's own results (a row description's type oids), not Kysely's.
+ */
+export async function readOnlyOnBackend<T>(db: PGlite, read: (db: PGlite) => Promise<T>): Promise<T> {
+  const own = ownershipOf(db);
+  while (own.owner !== null) await own.done;
+  own.owner = {};
+  own.done = new Promise((resolve) => (own.release = resolve));
+  try {
+    await db.query('begin transaction read only');
+    try {
+      return await read(db);
+    } finally {
+      await db.query('rollback');
+    }
+  } finally {
+    own.owner = null;
+    own.release();
+  }
+}
+
 class PgliteDriver implements Driver {
   readonly #db: PGlite;
   readonly #own: Ownership;
 
   constructor(db: PGlite) {
     this.#db = db;
-    let own = ownerships.get(db);
-    if (!own) {
-      own = { owner: null, done: Promise.resolve(), release: () => {}, cursorSeq: 0 };
-      ownerships.set(db, own);
-    }
-    this.#own = own;
+    this.#own = ownershipOf(db);
   }
 
   async init(): Promise<void> {

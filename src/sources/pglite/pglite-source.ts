@@ -15,7 +15,7 @@ import {
 import type { ColumnInfo, Source } from '../source.js';
 import type { StateBackend } from '../warehouse-hooks.js';
 import { acquireDataDir, type DataDirLease } from './pglite-data-dir.js';
-import { PgliteDialect } from './pglite-dialect.js';
+import { PgliteDialect, readOnlyOnBackend } from './pglite-dialect.js';
 import type { PgliteConfig } from './pglite-config.js';
 
 /** The data directory of a `pglite` warehouse: `url` relative to the project, `file:` accepted. */
@@ -92,7 +92,12 @@ class PgliteSource implements Source {
   async describeModel(modelName: string, sql: string): Promise<ColumnInfo[]> {
     let fields: { name: string; dataTypeID: number }[];
     try {
-      fields = (await this.#lease.db.query(describeQuery(sql))).fields;
+      // Read-only, as the snapshot is (postgres-hooks.ts readModel); PGlite's query() is the extended
+      // protocol, one statement only (exec() would be the simple one).
+      fields = await readOnlyOnBackend(
+        this.#lease.db,
+        async (db) => (await db.query(describeQuery(sql))).fields,
+      );
     } catch (error) {
       throw modelError(error, modelName);
     }

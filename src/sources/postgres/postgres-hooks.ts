@@ -2,6 +2,7 @@ import { sql, type CompiledQuery, type Kysely, type RawBuilder } from 'kysely';
 import type { Logger } from 'pino';
 import { errorMessage, ModelSqlError, WarehouseError } from '../../errors.js';
 import type { ColumnType, HeldLock, WarehouseHooks, WarehouseSession } from '../warehouse-hooks.js';
+import { QUOTE_OR_BREAK, redactValues } from '../redact.js';
 import { textArrayLiteral } from './pg-array.js';
 
 /**
@@ -178,6 +179,15 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
             rowsCounted: true,
           }
         : { statements: [sql`create temp table ${table} as ${select}`], rowsCounted: false },
+    // The INSERT that fills the snapshot in a read-only transaction: the model may call functions,
+    // and none of them may write (a temporary table excepted), whatever the role may do. CREATE is
+    // refused in a read-only transaction, so the table is created empty before it.
+    // https://www.postgresql.org/docs/current/sql-set-transaction.html
+    readModel: (db, statement) =>
+      db
+        .transaction()
+        .setAccessMode('read only')
+        .execute((trx) => statement.execute(trx)),
     keyText: (expr) => sql`cast(${expr} as text)`,
     // sha256() is built in since PG 11. Measured on 1M keys (PG 15): 185 ms against 113 ms for the
     // bare text cast. https://www.postgresql.org/docs/current/functions-binarystring.html
@@ -289,17 +299,72 @@ function sqlState(error: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/** The fields of a Postgres error (node-postgres' and PGlite's DatabaseError) that redaction reads. */
+interface PgErrorFields {
+  message?: unknown;
+  code?: unknown;
+  position?: unknown;
+  internalQuery?: unknown;
+  where?: unknown;
+  routine?: unknown;
+  file?: unknown;
+}
+
+/** SQLSTATE classes no value of a row can reach: connection, credentials, catalog, resources, shutdown. */
+const VALUE_FREE_STATE = /^(08|28|3D|53|57)/;
+/** Where PL/pgSQL's RAISE and ASSERT, and the other procedural languages, report an error. */
+const RAISE_ROUTINE = /^exec_stmt_(raise|assert)$/;
+const PL_FILE = /^(pl_|plpy|plperl|pltcl)/;
+/** Where a value may start in a message: a quote of any kind (Postgres quotes values), a colon, a line break. */
+const VALUE_START = new RegExp(`${QUOTE_OR_BREAK.source}|:`);
+
 /**
- * The driver's error, reduced to what may be shown: message and SQLSTATE. PGlite's errors carry the
- * statement's `params` (keys, hashes) and Postgres' a `detail` that may quote values; neither may
- * reach a log. Data exceptions (SQLSTATE classes 22, 23) quote the offending value in the message
- * itself, e.g. `invalid input syntax for type integer: "jane@example.com"`, so those quotes are
- * redacted too. https://www.postgresql.org/docs/current/errcodes-appendix.html
+ * A Postgres error message with every value taken out, by a rule no value can escape by what it
+ * holds (a value may hold quotes, backslashes, line breaks, `…`):
+ *
+ * - A message of the model's own function (PL/pgSQL `RAISE`/`ASSERT`, any SQLSTATE it chose, or
+ *   another procedural language) is the function's text, possibly a value itself: not shown at all.
+ * - A parse-time error of the statement's own text (class 42 with a `position` into it, not from
+ *   dynamic SQL) names only what the SQL says (`column "emial" does not exist`): kept whole.
+ * - Connection, credential, catalog and resource errors (08, 28, 3D, 53, 57) carry no row's value:
+ *   kept whole.
+ * - Every other message is cut at the first character where a value could start (a quote of any
+ *   kind, a colon, a line break) and the rest replaced by `…` (src/sources/redact.ts):
+ *   `invalid input syntax for type integer: "ja"ne@example.com"` becomes `invalid input syntax for
+ *   type integer: …`. Postgres' messages put values after such a character (its style guide quotes
+ *   them), and a value's own quotes cannot move the cut, which comes before the value.
+ *
+ * The SQLSTATE itself never says whether a value is in the message: a RAISE chooses its own, and a
+ * data value cast to `regclass` fails as 42P01 (`relation "jane@example.com" does not exist`).
+ * https://www.postgresql.org/docs/current/protocol-error-fields.html
+ * https://www.postgresql.org/docs/current/error-style-guide.html
+ */
+export function redactPostgresMessage(error: PgErrorFields): string {
+  const message = typeof error.message === 'string' ? error.message : String(error.message ?? '');
+  const code = typeof error.code === 'string' ? error.code : '';
+  const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  if (RAISE_ROUTINE.test(str(error.routine)) || PL_FILE.test(str(error.file)) || code.startsWith('P0')) {
+    return `a function the model calls raised an error (SQLSTATE ${code || 'unknown'}); its message is not shown, as it may hold values`;
+  }
+  const fromSqlText =
+    code.startsWith('42') &&
+    error.position !== undefined &&
+    error.internalQuery === undefined &&
+    error.where === undefined;
+  if (fromSqlText || VALUE_FREE_STATE.test(code)) return message;
+  return redactValues(message, VALUE_START);
+}
+
+/**
+ * The driver's error, reduced to what may be shown: the redacted message and the SQLSTATE. PGlite's
+ * errors carry the statement's `params` (keys, hashes) and Postgres' a `detail` (and `where`,
+ * `internalQuery`, `table`, `column`, ...) that may quote values; none of them may reach a log.
+ * Errors without a SQLSTATE are the driver's or the network's (no row's value), kept as they are.
+ * https://www.postgresql.org/docs/current/errcodes-appendix.html
  */
 export function safeDriverError(error: unknown): Error {
   const code = sqlState(error);
-  let message = errorMessage(error);
-  if (code?.startsWith('22') || code?.startsWith('23')) message = message.replace(/"(?:[^"]|"")*"/g, '"…"');
+  const message = code === undefined ? errorMessage(error) : redactPostgresMessage(error as PgErrorFields);
   const safe = new Error(message);
   safe.name = error instanceof Error ? error.name : 'Error';
   if (code !== undefined) Object.assign(safe, { code });

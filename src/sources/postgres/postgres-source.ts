@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { describePgFields, describeQuery, TYPE_NAMES_QUERY } from '../describe.js';
 import type { ColumnInfo, Source } from '../source.js';
 import type { StateBackend, WarehouseSession } from '../warehouse-hooks.js';
+import { ExtendedProtocolClient } from './pg-extended.js';
 import type { PostgresConfig } from './postgres-config.js';
 import { createPostgresHooks, modelError, SESSION_SETTINGS, warehouseError } from './postgres-hooks.js';
 
@@ -39,6 +40,8 @@ class PostgresSource implements Source {
 
   #newPool(max: number): pg.Pool {
     const pool = new pg.Pool({
+      // Every statement over the extended protocol: one statement per query (pg-extended.ts).
+      Client: ExtendedProtocolClient,
       connectionString: this.#config.url,
       max,
       application_name: 'tailor',
@@ -62,7 +65,7 @@ class PostgresSource implements Source {
   async describeModel(modelName: string, sql: string): Promise<ColumnInfo[]> {
     let fields: { name: string; dataTypeID: number }[];
     try {
-      fields = (await this.#pool.query(describeQuery(sql))).fields;
+      fields = await this.#readOnly(async (client) => (await client.query(describeQuery(sql))).fields);
     } catch (error) {
       throw modelError(error, modelName);
     }
@@ -74,6 +77,29 @@ class PostgresSource implements Source {
         throw warehouseError(error, 'reading column types');
       }
     });
+  }
+
+  /**
+   * Runs `read` on a pooled connection inside a read-only transaction, rolled back after: what reads
+   * a model can write nothing, whatever functions it calls.
+   * https://www.postgresql.org/docs/current/sql-set-transaction.html
+   */
+  async #readOnly<T>(read: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let discard = false;
+    try {
+      await client.query('begin transaction read only');
+      try {
+        return await read(client);
+      } finally {
+        await client.query('rollback').catch(() => {
+          discard = true;
+        });
+      }
+    } finally {
+      // A connection that could not roll back is closed rather than reused.
+      client.release(discard);
+    }
   }
 
   stateBackend(stateSchema: string): StateBackend {
@@ -97,7 +123,10 @@ class PostgresSource implements Source {
    * (pg-cursor's close() waits for a ReadyForQuery that never comes).
    */
   async #openSession(): Promise<WarehouseSession> {
-    const client = new pg.Client({ connectionString: this.#config.url, application_name: 'tailor' });
+    const client = new ExtendedProtocolClient({
+      connectionString: this.#config.url,
+      application_name: 'tailor',
+    });
     let broken = false;
     // Without a listener, a dropped connection's 'error' event would crash the process.
     client.on('error', (error) => {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type snowflake from 'snowflake-sdk';
 import { AuthError, RetryableError, WarehouseError } from '../../errors.js';
+import { QUOTE_OR_BREAK, redactValues } from '../redact.js';
 import { tailorColumnName } from './snowflake-identifiers.js';
 
 /** Query ids over a set of statements, as stored in the run log (`RunRecord.cost`). */
@@ -74,6 +75,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
       this.#connection.execute({
         sqlText: sql,
         binds: toBinds(binds),
+        parameters: { ...SINGLE_STATEMENT },
         rowMode: 'array',
         complete: (error, statement, rows) => {
           const queryId = statement?.getQueryId?.();
@@ -106,6 +108,7 @@ export class SnowflakeExecutor implements SnowflakeRunner {
       this.#connection.execute({
         sqlText: sql,
         binds: toBinds(binds),
+        parameters: { ...SINGLE_STATEMENT },
         rowMode: 'array',
         streamResult: true,
         complete: (error, stmt) => {
@@ -131,6 +134,17 @@ export class SnowflakeExecutor implements SnowflakeRunner {
     if (batch.length > 0) yield batch;
   }
 }
+
+/**
+ * Statement parameters of every statement Tailor runs: exactly one statement per request. Snowflake
+ * runs a request of several `;`-separated statements when MULTI_STATEMENT_COUNT allows it (0: any
+ * number), and an account or user may set that default; set on the statement, 1 wins, so a model that
+ * closes Tailor's wrapping subquery cannot add statements ("Actual statement count 3 did not match
+ * the desired statement count 1").
+ * https://docs.snowflake.com/en/sql-reference/parameters#multi-statement-count
+ * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-execute#executing-a-batch-of-sql-statements-multi-statement-support
+ */
+export const SINGLE_STATEMENT = Object.freeze({ MULTI_STATEMENT_COUNT: 1 });
 
 function toBinds(binds: readonly unknown[]): snowflake.Binds {
   // snowflake-sdk binds strings, numbers, booleans and null as themselves and a Date as its ISO
@@ -158,13 +172,21 @@ interface SnowflakeErrorLike {
 
 /**
  * Snowflake's message with data values taken out: data exceptions quote the offending value
- * (`Numeric value 'jane@example.com' is not recognized`). Compilation errors (SQL state 42xxx) name
- * identifiers and keep their quotes, which help the analyst.
+ * (`Numeric value 'jane@example.com' is not recognized`), so the message is cut at its first quote
+ * or line break and the rest replaced, whatever the value holds (src/sources/redact.ts).
+ * Compilation errors (SQL state 42xxx) name the SQL's identifiers and
+ * keep their quotes, which help the analyst; a function's own error (P0xxx, JavaScript) is not shown.
  * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-errors
  */
 export function redactSnowflakeMessage(message: string, sqlState: string): string {
+  // A Snowflake Scripting RAISE or a JavaScript UDF's throw (P0xxx) is the function's own text.
+  if (sqlState.startsWith('P0') || /^JavaScript (execution|compilation) error/i.test(message)) {
+    return `a function the model calls raised an error (SQL state ${sqlState || 'unknown'}); its message is not shown, as it may hold values`;
+  }
+  // Compilation errors name what the SQL text says: a SELECT cannot build SQL from its rows on
+  // Snowflake (no dynamic SQL outside procedures), and a RAISE cannot choose a 42 state.
   if (sqlState.startsWith('42')) return message;
-  return message.replace(/'(?:[^']|'')*'/g, "'…'");
+  return redactValues(message, QUOTE_OR_BREAK);
 }
 
 /**

@@ -134,6 +134,9 @@ export function createSnowflakeHooks(options: SnowflakeHooksOptions): WarehouseH
       statements: [sql`CREATE TEMPORARY TABLE ${table} AS ${select}`],
       rowsCounted: false,
     }),
+    // Snowflake has no read-only transactions; the executor runs each statement with
+    // MULTI_STATEMENT_COUNT = 1, so the model cannot add statements (snowflake-executor.ts).
+    readModel: (scope, statement) => statement.execute(scope),
     keyText: (expr) => sql`TO_VARCHAR(${expr})`,
     // SHA2(text, 256) is the lowercase hex SHA-256 of the UTF-8 bytes.
     // https://docs.snowflake.com/en/sql-reference/functions/sha2
@@ -170,12 +173,21 @@ export function createSnowflakeHooks(options: SnowflakeHooksOptions): WarehouseH
 
 /**
  * A failure of the model's own SQL: Snowflake's compilation errors (SQL state 42xxx, e.g. 42000
- * syntax error, 42S02 object does not exist), unless it is permissions.
+ * syntax error, 42S02 object does not exist), unless it is permissions; data exceptions (22xxx, a
+ * value the model cannot convert); and error 000008, a request of more statements than
+ * MULTI_STATEMENT_COUNT allows (a model that closes Tailor's wrapping subquery).
+ * https://docs.snowflake.com/en/developer-guide/node-js/nodejs-driver-errors
  */
 export function modelError(error: unknown, modelName: string): Error {
   const found = causes(error).find((e) => typeof (e as { sqlState?: unknown }).sqlState === 'string') as
-    { sqlState: string; message?: string } | undefined;
-  if (!found || !found.sqlState.startsWith('42') || found.sqlState === '42501') {
+    { sqlState: string; message?: string; code?: unknown } | undefined;
+  const model =
+    found !== undefined &&
+    ((found.sqlState.startsWith('42') && found.sqlState !== '42501') ||
+      found.sqlState.startsWith('22') ||
+      String(found.code) === '000008' ||
+      String(found.code) === '8');
+  if (!found || !model) {
     return asWarehouseError(error, `snapshotting model ${modelName}`);
   }
   return new ModelSqlError(modelName, found.message ?? errorMessage(error), {

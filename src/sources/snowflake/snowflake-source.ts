@@ -2,12 +2,18 @@ import { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type snowflake from 'snowflake-sdk';
 import { ModelSqlError, WarehouseError } from '../../errors.js';
+import { wrapModelSql } from '../model-sql.js';
 import type { ColumnInfo, Source } from '../source.js';
 import type { StateBackend } from '../warehouse-hooks.js';
 import { createSnowflakeConnection } from './snowflake-client.js';
 import type { SnowflakeConfig } from './snowflake-config.js';
 import { SnowflakeDialect } from './snowflake-dialect.js';
-import { SnowflakeExecutor, toWarehouseError, type SnowflakeCostSummary } from './snowflake-executor.js';
+import {
+  SINGLE_STATEMENT,
+  SnowflakeExecutor,
+  toWarehouseError,
+  type SnowflakeCostSummary,
+} from './snowflake-executor.js';
 import { tailorColumnName } from './snowflake-identifiers.js';
 import { createSnowflakeHooks, modelError } from './snowflake-hooks.js';
 
@@ -81,6 +87,7 @@ class SnowflakeSourceImpl implements SnowflakeSource {
           new Promise<void>((resolve, reject) => {
             this.#connection.execute({
               sqlText: SESSION_SETTINGS,
+              parameters: { ...SINGLE_STATEMENT },
               complete: (error) => (error ? reject(error) : resolve()),
             });
           }),
@@ -102,7 +109,8 @@ class SnowflakeSourceImpl implements SnowflakeSource {
     await this.#connect();
     return new Promise((resolve, reject) => {
       this.#connection.execute({
-        sqlText: `SELECT * FROM (${sql}) AS m LIMIT 0`,
+        sqlText: `SELECT * FROM ${wrapModelSql(sql)} AS m LIMIT 0`,
+        parameters: { ...SINGLE_STATEMENT },
         complete: (error, statement) => {
           if (error) {
             const mapped = modelError(toWarehouseError(error, 'Snowflake query failed'), modelName);
