@@ -3,12 +3,16 @@ import { ConfigError, errorMessage, isTailorError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
 import { type CommandHandler, CommandContext, type GlobalOptions } from './context.js';
 import { COMMAND_LINE, EXIT, exitCodeFor } from './exit-codes.js';
+import { guardInterrupts, INTERRUPTED_EXIT, type InterruptGuard } from './interrupt.js';
 import type { CliIo } from './output.js';
 
 export const VERSION = '0.1.0';
 
 /** Commands whose log is their output (a daemon's record of its runs): JSON lines off a terminal. */
 const LOG_IS_OUTPUT: ReadonlySet<string> = new Set(['schedule']);
+
+/** Commands that handle SIGINT and SIGTERM themselves (a daemon drains its runs; a server stops). */
+const OWN_SIGNALS: ReadonlySet<string> = new Set(['schedule', 'emulator']);
 
 function reportError(
   ctx: CommandContext | undefined,
@@ -77,6 +81,7 @@ export async function main(
   };
   let ctx: CommandContext | undefined;
   let exitCode: number = EXIT.ok;
+  let guard: InterruptGuard | undefined;
   const controller = new AbortController();
   const stopSignal = signal ?? controller.signal;
   const program = new Command('tailor')
@@ -95,6 +100,9 @@ export async function main(
       ctx = new CommandContext(fullIo, globals, stopSignal, {
         logIsOutput: LOG_IS_OUTPUT.has(command.name()),
       });
+      // A caller that passes its own stop signal owns stopping (tests, embedding).
+      if (signal === undefined && !OWN_SIGNALS.has(command.name()))
+        guard = guardInterrupts(controller, fullIo.stderr);
       exitCode = await handler(ctx, ...args.slice(0, -1));
     };
   };
@@ -103,10 +111,21 @@ export async function main(
   try {
     await registerCommands(program, wrap, argv);
     await program.parseAsync([...argv], { from: 'user' });
-    return exitCode;
+    // Stopped by a signal and not finished: 130, whatever the runs' reports said of it.
+    return guard?.received !== undefined && exitCode !== EXIT.ok ? INTERRUPTED_EXIT : exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return exitCodeFor(error);
+    if (guard?.received !== undefined) {
+      (wantsJson ? fullIo.stdout : fullIo.stderr).write(
+        wantsJson
+          ? `${JSON.stringify({ ok: false, error: { kind: 'interrupted', message: `interrupted by ${guard.received}` } }, null, 2)}\n`
+          : `interrupted by ${guard.received}\n`,
+      );
+      return INTERRUPTED_EXIT;
+    }
     reportError(ctx, fullIo, error, wantsJson, wantsDebug);
     return exitCodeFor(error);
+  } finally {
+    guard?.[Symbol.dispose]();
   }
 }
