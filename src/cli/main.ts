@@ -11,6 +11,20 @@ export const VERSION = '0.1.0';
 /** Commands whose log is their output (a daemon's record of its runs): JSON lines off a terminal. */
 const LOG_IS_OUTPUT: ReadonlySet<string> = new Set(['schedule']);
 
+/**
+ * Commands that talk to X (or create its client): for them `api_url: embedded` starts the local
+ * emulator in process. `check --offline` connects to nothing, so it starts nothing.
+ */
+const TALKS_TO_X: ReadonlySet<string> = new Set([
+  'check',
+  'plan',
+  'sync',
+  'activate',
+  'schedule',
+  'status',
+  'audiences',
+]);
+
 /** Commands that handle SIGINT and SIGTERM themselves (a daemon drains its runs; a server stops). */
 const OWN_SIGNALS: ReadonlySet<string> = new Set(['schedule', 'emulator']);
 
@@ -97,8 +111,10 @@ export async function main(
     return async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const globals = command.optsWithGlobals() as GlobalOptions;
+      const offline = (globals as { offline?: boolean }).offline === true;
       ctx = new CommandContext(fullIo, globals, stopSignal, {
         logIsOutput: LOG_IS_OUTPUT.has(command.name()),
+        embeddedX: TALKS_TO_X.has(command.name()) && !offline,
       });
       // A caller that passes its own stop signal owns stopping (tests, embedding).
       if (signal === undefined && !OWN_SIGNALS.has(command.name()))
@@ -127,5 +143,11 @@ export async function main(
     return exitCodeFor(error);
   } finally {
     guard?.[Symbol.dispose]();
+    // The embedded emulator's state is written on close; a failure there must not hide the result.
+    await ctx
+      ?.close()
+      .catch((error: unknown) =>
+        fullIo.stderr.write(`warning: stopping the embedded X emulator: ${errorMessage(error)}\n`),
+      );
   }
 }
