@@ -68,6 +68,15 @@ describe('api_url: embedded', () => {
     expect(none.code, none.stderr).toBe(0);
     expect(none.stdout).toContain('x (account 18ce54d4x5t): 0 audiences');
 
+    // Before the sample is seeded, check reaches X but finds the models' tables missing, and says why.
+    const unseeded = await cli(['check']);
+    expect(unseeded.code).toBe(2);
+    expect(unseeded.stdout).toContain('ok: destination x (x_ads) reachable');
+    expect(unseeded.stdout).toMatch(
+      /models\/vip_customers\.sql: model vip_customers: relation "customers" does not exist/,
+    );
+    expect(unseeded.stdout).toContain('`npm start` seeds its sample');
+
     // npm start seeds the sample warehouse and syncs; its audiences persist in .tailor/emulator.json.
     const demo = await npmStart();
     expect(demo.code, demo.stderr).toBe(0);

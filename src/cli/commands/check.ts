@@ -181,6 +181,10 @@ export function defineCheck(program: Command, wrap: Wrap): void {
               `${issues.length} problem${issues.length === 1 ? '' : 's'} in the models, found in the warehouse:`,
             );
             for (const issue of issues) ctx.print(`  ${formatConfigIssue(issue)}`);
+            if (project.config.warehouse.type === 'pglite' && issues.some((i) => i.file.endsWith('.sql')))
+              ctx.print(
+                '  hint: the embedded PGlite warehouse holds only what was loaded into it; for the example project, `npm start` seeds its sample',
+              );
           }
         }
         // A model the warehouse rejects, or a mapped column it lacks, is the project's to fix.
