@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CONFIG_FILE, findProjectDir, loadProject, type Project } from '../config/load-project.js';
+import { EMBEDDED_API_URL } from '../destinations/x-ads/x-ads-config.js';
+import type { EmbeddedEmulator } from './embedded-emulator.js';
 import { ConfigError } from '../errors.js';
 import { createLogger, type Logger } from './logger.js';
 import { type CliIo, colorEnabled, Scrubber } from './output.js';
@@ -22,18 +24,23 @@ export class CommandContext {
   readonly signal: AbortSignal;
   #project: Project | undefined;
   #found: string | undefined;
+  readonly #embeddedX: boolean;
+  #embedded: Promise<EmbeddedEmulator> | undefined;
 
   /**
    * `logIsOutput`: the command's log is what it prints (the scheduler daemon), so off a terminal it
    * stays JSON lines for a log collector. Other commands print their own lines for people, and their
    * log lines read like them unless `--json` (or `--debug` off a terminal) asks for JSON.
+   * `embeddedX`: the command talks to X, so a destination with `api_url: embedded` gets the local
+   * emulator started in this process (embedded-emulator.ts) for the command's duration.
    */
   constructor(
     io: CliIo,
     globals: GlobalOptions,
     signal: AbortSignal,
-    options: { logIsOutput?: boolean } = {},
+    options: { logIsOutput?: boolean; embeddedX?: boolean } = {},
   ) {
+    this.#embeddedX = options.embeddedX === true;
     this.io = io;
     this.globals = globals;
     this.signal = signal;
@@ -67,12 +74,45 @@ export class CommandContext {
   async project(): Promise<Project> {
     if (!this.#project) {
       if (!existsSync(join(this.projectDir, CONFIG_FILE))) throw this.#noProject();
-      this.#project = await loadProject(this.projectDir, this.io.env, {
+      const project = await loadProject(this.projectDir, this.io.env, {
         onSecrets: (values) => this.scrubber.setSecrets(values),
       });
-      this.scrubber.setSecrets(this.#project.secrets);
+      this.scrubber.setSecrets(project.secrets);
+      this.#project = await this.#withEmbeddedX(project);
     }
     return this.#project;
+  }
+
+  /**
+   * Replaces `api_url: embedded` by the URL of the emulator this command runs (started on first
+   * need, once per command: the scheduler's reloads keep it), when the command talks to X.
+   */
+  async #withEmbeddedX(project: Project): Promise<Project> {
+    if (!this.#embeddedX) return project;
+    const destinations = Object.values(project.config.destinations);
+    if (!destinations.some((destination) => destination.api_url === EMBEDDED_API_URL)) return project;
+    const module = await import('./embedded-emulator.js');
+    this.#embedded ??= module.startEmbeddedEmulator(
+      project.dir,
+      this.logger.child({ component: 'emulator' }, { level: this.globals.debug ? 'debug' : 'warn' }),
+    );
+    const emulator = await this.#embedded;
+    if (emulator.sharedWith !== undefined && !this.#sharedNoted) {
+      this.#sharedNoted = true;
+      this.note(
+        `X: using the embedded emulator that process ${emulator.sharedWith} runs for this project (${emulator.url}); it stops when that process ends`,
+      );
+    }
+    return module.withEmbeddedUrl(project, emulator.url);
+  }
+
+  #sharedNoted = false;
+
+  /** Ends what the command started for itself: the embedded X emulator (its state written). */
+  async close(): Promise<void> {
+    const embedded = this.#embedded;
+    this.#embedded = undefined;
+    if (embedded) await (await embedded.catch(() => undefined))?.close();
   }
 
   /** Forgets the loaded project (the scheduler's reload). */
@@ -82,8 +122,8 @@ export class CommandContext {
       onSecrets: (values) => this.scrubber.setSecrets([...values, ...previous]),
     });
     this.scrubber.setSecrets([...project.secrets, ...previous]);
-    this.#project = project;
-    return project;
+    this.#project = await this.#withEmbeddedX(project);
+    return this.#project;
   }
 
   #noProject(): ConfigError {

@@ -11,6 +11,8 @@ export const EXIT = {
    * something, and running it again unchanged fails the same way.
    */
   config: 2,
+  /** Stopped by Ctrl-C or SIGTERM before it finished (128 + SIGINT, as shells report it). */
+  interrupted: 130,
 } as const;
 
 /**
@@ -43,6 +45,7 @@ export function exitCodeForReports(
 ): number {
   const bad = reports.filter((report) => !okStatuses.includes(report.status));
   if (bad.length === 0) return EXIT.ok;
+  if (bad.some((report) => report.status === 'interrupted')) return EXIT.interrupted;
   return bad.every((report) => exitCodeForKind(report.errorKind) === EXIT.config)
     ? EXIT.config
     : EXIT.failure;

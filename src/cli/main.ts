@@ -3,12 +3,30 @@ import { ConfigError, errorMessage, isTailorError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
 import { type CommandHandler, CommandContext, type GlobalOptions } from './context.js';
 import { COMMAND_LINE, EXIT, exitCodeFor } from './exit-codes.js';
+import { guardInterrupts, INTERRUPTED_EXIT, type InterruptGuard } from './interrupt.js';
 import type { CliIo } from './output.js';
 
 export const VERSION = '0.1.0';
 
 /** Commands whose log is their output (a daemon's record of its runs): JSON lines off a terminal. */
 const LOG_IS_OUTPUT: ReadonlySet<string> = new Set(['schedule']);
+
+/**
+ * Commands that talk to X (or create its client): for them `api_url: embedded` starts the local
+ * emulator in process. `check --offline` connects to nothing, so it starts nothing.
+ */
+const TALKS_TO_X: ReadonlySet<string> = new Set([
+  'check',
+  'plan',
+  'sync',
+  'activate',
+  'schedule',
+  'status',
+  'audiences',
+]);
+
+/** Commands that handle SIGINT and SIGTERM themselves (a daemon drains its runs; a server stops). */
+const OWN_SIGNALS: ReadonlySet<string> = new Set(['schedule', 'emulator']);
 
 function reportError(
   ctx: CommandContext | undefined,
@@ -77,6 +95,7 @@ export async function main(
   };
   let ctx: CommandContext | undefined;
   let exitCode: number = EXIT.ok;
+  let guard: InterruptGuard | undefined;
   const controller = new AbortController();
   const stopSignal = signal ?? controller.signal;
   const program = new Command('tailor')
@@ -92,9 +111,14 @@ export async function main(
     return async (...args: unknown[]) => {
       const command = args[args.length - 1] as Command;
       const globals = command.optsWithGlobals() as GlobalOptions;
+      const offline = (globals as { offline?: boolean }).offline === true;
       ctx = new CommandContext(fullIo, globals, stopSignal, {
         logIsOutput: LOG_IS_OUTPUT.has(command.name()),
+        embeddedX: TALKS_TO_X.has(command.name()) && !offline,
       });
+      // A caller that passes its own stop signal owns stopping (tests, embedding).
+      if (signal === undefined && !OWN_SIGNALS.has(command.name()))
+        guard = guardInterrupts(controller, fullIo.stderr);
       exitCode = await handler(ctx, ...args.slice(0, -1));
     };
   };
@@ -103,10 +127,27 @@ export async function main(
   try {
     await registerCommands(program, wrap, argv);
     await program.parseAsync([...argv], { from: 'user' });
-    return exitCode;
+    // Stopped by a signal and not finished: 130, whatever the runs' reports said of it.
+    return guard?.received !== undefined && exitCode !== EXIT.ok ? INTERRUPTED_EXIT : exitCode;
   } catch (error) {
     if (error instanceof CommanderError) return exitCodeFor(error);
+    if (guard?.received !== undefined) {
+      (wantsJson ? fullIo.stdout : fullIo.stderr).write(
+        wantsJson
+          ? `${JSON.stringify({ ok: false, error: { kind: 'interrupted', message: `interrupted by ${guard.received}` } }, null, 2)}\n`
+          : `interrupted by ${guard.received}\n`,
+      );
+      return INTERRUPTED_EXIT;
+    }
     reportError(ctx, fullIo, error, wantsJson, wantsDebug);
     return exitCodeFor(error);
+  } finally {
+    guard?.[Symbol.dispose]();
+    // The embedded emulator's state is written on close; a failure there must not hide the result.
+    await ctx
+      ?.close()
+      .catch((error: unknown) =>
+        fullIo.stderr.write(`warning: stopping the embedded X emulator: ${errorMessage(error)}\n`),
+      );
   }
 }

@@ -62,6 +62,7 @@ function outcome(status: SyncReport['status'], tally: Tally, dryRun: boolean): s
   if (status === 'succeeded') return `done (${formatCount(tally.committed)}/${total})`;
   if (status === 'held') return 'held (nothing sent)';
   if (status === 'failed') return `failed (${formatCount(tally.committed)}/${total} committed)`;
+  if (status === 'interrupted') return `interrupted (${formatCount(tally.committed)}/${total} committed)`;
   return status;
 }
 

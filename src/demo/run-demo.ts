@@ -2,14 +2,17 @@ import { join } from 'node:path';
 import { main } from '../cli/main.js';
 import type { CliIo } from '../cli/output.js';
 import { loadProject, type Project } from '../config/load-project.js';
+import { EMBEDDED_API_URL } from '../destinations/x-ads/x-ads-config.js';
 import { type RunningEmulator, startEmulator } from '../emulator/index.js';
 import { pgliteDataDir } from '../sources/pglite/pglite-source.js';
 import { churnSample, seedSample, withPglite } from './demo-warehouse.js';
 
 /**
  * The embedded demo behind `npm start`: the example project at the repository root, its PGlite
- * warehouse seeded on first use, and the X Ads emulator started in this process on the port of the
- * configured `api_url`, its state kept in `.tailor/emulator.json`. Then `tailor sync --all`, in process.
+ * warehouse seeded on first use, then `tailor sync --all`, in process. Its X destination says
+ * `api_url: embedded`, so the CLI runs the X Ads emulator in this process, its state kept in
+ * `.tailor/emulator.json`; a project pointing at a loopback URL instead gets an emulator started here
+ * on that port.
  */
 
 export interface DemoOptions {
@@ -100,7 +103,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     return main(args, { ...options.io, env });
   }
   return withWarehouse(options, project, async () => {
-    const apiUrls = Object.values(project.config.destinations).map((destination) => destination.api_url);
+    // `api_url: embedded` (the example project's default): the CLI starts the emulator itself.
+    const apiUrls = Object.values(project.config.destinations)
+      .map((destination) => destination.api_url)
+      .filter((apiUrl) => apiUrl !== EMBEDDED_API_URL);
     const emulators = await startLocalEmulators(project.dir, apiUrls, stderrOf(options));
     try {
       return await main(args, { ...options.io, env });

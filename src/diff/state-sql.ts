@@ -789,6 +789,30 @@ export class StateSql {
     );
   }
 
+  /**
+   * Closes as `abandoned` the runs of an activation still marked `running`: their process died
+   * without recording an end (SIGKILL, a crash). Called under the activation's lock, before a new
+   * run is recorded, so no live run is among them. Returns how many there were.
+   */
+  async abandonRunningRuns(activationId: string, finishedAt: Date): Promise<number> {
+    const result = await this.#mutate('closing abandoned runs', () =>
+      this.#q()
+        .updateTable('runs')
+        .set({
+          finished_at: this.#v(finishedAt, 'timestamptz'),
+          status: this.#v('abandoned', 'text'),
+          error: this.#v(
+            'the process running it stopped without recording an end (killed, or crashed); the next run repaired what it left',
+            'text',
+          ),
+        })
+        .where('activation_id', '=', activationId)
+        .where('status', '=', 'running')
+        .executeTakeFirst(),
+    );
+    return Number(result.numUpdatedRows ?? 0);
+  }
+
   async finishRun(runId: string, result: RunFinish): Promise<void> {
     const c = result.counts;
     // BigQuery and Snowflake record what the run's statements cost (bytes processed, query ids).

@@ -111,6 +111,13 @@ class WarehouseStateStore implements StateStore {
 
   async startRun(activationId: string, startedAt: Date): Promise<string> {
     await this.migrate();
+    // The caller holds the activation's lock: a run still `running` belongs to a dead process.
+    const abandoned = await this.#sql.abandonRunningRuns(activationId, startedAt);
+    if (abandoned > 0)
+      this.#logger.warn(
+        { activation: activationId, runs: abandoned },
+        'closed runs a killed process left running as abandoned',
+      );
     const id = randomUUID();
     await this.#sql.insertRun({ id, activationId, startedAt });
     return id;

@@ -141,7 +141,12 @@ export interface RunFinish {
   finishedAt: Date;
 }
 
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'held';
+/**
+ * `interrupted`: stopped by a signal (Ctrl-C, SIGTERM); what X acknowledged was committed, and the
+ * next run sends the rest. `abandoned`: left `running` by a process that died without a word (SIGKILL,
+ * a crash, a lost machine), closed as such by the next run of the activation, under its lock.
+ */
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'held' | 'interrupted' | 'abandoned';
 
 export interface RunCounts {
   rows: number;
@@ -196,6 +201,10 @@ export interface StateStore extends ActivationStatusStore {
   prepareDiff(spec: DiffSpec): Promise<DiffRun>;
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
+  /**
+   * Records a new run. Call it under the activation's lock: runs of the activation still `running`
+   * then belong to a dead process, and are closed as `abandoned` first.
+   */
   startRun(activationId: string, startedAt: Date): Promise<string>;
   finishRun(runId: string, result: RunFinish): Promise<void>;
   recordRejections(runId: string, activationId: string, rows: readonly RejectionRecord[]): Promise<void>;

@@ -30,6 +30,8 @@ import { activationWarnings } from './warnings.js';
  */
 export const DELTA_BATCH_SIZE = 10_000;
 const DAY_MS = 86_400_000;
+const INTERRUPTED =
+  'stopped by a signal; what X acknowledged is committed, and the next run sends the rest and repairs anything sent but unacknowledged';
 
 export { emptyCounts };
 
@@ -41,7 +43,7 @@ function describeError(error: unknown): string {
 
 /** What the body of one run decided, for the run log and the report. */
 interface Outcome {
-  status: 'succeeded' | 'held' | 'failed';
+  status: 'succeeded' | 'held' | 'failed' | 'interrupted';
   error: string | null;
 }
 
@@ -161,6 +163,11 @@ class Engine implements SyncEngine {
         thrown = error;
         outcome = { status: 'failed', error: describeError(error) };
       }
+      // Stopped through options.signal (Ctrl-C, SIGTERM), whether the abort surfaced as a throw or as
+      // requests X never acknowledged: in-flight batches ended and what X acknowledged is committed;
+      // their intents let the next run repair the rest.
+      if (outcome.status === 'failed' && options.signal?.aborted)
+        outcome = { status: 'interrupted', error: INTERRUPTED };
       try {
         await this.#state.finishRun(ctx.runId, {
           status: outcome.status,
@@ -173,7 +180,12 @@ class Engine implements SyncEngine {
         if (outcome.status !== 'failed') outcome = { status: 'failed', error: describeError(error) };
       }
       if (thrown instanceof ConfigError) throw thrown;
-      const kind = thrown === undefined ? undefined : isTailorError(thrown) ? thrown.kind : 'internal';
+      const kind =
+        thrown === undefined || outcome.status === 'interrupted'
+          ? undefined
+          : isTailorError(thrown)
+            ? thrown.kind
+            : 'internal';
       const level = outcome.status === 'succeeded' ? 'info' : 'warn';
       log[level](
         { status: outcome.status, ...runCounts(ctx.counts), durationMs: Date.now() - started },

@@ -23,6 +23,20 @@ export async function syncMany(
       const index = next++;
       const id = ids[index]!;
       const started = Date.now();
+      if (options.signal?.aborted) {
+        // Interrupted: start no further run (it would only record one more interrupted run).
+        reports[index] = {
+          activationId: id,
+          runId: null,
+          status: 'skipped',
+          counts: emptyCounts(),
+          audienceId: null,
+          durationMs: 0,
+          error: 'not started: interrupted',
+          warnings: [],
+        };
+        continue;
+      }
       try {
         reports[index] = await engine.sync(id, options);
       } catch (error) {

@@ -725,6 +725,20 @@ export function defineSourceContract(
       expect(runs[0]).toMatchObject({ status: 'running', finishedAt: null });
       expect((await state.listRuns({ activationId: 'act_a', limit: 10 })).map((r) => r.id)).toEqual([r1]);
       expect(await state.listRuns({ limit: 1 })).toHaveLength(1);
+      // r2 is left running, as by a killed process: the next run of act_b (under its lock) closes it
+      // as abandoned; act_a's runs are untouched.
+      const r3 = await state.startRun('act_b', new Date('2026-01-01T02:00:00Z'));
+      const [latest, killed] = await state.listRuns({ activationId: 'act_b', limit: 10 });
+      expect(latest).toMatchObject({ id: r3, status: 'running', finishedAt: null });
+      expect(killed).toMatchObject({
+        id: r2,
+        status: 'abandoned',
+        finishedAt: new Date('2026-01-01T02:00:00Z'),
+        error: expect.stringContaining('killed'),
+      });
+      expect((await state.listRuns({ activationId: 'act_a', limit: 1 }))[0]).toMatchObject({
+        status: 'succeeded',
+      });
 
       expect(await state.getActivationStatus('act_a')).toBeUndefined();
       const status = {

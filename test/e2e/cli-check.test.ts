@@ -6,6 +6,14 @@ import { TEST_POSTGRES_URL } from '../helpers/warehouse.js';
 
 const SECRET = 'sk-live-0123456789abcdef';
 
+/** A model that compiles in any empty Postgres or PGlite warehouse (online check describes it). */
+const SELF_CONTAINED_MODEL = {
+  ...VIP_MODEL,
+  'models/vip.sql': "select 1 as customer_id, 'a@example.com' as email\n",
+};
+/** MINIMAL_TAILOR_YML with its activation's column mapped (it has no default mappings). */
+const MAPPED_YML = `${MINIMAL_TAILOR_YML}    mappings: { email: email }\n`;
+
 describe('tailor check (CLI subprocess)', () => {
   it('accepts the example project at the repository root with no environment variables', async () => {
     const result = await runCli(['check', '--offline']);
@@ -101,7 +109,7 @@ describe('tailor check (CLI subprocess)', () => {
     const emulator = await startEmulator({ port: 0, rateLimits: false });
     try {
       const yml = (url: string, secret: string) =>
-        MINIMAL_TAILOR_YML.replace('type: pglite', 'type: postgres')
+        MAPPED_YML.replace('type: pglite', 'type: postgres')
           .replace('url: .tailor/warehouse', `url: ${url}`)
           .replace('http://127.0.0.1:4010', emulator.url)
           .replace('consumer_key: ck', `consumer_key: ${DEMO_CREDENTIALS.consumerKey}`)
@@ -109,7 +117,7 @@ describe('tailor check (CLI subprocess)', () => {
           .replace('access_token_secret: ats', `access_token_secret: ${secret}`);
       const good = await makeProject({
         'tailor.yml': yml(TEST_POSTGRES_URL, DEMO_CREDENTIALS.accessTokenSecret),
-        ...VIP_MODEL,
+        ...SELF_CONTAINED_MODEL,
       });
       const env = { X_CONSUMER_SECRET: DEMO_CREDENTIALS.consumerSecret };
       const ok = await runCli(['check', '--project', good], { env });
@@ -119,7 +127,7 @@ describe('tailor check (CLI subprocess)', () => {
 
       const bad = await makeProject({
         'tailor.yml': yml('postgres://postgres@127.0.0.1:1/test', 'wrong-token-secret-123'),
-        ...VIP_MODEL,
+        ...SELF_CONTAINED_MODEL,
       });
       const failed = await runCli(['check', '--json', '--project', bad], { env });
       expect(failed.code).toBe(1);
@@ -138,17 +146,80 @@ describe('tailor check (CLI subprocess)', () => {
     }
   });
 
+  it('describes every enabled model in the warehouse: each problem with its file and path, exit 2, and exits at once', async () => {
+    const emulator = await startEmulator({ port: 0, rateLimits: false });
+    try {
+      const activations = `activations:
+  vip_x:
+    model: vip
+    destination: x
+    mappings: { email: email, mobile: phone_number }
+  broken_x:
+    model: broken
+    destination: x
+  nokey_x:
+    model: nokey
+    destination: x
+  paused_x:
+    model: paused
+    destination: x
+    enabled: false
+`;
+      const yml = MAPPED_YML.replace('type: pglite', 'type: postgres')
+        .replace('url: .tailor/warehouse', `url: ${TEST_POSTGRES_URL}`)
+        .replace('http://127.0.0.1:4010', emulator.url)
+        .replace('consumer_key: ck', `consumer_key: ${DEMO_CREDENTIALS.consumerKey}`)
+        .replace('access_token: at', `access_token: ${DEMO_CREDENTIALS.accessToken}`)
+        .replace('access_token_secret: ats', `access_token_secret: ${DEMO_CREDENTIALS.accessTokenSecret}`)
+        .replace(/activations:[\s\S]*$/, activations);
+      const dir = await makeProject({
+        'tailor.yml': yml,
+        'models/vip.sql': "select 1 as customer_id, 'a@example.com' as email",
+        'models/vip.yml': 'name: vip\nprimary_key: customer_id\n',
+        'models/broken.sql': 'select customer_id, email from tailor_no_such_table',
+        'models/broken.yml': 'name: broken\nprimary_key: customer_id\n',
+        'models/nokey.sql': "select 1 as id, 'a@example.com' as email",
+        'models/nokey.yml': 'name: nokey\nprimary_key: customer_id\n',
+        // Paused: not checked, as it does not run.
+        'models/paused.sql': 'select nothing from tailor_no_such_table',
+        'models/paused.yml': 'name: paused\nprimary_key: id\n',
+      });
+      const env = { X_CONSUMER_SECRET: DEMO_CREDENTIALS.consumerSecret };
+      // Well under the warehouse pool's 10 s idle timeout, which used to keep the process alive.
+      const text = await runCli(['check', '--project', dir], { env, timeoutMs: 8000 });
+      expect(text.signal, 'still running after it printed').toBeNull();
+      expect(text.code, text.stdout + text.stderr).toBe(2);
+      expect(text.stdout).toContain('ok: warehouse (postgres) reachable');
+      expect(text.stdout).toContain('ok: destination x (x_ads) reachable');
+      expect(text.stdout).toMatch(/^ {2}models\/broken\.sql: model broken: .*tailor_no_such_table/m);
+      expect(text.stdout).toMatch(/^ {2}models\/nokey\.yml: primary_key: column "customer_id" is not among/m);
+      expect(text.stdout).toMatch(
+        /^ {2}tailor\.yml: activations\.vip_x\.mappings\.mobile: model vip returns no column "mobile"/m,
+      );
+      expect(text.stdout).not.toContain('paused');
+
+      const json = await runCli(['check', '--json', '--project', dir], { env, timeoutMs: 8000 });
+      expect(json.code).toBe(2);
+      const body = JSON.parse(json.stdout);
+      expect(body.ok).toBe(false);
+      expect(body.issues).toEqual([
+        { file: 'tailor.yml', path: 'activations.vip_x.mappings.mobile', message: expect.any(String) },
+        { file: 'models/broken.sql', path: '', message: expect.stringContaining('tailor_no_such_table') },
+        { file: 'models/nokey.yml', path: 'primary_key', message: expect.any(String) },
+      ]);
+    } finally {
+      await emulator.close();
+    }
+  });
+
   it('fails at once when X does not listen (a closed loopback port), naming the address and what to check', async () => {
     const gone = await startEmulator({ port: 0 });
     await gone.close();
     const port = new URL(gone.url).port;
     const dir = await makeProject({
       // A query string in api_url must never be echoed (it may carry a token).
-      'tailor.yml': MINIMAL_TAILOR_YML.replace(
-        'http://127.0.0.1:4010',
-        `http://127.0.0.1:${port}/?token=abc123`,
-      ),
-      ...VIP_MODEL,
+      'tailor.yml': MAPPED_YML.replace('http://127.0.0.1:4010', `http://127.0.0.1:${port}/?token=abc123`),
+      ...SELF_CONTAINED_MODEL,
     });
     const env = { X_CONSUMER_SECRET: 'cs' };
     const text = await runCli(['check', '--project', dir, '--debug'], { env });

@@ -140,8 +140,9 @@ describe('tailor sync under faults (CLI, Postgres, emulator)', () => {
       'history',
       'people_x',
     ]);
-    // The killed run never finished; its lock went with its connection.
-    expect(history.body.runs.some((r) => r.status === 'running' && r.finished_at === null)).toBe(true);
+    // The killed run never finished (its lock went with its connection); the next run closed it.
+    expect(history.body.runs.some((r) => r.status === 'abandoned' && r.finished_at !== null)).toBe(true);
+    expect(history.body.runs.some((r) => r.status === 'running')).toBe(false);
   });
 
   it('two runs of one activation never interleave: the second fails clearly on the lock', async () => {

@@ -25,5 +25,7 @@ describe('exit codes', () => {
     expect(exitCodeForReports([failed('config'), failed('model_sql')], ['succeeded'])).toBe(2);
     expect(exitCodeForReports([failed('model_sql'), failed('warehouse')], ['succeeded'])).toBe(1);
     expect(exitCodeForReports([{ status: 'held' }], ['succeeded', 'held'])).toBe(0);
+    // Ctrl-C or SIGTERM: 130, as a shell reports an interrupted command, whatever else failed.
+    expect(exitCodeForReports([failed('config'), { status: 'interrupted' }], ['succeeded'])).toBe(130);
   });
 });

@@ -47,6 +47,13 @@ describe('api_url', () => {
     else expect(() => checkApiUrl(url, 'x')).toThrow(ConfigError);
   });
 
+  it('accepts `embedded` (the CLI runs the emulator in process), and says so when the value is no URL', () => {
+    expect(xAdsDestinationSchema.parse({ ...base, api_url: 'embedded' }).api_url).toBe('embedded');
+    const typo = xAdsDestinationSchema.safeParse({ ...base, api_url: 'embeded' });
+    expect(typo.success).toBe(false);
+    expect(typo.error?.issues[0]?.message).toMatch(/or "embedded"/);
+  });
+
   it('createXAdsDestination refuses plain http to a remote host, naming the setting', () => {
     const config = { ...xAdsDestinationSchema.parse(base), api_url: 'http://ads-api.x.com' };
     const logger = pino({ level: 'silent' });

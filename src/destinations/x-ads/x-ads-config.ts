@@ -4,6 +4,9 @@ import { secret } from '../../config/secret.js';
 import { isLoopbackHost } from './api-url.js';
 import { X_IDENTIFIER_TYPES } from './identifier-types.js';
 
+/** `api_url: embedded`: the local X Ads API emulator, started in process by the CLI. */
+export const EMBEDDED_API_URL = 'embedded';
+
 export const identifierTypeSchema = z.enum(X_IDENTIFIER_TYPES, {
   error: (issue) =>
     `unknown identifier type ${JSON.stringify(issue.input)} (expected one of ${X_IDENTIFIER_TYPES.join(', ')})`,
@@ -66,19 +69,28 @@ export const xAdsDestinationSchema = z.strictObject({
     .transform((id) => id.toLowerCase()),
   /**
    * X serves only HTTPS (x-ads-api.md §1) and every request carries the OAuth credentials, so plain
-   * http is accepted only for a loopback host: a local emulator.
+   * http is accepted only for a loopback host: a local emulator. `embedded` asks the CLI to run the
+   * local emulator in its own process for each command that talks to X (state in
+   * `.tailor/emulator.json`, the demo account and credentials), as `pglite` does for the warehouse;
+   * the CLI replaces it by that emulator's URL before a destination is created.
    */
   api_url: z
     .string()
-    .url()
-    .refine(
-      (value) => {
-        const url = URL.parse(value);
-        if (!url) return true; // .url() reports it
-        return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
-      },
-      { message: 'must be https (plain http only for a loopback host: 127.0.0.0/8, ::1, localhost)' },
-    )
+    .superRefine((value, ctx) => {
+      if (value === EMBEDDED_API_URL) return;
+      const url = URL.parse(value);
+      if (!url) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a URL (https://ads-api.x.com) or "${EMBEDDED_API_URL}" (the local emulator, run in process)`,
+        });
+      } else if (!(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname)))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be https (plain http only for a loopback host: 127.0.0.0/8, ::1, localhost)',
+        });
+      }
+    })
     .default('https://ads-api.x.com'),
   credentials: z.strictObject({
     consumer_key: secret(z.string().min(1)),

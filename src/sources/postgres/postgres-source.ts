@@ -189,6 +189,10 @@ class PostgresSource implements Source {
     this.#closed = true;
     await Promise.allSettled([...this.#sessions].map((session) => session.close()));
     await this.#db.destroy();
+    // Kysely ends the pool only if it ever ran a query through it (its driver takes the pool on
+    // first use). `check` and `describeModel` use the pool directly: without this, their idle
+    // connection kept the process alive for the pool's idle timeout after the command had finished.
+    if (!this.#pool.ended) await this.#pool.end();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
