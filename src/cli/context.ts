@@ -78,9 +78,29 @@ export class CommandContext {
         onSecrets: (values) => this.scrubber.setSecrets(values),
       });
       this.scrubber.setSecrets(project.secrets);
+      await this.#seedSample(project);
       this.#project = await this.#withEmbeddedX(project);
     }
     return this.#project;
+  }
+
+  /**
+   * `sample: demo` with an embedded PGlite warehouse that does not exist yet: create it with the demo
+   * sample, as `npm start` does, so every command of the example project works on a fresh clone.
+   */
+  async #seedSample(project: Project): Promise<void> {
+    const warehouse = project.config.warehouse;
+    if (project.config.sample !== 'demo' || warehouse.type !== 'pglite') return;
+    const { pgliteDataDir } = await import('../sources/pglite/pglite-source.js');
+    const dataDir = pgliteDataDir(warehouse, project.dir);
+    if (existsSync(dataDir)) return;
+    const { seedSample, withPglite } = await import('../demo/demo-warehouse.js');
+    const result = await withPglite(dataDir, (db) => seedSample(db));
+    if (result.seeded) {
+      this.note(
+        `warehouse: created ${dataDir} with the demo sample (${result.customers} customers, ${result.orders} orders)`,
+      );
+    }
   }
 
   /**

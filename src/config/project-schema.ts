@@ -16,6 +16,12 @@ const destinationNameSchema = z
 export const projectConfigSchema = z.strictObject({
   warehouse: warehouseConfigSchema,
   state_schema: nameSchema.default('tailor'),
+  /**
+   * `demo`: an embedded PGlite warehouse whose data directory does not exist yet is created with the
+   * demo sample (customers, orders) by the first command that needs it, so the example project works
+   * on a fresh clone. Ignored for any other warehouse.
+   */
+  sample: z.enum(['demo']).optional(),
   destinations: z.record(destinationNameSchema, destinationConfigSchema),
   activations: z
     .record(

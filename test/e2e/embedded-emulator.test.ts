@@ -64,20 +64,17 @@ afterAll(async () => {
 describe('api_url: embedded', () => {
   it('the example project talks to X with nothing started by hand: audiences, check, status', async () => {
     expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toMatch(/api_url: \$\{X_API_URL:-embedded\}/);
+    // On a fresh clone: the first command creates the embedded warehouse with the sample
+    // (`sample: demo`), and check describes the models in it and reaches X.
+    const fresh = await cli(['check']);
+    expect(fresh.code, fresh.stdout + fresh.stderr).toBe(0);
+    expect(fresh.stdout + fresh.stderr).toMatch(/created .*warehouse with the demo sample/);
+    expect(fresh.stdout).toContain('ok: destination x (x_ads) reachable');
     const none = await cli(['audiences']);
     expect(none.code, none.stderr).toBe(0);
     expect(none.stdout).toContain('x (account 18ce54d4x5t): 0 audiences');
 
-    // Before the sample is seeded, check reaches X but finds the models' tables missing, and says why.
-    const unseeded = await cli(['check']);
-    expect(unseeded.code).toBe(2);
-    expect(unseeded.stdout).toContain('ok: destination x (x_ads) reachable');
-    expect(unseeded.stdout).toMatch(
-      /models\/vip_customers\.sql: model vip_customers: relation "customers" does not exist/,
-    );
-    expect(unseeded.stdout).toContain('`npm start` seeds its sample');
-
-    // npm start seeds the sample warehouse and syncs; its audiences persist in .tailor/emulator.json.
+    // npm start syncs the sample; its audiences persist in .tailor/emulator.json.
     const demo = await npmStart();
     expect(demo.code, demo.stderr).toBe(0);
     expect(demo.stdout).toMatch(/vip_customers_x\s+succeeded/);
