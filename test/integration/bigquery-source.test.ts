@@ -83,7 +83,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('describes a model with a free dry run and reports bad SQL as the model’s fault', async () => {
-    fake.on(/FROM \(select email, customer_id from shop.customers\)/, {
+    fake.on(/FROM \(select email, customer_id from shop.customers\n\)/, {
       fields: [
         { name: 'email', type: 'STRING' },
         { name: 'customer_id', type: 'INT64' },
@@ -269,9 +269,14 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     const statements = fake.jobs.map((job) => head(job.sql));
     expect(statements).toEqual(EXPECTED_RUN);
 
+    // The snapshot is dry-run first, the same SQL, so that a model BigQuery would not take for one
+    // CREATE TABLE ... AS SELECT (a script) is refused before anything runs.
+    const snapshots = fake.jobs.filter((j) => j.sql.startsWith('CREATE TABLE `tailor`.`tailor_snap_'));
+    expect(snapshots.map((j) => j.dryRun === true)).toEqual([true, false]);
+    expect(snapshots[0]!.sql).toBe(snapshots[1]!.sql);
     // The model's SQL is wrapped, never rewritten; the fingerprint is computed in the warehouse.
-    const snapshot = fake.jobs.find((j) => j.sql.includes('tailor_snap_') && j.sql.startsWith('CREATE'))!;
-    expect(snapshot.sql).toContain('from (select customer_id, email from shop.customers) as m');
+    const snapshot = snapshots[1]!;
+    expect(snapshot.sql).toContain('from (select customer_id, email from shop.customers\n) as m');
     expect(snapshot.sql).toContain(
       'TO_HEX(MD5(TO_JSON_STRING(STRUCT(`m`.`email` AS `v_0`)))) as `fingerprint`',
     );
@@ -399,10 +404,13 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     const cost = JSON.parse(costText) as { warehouse: string; bytes_processed: number; job_ids: string[] };
     expect(cost.warehouse).toBe('bigquery');
     expect(cost.bytes_processed).toBe(52_428_800 + 1024 + 2048);
-    const runJobs = fake.jobs.slice(
-      fake.jobs.findIndex((j) => j.sql.startsWith('insert into `tailor`.`runs`')),
-      fake.jobs.indexOf(finish),
-    );
+    // A dry run is neither billed nor kept by BigQuery, so its job id is not among them.
+    const runJobs = fake.jobs
+      .slice(
+        fake.jobs.findIndex((j) => j.sql.startsWith('insert into `tailor`.`runs`')),
+        fake.jobs.indexOf(finish),
+      )
+      .filter((j) => !j.dryRun);
     expect(cost.job_ids).toEqual(runJobs.map((j) => j.jobId));
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
@@ -680,6 +688,8 @@ const EXPECTED_RUN = [
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
   'select `holder` from `tailor`.`locks` where `activation_id` = ?',
   'insert into `tailor`.`runs` (`run_id`, `activation_id`, `started_at`, `s',
+  // The snapshot twice: first a dry run (its statementType checked), then the job itself.
+  'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
   'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
   'CREATE TABLE `tailor`.`tailor_bad_<token>` OPTIONS (expiration_timestamp',
   'CREATE TABLE `tailor`.`tailor_pend_<token>` OPTIONS (expiration_timestam',

@@ -516,8 +516,9 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     for (const statement of runner.recorded.filter((r) => r.sql.startsWith('CREATE TABLE'))) {
       expect(statement.params).toEqual([]);
     }
+    // (Wrapped as `(<sql>\n)`; the recorder turns the newline into a space.)
     expect(runner.recorded[0]!.sql).toContain(
-      "from (select id, email, phone from shop.customers where note = 'a `b`') as m",
+      "from (select id, email, phone from shop.customers where note = 'a `b`' ) as m",
     );
     // The snapshot's key is the SHA-256 hex of the key's text, as migration 3 left stored keys.
     expect(runner.recorded[0]!.sql).toContain(

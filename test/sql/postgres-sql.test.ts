@@ -185,7 +185,16 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     const driver: Driver = {
       init: async () => {},
       acquireConnection: async () => connection,
-      beginTransaction: async (c) => void (await c.executeQuery(CompiledQuery.raw('begin'))),
+      // As Kysely's PostgresDriver begins one, so a transaction's access mode is recorded.
+      beginTransaction: async (c, { isolationLevel, accessMode }) => {
+        const start = [
+          'start transaction',
+          isolationLevel && `isolation level ${isolationLevel}`,
+          accessMode,
+        ];
+        const text = isolationLevel || accessMode ? start.filter(Boolean).join(' ') : 'begin';
+        await c.executeQuery(CompiledQuery.raw(text));
+      },
       commitTransaction: async (c) => void (await c.executeQuery(CompiledQuery.raw('commit'))),
       rollbackTransaction: async (c) => void (await c.executeQuery(CompiledQuery.raw('rollback'))),
       releaseConnection: async () => {},
@@ -345,6 +354,16 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     );
     await diff.close();
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
+    // The table is created empty outside (CREATE is refused read-only); only the INSERT that reads
+    // the model runs in the read-only transaction.
+    expect(recorded.slice(0, 4).map((r) => r.sql.split(' ').slice(0, 3).join(' '))).toEqual([
+      'create temp table',
+      'start transaction read',
+      'insert into "tailor_snap_abc123"',
+      'commit',
+    ]);
+    // The model wrapped as `(<sql>\n)`, its newline recorded as a space.
+    expect(recorded[2]!.sql).toContain('from (select id, email from customers ) as m');
     expect(recorded.find((r) => r.sql.startsWith('select 1 as'))!.sql).not.toContain(
       'count(*) from "tailor_snap',
     );
