@@ -488,6 +488,29 @@ export class StateSql {
     return Number(row?.n ?? 0);
   }
 
+  /**
+   * Distinct hashes state holds for the activation: what X holds for its audience, as far as state
+   * knows (a hash two members share is one identifier at X). One aggregate over the activation's
+   * rows, read by the safety rule only when a run may delete (src/sync/safety.ts). A DISTINCT
+   * subquery rather than count(distinct): Postgres then hash-aggregates instead of sorting.
+   */
+  async heldHashCount(activationId: string): Promise<number> {
+    const row = await this.#read('counting the hashes state holds', () =>
+      this.#q()
+        .selectFrom((eb) =>
+          eb
+            .selectFrom('member_hashes')
+            .select('hash')
+            .distinct()
+            .where('activation_id', '=', activationId)
+            .as('h'),
+        )
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirst(),
+    );
+    return Number(row?.n ?? 0);
+  }
+
   /** Forgets every member (its hashes and intents) of the activation; hashes and intents first. */
   async deleteAllMembers(activationId: string): Promise<void> {
     await this.#inTransaction('forgetting members', async (db) => {

@@ -111,6 +111,12 @@ export interface DiffRun extends AsyncDisposable {
    */
   hashesHeldByOthers(hashes: readonly string[], excludingKeys: readonly string[]): Promise<Set<string>>;
   /**
+   * How many distinct hashes state holds for the activation (what X holds for its audience, as far
+   * as state knows). One aggregate statement, run only when asked (the safety rule asks when a run
+   * may delete).
+   */
+  heldHashCount(): Promise<number>;
+  /**
    * Records, before a request is sent, the hashes its operations name. Until the commit of a
    * member's acknowledgement clears its intent (and, past `until`, every older one), the diff
    * reports those hashes as the member's `pendingHashes`. Idempotent.
