@@ -212,6 +212,8 @@ function tailorYml(activations: Record<string, { schedule: string; enabled?: boo
       `  ${id}:`,
       `    model: ${a.model ?? 'vip'}`,
       '    destination: x',
+      // One audience per activation: two activations naming one audience are refused.
+      `    audience: { name: "Audience ${id}" }`,
       `    schedule: "${a.schedule}"`,
     );
     if (a.enabled === false) lines.push('    enabled: false');
