@@ -12,7 +12,7 @@ import { bindAudience } from './bind-audience.js';
 import { countInvalid, emptyCounts, runCounts } from './counts.js';
 import { actualColumn, checkMappings } from './mappings.js';
 import { countDelta, deliverDelta, estimateRemovals } from './pipeline.js';
-import { mayDelete, removalHold, type RemovalEstimate, segmentHold } from './safety.js';
+import { mayDelete, removalHold, type RemovalEstimate, segmentHold, startEstimate } from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
 
@@ -238,7 +238,7 @@ class Engine implements SyncEngine {
       progress,
     };
     if (options.dryRun) {
-      const estimate: RemovalEstimate | undefined = held > 0 ? { deletes: 0, keepsAny: false } : undefined;
+      const estimate: RemovalEstimate | undefined = held > 0 ? startEstimate(diff) : undefined;
       await countDelta(delta, estimate);
       if (estimate) hold = removalHold(activation, held, estimate);
       return hold ? { status: 'held', error: hold } : { status: 'succeeded', error: null };

@@ -19,7 +19,7 @@ import {
   type MemberPlan,
   planBatch,
 } from './membership.js';
-import type { RemovalEstimate } from './safety.js';
+import { type RemovalEstimate, startEstimate } from './safety.js';
 import type { SyncCounts, SyncOptions } from './types.js';
 
 /**
@@ -92,25 +92,26 @@ function addRemovals(estimate: RemovalEstimate, ctx: DeltaContext, hashed: reado
   );
   // Only the hashes state holds for the member: a Delete of what a request never acknowledged may
   // have left (its pending hashes) repairs, and is not among the hashes X is known to hold.
+  // Distinct within the batch: members sharing a hash both name it.
+  const deleted = new Set<string>();
   for (const member of plan.members) {
     if (member.changeCount === 0 || member.previousHashes === null) continue;
     const change = plan.changes[member.firstChange]!;
-    if (change.op === 'delete') estimate.deletes += countHeld(change.user, member.previousHashes);
+    if (change.op === 'delete') addHeld(deleted, change.user, member.previousHashes);
   }
+  estimate.deletes += deleted.size;
   if (!estimate.keepsAny)
     estimate.keepsAny = hashed.some(({ row, hashes }) => row.change !== 'removed' && !isEmpty(hashes));
 }
 
 const NOTHING_HELD: ReadonlySet<string> = new Set();
 
-/** How many of `hashes` (per type) are among `held`'s. */
-function countHeld(hashes: MemberHashes, held: MemberHashes): number {
-  let n = 0;
+/** Adds to `into` those of `hashes` (per type) that are among `held`'s. */
+function addHeld(into: Set<string>, hashes: MemberHashes, held: MemberHashes): void {
   for (const [type, values] of Object.entries(hashes)) {
     const known = held[type];
-    if (known) for (const value of values ?? []) if (known.includes(value)) n++;
+    if (known) for (const value of values ?? []) if (known.includes(value)) into.add(value);
   }
-  return n;
 }
 
 /**
@@ -120,8 +121,11 @@ function countHeld(hashes: MemberHashes, held: MemberHashes): number {
  * never acknowledged may have left, so the pass stops at them, unless it still has to learn whether
  * any member keeps an identifier (`held`: the hashes state holds).
  */
-export async function estimateRemovals(ctx: DeltaContext, held: number): Promise<RemovalEstimate> {
-  const estimate: RemovalEstimate = { deletes: 0, keepsAny: false };
+export async function estimateRemovals(
+  ctx: DeltaContext,
+  held: number,
+  estimate: RemovalEstimate = startEstimate(ctx.diff),
+): Promise<RemovalEstimate> {
   const quiet = { ...ctx, counts: emptyCounts() };
   for await (const batch of ctx.diff.delta(ctx.batchSize)) {
     ctx.options.signal?.throwIfAborted();

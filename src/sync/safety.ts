@@ -45,8 +45,18 @@ export interface RemovalEstimate {
    * the distinct hashes it deletes (see `estimateRemovals` in pipeline.ts for why it is one).
    */
   deletes: number;
-  /** Whether a current member of the delta has an identifier: then the audience keeps it. */
+  /** Whether a current member keeps an identifier (one outside the delta, or one of it that has one). */
   keepsAny: boolean;
+}
+
+/**
+ * A fresh estimate for the pass. Members outside the delta (in state, unchanged, not due a refresh)
+ * keep their identifiers: with any of them the audience is not left empty (were all of theirs none,
+ * deleting the rest still exceeds any max_removal_share under 1).
+ */
+export function startEstimate(diff: Pick<DiffRun, 'counts'>): RemovalEstimate {
+  const { stateMembers, removed, changed, refresh } = diff.counts;
+  return { deletes: 0, keepsAny: stateMembers - removed - changed - refresh > 0 };
 }
 
 /**

@@ -99,9 +99,20 @@ function contextFor(
   delta: readonly DeltaRow[],
   batchSize: number,
   mode: 'mirror' | 'upsert' = 'mirror',
+  staying = 0,
 ): DeltaContext {
+  // State's members are the delta's removed, changed and refresh ones plus `staying` others.
+  const count = (change: DeltaRow['change']) => delta.filter((row) => row.change === change).length;
+  const inState = count('removed') + count('changed') + count('refresh');
   const diff = {
-    counts: diffCounts(0).counts,
+    counts: {
+      ...diffCounts(inState + staying, {
+        removed: count('removed'),
+        changed: count('changed'),
+        refresh: count('refresh'),
+      }).counts,
+      added: count('added'),
+    },
     async *delta(size: number) {
       for (let i = 0; i < delta.length; i += size) yield delta.slice(i, i + size);
     },
@@ -225,7 +236,12 @@ describe('estimateRemovals, the pass before anything is sent', () => {
           const segment = new Map<string, Record<string, string | null>>();
           segmentKeys.forEach((key, i) => segment.set(key, segmentMembers[i]!));
           const delta = deltaOf(state, segment);
-          const ctx = contextFor(delta, batchSize);
+          const ctx = contextFor(
+            delta,
+            batchSize,
+            'mirror',
+            state.size - delta.filter((r) => r.change !== 'added').length,
+          );
           const held = new Set([...state.values()].flatMap((hashes) => [...hashValues(hashes)]));
           const estimate = await estimateRemovals(ctx, held.size);
 
