@@ -200,6 +200,12 @@ export interface StateStore extends ActivationStatusStore {
   saveBinding(binding: AudienceBinding): Promise<void>;
   /** Prepares a diff of the activation's segment against its state (call under the lock). */
   prepareDiff(spec: DiffSpec): Promise<DiffRun>;
+  /**
+   * Who feeds the activation's audience, as the owner mark in its description names it: a digest of
+   * the state schema's random id (made once, kept by `reset`) and the activation id, so it reveals
+   * neither the schema's nor the activation's name.
+   */
+  ownerId(activationId: string): Promise<string>;
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
   startRun(activationId: string, startedAt: Date): Promise<string>;
