@@ -36,7 +36,10 @@ export async function bindAudience(run: BindContext): Promise<string> {
   const claim = async (info: AudienceInfo, bound: boolean): Promise<void> => {
     const mark = readOwnerMark(info.description);
     if (mark === ownerId) return;
-    const adopt = `run \`tailor sync ${activation.id} --adopt\` to take it over (the other owner's runs are then refused), or give activation ${activation.id} another audience in tailor.yml`;
+    const elsewhere = bound
+      ? `give activation ${activation.id} another audience in tailor.yml and run \`tailor state reset ${activation.id}\``
+      : `give activation ${activation.id} another audience in tailor.yml`;
+    const adopt = `run \`tailor sync ${activation.id} --adopt\` to take it over (the other owner's runs are then refused), or ${elsewhere}`;
     if (!options.adopt && mark !== null) {
       throw new AudienceOwnedError(
         `audience ${info.id} ("${info.name}") is fed by another activation or another Tailor project (its description names owner ${mark}; activation ${activation.id} of this state is ${ownerId})`,

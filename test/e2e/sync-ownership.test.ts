@@ -125,6 +125,8 @@ describe('one audience, two projects', () => {
     expect(refused.result.code).toBe(1);
     expect(refused.report.error_kind).toBe('audience_owned');
     expect(refused.report.error).toMatch(new RegExp(`audience ${audienceId} .* fed by another`));
+    // Bound already: another audience in tailor.yml takes a state reset too.
+    expect(refused.report.error).toMatch(/--adopt.*tailor state reset people_x/);
   });
 
   it('keeps a project its own audience after `tailor state reset`', async () => {
