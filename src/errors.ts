@@ -14,6 +14,7 @@ export type ErrorKind =
   | 'warehouse'
   | 'lock_busy'
   | 'audience_missing'
+  | 'audience_owned'
   | 'internal';
 
 export abstract class TailorError extends Error {
@@ -134,6 +135,14 @@ export class LockBusyError extends TailorError {
 /** The audience an activation is bound to no longer exists at the destination. */
 export class AudienceMissingError extends TailorError {
   readonly kind = 'audience_missing' as const;
+}
+
+/**
+ * The audience is fed by another activation or another project's state (its owner mark says so), or
+ * has members and no mark: a run never adopts it unless told to (`tailor sync --adopt`).
+ */
+export class AudienceOwnedError extends TailorError {
+  readonly kind = 'audience_owned' as const;
 }
 
 export function isTailorError(error: unknown): error is TailorError {

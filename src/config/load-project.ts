@@ -6,6 +6,7 @@ import { loadModels } from '../models/load-models.js';
 import type { Model } from '../models/model.js';
 import { substituteEnv } from './env.js';
 import { type ProjectConfig, projectConfigSchema } from './project-schema.js';
+import { renderTemplate } from './resolve-activation.js';
 import { isTimezone, parseSchedule } from './schedule.js';
 import { secretPaths, secretValues } from './secret.js';
 import { readYamlFile, type YamlFile } from './yaml-file.js';
@@ -131,6 +132,40 @@ function crossCheck(
 }
 
 /**
+ * Activations that name one audience (same account of the same API, same id or same name once the
+ * templates are filled): an audience is fed by one activation only, else each run would delete what
+ * the other sent. Each later one is reported, naming the first.
+ */
+function sharedAudiences(config: ProjectConfig, models: Map<string, Model>, yaml: YamlFile): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const first = new Map<string, string>();
+  for (const [id, activation] of Object.entries(config.activations)) {
+    const destination = config.destinations[activation.destination];
+    const model = models.get(activation.model);
+    if (!destination || !model) continue; // reported elsewhere
+    const audience = activation.audience;
+    const which =
+      audience && 'id' in audience
+        ? `id ${audience.id.toLowerCase()}`
+        : `"${audience?.name ?? renderTemplate(destination.defaults.audience_name, model)}"`;
+    const key = `${destination.api_url} ${destination.account_id.toLowerCase()} ${which}`;
+    const owner = first.get(key);
+    if (owner === undefined) {
+      first.set(key, id);
+      continue;
+    }
+    const path = ['activations', id, ...(audience ? ['audience'] : [])];
+    issues.push({
+      file: yaml.file,
+      path: path.join('.'),
+      message: `audience ${which} of account ${destination.account_id} is already fed by activation ${owner}: an audience is fed by one activation only (give this one another audience name or id)`,
+      ...yaml.locate(path),
+    });
+  }
+  return issues;
+}
+
+/**
  * Loads tailor.yml and the models of a project directory, substituting `${VAR}` from `env`. Every
  * problem found is collected and thrown at once as a ConfigError. `onSecrets` hears the values at
  * secret-marked paths before validation, so that a caller can scrub them from what it prints even
@@ -170,6 +205,7 @@ export async function loadProject(
           ),
         );
       crossCheck(substituted, models, yaml, issues, modelIssues.length > 0);
+      if (config) issues.push(...sharedAudiences(config, models, yaml));
     }
   }
   issues.push(...modelIssues);

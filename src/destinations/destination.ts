@@ -123,6 +123,8 @@ export interface Destination {
   /** The non-deleted audience with exactly this name, if any (X's `q` is only a prefix match). */
   findAudienceByName(name: string, signal?: AbortSignal): Promise<AudienceInfo | undefined>;
   createAudience(name: string, description: string | undefined, signal?: AbortSignal): Promise<AudienceInfo>;
+  /** Replaces an audience's description (an empty string unsets it); the audience as it now is. */
+  updateAudienceDescription(id: string, description: string, signal?: AbortSignal): Promise<AudienceInfo>;
   /**
    * Applies member changes to an audience. Returns one result per input change, in input order.
    * Deletes are sent before updates. Never throws for per-member problems; throws AuthError,

@@ -105,6 +105,10 @@ export class WarehouseDiffRun implements DiffRun {
     return held;
   }
 
+  heldHashCount(): Promise<number> {
+    return this.#sql.heldHashCount(this.#spec.activationId);
+  }
+
   async recordIntent(intents: readonly MemberIntent[], stamp: IntentStamp): Promise<void> {
     // Chunks of at most maxRowsPerStatement hash rows (a member's rows stay in one chunk).
     const step = this.#sql.hooks.maxRowsPerStatement;

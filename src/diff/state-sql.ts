@@ -29,6 +29,7 @@ import type {
 /** The state tables as the query builder sees them (timestamps are written as Dates). */
 interface StateTables {
   tailor_migrations: { version: number; name: string; applied_at: Date };
+  state_identity: { state_id: string; created_at: Date };
   bindings: {
     activation_id: string;
     destination: string;
@@ -258,6 +259,20 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
       ...ctx.hooks.migrationExtras(3, ctx.db),
     ],
   },
+  {
+    version: 4,
+    name: 'state identity for audience owner marks',
+    statements: (ctx) => [
+      // A random id made once per state schema: with an activation id, it names who feeds an
+      // audience (the owner mark in its description, src/sync/bind-audience.ts). Kept by
+      // `tailor state reset`, so a project recognises its own audiences after one.
+      createTable(ctx, 'state_identity', [
+        ['state_id', 'text', 'not null'],
+        ['created_at', 'timestamptz', 'not null'],
+      ]),
+      ...ctx.hooks.migrationExtras(4, ctx.db),
+    ],
+  },
 ];
 
 // --- the statements --------------------------------------------------------------------------------
@@ -403,6 +418,32 @@ export class StateSql {
     }
   }
 
+  // --- the state's identity ------------------------------------------------------------------------
+
+  /**
+   * The state schema's random id, made by the first caller (`candidate`): two processes racing may
+   * both insert, and both then read the smallest, so every reader gets the same one.
+   */
+  async stateId(candidate: string): Promise<string> {
+    const read = async () => {
+      const row = await this.#read('reading the state id', () =>
+        this.#q()
+          .selectFrom('state_identity')
+          .select((eb) => eb.fn.min('state_id').as('id'))
+          .executeTakeFirst(),
+      );
+      return (row?.id as string | null | undefined) ?? null;
+    };
+    const found = await read();
+    if (found) return found;
+    await this.#mutate('recording the state id', () =>
+      sql`insert into ${this.table('state_identity')} (${sql.id('state_id')}, ${sql.id('created_at')})
+        select ${this.#v(candidate, 'text')}, current_timestamp from (select 1 as ${sql.id('one')}) as ${sql.id('x')}
+        where not exists (select 1 from ${this.table('state_identity')})`.execute(this.#backend.db),
+    );
+    return (await read()) ?? candidate;
+  }
+
   // --- bindings ------------------------------------------------------------------------------------
 
   async getBinding(activationId: string): Promise<AudienceBinding | undefined> {
@@ -493,6 +534,29 @@ export class StateSql {
         .selectFrom('members')
         .select((eb) => eb.fn.countAll().as('n'))
         .where('activation_id', '=', activationId)
+        .executeTakeFirst(),
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Distinct hashes state holds for the activation: what X holds for its audience, as far as state
+   * knows (a hash two members share is one identifier at X). One aggregate over the activation's
+   * rows, read by the safety rule only when a run may delete (src/sync/safety.ts). A DISTINCT
+   * subquery rather than count(distinct): Postgres then hash-aggregates instead of sorting.
+   */
+  async heldHashCount(activationId: string): Promise<number> {
+    const row = await this.#read('counting the hashes state holds', () =>
+      this.#q()
+        .selectFrom((eb) =>
+          eb
+            .selectFrom('member_hashes')
+            .select('hash')
+            .distinct()
+            .where('activation_id', '=', activationId)
+            .as('h'),
+        )
+        .select((eb) => eb.fn.countAll().as('n'))
         .executeTakeFirst(),
     );
     return Number(row?.n ?? 0);

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { LockBusyError } from '../errors.js';
@@ -37,6 +37,7 @@ class WarehouseStateStore implements StateStore {
   readonly #sql: StateSql;
   readonly #logger: Logger;
   #migration: Promise<void> | undefined;
+  #stateId: Promise<string> | undefined;
 
   constructor(sql: StateSql, logger: Logger) {
     this.#sql = sql;
@@ -102,6 +103,16 @@ class WarehouseStateStore implements StateStore {
       'diff prepared in the warehouse',
     );
     return new WarehouseDiffRun(this.#sql, diff, spec);
+  }
+
+  async ownerId(activationId: string): Promise<string> {
+    await this.migrate();
+    this.#stateId ??= this.#sql.stateId(randomUUID()).catch((error: unknown) => {
+      this.#stateId = undefined;
+      throw error;
+    });
+    const stateId = await this.#stateId;
+    return createHash('sha256').update(`${stateId}\n${activationId}`).digest('hex').slice(0, 24);
   }
 
   async memberCount(activationId: string): Promise<number> {

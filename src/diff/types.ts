@@ -111,6 +111,12 @@ export interface DiffRun extends AsyncDisposable {
    */
   hashesHeldByOthers(hashes: readonly string[], excludingKeys: readonly string[]): Promise<Set<string>>;
   /**
+   * How many distinct hashes state holds for the activation (what X holds for its audience, as far
+   * as state knows). One aggregate statement, run only when asked (the safety rule asks when a run
+   * may delete).
+   */
+  heldHashCount(): Promise<number>;
+  /**
    * Records, before a request is sent, the hashes its operations name. Until the commit of a
    * member's acknowledgement clears its intent (and, past `until`, every older one), the diff
    * reports those hashes as the member's `pendingHashes`. Idempotent.
@@ -199,6 +205,12 @@ export interface StateStore extends ActivationStatusStore {
   saveBinding(binding: AudienceBinding): Promise<void>;
   /** Prepares a diff of the activation's segment against its state (call under the lock). */
   prepareDiff(spec: DiffSpec): Promise<DiffRun>;
+  /**
+   * Who feeds the activation's audience, as the owner mark in its description names it: a digest of
+   * the state schema's random id (made once, kept by `reset`) and the activation id, so it reveals
+   * neither the schema's nor the activation's name.
+   */
+  ownerId(activationId: string): Promise<string>;
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
   /**

@@ -1,13 +1,14 @@
 import type { Logger } from 'pino';
 import type { ResolvedActivation } from '../config/resolve-activation.js';
-import type { Destination } from '../destinations/destination.js';
+import { readOwnerMark, withOwnerMark } from '../destinations/audience-owner.js';
+import type { AudienceInfo, Destination } from '../destinations/destination.js';
 import type { StateStore } from '../diff/types.js';
-import { AudienceMissingError, ConfigError } from '../errors.js';
+import { AudienceMissingError, AudienceOwnedError, ConfigError } from '../errors.js';
 import type { SyncOptions } from './types.js';
 
 export interface BindContext {
   activation: ResolvedActivation;
-  options: Pick<SyncOptions, 'signal' | 'fullResync' | 'recreate'>;
+  options: Pick<SyncOptions, 'signal' | 'fullResync' | 'recreate' | 'adopt'>;
   logger: Logger;
   state: StateStore;
   destination: Destination;
@@ -17,12 +18,47 @@ export interface BindContext {
 /**
  * The audience of the activation: the bound one, else the configured id, else the one with the
  * configured name, else a new one. The binding is saved at once, so no run ever creates a second.
+ *
+ * Ownership: an audience is fed by one activation of one state. Its description carries the owner
+ * mark (`tailor: <owner id>`, src/destinations/audience-owner.ts; the owner id names this state and
+ * activation: StateStore.ownerId), written when Tailor creates it or takes it. An audience whose mark
+ * names another owner, bound or not, is refused; so is an existing unmarked one X reports members
+ * for; `adopt` (`tailor sync --adopt`) takes either over, and the previous owner's runs are then
+ * refused. A bound audience without a mark (bound before marks existed) is marked by its next run.
  */
 export async function bindAudience(run: BindContext): Promise<string> {
   const { activation, options, logger, state, destination } = run;
   const accountId = activation.destination.account_id;
   const signal = options.signal;
+  const ownerId = await state.ownerId(activation.id);
   const binding = await state.getBinding(activation.id);
+  /** Checks the audience's owner mark; writes this activation's when it is missing or adopted. */
+  const claim = async (info: AudienceInfo, bound: boolean): Promise<void> => {
+    const mark = readOwnerMark(info.description);
+    if (mark === ownerId) return;
+    const elsewhere = bound
+      ? `give activation ${activation.id} another audience in tailor.yml and run \`tailor state reset ${activation.id}\``
+      : `give activation ${activation.id} another audience in tailor.yml`;
+    const adopt = `run \`tailor sync ${activation.id} --adopt\` to take it over (the other owner's runs are then refused), or ${elsewhere}`;
+    if (!options.adopt && mark !== null) {
+      throw new AudienceOwnedError(
+        `audience ${info.id} ("${info.name}") is fed by another activation or another Tailor project (its description names owner ${mark}; activation ${activation.id} of this state is ${ownerId})`,
+        { hint: adopt },
+      );
+    }
+    if (!options.adopt && !bound && info.size !== null && info.size > 0) {
+      throw new AudienceOwnedError(
+        `audience ${info.id} ("${info.name}") already has about ${info.size} members and no Tailor owner mark: something else may feed it`,
+        { hint: adopt },
+      );
+    }
+    await destination.updateAudienceDescription(info.id, withOwnerMark(info.description, ownerId), signal);
+    if (mark !== null || !bound)
+      logger.warn({ audience: info.id, previousOwner: mark }, 'took over the audience');
+    else logger.info({ audience: info.id }, 'wrote the owner mark into the bound audience');
+  };
+  const create = (name: string, description: string) =>
+    destination.createAudience(name, withOwnerMark(description, ownerId), signal);
   const save = async (audienceId: string, audienceName: string) => {
     await state.saveBinding({
       activationId: activation.id,
@@ -50,7 +86,10 @@ export async function bindAudience(run: BindContext): Promise<string> {
       );
     }
     const info = await destination.getAudience(binding.audienceId, signal);
-    if (info && !info.deleted) return binding.audienceId;
+    if (info && !info.deleted) {
+      await claim(info, true);
+      return binding.audienceId;
+    }
     if (!(options.fullResync && options.recreate)) {
       throw new AudienceMissingError(
         `audience ${binding.audienceId} ("${binding.audienceName}") of activation ${activation.id} no longer exists at X (it was deleted)`,
@@ -65,11 +104,7 @@ export async function bindAudience(run: BindContext): Promise<string> {
         { hint: 'set `audience: { name: ... }` (or another existing audience id) in tailor.yml' },
       );
     }
-    const created = await destination.createAudience(
-      activation.audience.name,
-      activation.audience.description || undefined,
-      signal,
-    );
+    const created = await create(activation.audience.name, activation.audience.description);
     logger.warn({ audience: created.id }, 'the bound audience was deleted at X; created a new one');
     // The old audience's members are gone with it: forget them so that everything is sent again.
     await state.reset(activation.id);
@@ -85,15 +120,17 @@ export async function bindAudience(run: BindContext): Promise<string> {
         },
       );
     }
+    await claim(info, false);
     return save(info.id, info.name);
   }
   const { name, description } = activation.audience;
   const found = await destination.findAudienceByName(name, signal);
   if (found) {
+    await claim(found, false);
     logger.info({ audience: found.id }, 'bound to the existing audience of that name');
     return save(found.id, found.name);
   }
-  const created = await destination.createAudience(name, description || undefined, signal);
+  const created = await create(name, description);
   logger.info({ audience: created.id }, 'created the audience');
   return save(created.id, created.name);
 }

@@ -11,8 +11,8 @@ import type { ColumnInfo, Source } from '../sources/source.js';
 import { bindAudience } from './bind-audience.js';
 import { countInvalid, emptyCounts, runCounts } from './counts.js';
 import { actualColumn, checkMappings } from './mappings.js';
-import { countDelta, deliverDelta } from './pipeline.js';
-import { safetyHold } from './safety.js';
+import { countDelta, deliverDelta, estimateRemovals } from './pipeline.js';
+import { mayDelete, removalHold, type RemovalEstimate, segmentHold, startEstimate } from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
 
@@ -226,11 +226,16 @@ class Engine implements SyncEngine {
     const members = diff.counts.rows - diff.counts.invalidKeys;
     ctx.warnings.push(...activationWarnings({ members, schedule: activation.schedule }));
 
-    const hold = options.force ? null : safetyHold(activation, diff, members);
+    let hold = options.force ? null : segmentHold(activation, diff, members);
     if (hold && !options.dryRun) {
       ctx.logger.warn({ reason: hold }, 'run held by a safety rule');
       return { status: 'held', error: hold };
     }
+    // The share rule counts the hashes X holds and the hashes the run's Deletes would name, known
+    // only once the delta is hashed and planned: a pass over it before anything is sent (a plan
+    // makes it while counting). Skipped where nothing can be deleted: the initial load, upsert
+    // mode, a delta of added members only.
+    const held = !options.force && !hold && mayDelete(activation, diff) ? await diff.heldHashCount() : 0;
 
     const total = diff.counts.added + diff.counts.removed + diff.counts.changed + diff.counts.refresh;
     const progress = (phase: 'snapshot' | 'deliver' | 'commit' | 'done', done: number) =>
@@ -245,8 +250,23 @@ class Engine implements SyncEngine {
       progress,
     };
     if (options.dryRun) {
-      await countDelta(delta);
+      const estimate: RemovalEstimate | undefined = held > 0 ? startEstimate(diff) : undefined;
+      await countDelta(delta, estimate);
+      if (estimate) hold = removalHold(activation, held, estimate);
       return hold ? { status: 'held', error: hold } : { status: 'succeeded', error: null };
+    }
+    if (held > 0) {
+      const started = performance.now();
+      const estimate = await estimateRemovals(delta, held);
+      ctx.logger.debug(
+        { held, ...estimate, ms: Math.round(performance.now() - started) },
+        'safety pass over the delta',
+      );
+      hold = removalHold(activation, held, estimate);
+      if (hold) {
+        ctx.logger.warn({ reason: hold }, 'run held by a safety rule');
+        return { status: 'held', error: hold };
+      }
     }
     const { unacknowledged } = await deliverDelta({
       ...delta,
@@ -255,7 +275,6 @@ class Engine implements SyncEngine {
       runId: ctx.runId!,
       now: () => this.#now(),
     });
-    if (hold) return { status: 'held', error: hold };
     if (unacknowledged > 0) {
       return {
         status: 'failed',

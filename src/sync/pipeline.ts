@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { ResolvedActivation } from '../config/resolve-activation.js';
-import type { ApplyOutcome, Destination } from '../destinations/destination.js';
+import type { ApplyOutcome, Destination, MemberHashes } from '../destinations/destination.js';
 import type { DeltaRow, DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
-import { countEffect, countInvalid } from './counts.js';
+import { countEffect, countInvalid, emptyCounts } from './counts.js';
 import { memoryMb, StepTimer } from './diagnostics.js';
 import type { ColumnMappings } from './mappings.js';
 import {
@@ -19,6 +19,7 @@ import {
   type MemberPlan,
   planBatch,
 } from './membership.js';
+import { type RemovalEstimate, startEstimate } from './safety.js';
 import type { SyncCounts, SyncOptions } from './types.js';
 
 /**
@@ -67,13 +68,85 @@ function prepareBatch(ctx: DeltaContext, batch: readonly DeltaRow[]) {
   return { hashed, rejections };
 }
 
-/** A plan's counts: the effects the delta would have, nothing sent, nothing committed. */
-export async function countDelta(ctx: DeltaContext): Promise<void> {
+/**
+ * Adds one hashed batch to the estimate of what the run would delete: the Deletes `planBatch` makes
+ * for it when no member outside the batch is taken to hold any of its candidates.
+ *
+ * Why an upper bound and not the pipeline's exact plan: the pipeline asks `hashesHeldByOthers` of
+ * a state that earlier batches' commits have moved on (a hash two members share, both losing it in
+ * different batches, is kept by the first batch and deleted by the second). A pass that sends
+ * nothing sees state as it was, so the same lookups would miss that Delete and count low; exact
+ * counting would have to keep every earlier member's hashes in memory. Without the lookup, each
+ * member's Delete is what the pipeline sends minus nothing: the pipeline keeps a superset (other
+ * members' holdings and the same batch's new hashes), so its Deletes are subsets of these, batch by
+ * batch, provided the batches are the same (same delta order, same batch size). The sum is then at
+ * least the distinct hashes deleted. It counts high only for hashes a staying member shares.
+ */
+function addRemovals(estimate: RemovalEstimate, ctx: DeltaContext, hashed: readonly HashedRow[]): void {
+  const plan = planBatch(
+    hashed,
+    NOTHING_HELD,
+    ctx.activation.mode,
+    ctx.options.fullResync,
+    ctx.destination.capabilities,
+  );
+  // Only the hashes state holds for the member: a Delete of what a request never acknowledged may
+  // have left (its pending hashes) repairs, and is not among the hashes X is known to hold.
+  // Distinct within the batch: members sharing a hash both name it.
+  const deleted = new Set<string>();
+  for (const member of plan.members) {
+    if (member.changeCount === 0 || member.previousHashes === null) continue;
+    const change = plan.changes[member.firstChange]!;
+    if (change.op === 'delete') addHeld(deleted, change.user, member.previousHashes);
+  }
+  estimate.deletes += deleted.size;
+  if (!estimate.keepsAny)
+    estimate.keepsAny = hashed.some(({ row, hashes }) => row.change !== 'removed' && !isEmpty(hashes));
+}
+
+const NOTHING_HELD: ReadonlySet<string> = new Set();
+
+/** Adds to `into` those of `hashes` (per type) that are among `held`'s. */
+function addHeld(into: Set<string>, hashes: MemberHashes, held: MemberHashes): void {
+  for (const [type, values] of Object.entries(hashes)) {
+    const known = held[type];
+    if (known) for (const value of values ?? []) if (known.includes(value)) into.add(value);
+  }
+}
+
+/**
+ * The planning pass of the safety rule (safety.ts), before anything is sent: reads the delta in the
+ * batches delivery will use, hashes it (invalid values are not counted: delivery counts them) and
+ * estimates the hashes its Deletes would name. Added members (read last) only delete what requests
+ * never acknowledged may have left, so the pass stops at them, unless it still has to learn whether
+ * any member keeps an identifier (`held`: the hashes state holds).
+ */
+export async function estimateRemovals(
+  ctx: DeltaContext,
+  held: number,
+  estimate: RemovalEstimate = startEstimate(ctx.diff),
+): Promise<RemovalEstimate> {
+  const quiet = { ...ctx, counts: emptyCounts() };
+  for await (const batch of ctx.diff.delta(ctx.batchSize)) {
+    ctx.options.signal?.throwIfAborted();
+    if (batch[0]!.change === 'added' && (estimate.keepsAny || estimate.deletes < held)) break;
+    addRemovals(estimate, quiet, prepareBatch(quiet, batch).hashed);
+  }
+  return estimate;
+}
+
+/**
+ * A plan's counts: the effects the delta would have, nothing sent, nothing committed. With
+ * `estimate`, also what the safety rule's pass would find (from the same read).
+ */
+export async function countDelta(ctx: DeltaContext, estimate?: RemovalEstimate): Promise<void> {
   const { activation, options } = ctx;
   let done = 0;
   for await (const batch of ctx.diff.delta(ctx.batchSize)) {
     options.signal?.throwIfAborted();
-    for (const { row, hashes } of prepareBatch(ctx, batch).hashed) {
+    const { hashed } = prepareBatch(ctx, batch);
+    if (estimate) addRemovals(estimate, ctx, hashed);
+    for (const { row, hashes } of hashed) {
       const effect = memberEffect(
         row.change,
         mayHold(row),

@@ -14,6 +14,11 @@ export interface SyncOptions {
   fullResync: boolean;
   /** With fullResync: create a new audience when the bound one was deleted at X. */
   recreate: boolean;
+  /**
+   * Take over an audience whose owner mark names another activation or another project's state, or
+   * an unmarked one with members (`tailor sync --adopt`); absent: refuse it.
+   */
+  adopt?: boolean;
   /** Run even when a safety rule (empty segment, too many removals) would hold it. */
   force: boolean;
   /** Compute the counts only; send nothing, commit nothing. */

@@ -48,6 +48,23 @@ describe('tailor check (CLI subprocess)', () => {
     expect(result.stderr).not.toMatch(/\bat .*\.ts:\d+/);
   });
 
+  it('refuses two activations naming one audience, with file, path and line (exit 2)', async () => {
+    const dir = await makeProject({
+      'tailor.yml': `${MINIMAL_TAILOR_YML}  vip_again:\n    model: vip\n    destination: x\n    audience: { name: 'Tailor: vip' }\n`,
+      ...VIP_MODEL,
+    });
+    for (const args of [
+      ['check', '--offline'],
+      ['sync', 'vip_x'],
+    ]) {
+      const result = await runCli([...args, '--project', dir], { env: { X_CONSUMER_SECRET: 's' } });
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain(
+        'tailor.yml:21:5: activations.vip_again.audience: audience "Tailor: vip" of account 18ce54d4x5t is already fed by activation vip_x',
+      );
+    }
+  });
+
   it('reports malformed YAML with its line and column', async () => {
     const dir = await makeProject({ 'tailor.yml': 'warehouse:\n  type: pglite\n  url: [a,\n b: 2\n' });
     const result = await runCli(['check', '--project', dir, '--json']);

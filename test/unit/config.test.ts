@@ -233,3 +233,55 @@ describe('YAML files', () => {
     expect(yaml?.value).toEqual({ base: { a: 1 }, other: { a: 1 } });
   });
 });
+
+describe('one audience, one activation', () => {
+  const project = (activations: string) =>
+    makeProject({
+      'tailor.yml': `${MINIMAL_TAILOR_YML}${activations}`,
+      ...VIP_MODEL,
+      'models/gold.sql': 'select customer_id, email from gold;\n',
+      'models/gold.yml': 'name: gold\ndescription: Gold\nprimary_key: customer_id\n',
+    });
+  const issuesOf = async (dir: string) => {
+    const error = await loadProject(dir, { X_CONSUMER_SECRET: 's' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).issues;
+  };
+
+  it('refuses two activations naming one audience, by name once the templates are filled', async () => {
+    // vip_x's audience is the default template, "Tailor: {model}" → "Tailor: vip".
+    const issues = await issuesOf(
+      await project(
+        `  vip_again:\n    model: gold\n    destination: x\n    audience: { name: "Tailor: vip" }\n`,
+      ),
+    );
+    expect(issues).toEqual([
+      expect.objectContaining({
+        file: 'tailor.yml',
+        path: 'activations.vip_again.audience',
+        line: 21,
+        message: expect.stringMatching(
+          /audience "Tailor: vip" of account 18ce54d4x5t is already fed by activation vip_x/,
+        ),
+      }),
+    ]);
+  });
+
+  it('refuses two activations naming one audience by id, whatever its case', async () => {
+    const issues = await issuesOf(
+      await project(
+        `    audience: { id: 1NMTH }\n  gold_x:\n    model: gold\n    destination: x\n    audience: { id: 1nmth }\n`,
+      ),
+    );
+    expect(issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      expect.stringMatching(
+        /^activations.gold_x.audience: audience id 1nmth .* already fed by activation vip_x/,
+      ),
+    ]);
+  });
+
+  it('lets two activations of one model feed two audiences', async () => {
+    const dir = await project(`  gold_x:\n    model: gold\n    destination: x\n`);
+    await expect(loadProject(dir, { X_CONSUMER_SECRET: 's' })).resolves.toBeDefined();
+  });
+});

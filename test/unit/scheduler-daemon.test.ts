@@ -61,6 +61,7 @@ class MemoryWarehouse {
       saveBinding: unused,
       prepareDiff: unused,
       memberCount: unused,
+      ownerId: unused,
       startRun: async (activationId: string, startedAt: Date) => {
         const id = String(++this.#next);
         this.runs.push({
@@ -212,6 +213,8 @@ function tailorYml(activations: Record<string, { schedule: string; enabled?: boo
       `  ${id}:`,
       `    model: ${a.model ?? 'vip'}`,
       '    destination: x',
+      // One audience per activation: two activations naming one audience are refused.
+      `    audience: { name: "Audience ${id}" }`,
       `    schedule: "${a.schedule}"`,
     );
     if (a.enabled === false) lines.push('    enabled: false');

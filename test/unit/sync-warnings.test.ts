@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { activationIdFor } from '../../src/cli/commands/activate.js';
-import type { ResolvedActivation } from '../../src/config/resolve-activation.js';
 import { parseSchedule, type Schedule } from '../../src/config/schedule.js';
 import { generateSample } from '../../src/demo/sample-data.js';
-import { safetyHold } from '../../src/sync/safety.js';
 import { activationWarnings, shortestInterval } from '../../src/sync/warnings.js';
 
 const schedule = (text: string) => parseSchedule(text) as Schedule;
@@ -25,33 +23,6 @@ describe('schedule warnings', () => {
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatch(/99 members: X does not target an audience of fewer than 100/);
     expect(warnings[1]).toMatch(/more often than every 6 hours/);
-  });
-});
-
-describe('safety holds', () => {
-  const activation = (mode: 'mirror' | 'upsert', maxRemovalShare = 0.5) =>
-    ({ mode, maxRemovalShare, model: { name: 'vip' } }) as unknown as ResolvedActivation;
-  const diff = (stateMembers: number, removed: number) => ({
-    counts: { rows: 0, invalidKeys: 0, added: 0, removed, changed: 0, refresh: 0, stateMembers },
-  });
-
-  it('holds an empty segment while the audience has members', () => {
-    expect(safetyHold(activation('mirror'), diff(10, 10), 0)).toMatch(
-      /returned no members while the audience has 10/,
-    );
-    expect(safetyHold(activation('mirror'), diff(0, 0), 0)).toBeNull();
-  });
-
-  it('holds a run removing more than max_removal_share of the audience', () => {
-    expect(safetyHold(activation('mirror'), diff(100, 50), 50)).toBeNull();
-    expect(safetyHold(activation('mirror'), diff(100, 51), 49)).toMatch(
-      /remove 51 of the audience's 100 members \(51%\)/,
-    );
-    expect(safetyHold(activation('mirror', 0.9), diff(100, 80), 20)).toBeNull();
-  });
-
-  it('never holds upsert mode, which removes nothing', () => {
-    expect(safetyHold(activation('upsert'), diff(100, 100), 0)).toBeNull();
   });
 });
 

@@ -161,12 +161,17 @@ export function defineSync(program: Command, wrap: Wrap): void {
       false,
     )
     .option('--force', 'run even when a safety rule would hold the run', false)
+    .option(
+      '--adopt',
+      'take over an audience another activation or project feeds (its owner mark), or an unmarked one with members',
+      false,
+    )
     .action(
       wrap(
         async (
           ctx,
           activations: string[],
-          flags: { all: boolean; fullResync: boolean; recreate: boolean; force: boolean },
+          flags: { all: boolean; fullResync: boolean; recreate: boolean; force: boolean; adopt: boolean },
         ) => {
           const project = await ctx.project();
           if (flags.recreate && !flags.fullResync)
@@ -182,6 +187,7 @@ export function defineSync(program: Command, wrap: Wrap): void {
             fullResync: flags.fullResync,
             recreate: flags.recreate,
             force: flags.force,
+            adopt: flags.adopt,
             dryRun: false,
             waitForLock: false,
           });

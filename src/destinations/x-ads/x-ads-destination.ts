@@ -225,6 +225,25 @@ class XAdsDestination implements Destination {
     return parseSingle(this.#http.finish(request, result)!.body, parseAudience);
   }
 
+  async updateAudienceDescription(
+    id: string,
+    description: string,
+    signal?: AbortSignal,
+  ): Promise<AudienceInfo> {
+    // PUT changes only the fields sent; an empty string unsets the description (x-ads-api.md §3.1, §5).
+    const request: XAdsRequest = {
+      method: 'PUT',
+      path: ['accounts', this.#accountId, 'custom_audiences', id.toLowerCase()],
+      endpoint: 'custom_audiences/:id',
+      query: { description },
+      deadlineMs: READ_DEADLINE_MS,
+      limiter: this.#limiters.writes,
+      ...sig(signal),
+    };
+    const result = await this.#http.send(request);
+    return parseSingle(this.#http.finish(request, result)!.body, parseAudience);
+  }
+
   async apply(
     audienceId: string,
     changes: readonly MemberChange[],
