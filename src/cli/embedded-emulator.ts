@@ -3,7 +3,7 @@
  * warehouse. A command that talks to X starts it in its own process for its duration (the scheduler
  * once, for its whole life), keeps its state in `.tailor/emulator.json`, and talks to it with the demo
  * account's credentials. The X client never knows: the CLI replaces `embedded` by the emulator's URL
- * before any destination is created (CONVENTIONS.md: the emulator never shares code with the client).
+ * before any destination is created (the emulator never shares code with the client it judges).
  *
  * One project, several processes: only one process may own `.tailor/emulator.json` (the emulator
  * rewrites the whole file after each change, so two owners would lose each other's audiences). The
