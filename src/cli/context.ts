@@ -25,6 +25,7 @@ export class CommandContext {
   #project: Project | undefined;
   #found: string | undefined;
   readonly #embeddedX: boolean;
+  readonly #usesWarehouse: boolean;
   #embedded: Promise<EmbeddedEmulator> | undefined;
 
   /**
@@ -33,14 +34,16 @@ export class CommandContext {
    * log lines read like them unless `--json` (or `--debug` off a terminal) asks for JSON.
    * `embeddedX`: the command talks to X, so a destination with `api_url: embedded` gets the local
    * emulator started in this process (embedded-emulator.ts) for the command's duration.
+   * `usesWarehouse`: the command opens the warehouse, so `sample: demo` creates it first if need be.
    */
   constructor(
     io: CliIo,
     globals: GlobalOptions,
     signal: AbortSignal,
-    options: { logIsOutput?: boolean; embeddedX?: boolean } = {},
+    options: { logIsOutput?: boolean; embeddedX?: boolean; usesWarehouse?: boolean } = {},
   ) {
     this.#embeddedX = options.embeddedX === true;
+    this.#usesWarehouse = options.usesWarehouse === true;
     this.io = io;
     this.globals = globals;
     this.signal = signal;
@@ -90,7 +93,7 @@ export class CommandContext {
    */
   async #seedSample(project: Project): Promise<void> {
     const warehouse = project.config.warehouse;
-    if (project.config.sample !== 'demo' || warehouse.type !== 'pglite') return;
+    if (!this.#usesWarehouse || project.config.sample !== 'demo' || warehouse.type !== 'pglite') return;
     const { pgliteDataDir } = await import('../sources/pglite/pglite-source.js');
     const dataDir = pgliteDataDir(warehouse, project.dir);
     if (existsSync(dataDir)) return;

@@ -25,6 +25,18 @@ const TALKS_TO_X: ReadonlySet<string> = new Set([
   'audiences',
 ]);
 
+/** Commands that open the warehouse (`check` unless --offline): `sample: demo` seeds it first. */
+const USES_WAREHOUSE: ReadonlySet<string> = new Set([
+  'check',
+  'plan',
+  'sync',
+  'activate',
+  'schedule',
+  'status',
+  'history',
+  'reset',
+]);
+
 /** Commands that handle SIGINT and SIGTERM themselves (a daemon drains its runs; a server stops). */
 const OWN_SIGNALS: ReadonlySet<string> = new Set(['schedule', 'emulator']);
 
@@ -115,6 +127,7 @@ export async function main(
       ctx = new CommandContext(fullIo, globals, stopSignal, {
         logIsOutput: LOG_IS_OUTPUT.has(command.name()),
         embeddedX: TALKS_TO_X.has(command.name()) && !offline,
+        usesWarehouse: USES_WAREHOUSE.has(command.name()) && !offline,
       });
       // A caller that passes its own stop signal owns stopping (tests, embedding).
       if (signal === undefined && !OWN_SIGNALS.has(command.name()))
