@@ -397,7 +397,17 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     ]);
 
     // The run log carries BigQuery's cost: bytes of the run's jobs and their ids.
-    const finish = fake.jobs.find((j) => j.sql.startsWith('update `tailor`.`runs`'))!;
+    // Before the run starts, only this activation's runs still `running` are closed as abandoned.
+    const abandon = fake.jobs.find((j) =>
+      j.sql.startsWith('update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `error` = ?'),
+    )!;
+    expect(abandon.sql.replace(/\s+/g, ' ')).toMatch(/ where `activation_id` = \? and `status` = \?$/);
+    expect(params(abandon).slice(1, 2)).toEqual([{ value: 'abandoned' }]);
+    expect(params(abandon).slice(-2)).toEqual([{ value: 'vip_x' }, { value: 'running' }]);
+    // (The run's end, not the update that closes abandoned runs before it starts.)
+    const finish = fake.jobs.find((j) =>
+      j.sql.startsWith('update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `rows`'),
+    )!;
     const errorParam = finish.parameters.at(-3)!;
     expect(errorParam).toEqual({ parameterType: { type: 'STRING' }, parameterValue: { value: null } });
     const costText = (finish.parameters.at(-2)!.parameterValue as { value: string }).value;
@@ -415,7 +425,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
-  it('migrates a version-2 dataset to 3 in place: member_intents, then keys digested and marked', async () => {
+  it('migrates a version-2 dataset to 3 then 4 in place: member_intents, keys digested and marked, then state_identity', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
     fake.on(/^update `tailor`.`(members|member_hashes|rejections)`/, { affected: 3 });
     await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
@@ -431,12 +441,21 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         `update \`tailor\`.\`${table}\` set \`member_key\` = TO_HEX(SHA256(\`member_key\`)), \`key_digested\` = true where \`key_digested\` is null`,
       ]),
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 4: state_identity only; its one row is inserted when first read (StateSql.stateId).
+      'create table if not exists `tailor`.`state_identity` (`state_id` STRING not null, `created_at` TIMESTAMP not null)',
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    for (const job of fake.jobs.slice(3, -1)) expect(job.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-1)!)).toEqual([
+    for (const job of fake.jobs.slice(3, -3)) expect(job.parameters).toEqual([]);
+    expect(fake.jobs.at(-2)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-3)!)).toEqual([
       { value: 3 },
       { value: 'intents before send, and key digests' },
       { value: 3 },
+    ]);
+    expect(params(fake.jobs.at(-1)!)).toEqual([
+      { value: 4 },
+      { value: 'state identity for audience owner marks' },
+      { value: 4 },
     ]);
   });
 
@@ -519,7 +538,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[4]] });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
       error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
     });
@@ -685,8 +704,12 @@ const EXPECTED_RUN = [
   'alter table `tailor`.`rejections` add column if not exists `key_digested',
   'update `tailor`.`rejections` set `member_key` = TO_HEX(SHA256(`member_ke',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'create table if not exists `tailor`.`state_identity` (`state_id` STRING ',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
   'select `holder` from `tailor`.`locks` where `activation_id` = ?',
+  // Under the lock, a run a killed process left `running` is closed as abandoned.
+  'update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `error` = ? ',
   'insert into `tailor`.`runs` (`run_id`, `activation_id`, `started_at`, `s',
   // The snapshot twice: first a dry run (its statementType checked), then the job itself.
   'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',

@@ -373,7 +373,13 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     ]);
 
     // The run log carries the query ids of the run's statements.
-    const finish = byStart('update "TAILOR"."RUNS"');
+    // Before the run starts, only this activation's runs still `running` are closed as abandoned.
+    const abandon = byStart('update "TAILOR"."RUNS"');
+    expect(abandon.sql.replace(/\s+/g, ' ')).toMatch(/ where "ACTIVATION_ID" = \? and "STATUS" = \?$/);
+    expect(abandon.binds.slice(1, 2).map((b) => b.value)).toEqual(['abandoned']);
+    expect(abandon.binds.slice(-2).map((b) => b.value)).toEqual(['vip_x', 'running']);
+    // The run's end: the last update of the runs.
+    const finish = fake.statements.findLast((s) => s.sql.startsWith('update "TAILOR"."RUNS"'))!;
     const costBind = finish.binds.at(-2)!.value as string;
     const cost = JSON.parse(costBind) as { warehouse: string; queries: number; query_ids: string[] };
     const first = fake.statements.findIndex((s) => s.sql.startsWith('insert into "TAILOR"."RUNS"'));
@@ -388,7 +394,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().at(-1)).toBe('POST /session');
   });
 
-  it('migrates a version-2 schema to 3 in place: member_intents, then keys digested and marked', async () => {
+  it('migrates a version-2 schema to 3 then 4 in place: member_intents, keys digested and marked, then state_identity', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
     fake.on(/INFORMATION_SCHEMA.SCHEMATA/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
     fake.on(/^update "TAILOR"."(MEMBERS|MEMBER_HASHES|REJECTIONS)"/, { affected: 3 });
@@ -409,12 +415,21 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256), "KEY_DIGESTED" = true where "KEY_DIGESTED" is null`,
       ]),
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 4: state_identity only; its one row is inserted when first read (StateSql.stateId).
+      'create table if not exists "TAILOR"."STATE_IDENTITY" ("STATE_ID" VARCHAR not null, "CREATED_AT" TIMESTAMP_TZ not null)',
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    for (const st of statements.slice(4, -1)) expect(st.binds).toEqual([]);
-    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual([
+    for (const st of statements.slice(4, -3)) expect(st.binds).toEqual([]);
+    expect(statements.at(-2)!.binds).toEqual([]);
+    expect(statements.at(-3)!.binds.map((b) => b.value)).toEqual([
       '3',
       'intents before send, and key digests',
       '3',
+    ]);
+    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual([
+      '4',
+      'state identity for audience owner marks',
+      '4',
     ]);
   });
 
@@ -517,7 +532,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['3']] });
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['4']] });
     fake.on(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_/, {
       error: {
         code: '000904',
@@ -636,8 +651,12 @@ const EXPECTED_RUN = [
   'alter table "TAILOR"."REJECTIONS" add column if not exists "KEY_DIGESTED',
   'update "TAILOR"."REJECTIONS" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256),',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'create table if not exists "TAILOR"."STATE_IDENTITY" ("STATE_ID" VARCHAR',
+  'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'merge into "TAILOR"."LOCKS" as "T" using (select ? as "ACTIVATION_ID") a',
   'select "HOLDER" from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ?',
+  // Under the lock, a run a killed process left `running` is closed as abandoned.
+  'update "TAILOR"."RUNS" set "FINISHED_AT" = TO_TIMESTAMP_TZ(?), "STATUS" ',
   'insert into "TAILOR"."RUNS" ("RUN_ID", "ACTIVATION_ID", "STARTED_AT", "S',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS select SHA2(TO_',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_BAD_<TOKEN>" AS select "MEMBER_K',

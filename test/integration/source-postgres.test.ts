@@ -149,7 +149,7 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
-  it('migrates a populated state schema created before the layer was unified (version 2) to 3, and syncs on it', async () => {
+  it('migrates a populated state schema created before the layer was unified (version 2) to 4, and syncs on it', async () => {
     // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
     const schema = state();
     const t = (table: string) => `"${schema}".${table}`;
@@ -221,7 +221,7 @@ describe('postgres source', () => {
     const store = createStateStore(source, schema, { logger: silentLogger });
     await store.migrate();
     const versions = await admin.query(`select version from ${t('tailor_migrations')} order by version`);
-    expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
 
     // Every key is now the SHA-256 hex of its raw text; nothing else changed and nothing was lost.
     const migrated = await snapshot();
@@ -243,19 +243,28 @@ describe('postgres source', () => {
     expect(migrated.bindings).toEqual([
       expect.objectContaining({ activation_id: 'old', audience_id: 'aud' }),
     ]);
-    // member_intents exists, empty.
+    // member_intents exists, empty; so does state_identity (version 4): its one row is made when
+    // the id is first read, for the owner mark.
     expect(await rows(`select * from ${t('member_intents')}`)).toEqual([]);
+    expect(await rows(`select * from ${t('state_identity')}`)).toEqual([]);
+    const owner = await store.ownerId('old');
+    const identity = await rows(`select state_id from ${t('state_identity')}`);
+    expect(identity).toHaveLength(1);
 
-    // Idempotent: a second migration finds version 3 and changes nothing; and were the migration
-    // cut short after its statements (version 3 not recorded), re-running them digests nothing twice.
+    // Idempotent: a second migration finds version 4 and changes nothing; and were the migration
+    // cut short after version 3's statements (versions 3 and 4 not recorded), re-running them
+    // digests nothing twice and keeps the one state id.
     await createStateStore(source, schema, { logger: silentLogger }).migrate();
     expect(await snapshot()).toEqual(migrated);
-    await admin.query(`delete from ${t('tailor_migrations')} where version = 3`);
+    await admin.query(`delete from ${t('tailor_migrations')} where version >= 3`);
     await createStateStore(source, schema, { logger: silentLogger }).migrate();
     expect(await snapshot()).toEqual(migrated);
     expect(
       (await admin.query(`select version from ${t('tailor_migrations')} order by version`)).rows,
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
+    expect(await createStateStore(source, schema, { logger: silentLogger }).ownerId('old')).toBe(owner);
+    expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
 
     // The migrated state is recognised: the same segment diffs to nothing.
     const spec = {

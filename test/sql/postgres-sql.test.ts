@@ -227,7 +227,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     return { recorded, state };
   }
 
-  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then version 3', async () => {
+  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then versions 3 and 4', async () => {
     let reads = 0;
     const { recorded, state } = setup((text) => {
       if (!text.startsWith('select max')) return [];
@@ -239,7 +239,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
   });
 
-  it('migrates a version-2 schema to 3 in its transaction: member_intents, keys digested and marked, its index', async () => {
+  it('migrates a version-2 schema to 3 then 4 in its transaction: member_intents, keys digested and marked, then state_identity', async () => {
     const { recorded, state } = setup((text) => (text.startsWith('select max') ? [{ version: 2 }] : []));
     await state.migrate();
     expect(recorded.map((r) => r.sql)).toEqual([
@@ -255,9 +255,13 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
         `update "tailor"."${table}" set "member_key" = encode(sha256(convert_to("member_key", 'UTF8')), 'hex'), "key_digested" = true where "key_digested" is null`,
       ]),
       'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
+      // Version 4: state_identity only; its one row is inserted when first read (StateSql.stateId).
+      'create table if not exists "tailor"."state_identity" ("state_id" text not null, "created_at" timestamptz not null)',
+      'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
       'commit',
     ]);
-    expect(recorded.at(-2)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(recorded.at(-4)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(recorded.at(-2)!.parameters).toEqual([4, 'state identity for audience owner marks', 4]);
   });
 
   it('records the intent of a batch in one multi-row insert over unnest', async () => {

@@ -137,7 +137,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(runner.recorded[1]!.binds).toEqual(['TAILOR']);
   });
 
-  it('migrates a version-1 schema forward in place: records versions 2 and 3, creates only member_intents', async () => {
+  it('migrates a version-1 schema forward in place: records versions 2, 3 and 4, creates only member_intents and state_identity', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 1 }]
@@ -150,12 +150,13 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(created).toEqual([
       expect.stringMatching(/tailor_migrations/i),
       expect.stringMatching(/"MEMBER_INTENTS"/),
+      expect.stringMatching(/"STATE_IDENTITY"/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3]);
+    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3, 4]);
   });
 
-  it('migrates a version-2 schema to 3: member_intents, then each key digested in place, each row marked as it is', async () => {
+  it('migrates a version-2 schema to 3 then 4: member_intents, each key digested in place, each row marked as it is, then state_identity', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 2 }]
@@ -166,7 +167,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     await warehouse.migrate();
     const statements = runner.recorded.map((r) => r.sql);
     // The version read, the schema looked for, the migrations table (if not exists), the version
-    // read again, then version 3's statements only.
+    // read again, then version 3's statements and version 4's only.
     expect(statements.slice(0, 4).map((t) => t.split(' ').slice(0, 2).join(' '))).toEqual([
       'select max("VERSION")',
       'SELECT COUNT(*)',
@@ -182,15 +183,21 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
         `update "TAILOR"."${table}" set "MEMBER_KEY" = SHA2("MEMBER_KEY", 256), "KEY_DIGESTED" = true where "KEY_DIGESTED" is null`,
       ]),
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 4 creates state_identity only (if not exists): its one row is inserted when first
+      // read (StateSql.stateId), by a statement that inserts nothing once a row is there.
+      'create table if not exists "TAILOR"."STATE_IDENTITY" ("STATE_ID" VARCHAR not null, "CREATED_AT" TIMESTAMP_TZ not null)',
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    expect(runner.recorded.at(-1)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
-    // Nothing of the migration is bound: no key, no value.
-    for (const r of runner.recorded.slice(4, -1)) expect(r.binds).toEqual([]);
+    expect(runner.recorded.at(-3)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-1)!.binds).toEqual([4, 'state identity for audience owner marks', 4]);
+    // Nothing of the migrations is bound: no key, no value.
+    for (const r of runner.recorded.slice(4, -3)) expect(r.binds).toEqual([]);
+    expect(runner.recorded.at(-2)!.binds).toEqual([]);
   });
 
-  it('migrates nothing on a schema already at version 3', async () => {
+  it('migrates nothing on a schema already at version 4', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\("VERSION"\)/i.test(text) ? [{ version: 3 }] : [],
+      /^select max\("VERSION"\)/i.test(text) ? [{ version: 4 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
