@@ -69,8 +69,8 @@ describe('model SQL through the CLI (Postgres)', () => {
       ['plan', 'evil_x', '--json'],
     ]) {
       const result = await project.cli(args);
-      // The model's error (ModelSqlError), reported on the activation; the run fails.
-      expect(result.code, `${args.join(' ')}: ${result.stdout}\n${result.stderr}`).not.toBe(0);
+      // The model's error (ModelSqlError), reported on the activation: the project's to fix, exit 2.
+      expect(result.code, `${args.join(' ')}: ${result.stdout}\n${result.stderr}`).toBe(2);
       expect(`${result.stdout}\n${result.stderr}`).toMatch(/model evil: cannot insert multiple commands/);
       expect(await keepRows()).toBe(1);
     }
