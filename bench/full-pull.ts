@@ -20,7 +20,7 @@ import { createDestination } from '../src/destinations/registry.js';
  * rows are normalized and hashed, sends overlap the scan, and the snapshot is written back in bulk
  * (`unnest` batches into a fresh table swapped in at the end) on a second connection while the
  * scan goes on. Deletes go before the Updates of changed members, as X's Delete removes any member
- * sharing any identifier (x-ads-api.md §6.1).
+ * sharing any identifier (https://docs.x.com/x-ads-api/audiences/reference).
  *
  * Run as a subprocess by bench/run.ts (so its peak RSS is its own): `node --import tsx
  * bench/full-pull.ts '<json FullPullConfig>'`, printing a FullPullResult as JSON on stdout.

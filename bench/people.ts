@@ -26,7 +26,7 @@ export const PEOPLE_MAPPINGS = {
   device_id: 'device_id',
 } as const;
 
-// Real US area codes, so libphonenumber's full metadata accepts every number (x-ads-api.md §7.3).
+// Real US area codes, so libphonenumber's full metadata accepts every number.
 const AREA_CODES = [212, 213, 305, 312, 415, 503, 617, 646, 702, 718, 773, 808, 917, 972];
 const DOMAINS = ['gmail.com', 'yahoo.com', 'outlook.com', 'icloud.com', 'example.org'];
 

@@ -1,6 +1,7 @@
 /**
  * Who feeds an audience, written where the destination keeps it: a line `tailor: <owner id>` in the
- * audience's description (X custom audiences have one, readable and writable: x-ads-api.md §5), beside
+ * audience's description (X custom audiences have one, readable and writable:
+ * https://docs.x.com/x-ads-api/audiences/reference), beside
  * whatever text the user gave it. The owner id is a digest naming one activation of one state
  * (src/sync/bind-audience.ts), so that a run can tell an audience it feeds from one another
  * activation or another project's state feeds, without revealing either's names.

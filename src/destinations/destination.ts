@@ -71,7 +71,7 @@ export interface MemberChange {
 export type ApplyResult =
   { status: 'ok' } | { status: 'rejected'; reason: string } | { status: 'retryable'; reason: string };
 
-/** What a destination reports about an audience (X: §5.1 of x-ads-api.md). */
+/** What a destination reports about an audience (X: https://docs.x.com/x-ads-api/audiences/reference). */
 export interface AudienceInfo {
   id: string;
   name: string;

@@ -1,6 +1,6 @@
 /**
  * The test-only admin API over HTTP (not part of X's surface): the same functions as `EmulatorAdmin`,
- * under `/_admin/`, without OAuth, served to loopback clients only (x-ads-api.md §14.6 item 30), and only
+ * under `/_admin/`, without OAuth, served to loopback clients only, and only
  * to requests no browser page can forge (`adminRefusal`). `onUsersAnswered` is in process only: HTTP has
  * no way to call a listener at that moment.
  */

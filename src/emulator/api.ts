@@ -1,5 +1,6 @@
 /**
- * The X Ads API surface the emulator serves (x-ads-api.md §14.1, §14.3-§14.5): accounts, custom audience
+ * The X Ads API surface the emulator serves (https://docs.x.com/x-ads-api/campaign-management/reference and
+ * https://docs.x.com/x-ads-api/audiences/reference): accounts, custom audience
  * CRUD, the users endpoint, sharing permissions and the targeted list, under `/{version}/`.
  * Authentication, faults and rate limits run in `server.ts` before these handlers; these only read
  * parameters and the store.
@@ -188,7 +189,10 @@ class QueryReader {
     return this.#switches.caseInsensitiveIds ? items.map((i) => i.toLowerCase()) : items;
   }
 
-  /** Offset encoded in the opaque cursor; exclusive with with_total_count (x-ads-api.md §3.2). */
+  /**
+   * Offset encoded in the opaque cursor; exclusive with with_total_count
+   * (https://docs.x.com/x-ads-api/fundamentals/pagination).
+   */
   cursor(): number {
     const value = this.#values.get('cursor');
     if (this.has('cursor') && this.bool('with_total_count')) {
@@ -269,8 +273,9 @@ export function accountJson(account: AccountState, single: boolean): Record<stri
 }
 
 /**
- * Audience states of x-ads-api.md §10 and §14.6 item 29. `sharedAs`: the level of the permission through
- * which a granted account sees another account's audience (then `is_owner: false`).
+ * Audience states (https://docs.x.com/x-ads-api/audiences, "Targeting": under 100 matched users an
+ * audience is not targetable). `sharedAs`: the level of the permission through which a granted account
+ * sees another account's audience (then `is_owner: false`).
  */
 export function audienceJson(
   audience: AudienceState,
@@ -481,7 +486,9 @@ export class ApiHandlers {
     };
   }
 
-  /** `name`/`description` from the query string, or from a form-urlencoded body (x-ads-api.md §14.4 item 15). */
+  /**
+   * `name`/`description` from the query string, or from a form-urlencoded body (the emulator accepts both).
+   */
   #field(req: ApiRequest, name: string): string | undefined {
     for (const [k, v] of req.query) if (k === name) return v;
     if (this.#switches.acceptFormBody) for (const [k, v] of req.form) if (k === name) return v;
@@ -596,7 +603,8 @@ export class ApiHandlers {
       if (invalid) return { mutated: false, response: invalid };
       audience.name = name;
     }
-    // An empty string unsets an optional field (x-ads-api.md §3.1).
+    // An empty string unsets an optional field
+    // (https://docs.x.com/x-ads-api/fundamentals/making-authenticated-requests).
     if (description !== undefined) audience.description = description === '' ? null : description;
     audience.updatedAt = req.now;
     return {

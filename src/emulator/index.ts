@@ -1,7 +1,7 @@
 /**
  * The strict local X Ads API emulator: how CI, the demo and users without credentials exercise Tailor's
  * X Ads client. It stands apart from `src/destinations/` on purpose and never imports the client
- * (CONVENTIONS.md): it exists to judge the client's protocol. See docs/emulator.md.
+ * (sharing code would let a shared bug pass): it exists to judge the client's protocol. See docs/emulator.md.
  */
 import { Emulator } from './server.js';
 import type { EmulatorOptions, RunningEmulator } from './types.js';

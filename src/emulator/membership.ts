@@ -6,7 +6,8 @@
  * SHA-256 hex value is packed as `#` + base64url (43 chars instead of 64) and anything else is kept as
  * `"` + its JSON string form (so it never holds a NUL). A record's key is its sorted, distinct tokens
  * joined by NUL. The index maps each token to the records carrying it, so `Delete` can remove every
- * record sharing ANY identifier with the given user (x-ads-api.md §6.1).
+ * record sharing ANY identifier with the given user (https://docs.x.com/x-ads-api/audiences/reference,
+ * "Custom Audiences Users").
  */
 import { sha256HexToBase64url } from './sha256-hex.js';
 import type { MembershipView } from './types.js';

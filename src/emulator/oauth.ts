@@ -1,7 +1,7 @@
 /**
  * OAuth 1.0a (HMAC-SHA1) verification, written independently of the client's signer on purpose: the
  * emulator exists to judge the client's protocol, so sharing code would let a shared bug pass
- * (CONVENTIONS.md). Rules: x-ads-api.md §2.2 and §14.2;
+ * (the emulator never imports the client). Rules:
  * https://docs.x.com/fundamentals/authentication/oauth-1-0a/creating-a-signature ; RFC 5849 §3.4.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
- * Fixed-window rate limits (https://docs.x.com/x-ads-api/fundamentals/rate-limiting, x-ads-api.md §9 and
- * §14.5 item 26). Windows open at a bucket's first request and reset `windowMs` later; `*-reset` headers
+ * Fixed-window rate limits (https://docs.x.com/x-ads-api/fundamentals/rate-limiting). Windows open at a
+ * bucket's first request and reset `windowMs` later; `*-reset` headers
  * carry that moment in Unix epoch seconds. The clock is the emulator's (injectable).
  */
 import type { RateLimitOptions } from './types.js';

@@ -1,6 +1,7 @@
 /**
- * The emulator's HTTP server (node:http, no framework): routing and versions (x-ads-api.md §14.1), OAuth
- * 1.0a (§14.2), injected faults, rate limits (§14.5 item 26), then the API handlers; plus the test-only
+ * The emulator's HTTP server (node:http, no framework): routing and versions
+ * (https://docs.x.com/x-ads-api/fundamentals/versioning), OAuth 1.0a, injected faults, rate limits
+ * (https://docs.x.com/x-ads-api/fundamentals/rate-limiting), then the API handlers; plus the test-only
  * admin API under `/_admin/` (loopback only, no OAuth).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -613,7 +614,9 @@ export class Emulator implements EmulatorAdmin {
       case 'server_error_500':
         return singleError(500, 'INTERNAL_ERROR', 'Internal error');
       case 'bad_gateway_502':
-        // Edges answer some failures in HTML (x-ads-api.md §3.3): the status must decide, not the body.
+        // Edges answer some failures in HTML
+        // (https://docs.x.com/x-ads-api/fundamentals/error-codes-and-responses): the status must decide,
+        // not the body.
         return {
           status: 502,
           text: '<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>',

@@ -1,5 +1,6 @@
 /**
- * Lowercase SHA-256 hex (the form X requires for hashed identifiers, x-ads-api.md §6.1), checked and
+ * Lowercase SHA-256 hex (the form X requires for hashed identifiers,
+ * https://docs.x.com/x-ads-api/audiences), checked and
  * packed without a RegExp or a Buffer per value: the users endpoint sees millions of them in a benchmark
  * run, and `/^[0-9a-f]{64}$/` plus `Buffer.from(hex).toString('base64url')` cost ~1.5 µs a value.
  */

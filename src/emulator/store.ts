@@ -14,7 +14,9 @@ import {
 } from './types.js';
 import { PackedUsers } from './users-packed.js';
 
-/** Permissions that may change audiences (x-ads-api.md §2.1, §14.2 item 11). */
+/**
+ * Permissions that may change audiences (https://docs.x.com/x-ads-api/fundamentals/accessing-ads-accounts).
+ */
 export const WRITE_PERMISSIONS: ReadonlySet<string> = new Set([
   'ACCOUNT_ADMIN',
   'AD_MANAGER',
@@ -49,7 +51,10 @@ export interface AccountState {
 export const PERMISSION_LEVELS = ['READ_ONLY', 'READ_WRITE'] as const;
 export type PermissionLevel = (typeof PERMISSION_LEVELS)[number];
 
-/** A sharing permission: the audience's owner lets another ad account use it (x-ads-api.md §5). */
+/**
+ * A sharing permission: the audience's owner lets another ad account use it
+ * (https://docs.x.com/x-ads-api/audiences/reference).
+ */
 export interface PermissionState {
   id: string;
   audienceId: string;
@@ -94,7 +99,10 @@ export interface SerializedState {
   >;
 }
 
-/** ISO 8601 UTC in second precision with `Z`, as X returns datetimes (x-ads-api.md §3.1). */
+/**
+ * ISO 8601 UTC in second precision with `Z`, as X returns datetimes
+ * (https://docs.x.com/x-ads-api/fundamentals/timezones).
+ */
 export function isoSeconds(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
@@ -119,7 +127,7 @@ export class EmulatorStore {
   #nextId = 0;
 
   constructor(idPrefix?: string) {
-    // A random leading base-36 digit keeps ids of different emulator runs apart (x-ads-api.md §14.4).
+    // A random leading base-36 digit keeps ids of different emulator runs apart.
     this.#idPrefix = idPrefix ?? (1 + randomInt(35)).toString(36);
   }
 
@@ -261,7 +269,8 @@ export class EmulatorStore {
 
   /**
    * `Update` for one user object: one record per distinct identifier set; sending the same set again
-   * refreshes its effective/expiry times (x-ads-api.md §6.3 "re-sending Update refreshes").
+   * refreshes its effective/expiry times (https://docs.x.com/x-ads-api/audiences/reference, "Custom
+   * Audiences Users").
    */
   upsertMember(
     audience: AudienceState,
@@ -292,7 +301,10 @@ export class EmulatorStore {
     } else for (const user of users) audience.members.delete(user);
   }
 
-  /** `Delete` for one user object: removes every record sharing ANY identifier with it (x-ads-api.md §6.1). */
+  /**
+   * `Delete` for one user object: removes every record sharing ANY identifier with it
+   * (https://docs.x.com/x-ads-api/audiences/reference).
+   */
   deleteMember(audience: AudienceState, user: Record<string, string[]>): void {
     audience.members.delete(user);
   }
@@ -302,7 +314,8 @@ export class EmulatorStore {
   }
 
   /**
-   * The size job (x-ads-api.md §14.6): members active now (effective_at <= now < expires_at) that carry
+   * The size job (X sizes audiences in batches, https://docs.x.com/x-ads-api/audiences): members active now
+   * (effective_at <= now < expires_at) that carry
    * an identifier of the active-users set (every member when that set is empty).
    */
   processAudiences(now: number): void {

@@ -1,7 +1,7 @@
 /**
- * Every behaviour of the emulator that x-ads-api.md tags [INF] or [UNK] (inferred or unknown), behind a
- * named switch, so tests can be re-pointed the day the real behaviour is learned (x-ads-api.md §14,
- * "Design rule"). Documented behaviour ([DOC]) is not switchable. Defaults are the strict choice.
+ * Every behaviour of the emulator that X does not document (inferred or unknown), behind a named switch,
+ * so tests can be re-pointed the day the real behaviour is learned. Behaviour X documents is not
+ * switchable. Defaults are the strict choice.
  */
 export interface EmulatorSwitches {
   /**

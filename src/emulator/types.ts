@@ -12,7 +12,10 @@ export const DEMO_CREDENTIALS = {
   accessTokenSecret: 'demo-access-token-secret',
 } as const;
 
-/** One ad account (x-ads-api.md §4). Omitted fields get plausible defaults. */
+/**
+ * One ad account (https://docs.x.com/x-ads-api/campaign-management/reference). Omitted fields get
+ * plausible defaults.
+ */
 export interface SeedAccount {
   id: string;
   name?: string;
@@ -54,7 +57,7 @@ export interface EmulatorSeed {
   credentials?: SeedCredential[];
   /**
    * Hashed identifier values of "active X users". When the set is non-empty the size job counts only
-   * members carrying at least one of them (x-ads-api.md §14.6); when empty every member counts.
+   * members carrying at least one of them; when empty every member counts.
    */
   activeUsers?: string[];
 }

@@ -1,5 +1,6 @@
 /**
- * Validation of `POST …/custom_audiences/:id/users` in the order of x-ads-api.md §14.5 (items 20-23):
+ * Validation of `POST …/custom_audiences/:id/users` in this order
+ * (https://docs.x.com/x-ads-api/audiences/reference, "Custom Audiences Users"):
  * content type, size, JSON array, operation count, then every operation, collecting item-level errors
  * into `operation_errors` indexed like the input. Nothing is applied unless everything passes (the
  * endpoint is atomic: https://docs.x.com/x-ads-api/audiences/reference, "Custom Audiences Users").
@@ -23,7 +24,10 @@ export const USER_KEYS = [
 ] as const;
 
 const USER_KEY_SET: ReadonlySet<string> = new Set(USER_KEYS);
-/** ISO 8601 date or date-time, optional fraction, `Z` or an offset (x-ads-api.md §3.1). */
+/**
+ * ISO 8601 date or date-time, optional fraction, `Z` or an offset
+ * (https://docs.x.com/x-ads-api/fundamentals/timezones).
+ */
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?))?$/;
 
 export interface ValidOperation {
@@ -49,7 +53,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Thirteen months after `now`, the default expiry (x-ads-api.md §6.1). */
+/** Thirteen months after `now`, the default expiry (https://docs.x.com/x-ads-api/audiences/reference). */
 export function thirteenMonthsAfter(now: number): number {
   const date = new Date(now);
   date.setUTCMonth(date.getUTCMonth() + 13);

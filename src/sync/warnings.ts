@@ -1,9 +1,9 @@
 import cron from 'node-cron';
 import type { Schedule } from '../config/schedule.js';
 
-/** X builds and sizes audiences in batches about every 6 hours (x-ads-api.md §10). */
+/** X builds and sizes audiences in batches about every 6 hours (https://docs.x.com/x-ads-api/audiences). */
 export const X_PROCESSING_WINDOW_MS = 6 * 3_600_000;
-/** X does not target an audience under 100 matched users (x-ads-api.md §10, §14.6 item 29). */
+/** X does not target an audience under 100 matched users (https://docs.x.com/x-ads-api/audiences). */
 export const X_MIN_TARGETABLE = 100;
 
 /**

@@ -1,6 +1,9 @@
 import { ConfigError } from '../../errors.js';
 
-/** The one place the Ads API version lives (x-ads-api.md §1: v12 current, v11 still listed). */
+/**
+ * The one place the Ads API version lives (https://docs.x.com/x-ads-api/fundamentals/versioning: v12
+ * current, v11 still listed).
+ */
 export const X_ADS_API_VERSION = '12';
 
 export const DEFAULT_API_URL = 'https://ads-api.x.com';

@@ -3,7 +3,7 @@ import { X_IDENTIFIER_TYPES } from './identifier-types.js';
 
 /**
  * Packing member changes into requests to X's users endpoint, within its two documented limits
- * (x-ads-api.md §6.2, https://docs.x.com/x-ads-api/audiences, "Audience API Integration"): at most
+ * (https://docs.x.com/x-ads-api/audiences, "Audience API Integration"): at most
  * 2,500 operation objects and 5,000,000 bytes per request, with no separate limit on users. So users
  * go into as few operations as possible (one per run of the same operation type), and a request is
  * closed when one more user would pass either limit. Pure: no I/O, unit-tested at the exact limits.

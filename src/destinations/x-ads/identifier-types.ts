@@ -1,5 +1,6 @@
 /**
- * The keys of a user object on X's Custom Audience users endpoint (x-ads-api.md §6.1). Everything but
+ * The keys of a user object on X's Custom Audience users endpoint
+ * (https://docs.x.com/x-ads-api/audiences/reference). Everything but
  * `partner_user_id` is normalized and SHA-256 hashed before it is sent.
  */
 export const X_IDENTIFIER_TYPES = [

@@ -8,7 +8,7 @@ import { isValidPhone } from './phone-validity.js';
 
 /**
  * Normalization and hashing of member identifiers for X's Custom Audience users endpoint, per
- * x-ads-api.md §7.3 (X's own rules where it has any: https://docs.x.com/x-ads-api/audiences, "Custom
+ * X's own rules where it has any (https://docs.x.com/x-ads-api/audiences, "Custom
  * Audiences User Data"; Twitter's ads-platform-tools scripts where it does not).
  *
  * Absent values: `null`, `undefined` and empty or whitespace-only strings all mean "this member has no

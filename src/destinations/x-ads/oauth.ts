@@ -2,8 +2,8 @@ import { createHmac, randomBytes } from 'node:crypto';
 import OAuth from 'oauth-1.0a';
 
 /**
- * OAuth 1.0a user-context signing (HMAC-SHA1) as X's Ads API requires it (x-ads-api.md §2.2,
- * https://docs.x.com/fundamentals/authentication/oauth-1-0a/creating-a-signature).
+ * OAuth 1.0a user-context signing (HMAC-SHA1) as X's Ads API requires it
+ * (https://docs.x.com/fundamentals/authentication/oauth-1-0a/creating-a-signature).
  *
  * The `oauth-1.0a` package builds the base string, signing key and header; node:crypto computes the
  * HMAC. Query parameters are handed to it as data (never parsed back out of a URL), and the query

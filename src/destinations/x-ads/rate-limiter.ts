@@ -1,8 +1,8 @@
 import type { Clock } from './clock.js';
 
 /**
- * Client-side throttling at or below X's published limits (x-ads-api.md §9.1,
- * https://docs.x.com/x-ads-api/fundamentals/rate-limiting): the users endpoint takes 1,500 requests a
+ * Client-side throttling at or below X's published limits
+ * (https://docs.x.com/x-ads-api/fundamentals/rate-limiting): the users endpoint takes 1,500 requests a
  * minute per account, audience writes 450 a minute. X counts per account, not per process object, so
  * the limiters live in one module-level registry keyed by API URL and account: every activation and
  * every destination instance of the process that talks to one account shares them.

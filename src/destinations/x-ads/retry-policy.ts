@@ -1,6 +1,6 @@
 /**
- * When to retry a request to X and how long to wait first (x-ads-api.md §9,
- * https://docs.x.com/x-ads-api/fundamentals/rate-limiting and the retry advice in
+ * When to retry a request to X and how long to wait first
+ * (https://docs.x.com/x-ads-api/fundamentals/rate-limiting and the retry advice in
  * https://docs.x.com/x-ads-api/analytics). Pure functions of the response and the time, so the policy
  * is unit-tested without a server or a real clock.
  */

@@ -26,7 +26,8 @@ export const xAdsDefaultsSchema = z.strictObject({
 });
 
 /**
- * Limits and tolerances for facts x-ads-api.md marks uncertain (§6.2, §9, §17): they are settings so
+ * Limits and tolerances for facts X documents loosely or not at all (https://docs.x.com/x-ads-api/audiences;
+ * https://docs.x.com/x-ads-api/fundamentals/rate-limiting): they are settings so
  * that a user can follow the real API where it turns out to differ, without a release.
  */
 export const xAdsLimitsSchema = z.strictObject({
@@ -68,7 +69,8 @@ export const xAdsDestinationSchema = z.strictObject({
     .regex(/^[0-9a-zA-Z]+$/, { message: 'must be the base-36 ad account id, e.g. 18ce54d4x5t' })
     .transform((id) => id.toLowerCase()),
   /**
-   * X serves only HTTPS (x-ads-api.md §1) and every request carries the OAuth credentials, so plain
+   * X serves only HTTPS (https://docs.x.com/x-ads-api/fundamentals/making-authenticated-requests) and every
+   * request carries the OAuth credentials, so plain
    * http is accepted only for a loopback host: a local emulator. `embedded` asks the CLI to run the
    * local emulator in its own process for each command that talks to X (state in
    * `.tailor/emulator.json`, the demo account and credentials), as `pglite` does for the warehouse;

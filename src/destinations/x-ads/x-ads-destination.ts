@@ -38,8 +38,10 @@ import {
 } from './x-ads-responses.js';
 
 /**
- * The X Ads destination: custom audiences (x-ads-api.md §5) and the Custom Audience users endpoint
- * (§6) over OAuth 1.0a, within X's limits (§6.2, §9). See docs/x-ads.md.
+ * The X Ads destination: custom audiences and the Custom Audience users endpoint
+ * (https://docs.x.com/x-ads-api/audiences/reference) over OAuth 1.0a, within X's limits
+ * (https://docs.x.com/x-ads-api/audiences, "Audience API Integration";
+ * https://docs.x.com/x-ads-api/fundamentals/rate-limiting). See docs/x-ads.md.
  */
 
 export interface XAdsDestinationOptions {
@@ -230,7 +232,8 @@ class XAdsDestination implements Destination {
     description: string,
     signal?: AbortSignal,
   ): Promise<AudienceInfo> {
-    // PUT changes only the fields sent; an empty string unsets the description (x-ads-api.md §3.1, §5).
+    // PUT changes only the fields sent; an empty string unsets the description
+    // (https://docs.x.com/x-ads-api/fundamentals/making-authenticated-requests).
     const request: XAdsRequest = {
       method: 'PUT',
       path: ['accounts', this.#accountId, 'custom_audiences', id.toLowerCase()],
@@ -259,8 +262,9 @@ class XAdsDestination implements Destination {
       results[index] = result;
     };
 
-    // Deletes before updates (DESIGN.md, "Deliver"): a member whose identifier moved is removed by its
-    // old hash and re-added by its new one, in that order, even when both share a hash.
+    // Deletes before updates (X's Delete removes every member sharing any identifier): a member whose
+    // identifier moved is removed by its old hash and re-added by its new one, in that order, even when
+    // both share a hash.
     const users: BatchUser[] = [];
     for (const type of ['Delete', 'Update'] as const satisfies readonly OperationType[]) {
       changes.forEach((change, index) => {
@@ -411,7 +415,10 @@ class XAdsDestination implements Destination {
   }
 }
 
-/** Roles that manage audiences (x-ads-api.md §2.1, §4; the mapping is inferred). */
+/**
+ * Roles that manage audiences (https://docs.x.com/x-ads-api/fundamentals/accessing-ads-accounts; the
+ * mapping is not documented by X, inferred).
+ */
 const AUDIENCE_WRITER_ROLES = new Set(['ACCOUNT_ADMIN', 'AD_MANAGER', 'PARTNER_AUDIENCE_MANAGER']);
 
 function readPermissions(body: unknown): string[] | undefined {

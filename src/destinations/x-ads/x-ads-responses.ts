@@ -2,7 +2,8 @@ import { DestinationApiError } from '../../errors.js';
 import type { AudienceInfo } from '../destination.js';
 
 /**
- * Parsers for X Ads API response bodies (x-ads-api.md §3, §5.1). Tolerant by design: only `id` (and
+ * Parsers for X Ads API response bodies (https://docs.x.com/x-ads-api/fundamentals/error-codes-and-responses,
+ * https://docs.x.com/x-ads-api/audiences/reference). Tolerant by design: only `id` (and
  * `name` where the object has one) may be assumed present, every other field is optional and may be
  * of an older shape (the recorded SDK fixtures predate v12: `list_type`, `salt`, no `description`).
  * Unknown fields are ignored. A body that lacks what must be there is a DestinationApiError.
