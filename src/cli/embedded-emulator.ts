@@ -14,9 +14,11 @@
  */
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Project } from '../config/load-project.js';
 import { EMBEDDED_API_URL } from '../destinations/x-ads/x-ads-config.js';
 import { type RunningEmulator, DEMO_CREDENTIALS, startEmulator } from '../emulator/index.js';
+import { processAlive } from '../sources/pglite/pglite-data-dir.js';
 import type { Logger } from './logger.js';
 
 export interface EmbeddedEmulator {
@@ -59,15 +61,6 @@ export function withEmbeddedUrl(project: Project, url: string): Project {
   return { ...project, config: { ...project.config, destinations } };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Whether anything answers HTTP at `url` (the emulator answers every path, 404 included). */
 async function answers(url: string): Promise<boolean> {
   try {
@@ -77,8 +70,6 @@ async function answers(url: string): Promise<boolean> {
     return false;
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function readLock(path: string): Promise<LockInfo | undefined> {
   try {
@@ -117,7 +108,7 @@ export async function startEmbeddedEmulator(projectDir: string, logger: Logger):
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const info = await readLock(lockPath);
-    if (info && alive(info.pid)) {
+    if (info && processAlive(info.pid)) {
       if (info.url !== undefined && (await answers(info.url))) {
         return { url: info.url, sharedWith: info.pid, close: async () => undefined };
       }

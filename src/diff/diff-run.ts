@@ -143,8 +143,12 @@ export class WarehouseDiffRun implements DiffRun {
       const upserts: MemberUpsert[] = [];
       const removals: string[] = [];
       const intentIds = new Set<string>();
+      const intentKeys: string[] = [];
       for (const ack of all.slice(i, i + step)) {
-        if (ack.intentId) intentIds.add(ack.intentId);
+        if (ack.intentId) {
+          intentIds.add(ack.intentId);
+          intentKeys.push(ack.key);
+        }
         if (ack.change === 'removed') removals.push(ack.key);
         else
           upserts.push({
@@ -161,6 +165,8 @@ export class WarehouseDiffRun implements DiffRun {
         upserts,
         removals,
         intentIds: [...intentIds],
+        olderIntents: this.#diff.hasIntents,
+        intentKeys,
       });
     }
   }

@@ -95,6 +95,11 @@ export class WarehouseDiff {
   readonly #created: RawBuilder<unknown>[] = [];
   /** Whether any member of the activation has an uncleared intent (then the delta reads them). */
   #pending = false;
+
+  /** Whether the activation had uncleared intents when the diff was taken. */
+  get hasIntents(): boolean {
+    return this.#pending;
+  }
   #closed = false;
 
   constructor(state: StateSql, session: WarehouseSession, input: DiffInput, logger: Logger) {

@@ -630,6 +630,13 @@ export class StateSql {
       removals: readonly string[];
       /** The intents these acknowledgements answer: cleared with the members' expired ones. */
       intentIds?: readonly string[];
+      /**
+       * Whether the activation had intents when the diff was taken (default true). Without them,
+       * only this run's intents exist: those answered are cleared by id for `intentKeys` (the
+       * members that were sent something), and a batch that sent nothing clears nothing.
+       */
+      olderIntents?: boolean;
+      intentKeys?: readonly string[];
     },
   ): Promise<void> {
     const { upserts, removals } = changes;
@@ -709,7 +716,12 @@ export class StateSql {
       await this.#writeMembers(db, aid, members, upserts, removals);
       // Intents last: without a transaction, a failure before this leaves them, and the next run
       // re-sends those members (harmless); clearing them first could lose what X may hold.
-      await this.#clearIntents(db, aid, [...upserts.map((u) => u.key), ...removals], changes.intentIds ?? []);
+      if (changes.olderIntents === false) {
+        await this.#clearIntents(db, aid, changes.intentKeys ?? [], changes.intentIds ?? [], false);
+      } else {
+        const keys = [...upserts.map((u) => u.key), ...removals];
+        await this.#clearIntents(db, aid, keys, changes.intentIds ?? [], true);
+      }
     });
   }
 
@@ -723,16 +735,21 @@ export class StateSql {
     aid: RawBuilder<unknown>,
     keys: readonly string[],
     intentIds: readonly string[],
+    expiredToo: boolean,
   ): Promise<void> {
-    if (keys.length === 0) return;
+    if (keys.length === 0 || (!expiredToo && intentIds.length === 0)) return;
     const id = (name: string) => sql.id(name);
-    const answered = intentIds.length > 0 ? sql`${this.hooks.inList(id('intent_id'), intentIds)} or ` : sql``;
+    const answered = intentIds.length > 0 ? sql`${this.hooks.inList(id('intent_id'), intentIds)}` : undefined;
+    const which = !expiredToo
+      ? answered!
+      : answered
+        ? sql`(${answered} or ${id('until')} <= current_timestamp)`
+        : sql`(${id('until')} <= current_timestamp)`;
     await this.#exec(
       db,
       'clearing answered intents',
       sql`delete from ${this.table('member_intents')} where ${id('activation_id')} = ${aid}
-        and ${this.hooks.inList(id('member_key'), keys)}
-        and (${answered}${id('until')} <= current_timestamp)`,
+        and ${this.hooks.inList(id('member_key'), keys)} and ${which}`,
     );
   }
 

@@ -340,6 +340,29 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     });
   });
 
+  it('without older intents, clears only the answered ones by id, and nothing for a batch that sent nothing', async () => {
+    const { recorded, state } = setup();
+    await state.applyMemberChanges('vip_x', {
+      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
+      removals: [],
+      olderIntents: false,
+      intentKeys: [],
+    });
+    expect(recorded.some((r) => r.sql.includes('member_intents'))).toBe(false);
+    recorded.length = 0;
+    await state.applyMemberChanges('vip_x', {
+      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
+      removals: ['3'],
+      intentIds: ['i1'],
+      olderIntents: false,
+      intentKeys: ['3'],
+    });
+    expect(recorded.at(-2)).toEqual({
+      sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(cast($2 as text[])) and "intent_id" = any(cast($3 as text[]))',
+      parameters: ['vip_x', '{"3"}', '{"i1"}'],
+    });
+  });
+
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
     const { recorded, state } = setup();
     const diff = await openDiff(

@@ -68,7 +68,8 @@ function lockFile(dataDir: string): string {
   return `${dataDir}.lock`;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid runs (one we may not signal still runs). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -94,7 +95,7 @@ async function takeLockFile(dataDir: string): Promise<void> {
       }
     }
     const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) {
+    if (Number.isInteger(pid) && pid !== process.pid && processAlive(pid)) {
       throw new WarehouseError(
         `the PGlite data directory ${dataDir} is open in another process (pid ${pid})`,
         {
