@@ -385,14 +385,15 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         },
       })),
     );
-    // The commit clears, last, the acknowledged members' answered intents and expired ones.
+    // The commit clears, last, the acknowledged members' answered intents (the diff found no older
+    // ones, so by id only).
     const intentDelete = fake.jobs.find((j) => j.sql.startsWith('delete from `tailor`.`member_intents`'))!;
     expect(intentDelete.sql.replace(/\s+/g, ' ')).toBe(
-      'delete from `tailor`.`member_intents` where `activation_id` = ? and `member_key` IN UNNEST(?) and (`intent_id` IN UNNEST(?) or `until` <= current_timestamp)',
+      'delete from `tailor`.`member_intents` where `activation_id` = ? and `member_key` IN UNNEST(?) and `intent_id` IN UNNEST(?)',
     );
     expect(params(intentDelete)).toEqual([
       { value: 'vip_x' },
-      { arrayValues: [{ value: '8' }, { value: '10' }, { value: '7' }] },
+      { arrayValues: [{ value: '7' }, { value: '8' }, { value: '10' }] },
       { arrayValues: [{ value: 'run1:1' }] },
     ]);
 

@@ -338,9 +338,9 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(commit[0]!.sql).toBe('BEGIN TRANSACTION');
     expect(commit[5]!.sql).toBe('COMMIT');
     expect(commit[4]!.sql.replace(/\s+/g, ' ')).toBe(
-      'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "MEMBER_KEY" IN (?, ?, ?) and ("INTENT_ID" IN (?) or "UNTIL" <= current_timestamp)',
+      'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "MEMBER_KEY" IN (?, ?, ?) and "INTENT_ID" IN (?)',
     );
-    expect(commit[4]!.binds.map((b) => b.value)).toEqual(['vip_x', '8', '10', '7', 'run1:1']);
+    expect(commit[4]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10', 'run1:1']);
     expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
     expect(commit[3]!.sql).toContain('FROM (VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?))');
     expect(commit[3]!.binds).toEqual([
