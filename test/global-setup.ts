@@ -6,13 +6,17 @@ import { fileURLToPath } from 'node:url';
  * test without compiling TypeScript at every start (bin/tailor.js would fall back to src/ through
  * tsx if the build were stale, which is correct but slow). Then makes the venv of the local BigQuery
  * engine if it is missing or its pins changed (about a minute the first time on a new machine,
- * nothing after), so `npm test` works on a fresh clone as `.ci/run` does.
+ * nothing after), so `npm test` works on a fresh clone as `.ci/run` does. Debian's Chromium, for the browser tests, is
+ * installed the same way when missing.
  */
 export default function setup(): void {
   execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url))], {
     stdio: 'inherit',
   });
   execFileSync('bash', [fileURLToPath(new URL('../scripts/bqemulator-venv.sh', import.meta.url))], {
+    stdio: 'inherit',
+  });
+  execFileSync('bash', [fileURLToPath(new URL('../scripts/chromium.sh', import.meta.url))], {
     stdio: 'inherit',
   });
 }
