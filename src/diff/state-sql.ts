@@ -11,6 +11,7 @@ import type {
   ActivationStatus,
   AudienceBinding,
   RejectionRecord,
+  RunRejections,
   RunFinish,
   RunRecord,
   RunStatus,
@@ -958,6 +959,48 @@ export class StateSql {
       error: row.error,
       cost: costFromJson(row.cost),
     }));
+  }
+
+  /**
+   * A run's rejections and invalid values: counts by reason and identifier type, and the member keys
+   * of the first `limit` of them (keys only: state never holds a raw identifier).
+   */
+  async listRejections(runId: string, limit: number): Promise<RunRejections> {
+    const [groups, rows] = await Promise.all([
+      this.#read('counting rejections', () =>
+        this.#q()
+          .selectFrom('rejections')
+          .select(['reason', 'identifier_type'])
+          .select((eb) => eb.fn.countAll().as('n'))
+          .where('run_id', '=', runId)
+          .groupBy(['reason', 'identifier_type'])
+          .orderBy('reason')
+          .orderBy('identifier_type')
+          .execute(),
+      ),
+      this.#read('listing rejections', () =>
+        this.#q()
+          .selectFrom('rejections')
+          .select(['member_key', 'identifier_type', 'reason'])
+          .where('run_id', '=', runId)
+          .orderBy('reason')
+          .orderBy('member_key')
+          .limit(sql.lit(Math.max(0, Math.floor(limit))))
+          .execute(),
+      ),
+    ]);
+    return {
+      byReason: groups.map((g) => ({
+        reason: g.reason,
+        identifierType: g.identifier_type,
+        count: Number(g.n),
+      })),
+      sample: rows.map((r) => ({
+        memberKey: r.member_key,
+        identifierType: r.identifier_type,
+        reason: r.reason,
+      })),
+    };
   }
 
   async insertRejections(

@@ -13,6 +13,7 @@ import type {
   DiffRun,
   DiffSpec,
   RejectionRecord,
+  RunRejections,
   RunFinish,
   RunRecord,
   StateStore,
@@ -154,6 +155,11 @@ class WarehouseStateStore implements StateStore {
   async listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]> {
     await this.migrate();
     return this.#sql.listRuns(options);
+  }
+
+  async listRejections(runId: string, limit: number): Promise<RunRejections> {
+    await this.migrate();
+    return this.#sql.listRejections(runId, limit);
   }
 
   async reset(activationId: string, options?: { keepBinding?: boolean }): Promise<void> {

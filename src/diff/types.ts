@@ -184,6 +184,12 @@ export interface RejectionRecord {
   reason: string;
 }
 
+/** A run's rejections: counts by reason and identifier type, and the first rows (keys, never values). */
+export interface RunRejections {
+  byReason: { reason: string; identifierType: string | null; count: number }[];
+  sample: RejectionRecord[];
+}
+
 /** A held warehouse lock; release it on every path (`await using`). */
 export interface ActivationLock extends AsyncDisposable {
   release(): Promise<void>;
@@ -222,6 +228,8 @@ export interface StateStore extends ActivationStatusStore {
   recordRejections(runId: string, activationId: string, rows: readonly RejectionRecord[]): Promise<void>;
   /** Runs newest first; all activations when `activationId` is undefined. */
   listRuns(options: { activationId?: string; limit: number }): Promise<RunRecord[]>;
+  /** A run's rejections by reason, and the member keys of the first `limit`. */
+  listRejections(runId: string, limit: number): Promise<RunRejections>;
   /** Forgets members and binding of an activation (its next run is a full sync); keeps the run log. */
   reset(activationId: string, options?: { keepBinding?: boolean }): Promise<void>;
 }

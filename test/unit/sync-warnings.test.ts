@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activationIdFor } from '../../src/cli/commands/activate.js';
+import { activationIdFor } from '../../src/sync/activate.js';
 import { parseSchedule, type Schedule } from '../../src/config/schedule.js';
 import { generateSample } from '../../src/demo/sample-data.js';
 import { activationWarnings, shortestInterval } from '../../src/sync/warnings.js';

@@ -1,10 +1,8 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { isMap, isScalar, parseDocument, type YAMLMap } from 'yaml';
 import type { Project } from '../../config/load-project.js';
-import { NAME_PATTERN } from '../../config/names.js';
-import { effectiveMappings, renderTemplate, resolveActivations } from '../../config/resolve-activation.js';
+import { addActivation, editConfig } from '../../config/write-config.js';
 import { ConfigError } from '../../errors.js';
+import { pickDestination, proposeActivation } from '../../sync/activate.js';
 import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncReport } from '../../sync/types.js';
@@ -12,69 +10,6 @@ import { type CommandContext, withExamples, withGlobalOptions } from '../context
 import { commandLineError, EXIT, exitCodeForReports } from '../exit-codes.js';
 import type { Wrap } from './index.js';
 import { engineLogger, printReports, progressView, reportJson } from './sync.js';
-
-/** `<model>_<destination>`, made to fit the activation id pattern (it names warehouse tables). */
-export function activationIdFor(model: string, destination: string): string {
-  let id = `${model}_${destination}`
-    .toLowerCase()
-    .replace(/[^a-z0-9_]+/g, '_')
-    .replace(/_+/g, '_');
-  if (!/^[a-z]/.test(id)) id = `a_${id}`;
-  id = id.slice(0, 63).replace(/_+$/, '');
-  if (!NAME_PATTERN.test(id))
-    throw new ConfigError(`cannot make an activation id from "${model}" and "${destination}"`);
-  return id;
-}
-
-function pickDestination(project: Project, requested: string | undefined): string {
-  const names = Object.keys(project.config.destinations);
-  if (requested !== undefined) {
-    if (!(requested in project.config.destinations))
-      throw commandLineError(
-        `unknown destination "${requested}"${names.length ? ` (defined: ${names.join(', ')})` : ''}`,
-        { option: '--destination' },
-      );
-    return requested;
-  }
-  if (names.length === 1) return names[0]!;
-  throw new ConfigError(
-    names.length === 0
-      ? 'tailor.yml defines no destination to activate the model on'
-      : `tailor.yml defines several destinations (${names.join(', ')}): choose one with --destination`,
-  );
-}
-
-/**
- * Adds `activations.<id>` to tailor.yml through yaml's Document API, so every comment, blank line and
- * quoting style the user wrote stays as it was. The file is replaced atomically.
- */
-async function writeActivation(
-  configPath: string,
-  id: string,
-  value: Record<string, unknown>,
-): Promise<string> {
-  const original = await readFile(configPath, 'utf8');
-  const doc = parseDocument(original);
-  const existing = doc.get('activations', true);
-  if (isMap(existing)) {
-    // `activations: {}` (as `tailor init` writes it) becomes a block mapping rather than growing inline.
-    if (existing.flow) existing.flow = false;
-  } else {
-    doc.set('activations', doc.createNode({}));
-  }
-  const node = doc.createNode(value) as YAMLMap;
-  const audience = node.get('audience', true);
-  if (isMap(audience)) audience.flow = true;
-  doc.setIn(['activations', id], node);
-  const activations = doc.get('activations', true) as YAMLMap;
-  const pair = activations.items.find((item) => isScalar(item.key) && item.key.value === id);
-  if (pair && isScalar(pair.key) && activations.items.length > 1) pair.key.spaceBefore = true;
-  const text = String(doc);
-  const temp = `${configPath}.${process.pid}.tmp`;
-  await writeFile(temp, text);
-  await rename(temp, configPath);
-  return original;
-}
 
 export function defineActivate(program: Command, wrap: Wrap): void {
   withExamples(withGlobalOptions(program.command('activate <model>')), [
@@ -89,82 +24,34 @@ export function defineActivate(program: Command, wrap: Wrap): void {
     .action(
       wrap(async (ctx, modelName: string, flags: { destination?: string; run: boolean }) => {
         const project = await ctx.project();
-        const model = project.models.get(modelName);
-        if (!model) {
+        if (!project.models.has(modelName)) {
           const known = [...project.models.keys()];
           throw new ConfigError(
             `unknown model "${modelName}" (no models/${modelName}.sql and .yml)${known.length ? `; models: ${known.join(', ')}` : ''}`,
           );
         }
-        const destinationName = pickDestination(project, flags.destination);
-        const destination = project.config.destinations[destinationName]!;
-        const id = activationIdFor(model.name, destinationName);
-        if (id in project.config.activations)
-          throw new ConfigError(`activation ${id} already exists in tailor.yml`, {
-            hint: `run it with \`tailor sync ${id}\`, or edit it in tailor.yml`,
-          });
-        const defaults = destination.defaults;
-        const audienceName = renderTemplate(defaults.audience_name, model);
-        const audienceDescription = renderTemplate(defaults.audience_description, model);
-        for (const other of resolveActivations(project)) {
-          if (other.destinationName !== destinationName) continue;
-          if (other.model.name === model.name)
-            throw new ConfigError(
-              `model ${model.name} is already activated on ${destinationName} as ${other.id}`,
-            );
-          if ('name' in other.audience && other.audience.name === audienceName)
-            throw new ConfigError(
-              `activation ${other.id} already syncs audience "${audienceName}"; two activations must not share an audience`,
-              { hint: 'change destinations.<name>.defaults.audience_name, or write this activation by hand' },
-            );
+        if (flags.destination !== undefined && !(flags.destination in project.config.destinations)) {
+          const names = Object.keys(project.config.destinations);
+          throw commandLineError(
+            `unknown destination "${flags.destination}"${names.length ? ` (defined: ${names.join(', ')})` : ''}`,
+            { option: '--destination' },
+          );
         }
-
-        let columns: string[];
+        const destinationName = pickDestination(project, flags.destination);
+        let proposal;
         {
           // Closed before the first sync opens its own: an embedded warehouse takes one opener at a time.
           await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
-          columns = (await engine.describeModel!(model.name)).map((column) => column.name);
+          proposal = await proposeActivation(project, engine, modelName, destinationName);
         }
-        if (!columns.some((column) => column.toLowerCase() === model.primaryKey.toLowerCase()))
-          throw new ConfigError(
-            `model ${model.name} returns no column "${model.primaryKey}" (its primary_key); it returns ${columns.join(', ')}`,
-          );
-        const mappings = effectiveMappings(
-          { explicitMappings: undefined, defaultMappings: defaults.mappings },
-          columns,
+        const { id, mappings, audienceName, value } = proposal;
+        const model = { name: proposal.model };
+        // Never leave a tailor.yml behind that no longer loads: editConfig undoes the edit if it fails.
+        const updated: Project = await editConfig(
+          project.configPath,
+          (doc) => addActivation(doc, id, value),
+          () => ctx.reloadProject(),
         );
-        if (Object.keys(mappings).length === 0) {
-          const mapped = Object.keys(defaults.mappings);
-          throw new ConfigError(
-            `no column of model ${model.name} (${columns.join(', ')}) matches the default mappings of destination ${destinationName} (${mapped.join(', ') || 'none'})`,
-            {
-              hint: `add the columns to destinations.${destinationName}.defaults.mappings, or write the activation by hand`,
-            },
-          );
-        }
-        const value: Record<string, unknown> = {
-          model: model.name,
-          destination: destinationName,
-          audience: {
-            name: audienceName,
-            ...(audienceDescription ? { description: audienceDescription } : {}),
-          },
-          mappings,
-          schedule: defaults.schedule,
-          mode: defaults.mode,
-          ...(Object.values(mappings).includes('phone_number')
-            ? { phone_default_region: defaults.phone_default_region }
-            : {}),
-        };
-        const original = await writeActivation(project.configPath, id, value);
-        let updated: Project;
-        try {
-          updated = await ctx.reloadProject();
-        } catch (error) {
-          // Never leave a tailor.yml behind that no longer loads.
-          await writeFile(project.configPath, original);
-          throw error;
-        }
         const summary = Object.entries(mappings)
           .map(([column, type]) => `${column} → ${type}`)
           .join(', ');
