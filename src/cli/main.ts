@@ -23,6 +23,7 @@ const TALKS_TO_X: ReadonlySet<string> = new Set([
   'schedule',
   'status',
   'audiences',
+  'ui',
 ]);
 
 /** Commands that open the warehouse (`check` unless --offline): `sample: demo` seeds it first. */
@@ -35,10 +36,11 @@ const USES_WAREHOUSE: ReadonlySet<string> = new Set([
   'status',
   'history',
   'reset',
+  'ui',
 ]);
 
 /** Commands that handle SIGINT and SIGTERM themselves (a daemon drains its runs; a server stops). */
-const OWN_SIGNALS: ReadonlySet<string> = new Set(['schedule', 'emulator']);
+const OWN_SIGNALS: ReadonlySet<string> = new Set(['schedule', 'emulator', 'ui']);
 
 function reportError(
   ctx: CommandContext | undefined,

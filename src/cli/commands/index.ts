@@ -24,6 +24,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Define>]> = [
   ['audiences', async () => (await import('./audiences.js')).defineAudiences],
   ['state', async () => (await import('./state.js')).defineState],
   ['emulator', async () => (await import('./emulator.js')).defineEmulator],
+  ['ui', async () => (await import('./ui.js')).defineUi],
 ];
 
 /**
