@@ -10,6 +10,8 @@ import { openSyncEngine } from '../../sync/index.js';
 import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
 import type { Wrap } from './index.js';
+import { DEFAULT_UI_PORT, startUi, uiPort } from './ui.js';
+import type { UiServer } from '../../ui/server.js';
 
 /** The default port of `/healthz` and `/metrics` (documented in docs/scheduler.md). */
 export const DEFAULT_OPS_PORT = 9464;
@@ -23,6 +25,9 @@ interface ScheduleOptions {
   port: number;
   host: string;
   watch: boolean;
+  ui: boolean;
+  uiPort: number;
+  uiHost: string;
 }
 
 const integer = (min: number) => (value: string) => {
@@ -155,8 +160,16 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
   process.on('SIGHUP', onHup);
   ctx.signal.addEventListener('abort', onAbort);
   const watcher = options.watch ? watchProject(ctx, () => reload('watch')) : undefined;
+  let ui: UiServer | undefined;
 
   try {
+    // The UI writes tailor.yml (Activate, Pause/Resume): the schedule follows at once, --watch or not.
+    if (options.ui)
+      ui = await startUi(ctx, {
+        host: options.uiHost,
+        port: options.uiPort,
+        onConfigWritten: () => reload('ui'),
+      });
     try {
       await scheduler.start(project);
     } catch (error) {
@@ -170,8 +183,9 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
         concurrency: options.concurrency,
         maxFailures: options.maxFailures,
         watch: options.watch,
+        ...(ui ? { ui: ui.url } : {}),
       },
-      `scheduler running; health at ${server.url}/healthz, metrics at ${server.url}/metrics`,
+      `scheduler running; health at ${server.url}/healthz, metrics at ${server.url}/metrics${ui ? `; web UI at ${ui.url}` : ''}`,
     );
     if (ctx.signal.aborted) stop('abort');
     await stopped;
@@ -182,6 +196,7 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
     process.off('SIGHUP', onHup);
     ctx.signal.removeEventListener('abort', onAbort);
     watcher?.close();
+    await ui?.close({ abort: true });
     await server.close();
   }
 }
@@ -217,5 +232,12 @@ export function defineSchedule(program: Command, wrap: Wrap): void {
     .option('--port <port>', 'port of /healthz and /metrics (0 picks a free one)', port, DEFAULT_OPS_PORT)
     .option('--host <address>', 'address of /healthz and /metrics (loopback unless you open it)', '127.0.0.1')
     .option('--watch', 'reload when tailor.yml or models/ change', false)
+    .option('--ui', 'serve the web UI too (as `tailor ui` does)', false)
+    .option('--ui-port <port>', 'port of the web UI (0 picks a free one)', uiPort, DEFAULT_UI_PORT)
+    .option(
+      '--ui-host <address>',
+      'address of the web UI (any but loopback needs TAILOR_UI_TOKEN)',
+      '127.0.0.1',
+    )
     .action(wrap(async (ctx, options: ScheduleOptions) => runSchedule(ctx, options)));
 }
