@@ -168,6 +168,12 @@ describe('tailor ui (Chromium, Postgres, emulator)', () => {
     await page.goto(`${url}/activations/shoppers_x`);
     pages.push(await page.content());
     expect(await page.locator('table.runs tbody tr').count()).toBe(2);
+    const after = await project.sql<{ audience_id: string }>(
+      `select audience_id from ${project.stateSchema}.bindings where activation_id = 'shoppers_x'`,
+    );
+    expect(normalizeHeld(project.held(after[0]!.audience_id))).toEqual(
+      await project.expected('shoppers', MAPPINGS),
+    );
     // The chart is drawn by the bundled uPlot (nothing from the internet).
     await page.waitForSelector('#runs-chart .uplot canvas');
     // Rejections: by reason, with member keys (never values).
@@ -177,6 +183,28 @@ describe('tailor ui (Chromium, Postgres, emulator)', () => {
     // State keeps a member's key as the SHA-256 of the primary key as text (docs/state.md).
     const digest = (key: string) => createHash('sha256').update(key).digest('hex');
     expect(keys).toEqual(expect.arrayContaining(['10', '20', '30'].map(digest)));
+  });
+
+  it('runs a full resync only once it is confirmed', async () => {
+    const page = browser.page;
+    await page.goto(`${url}/activations/shoppers_x`);
+    await page.getByRole('link', { name: 'Full resync…' }).click();
+    await page.waitForSelector('h1:has-text("Full resync of shoppers_x")');
+    const confirmUrl = page.url();
+    // The box is required: the browser does not submit without it.
+    await page.getByRole('button', { name: 'Run the full resync' }).click();
+    expect(page.url()).toBe(confirmUrl);
+    expect(await page.locator('section.job').count()).toBe(0);
+    await page.getByLabel('I understand: re-send the whole segment now').check();
+    await page.getByRole('button', { name: 'Run the full resync' }).click();
+    const resync = await finishedJob();
+    expect(resync).toMatchObject({ status: 'succeeded', rows: '59', removed: '0' });
+    const audienceId = (
+      await project.sql<{ audience_id: string }>(
+        `select audience_id from ${project.stateSchema}.bindings where activation_id = 'shoppers_x'`,
+      )
+    )[0]!.audience_id;
+    expect(normalizeHeld(project.held(audienceId))).toEqual(await project.expected('shoppers', MAPPINGS));
   });
 
   it('pauses and resumes through the enabled flag in tailor.yml', async () => {
