@@ -219,6 +219,7 @@ export function indexPage(
                   </tbody>
                 </table>
               </div>
+              <p class="muted">Last run counts: + added, − removed, ~ changed, ! invalid, × rejected.</p>
               ${rows.filter((r) => r.view.audienceError).map((r) => html`<p class="warn">${r.view.id}: ${r.view.audienceError}</p>`)}`
           : html`<p>No activations in tailor.yml yet.</p>`
       }
@@ -437,7 +438,9 @@ export function activationPage(ctx: PageContext, detail: ActivationDetail): Html
         </div>
         <div>
           <dt>Audience size</dt>
-          <dd>${view.audience?.size === null || !view.audience ? '-' : formatCount(view.audience.size)}</dd>
+          <dd>
+            ${!view.audience ? '-' : view.audience.size === null ? 'pending' : formatCount(view.audience.size)}
+          </dd>
         </div>
         <div>
           <dt>Targetable</dt>
@@ -504,11 +507,21 @@ export function activationPage(ctx: PageContext, detail: ActivationDetail): Html
                           run.counts.removed,
                           run.counts.changed,
                           run.counts.refreshed,
-                          run.counts.invalid,
                         ].map((n) => html`<td class="num">${formatCount(n)}</td>`)}
-                        <td class="num">
-                          ${run.counts.rejected > 0 || run.counts.invalid > 0 ? html`<a href="/activations/${esc(id)}?run=${esc(run.id)}#rejections">${formatCount(run.counts.rejected)}</a>` : formatCount(run.counts.rejected)}
-                        </td>
+                        ${[run.counts.invalid, run.counts.rejected].map(
+                          (n) =>
+                            html`<td class="num">
+                              ${
+                                n > 0
+                                  ? html`<a
+                                      href="/activations/${esc(id)}?run=${esc(run.id)}#rejections"
+                                      title="by reason, with member keys"
+                                      >${formatCount(n)}</a
+                                    >`
+                                  : formatCount(n)
+                              }
+                            </td>`,
+                        )}
                         <td>${run.error ?? ''}</td>
                       </tr>`,
                   )}
