@@ -176,6 +176,10 @@ const ACTIVATION_COLUMNS: readonly {
   { header: 'State', cell: (v) => stateText(v) },
 ];
 
+function destinationsOf(ctx: PageContext): string[] {
+  return ctx.project ? Object.keys(ctx.project.config.destinations) : [];
+}
+
 export function indexPage(
   ctx: PageContext,
   rows: { view: ActivationStatusView; activation: ResolvedActivation }[],
@@ -230,7 +234,16 @@ export function indexPage(
               ${models.map(
                 (m) =>
                   html`<li data-model="${m.name}">
-                    <a class="button" href="/models/${esc(m.name)}">Activate ${m.name}…</a>
+                    ${
+                      destinationsOf(ctx).length > 1
+                        ? destinationsOf(ctx).map(
+                            (d) =>
+                              html`<a class="button" href="/models/${esc(m.name)}?destination=${esc(d)}"
+                                >Activate ${m.name} on ${d}…</a
+                              > `,
+                          )
+                        : html`<a class="button" href="/models/${esc(m.name)}">Activate ${m.name}…</a>`
+                    }
                     <span class="muted">${m.description}</span>
                   </li>`,
               )}

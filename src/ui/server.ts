@@ -431,11 +431,19 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
       return;
     }
     write('progress');
+    // A comment line now and then keeps proxies from closing a quiet stream during a long snapshot.
+    const heartbeat = setInterval(() => raw.write(': keep-alive\n\n'), 15_000);
     const unsubscribe = jobs.subscribe(job.id, (event) => {
       write(event.type);
-      if (event.type === 'done') raw.end();
+      if (event.type === 'done') {
+        clearInterval(heartbeat);
+        raw.end();
+      }
     });
-    request.raw.on('close', unsubscribe);
+    request.raw.on('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    });
   });
 
   app.get<{ Params: { name: string } }>('/destinations/:name', async (request, reply) => {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../../src/emulator/index.js';
@@ -103,6 +103,44 @@ describe('tailor schedule --ui', () => {
       await waitFor(() => daemon.out.stderr.includes('configuration reloaded'), 'the reload to apply');
     } finally {
       expect(await daemon.stop()).toBe(0);
+    }
+  });
+});
+
+describe('tailor ui and a broken tailor.yml', () => {
+  it('says on every page what is wrong, refuses edits with the check errors, and recovers once fixed', async () => {
+    const path = join(project.dir, 'tailor.yml');
+    const good = await readFile(path, 'utf8');
+    const ui = start(['ui', '--port', '0']);
+    try {
+      await waitFor(() => /Tailor UI: http:\/\/\S+/.test(ui.out.stdout), 'tailor ui to listen', 60_000);
+      const url = /Tailor UI: (http:\/\/\S+)/.exec(ui.out.stdout)![1]!;
+      const token = csrfOf(await (await fetch(`${url}/activations/members_x`)).text());
+      // Someone mistypes a key by hand.
+      const broken = good.replace('schedule: manual', 'schedule: manual\n    enabeld: false');
+      expect(broken).not.toBe(good);
+      await writeFile(path, broken);
+      const index = await fetch(`${url}/`);
+      expect(index.status).toBe(200);
+      const page = await index.text();
+      expect(page).toContain('The project does not load');
+      expect(page).toContain('enabeld');
+      const pause = await fetch(`${url}/activations/members_x/pause`, {
+        method: 'POST',
+        headers: { origin: url, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: token }).toString(),
+        redirect: 'manual',
+      });
+      expect(pause.status).toBe(422);
+      expect(await pause.text()).toContain('enabeld');
+      expect(await readFile(path, 'utf8')).toBe(broken);
+      await writeFile(path, good);
+      const fixed = await (await fetch(`${url}/`)).text();
+      expect(fixed).not.toContain('The project does not load');
+      expect(fixed).toContain('data-activation="members_x"');
+    } finally {
+      await writeFile(path, good);
+      expect(await ui.stop()).toBe(0);
     }
   });
 });

@@ -169,6 +169,7 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
         host: options.uiHost,
         port: options.uiPort,
         onConfigWritten: () => reload('ui'),
+        optionNames: { port: '--ui-port', host: '--ui-host' },
       });
     try {
       await scheduler.start(project);

@@ -23,12 +23,19 @@ export const uiPort = (value: string) => {
  */
 export async function startUi(
   ctx: CommandContext,
-  options: { host: string; port: number; onConfigWritten?: () => void },
+  options: {
+    host: string;
+    port: number;
+    onConfigWritten?: () => void;
+    /** How the command names its port and address options, for errors. */
+    optionNames?: { port: string; host: string };
+  },
 ): Promise<UiServer> {
   const { startUiServer } = await import('../../ui/server.js');
   const token = ctx.io.env['TAILOR_UI_TOKEN'] || undefined;
   if (token) ctx.scrubber.setSecrets([...(await ctx.project()).secrets, token]);
   const logger = ctx.logger.child({ component: 'ui' });
+  const names = options.optionNames ?? { port: '--port', host: '--host' };
   try {
     return await startUiServer({
       host: options.host,
@@ -50,12 +57,12 @@ export async function startUi(
     const address = `${options.host}:${options.port}`;
     if (code === 'EADDRINUSE')
       throw commandLineError(`cannot listen on ${address}: another process already listens there`, {
-        option: '--ui-port',
+        option: names.port,
         hint: 'choose another port (0 picks a free one), or stop the other process',
       });
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
       throw commandLineError(`cannot listen on ${address}: no such address on this machine`, {
-        option: '--ui-host',
+        option: names.host,
       });
     throw error instanceof Error && code === undefined
       ? error
