@@ -289,6 +289,9 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
         return refuse(reply, ctx, `Cannot activate ${request.params.name}`, error);
       }
       const { id, value } = proposal;
+      // A second click while the first activation is still being written and synced follows it.
+      const already = jobs.running(id);
+      if (already) return reply.redirect(`/jobs/${already.id}`, 303);
       const job = jobs.start('activate', id, async (hooks) => {
         hooks.step('writing the activation into tailor.yml');
         // As `tailor activate` does: an edit that would break tailor.yml is undone and refused.
