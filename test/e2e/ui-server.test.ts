@@ -116,6 +116,24 @@ describe('tailor ui and a broken tailor.yml', () => {
       await waitFor(() => /Tailor UI: http:\/\/\S+/.test(ui.out.stdout), 'tailor ui to listen', 60_000);
       const url = /Tailor UI: (http:\/\/\S+)/.exec(ui.out.stdout)![1]!;
       const token = csrfOf(await (await fetch(`${url}/activations/members_x`)).text());
+      // Run now, then follow the job's server-sent events to its end.
+      const run = await fetch(`${url}/activations/members_x/run`, {
+        method: 'POST',
+        headers: { origin: url, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: token }).toString(),
+        redirect: 'manual',
+      });
+      expect(run.status).toBe(303);
+      const jobPath = run.headers.get('location')!;
+      expect(jobPath).toMatch(/^\/jobs\/[0-9a-f-]+$/);
+      const events = await fetch(`${url}${jobPath}/events`);
+      expect(events.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const stream = await events.text(); // the server ends the stream once the job is done
+      const last = stream.trim().split('\n\n').pop()!;
+      expect(last).toMatch(/^event: done\ndata: /);
+      expect(JSON.parse(last.split('data: ')[1]!)).toMatchObject({ state: 'finished', status: 'succeeded' });
+      const jobPage = await (await fetch(`${url}${jobPath}`)).text();
+      expect(jobPage).toContain('data-count="added">20<');
       // Someone mistypes a key by hand.
       const broken = good.replace('schedule: manual', 'schedule: manual\n    enabeld: false');
       expect(broken).not.toBe(good);
