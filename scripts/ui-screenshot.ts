@@ -70,7 +70,9 @@ try {
     await page.screenshot({ path: join(root, 'docs', 'ui-activation.png') });
   } finally {
     await browser.close();
+    const exited = new Promise((resolve) => ui.once('close', resolve));
     ui.kill('SIGTERM');
+    await exited;
   }
   console.error('wrote docs/ui.png and docs/ui-activation.png');
 } finally {
