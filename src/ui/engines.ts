@@ -10,7 +10,15 @@ interface Generation {
   engine: Promise<SyncEngine>;
   users: number;
   retired: boolean;
+  idle?: NodeJS.Timeout | undefined;
 }
+
+/**
+ * How long an unused engine stays open. An embedded PGlite warehouse takes one process at a time, so
+ * an engine the UI kept open for its whole life would lock `tailor sync` or `npm start` out of it
+ * while a browser tab merely sits there; closed when idle, it lets them in between page loads.
+ */
+const IDLE_CLOSE_MS = 5_000;
 
 /**
  * The UI's sync engine, opened from the project as it is on disk. When tailor.yml or models/ change
@@ -24,6 +32,8 @@ export class EngineHolder {
   readonly #logger: Logger;
   #current: Generation | undefined;
   #opening: Promise<Generation> | undefined;
+  /** An idle engine being closed: a new one opens only after it (PGlite: one instance per directory). */
+  #idleClosing: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(options: {
@@ -53,10 +63,14 @@ export class EngineHolder {
   async #generation(): Promise<Generation> {
     if (this.#closed) throw new Error('the UI is stopping');
     const stamp = await this.#stamp();
-    if (this.#current && this.#current.stamp === stamp) return this.#current;
+    if (this.#current && this.#current.stamp === stamp) {
+      clearTimeout(this.#current.idle);
+      return this.#current;
+    }
     this.#opening ??= (async () => {
       try {
         const project = await this.#load();
+        await this.#idleClosing;
         const engine = this.#open(project);
         await engine;
         const previous = this.#current;
@@ -71,6 +85,7 @@ export class EngineHolder {
   }
 
   #retire(generation: Generation): void {
+    clearTimeout(generation.idle);
     generation.retired = true;
     if (generation.users === 0) void this.#close(generation);
   }
@@ -91,12 +106,23 @@ export class EngineHolder {
   /** Runs `fn` with the engine of the project as it is now on disk. */
   async use<T>(fn: (engine: SyncEngine) => Promise<T>): Promise<T> {
     const generation = await this.#generation();
+    clearTimeout(generation.idle);
     generation.users += 1;
     try {
       return await fn(await generation.engine);
     } finally {
       generation.users -= 1;
-      if (generation.retired && generation.users === 0) void this.#close(generation);
+      if (generation.users === 0) {
+        if (generation.retired) void this.#close(generation);
+        else {
+          generation.idle = setTimeout(() => {
+            if (generation.users > 0 || this.#current !== generation) return;
+            this.#current = undefined;
+            this.#idleClosing = this.#close(generation);
+          }, IDLE_CLOSE_MS);
+          generation.idle.unref();
+        }
+      }
     }
   }
 
@@ -104,6 +130,8 @@ export class EngineHolder {
     this.#closed = true;
     const current = this.#current;
     this.#current = undefined;
+    clearTimeout(current?.idle);
     if (current) await this.#close(current);
+    await this.#idleClosing;
   }
 }
