@@ -202,8 +202,9 @@ describe('tailor check (CLI subprocess)', () => {
         'models/paused.yml': 'name: paused\nprimary_key: id\n',
       });
       const env = { X_CONSUMER_SECRET: DEMO_CREDENTIALS.consumerSecret };
-      // Well under the warehouse pool's 10 s idle timeout, which used to keep the process alive.
-      const text = await runCli(['check', '--project', dir], { env, timeoutMs: 8000 });
+      // Well under the warehouse pool's 30 s idle timeout, which used to keep the process alive, and
+      // long enough for a loaded machine.
+      const text = await runCli(['check', '--project', dir], { env, timeoutMs: 20_000 });
       expect(text.signal, 'still running after it printed').toBeNull();
       expect(text.code, text.stdout + text.stderr).toBe(2);
       expect(text.stdout).toContain('ok: warehouse (postgres) reachable');
@@ -215,7 +216,7 @@ describe('tailor check (CLI subprocess)', () => {
       );
       expect(text.stdout).not.toContain('paused');
 
-      const json = await runCli(['check', '--json', '--project', dir], { env, timeoutMs: 8000 });
+      const json = await runCli(['check', '--json', '--project', dir], { env, timeoutMs: 20_000 });
       expect(json.code).toBe(2);
       const body = JSON.parse(json.stdout);
       expect(body.ok).toBe(false);

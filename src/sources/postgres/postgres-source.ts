@@ -45,7 +45,8 @@ class PostgresSource implements Source {
       connectionString: this.#config.url,
       max,
       application_name: 'tailor',
-      idleTimeoutMillis: 10_000,
+      // Idle connections close after 30 s; commands end by closing the pool, never by waiting for this.
+      idleTimeoutMillis: 30_000,
     });
     // An idle client's connection dropping emits here; without a listener it would crash the process.
     pool.on('error', (error) =>
