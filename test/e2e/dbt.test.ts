@@ -1,0 +1,161 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningEmulator } from '../../src/emulator/index.js';
+import { appendToDbtFile, copyDbtProject, runDbt } from '../helpers/dbt.js';
+import { createE2eProject, type E2eProject, type JsonReport, startTestEmulator } from '../helpers/e2e.js';
+
+/**
+ * dbt models end to end: the fixture dbt project (test/fixtures/dbt) built by a real dbt-core +
+ * dbt-postgres into the test's own schema, its manifest.json and run_results.json read by the CLI,
+ * the audiences fed at the emulator over HTTP.
+ */
+
+let emulator: RunningEmulator;
+const projects: E2eProject[] = [];
+
+beforeAll(async () => {
+  emulator = await startTestEmulator();
+});
+
+afterAll(async () => {
+  for (const project of projects) await project.cleanup();
+  await emulator?.close();
+});
+
+const ACTIVATIONS = `  high_value_x:
+    model: high_value_customers
+    destination: x
+    mappings: { email: email, phone: phone_number }
+  every_customer_x:
+    model: every_customer
+    destination: x
+    mappings: { email: email }
+  native_x:
+    model: native_vips
+    destination: x
+    mappings: { email: email }
+`;
+
+/** An e2e project whose tailor.yml reads models from the dbt project copied into dbt/. */
+async function dbtProject(): Promise<{ project: E2eProject; dbtDir: string }> {
+  const project = await createE2eProject(emulator, {
+    activations: ACTIVATIONS,
+    models: {
+      native_vips: {
+        sql: 'select id, email from {schema}.native',
+        yml: 'name: native_vips\ndescription: Native model\nprimary_key: id\n',
+      },
+    },
+    setup: [
+      'create table {schema}.native (id int, email text)',
+      `insert into {schema}.native values (1, 'native@example.com')`,
+    ],
+  });
+  projects.push(project);
+  const config = join(project.dir, 'tailor.yml');
+  await writeFile(config, `models_from: dbt\ndbt: { project_dir: dbt }\n${await readFile(config, 'utf8')}`);
+  const dbtDir = await copyDbtProject(join(project.dir, 'dbt'));
+  return { project, dbtDir };
+}
+
+type AfterDbtReport = JsonReport & { skipped: { activation: string; reason: string }[] };
+
+describe('dbt models', () => {
+  it('syncs the dbt models a dbt run rebuilt, queried as their relations, and says what it skipped', async () => {
+    const { project, dbtDir } = await dbtProject();
+    await runDbt(dbtDir, ['build'], project.schema);
+
+    const check = await project.json<{ ok: boolean; models: string[] }>(['check']);
+    expect(check.result.stderr).toBe('');
+    expect(check.body.ok).toBe(true);
+    expect(check.body.models.sort()).toEqual(['every_customer', 'high_value_customers', 'native_vips']);
+
+    const first = await project.json<AfterDbtReport>(['sync', '--after-dbt']);
+    expect(first.result.code).toBe(0);
+    const byId = Object.fromEntries(first.body.activations.map((a) => [a.activation, a]));
+    expect(Object.keys(byId).sort()).toEqual(['every_customer_x', 'high_value_x']);
+    // The table model keeps customers worth at least $1,000 (ids 1, 3, 4); the view has all five.
+    expect(byId.high_value_x).toMatchObject({ status: 'succeeded', rows: 3, added: 3 });
+    expect(byId.every_customer_x).toMatchObject({ status: 'succeeded', rows: 5, added: 5 });
+    expect(Object.keys(project.held(byId.high_value_x!.audience_id!))).toEqual(
+      expect.arrayContaining(['email']),
+    );
+    expect(first.body.skipped).toEqual([
+      { activation: 'native_x', reason: 'model native_vips is not a dbt model' },
+    ]);
+    // The audience's description comes from the dbt model's docs.
+    const listed = await project.json<{
+      destinations: { audiences: { id: string; description: string | null }[] }[];
+    }>(['audiences']);
+    const audience = listed.body.destinations[0]!.audiences.find(
+      (a) => a.id === byId.high_value_x!.audience_id,
+    );
+    expect(audience?.description).toContain('Customers whose lifetime value is at least $1,000');
+
+    // A run of one model: only its activation syncs; the other is skipped as not rebuilt.
+    await runDbt(dbtDir, ['run', '--select', 'all_customers'], project.schema);
+    const second = await project.cli(['sync', '--after-dbt']);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/every_customer_x\s+succeeded/);
+    expect(second.stdout).toContain(
+      'high_value_x: dbt model model.tailor_fixture.high_value_customers was not part of this dbt run',
+    );
+
+    // A failed model is skipped with dbt's status: the relation dbt left is not synced.
+    await runDbt(
+      dbtDir,
+      ['run', '--select', 'high_value_customers', '--vars', '{min_value: "oops"}'],
+      project.schema,
+      {
+        allowFailure: true,
+      },
+    );
+    const third = await project.json<AfterDbtReport>(['sync', '--after-dbt']);
+    expect(third.body.activations).toEqual([]);
+    expect(third.body.skipped).toContainEqual({
+      activation: 'high_value_x',
+      reason: 'dbt reported error for model.tailor_fixture.high_value_customers',
+    });
+  });
+
+  it('check reports an ephemeral marked model, a name in both places, a missing or unsupported manifest', async () => {
+    const { project, dbtDir } = await dbtProject();
+    const missing = await project.cli(['check', '--offline']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('dbt/target/manifest.json: dbt manifest not found');
+
+    // Mark the ephemeral staging model, and name the view's Tailor model as the native one.
+    const schemaYml = join(dbtDir, 'models', 'schema.yml');
+    await writeFile(
+      schemaYml,
+      (await readFile(schemaYml, 'utf8')).replace('name: every_customer', 'name: native_vips'),
+    );
+    await appendToDbtFile(
+      dbtDir,
+      'models/schema.yml',
+      '    config:\n      meta:\n        tailor: { primary_key: customer_id }\n',
+    );
+    await runDbt(dbtDir, ['parse'], project.schema);
+    const bad = await project.cli(['check', '--offline']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(
+      'dbt/target/manifest.json: nodes.model.tailor_fixture.stg_customers.config.materialized: dbt model stg_customers is ephemeral',
+    );
+    expect(bad.stderr).toContain(
+      'dbt/target/manifest.json: nodes.model.tailor_fixture.all_customers: model "native_vips" is defined twice',
+    );
+
+    const manifestPath = join(dbtDir, 'target', 'manifest.json');
+    const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as {
+      metadata: { dbt_schema_version: string };
+    };
+    manifest.metadata.dbt_schema_version = 'https://schemas.getdbt.com/dbt/manifest/v99.json';
+    await writeFile(manifestPath, JSON.stringify(manifest));
+    const future = await project.cli(['check', '--offline']);
+    expect(future.code).toBe(2);
+    expect(future.stderr).toMatch(
+      /dbt\/target\/manifest.json: metadata.dbt_schema_version: manifest v99 \(dbt 1\.11\.\d+\) is not supported/,
+    );
+  });
+});
