@@ -61,6 +61,7 @@ class MemoryWarehouse {
       saveBinding: unused,
       prepareDiff: unused,
       memberCount: unused,
+      identifiedMemberCount: unused,
       ownerId: unused,
       startRun: async (activationId: string, startedAt: Date) => {
         const id = String(++this.#next);
