@@ -96,6 +96,15 @@ function crossCheck(
       if (template !== undefined) checkTemplate(template, [...base, key], yaml, issues);
     }
   }
+  const activationIds = Object.keys(asRecord(raw.activations) ?? {});
+  for (const [name, value] of Object.entries(asRecord(raw.alerts) ?? {})) {
+    const only = asRecord(value)?.activations;
+    if (!Array.isArray(only)) continue;
+    only.forEach((id, index) => {
+      if (typeof id === 'string' && !activationIds.includes(id))
+        at(['alerts', name, 'activations', String(index)], `unknown activation "${id}"`);
+    });
+  }
   for (const [id, value] of Object.entries(asRecord(raw.activations) ?? {})) {
     const activation = asRecord(value);
     if (!activation) continue;

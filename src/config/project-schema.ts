@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { alertsConfigSchema } from '../alerts/alerts-config.js';
 import { dbtConfigSchema } from '../models/dbt-manifest.js';
 import { xAdsDestinationSchema } from '../destinations/x-ads/x-ads-config.js';
 import { warehouseConfigSchema } from '../sources/warehouse-config.js';
@@ -31,6 +32,8 @@ export const projectConfigSchema = z.strictObject({
   /** Where the dbt project and its artifacts are (with `models_from: dbt`). */
   dbt: dbtConfigSchema.optional(),
   destinations: z.record(destinationNameSchema, destinationConfigSchema),
+  /** Webhooks (Slack or generic JSON) told of state changes: failed, held, paused, recovered... */
+  alerts: alertsConfigSchema.optional(),
   activations: z
     .record(
       z.string().regex(NAME_PATTERN, {

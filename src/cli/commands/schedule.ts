@@ -1,6 +1,8 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
+import { AlertNotifier } from '../../alerts/alert-delivery.js';
+import { withAlerts } from '../../alerts/alerting-engine.js';
 import { CONFIG_FILE } from '../../config/load-project.js';
 import { errorMessage } from '../../errors.js';
 import { SchedulerMetrics } from '../../scheduler/metrics.js';
@@ -83,8 +85,29 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
   const project = await ctx.project();
   const logger = ctx.logger;
   const metrics = new SchedulerMetrics();
+  // The alerts of the configuration generation in force (a reload brings its own).
+  let notifier = new AlertNotifier(project.config.alerts, { logger });
   const scheduler = new Scheduler({
-    openEngine: (p) => openSyncEngine(p, { logger, observer: metrics.observer }),
+    openEngine: async (p) => {
+      const engine = await openSyncEngine(p, { logger, observer: metrics.observer });
+      notifier = new AlertNotifier(p.config.alerts, { logger });
+      return withAlerts(engine, notifier, { logger });
+    },
+    // A pause is a state change of its own: the tick that pauses an activation says so, once.
+    onTick: (event) => {
+      if ((event.outcome !== 'ran' && event.outcome !== 'error') || !event.paused) return;
+      const report = event.outcome === 'ran' ? event.report : undefined;
+      void notifier.notify([
+        {
+          kind: 'activation_paused',
+          activationId: event.activationId,
+          message: `paused after repeated failed runs (last: ${report?.error ?? (event.outcome === 'error' ? event.error : 'no reason given')}); it resumes after a successful \`tailor sync\` or a config change`,
+          runId: report?.runId ?? null,
+          audienceId: report?.audienceId ?? null,
+          at: new Date(),
+        },
+      ]);
+    },
     logger,
     metrics,
     concurrency: options.concurrency,

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { AlertNotifier } from '../../alerts/alert-delivery.js';
+import { withAlerts } from '../../alerts/alerting-engine.js';
 import type { Project } from '../../config/load-project.js';
 import { ConfigError, type ConfigIssue } from '../../errors.js';
 import { type DbtSelection, readRunResults, selectAfterDbt } from '../../models/dbt-manifest.js';
@@ -130,7 +132,12 @@ export async function runActivations(
   options: Omit<SyncOptions, 'onProgress' | 'signal'>,
 ): Promise<SyncReport[]> {
   const view = progressView(ctx, ids, options.dryRun);
-  await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
+  const logger = engineLogger(ctx);
+  await using opened = await openSyncEngine(project, { logger });
+  // Alerts follow runs, not plans; their deliveries are logged at the scheduler's level of detail.
+  const engine = options.dryRun
+    ? opened
+    : withAlerts(opened, new AlertNotifier(project.config.alerts, { logger }), { logger });
   try {
     const reports = await syncMany(engine, ids, {
       ...options,
