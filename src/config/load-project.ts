@@ -128,6 +128,12 @@ function crossCheck(
     if (schedule !== undefined) {
       const parsed = parseSchedule(schedule);
       if ('error' in parsed) at([...base, 'schedule'], parsed.error);
+      else if (parsed.kind === 'after_dbt') {
+        if (raw.models_from !== 'dbt')
+          at([...base, 'schedule'], '"after dbt" needs models_from: dbt (and a dbt model)');
+        else if (model !== undefined && models.has(model) && !models.get(model)!.dbt)
+          at([...base, 'schedule'], `"after dbt" needs a dbt model; ${model} is a models/ file`);
+      }
     }
     const timezone = asString(activation.timezone);
     if (timezone !== undefined && !isTimezone(timezone)) {

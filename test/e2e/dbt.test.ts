@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import { appendToDbtFile, copyDbtProject, runDbt } from '../helpers/dbt.js';
-import { createE2eProject, type E2eProject, type JsonReport, startTestEmulator } from '../helpers/e2e.js';
+import {
+  createE2eProject,
+  type E2eProject,
+  type JsonReport,
+  spawnCli,
+  startTestEmulator,
+  waitFor,
+} from '../helpers/e2e.js';
 
 /**
  * dbt models end to end: the fixture dbt project (test/fixtures/dbt) built by a real dbt-core +
@@ -38,9 +45,9 @@ const ACTIVATIONS = `  high_value_x:
 `;
 
 /** An e2e project whose tailor.yml reads models from the dbt project copied into dbt/. */
-async function dbtProject(): Promise<{ project: E2eProject; dbtDir: string }> {
+async function dbtProject(activations = ACTIVATIONS): Promise<{ project: E2eProject; dbtDir: string }> {
   const project = await createE2eProject(emulator, {
-    activations: ACTIVATIONS,
+    activations,
     models: {
       native_vips: {
         sql: 'select id, email from {schema}.native',
@@ -158,4 +165,54 @@ describe('dbt models', () => {
       /dbt\/target\/manifest.json: metadata.dbt_schema_version: manifest v99 \(dbt 1\.11\.\d+\) is not supported/,
     );
   });
+
+  it('tailor schedule syncs `schedule: after dbt` activations when dbt writes new run results', async () => {
+    // The dbt-fed activation runs after dbt; the others are manual, so nothing else runs them.
+    const { project, dbtDir } = await dbtProject(
+      ACTIVATIONS.replaceAll('destination: x\n', 'destination: x\n    schedule: manual\n').replace(
+        'schedule: manual\n    mappings: { email: email, phone: phone_number }',
+        'schedule: after dbt\n    mappings: { email: email }',
+      ),
+    );
+    await runDbt(dbtDir, ['build'], project.schema);
+    const daemon = spawnCli(['schedule', '--port', '0', '--project', project.dir], project.dir);
+    // The daemon's JSON log lines, as they arrive (spawnCli decodes stderr as UTF-8).
+    let stderr = '';
+    daemon.child.stderr.on('data', (chunk: string) => (stderr += chunk));
+    const logs = () =>
+      stderr
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as { msg: string; activation?: string; run?: string[] });
+    const seen = (predicate: (line: { msg: string; activation?: string; run?: string[] }) => boolean) =>
+      logs().filter(predicate).length;
+    const succeeded = (line: { msg: string; activation?: string }) =>
+      line.msg === 'run succeeded' && line.activation === 'high_value_x';
+    const until = (check: () => boolean, what: string) =>
+      waitFor(check, what, 50_000).catch((error: unknown) => {
+        throw new Error(`${String(error)}\n${stderr.slice(-3000)}`);
+      });
+    try {
+      // The dbt run that finished before the scheduler started is synced at start.
+      await until(() => seen(succeeded) >= 1, 'the first run after dbt');
+      const found = (line: { msg: string }) => line.msg.startsWith('dbt run found');
+      const before = seen(found);
+      await runDbt(dbtDir, ['run', '--select', 'high_value_customers'], project.schema);
+      await until(() => seen(succeeded) >= 2, 'the run after the second dbt run');
+      // A dbt run that rebuilt another model only: found, nothing to sync.
+      await runDbt(dbtDir, ['run', '--select', 'all_customers'], project.schema);
+      await until(() => seen(found) >= before + 2, 'the third dbt run to be seen');
+      expect(logs().filter(found).at(-1)!.run).toEqual([]);
+      expect(seen(succeeded)).toBe(2);
+      // Only the `after dbt` activation ran; the manual ones never did.
+      const runs = await project.sql<{ activation_id: string; n: string }>(
+        `select activation_id, count(*) as n from "${project.stateSchema}".runs group by 1`,
+      );
+      expect(runs).toEqual([{ activation_id: 'high_value_x', n: '2' }]);
+    } finally {
+      daemon.child.kill('SIGTERM');
+      const exit = await daemon.done;
+      expect(exit.code, stderr.slice(-2000)).toBe(0);
+    }
+  }, 180_000);
 });

@@ -64,7 +64,7 @@ const short = (date: Date | null) => formatInstant(date);
 function nextRunText(view: ActivationStatusView): string {
   if (view.nextRunReason === 'scheduled') return short(view.nextRunAt);
   if (view.nextRunReason === 'backoff') return `${short(view.nextRunAt)} (backoff)`;
-  return view.nextRunReason;
+  return view.nextRunReason === 'after_dbt' ? 'after dbt' : view.nextRunReason;
 }
 
 function lastRunText(view: ActivationStatusView): string {
