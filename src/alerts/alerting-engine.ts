@@ -6,6 +6,16 @@ import type { SyncEngine, SyncOptions, SyncReport } from '../sync/types.js';
 import type { AlertNotifier } from './alert-delivery.js';
 import { type AlertEvent, eventsForRun, previousRuns } from './alert-events.js';
 
+export interface AlertingDeps {
+  logger: Logger;
+  now?: () => Date;
+  /**
+   * Asks X for the audience after every successful run (not only when an alert needs it) and hands
+   * over the match rate: the scheduler's /metrics gauges.
+   */
+  onMatchRate?: (activationId: string, rate: MatchRate) => void;
+}
+
 /** Runs read to find the previous settled run behind a few interrupted ones. */
 const RECENT_RUNS = 10;
 
@@ -18,10 +28,11 @@ export async function alertAfterRun(
   engine: SyncEngine,
   notifier: AlertNotifier,
   report: SyncReport,
-  deps: { logger: Logger; now?: () => Date; signal?: AbortSignal },
+  deps: AlertingDeps & { signal?: AbortSignal },
 ): Promise<AlertEvent[]> {
   const alerts = notifier.forActivation(report.activationId);
-  if (alerts.length === 0 || report.runId === null) return [];
+  const measure = deps.onMatchRate !== undefined;
+  if ((alerts.length === 0 && !measure) || report.runId === null) return [];
   const log = deps.logger.child({ run: report.runId, activation: report.activationId });
   try {
     const state = engine.state();
@@ -34,7 +45,7 @@ export async function alertAfterRun(
     const asksX = alerts.some(
       ([, alert]) => alert.events.includes('not_targetable') || alert.events.includes('low_match_rate'),
     );
-    if (report.status === 'succeeded' && asksX && binding) {
+    if (report.status === 'succeeded' && (asksX || measure) && binding) {
       const activation = engine.project.config.activations[report.activationId];
       if (activation) {
         audience =
@@ -44,6 +55,7 @@ export async function alertAfterRun(
           const sent = await state.identifiedMemberCount(report.activationId);
           rate = matchRate(audience, sent, report.counts.rows);
           log.info({ matchRate: matchRateJson(rate) }, 'match rate');
+          deps.onMatchRate?.(report.activationId, rate);
         }
       }
     }
@@ -74,12 +86,8 @@ export async function alertAfterRun(
  * An engine whose runs (not plans) are followed by their alerts: what `tailor sync` and the
  * scheduler both run through, so each sends the same alerts for the same state changes.
  */
-export function withAlerts(
-  engine: SyncEngine,
-  notifier: AlertNotifier,
-  deps: { logger: Logger; now?: () => Date },
-): SyncEngine {
-  if (!notifier.configured) return engine;
+export function withAlerts(engine: SyncEngine, notifier: AlertNotifier, deps: AlertingDeps): SyncEngine {
+  if (!notifier.configured && !deps.onMatchRate) return engine;
   const sync = async (activationId: string, options: SyncOptions): Promise<SyncReport> => {
     const report = await engine.sync(activationId, options);
     if (!options.dryRun && report.status !== 'skipped') await alertAfterRun(engine, notifier, report, deps);

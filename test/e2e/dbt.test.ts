@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningEmulator } from '../../src/emulator/index.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { appendToDbtFile, copyDbtProject, runDbt } from '../helpers/dbt.js';
 import {
   createE2eProject,
@@ -45,8 +45,11 @@ const ACTIVATIONS = `  high_value_x:
 `;
 
 /** An e2e project whose tailor.yml reads models from the dbt project copied into dbt/. */
-async function dbtProject(activations = ACTIVATIONS): Promise<{ project: E2eProject; dbtDir: string }> {
-  const project = await createE2eProject(emulator, {
+async function dbtProject(
+  activations = ACTIVATIONS,
+  x: RunningEmulator = emulator,
+): Promise<{ project: E2eProject; dbtDir: string }> {
+  const project = await createE2eProject(x, {
     activations,
     models: {
       native_vips: {
@@ -167,12 +170,16 @@ describe('dbt models', () => {
   });
 
   it('tailor schedule syncs `schedule: after dbt` activations when dbt writes new run results', async () => {
+    const sizing = await startEmulator({ port: 0, rateLimits: false, switches: { minTargetableSize: 1 } });
+    onTestFinished(() => sizing.close());
     // The dbt-fed activation runs after dbt; the others are manual, so nothing else runs them.
     const { project, dbtDir } = await dbtProject(
       ACTIVATIONS.replaceAll('destination: x\n', 'destination: x\n    schedule: manual\n').replace(
         'schedule: manual\n    mappings: { email: email, phone: phone_number }',
         'schedule: after dbt\n    mappings: { email: email }',
       ),
+      // An emulator that reports the size of small audiences, so /metrics has a match rate to show.
+      sizing,
     );
     await runDbt(dbtDir, ['build'], project.schema);
     const daemon = spawnCli(['schedule', '--port', '0', '--project', project.dir], project.dir);
@@ -183,7 +190,9 @@ describe('dbt models', () => {
       stderr
         .split('\n')
         .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as { msg: string; activation?: string; run?: string[] });
+        .map(
+          (line) => JSON.parse(line) as { msg: string; activation?: string; run?: string[]; listen?: string },
+        );
     const seen = (predicate: (line: { msg: string; activation?: string; run?: string[] }) => boolean) =>
       logs().filter(predicate).length;
     const succeeded = (line: { msg: string; activation?: string }) =>
@@ -195,10 +204,16 @@ describe('dbt models', () => {
     try {
       // The dbt run that finished before the scheduler started is synced at start.
       await until(() => seen(succeeded) >= 1, 'the first run after dbt');
+      sizing.admin.processAudiences(); // X sizes the audience: its 3 members all match
       const found = (line: { msg: string }) => line.msg.startsWith('dbt run found');
       const before = seen(found);
       await runDbt(dbtDir, ['run', '--select', 'high_value_customers'], project.schema);
       await until(() => seen(succeeded) >= 2, 'the run after the second dbt run');
+      const listen = logs().find((line) => line.msg.startsWith('scheduler running'))!.listen!;
+      const metrics = await (await fetch(`${listen}/metrics`)).text();
+      expect(metrics).toContain('tailor_audience_match_rate{activation="high_value_x",of="sent"} 1');
+      expect(metrics).toContain('tailor_audience_match_rate{activation="high_value_x",of="rows"} 1');
+      expect(metrics).toContain('tailor_audience_size{activation="high_value_x"} 3');
       // A dbt run that rebuilt another model only: found, nothing to sync.
       await runDbt(dbtDir, ['run', '--select', 'all_customers'], project.schema);
       await until(() => seen(found) >= before + 2, 'the third dbt run to be seen');

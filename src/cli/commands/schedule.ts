@@ -164,7 +164,10 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
       const engine = await openSyncEngine(p, { logger, observer: metrics.observer });
       notifier = new AlertNotifier(p.config.alerts, { logger });
       current = p;
-      return withAlerts(engine, notifier, { logger });
+      return withAlerts(engine, notifier, {
+        logger,
+        onMatchRate: (id, rate) => metrics.recordMatchRate(id, rate),
+      });
     },
     // A pause is a state change of its own: the tick that pauses an activation says so, once.
     onTick: (event) => {
