@@ -1,8 +1,12 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
-import { appendToDbtFile, copyDbtProject, runDbt } from '../helpers/dbt.js';
+import { appendToDbtFile, copyDbtProject, DBT_EXAMPLE, runDbt } from '../helpers/dbt.js';
+import { runCli } from '../helpers/cli.js';
+import { TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
 import {
   createE2eProject,
   type E2eProject,
@@ -230,4 +234,32 @@ describe('dbt models', () => {
       expect(exit.code, stderr.slice(-2000)).toBe(0);
     }
   }, 180_000);
+
+  it('the example project (examples/dbt) builds with dbt and syncs its dbt model after dbt', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tailor-dbt-example-'));
+    const schema = uniqueName('dbt_example');
+    const env = { TAILOR_EXAMPLE_SCHEMA: schema, TAILOR_STATE_SCHEMA: `${schema}_state` };
+    const admin = new pg.Client(TEST_POSTGRES_URL);
+    await admin.connect();
+    try {
+      await cp(DBT_EXAMPLE, dir, { recursive: true });
+      await runDbt(join(dir, 'analytics'), ['build'], schema, { env });
+      const result = await runCli(['sync', '--after-dbt', '--json'], {
+        cwd: dir,
+        env: { ...env, DATABASE_URL: TEST_POSTGRES_URL },
+      });
+      expect(result.code, result.stderr).toBe(0);
+      const body = JSON.parse(result.stdout) as AfterDbtReport;
+      // Three customers have spent at least $1,000; every one has a valid email.
+      expect(body.activations).toMatchObject([
+        { activation: 'big_spenders_x', status: 'succeeded', added: 3 },
+      ]);
+      expect(body.skipped).toEqual([]);
+    } finally {
+      await admin.query(`drop schema if exists ${schema} cascade`);
+      await admin.query(`drop schema if exists ${schema}_state cascade`);
+      await admin.end();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -13,6 +13,9 @@ export async function copyDbtProject(dir: string): Promise<string> {
   return dir;
 }
 
+/** The example project with a dbt model (examples/dbt), to copy before running it. */
+export const DBT_EXAMPLE = fileURLToPath(new URL('../../examples/dbt', import.meta.url));
+
 /** Appends YAML to a file of the copied dbt project (a test's own variant of the fixture). */
 export async function appendToDbtFile(dbtDir: string, file: string, text: string): Promise<void> {
   await appendFile(join(dbtDir, file), text);
@@ -26,7 +29,7 @@ export function runDbt(
   dbtDir: string,
   args: readonly string[],
   schema: string,
-  options: { allowFailure?: boolean } = {},
+  options: { allowFailure?: boolean; env?: Record<string, string> } = {},
 ): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(DBT, [...args, '--profiles-dir', dbtDir, '--project-dir', dbtDir], {
@@ -38,6 +41,7 @@ export function runDbt(
         TAILOR_DBT_SCHEMA: schema,
         DBT_SEND_ANONYMOUS_USAGE_STATS: 'false',
         DBT_USE_COLORS: 'false',
+        ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
