@@ -2,7 +2,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../../src/emulator/index.js';
-import { createE2eProject, type E2eProject, type JsonReport, startTestEmulator } from '../helpers/e2e.js';
+import {
+  createE2eProject,
+  type E2eProject,
+  type JsonReport,
+  spawnCli,
+  startTestEmulator,
+} from '../helpers/e2e.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /**
@@ -143,5 +149,58 @@ describe('alerts', () => {
 
     // The webhook URL is a secret: never in any output.
     for (const output of project.outputs) expect(output).not.toContain('s3cr3tT0k3n');
+  });
+
+  it('tailor schedule sends the failure once, then the pause, from the daemon', async () => {
+    const scheduled = await createE2eProject(emulator, {
+      setup: ['create table {schema}.customers (customer_id bigint primary key, email text)'],
+      models: {
+        broken: {
+          sql: 'select customer_id, email from {schema}.no_such_table',
+          yml: 'name: broken\ndescription: A model whose table is gone\nprimary_key: customer_id\n',
+        },
+      },
+      activations: `  broken_x:
+    model: broken
+    destination: x
+    mappings: { email: email }
+    schedule: '* * * * * *'
+`,
+    });
+    try {
+      const config = join(scheduled.dir, 'tailor.yml');
+      await writeFile(
+        config,
+        `alerts:
+  ops_hook:
+    type: webhook
+    url: ${receiver.url}/daemon
+    events: [run_failed, activation_paused]
+    retry: { attempts: 2, initial_delay_ms: 5 }
+${await readFile(config, 'utf8')}`,
+      );
+      // Every second, no backoff, paused after 3 failures in a row.
+      const daemon = spawnCli(
+        ['schedule', '--port', '0', '--max-failures', '3', '--backoff', '0', '--project', scheduled.dir],
+        scheduled.dir,
+      );
+      try {
+        const [failed, paused] = await receiver.waitFor('/daemon', 2, 30_000);
+        expect((failed!.body as HookBody).event).toBe('run_failed');
+        expect(paused!.body).toMatchObject({ event: 'activation_paused', activation: 'broken_x' });
+        expect((paused!.body as HookBody).message).toMatch(/^paused after repeated failed runs/);
+        // Three failed runs, two alerts: the second and third failures were no new state.
+        const runs = await scheduled.sql<{ n: string }>(
+          `select count(*) as n from "${scheduled.stateSchema}".runs where status = 'failed'`,
+        );
+        expect(Number(runs[0]!.n)).toBe(3);
+      } finally {
+        daemon.child.kill('SIGTERM');
+        expect((await daemon.done).code).toBe(0);
+      }
+      expect(receiver.on('/daemon')).toHaveLength(2);
+    } finally {
+      await scheduled.cleanup();
+    }
   });
 });
