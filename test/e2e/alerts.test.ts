@@ -147,6 +147,12 @@ describe('alerts', () => {
     expect(((await receiver.waitFor('/hook', 3))[2]!.body as HookBody).event).toBe('run_held');
     expect(receiver.on('/broken')).toHaveLength(2); // it wants run_failed only
 
+    // --debug logs every delivery step; the URL still never shows.
+    await project.sql(`update {schema}.customers set email = 'alert' || customer_id || '@example.com'`);
+    const debug = await project.cli(['sync', 'members_x', '--debug'], { env: env() });
+    expect(debug.code, debug.stderr).toBe(0);
+    expect(debug.stderr).toContain('alert sent');
+    await receiver.waitFor(SLACK_PATH, 5);
     // The webhook URL is a secret: never in any output.
     for (const output of project.outputs) expect(output).not.toContain('s3cr3tT0k3n');
   });
