@@ -22,6 +22,8 @@ import {
  * the audiences fed at the emulator over HTTP.
  */
 
+// Each test runs dbt (a Python process of several seconds) more than once: generous limits, for a
+// loaded machine.
 let emulator: RunningEmulator;
 const projects: E2eProject[] = [];
 
@@ -131,7 +133,7 @@ describe('dbt models', () => {
       activation: 'high_value_x',
       reason: 'dbt reported error for model.tailor_fixture.high_value_customers',
     });
-  });
+  }, 180_000);
 
   it('check reports an ephemeral marked model, a name in both places, a missing or unsupported manifest', async () => {
     const { project, dbtDir } = await dbtProject();
@@ -171,7 +173,7 @@ describe('dbt models', () => {
     expect(future.stderr).toMatch(
       /dbt\/target\/manifest.json: metadata.dbt_schema_version: manifest v99 \(dbt 1\.11\.\d+\) is not supported/,
     );
-  });
+  }, 180_000);
 
   it('tailor schedule syncs `schedule: after dbt` activations when dbt writes new run results', async () => {
     const sizing = await startEmulator({ port: 0, rateLimits: false, switches: { minTargetableSize: 1 } });
@@ -261,5 +263,5 @@ describe('dbt models', () => {
       await admin.end();
       await rm(dir, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 });
