@@ -3,7 +3,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tailor/', '.venv-bq/', 'dist/', 'coverage/'] },
+  { ignores: ['node_modules/', '.tailor/', '.venv-bq/', '.venv-dbt/', 'dist/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { isSupportedCountry } from 'libphonenumber-js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
+import { dbtConfigSchema, loadDbtModels } from '../models/dbt-manifest.js';
 import { loadModels } from '../models/load-models.js';
 import type { Model } from '../models/model.js';
 import { substituteEnv } from './env.js';
@@ -95,6 +96,15 @@ function crossCheck(
       if (template !== undefined) checkTemplate(template, [...base, key], yaml, issues);
     }
   }
+  const activationIds = Object.keys(asRecord(raw.activations) ?? {});
+  for (const [name, value] of Object.entries(asRecord(raw.alerts) ?? {})) {
+    const only = asRecord(value)?.activations;
+    if (!Array.isArray(only)) continue;
+    only.forEach((id, index) => {
+      if (typeof id === 'string' && !activationIds.includes(id))
+        at(['alerts', name, 'activations', String(index)], `unknown activation "${id}"`);
+    });
+  }
   for (const [id, value] of Object.entries(asRecord(raw.activations) ?? {})) {
     const activation = asRecord(value);
     if (!activation) continue;
@@ -109,12 +119,21 @@ function crossCheck(
     }
     const model = asString(activation.model);
     if (model !== undefined && !models.has(model) && !modelIssues) {
-      at([...base, 'model'], `unknown model "${model}" (no models/${model}.sql and .yml)`);
+      at(
+        [...base, 'model'],
+        `unknown model "${model}" (no models/${model}.sql and .yml${raw.models_from === 'dbt' ? ', nor a dbt model marked for Tailor' : ''})`,
+      );
     }
     const schedule = asString(activation.schedule);
     if (schedule !== undefined) {
       const parsed = parseSchedule(schedule);
       if ('error' in parsed) at([...base, 'schedule'], parsed.error);
+      else if (parsed.kind === 'after_dbt') {
+        if (raw.models_from !== 'dbt')
+          at([...base, 'schedule'], '"after dbt" needs models_from: dbt (and a dbt model)');
+        else if (model !== undefined && models.has(model) && !models.get(model)!.dbt)
+          at([...base, 'schedule'], `"after dbt" needs a dbt model; ${model} is a models/ file`);
+      }
     }
     const timezone = asString(activation.timezone);
     if (timezone !== undefined && !isTimezone(timezone)) {
@@ -166,6 +185,31 @@ function sharedAudiences(config: ProjectConfig, models: Map<string, Model>, yaml
 }
 
 /**
+ * Adds the dbt models marked for Tailor to the native ones. A name both define is an issue naming
+ * both places: which one a run would query must never be a guess.
+ */
+async function addDbtModels(
+  projectDir: string,
+  config: Parameters<typeof loadDbtModels>[1],
+  models: Map<string, Model>,
+  issues: ConfigIssue[],
+): Promise<void> {
+  const dbtModels = await loadDbtModels(projectDir, config, issues);
+  for (const [name, model] of dbtModels) {
+    if (models.has(name)) {
+      issues.push({
+        file: relative(projectDir, model.sqlPath),
+        path: `nodes.${model.dbt!.uniqueId}`,
+        message: `model "${name}" is defined twice: by models/${name}.yml and by this dbt model (rename one, e.g. with meta.tailor.name)`,
+      });
+      models.delete(name);
+      continue;
+    }
+    models.set(name, model);
+  }
+}
+
+/**
  * Loads tailor.yml and the models of a project directory, substituting `${VAR}` from `env`. Every
  * problem found is collected and thrown at once as a ConfigError. `onSecrets` hears the values at
  * secret-marked paths before validation, so that a caller can scrub them from what it prints even
@@ -204,6 +248,11 @@ export async function loadProject(
             (issue) => !envPaths.has(issue.path),
           ),
         );
+      if (substituted.models_from === 'dbt') {
+        const dbtConfig = dbtConfigSchema.safeParse(substituted.dbt ?? {});
+        // A wrong `dbt:` block is reported by the project schema above.
+        if (dbtConfig.success) await addDbtModels(projectDir, dbtConfig.data, models, modelIssues);
+      }
       crossCheck(substituted, models, yaml, issues, modelIssues.length > 0);
       if (config) issues.push(...sharedAudiences(config, models, yaml));
     }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { alertsConfigSchema } from '../alerts/alerts-config.js';
+import { dbtConfigSchema } from '../models/dbt-manifest.js';
 import { xAdsDestinationSchema } from '../destinations/x-ads/x-ads-config.js';
 import { warehouseConfigSchema } from '../sources/warehouse-config.js';
 import { activationConfigSchema } from './activation-config.js';
@@ -22,7 +24,16 @@ export const projectConfigSchema = z.strictObject({
    * on a fresh clone. Ignored for any other warehouse.
    */
   sample: z.enum(['demo']).optional(),
+  /**
+   * `dbt`: models also come from a dbt project's manifest (the dbt models marked for Tailor in their
+   * `meta`), beside the native `models/` files.
+   */
+  models_from: z.enum(['dbt']).optional(),
+  /** Where the dbt project and its artifacts are (with `models_from: dbt`). */
+  dbt: dbtConfigSchema.optional(),
   destinations: z.record(destinationNameSchema, destinationConfigSchema),
+  /** Webhooks (Slack or generic JSON) told of state changes: failed, held, paused, recovered... */
+  alerts: alertsConfigSchema.optional(),
   activations: z
     .record(
       z.string().regex(NAME_PATTERN, {

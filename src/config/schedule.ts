@@ -4,7 +4,9 @@ import cron from 'node-cron';
 export type Schedule =
   | { kind: 'cron'; expression: string; text: string }
   | { kind: 'interval'; everyMs: number; text: string }
-  | { kind: 'manual'; text: string };
+  | { kind: 'manual'; text: string }
+  /** After each successful dbt run that rebuilt the activation's dbt model (`tailor schedule` watches run_results.json). */
+  | { kind: 'after_dbt'; text: string };
 
 const EVERY = /^every\s+(?:(\d+)\s+)?(minute|minutes|hour|hours|day|days)$/i;
 const UNIT_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
@@ -18,6 +20,7 @@ export function parseSchedule(text: string): Schedule | { error: string } {
   if (trimmed === '')
     return { error: 'schedule is empty (use a cron expression, "every N hours" or "manual")' };
   if (trimmed.toLowerCase() === 'manual') return { kind: 'manual', text: trimmed };
+  if (/^after\s+dbt$/i.test(trimmed)) return { kind: 'after_dbt', text: 'after dbt' };
   const every = EVERY.exec(trimmed);
   if (every) {
     const count = every[1] === undefined ? 1 : Number(every[1]);
@@ -35,7 +38,7 @@ export function parseSchedule(text: string): Schedule | { error: string } {
   if ((fields === 5 || fields === 6) && cron.validate(trimmed))
     return { kind: 'cron', expression: trimmed, text: trimmed };
   return {
-    error: `schedule "${trimmed}" is neither a cron expression (5 or 6 fields), "every N minutes|hours|days" nor "manual"`,
+    error: `schedule "${trimmed}" is neither a cron expression (5 or 6 fields), "every N minutes|hours|days", "after dbt" nor "manual"`,
   };
 }
 

@@ -540,6 +540,17 @@ export class StateSql {
     return Number(row?.n ?? 0);
   }
 
+  async identifiedMemberCount(activationId: string): Promise<number> {
+    const row = await this.#read('counting members with identifiers', () =>
+      this.#q()
+        .selectFrom('member_hashes')
+        .select((eb) => eb.fn.count('member_key').distinct().as('n'))
+        .where('activation_id', '=', activationId)
+        .executeTakeFirst(),
+    );
+    return Number(row?.n ?? 0);
+  }
+
   /**
    * Distinct hashes state holds for the activation: what X holds for its audience, as far as state
    * knows (a hash two members share is one identifier at X). One aggregate over the activation's

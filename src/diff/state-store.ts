@@ -121,6 +121,11 @@ class WarehouseStateStore implements StateStore {
     return this.#sql.memberCount(activationId);
   }
 
+  async identifiedMemberCount(activationId: string): Promise<number> {
+    await this.migrate();
+    return this.#sql.identifiedMemberCount(activationId);
+  }
+
   async startRun(activationId: string, startedAt: Date): Promise<string> {
     await this.migrate();
     // The caller holds the activation's lock: a run still `running` belongs to a dead process.

@@ -220,6 +220,11 @@ export interface StateStore extends ActivationStatusStore {
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
   /**
+   * Members held in state with at least one identifier hash: those sent to the destination with at
+   * least one valid identifier (the denominator of the match rate).
+   */
+  identifiedMemberCount(activationId: string): Promise<number>;
+  /**
    * Records a new run. Call it under the activation's lock: runs of the activation still `running`
    * then belong to a dead process, and are closed as `abandoned` first.
    */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { nameSchema } from '../config/names.js';
+import type { DbtModelRef } from './dbt-manifest.js';
 
 /** `models/<name>.yml`: what an analyst writes beside the segment's SQL. */
 export const modelMetaSchema = z.strictObject({
@@ -19,4 +20,6 @@ export interface Model {
   sql: string;
   sqlPath: string;
   ymlPath: string;
+  /** Set for a model read from a dbt manifest: the dbt node and the relation it is queried as. */
+  dbt?: DbtModelRef;
 }

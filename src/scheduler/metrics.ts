@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { DestinationObserver, RequestEvent } from '../destinations/destination.js';
+import type { MatchRate } from '../sync/match-rate.js';
 import type { SyncReport } from '../sync/types.js';
 
 /** Why a scheduled tick did not start a run. */
@@ -38,6 +39,8 @@ export class SchedulerMetrics {
   readonly #skipped: Counter<'activation' | 'reason'>;
   readonly #reloads: Counter<'result'>;
   readonly #lastSuccessAt = new Map<string, number>();
+  readonly #matchRate: Gauge<'activation' | 'of'>;
+  readonly #audienceSize: Gauge<'activation'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -57,6 +60,18 @@ export class SchedulerMetrics {
     this.#lastSuccess = new Gauge({
       name: 'tailor_last_success_timestamp_seconds',
       help: 'When the last successful scheduled run of an activation finished (Unix seconds)',
+      labelNames: ['activation'],
+      registers,
+    });
+    this.#matchRate = new Gauge({
+      name: 'tailor_audience_match_rate',
+      help: "X's matched audience size over members sent with a valid identifier (of=sent) and over the model's rows (of=rows), as of the last successful scheduled run",
+      labelNames: ['activation', 'of'],
+      registers,
+    });
+    this.#audienceSize = new Gauge({
+      name: 'tailor_audience_size',
+      help: "X's matched audience size (audience_size), as of the last successful scheduled run",
       labelNames: ['activation'],
       registers,
     });
@@ -136,6 +151,18 @@ export class SchedulerMetrics {
       },
     });
     this.observer = { onRequest: (event) => this.recordRequest(event) };
+  }
+
+  /** X's view of an activation's audience after a run; a ratio X has not computed yet is left unset. */
+  recordMatchRate(activationId: string, rate: MatchRate): void {
+    if (rate.audienceSize !== null) this.#audienceSize.set({ activation: activationId }, rate.audienceSize);
+    for (const [of, value] of [
+      ['sent', rate.ofSent],
+      ['rows', rate.ofRows],
+    ] as const) {
+      if (value === null) this.#matchRate.remove({ activation: activationId, of });
+      else this.#matchRate.set({ activation: activationId, of }, value);
+    }
   }
 
   /** Where the scrape-time gauges read from (the scheduler, once it runs). */

@@ -27,7 +27,7 @@ export function backoffUntil(status: ActivationStatus | undefined, policy: Backo
   return new Date(status.updatedAt.getTime() + backoffMs(status.consecutiveFailures, policy));
 }
 
-export type NextRunReason = 'scheduled' | 'backoff' | 'paused' | 'manual' | 'disabled';
+export type NextRunReason = 'scheduled' | 'backoff' | 'paused' | 'manual' | 'after_dbt' | 'disabled';
 
 export interface PlannedRun {
   /** When the scheduler would next start a run; null when it never will on its own. */
@@ -51,6 +51,7 @@ export function plannedNextRun(input: {
   const { schedule } = input;
   if (!input.enabled) return { at: null, reason: 'disabled' };
   if (schedule.kind === 'manual') return { at: null, reason: 'manual' };
+  if (schedule.kind === 'after_dbt') return { at: null, reason: 'after_dbt' };
   if (input.status?.pausedAt) return { at: null, reason: 'paused' };
   const notBefore = backoffUntil(input.status, input.backoff);
   if (schedule.kind === 'interval') {

@@ -225,6 +225,20 @@ export class Scheduler {
       run.controller.abort(new Error('the scheduler was told to stop now'));
   }
 
+  /**
+   * Ticks the named activations of the configuration in force now, for an event that happened at
+   * `at` (a dbt run that rebuilt their models): an activation whose last run started after `at` has
+   * already seen it (here or in another worker) and is skipped as `already_ran`, as a cron tick is.
+   */
+  runAfter(activationIds: readonly string[], at: Date): void {
+    const generation = this.#generation;
+    if (!generation || this.#stopped) return;
+    for (const id of activationIds) {
+      const entry = generation.entries.get(id);
+      if (entry && entry.activation.enabled) void this.#tick(generation, entry, at);
+    }
+  }
+
   activations(): ScheduledActivationInfo[] {
     const generation = this.#generation;
     if (!generation) return [];
@@ -320,6 +334,11 @@ export class Scheduler {
       const { schedule } = activation;
       if (schedule.kind === 'manual') {
         summary[activation.id] = 'manual';
+        continue;
+      }
+      // Run by `runAfter` when dbt has rebuilt the model, never by a timer.
+      if (schedule.kind === 'after_dbt') {
+        summary[activation.id] = schedule.text;
         continue;
       }
       summary[activation.id] = schedule.text;

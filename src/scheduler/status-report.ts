@@ -2,6 +2,7 @@ import type { ResolvedActivation } from '../config/resolve-activation.js';
 import type { AudienceInfo } from '../destinations/destination.js';
 import type { ActivationStatus, RunRecord } from '../diff/types.js';
 import { errorMessage, WarehouseError } from '../errors.js';
+import { type MatchRate, matchRate } from '../sync/match-rate.js';
 import type { SyncEngine } from '../sync/types.js';
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
 import { activationFingerprint } from './fingerprint.js';
@@ -28,6 +29,12 @@ export interface ActivationStatusView {
   audience: AudienceInfo | null;
   /** Why X's view is missing (unreachable, refused, deleted), in words; null when it is there. */
   audienceError: string | null;
+  /**
+   * X's matched size ÷ members sent with a valid identifier, and ÷ rows of the last successful run,
+   * with when X last processed the audience; null when X's view of the audience is missing. What the
+   * web UI shows as the match rate.
+   */
+  matchRate: MatchRate | null;
 }
 
 /** Runs read per activation: enough to find the last success behind a streak of failures. */
@@ -103,6 +110,7 @@ export async function describeActivations(
         audienceId,
         audience: null,
         audienceError: null,
+        matchRate: null,
       };
       if (audienceId === null) return view;
       const signals = [AbortSignal.timeout(options.audienceTimeoutMs ?? 15_000)];
@@ -111,8 +119,12 @@ export async function describeActivations(
         const info = await engine
           .destination(activation.destinationName)
           .getAudience(audienceId, AbortSignal.any(signals));
-        if (info) view.audience = info;
-        else view.audienceError = `audience ${audienceId} no longer exists at ${activation.destinationName}`;
+        if (info) {
+          view.audience = info;
+          const sent = await engine.state().identifiedMemberCount(activation.id);
+          view.matchRate = matchRate(info, sent, lastSuccess?.counts.rows ?? null);
+        } else
+          view.audienceError = `audience ${audienceId} no longer exists at ${activation.destinationName}`;
       } catch (error) {
         view.audienceError = `could not reach ${activation.destinationName}: ${errorMessage(error)}`;
       }

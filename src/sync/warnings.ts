@@ -11,7 +11,7 @@ export const X_MIN_TARGETABLE = 100;
  * parsed by node-cron; only the time-of-day fields matter here (a day filter only lengthens the gaps).
  */
 export function shortestInterval(schedule: Schedule): number | null {
-  if (schedule.kind === 'manual') return null;
+  if (schedule.kind === 'manual' || schedule.kind === 'after_dbt') return null;
   if (schedule.kind === 'interval') return schedule.everyMs;
   let fields: ReturnType<typeof cron.parse>;
   try {

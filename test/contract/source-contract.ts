@@ -218,6 +218,7 @@ export function defineSourceContract(
       expect(rowOf(first.delta, '1').previousHashes).toBeNull();
       expect(rowOf(first.delta, '1').fingerprint).toMatch(/\S/);
       expect(await state.memberCount('act_a')).toBe(4);
+      expect(await state.identifiedMemberCount('act_a')).toBe(4);
 
       // Nothing changed: an empty delta.
       expect((await syncOnce(spec('people'))).delta).toEqual([]);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ beforeAll(async () => {
   await admin.query(`create schema ${DATA}`);
   await admin.query(`create table ${DATA}.customers (customer_id int primary key, email text)`);
   await admin.query(
-    `insert into ${DATA}.customers select i, 'status' || i || '@example.net' from generate_series(1, 120) i`,
+    `insert into ${DATA}.customers select i, 'status' || i || '@example.net' from generate_series(1, 600) i`,
   );
   emulator = await startEmulator({ rateLimits: false });
 });
@@ -97,6 +97,7 @@ interface StatusJson {
     audience_id: string | null;
     audience: { size: number | null; targetable: boolean | null } | null;
     audience_error: string | null;
+    match_rate: { processed_at: string | null } | null;
   }[];
 }
 
@@ -104,8 +105,16 @@ describe('tailor status (CLI subprocess)', () => {
   let dir: string;
   beforeAll(async () => {
     dir = await projectDir();
+    // One customer in three carries no email: 400 of the 600 rows are sent with a valid identifier.
+    await admin.query(`update ${DATA}.customers set email = null where customer_id % 3 = 0`);
     const sync = await runCli(['sync', 'synced_x', '--project', dir, '--json']);
     expect(sync.code, sync.stderr).toBe(0);
+    // X matches 300 of them to its users (the emulator's size job counts members who are active users).
+    const active = Array.from({ length: 600 }, (_, i) => i + 1)
+      .filter((i) => i % 3 !== 0)
+      .slice(0, 300)
+      .map((i) => createHash('sha256').update(`status${i}@example.net`).digest('hex'));
+    emulator.admin.seed({ activeUsers: active });
     emulator.admin.processAudiences();
   });
 
@@ -120,11 +129,14 @@ describe('tailor status (CLI subprocess)', () => {
       enabled: true,
       schedule: '0 6 * * *',
       next_run_reason: 'scheduled',
-      last_run: { status: 'succeeded', added: 120, removed: 0 },
+      last_run: { status: 'succeeded', added: 400, removed: 0 },
       paused: false,
-      audience: { size: 120 },
+      audience: { size: 300 },
       audience_error: null,
+      // Matched ÷ members sent with a valid identifier, and ÷ rows the model returned.
+      match_rate: { audience_size: 300, sent: 400, rows: 600, of_sent: 0.75, of_rows: 0.5 },
     });
+    expect(Date.parse(synced!.match_rate!.processed_at!)).not.toBeNaN();
     // 06:00 in Paris is 05:00 UTC in winter.
     expect(synced!.next_run_at).toMatch(/T05:00:00\.000Z$/);
     expect(never).toMatchObject({
@@ -140,11 +152,12 @@ describe('tailor status (CLI subprocess)', () => {
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.split('\n');
     expect(lines[0]).toMatch(
-      /^ACTIVATION\s+STATE\s+SCHEDULE\s+NEXT RUN\s+LAST RUN\s+LAST COUNTS\s+AUDIENCE ID\s+SIZE\s+TARGETABLE$/,
+      /^ACTIVATION\s+STATE\s+SCHEDULE\s+NEXT RUN\s+LAST RUN\s+LAST COUNTS\s+AUDIENCE ID\s+SIZE\s+TARGETABLE\s+MATCH SENT\/ROWS$/,
     );
     expect(lines.find((l) => l.startsWith('synced_x'))).toMatch(
-      /active\s+0 6 \* \* \*.*succeeded .*\+120 -0.*\b120\b/,
+      /active\s+0 6 \* \* \*.*succeeded .*\+400 -0.*\b300\b.*75\.0% \/ 50\.0%$/,
     );
+    expect(table.stdout).toMatch(/synced_x: X matched 300 of 400 members sent \(600 rows\), processed /);
     expect(table.stdout).not.toContain('could not reach');
     expect(lines.find((l) => l.startsWith('never_x'))).toMatch(/active\s+manual\s+manual\s+never/);
   });

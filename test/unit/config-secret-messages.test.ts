@@ -46,6 +46,7 @@ function baseConfig(warehouse: string) {
       },
     },
     activations: { vip_x: { model: 'vip', destination: 'x' } },
+    alerts: { x: { type: 'slack', url: 'https://hooks.slack.com/services/T0/B0/valid' } },
   };
 }
 

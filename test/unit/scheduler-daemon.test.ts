@@ -62,6 +62,7 @@ class MemoryWarehouse {
       prepareDiff: unused,
       memberCount: unused,
       listRejections: unused,
+      identifiedMemberCount: unused,
       ownerId: unused,
       startRun: async (activationId: string, startedAt: Date) => {
         const id = String(++this.#next);

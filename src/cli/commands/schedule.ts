@@ -1,8 +1,11 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { CONFIG_FILE } from '../../config/load-project.js';
-import { errorMessage } from '../../errors.js';
+import { AlertNotifier } from '../../alerts/alert-delivery.js';
+import { withAlerts } from '../../alerts/alerting-engine.js';
+import { CONFIG_FILE, type Project } from '../../config/load-project.js';
+import { type ConfigIssue, errorMessage, formatConfigIssue } from '../../errors.js';
+import { dbtPaths, readRunResults, selectAfterDbt } from '../../models/dbt-manifest.js';
 import { SchedulerMetrics } from '../../scheduler/metrics.js';
 import { type OpsServer, startOpsServer } from '../../scheduler/ops-server.js';
 import { Scheduler } from '../../scheduler/scheduler.js';
@@ -84,12 +87,108 @@ function watchProject(ctx: CommandContext, onChange: () => void): { close(): voi
   };
 }
 
+/**
+ * `schedule: after dbt`: watches the dbt project's target/ for a new run_results.json and hands the
+ * scheduler the activations (of that schedule) whose dbt models the run rebuilt successfully, with the
+ * time dbt wrote the file: one that already ran since (here or in another worker) is skipped, so a
+ * dbt run is synced once. Looked at once at start too, for a dbt run that finished while no scheduler
+ * was up.
+ */
+function watchDbtRuns(
+  ctx: CommandContext,
+  project: () => Project,
+  runAfter: (ids: readonly string[], at: Date) => void,
+): { close(): void } | undefined {
+  const first = project();
+  const wanted = (p: Project) =>
+    Object.entries(p.config.activations).filter(([, a]) => /^after\s+dbt$/i.test(a.schedule?.trim() ?? ''));
+  if (first.config.models_from !== 'dbt' || wanted(first).length === 0) return undefined;
+  const log = ctx.logger.child({ watcher: 'dbt' });
+  let seen = '';
+  const look = async () => {
+    const p = project();
+    const config = p.config.dbt ?? { project_dir: '.', target_path: 'target' };
+    const issues: ConfigIssue[] = [];
+    const results = await readRunResults(p.dir, config, issues);
+    if (!results) {
+      for (const issue of issues) log.warn(formatConfigIssue(issue));
+      return;
+    }
+    const key = `${results.invocationId} ${results.generatedAt}`;
+    if (key === seen || !results.generatedAt) return;
+    seen = key;
+    const selection = selectAfterDbt(Object.fromEntries(wanted(p)), p.models, results);
+    log.info(
+      { dbtInvocation: results.invocationId, run: selection.run, skipped: selection.skipped },
+      `dbt run found: ${selection.run.length} activation(s) to sync`,
+    );
+    runAfter(selection.run, new Date(results.generatedAt));
+  };
+  const check = () =>
+    void look().catch((error: unknown) =>
+      log.error({ err: { message: errorMessage(error) } }, 'could not read the dbt run results'),
+    );
+  const targetDir = dbtPaths(
+    first.dir,
+    first.config.dbt ?? { project_dir: '.', target_path: 'target' },
+  ).targetDir;
+  let timer: NodeJS.Timeout | undefined;
+  let watcher: FSWatcher | undefined;
+  try {
+    // The folder, not the file: dbt replaces run_results.json at the end of each invocation.
+    watcher = watch(targetDir, (_event, file) => {
+      if (file !== 'run_results.json') return;
+      clearTimeout(timer);
+      timer = setTimeout(check, 300);
+    });
+    watcher.on('error', (error) => log.warn({ err: { message: errorMessage(error) } }, 'dbt watch failed'));
+  } catch (error) {
+    log.warn(
+      { path: targetDir, err: { message: errorMessage(error) } },
+      'cannot watch the dbt target directory (run dbt once first); `after dbt` activations will not run',
+    );
+  }
+  check();
+  return {
+    close() {
+      clearTimeout(timer);
+      watcher?.close();
+    },
+  };
+}
+
 async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promise<number> {
   const project = await ctx.project();
   const logger = ctx.logger;
   const metrics = new SchedulerMetrics();
+  // The alerts of the configuration generation in force (a reload brings its own).
+  let notifier = new AlertNotifier(project.config.alerts, { logger });
+  let current = project;
   const scheduler = new Scheduler({
-    openEngine: (p) => openSyncEngine(p, { logger, observer: metrics.observer }),
+    openEngine: async (p) => {
+      const engine = await openSyncEngine(p, { logger, observer: metrics.observer });
+      notifier = new AlertNotifier(p.config.alerts, { logger });
+      current = p;
+      return withAlerts(engine, notifier, {
+        logger,
+        onMatchRate: (id, rate) => metrics.recordMatchRate(id, rate),
+      });
+    },
+    // A pause is a state change of its own: the tick that pauses an activation says so, once.
+    onTick: (event) => {
+      if ((event.outcome !== 'ran' && event.outcome !== 'error') || !event.paused) return;
+      const report = event.outcome === 'ran' ? event.report : undefined;
+      void notifier.notify([
+        {
+          kind: 'activation_paused',
+          activationId: event.activationId,
+          message: `paused after repeated failed runs (last: ${report?.error ?? (event.outcome === 'error' ? event.error : 'no reason given')}); it resumes after a successful \`tailor sync\` or a config change`,
+          runId: report?.runId ?? null,
+          audienceId: report?.audienceId ?? null,
+          at: new Date(),
+        },
+      ]);
+    },
     logger,
     metrics,
     concurrency: options.concurrency,
@@ -161,6 +260,7 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
   ctx.signal.addEventListener('abort', onAbort);
   const watcher = options.watch ? watchProject(ctx, () => reload('watch')) : undefined;
   let ui: UiServer | undefined;
+  let dbtWatcher: { close(): void } | undefined;
 
   try {
     // The UI writes tailor.yml (Activate, Pause/Resume): the schedule follows at once, --watch or not.
@@ -188,6 +288,11 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
       },
       `scheduler running; health at ${server.url}/healthz, metrics at ${server.url}/metrics${ui ? `; web UI at ${ui.url}` : ''}`,
     );
+    dbtWatcher = watchDbtRuns(
+      ctx,
+      () => current,
+      (ids, at) => scheduler.runAfter(ids, at),
+    );
     if (ctx.signal.aborted) stop('abort');
     await stopped;
     return EXIT.ok;
@@ -198,6 +303,7 @@ async function runSchedule(ctx: CommandContext, options: ScheduleOptions): Promi
     ctx.signal.removeEventListener('abort', onAbort);
     watcher?.close();
     await ui?.close({ abort: true });
+    dbtWatcher?.close();
     await server.close();
   }
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { resolveActivations } from '../../config/resolve-activation.js';
 import { type ActivationStatusView, describeActivations } from '../../scheduler/status-report.js';
 import { openSyncEngine } from '../../sync/index.js';
+import { matchRateJson } from '../../sync/match-rate.js';
 import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { formatCount, formatInstant, formatTable } from '../output.js';
@@ -53,6 +54,7 @@ function viewJson(view: ActivationStatusView) {
         }
       : null,
     audience_error: view.audienceError,
+    match_rate: view.matchRate ? matchRateJson(view.matchRate) : null,
   };
 }
 
@@ -62,7 +64,7 @@ const short = (date: Date | null) => formatInstant(date);
 function nextRunText(view: ActivationStatusView): string {
   if (view.nextRunReason === 'scheduled') return short(view.nextRunAt);
   if (view.nextRunReason === 'backoff') return `${short(view.nextRunAt)} (backoff)`;
-  return view.nextRunReason;
+  return view.nextRunReason === 'after_dbt' ? 'after dbt' : view.nextRunReason;
 }
 
 function lastRunText(view: ActivationStatusView): string {
@@ -86,6 +88,16 @@ function audienceText(view: ActivationStatusView): [string, string, string] {
   return [view.audienceId, size, targetable];
 }
 
+const percent = (rate: number | null) => (rate === null ? '-' : `${(rate * 100).toFixed(1)}%`);
+
+/** Matched ÷ sent and ÷ rows; `pending` until X has sized the audience. */
+function matchText(view: ActivationStatusView): string {
+  const rate = view.matchRate;
+  if (!rate) return '-';
+  if (rate.audienceSize === null) return 'pending';
+  return `${percent(rate.ofSent)} / ${percent(rate.ofRows)}`;
+}
+
 function printTable(ctx: CommandContext, views: readonly ActivationStatusView[]): void {
   if (views.length === 0) {
     ctx.print('no activations in tailor.yml');
@@ -99,6 +111,7 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
     lastRunText(view),
     countsText(view),
     ...audienceText(view),
+    matchText(view),
   ]);
   const lines = [
     formatTable(
@@ -112,6 +125,7 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
         'AUDIENCE ID',
         'SIZE',
         'TARGETABLE',
+        'MATCH SENT/ROWS',
       ],
       rows,
     ),
@@ -130,6 +144,13 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
     const reasons = view.audience?.reasonsNotTargetable ?? [];
     if (view.audience?.targetable === false && reasons.length > 0)
       notes.push(`${view.id}: not targetable: ${reasons.join(', ')}`);
+    const rate = view.matchRate;
+    if (rate && rate.audienceSize !== null)
+      notes.push(
+        `${view.id}: X matched ${formatCount(rate.audienceSize)} of ${formatCount(rate.sent)} members sent` +
+          (rate.rows === null ? '' : ` (${formatCount(rate.rows)} rows)`) +
+          (rate.processedAt ? `, processed ${short(new Date(rate.processedAt))}` : ''),
+      );
   }
   if (notes.length > 0) lines.push('', ...notes);
   lines.push('', 'counts: +added -removed ~changed r refreshed ! invalid x rejected');

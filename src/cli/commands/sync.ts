@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
+import { AlertNotifier } from '../../alerts/alert-delivery.js';
+import { withAlerts } from '../../alerts/alerting-engine.js';
 import type { Project } from '../../config/load-project.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, type ConfigIssue } from '../../errors.js';
+import { type DbtSelection, readRunResults, selectAfterDbt } from '../../models/dbt-manifest.js';
 import { openSyncEngine } from '../../sync/engine.js';
 import { syncMany } from '../../sync/sync-many.js';
 import type { SyncOptions, SyncReport } from '../../sync/types.js';
@@ -129,7 +132,12 @@ export async function runActivations(
   options: Omit<SyncOptions, 'onProgress' | 'signal'>,
 ): Promise<SyncReport[]> {
   const view = progressView(ctx, ids, options.dryRun);
-  await using engine = await openSyncEngine(project, { logger: engineLogger(ctx) });
+  const logger = engineLogger(ctx);
+  await using opened = await openSyncEngine(project, { logger });
+  // Alerts follow runs, not plans; their deliveries are logged at the scheduler's level of detail.
+  const engine = options.dryRun
+    ? opened
+    : withAlerts(opened, new AlertNotifier(project.config.alerts, { logger }), { logger });
   try {
     const reports = await syncMany(engine, ids, {
       ...options,
@@ -143,12 +151,37 @@ export async function runActivations(
   }
 }
 
+/**
+ * The activations `sync --after-dbt` runs: those whose dbt model the last dbt invocation (its
+ * run_results.json) rebuilt successfully. A project without `models_from: dbt`, or missing or
+ * unsupported run results, is a configuration error.
+ */
+export async function dbtSelection(project: Project): Promise<DbtSelection> {
+  if (project.config.models_from !== 'dbt')
+    throw new ConfigError([
+      {
+        file: 'tailor.yml',
+        path: 'models_from',
+        message: '--after-dbt needs models_from: dbt in tailor.yml',
+      },
+    ]);
+  const issues: ConfigIssue[] = [];
+  const results = await readRunResults(
+    project.dir,
+    project.config.dbt ?? { project_dir: '.', target_path: 'target' },
+    issues,
+  );
+  if (!results) throw new ConfigError(issues);
+  return selectAfterDbt(project.config.activations, project.models, results);
+}
+
 export function defineSync(program: Command, wrap: Wrap): void {
   withExamples(withGlobalOptions(program.command('sync [activations...]')), [
     'tailor sync vip_customers_x',
     'tailor sync --all',
     'tailor sync vip_customers_x --force         # even though a safety rule holds it',
     'tailor sync vip_customers_x --full-resync   # re-send the whole segment',
+    'dbt build && tailor sync --after-dbt        # the activations whose dbt models dbt just rebuilt',
   ])
     .description(
       'run activations now: diff in the warehouse, send the delta to X, commit what X acknowledged',
@@ -162,6 +195,11 @@ export function defineSync(program: Command, wrap: Wrap): void {
     )
     .option('--force', 'run even when a safety rule would hold the run', false)
     .option(
+      '--after-dbt',
+      'sync the enabled activations whose dbt models the last dbt run rebuilt successfully (target/run_results.json)',
+      false,
+    )
+    .option(
       '--adopt',
       'take over an audience another activation or project feeds (its owner mark), or an unmarked one with members',
       false,
@@ -171,18 +209,32 @@ export function defineSync(program: Command, wrap: Wrap): void {
         async (
           ctx,
           activations: string[],
-          flags: { all: boolean; fullResync: boolean; recreate: boolean; force: boolean; adopt: boolean },
+          flags: {
+            all: boolean;
+            fullResync: boolean;
+            recreate: boolean;
+            force: boolean;
+            adopt: boolean;
+            afterDbt: boolean;
+          },
         ) => {
           const project = await ctx.project();
           if (flags.recreate && !flags.fullResync)
             throw commandLineError('needs --full-resync (a new audience must receive every member)', {
               option: '--recreate',
             });
-          if (activations.length === 0 && !flags.all)
-            throw commandLineError('name the activations to sync, or use --all', {
+          let dbt: DbtSelection | undefined;
+          if (flags.afterDbt) {
+            if (activations.length > 0 || flags.all)
+              throw commandLineError('give activation ids, --all or --after-dbt, not several', {
+                option: '--after-dbt',
+              });
+            dbt = await dbtSelection(project);
+          } else if (activations.length === 0 && !flags.all)
+            throw commandLineError('name the activations to sync, or use --all (or --after-dbt)', {
               hint: `defined: ${Object.keys(project.config.activations).join(', ') || 'none'}`,
             });
-          const ids = selectActivations(project, activations, flags.all);
+          const ids = dbt ? dbt.run : selectActivations(project, activations, flags.all);
           const reports = await runActivations(ctx, project, ids, {
             fullResync: flags.fullResync,
             recreate: flags.recreate,
@@ -196,9 +248,20 @@ export function defineSync(program: Command, wrap: Wrap): void {
               report.warnings.push('this activation is paused (enabled: false); it ran because it was named');
           }
           const code = exitCodeForReports(reports, ['succeeded']);
-          if (ctx.globals.json) ctx.printJson({ ok: code === EXIT.ok, activations: reports.map(reportJson) });
-          else if (reports.length === 0) ctx.print('no enabled activations to sync');
-          else printReports(ctx, reports, false);
+          const skipped = (dbt?.skipped ?? []).map((s) => ({ activation: s.activationId, reason: s.reason }));
+          if (ctx.globals.json)
+            ctx.printJson({
+              ok: code === EXIT.ok,
+              activations: reports.map(reportJson),
+              ...(dbt ? { skipped } : {}),
+            });
+          else {
+            if (reports.length === 0)
+              ctx.print(dbt ? 'no activation to sync after this dbt run' : 'no enabled activations to sync');
+            else printReports(ctx, reports, false);
+            if (skipped.length > 0)
+              ctx.print(`\nskipped:\n${skipped.map((s) => `  ${s.activation}: ${s.reason}`).join('\n')}`);
+          }
           return code;
         },
       ),
