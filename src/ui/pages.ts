@@ -130,10 +130,18 @@ function targetability(view: ActivationStatusView): Html {
   return html`<span class="warn">${reasons.length ? reasons.join(', ') : 'not targetable'}</span>`;
 }
 
-/**
- * The activation table's columns, one entry each, so a column (match rate, once X's figure is read)
- * is one more entry here.
- */
+/** The share of what was sent (and of the model's rows) that X matched, with when X last sized it. */
+function matchRateText(view: ActivationStatusView): Part {
+  const rate = view.matchRate;
+  if (!rate || rate.ofSent === null) return html`<span class="muted">${rate ? 'pending' : '-'}</span>`;
+  const percent = (value: number | null): string => (value === null ? '-' : `${(value * 100).toFixed(1)}%`);
+  return html`${percent(rate.ofSent)} of sent<br /><span class="muted"
+      >${percent(rate.ofRows)} of
+      rows${rate.processedAt ? html` · X sized it ${formatInstant(new Date(rate.processedAt))}` : ''}</span
+    >`;
+}
+
+/** The activation table's columns, one entry each. */
 const ACTIVATION_COLUMNS: readonly {
   header: string;
   cell: (v: ActivationStatusView, a: ResolvedActivation) => Part;
@@ -173,6 +181,7 @@ const ACTIVATION_COLUMNS: readonly {
         : html`<span class="muted">-</span>`,
   },
   { header: 'Targetable', cell: (v) => targetability(v) },
+  { header: 'Match rate', cell: (v) => matchRateText(v) },
   { header: 'State', cell: (v) => stateText(v) },
 ];
 
@@ -458,6 +467,10 @@ export function activationPage(ctx: PageContext, detail: ActivationDetail): Html
         <div>
           <dt>Targetable</dt>
           <dd>${targetability(view)}</dd>
+        </div>
+        <div>
+          <dt>Match rate</dt>
+          <dd>${matchRateText(view)}</dd>
         </div>
         <div>
           <dt>Schedule</dt>
