@@ -60,10 +60,9 @@ export async function addDestination(
     // `destinations: {}` (as `tailor init` writes it) becomes a block mapping rather than growing inline.
     map.flow = false;
     if (map.has(name)) throw new Error(`destinations.${name} already exists`);
-    const node = doc.createNode(value) as YAMLMap;
-    map.set(name, node);
-    const pair = map.items.find((item) => isScalar(item.key) && item.key.value === name);
-    if (pair && isScalar(pair.key)) {
+    const pair = doc.createPair(name, doc.createNode(value)) as Pair;
+    map.items.push(pair);
+    if (isScalar(pair.key)) {
       if (comment) pair.key.commentBefore = comment;
       if (map.items.length > 1) pair.key.spaceBefore = true;
     }
