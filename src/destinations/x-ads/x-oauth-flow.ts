@@ -419,6 +419,8 @@ export async function listAdAccounts(options: {
   destination: string;
   signal?: AbortSignal;
   clock?: Clock;
+  /** Accounts per page (X allows 1-1000). */
+  pageSize?: number;
 }): Promise<AdAccount[]> {
   const http = new XAdsHttp({
     destination: options.destination,
@@ -437,7 +439,7 @@ export async function listAdAccounts(options: {
       method: 'GET',
       path: ['accounts'],
       endpoint: 'accounts',
-      query: { count: '1000', ...(cursor ? { cursor } : {}) },
+      query: { count: String(options.pageSize ?? 1000), ...(cursor ? { cursor } : {}) },
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const { items, nextCursor } = parseCollection(response!.body, parseAccount);
