@@ -104,15 +104,19 @@ export function readSecret(stdin: Stdin, stderr: NodeJS.WritableStream, question
   });
 }
 
-/** A numbered list on stderr, then the number typed; asked again until it is one of them. */
+/**
+ * A numbered list on stderr, then the number typed; asked again until it is one of them and `refuse`
+ * (when given) has no reason against it.
+ */
 export async function choose<T>(
   stdin: Stdin,
   stderr: NodeJS.WritableStream,
   title: string,
   items: readonly T[],
   label: (item: T) => string,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; refuse?: (item: T) => string | undefined } = {},
 ): Promise<T> {
+  const { signal, refuse } = options;
   stderr.write(`${title}\n`);
   items.forEach((item, index) => stderr.write(`  ${index + 1}) ${label(item)}\n`));
   for (;;) {
@@ -121,7 +125,13 @@ export async function choose<T>(
       ...(signal ? { signal } : {}),
     });
     const index = Number(answer);
-    if (Number.isInteger(index) && index >= 1 && index <= items.length) return items[index - 1]!;
-    stderr.write(`  not one of 1-${items.length}\n`);
+    if (!(Number.isInteger(index) && index >= 1 && index <= items.length)) {
+      stderr.write(`  not one of 1-${items.length}\n`);
+      continue;
+    }
+    const item = items[index - 1]!;
+    const reason = refuse?.(item);
+    if (reason === undefined) return item;
+    stderr.write(`  ${reason}; choose another\n`);
   }
 }

@@ -3,8 +3,10 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { type HeadlessBrowser, launchBrowser } from '../helpers/browser.js';
 import { type CliResult, runCli, startCli } from '../helpers/cli.js';
@@ -228,6 +230,59 @@ describe('tailor connect', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toContain('account_id: beta2');
     expect((await cli(['check'])).code).toBe(0);
+  }, 120_000);
+
+  it('asks on a terminal: the app key and secret (not echoed), then the account from a list', async () => {
+    // A terminal's streams, in process: what main() reads and writes, with isTTY set.
+    const stdin = Object.assign(new PassThrough(), { isTTY: true as const });
+    const stderr = Object.assign(new PassThrough(), { isTTY: true as const });
+    const stdout = new PassThrough();
+    let written = '';
+    const waiters = new Set<() => void>();
+    stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      written += chunk;
+      for (const waiter of [...waiters]) waiter();
+    });
+    let out = '';
+    stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    /** Resolves once stderr has shown `text` `times` times. */
+    const shown = (text: string, times = 1) =>
+      new Promise<void>((resolve) => {
+        const waiter = () => {
+          if (written.split(text).length - 1 >= times) {
+            waiters.delete(waiter);
+            resolve();
+          }
+        };
+        waiters.add(waiter);
+        waiter();
+      });
+    const controller = new AbortController();
+    const exit = main(
+      ['connect', '--no-browser', '--api-url', emulator.url],
+      { stdin, stderr, stdout, cwd: dir, env: { ...env(), NO_COLOR: '1' } },
+      controller.signal,
+    );
+    await shown('X app consumer key: ');
+    stdin.write(`${APP.consumerKey}\n`);
+    await shown('X app consumer secret (not shown): ');
+    stdin.write(`${APP.consumerSecret}\n`);
+    await shown('/oauth/authorize?oauth_token=');
+    await shown('waiting for X');
+    const url = /http:\/\/127\.0\.0\.1:\d+\/oauth\/authorize\?oauth_token=[\w-]+/.exec(written)![0];
+    expect(await authorize(url, 'Authorize app')).toContain('Connected');
+    await shown('choose 1-3: ');
+    expect(written).toMatch(
+      /1\) Acme Ads {2}acme1 {2}ACCEPTED\n {2}2\) Beta Shop {2}beta2 {2}ACCEPTED\n {2}3\) Pending Co {2}pend1 {2}PENDING\n/,
+    );
+    stdin.write('3\n');
+    await shown('not approved for custom audiences (approval_status PENDING); choose another');
+    await shown('choose 1-3: ', 2);
+    stdin.write('2\n');
+    expect(await exit).toBe(0);
+    expect(out).toContain('connected as @ana_ads');
+    expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toContain('account_id: beta2');
+    expect(written + out).not.toContain(APP.consumerSecret);
   }, 120_000);
 
   describe('refuses with one line saying what to do, and writes nothing', () => {

@@ -10,7 +10,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ensureGitignored, readDotEnv, writeDotEnv } from '../../src/config/dotenv.js';
 import { addDestination } from '../../src/config/project-writer.js';
 import {
+  chooseAccount,
   defaultCredentialVars,
+  requireUsableAccount,
   readExistingDestination,
   referencedVar,
   saveConnection,
@@ -136,5 +138,18 @@ describe('tailor.yml', () => {
     expect(referencedVar('${A:-default}')).toBe('A');
     expect(referencedVar('x${A}')).toBeUndefined();
     expect(referencedVar('literal')).toBeUndefined();
+  });
+
+  it('accounts: none, none approved, not reachable, not approved, approved', () => {
+    const ok = { id: 'a1', name: 'A', approvalStatus: 'ACCEPTED' };
+    const pending = { id: 'p1', name: 'P', approvalStatus: 'PENDING' };
+    expect(() => requireUsableAccount([], '@u')).toThrow(/@u can reach no X ad account/);
+    expect(() => requireUsableAccount([pending], '@u')).toThrow(
+      /none of the ad accounts @u can reach is approved for custom audiences \(p1: PENDING\)/,
+    );
+    expect(() => requireUsableAccount([pending, ok], '@u')).not.toThrow();
+    expect(() => chooseAccount([ok], 'zz', '@u')).toThrow(/@u cannot reach ad account zz/);
+    expect(() => chooseAccount([ok, pending], 'P1', '@u')).toThrow(/p1 \("P"\) is not approved/);
+    expect(chooseAccount([ok, pending], 'A1', '@u')).toBe(ok);
   });
 });

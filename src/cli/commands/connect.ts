@@ -7,6 +7,7 @@ import {
   chooseAccount,
   defaultCredentialVars,
   readExistingDestination,
+  requireUsableAccount,
   saveConnection,
 } from '../../destinations/x-ads/x-connect.js';
 import { EMBEDDED_API_URL } from '../../destinations/x-ads/x-ads-config.js';
@@ -230,19 +231,15 @@ async function connect(ctx: CommandContext, name: string, flags: ConnectFlags): 
   if (wanted !== undefined) {
     account = chooseAccount(accounts, wanted, who);
   } else {
-    chooseAccount(accounts, accounts[0]?.id ?? '', who); // refuses when there is none
-    const approved = accounts.filter((a) => accountRefusal(a) === undefined);
-    if (approved.length === 0) chooseAccount(accounts, accounts[0]!.id, who); // says why the first is refused
+    requireUsableAccount(accounts, who);
     account = await choose(
       stdin!,
       ctx.io.stderr,
       `ad accounts ${who} can reach:`,
       accounts,
-      (a) =>
-        `${a.name}  ${a.id}  ${a.approvalStatus ?? 'no approval status'}${accountRefusal(a) ? '  (not approved: cannot be used)' : ''}`,
-      ctx.signal,
+      (a) => `${a.name}  ${a.id}  ${a.approvalStatus ?? 'no approval status'}`,
+      { signal: ctx.signal, refuse: accountRefusal },
     );
-    chooseAccount(accounts, account.id, who);
   }
 
   const saved = await saveConnection({

@@ -106,9 +106,24 @@ export async function readExistingDestination(
   return { accountId: accountId!.toLowerCase(), apiUrl, oauthUrl: oauthUrl ?? defaultOAuthUrl(apiUrl), vars };
 }
 
+/** Refuses when the user reaches no account, or none approved for custom audiences (before a picker shows them). */
+export function requireUsableAccount(accounts: readonly AdAccount[], who: string): void {
+  if (accounts.length === 0) chooseAccount(accounts, '', who);
+  if (accounts.every((a) => accountRefusal(a) !== undefined)) {
+    throw new AuthError(
+      `none of the ad accounts ${who} can reach is approved for custom audiences (${accounts
+        .map((a) => `${a.id}: ${a.approvalStatus ?? 'no approval status'}`)
+        .join(', ')})`,
+      {
+        hint: 'finish the account setup in X Ads (https://ads.x.com), or sign in as a user of an approved account',
+      },
+    );
+  }
+}
+
 /**
  * The account to use among those the user reaches: `wanted` (an id), refused when it is not there, or
- * not approved for custom audiences; or, with no `wanted`, undefined (the caller asks the user).
+ * not approved for custom audiences.
  */
 export function chooseAccount(accounts: readonly AdAccount[], wanted: string, who: string): AdAccount {
   if (accounts.length === 0) {
