@@ -16,7 +16,7 @@ import {
   XSignIn,
 } from '../../src/destinations/x-ads/x-oauth-flow.js';
 import { AuthError } from '../../src/errors.js';
-import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
+import { DEMO_CREDENTIALS, type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 
 const logger = pino({ level: 'silent' });
 const APP = { consumerKey: 'sign-in-app', consumerSecret: 'sign-in-app-secret' };
@@ -156,6 +156,26 @@ describe('signing in to the emulator', () => {
       await expect(CallbackListener.start({ port })).rejects.toThrow(/EADDRINUSE/);
     } finally {
       busy.close();
+    }
+  });
+
+  it('a default emulator (`tailor emulator`) signs the demo user in with the demo app', async () => {
+    const plain = await startEmulator();
+    try {
+      const client = new XSignIn({
+        oauthUrl: plain.url,
+        consumer: {
+          consumerKey: DEMO_CREDENTIALS.consumerKey,
+          consumerSecret: DEMO_CREDENTIALS.consumerSecret,
+        },
+        logger,
+      });
+      const requestToken = await client.requestToken(OOB);
+      const html = await (await fetch(client.authorizeUrl(requestToken))).text();
+      expect(html).toContain('Authorize Tailor demo app');
+      expect(html).toContain('@tailor_demo');
+    } finally {
+      await plain.close();
     }
   });
 
