@@ -354,6 +354,12 @@ describe('tailor connect', () => {
       await expectRefused(result, 2, /--account/, before);
     });
 
+    it('an --api-url that is not https (plain http only on loopback)', async () => {
+      const before = await snapshot();
+      const result = await cli(['connect', '--api-url', 'http://ads.example.com', '--account', 'acme1']);
+      await expectRefused(result, 2, /--api-url: must be an https URL/, before);
+    });
+
     it('no consumer key given and no terminal to ask on', async () => {
       const before = await snapshot();
       const result = await cli(['connect', '--no-browser', '--api-url', emulator.url, '--account', 'acme1']);

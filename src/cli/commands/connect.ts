@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CONFIG_FILE } from '../../config/load-project.js';
-import { DEFAULT_API_URL } from '../../destinations/x-ads/api-url.js';
+import { DEFAULT_API_URL, isLoopbackHost } from '../../destinations/x-ads/api-url.js';
 import {
   chooseAccount,
   defaultCredentialVars,
@@ -146,6 +146,18 @@ async function connect(ctx: CommandContext, name: string, flags: ConnectFlags): 
       option: '--account',
       hint: 'run `tailor connect` on a terminal to pick from the accounts you can reach',
     });
+  }
+  for (const [option, value] of [
+    ['--api-url', flags.apiUrl],
+    ['--oauth-url', flags.oauthUrl],
+  ] as const) {
+    if (value === undefined || value === EMBEDDED_API_URL) continue;
+    const url = URL.parse(value);
+    if (!url || !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname))))
+      throw commandLineError(`must be an https URL (plain http only on loopback), not ${value}`, {
+        option,
+        hint: `X's are ${option === '--api-url' ? 'https://ads-api.x.com' : 'https://api.x.com'}; a local emulator's is http://127.0.0.1:<port>`,
+      });
   }
   const apiUrl = existing?.apiUrl ?? flags.apiUrl ?? DEFAULT_API_URL;
   if (apiUrl === EMBEDDED_API_URL)
