@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { readDotEnvSync } from '../config/dotenv.js';
 import { CONFIG_FILE, findProjectDir, loadProject, type Project } from '../config/load-project.js';
 import { EMBEDDED_API_URL } from '../destinations/x-ads/x-ads-config.js';
 import type { EmbeddedEmulator } from './embedded-emulator.js';
@@ -24,6 +25,7 @@ export class CommandContext {
   readonly signal: AbortSignal;
   #project: Project | undefined;
   #found: string | undefined;
+  #env: Readonly<Record<string, string | undefined>> | undefined;
   readonly #embeddedX: boolean;
   readonly #usesWarehouse: boolean;
   #embedded: Promise<EmbeddedEmulator> | undefined;
@@ -73,14 +75,50 @@ export class CommandContext {
     return this.#found;
   }
 
+  /**
+   * The environment tailor.yml's `${VAR}`s read: the process's, over the project's `.env` (beside
+   * tailor.yml; values already in the environment win, as with docker compose and dotenv). Read once.
+   */
+  get env(): Readonly<Record<string, string | undefined>> {
+    if (!this.#env) {
+      let fromFile: Record<string, string> = {};
+      try {
+        fromFile = readDotEnvSync(this.projectDir);
+      } catch (cause) {
+        throw new ConfigError(
+          [
+            {
+              file: '.env',
+              path: '',
+              message: `cannot read: ${(cause as NodeJS.ErrnoException).code ?? String(cause)}`,
+            },
+          ],
+          { cause },
+        );
+      }
+      // Its secrets are scrubbed from output as tailor.yml's are: through the schema's secret marks
+      // once the project loads (not every value: `.env` may hold plain words like `postgres`).
+      this.#env = { ...fromFile, ...this.io.env };
+    }
+    return this.#env;
+  }
+
+  /** Values never to print from now on (besides those tailor.yml marks secret). */
+  addSecrets(values: readonly string[]): void {
+    this.#extraSecrets.push(...values);
+    this.scrubber.setSecrets([...this.#extraSecrets, ...(this.#project?.secrets ?? [])]);
+  }
+
+  #extraSecrets: string[] = [];
+
   /** Loads tailor.yml and the models once; from then on its secrets are scrubbed from all output. */
   async project(): Promise<Project> {
     if (!this.#project) {
       if (!existsSync(join(this.projectDir, CONFIG_FILE))) throw this.#noProject();
-      const project = await loadProject(this.projectDir, this.io.env, {
-        onSecrets: (values) => this.scrubber.setSecrets(values),
+      const project = await loadProject(this.projectDir, this.env, {
+        onSecrets: (values) => this.scrubber.setSecrets([...values, ...this.#extraSecrets]),
       });
-      this.scrubber.setSecrets(project.secrets);
+      this.scrubber.setSecrets([...project.secrets, ...this.#extraSecrets]);
       await this.#seedSample(project);
       this.#project = await this.#withEmbeddedX(project);
     }
@@ -141,10 +179,10 @@ export class CommandContext {
   /** Forgets the loaded project (the scheduler's reload). */
   async reloadProject(): Promise<Project> {
     const previous = this.#project?.secrets ?? [];
-    const project = await loadProject(this.projectDir, this.io.env, {
-      onSecrets: (values) => this.scrubber.setSecrets([...values, ...previous]),
+    const project = await loadProject(this.projectDir, this.env, {
+      onSecrets: (values) => this.scrubber.setSecrets([...values, ...previous, ...this.#extraSecrets]),
     });
-    this.scrubber.setSecrets([...project.secrets, ...previous]);
+    this.scrubber.setSecrets([...project.secrets, ...previous, ...this.#extraSecrets]);
     this.#project = await this.#withEmbeddedX(project);
     return this.#project;
   }

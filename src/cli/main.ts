@@ -106,6 +106,7 @@ export async function main(
     stderr: io?.stderr ?? process.stderr,
     env: io?.env ?? process.env,
     cwd: io?.cwd ?? process.cwd(),
+    stdin: io?.stdin ?? process.stdin,
   };
   let ctx: CommandContext | undefined;
   let exitCode: number = EXIT.ok;

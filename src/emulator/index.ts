@@ -21,7 +21,9 @@ export {
   type RequestLogEntry,
   type RunningEmulator,
   type SeedAccount,
+  type SeedApp,
   type SeedCredential,
+  type SeedUser,
   type UsersAnswer,
   type UsersAnswerListener,
 } from './types.js';

@@ -147,7 +147,23 @@ export interface OAuthSecrets {
   tokenSecret: string;
 }
 
-export type OAuthResult = { ok: true; consumerKey: string; token: string } | { ok: false; reason: string };
+export type OAuthResult =
+  | { ok: true; consumerKey: string; token: string; header: ReadonlyMap<string, string> }
+  | { ok: false; reason: string };
+
+/**
+ * Which `oauth_*` parameters a request's header carries besides the fixed ones. API calls carry exactly
+ * the seven of OAUTH_PARAMS; the sign-in endpoints differ
+ * (https://docs.x.com/fundamentals/authentication/oauth-1-0a/obtaining-user-access-tokens):
+ * `oauth/request_token` has no token yet and adds `oauth_callback`; `oauth/access_token` adds
+ * `oauth_verifier`.
+ */
+export interface OAuthShape {
+  token: 'required' | 'absent';
+  extra: readonly string[];
+}
+
+const API_SHAPE: OAuthShape = { token: 'required', extra: [] };
 
 export interface OAuthPolicy {
   timestampWindowSeconds: number;
@@ -161,17 +177,20 @@ export function verifyOAuth(
   lookup: (consumerKey: string, token: string) => OAuthSecrets | undefined,
   nonces: NonceCache,
   policy: OAuthPolicy,
+  shape: OAuthShape = API_SHAPE,
 ): OAuthResult {
   if (!request.authorization) return { ok: false, reason: 'no Authorization header' };
   const header = parseAuthorizationHeader(request.authorization);
   if (!header) return { ok: false, reason: 'malformed OAuth header or duplicate parameter' };
   if (policy.allowRealm) header.delete('realm');
+  const expected = [
+    ...OAUTH_PARAMS.filter((key) => shape.token === 'required' || key !== 'oauth_token'),
+    ...shape.extra,
+  ];
   for (const key of header.keys()) {
-    if (!(OAUTH_PARAMS as readonly string[]).includes(key)) {
-      return { ok: false, reason: `unexpected OAuth parameter ${key}` };
-    }
+    if (!expected.includes(key)) return { ok: false, reason: `unexpected OAuth parameter ${key}` };
   }
-  for (const key of OAUTH_PARAMS) {
+  for (const key of expected) {
     if (!header.get(key)) return { ok: false, reason: `missing ${key}` };
   }
   if (header.get('oauth_signature_method') !== 'HMAC-SHA1') {
@@ -198,8 +217,8 @@ export function verifyOAuth(
     all.push([k, v]);
   }
   const base = signatureBaseString(request.method, request.baseUrl, all);
-  const expected = hmacSha1Signature(base, secrets.consumerSecret, secrets.tokenSecret);
-  if (!constantTimeEqual(expected, header.get('oauth_signature') ?? '')) {
+  const signature = hmacSha1Signature(base, secrets.consumerSecret, secrets.tokenSecret);
+  if (!constantTimeEqual(signature, header.get('oauth_signature') ?? '')) {
     return { ok: false, reason: 'signature mismatch' };
   }
   if (policy.rejectReplayedNonce) {
@@ -207,5 +226,5 @@ export function verifyOAuth(
     const expires = request.nowMs + policy.timestampWindowSeconds * 2000;
     if (!nonces.remember(nonceKey, expires, request.nowMs)) return { ok: false, reason: 'nonce replayed' };
   }
-  return { ok: true, consumerKey, token };
+  return { ok: true, consumerKey, token, header };
 }

@@ -12,6 +12,7 @@ import { adminRefusal, handleAdmin } from './admin-http.js';
 import { ApiHandlers, type ApiResult, matchRoute } from './api.js';
 import { type EmulatorResponse, isLoopback, readBody, singleError, sleep } from './http-util.js';
 import { NonceCache, parseUrlEncoded, verifyOAuth } from './oauth.js';
+import { OAuthFlow } from './oauth-flow.js';
 import { loadState, StatePersister } from './persistence.js';
 import { type BucketKind, RateLimiter, resolveRateLimits } from './rate-limit.js';
 import { DEFAULT_SEED, EmulatorStore, WRITE_PERMISSIONS } from './store.js';
@@ -56,6 +57,7 @@ export class Emulator implements EmulatorAdmin {
   readonly #limiter: RateLimiter | null;
   #store: EmulatorStore;
   #handlers: ApiHandlers;
+  #signIn: OAuthFlow;
   #offsetMs = 0;
   #faults: Array<{ spec: FaultSpec; remaining: number }> = [];
   #requestLog: RequestLogEntry[] = [];
@@ -75,6 +77,15 @@ export class Emulator implements EmulatorAdmin {
     this.#limiter = specs ? new RateLimiter(specs) : null;
     this.#store = store;
     this.#handlers = new ApiHandlers(store, this.#switches);
+    this.#signIn = new OAuthFlow(store, this.#nonces, this.#switches, () => this.#oauthPolicy());
+  }
+
+  #oauthPolicy() {
+    return {
+      timestampWindowSeconds: this.#options.timestampWindowSeconds ?? 300,
+      rejectReplayedNonce: this.#switches.rejectReplayedNonce,
+      allowRealm: this.#switches.allowOAuthRealm,
+    };
   }
 
   static async create(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -262,7 +273,9 @@ export class Emulator implements EmulatorAdmin {
         this.#send(res, response);
         return;
       }
-      result = await this.#api(req, method, path, queryRaw, read.body, read.bytes, context);
+      result = OAuthFlow.handles(path)
+        ? this.#oauthFlow(req, method, path, queryRaw, read.body)
+        : await this.#api(req, method, path, queryRaw, read.body, read.bytes, context);
     } catch (error) {
       this.#logger.error({ err: error, method, path }, 'emulator: request failed');
       result = { mutated: false, response: singleError(500, 'INTERNAL_ERROR', 'Internal error') };
@@ -357,6 +370,35 @@ export class Emulator implements EmulatorAdmin {
     res.end(body);
   }
 
+  /** The sign-in routes (oauth/request_token, oauth/authorize, oauth/access_token), on the same host. */
+  #oauthFlow(req: IncomingMessage, method: string, path: string, queryRaw: string, body: Buffer): ApiResult {
+    const refused = this.#hostRefusal(req);
+    if (refused) return { mutated: false, response: refused };
+    const host = (req.headers.host ?? `${this.#host}:${this.#port}`).toLowerCase().replace(/:80$/, '');
+    return this.#signIn.handle({
+      req,
+      method,
+      path,
+      queryRaw,
+      body,
+      origin: `http://${host}`,
+      now: this.now(),
+    });
+  }
+
+  /** See #api: on loopback only loopback Host names are answered (DNS rebinding). */
+  #hostRefusal(req: IncomingMessage): EmulatorResponse | undefined {
+    if (isLoopbackHostname(hostInUrl(this.#host)) && !hostAllowed(req.headers.host, this.#port)) {
+      return singleError(
+        403,
+        'HOST_NOT_ALLOWED',
+        `Not X behaviour: the emulator listens on loopback and answers only a Host of 127.0.0.1:${this.#port}, ` +
+          `localhost:${this.#port} or [::1]:${this.#port}`,
+      );
+    }
+    return undefined;
+  }
+
   async #api(
     req: IncomingMessage,
     method: string,
@@ -375,16 +417,8 @@ export class Emulator implements EmulatorAdmin {
     // 0.0.0.0, for containers), clients name the machine however their network does, and no Host can be
     // told apart from a rebinding one: there the operator chose to expose it. No Origin check is needed
     // here: a cross-origin request carrying `Authorization` needs a CORS preflight, never granted.
-    if (isLoopbackHostname(hostInUrl(this.#host)) && !hostAllowed(req.headers.host, this.#port)) {
-      return fail(
-        singleError(
-          403,
-          'HOST_NOT_ALLOWED',
-          `Not X behaviour: the emulator listens on loopback and answers only a Host of 127.0.0.1:${this.#port}, ` +
-            `localhost:${this.#port} or [::1]:${this.#port}`,
-        ),
-      );
-    }
+    const refused = this.#hostRefusal(req);
+    if (refused) return fail(refused);
     const segments = path.split('/').slice(1);
     const version = segments[0] ?? '';
     if (!sw.versions.includes(version)) {
@@ -433,11 +467,7 @@ export class Emulator implements EmulatorAdmin {
       },
       (consumerKey, token) => this.#store.secretsFor(consumerKey, token),
       this.#nonces,
-      {
-        timestampWindowSeconds: this.#options.timestampWindowSeconds ?? 300,
-        rejectReplayedNonce: sw.rejectReplayedNonce,
-        allowRealm: sw.allowOAuthRealm,
-      },
+      this.#oauthPolicy(),
     );
     if (!auth.ok) {
       this.#logger.debug({ method, path, reason: auth.reason }, 'emulator: OAuth refused');

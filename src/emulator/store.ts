@@ -10,7 +10,9 @@ import {
   type EmulatorSeed,
   type MembershipView,
   type SeedAccount,
+  type SeedApp,
   type SeedCredential,
+  type SeedUser,
 } from './types.js';
 import { PackedUsers } from './users-packed.js';
 
@@ -23,15 +25,21 @@ export const WRITE_PERMISSIONS: ReadonlySet<string> = new Set([
   'PARTNER_AUDIENCE_MANAGER',
 ]);
 
+const DEMO_USER_ID = '756201191646691328';
+const DEMO_ACCESS = { [DEMO_ACCOUNT_ID]: ['ACCOUNT_ADMIN', 'PARTNER_AUDIENCE_MANAGER'] };
+
 export const DEFAULT_SEED: EmulatorSeed = {
   accounts: [{ id: DEMO_ACCOUNT_ID, name: 'Tailor demo account', businessName: 'Tailor Demo' }],
-  credentials: [
+  credentials: [{ ...DEMO_CREDENTIALS, userId: DEMO_USER_ID, access: DEMO_ACCESS }],
+  apps: [
     {
-      ...DEMO_CREDENTIALS,
-      userId: '756201191646691328',
-      access: { [DEMO_ACCOUNT_ID]: ['ACCOUNT_ADMIN', 'PARTNER_AUDIENCE_MANAGER'] },
+      consumerKey: DEMO_CREDENTIALS.consumerKey,
+      consumerSecret: DEMO_CREDENTIALS.consumerSecret,
+      name: 'Tailor demo app',
     },
   ],
+  // Who signs in on the authorize page (`tailor connect` against the emulator).
+  users: [{ userId: DEMO_USER_ID, screenName: 'tailor_demo', access: DEMO_ACCESS }],
 };
 
 export interface AccountState {
@@ -89,6 +97,9 @@ export interface SerializedState {
   nextId: number;
   accounts: AccountState[];
   credentials: SeedCredential[];
+  /** Absent in files written before the OAuth flow was emulated. */
+  apps?: SeedApp[];
+  users?: SeedUser[];
   activeUsers: string[];
   audiences: Array<
     Omit<AudienceState, 'members' | 'permissions'> & {
@@ -107,6 +118,13 @@ export function isoSeconds(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
+function lowerKeys(access: Record<string, string[]>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [accountId, permissions] of Object.entries(access))
+    out[accountId.toLowerCase()] = [...permissions];
+  return out;
+}
+
 function parseTime(value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const ms = Date.parse(value);
@@ -117,6 +135,10 @@ export class EmulatorStore {
   readonly accounts = new Map<string, AccountState>();
   /** By access token. */
   readonly credentials = new Map<string, SeedCredential>();
+  /** By consumer key: apps seeded as such (the apps of credentials are known through them too). */
+  readonly apps = new Map<string, SeedApp>();
+  /** By user id: who can sign in on the authorize page, in seeding order. */
+  readonly users = new Map<string, SeedUser>();
   readonly audiences = new Map<string, AudienceState>();
   activeUsers = new Set<string>();
   /** The active users as encoded identifier values (how the membership stores them). */
@@ -146,6 +168,10 @@ export class EmulatorStore {
         access[accountId.toLowerCase()] = [...permissions];
       }
       this.credentials.set(credential.accessToken, { ...credential, access });
+    }
+    for (const app of seed.apps ?? []) this.apps.set(app.consumerKey, { ...app });
+    for (const user of seed.users ?? []) {
+      this.users.set(user.userId, { ...user, access: lowerKeys(user.access) });
     }
     if (seed.activeUsers) this.#setActiveUsers(seed.activeUsers);
   }
@@ -183,6 +209,50 @@ export class EmulatorStore {
       updatedAt: now,
       deleted: seed.deleted ?? existing?.deleted ?? false,
     });
+  }
+
+  /**
+   * The app behind a consumer key: a seeded app, or else the app of a seeded credential (its secret,
+   * approval and allowlisting taken from that credential).
+   */
+  app(consumerKey: string): SeedApp | undefined {
+    const seeded = this.apps.get(consumerKey);
+    if (seeded) return seeded;
+    for (const credential of this.credentials.values()) {
+      if (credential.consumerKey !== consumerKey) continue;
+      return {
+        consumerKey,
+        consumerSecret: credential.consumerSecret,
+        ...(credential.adsApiApproved !== undefined ? { adsApiApproved: credential.adsApiApproved } : {}),
+        ...(credential.usersEndpointAllowlisted !== undefined
+          ? { usersEndpointAllowlisted: credential.usersEndpointAllowlisted }
+          : {}),
+      };
+    }
+    return undefined;
+  }
+
+  /** The access token pair the OAuth flow gives `app` for `user` (kept, so it works from then on). */
+  issueCredential(
+    app: SeedApp,
+    user: SeedUser,
+    accessToken: string,
+    accessTokenSecret: string,
+  ): SeedCredential {
+    const credential: SeedCredential = {
+      consumerKey: app.consumerKey,
+      consumerSecret: app.consumerSecret,
+      accessToken,
+      accessTokenSecret,
+      userId: user.userId,
+      access: lowerKeys(user.access),
+      ...(app.adsApiApproved !== undefined ? { adsApiApproved: app.adsApiApproved } : {}),
+      ...(app.usersEndpointAllowlisted !== undefined
+        ? { usersEndpointAllowlisted: app.usersEndpointAllowlisted }
+        : {}),
+    };
+    this.credentials.set(accessToken, credential);
+    return credential;
   }
 
   /** Consumer secret + token secret of a known token of a known app. */
@@ -335,6 +405,8 @@ export class EmulatorStore {
       nextId: this.#nextId,
       accounts: [...this.accounts.values()],
       credentials: [...this.credentials.values()],
+      apps: [...this.apps.values()],
+      users: [...this.users.values()],
       activeUsers: [...this.activeUsers],
       audiences: [...this.audiences.values()].map(({ members, permissions, ...rest }) => ({
         ...rest,
@@ -356,6 +428,8 @@ export class EmulatorStore {
     store.#nextId = state.nextId;
     for (const account of state.accounts) store.accounts.set(account.id, { ...account });
     for (const credential of state.credentials) store.credentials.set(credential.accessToken, credential);
+    for (const app of state.apps ?? []) store.apps.set(app.consumerKey, app);
+    for (const user of state.users ?? []) store.users.set(user.userId, user);
     store.#setActiveUsers(state.activeUsers);
     for (const { records, permissions, ...rest } of state.audiences) {
       const audience: AudienceState = {

@@ -49,12 +49,48 @@ export interface SeedCredential {
 }
 
 /**
+ * An X app (its API key pair) that may run the 3-legged OAuth flow
+ * (https://docs.x.com/fundamentals/authentication/oauth-1-0a/obtaining-user-access-tokens). The apps of
+ * seeded credentials are known too; seed one here to give it a name or callback URLs.
+ */
+export interface SeedApp {
+  consumerKey: string;
+  consumerSecret: string;
+  /** Shown on the authorize page. */
+  name?: string;
+  /**
+   * Callback URLs registered in the app's settings. When given, `oauth/request_token` refuses any other
+   * callback (403, code 415), as X does; `oob` is always accepted. Which loopback URLs X accepts (does
+   * the port count?) is not documented: here the match is exact.
+   */
+  callbackUrls?: string[];
+  /** As SeedCredential's: copied onto the tokens the flow issues. Default true. */
+  adsApiApproved?: boolean;
+  usersEndpointAllowlisted?: boolean;
+}
+
+/**
+ * An X user who can sign in on the emulator's authorize page; tokens issued to an app for this user
+ * reach these ad accounts with these permissions.
+ */
+export interface SeedUser {
+  userId: string;
+  screenName: string;
+  /** Account id -> permissions, as SeedCredential's. */
+  access: Record<string, string[]>;
+}
+
+/**
  * What the emulator knows besides the audiences it creates. `seed()` upserts accounts and credentials
  * (by id / access token) and, when `activeUsers` is given, replaces the active-users set.
  */
 export interface EmulatorSeed {
   accounts?: SeedAccount[];
   credentials?: SeedCredential[];
+  /** Apps that may run the OAuth flow (upserted by consumer key). */
+  apps?: SeedApp[];
+  /** Users who can sign in on the authorize page (upserted by user id). */
+  users?: SeedUser[];
   /**
    * Hashed identifier values of "active X users". When the set is non-empty the size job counts only
    * members carrying at least one of them; when empty every member counts.

@@ -269,6 +269,7 @@ describe('tailor check (CLI subprocess)', () => {
   it('has --help with examples on every command and exits 2 on an unknown command', async () => {
     for (const command of [
       'init',
+      'connect',
       'check',
       'plan',
       'sync',

@@ -14,6 +14,7 @@ type Define = (program: Command, wrap: Wrap) => void;
  */
 const COMMANDS: ReadonlyArray<readonly [string, () => Promise<Define>]> = [
   ['init', async () => (await import('./init.js')).defineInit],
+  ['connect', async () => (await import('./connect.js')).defineConnect],
   ['check', async () => (await import('./check.js')).defineCheck],
   ['plan', async () => (await import('./plan.js')).definePlan],
   ['sync', async () => (await import('./sync.js')).defineSync],

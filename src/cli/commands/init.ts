@@ -16,27 +16,9 @@ warehouse:
   url: \${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 state_schema: tailor
 
-destinations:
-  x:
-    type: x_ads
-    account_id: \${X_ACCOUNT_ID:-18ce54d4x5t}
-    api_url: \${X_API_URL:-https://ads-api.x.com}
-    credentials:
-      consumer_key: \${X_CONSUMER_KEY}
-      consumer_secret: \${X_CONSUMER_SECRET}
-      access_token: \${X_ACCESS_TOKEN}
-      access_token_secret: \${X_ACCESS_TOKEN_SECRET}
-    defaults:
-      audience_name: "Tailor: {model}"
-      audience_description: "{description}"
-      schedule: every 6 hours
-      phone_default_region: US
-      mappings:
-        email: email
-        phone: phone_number
-        x_handle: handle
-        x_user_id: twitter_id
-        device_id: device_id
+# \`tailor connect\` signs in to X, lets you choose the ad account and writes the destination here,
+# with its default activation settings; the tokens go into .env (git-ignored), never into this file.
+destinations: {}
 
 # Add activations with \`tailor activate <model>\`, or by hand:
 activations: {}
@@ -80,7 +62,8 @@ export function defineInit(program: Command, wrap: Wrap): void {
         if (ctx.globals.json) ctx.printJson({ ok: true, dir: target, files });
         else
           ctx.print(
-            `created ${files.join(', ')} in ${target}\nnext: set the X_* variables, then run \`tailor check\``,
+            `created ${files.join(', ')} in ${target}\n` +
+              'next: `tailor connect` (sign in to X, choose the ad account), then `tailor activate high_value_customers`',
           );
         return EXIT.ok;
       }),

@@ -94,6 +94,23 @@ export const xAdsDestinationSchema = z.strictObject({
       }
     })
     .default('https://ads-api.x.com'),
+  /**
+   * Where `tailor connect` signs in (X's OAuth 1.0a endpoints live on X's API host, not the Ads host).
+   * Unset: https://api.x.com, or the api_url itself when that is a local emulator (it serves both).
+   */
+  oauth_url: z
+    .string()
+    .refine(
+      (value) => {
+        const url = URL.parse(value);
+        return (
+          url !== null &&
+          (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname)))
+        );
+      },
+      { message: 'must be an https URL (https://api.x.com; plain http only for a loopback host)' },
+    )
+    .optional(),
   credentials: z.strictObject({
     consumer_key: secret(z.string().min(1)),
     consumer_secret: secret(z.string().min(1)),
