@@ -43,5 +43,6 @@ defineSourceContract(
   },
   // DuckDB says `Referenced column "emial" not found`, which the redaction cuts at its first quote
   // (a runtime message's quotes may hold a value); BigQuery itself says `Unrecognized name: emial`.
-  { unknownColumnMessage: /Referenced column…/ },
+  // The property test runs a few hundred REST jobs: about 30 s alone, past 60 s when the cores are shared.
+  { unknownColumnMessage: /Referenced column…/, propertyTimeoutMs: 240_000 },
 );

@@ -46,6 +46,8 @@ export interface ContractWarehouse {
 export interface ContractOptions {
   /** fast-check runs of the property test (each run is several diffs); default 12. */
   propertyRuns?: number;
+  /** Time allowed for the whole property test; default the suite's 60 s (each statement is slow on an emulator). */
+  propertyTimeoutMs?: number;
   /** Rows for the bounded-batches case; default 2,500. */
   bulkRows?: number;
   /**
@@ -814,123 +816,132 @@ export function defineSourceContract(
       }
     });
 
-    it('state equals what was acknowledged and the next diff is exactly the remaining difference (property)', async () => {
-      type Row = { id: number | null; email: string | null; phone: string | null };
-      interface Member {
-        email: string | null;
-        phone: string | null;
-        hashes: MemberHashes;
-      }
-      const value = (prefix: string) =>
-        fc.option(
-          fc.integer({ min: 0, max: 3 }).map((i) => `${prefix}${i}`),
-          { nil: null, freq: 4 },
+    it(
+      'state equals what was acknowledged and the next diff is exactly the remaining difference (property)',
+      async () => {
+        type Row = { id: number | null; email: string | null; phone: string | null };
+        interface Member {
+          email: string | null;
+          phone: string | null;
+          hashes: MemberHashes;
+        }
+        const value = (prefix: string) =>
+          fc.option(
+            fc.integer({ min: 0, max: 3 }).map((i) => `${prefix}${i}`),
+            { nil: null, freq: 4 },
+          );
+        const row = fc.record({
+          id: fc.option(fc.integer({ min: 0, max: 9 }), { nil: null, freq: 8 }),
+          email: value('e'),
+          phone: value('p'),
+        });
+        const edit = fc.oneof(
+          fc.record({ op: fc.constant('insert' as const), row }),
+          fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
+          fc.record({
+            op: fc.constant('value' as const),
+            at: fc.nat(),
+            email: value('e'),
+            phone: value('p'),
+          }),
+          fc.record({
+            op: fc.constant('key' as const),
+            at: fc.nat(),
+            id: fc.option(fc.integer({ min: 0, max: 9 })),
+          }),
         );
-      const row = fc.record({
-        id: fc.option(fc.integer({ min: 0, max: 9 }), { nil: null, freq: 8 }),
-        email: value('e'),
-        phone: value('p'),
-      });
-      const edit = fc.oneof(
-        fc.record({ op: fc.constant('insert' as const), row }),
-        fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
-        fc.record({ op: fc.constant('value' as const), at: fc.nat(), email: value('e'), phone: value('p') }),
-        fc.record({
-          op: fc.constant('key' as const),
-          at: fc.nat(),
-          id: fc.option(fc.integer({ min: 0, max: 9 })),
-        }),
-      );
-      const step = fc.record({
-        edits: fc.array(edit, { maxLength: 6 }),
-        ackSeed: fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
-        fullResync: fc.boolean(),
-      });
-      let activation = 0;
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(row, { maxLength: 8 }),
-          fc.array(step, { minLength: 1, maxLength: 4 }),
-          async (initial, steps) => {
-            activation += 1;
-            const activationId = `prop_${activation}`;
-            const table = `prop_${activation}`;
-            const segment: Row[] = initial.map((r) => ({ ...r }));
-            const model = new Map<string, Member>();
-            for (const s of steps) {
-              for (const e of s.edits) {
-                const at = 'at' in e && segment.length > 0 ? e.at % segment.length : -1;
-                if (e.op === 'insert') segment.push({ ...e.row });
-                else if (e.op === 'delete' && at >= 0) segment.splice(at, 1);
-                else if (e.op === 'value' && at >= 0)
-                  segment[at] = { ...segment[at]!, email: e.email, phone: e.phone };
-                else if (e.op === 'key' && at >= 0) segment[at] = { ...segment[at]!, id: e.id };
-              }
-              await wh.load(table, 'int', segment);
-              // The expected delta, from the in-memory model.
-              const counts = new Map<string, number>();
-              for (const r of segment)
-                if (r.id !== null) counts.set(String(r.id), (counts.get(String(r.id)) ?? 0) + 1);
-              // Keyed as state keys them: by digest (the delta comes in digest order within a rank).
-              const valid = new Map(
-                segment
-                  .filter((r) => r.id !== null && counts.get(String(r.id)) === 1)
-                  .map((r) => [digest(String(r.id)), r]),
-              );
-              const expected: string[] = [];
-              for (const [key, member] of model) {
-                const now = valid.get(key);
-                if (!now) expected.push(`removed:${key}`);
-                else if (now.email !== member.email || now.phone !== member.phone)
-                  expected.push(`changed:${key}`);
-                else if (s.fullResync) expected.push(`refresh:${key}`);
-              }
-              for (const key of valid.keys()) if (!model.has(key)) expected.push(`added:${key}`);
-              const order = (x: string) => RANK[x.split(':')[0] as keyof typeof RANK];
-              const key = (x: string) => x.slice(x.indexOf(':') + 1);
-              expected.sort(
-                (a, b) => order(a) - order(b) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0),
-              );
+        const step = fc.record({
+          edits: fc.array(edit, { maxLength: 6 }),
+          ackSeed: fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+          fullResync: fc.boolean(),
+        });
+        let activation = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(row, { maxLength: 8 }),
+            fc.array(step, { minLength: 1, maxLength: 4 }),
+            async (initial, steps) => {
+              activation += 1;
+              const activationId = `prop_${activation}`;
+              const table = `prop_${activation}`;
+              const segment: Row[] = initial.map((r) => ({ ...r }));
+              const model = new Map<string, Member>();
+              for (const s of steps) {
+                for (const e of s.edits) {
+                  const at = 'at' in e && segment.length > 0 ? e.at % segment.length : -1;
+                  if (e.op === 'insert') segment.push({ ...e.row });
+                  else if (e.op === 'delete' && at >= 0) segment.splice(at, 1);
+                  else if (e.op === 'value' && at >= 0)
+                    segment[at] = { ...segment[at]!, email: e.email, phone: e.phone };
+                  else if (e.op === 'key' && at >= 0) segment[at] = { ...segment[at]!, id: e.id };
+                }
+                await wh.load(table, 'int', segment);
+                // The expected delta, from the in-memory model.
+                const counts = new Map<string, number>();
+                for (const r of segment)
+                  if (r.id !== null) counts.set(String(r.id), (counts.get(String(r.id)) ?? 0) + 1);
+                // Keyed as state keys them: by digest (the delta comes in digest order within a rank).
+                const valid = new Map(
+                  segment
+                    .filter((r) => r.id !== null && counts.get(String(r.id)) === 1)
+                    .map((r) => [digest(String(r.id)), r]),
+                );
+                const expected: string[] = [];
+                for (const [key, member] of model) {
+                  const now = valid.get(key);
+                  if (!now) expected.push(`removed:${key}`);
+                  else if (now.email !== member.email || now.phone !== member.phone)
+                    expected.push(`changed:${key}`);
+                  else if (s.fullResync) expected.push(`refresh:${key}`);
+                }
+                for (const key of valid.keys()) if (!model.has(key)) expected.push(`added:${key}`);
+                const order = (x: string) => RANK[x.split(':')[0] as keyof typeof RANK];
+                const key = (x: string) => x.slice(x.indexOf(':') + 1);
+                expected.sort(
+                  (a, b) => order(a) - order(b) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0),
+                );
 
-              await using run = await state.prepareDiff(
-                spec(table, {
-                  activationId,
-                  fullResync: s.fullResync,
-                  modelSql: `select * from ${wh.table(table)}`,
-                }),
-              );
-              const delta = await readDelta(run, 3);
-              expect(delta.map((r) => `${r.change}:${r.key}`)).toEqual(expected);
-              expect(run.counts.rows).toBe(segment.length);
-              expect(run.counts.invalidKeys).toBe(segment.length - valid.size);
-              expect(run.counts.stateMembers).toBe(model.size);
-              for (const d of delta) {
-                if (d.change === 'added') expect(d.previousHashes).toBeNull();
-                else expect(d.previousHashes).toEqual(model.get(d.key)!.hashes);
-                if (d.change !== 'removed') {
-                  const r = valid.get(d.key)!;
-                  expect(d.values).toEqual({ email: r.email, phone: r.phone });
+                await using run = await state.prepareDiff(
+                  spec(table, {
+                    activationId,
+                    fullResync: s.fullResync,
+                    modelSql: `select * from ${wh.table(table)}`,
+                  }),
+                );
+                const delta = await readDelta(run, 3);
+                expect(delta.map((r) => `${r.change}:${r.key}`)).toEqual(expected);
+                expect(run.counts.rows).toBe(segment.length);
+                expect(run.counts.invalidKeys).toBe(segment.length - valid.size);
+                expect(run.counts.stateMembers).toBe(model.size);
+                for (const d of delta) {
+                  if (d.change === 'added') expect(d.previousHashes).toBeNull();
+                  else expect(d.previousHashes).toEqual(model.get(d.key)!.hashes);
+                  if (d.change !== 'removed') {
+                    const r = valid.get(d.key)!;
+                    expect(d.values).toEqual({ email: r.email, phone: r.phone });
+                  }
                 }
-              }
-              // Acknowledge a pseudo-random part of the delta, in two commits (one repeated).
-              const acked = delta.filter((_, i) => s.ackSeed[i % s.ackSeed.length]);
-              // Half of them with their previous hashes: both ways of committing hash rows.
-              const acks = acked.map((d, i) => ackOf(d, new Date(), i % 2 === 0));
-              await run.commit(acks.slice(0, Math.ceil(acks.length / 2)));
-              await run.commit(acks.slice(Math.floor(acks.length / 2)));
-              for (const d of acked) {
-                if (d.change === 'removed') model.delete(d.key);
-                else {
-                  const v = d.values as { email: string | null; phone: string | null };
-                  model.set(d.key, { email: v.email, phone: v.phone, hashes: hashesOf(d.values) });
+                // Acknowledge a pseudo-random part of the delta, in two commits (one repeated).
+                const acked = delta.filter((_, i) => s.ackSeed[i % s.ackSeed.length]);
+                // Half of them with their previous hashes: both ways of committing hash rows.
+                const acks = acked.map((d, i) => ackOf(d, new Date(), i % 2 === 0));
+                await run.commit(acks.slice(0, Math.ceil(acks.length / 2)));
+                await run.commit(acks.slice(Math.floor(acks.length / 2)));
+                for (const d of acked) {
+                  if (d.change === 'removed') model.delete(d.key);
+                  else {
+                    const v = d.values as { email: string | null; phone: string | null };
+                    model.set(d.key, { email: v.email, phone: v.phone, hashes: hashesOf(d.values) });
+                  }
                 }
+                expect(await state.memberCount(activationId)).toBe(model.size);
               }
-              expect(await state.memberCount(activationId)).toBe(model.size);
-            }
-          },
-        ),
-        { numRuns: options.propertyRuns ?? 12 },
-      );
-    });
+            },
+          ),
+          { numRuns: options.propertyRuns ?? 12 },
+        );
+      },
+      options.propertyTimeoutMs,
+    );
   });
 }
