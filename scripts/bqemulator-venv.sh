@@ -1,30 +1,6 @@
 #!/usr/bin/env bash
-# Makes the venv of bqemulator (a BigQuery REST emulator on DuckDB), which test/contract/bigquery.test.ts
-# starts through scripts/bqemulator-launch.py: .venv-bq/ (git-, lint- and format-ignored)
-# with exactly the pins of scripts/bqemulator-requirements.txt. Idempotent and quiet: it rebuilds only
-# when a pin changed (the stamp, written last, is the hash of the file's lines less comments and blank
-# lines), so a re-run costs one sha256sum. pip's output is shown only if the install fails.
-# Called by .ci/run; run it by hand after changing a pin (needs python3 >= 3.11 and PyPI).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-
-venv=.venv-bq
-requirements=scripts/bqemulator-requirements.txt
-# One at a time: a second run waits, then finds the venv made.
-exec 9>.venv-bq.lock
-flock 9
-want=$(grep -Ev '^[[:space:]]*(#|$)' "$requirements" | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" = "$want" ]; then exit 0; fi
-
-echo "installing bqemulator into $venv"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-rm -rf "$venv"
-if python3 -m venv "$venv" >"$log" 2>&1 &&
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --requirement "$requirements" >>"$log" 2>&1; then
-  echo "$want" >"$venv/.requirements.sha256"
-else
-  cat "$log"
-  echo "could not install bqemulator into $venv"
-  exit 1
-fi
+# Makes .venv-bq/ with bqemulator (a BigQuery REST emulator on DuckDB) pinned in
+# scripts/bqemulator-requirements.txt, which test/contract/bigquery.test.ts starts through
+# scripts/bqemulator-launch.py. Called by .ci/run and the tests' global setup; run it by hand after
+# changing a pin.
+exec bash "$(dirname "$0")/pinned-venv.sh" .venv-bq scripts/bqemulator-requirements.txt bqemulator
