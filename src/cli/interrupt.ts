@@ -52,3 +52,25 @@ export function guardInterrupts(controller: AbortController, stderr: NodeJS.Writ
     },
   };
 }
+
+/** Resolves on SIGINT/SIGTERM or when the CLI's stop signal fires, then removes its listeners. */
+export function untilStopped(signal: AbortSignal): Promise<NodeJS.Signals | 'abort'> {
+  return new Promise((done) => {
+    if (signal.aborted) {
+      done('abort');
+      return;
+    }
+    const finish = (reason: NodeJS.Signals | 'abort') => {
+      signal.removeEventListener('abort', onAbort);
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      done(reason);
+    };
+    const onAbort = () => finish('abort');
+    const onInt = () => finish('SIGINT');
+    const onTerm = () => finish('SIGTERM');
+    signal.addEventListener('abort', onAbort, { once: true });
+    process.once('SIGINT', onInt);
+    process.once('SIGTERM', onTerm);
+  });
+}

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { DEMO_ACCOUNT_ID, DEMO_CREDENTIALS, startEmulator } from '../../emulator/index.js';
 import { withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
+import { untilStopped } from '../interrupt.js';
 import type { Wrap } from './index.js';
 
 interface EmulatorCommandOptions {
@@ -18,28 +19,6 @@ function parsePort(text: string): number {
     throw commandLineError(`not a port number: ${text}`, { option: '--port' });
   }
   return port;
-}
-
-/** Resolves on SIGINT/SIGTERM or when the CLI's stop signal fires, then removes its listeners. */
-function untilStopped(signal: AbortSignal): Promise<NodeJS.Signals | 'abort'> {
-  return new Promise((done) => {
-    if (signal.aborted) {
-      done('abort');
-      return;
-    }
-    const finish = (reason: NodeJS.Signals | 'abort') => {
-      signal.removeEventListener('abort', onAbort);
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      done(reason);
-    };
-    const onAbort = () => finish('abort');
-    const onInt = () => finish('SIGINT');
-    const onTerm = () => finish('SIGTERM');
-    signal.addEventListener('abort', onAbort, { once: true });
-    process.once('SIGINT', onInt);
-    process.once('SIGTERM', onTerm);
-  });
 }
 
 export function defineEmulator(program: Command, wrap: Wrap): void {

@@ -4,6 +4,7 @@ import { openSyncEngine } from '../../sync/engine.js';
 import type { UiServer } from '../../ui/server.js';
 import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
+import { untilStopped } from '../interrupt.js';
 import type { Wrap } from './index.js';
 import { engineLogger } from './sync.js';
 
@@ -68,28 +69,6 @@ export async function startUi(
       ? error
       : new Error(`cannot start the web UI: ${errorMessage(error)}`, { cause: error });
   }
-}
-
-/** Resolves on SIGINT/SIGTERM or when the CLI's stop signal fires, then removes its listeners. */
-function untilStopped(signal: AbortSignal): Promise<NodeJS.Signals | 'abort'> {
-  return new Promise((done) => {
-    if (signal.aborted) {
-      done('abort');
-      return;
-    }
-    const finish = (reason: NodeJS.Signals | 'abort') => {
-      signal.removeEventListener('abort', onAbort);
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      done(reason);
-    };
-    const onAbort = () => finish('abort');
-    const onInt = () => finish('SIGINT');
-    const onTerm = () => finish('SIGTERM');
-    signal.addEventListener('abort', onAbort, { once: true });
-    process.once('SIGINT', onInt);
-    process.once('SIGTERM', onTerm);
-  });
 }
 
 export function defineUi(program: Command, wrap: Wrap): void {
