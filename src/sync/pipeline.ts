@@ -119,17 +119,18 @@ function addHeld(into: Set<string>, hashes: MemberHashes, held: MemberHashes): v
  * batches delivery will use, hashes it (invalid values are not counted: delivery counts them) and
  * estimates the hashes its Deletes would name. Added members (read last) only delete what requests
  * never acknowledged may have left, so the pass stops at them, unless it still has to learn whether
- * any member keeps an identifier (`held`: the hashes state holds).
+ * any member keeps an identifier (`held`: the hashes state holds, or its count under way).
  */
 export async function estimateRemovals(
   ctx: DeltaContext,
-  held: number,
+  held: number | Promise<number>,
   estimate: RemovalEstimate = startEstimate(ctx.diff),
 ): Promise<RemovalEstimate> {
   const quiet = { ...ctx, counts: emptyCounts() };
   for await (const batch of ctx.diff.delta(ctx.batchSize)) {
     ctx.options.signal?.throwIfAborted();
-    if (batch[0]!.change === 'added' && (estimate.keepsAny || estimate.deletes < held)) break;
+    // `held` may still be being counted (engine.ts): awaited only when the pass reaches added members.
+    if (batch[0]!.change === 'added' && (estimate.keepsAny || estimate.deletes < (await held))) break;
     addRemovals(estimate, quiet, prepareBatch(quiet, batch).hashed);
   }
   return estimate;
