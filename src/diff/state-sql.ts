@@ -103,7 +103,7 @@ interface SchemaContext {
  * migration is never edited; a change is a new entry. Each statement is idempotent (IF NOT EXISTS)
  * and runs once per schema, recorded in `tailor_migrations`; a warehouse adds its own statements to
  * a version through `hooks.migrationExtras` (Postgres' indexes, the lease warehouses' `locks`).
- * Version 2 holds only Postgres' hash index: BigQuery and Snowflake record it and run nothing.
+ * Versions 2 and 5 hold only Postgres indexes: BigQuery and Snowflake record them and run nothing.
  */
 export interface StateMigration {
   version: number;
@@ -272,6 +272,12 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
       ]),
       ...ctx.hooks.migrationExtras(4, ctx.db),
     ],
+  },
+  {
+    version: 5,
+    name: 'index for clearing answered intents',
+    // Postgres' index only (its hooks): BigQuery and Snowflake have no such indexes; they record it.
+    statements: (ctx) => ctx.hooks.migrationExtras(5, ctx.db),
   },
 ];
 
@@ -687,7 +693,7 @@ export class StateSql {
         await this.#exec(
           db,
           'committing acknowledged member hashes',
-          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), replaced)}`,
+          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), replaced, false, true)}`,
         );
       }
       if (pairs.length > 0) {
@@ -698,7 +704,7 @@ export class StateSql {
         await this.#exec(
           db,
           'committing acknowledged member hashes',
-          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), keys)}
+          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), keys, false, true)}
             and exists (select 1 from ${hooks.rows('u', hashColumns, pairs)}
                         where ${u('member_key')} = ${h('member_key')} and ${u('id_type')} = ${h('id_type')}
                           and ${u('hash')} = ${h('hash')})`,
@@ -803,7 +809,7 @@ export class StateSql {
       await this.#exec(
         db,
         what,
-        sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals)}`,
+        sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals, false, true)}`,
       );
     }
     if (upserts.length > 0) {
