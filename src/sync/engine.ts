@@ -11,7 +11,13 @@ import type { ColumnInfo, Source } from '../sources/source.js';
 import { bindAudience } from './bind-audience.js';
 import { countInvalid, emptyCounts, runCounts } from './counts.js';
 import { actualColumn, checkMappings } from './mappings.js';
-import { countDelta, deliverDelta, estimateRemovals } from './pipeline.js';
+import {
+  countDelta,
+  deliverDelta,
+  estimateRemovals,
+  passCacheLimit,
+  type PreparedBatch,
+} from './pipeline.js';
 import { mayDelete, removalHold, type RemovalEstimate, segmentHold, startEstimate } from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
@@ -268,11 +274,15 @@ class Engine implements SyncEngine {
       if (estimate && heldCount) hold = removalHold(activation, await heldCount, estimate);
       return hold ? { status: 'held', error: hold } : { status: 'succeeded', error: null };
     }
+    // A delta no larger than what the pipeline holds in flight is read and hashed once: the pass
+    // keeps it for delivery.
+    const kept: PreparedBatch[] | undefined =
+      heldCount && total <= passCacheLimit(delta.batchSize) ? [] : undefined;
     if (heldCount) {
       const started = performance.now();
       let estimate: RemovalEstimate;
       try {
-        estimate = await estimateRemovals(delta, heldCount);
+        estimate = await estimateRemovals(delta, heldCount, undefined, kept);
       } finally {
         await heldCount.catch(() => undefined);
       }
@@ -287,13 +297,16 @@ class Engine implements SyncEngine {
         return { status: 'held', error: hold };
       }
     }
-    const { unacknowledged } = await deliverDelta({
-      ...delta,
-      state: this.#state,
-      audienceId: ctx.audienceId!,
-      runId: ctx.runId!,
-      now: () => this.#now(),
-    });
+    const { unacknowledged } = await deliverDelta(
+      {
+        ...delta,
+        state: this.#state,
+        audienceId: ctx.audienceId!,
+        runId: ctx.runId!,
+        now: () => this.#now(),
+      },
+      kept,
+    );
     if (unacknowledged > 0) {
       return {
         status: 'failed',
