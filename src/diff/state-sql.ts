@@ -693,7 +693,7 @@ export class StateSql {
         await this.#exec(
           db,
           'committing acknowledged member hashes',
-          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), replaced, false, true)}`,
+          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), replaced)}`,
         );
       }
       if (pairs.length > 0) {
@@ -704,7 +704,7 @@ export class StateSql {
         await this.#exec(
           db,
           'committing acknowledged member hashes',
-          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), keys, false, true)}
+          sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), keys)}
             and exists (select 1 from ${hooks.rows('u', hashColumns, pairs)}
                         where ${u('member_key')} = ${h('member_key')} and ${u('id_type')} = ${h('id_type')}
                           and ${u('hash')} = ${h('hash')})`,
@@ -809,7 +809,7 @@ export class StateSql {
       await this.#exec(
         db,
         what,
-        sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals, false, true)}`,
+        sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals)}`,
       );
     }
     if (upserts.length > 0) {

@@ -105,17 +105,8 @@ export interface WarehouseHooks {
     columns: readonly (readonly [name: string, type: ColumnType])[],
     rows: readonly (readonly unknown[])[],
   ): RawBuilder<unknown>;
-  /**
-   * `expr IN (values)`, or `NOT IN` when `negate`; an empty list is false (true when negated).
-   * `probe`: `expr` is the column an index of the table leads with (after the activation), so a
-   * warehouse with indexes may look each value up in it rather than scan the table (Postgres).
-   */
-  inList(
-    expr: RawBuilder<unknown>,
-    values: readonly string[],
-    negate?: boolean,
-    probe?: boolean,
-  ): RawBuilder<unknown>;
+  /** `expr IN (values)`, or `NOT IN` when `negate`; an empty list is false (true when negated). */
+  inList(expr: RawBuilder<unknown>, values: readonly string[], negate?: boolean): RawBuilder<unknown>;
 
   // --- the state schema ------------------------------------------------------------------------------
   /** Whether `error`, reading the migrations table, says it (`table`) or its schema (`schema`) is missing. */

@@ -113,18 +113,12 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
       )}) as ${sql.id(alias)}(${sql.join(columns.map(([name]) => sql.id(name)))})`,
     // `not in (select unnest(...))` is a hashed subplan; `<> all(array)` compared every matching
     // row with every excluded key (10,000 x 10,000 comparisons: 300 ms of a 1M-member run).
-    // With `probe` (the column leads an index), `in (select unnest(...))` rather than `= any(array)`:
-    // the planner reads `= any` of 10,000 keys as a third of the table and scans all of it (the
-    // commit's delete of hash rows by key: 324 ms at 300k members, growing with state, so a load's
-    // commits grew with every batch), while the semi-join probes the index once per key (170 ms,
-    // flat in state's size). Not without an index: there the semi-join became a nested loop that
-    // compared every row with every key (member_intents: seconds per commit). Measured on PG 15.
-    inList: (expr, values, negate = false, probe = false) =>
+    // `= any(array)` for the positive list (bench/RESULTS.md: `in (select unnest(...))` was tried for
+    // the commit's deletes by key and rejected, PGlite's planner has no statistics to choose it well).
+    inList: (expr, values, negate = false) =>
       negate
         ? sql`${expr} not in (select unnest(${arrayParam(values, 'text')}))`
-        : probe
-          ? sql`${expr} in (select unnest(${arrayParam(values, 'text')}))`
-          : sql`${expr} = any(${arrayParam(values, 'text')})`,
+        : sql`${expr} = any(${arrayParam(values, 'text')})`,
 
     missingState(error) {
       const code = sqlState(error);
