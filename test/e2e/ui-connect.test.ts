@@ -38,7 +38,13 @@ let database: string;
 let databaseUrl: string;
 let dir: string;
 let url: string;
-let ui: { kill(): void; done: Promise<CliResult>; output(): string };
+interface Ui {
+  url: string;
+  kill(): void;
+  done: Promise<CliResult>;
+  output(): string;
+}
+let ui: Ui;
 let failed = false;
 /** Every page's HTML, scanned at the end for secrets. */
 const pages: string[] = [];
@@ -98,6 +104,36 @@ async function authorize(button: 'Authorize app' | 'Cancel', user = ANA): Promis
   return page.locator('main').innerText();
 }
 
+/** `tailor ui --port 0` in the project, as a subprocess; resolves once it listens. */
+async function startUi(extraEnv: Record<string, string> = {}): Promise<Ui> {
+  const child = spawn(process.execPath, [CLI, 'ui', '--port', '0'], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TZ: 'UTC',
+      DATABASE_URL: databaseUrl,
+      ...extraEnv,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: '' }));
+  });
+  await waitFor(
+    () => /Tailor UI: http:\/\/\S+/.test(out) || child.exitCode !== null,
+    'tailor ui to listen',
+    60_000,
+  );
+  const found = /Tailor UI: (http:\/\/\S+)/.exec(out);
+  if (!found) throw new Error(`tailor ui did not start:\n${out}`);
+  return { url: found[1]!, kill: () => child.kill('SIGTERM'), done, output: () => out };
+}
+
 beforeAll(async () => {
   emulator = await startEmulator({
     seed: {
@@ -124,21 +160,8 @@ beforeAll(async () => {
   expect(init.code, init.stderr).toBe(0);
 
   // `tailor ui` as a user starts it, in a project with no destination yet.
-  const child = spawn(process.execPath, [CLI, 'ui', '--port', '0'], {
-    cwd: dir,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC', DATABASE_URL: databaseUrl },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  const done = new Promise<CliResult>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout: out, stderr: '' }));
-  });
-  ui = { kill: () => child.kill('SIGTERM'), done, output: () => out };
-  await waitFor(() => /Tailor UI: http:\/\/\S+/.test(out), 'tailor ui to listen', 60_000);
-  url = /Tailor UI: (http:\/\/\S+)/.exec(out)![1]!;
+  ui = await startUi();
+  url = ui.url;
   browser = await launchBrowser();
 }, 120_000);
 
@@ -321,4 +344,41 @@ describe('Connect X in the web UI', () => {
     ])
       expect(seen).not.toContain(secret);
   }, 240_000);
+
+  it('with TAILOR_UI_TOKEN, the cross-site redirect from X returns through a same-site hop that carries the token cookie', async () => {
+    const token = 'ui-token-for-connect-Jd82kq';
+    const guarded = await startUi({ TAILOR_UI_TOKEN: token });
+    const context = await browser.browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${guarded.url}/?token=${token}`);
+      expect(new URL(page.url()).search).toBe('');
+      const ymlBefore = await readFile(join(dir, 'tailor.yml'), 'utf8');
+      const envBefore = await readFile(join(dir, '.env'), 'utf8');
+      await page.goto(`${guarded.url}/connect?destination=x`);
+      // Sign in on another site than the UI's (localhost, not 127.0.0.1), as X's own host is.
+      await page.getByText('Advanced').click();
+      const emulatorPort = new URL(emulator.url).port;
+      await page.getByLabel(/^Sign-in URL/).fill(`http://localhost:${emulatorPort}`);
+      await page.getByRole('button', { name: 'Sign in with X' }).click();
+      await page.waitForURL(
+        (where) => where.hostname === 'localhost' && where.pathname === '/oauth/authorize',
+      );
+      await page.getByLabel('Signed in as').selectOption(ANA.userId);
+      await Promise.all([
+        page.waitForURL((where) => where.pathname === '/destinations/x'),
+        page.getByRole('button', { name: 'Authorize app' }).click(),
+      ]);
+      expect(await page.locator('main').innerText()).toContain(
+        'Connected: fresh tokens for ad account acme1',
+      );
+      expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toBe(ymlBefore);
+      expect(await readFile(join(dir, '.env'), 'utf8')).not.toBe(envBefore);
+      expect(guarded.output()).not.toContain(token);
+    } finally {
+      await context.close();
+      guarded.kill();
+      await guarded.done;
+    }
+  }, 120_000);
 });
