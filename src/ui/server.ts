@@ -13,7 +13,7 @@ import type { SyncEngine, SyncOptions, SyncProgress, SyncReport } from '../sync/
 import { loadAssets } from './assets.js';
 import { type ConnectForm, ConnectFlow } from './connect.js';
 import { EngineHolder } from './engines.js';
-import type { Html } from './html.js';
+import { escapeHtml, type Html } from './html.js';
 import { type JobKind, Jobs } from './jobs.js';
 import {
   accountPickerPage,
@@ -138,14 +138,17 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
           )
           .redirect(path, 303);
       }
-      if (given === undefined && request.method === 'GET' && route === '/connect/callback') {
+      const hopped = (request.query as Record<string, unknown> | undefined)?.['hop'] !== undefined;
+      if (given === undefined && request.method === 'GET' && route === '/connect/callback' && !hopped) {
         // X's redirect is a cross-site navigation, which does not carry the SameSite=Strict token
-        // cookie; a same-site hop to the same URL does. Nothing is done before the token is seen.
+        // cookie; a same-site reload of the same URL does. Nothing is done before the token is seen,
+        // and `hop` makes it once: a browser without the cookie then gets the 401 below.
+        const again = `${request.url}${request.url.includes('?') ? '&' : '?'}hop=1`;
         return reply
           .code(200)
           .type('text/html; charset=utf-8')
           .send(
-            `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0"><title>Back from X</title></head><body><p>Back from X: <a href="">continue to Tailor</a>.</p></body></html>`,
+            `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${escapeHtml(again)}"><title>Back from X</title></head><body><p>Back from X: <a href="${escapeHtml(again)}">continue to Tailor</a>.</p></body></html>`,
           );
       }
       if (given === undefined || !secretsEqual(given, options.token)) {

@@ -375,6 +375,12 @@ describe('Connect X in the web UI', () => {
       expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toBe(ymlBefore);
       expect(await readFile(join(dir, '.env'), 'utf8')).not.toBe(envBefore);
       expect(guarded.output()).not.toContain(token);
+      // Without the cookie the hop happens once, then the UI asks for its token as anywhere else.
+      const hop = await fetch(`${guarded.url}/connect/callback?oauth_token=t&oauth_verifier=v`);
+      expect(hop.status).toBe(200);
+      expect(await hop.text()).toContain('/connect/callback?oauth_token=t&amp;oauth_verifier=v&amp;hop=1');
+      const after = await fetch(`${guarded.url}/connect/callback?oauth_token=t&oauth_verifier=v&hop=1`);
+      expect(after.status).toBe(401);
     } finally {
       await context.close();
       guarded.kill();
