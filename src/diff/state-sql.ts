@@ -104,7 +104,7 @@ interface SchemaContext {
  * migration is never edited; a change is a new entry. Each statement is idempotent (IF NOT EXISTS)
  * and runs once per schema, recorded in `tailor_migrations`; a warehouse adds its own statements to
  * a version through `hooks.migrationExtras` (Postgres' indexes, the lease warehouses' `locks`).
- * Version 2 holds only Postgres' hash index: BigQuery and Snowflake record it and run nothing.
+ * Versions 2 and 5 hold only Postgres indexes: BigQuery and Snowflake record them and run nothing.
  */
 export interface StateMigration {
   version: number;
@@ -273,6 +273,12 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
       ]),
       ...ctx.hooks.migrationExtras(4, ctx.db),
     ],
+  },
+  {
+    version: 5,
+    name: 'index for clearing answered intents',
+    // Postgres' index only (its hooks): BigQuery and Snowflake have no such indexes; they record it.
+    statements: (ctx) => ctx.hooks.migrationExtras(5, ctx.db),
   },
 ];
 

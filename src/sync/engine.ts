@@ -11,7 +11,13 @@ import type { ColumnInfo, Source } from '../sources/source.js';
 import { bindAudience } from './bind-audience.js';
 import { countInvalid, emptyCounts, runCounts } from './counts.js';
 import { actualColumn, checkMappings } from './mappings.js';
-import { countDelta, deliverDelta, estimateRemovals } from './pipeline.js';
+import {
+  countDelta,
+  deliverDelta,
+  estimateRemovals,
+  passCacheLimit,
+  type PreparedBatch,
+} from './pipeline.js';
 import { mayDelete, removalHold, type RemovalEstimate, segmentHold, startEstimate } from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
@@ -222,20 +228,29 @@ class Engine implements SyncEngine {
       fullResync: options.fullResync,
     });
     counts.rows = diff.counts.rows;
-    await this.#invalidKeys(ctx, diff);
     const members = diff.counts.rows - diff.counts.invalidKeys;
+    let hold = options.force ? null : segmentHold(activation, diff, members);
+    // The share rule counts the hashes X holds and the hashes the run's Deletes would name, known
+    // only once the delta is hashed and planned: a pass over it before anything is sent (a plan
+    // makes it while counting). Skipped where nothing can be deleted: the initial load, upsert
+    // mode, a delta of added members only. The count (a scan of the activation's hash rows: 1-2.5 s
+    // at 1M members) runs on the state's connection while the diff's session records the invalid
+    // keys and streams the delta through the pass, instead of before them (bench/RESULTS.md).
+    const heldCount = !options.force && !hold && mayDelete(activation, diff) ? diff.heldHashCount() : null;
+    // Awaited below on every path; this only keeps a failure from going unhandled meanwhile.
+    heldCount?.catch(() => undefined);
+    try {
+      await this.#invalidKeys(ctx, diff);
+    } catch (error) {
+      await heldCount?.catch(() => undefined);
+      throw error;
+    }
     ctx.warnings.push(...activationWarnings({ members, schedule: activation.schedule }));
 
-    let hold = options.force ? null : segmentHold(activation, diff, members);
     if (hold && !options.dryRun) {
       ctx.logger.warn({ reason: hold }, 'run held by a safety rule');
       return { status: 'held', error: hold };
     }
-    // The share rule counts the hashes X holds and the hashes the run's Deletes would name, known
-    // only once the delta is hashed and planned: a pass over it before anything is sent (a plan
-    // makes it while counting). Skipped where nothing can be deleted: the initial load, upsert
-    // mode, a delta of added members only.
-    const held = !options.force && !hold && mayDelete(activation, diff) ? await diff.heldHashCount() : 0;
 
     const total = diff.counts.added + diff.counts.removed + diff.counts.changed + diff.counts.refresh;
     const progress = (phase: 'snapshot' | 'deliver' | 'commit' | 'done', done: number) =>
@@ -250,14 +265,28 @@ class Engine implements SyncEngine {
       progress,
     };
     if (options.dryRun) {
-      const estimate: RemovalEstimate | undefined = held > 0 ? startEstimate(diff) : undefined;
-      await countDelta(delta, estimate);
-      if (estimate) hold = removalHold(activation, held, estimate);
+      const estimate: RemovalEstimate | undefined = heldCount ? startEstimate(diff) : undefined;
+      try {
+        await countDelta(delta, estimate);
+      } finally {
+        await heldCount?.catch(() => undefined);
+      }
+      if (estimate && heldCount) hold = removalHold(activation, await heldCount, estimate);
       return hold ? { status: 'held', error: hold } : { status: 'succeeded', error: null };
     }
-    if (held > 0) {
+    // A delta no larger than what the pipeline holds in flight is read and hashed once: the pass
+    // keeps it for delivery.
+    const kept: PreparedBatch[] | undefined =
+      heldCount && total <= passCacheLimit(delta.batchSize) ? [] : undefined;
+    if (heldCount) {
       const started = performance.now();
-      const estimate = await estimateRemovals(delta, held);
+      let estimate: RemovalEstimate;
+      try {
+        estimate = await estimateRemovals(delta, heldCount, undefined, kept);
+      } finally {
+        await heldCount.catch(() => undefined);
+      }
+      const held = await heldCount;
       ctx.logger.debug(
         { held, ...estimate, ms: Math.round(performance.now() - started) },
         'safety pass over the delta',
@@ -268,13 +297,16 @@ class Engine implements SyncEngine {
         return { status: 'held', error: hold };
       }
     }
-    const { unacknowledged } = await deliverDelta({
-      ...delta,
-      state: this.#state,
-      audienceId: ctx.audienceId!,
-      runId: ctx.runId!,
-      now: () => this.#now(),
-    });
+    const { unacknowledged } = await deliverDelta(
+      {
+        ...delta,
+        state: this.#state,
+        audienceId: ctx.audienceId!,
+        runId: ctx.runId!,
+        now: () => this.#now(),
+      },
+      kept,
+    );
     if (unacknowledged > 0) {
       return {
         status: 'failed',

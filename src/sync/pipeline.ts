@@ -52,8 +52,26 @@ export interface DeliverContext extends DeltaContext {
   now: () => Date;
 }
 
+/** A batch of the delta as prepared for planning: its rows hashed, its invalid values as rejections. */
+export interface PreparedBatch {
+  batch: readonly DeltaRow[];
+  hashed: HashedRow[];
+  /** One per invalid value (`reason` is what `countInvalid` counts). */
+  rejections: RejectionRecord[];
+}
+
+/**
+ * The largest delta the safety pass keeps in memory for delivery, in members: as many as the
+ * pipeline holds in flight anyway (MAX_UNCOMMITTED batches). A delta this small is read from the
+ * warehouse and hashed once instead of twice (the pass, then delivery): at 1M members with 1%
+ * added, removed and changed, the whole delta.
+ */
+export function passCacheLimit(batchSize: number): number {
+  return MAX_UNCOMMITTED * batchSize;
+}
+
 /** Prepares (normalizes and hashes) a batch through the destination; invalid values are counted. */
-function prepareBatch(ctx: DeltaContext, batch: readonly DeltaRow[]) {
+function prepareBatch(ctx: DeltaContext, batch: readonly DeltaRow[]): PreparedBatch {
   const options = { defaultRegion: ctx.activation.phoneDefaultRegion };
   const rejections: RejectionRecord[] = [];
   const hashed: HashedRow[] = batch.map((row) => {
@@ -65,7 +83,7 @@ function prepareBatch(ctx: DeltaContext, batch: readonly DeltaRow[]) {
     }
     return { row, hashes };
   });
-  return { hashed, rejections };
+  return { batch, hashed, rejections };
 }
 
 /**
@@ -119,20 +137,49 @@ function addHeld(into: Set<string>, hashes: MemberHashes, held: MemberHashes): v
  * batches delivery will use, hashes it (invalid values are not counted: delivery counts them) and
  * estimates the hashes its Deletes would name. Added members (read last) only delete what requests
  * never acknowledged may have left, so the pass stops at them, unless it still has to learn whether
- * any member keeps an identifier (`held`: the hashes state holds).
+ * any member keeps an identifier (`held`: the hashes state holds, or its count under way).
  */
 export async function estimateRemovals(
   ctx: DeltaContext,
-  held: number,
+  held: number | Promise<number>,
   estimate: RemovalEstimate = startEstimate(ctx.diff),
+  /**
+   * When given, the pass reads the whole delta (added members too) and keeps every prepared batch
+   * here, in delta order, for `deliverDelta` to send without reading or hashing the delta again.
+   * Only for a delta of at most `passCacheLimit` members: it stays in memory until delivered.
+   */
+  keep?: PreparedBatch[],
 ): Promise<RemovalEstimate> {
   const quiet = { ...ctx, counts: emptyCounts() };
   for await (const batch of ctx.diff.delta(ctx.batchSize)) {
     ctx.options.signal?.throwIfAborted();
-    if (batch[0]!.change === 'added' && (estimate.keepsAny || estimate.deletes < held)) break;
-    addRemovals(estimate, quiet, prepareBatch(quiet, batch).hashed);
+    // `held` may still be being counted (engine.ts): awaited only when the pass reaches added members.
+    if (!keep && batch[0]!.change === 'added' && (estimate.keepsAny || estimate.deletes < (await held)))
+      break;
+    const prepared = prepareBatch(quiet, batch);
+    addRemovals(estimate, quiet, prepared.hashed);
+    keep?.push(prepared);
   }
   return estimate;
+}
+
+/**
+ * The delta's batches for delivery: the ones the safety pass kept, prepared (their invalid values
+ * counted now, as delivery would have counted them), else read one at a time, to prepare. Same
+ * batches either way: same delta order, same batch size.
+ */
+async function* deliveryBatches(
+  ctx: DeltaContext,
+  kept: readonly PreparedBatch[] | undefined,
+): AsyncGenerator<{ batch: readonly DeltaRow[]; prepared?: PreparedBatch }> {
+  if (kept) {
+    for (const prepared of kept) {
+      for (const rejection of prepared.rejections) countInvalid(ctx.counts, rejection.reason);
+      yield { batch: prepared.batch, prepared };
+    }
+    return;
+  }
+  for await (const batch of ctx.diff.delta(ctx.batchSize)) yield { batch };
 }
 
 /**
@@ -175,7 +222,11 @@ export async function countDelta(ctx: DeltaContext, estimate?: RemovalEstimate):
  * answers and works out what their commits will leave (heldOnceCommitted). So its plan is the one it
  * would make after those commits, without waiting for them.
  */
-export async function deliverDelta(ctx: DeliverContext): Promise<{ unacknowledged: number }> {
+export async function deliverDelta(
+  ctx: DeliverContext,
+  /** The whole delta as the safety pass prepared it (estimateRemovals' `keep`), when it kept it. */
+  kept?: readonly PreparedBatch[],
+): Promise<{ unacknowledged: number }> {
   const { activation, options, counts, diff, destination } = ctx;
   let sent = 0; // members of the batches handed to the destination so far
   let committed = 0; // members of the batches committed so far
@@ -242,13 +293,13 @@ export async function deliverDelta(ctx: DeliverContext): Promise<{ unacknowledge
   };
 
   try {
-    for await (const batch of diff.delta(ctx.batchSize)) {
+    for await (const { batch, prepared } of deliveryBatches(ctx, kept)) {
       options.signal?.throwIfAborted();
-      // Where a batch's time goes, for --debug: reading it, hashing, waiting for earlier batches,
-      // looking up shared identifiers, sending and committing.
+      // Where a batch's time goes, for --debug: reading it, hashing (neither when the safety pass
+      // kept it), waiting for earlier batches, looking up shared identifiers, sending and committing.
       const timing = new StepTimer();
       timing.add('readMs', performance.now() - readStarted);
-      const { hashed, rejections } = prepareBatch(ctx, batch);
+      const { hashed, rejections } = prepared ?? prepareBatch(ctx, batch);
       timing.lap('hashMs');
       const candidates = deleteCandidates(hashed, activation.mode);
       let held = new Set<string>();

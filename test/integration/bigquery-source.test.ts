@@ -426,7 +426,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
-  it('migrates a version-2 dataset to 3 then 4 in place: member_intents, keys digested and marked, then state_identity', async () => {
+  it('migrates a version-2 dataset to 3, 4 and 5 in place: member_intents, keys digested and marked, state_identity, then version 5 recorded', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
     fake.on(/^update `tailor`.`(members|member_hashes|rejections)`/, { affected: 3 });
     await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
@@ -445,15 +445,22 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       // Version 4: state_identity only; its one row is inserted when first read (StateSql.stateId).
       'create table if not exists `tailor`.`state_identity` (`state_id` STRING not null, `created_at` TIMESTAMP not null)',
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 5 is a Postgres index only: recorded, nothing run.
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    for (const job of fake.jobs.slice(3, -3)) expect(job.parameters).toEqual([]);
-    expect(fake.jobs.at(-2)!.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-3)!)).toEqual([
+    for (const job of fake.jobs.slice(3, -4)) expect(job.parameters).toEqual([]);
+    expect(fake.jobs.at(-3)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-1)!)).toEqual([
+      { value: 5 },
+      { value: 'index for clearing answered intents' },
+      { value: 5 },
+    ]);
+    expect(params(fake.jobs.at(-4)!)).toEqual([
       { value: 3 },
       { value: 'intents before send, and key digests' },
       { value: 3 },
     ]);
-    expect(params(fake.jobs.at(-1)!)).toEqual([
+    expect(params(fake.jobs.at(-2)!)).toEqual([
       { value: 4 },
       { value: 'state identity for audience owner marks' },
       { value: 4 },
@@ -539,7 +546,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[4]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[5]] });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
       error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
     });
@@ -706,6 +713,7 @@ const EXPECTED_RUN = [
   'update `tailor`.`rejections` set `member_key` = TO_HEX(SHA256(`member_ke',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'create table if not exists `tailor`.`state_identity` (`state_id` STRING ',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
   'select `holder` from `tailor`.`locks` where `activation_id` = ?',

@@ -149,7 +149,7 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
-  it('migrates a populated state schema created before the layer was unified (version 2) to 4, and syncs on it', async () => {
+  it('migrates a populated state schema created before the layer was unified (version 2) to 5, and syncs on it', async () => {
     // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
     const schema = state();
     const t = (table: string) => `"${schema}".${table}`;
@@ -221,7 +221,19 @@ describe('postgres source', () => {
     const store = createStateStore(source, schema, { logger: silentLogger });
     await store.migrate();
     const versions = await admin.query(`select version from ${t('tailor_migrations')} order by version`);
-    expect(versions.rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    expect(versions.rows).toEqual([
+      { version: 1 },
+      { version: 2 },
+      { version: 3 },
+      { version: 4 },
+      { version: 5 },
+    ]);
+    // Version 5: the index the commit's clearing of answered intents uses.
+    const indexes = await admin.query(
+      `select indexname from pg_indexes where schemaname = $1 and tablename = 'member_intents'`,
+      [schema],
+    );
+    expect(indexes.rows).toEqual([{ indexname: 'member_intents_by_intent' }]);
 
     // Every key is now the SHA-256 hex of its raw text; nothing else changed and nothing was lost.
     const migrated = await snapshot();
@@ -251,8 +263,8 @@ describe('postgres source', () => {
     const identity = await rows(`select state_id from ${t('state_identity')}`);
     expect(identity).toHaveLength(1);
 
-    // Idempotent: a second migration finds version 4 and changes nothing; and were the migration
-    // cut short after version 3's statements (versions 3 and 4 not recorded), re-running them
+    // Idempotent: a second migration finds version 5 and changes nothing; and were the migration
+    // cut short after version 3's statements (versions 3 to 5 not recorded), re-running them
     // digests nothing twice and keeps the one state id.
     await createStateStore(source, schema, { logger: silentLogger }).migrate();
     expect(await snapshot()).toEqual(migrated);
@@ -261,7 +273,7 @@ describe('postgres source', () => {
     expect(await snapshot()).toEqual(migrated);
     expect(
       (await admin.query(`select version from ${t('tailor_migrations')} order by version`)).rows,
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
     expect(await createStateStore(source, schema, { logger: silentLogger }).ownerId('old')).toBe(owner);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);

@@ -160,7 +160,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
-  it('migrates a version-1 dataset forward in place: records versions 2, 3 and 4, creates only member_intents and state_identity', async () => {
+  it('migrates a version-1 dataset forward in place: records versions 2 to 5, creates only member_intents and state_identity', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 1 }] : [],
     );
@@ -172,17 +172,17 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       expect.stringMatching(/`state_identity`/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4]);
+    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4, 5]);
   });
 
-  it('migrates a version-2 dataset to 3 then 4: member_intents, each key digested in place, each row marked as it is, then state_identity', async () => {
+  it('migrates a version-2 dataset to 3, 4 and 5: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 2 }] : [],
     );
     await warehouse.migrate();
     const statements = runner.recorded.map((r) => r.sql);
     // The version read, the migrations table (if not exists; the dataset exists), the version read
-    // again, then version 3's statements and version 4's only.
+    // again, then version 3's statements, version 4's, and version 5's record.
     expect(statements.slice(0, 3).map((t) => t.split(' ').slice(0, 2).join(' '))).toEqual([
       'select max(`version`)',
       'create table',
@@ -201,16 +201,19 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       // read (StateSql.stateId), by a statement that inserts nothing once a row is there.
       'create table if not exists `tailor`.`state_identity` (`state_id` STRING not null, `created_at` TIMESTAMP not null)',
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 5 is a Postgres index only: recorded, nothing run.
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    expect(runner.recorded.at(-3)!.params).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(runner.recorded.at(-1)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
-    for (const r of runner.recorded.slice(3, -3)) expect(r.params).toEqual([]);
-    expect(runner.recorded.at(-2)!.params).toEqual([]);
+    expect(runner.recorded.at(-4)!.params).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-2)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-1)!.params).toEqual([5, 'index for clearing answered intents', 5]);
+    for (const r of runner.recorded.slice(3, -4)) expect(r.params).toEqual([]);
+    expect(runner.recorded.at(-3)!.params).toEqual([]);
   });
 
-  it('migrates nothing on a dataset already at version 4', async () => {
+  it('migrates nothing on a dataset already at version 5', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\(`version`\)/i.test(text) ? [{ version: 4 }] : [],
+      /^select max\(`version`\)/i.test(text) ? [{ version: 5 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);

@@ -227,7 +227,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     return { recorded, state };
   }
 
-  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then versions 3 and 4', async () => {
+  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then versions 3, 4 and 5', async () => {
     let reads = 0;
     const { recorded, state } = setup((text) => {
       if (!text.startsWith('select max')) return [];
@@ -239,7 +239,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
   });
 
-  it('migrates a version-2 schema to 3 then 4 in its transaction: member_intents, keys digested and marked, then state_identity', async () => {
+  it('migrates a version-2 schema to 3, 4 and 5 in its transaction: member_intents, keys digested and marked, state_identity, the intents index', async () => {
     const { recorded, state } = setup((text) => (text.startsWith('select max') ? [{ version: 2 }] : []));
     await state.migrate();
     expect(recorded.map((r) => r.sql)).toEqual([
@@ -258,10 +258,14 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       // Version 4: state_identity only; its one row is inserted when first read (StateSql.stateId).
       'create table if not exists "tailor"."state_identity" ("state_id" text not null, "created_at" timestamptz not null)',
       'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
+      // Version 5: the index the commit's clearing of answered intents uses.
+      'create index if not exists "member_intents_by_intent" on "tailor"."member_intents" (intent_id)',
+      'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
       'commit',
     ]);
-    expect(recorded.at(-4)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(recorded.at(-2)!.parameters).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(recorded.at(-6)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(recorded.at(-4)!.parameters).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(recorded.at(-2)!.parameters).toEqual([5, 'index for clearing answered intents', 5]);
   });
 
   it('records the intent of a batch in one multi-row insert over unnest', async () => {

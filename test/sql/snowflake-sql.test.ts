@@ -137,7 +137,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(runner.recorded[1]!.binds).toEqual(['TAILOR']);
   });
 
-  it('migrates a version-1 schema forward in place: records versions 2, 3 and 4, creates only member_intents and state_identity', async () => {
+  it('migrates a version-1 schema forward in place: records versions 2 to 5, creates only member_intents and state_identity', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 1 }]
@@ -153,10 +153,10 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       expect.stringMatching(/"STATE_IDENTITY"/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3, 4]);
+    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3, 4, 5]);
   });
 
-  it('migrates a version-2 schema to 3 then 4: member_intents, each key digested in place, each row marked as it is, then state_identity', async () => {
+  it('migrates a version-2 schema to 3, 4 and 5: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 2 }]
@@ -167,7 +167,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     await warehouse.migrate();
     const statements = runner.recorded.map((r) => r.sql);
     // The version read, the schema looked for, the migrations table (if not exists), the version
-    // read again, then version 3's statements and version 4's only.
+    // read again, then version 3's statements, version 4's, and version 5's record.
     expect(statements.slice(0, 4).map((t) => t.split(' ').slice(0, 2).join(' '))).toEqual([
       'select max("VERSION")',
       'SELECT COUNT(*)',
@@ -187,17 +187,20 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       // read (StateSql.stateId), by a statement that inserts nothing once a row is there.
       'create table if not exists "TAILOR"."STATE_IDENTITY" ("STATE_ID" VARCHAR not null, "CREATED_AT" TIMESTAMP_TZ not null)',
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 5 is a Postgres index only: recorded, nothing run.
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    expect(runner.recorded.at(-3)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(runner.recorded.at(-1)!.binds).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-4)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-2)!.binds).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-1)!.binds).toEqual([5, 'index for clearing answered intents', 5]);
     // Nothing of the migrations is bound: no key, no value.
-    for (const r of runner.recorded.slice(4, -3)) expect(r.binds).toEqual([]);
-    expect(runner.recorded.at(-2)!.binds).toEqual([]);
+    for (const r of runner.recorded.slice(4, -4)) expect(r.binds).toEqual([]);
+    expect(runner.recorded.at(-3)!.binds).toEqual([]);
   });
 
-  it('migrates nothing on a schema already at version 4', async () => {
+  it('migrates nothing on a schema already at version 5', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\("VERSION"\)/i.test(text) ? [{ version: 4 }] : [],
+      /^select max\("VERSION"\)/i.test(text) ? [{ version: 5 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);

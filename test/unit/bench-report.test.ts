@@ -137,9 +137,22 @@ describe('checkTargets', () => {
       at1m('floor', 'incremental', { wallMs: 1200 }),
       at1m('full_pull', 'incremental', { wallMs: 20_000 }),
       at1m('tailor', 'initial', { wallMs: 5000, added: 1_000_000, peakRssBytes: 250e6 }),
+      at1m('floor', 'initial', { wallMs: 2000, added: 1_000_000 }),
+      at1m('full_pull', 'initial', { wallMs: 10_000, added: 1_000_000 }),
+      measurement({
+        warehouse: 'pglite',
+        system: 'tailor',
+        kind: 'incremental',
+        size: 300_000,
+        wallMs: 9000,
+      }),
+      measurement({ warehouse: 'pglite', system: 'floor', kind: 'incremental', size: 300_000, wallMs: 3000 }),
     ]);
-    const verdicts = checkTargets(good, [1_000_000]).map((c) => c.status);
-    expect(verdicts).toEqual(['met', 'met', 'met', 'met', 'met']);
+    const checks = checkTargets(good, [1_000_000]);
+    expect(checks.map((c) => c.target.slice(0, 2))).toEqual(['P1', 'P1', 'P2', 'P2', 'P3', 'P3', 'A ']);
+    // PGlite's P1 is reported, never judged (9 s against a bound of 5 s here).
+    expect(checks.map((c) => c.status)).toEqual(['met', 'reported', 'met', 'met', 'met', 'met', 'met']);
+    expect(checks[1]!.evidence).toMatch(/at 300,000 rows.*tailor\/floor 3\.00×; over the bound/);
 
     const bad = summarize([
       at1m('tailor', 'incremental', {
@@ -155,13 +168,48 @@ describe('checkTargets', () => {
       at1m('floor', 'incremental', { wallMs: 1200 }),
       at1m('full_pull', 'incremental', { wallMs: 20_000 }),
       at1m('tailor', 'initial', { wallMs: 60_000, added: 1_000_000 }),
+      at1m('floor', 'initial', { wallMs: 15_000, added: 1_000_000 }),
+      at1m('full_pull', 'initial', { wallMs: 100_000, added: 1_000_000 }),
     ]);
     expect(checkTargets(bad, [1_000_000]).map((c) => c.status)).toEqual([
       'not met',
+      'not measured',
       'not met',
       'not met',
       'not met',
       'not met',
+      'not met',
+    ]);
+    // Each bound is exact: at 1.5 × floor + 0.5 s the incremental sync meets P1, 1 ms more does not;
+    // 3 × the SQL first load meets P3; 2× faster than the full pull meets P2.
+    const edge = (incrementalMs: number, initialMs: number) =>
+      checkTargets(
+        summarize([
+          at1m('tailor', 'incremental', { wallMs: incrementalMs }),
+          at1m('floor', 'incremental', { wallMs: 1000 }),
+          at1m('tailor', 'initial', { wallMs: initialMs, added: 1_000_000 }),
+          at1m('floor', 'initial', { wallMs: 1000, added: 1_000_000 }),
+          at1m('full_pull', 'initial', { wallMs: 6000, added: 1_000_000 }),
+        ]),
+        [1_000_000],
+      ).map((c) => c.status);
+    expect(edge(2000, 3000)).toEqual([
+      'met',
+      'not measured',
+      'not measured',
+      'met',
+      'met',
+      'not measured',
+      'not measured',
+    ]);
+    expect(edge(2001, 3001)).toEqual([
+      'not met',
+      'not measured',
+      'not measured',
+      'not met',
+      'not met',
+      'not measured',
+      'not measured',
     ]);
   });
 
@@ -174,12 +222,12 @@ describe('checkTargets', () => {
       summarize([...rows(1_000_000, 200e6), ...rows(5_000_000, 210e6)]),
       [1_000_000, 5_000_000],
     );
-    expect(flat[3]!.status).toBe('met');
+    expect(flat[5]!.status).toBe('met');
     const growing = checkTargets(
       summarize([...rows(1_000_000, 200e6), ...rows(5_000_000, 290e6)]),
       [1_000_000, 5_000_000],
     );
-    expect(growing[3]!.status).toBe('not met');
+    expect(growing[5]!.status).toBe('not met');
   });
 
   it('says "not measured" when a system was not run', () => {

@@ -6,7 +6,7 @@ import type { Destination, MemberHashes } from '../../src/destinations/destinati
 import type { DeltaRow, DiffRun } from '../../src/diff/types.js';
 import { emptyCounts } from '../../src/sync/counts.js';
 import { deleteCandidates, hashValues, planBatch } from '../../src/sync/membership.js';
-import { type DeltaContext, estimateRemovals } from '../../src/sync/pipeline.js';
+import { type DeltaContext, estimateRemovals, type PreparedBatch } from '../../src/sync/pipeline.js';
 import { mayDelete, removalHold, segmentHold } from '../../src/sync/safety.js';
 
 /**
@@ -217,6 +217,46 @@ describe('estimateRemovals, the pass before anything is sent', () => {
     } as DiffRun;
     expect(await estimateRemovals(ctx, 1)).toEqual({ deletes: 1, keepsAny: true });
     expect(read).toBe(2); // the changed member, then the first added batch is seen and left
+  });
+
+  it('reads the whole delta once and keeps it prepared for delivery when asked to keep it', async () => {
+    const state = new Map<string, MemberHashes>([
+      ['a', { email: ['x'] }],
+      ['c', { email: ['w'] }],
+    ]);
+    const segment = new Map<string, Record<string, string | null>>([
+      ['a', { email: 'y', phone: null }],
+      ['b', { email: 'z', phone: 'bad' }],
+      ['d', { email: 'v', phone: null }],
+    ]);
+    const delta = deltaOf(state, segment);
+    let read = 0;
+    const ctx = contextFor(delta, 1);
+    const inner = ctx.diff.delta.bind(ctx.diff);
+    ctx.diff = {
+      ...ctx.diff,
+      async *delta(size: number) {
+        for await (const batch of inner(size)) {
+          read += batch.length;
+          yield batch;
+        }
+      },
+    } as DiffRun;
+    const kept: PreparedBatch[] = [];
+    // The same estimate as without keeping, but every batch read (the added members too: delivery
+    // needs them), in delta order and in the pass's batches.
+    const keeping = await estimateRemovals(ctx, 2, undefined, kept);
+    expect(read).toBe(delta.length);
+    read = 0;
+    expect(await estimateRemovals(ctx, 2)).toEqual(keeping);
+    expect(read).toBe(3); // removed, changed, then the first added batch seen and left
+    expect(kept.map((k) => k.batch)).toEqual(delta.map((row) => [row]));
+    expect(kept.map((k) => k.hashed.map((h) => h.row.key))).toEqual(delta.map((row) => [row.key]));
+    // The invalid phone is kept as a rejection for delivery to count; the pass counts nothing.
+    expect(kept.flatMap((k) => k.rejections)).toEqual([
+      { memberKey: 'b', identifierType: 'phone', reason: expect.any(String) as string },
+    ]);
+    expect(ctx.counts.invalid).toBe(0);
   });
 
   it('is an upper bound of the hashes the pipeline deletes, batch by batch with its lookups', async () => {

@@ -31,6 +31,9 @@ export function postgresUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/** The diff session's `work_mem` when `diff_work_mem_mb` is not set (postgres-source.ts). */
+export const DIFF_WORK_MEM_MB = 256;
+
 /** `warehouse:` for a PostgreSQL server. */
 export const postgresConfigSchema = z.strictObject({
   type: z.literal('postgres'),
@@ -48,5 +51,11 @@ export const postgresConfigSchema = z.strictObject({
   pool_size: z.number().int().min(1).max(64).default(4),
   /** Rows fetched per round trip when streaming the delta (measured: 100 is 3x slower than 1,000+). */
   fetch_size: z.number().int().min(1000).max(100_000).default(5000),
+  /**
+   * `work_mem` of the diff's session, in MB: the memory each hash or sort of the diff (the
+   * duplicate-key count, the FULL OUTER JOIN with state) may take before spilling to disk.
+   * Default DIFF_WORK_MEM_MB.
+   */
+  diff_work_mem_mb: z.number().int().min(4).max(4096).optional(),
 });
 export type PostgresConfig = z.infer<typeof postgresConfigSchema>;
