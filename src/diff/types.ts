@@ -163,6 +163,11 @@ export interface RunCounts {
   invalid: number;
   rejected: number;
   requests: number;
+  /**
+   * Members left out of the segment, or removed from the audience, because an identifier of theirs
+   * is in a suppression model (docs/suppression.md). Never counted as invalid.
+   */
+  suppressed: number;
 }
 
 export interface RunRecord {
@@ -217,6 +222,19 @@ export interface StateStore extends ActivationStatusStore {
    * neither the schema's nor the activation's name.
    */
   ownerId(activationId: string): Promise<string>;
+  /**
+   * Of `hashes`, those held by any of the given suppression states (their member_hashes rows are
+   * the suppressed identifiers, docs/suppression.md).
+   */
+  suppressedHashes(stateIds: readonly string[], hashes: readonly string[]): Promise<Set<string>>;
+  /**
+   * The members state holds for the activation that hold a hash of any of the given suppression
+   * states, each with every hash state holds for it. Joined in the warehouse.
+   */
+  membersHoldingSuppressed(
+    activationId: string,
+    stateIds: readonly string[],
+  ): Promise<{ key: string; hashes: MemberHashes }[]>;
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
   /**

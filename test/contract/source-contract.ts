@@ -705,6 +705,7 @@ export function defineSourceContract(
         invalid: 1,
         rejected: 1,
         requests: 2,
+        suppressed: 4,
       };
       await state.finishRun(r1, {
         status: 'succeeded',
@@ -802,7 +803,7 @@ export function defineSourceContract(
           refreshed: 0,
           invalid: 0,
           rejected: 1,
-          requests: 1,
+          requests: 1, suppressed: 0,
         },
         error: 'something failed',
         finishedAt: new Date(),

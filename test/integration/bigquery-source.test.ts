@@ -259,7 +259,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         refreshed: 0,
         invalid: 1,
         rejected: 0,
-        requests: 2,
+        requests: 2, suppressed: 0,
       },
       error: null,
       finishedAt: new Date('2026-11-22T12:02:00Z'),

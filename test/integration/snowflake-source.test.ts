@@ -285,7 +285,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         refreshed: 0,
         invalid: 0,
         rejected: 0,
-        requests: 2,
+        requests: 2, suppressed: 0,
       },
       error: null,
       finishedAt: new Date('2026-11-22T12:02:00Z'),

@@ -97,7 +97,7 @@ describe('postgres source', () => {
             refreshed: 0,
             invalid: 0,
             rejected: 0,
-            requests: 0,
+            requests: 0, suppressed: 0,
           },
           error: null,
           finishedAt: new Date(),

@@ -633,7 +633,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
         refreshed: 0,
         invalid: 0,
         rejected: 0,
-        requests: 1,
+        requests: 1, suppressed: 0,
       },
       error: null,
       finishedAt: new Date('2026-11-22T10:05:00Z'),

@@ -33,7 +33,7 @@ const ZERO: RunCounts = {
   refreshed: 0,
   invalid: 0,
   rejected: 0,
-  requests: 0,
+  requests: 0, suppressed: 0,
 };
 
 /** A state store shared by every "worker" of a test: the warehouse, in memory. */
@@ -61,6 +61,8 @@ class MemoryWarehouse {
       saveBinding: unused,
       prepareDiff: unused,
       memberCount: unused,
+      suppressedHashes: unused,
+      membersHoldingSuppressed: unused,
       listRejections: unused,
       identifiedMemberCount: unused,
       ownerId: unused,
