@@ -33,7 +33,8 @@ const ZERO: RunCounts = {
   refreshed: 0,
   invalid: 0,
   rejected: 0,
-  requests: 0, suppressed: 0,
+  requests: 0,
+  suppressed: 0,
 };
 
 /** A state store shared by every "worker" of a test: the warehouse, in memory. */
