@@ -40,3 +40,12 @@ export const SUPPRESSION_STATE_PREFIX = 'suppression__';
 export function suppressionStateId(model: string): string {
   return `${SUPPRESSION_STATE_PREFIX}${model}`;
 }
+
+/**
+ * The state id under which an activation records the suppressed hashes already deleted from its
+ * audience, for upsert mode (whose state forgets segment leavers that X still holds). `:` keeps it
+ * apart from any activation or suppression state id.
+ */
+export function suppressionAppliedId(activationId: string): string {
+  return `suppression-applied:${activationId}`;
+}

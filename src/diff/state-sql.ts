@@ -939,6 +939,62 @@ export class StateSql {
     return [...byKey].map(([key, hashes]) => ({ key, hashes }));
   }
 
+  /**
+   * Suppressed hashes not yet deleted from an audience whose state does not know every hash it holds
+   * (upsert mode keeps segment leavers at X and forgets them): those of the suppression states
+   * without a row under `appliedId`, the audience's record of the suppressed hashes already deleted.
+   */
+  async suppressionToApply(appliedId: string, stateIds: readonly string[]): Promise<MemberHashRow[]> {
+    if (stateIds.length === 0) return [];
+    const rows = await this.#read('finding suppressed identifiers not yet deleted', () =>
+      this.#q()
+        .selectFrom('member_hashes as s')
+        .select(['s.id_type', 's.hash'])
+        .distinct()
+        .where(() => this.hooks.inList(sql.ref('s.activation_id'), stateIds) as RawBuilder<boolean>)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('member_hashes as a')
+                .select('a.hash')
+                .where('a.activation_id', '=', appliedId)
+                .whereRef('a.hash', '=', 's.hash'),
+            ),
+          ),
+        )
+        .execute(),
+    );
+    return rows.map((row) => ({ idType: row.id_type, hash: row.hash }));
+  }
+
+  /** Hashes recorded under `appliedId` that no suppression state holds any more (un-opted-out). */
+  async suppressionLifted(appliedId: string, stateIds: readonly string[]): Promise<string[]> {
+    const rows = await this.#read('finding lifted suppressions', () =>
+      this.#q()
+        .selectFrom('member_hashes as a')
+        .select('a.hash')
+        .where('a.activation_id', '=', appliedId)
+        .where((eb) =>
+          stateIds.length === 0
+            ? eb.lit(true)
+            : eb.not(
+                eb.exists(
+                  eb
+                    .selectFrom('member_hashes as s')
+                    .select('s.hash')
+                    .where(
+                      () => this.hooks.inList(sql.ref('s.activation_id'), stateIds) as RawBuilder<boolean>,
+                    )
+                    .whereRef('s.hash', '=', 'a.hash'),
+                ),
+              ),
+        )
+        .execute(),
+    );
+    return rows.map((row) => row.hash);
+  }
+
   // --- run log and rejections ----------------------------------------------------------------------
 
   async insertRun(run: { id: string; activationId: string; startedAt: Date }): Promise<void> {

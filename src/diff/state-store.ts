@@ -6,6 +6,7 @@ import type { Source } from '../sources/source.js';
 import { hashesFromRows, WarehouseDiffRun } from './diff-run.js';
 import { openDiff } from './diff-sql.js';
 import { StateSql } from './state-sql.js';
+import type { MemberHashRow } from '../sources/warehouse-hooks.js';
 import type {
   ActivationLock,
   ActivationStatus,
@@ -136,6 +137,37 @@ class WarehouseStateStore implements StateStore {
     await this.migrate();
     const rows = await this.#sql.membersHoldingSuppressed(activationId, stateIds);
     return rows.map((row) => ({ key: row.key, hashes: hashesFromRows(row.hashes) }));
+  }
+
+  suppressionToApply(appliedId: string, stateIds: readonly string[]): Promise<MemberHashRow[]> {
+    return this.migrate().then(() => this.#sql.suppressionToApply(appliedId, stateIds));
+  }
+
+  async recordSuppressionApplied(
+    appliedId: string,
+    stateIds: readonly string[],
+    deleted: readonly MemberHashRow[],
+  ): Promise<void> {
+    await this.migrate();
+    // Each hash is its own member (key = the hash) of the audience's record.
+    const step = this.#sql.hooks.maxRowsPerStatement;
+    for (let i = 0; i < deleted.length; i += step) {
+      await this.#sql.applyMemberChanges(appliedId, {
+        upserts: deleted
+          .slice(i, i + step)
+          .map((row) => ({ key: row.hash, fingerprint: row.hash, hashes: [row], lastSentAt: null })),
+        removals: [],
+        olderIntents: false,
+      });
+    }
+    const lifted = await this.#sql.suppressionLifted(appliedId, stateIds);
+    for (let i = 0; i < lifted.length; i += step) {
+      await this.#sql.applyMemberChanges(appliedId, {
+        upserts: [],
+        removals: lifted.slice(i, i + step),
+        olderIntents: false,
+      });
+    }
   }
 
   async memberCount(activationId: string): Promise<number> {

@@ -1,3 +1,6 @@
+import type { MemberHashRow } from '../sources/warehouse-hooks.js';
+
+export type { MemberHashRow };
 /**
  * The contract between the diff and the sync layer. The diff runs inside the warehouse; only the
  * delta crosses into Node, in batches. Nothing here knows a destination: identifier types and
@@ -235,6 +238,17 @@ export interface StateStore extends ActivationStatusStore {
     activationId: string,
     stateIds: readonly string[],
   ): Promise<{ key: string; hashes: MemberHashes }[]>;
+  /**
+   * Suppressed hashes (any of `stateIds`) not yet recorded as deleted under `appliedId`: for an
+   * audience whose state does not know all it holds (upsert mode), what must still be deleted.
+   */
+  suppressionToApply(appliedId: string, stateIds: readonly string[]): Promise<MemberHashRow[]>;
+  /** Records `deleted` as deleted under `appliedId`, and forgets the hashes no longer suppressed. */
+  recordSuppressionApplied(
+    appliedId: string,
+    stateIds: readonly string[],
+    deleted: readonly MemberHashRow[],
+  ): Promise<void>;
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
   /**

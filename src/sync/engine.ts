@@ -14,6 +14,7 @@ import { actualColumn, checkMappings } from './mappings.js';
 import {
   countDelta,
   countSuppressedMembers,
+  deleteSuppressedHashes,
   deliverDelta,
   estimateRemovals,
   passCacheLimit,
@@ -324,7 +325,11 @@ class Engine implements SyncEngine {
     const removeSuppressed = async (): Promise<Outcome | null> => {
       if (suppressionIds.length === 0) return null;
       const { unacknowledged } = await removeSuppressedMembers(deliver, suppressionIds);
-      return unacknowledged > 0 ? unacknowledgedOutcome(unacknowledged) : null;
+      const leftovers =
+        activation.mode === 'upsert'
+          ? (await deleteSuppressedHashes(deliver, suppressionIds)).unacknowledged
+          : 0;
+      return unacknowledged + leftovers > 0 ? unacknowledgedOutcome(unacknowledged + leftovers) : null;
     };
 
     if (hold && !options.dryRun) {

@@ -260,6 +260,26 @@ export function planBatch(
   return { changes, members };
 }
 
+/**
+ * Marks the rows of a batch whose member is suppressed: a hash it has now, or that the destination
+ * may hold for it (acknowledged or pending), is among `suppressed` (the batch's hashes a suppression
+ * model holds, looked up in the warehouse). Returns the suppressed hashes the batch names, which
+ * planBatch never keeps.
+ */
+export function markSuppressed(rows: HashedRow[], suppressed: ReadonlySet<string>): Set<string> {
+  const found = new Set<string>();
+  if (suppressed.size === 0) return found;
+  for (const item of rows) {
+    for (const value of [...hashValues(item.hashes), ...hashValues(mayHold(item.row))]) {
+      if (suppressed.has(value)) {
+        found.add(value);
+        item.suppressed = true;
+      }
+    }
+  }
+  return found;
+}
+
 /** Whether any of the member's hashes is in `values`. */
 export function holdsAny(hashes: MemberHashes | null | undefined, values: ReadonlySet<string>): boolean {
   if (!hashes) return false;

@@ -1,7 +1,14 @@
 import type { Logger } from 'pino';
 import type { ResolvedActivation } from '../config/resolve-activation.js';
 import type { ApplyOutcome, Destination, MemberHashes } from '../destinations/destination.js';
-import type { DeltaRow, DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
+import type {
+  DeltaRow,
+  DiffRun,
+  MemberAck,
+  MemberHashRow,
+  RejectionRecord,
+  StateStore,
+} from '../diff/types.js';
 import { countEffect, countInvalid, emptyCounts } from './counts.js';
 import { memoryMb, StepTimer } from './diagnostics.js';
 import type { ColumnMappings } from './mappings.js';
@@ -15,6 +22,7 @@ import {
   holdsAny,
   intentsOf,
   isEmpty,
+  markSuppressed,
   mayHold,
   memberEffect,
   type MemberPlan,
@@ -22,6 +30,7 @@ import {
 } from './membership.js';
 import { type RemovalEstimate, startEstimate } from './safety.js';
 import type { SyncCounts, SyncOptions } from './types.js';
+import { suppressionAppliedId } from '../config/suppression-config.js';
 
 /**
  * Batches sent (or being sent) and not yet committed, at most; with the batch being read and hashed,
@@ -115,12 +124,7 @@ async function applySuppression(
       for (const value of hashValues(hashes)) values.add(value);
       for (const value of hashValues(mayHold(row))) values.add(value);
     }
-    found = values.size === 0 ? NO_HASHES : await ctx.suppressed([...values]);
-    if (found.size > 0) {
-      for (const item of prepared.hashed) {
-        if (holdsAny(item.hashes, found) || holdsAny(mayHold(item.row), found)) item.suppressed = true;
-      }
-    }
+    if (values.size > 0) found = markSuppressed(prepared.hashed, await ctx.suppressed([...values]));
   }
   const out = new Set(prepared.hashed.filter((item) => item.suppressed).map((item) => item.row.key));
   const rejections = ctx.suppressionOnly
@@ -489,4 +493,38 @@ export async function countSuppressedMembers(
 ): Promise<void> {
   const members = await ctx.state.membersHoldingSuppressed(ctx.activation.id, stateIds);
   for (const { key } of members) if (!counted.has(key)) ctx.counts.suppressed++;
+}
+
+/**
+ * Upsert mode keeps segment leavers at the destination and forgets them in state, so a person who
+ * opts out after leaving the segment is still in the audience with nothing in state to find them
+ * by. So an upsert audience is sent a Delete of every suppressed hash not yet deleted from it (its
+ * record under suppressionAppliedId, kept in the warehouse; a hash un-suppressed leaves the record,
+ * so a later opt-out deletes it again). A Delete of a hash the audience does not hold changes
+ * nothing. Returns how many Deletes were not acknowledged (retried by the next run).
+ */
+export async function deleteSuppressedHashes(
+  ctx: DeliverContext,
+  stateIds: readonly string[],
+): Promise<{ unacknowledged: number }> {
+  const appliedId = suppressionAppliedId(ctx.activation.id);
+  const rows = await ctx.state.suppressionToApply(appliedId, stateIds);
+  const deleted: MemberHashRow[] = [];
+  let unacknowledged = 0;
+  for (let i = 0; i < rows.length; i += ctx.batchSize) {
+    ctx.options.signal?.throwIfAborted();
+    const chunk = rows.slice(i, i + ctx.batchSize);
+    const outcome = await ctx.destination.apply(
+      ctx.audienceId,
+      chunk.map((row) => ({ op: 'delete', user: { [row.idType]: [row.hash] } })),
+      ctx.options.signal ? { signal: ctx.options.signal } : {},
+    );
+    ctx.counts.requests += outcome.requests;
+    chunk.forEach((row, index) => {
+      if (outcome.results[index]?.status === 'ok') deleted.push(row);
+      else unacknowledged++;
+    });
+  }
+  await ctx.state.recordSuppressionApplied(appliedId, stateIds, deleted);
+  return { unacknowledged };
 }

@@ -60,6 +60,10 @@ beforeAll(async () => {
         sql: 'select id, email, phone from {schema}.customers where in_a and not out and not not_yet_a\n',
         yml: 'name: expect_a\ndescription: x\nprimary_key: id\n',
       },
+      erin: {
+        sql: 'select id, email, phone from {schema}.customers where id = 5\n',
+        yml: 'name: erin\ndescription: x\nprimary_key: id\n',
+      },
       expect_b: {
         sql: 'select id, email, phone from {schema}.customers where in_b and not out\n',
         yml: 'name: expect_b\ndescription: x\nprimary_key: id\n',
@@ -183,5 +187,21 @@ describe('suppression: opted-out people leave every audience and stay out (CLI, 
     for (const output of project.outputs) {
       for (const raw of ['alice@', 'carol@', '2125550147', '555-0147']) expect(output).not.toContain(raw);
     }
+  });
+
+  it('upsert: a person who left the segment (still in the audience) and then opts out is deleted from it', async () => {
+    const erin = Object.values(await project.expected('erin', MAPPINGS)).flat();
+    expect(erin.length).toBeGreaterThan(0);
+    await project.sql('update {schema}.customers set in_b = false where id = 5');
+    const left = await syncAll();
+    expect(left.b).toMatchObject({ status: 'succeeded', removed: 0 });
+    const heldB = () => Object.values(project.held(audiences.b)).flat();
+    expect(heldB()).toEqual(expect.arrayContaining(erin)); // upsert keeps leavers
+
+    await project.sql(`insert into {schema}.opt_outs values (4, 'erin@example.com', null)`);
+    const { result, b } = await syncAll();
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(b.status).toBe('succeeded');
+    for (const hash of erin) expect(heldB()).not.toContain(hash);
   });
 });

@@ -64,6 +64,8 @@ class MemoryWarehouse {
       memberCount: unused,
       suppressedHashes: unused,
       membersHoldingSuppressed: unused,
+      suppressionToApply: unused,
+      recordSuppressionApplied: unused,
       listRejections: unused,
       identifiedMemberCount: unused,
       ownerId: unused,
