@@ -131,7 +131,8 @@ function createTable(
   return ctx.hooks.table(builder, table, primaryKey).compile();
 }
 
-const COUNT_COLUMNS = [
+/** The run log's counts as migration 1 created them (a released migration is never edited). */
+const V1_COUNT_COLUMNS = [
   'rows',
   'added',
   'removed',
@@ -140,8 +141,10 @@ const COUNT_COLUMNS = [
   'invalid',
   'rejected',
   'requests',
-  'suppressed',
 ] as const;
+
+/** Every count of the run log: migration 6 added `suppressed`. */
+const COUNT_COLUMNS = [...V1_COUNT_COLUMNS, 'suppressed'] as const;
 
 export const STATE_MIGRATIONS: readonly StateMigration[] = [
   {
@@ -190,7 +193,7 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
           ['started_at', 'timestamptz', 'not null'],
           ['finished_at', 'timestamptz'],
           ['status', 'text', 'not null'],
-          ...COUNT_COLUMNS.map((c) => [c, 'bigint', 'not null'] as const),
+          ...V1_COUNT_COLUMNS.map((c) => [c, 'bigint', 'not null'] as const),
           ['error', 'text'],
           ['cost', 'jsonb'],
         ],
