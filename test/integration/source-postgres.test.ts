@@ -275,7 +275,14 @@ describe('postgres source', () => {
     expect(await snapshot()).toEqual(migrated);
     expect(
       (await admin.query(`select version from ${t('tailor_migrations')} order by version`)).rows,
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }, { version: 6 }]);
+    ).toEqual([
+      { version: 1 },
+      { version: 2 },
+      { version: 3 },
+      { version: 4 },
+      { version: 5 },
+      { version: 6 },
+    ]);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
     expect(await createStateStore(source, schema, { logger: silentLogger }).ownerId('old')).toBe(owner);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
