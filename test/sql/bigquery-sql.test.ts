@@ -428,6 +428,21 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(runner.recorded).toHaveLength(1);
   });
 
+  it('compiles the suppression lookups: suppressed hashes, the members holding them, what an upsert audience has still to lose', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /member_key/i.test(text)
+        ? [{ member_key: 'k1', id_type: 'email', hash: 'h1' }]
+        : [{ id_type: 'email', hash: 'h1' }],
+    );
+    await expect(warehouse.suppressedHashes(['suppression__optouts'], ['h1', 'h2'])).resolves.toEqual(['h1']);
+    await expect(warehouse.membersHoldingSuppressed('vip_x', ['suppression__optouts'])).resolves.toEqual([
+      { key: 'k1', hashes: [{ idType: 'email', hash: 'h1' }] },
+    ]);
+    await warehouse.suppressionToApply('suppression-applied:vip_x', ['suppression__optouts']);
+    await warehouse.suppressionLifted('suppression-applied:vip_x', ['suppression__optouts']);
+    expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
   it('forgets members, counts them and looks up shared hashes with typed arrays', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select count\(\*\)/i.test(text)

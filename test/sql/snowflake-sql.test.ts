@@ -412,6 +412,21 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
+  it('compiles the suppression lookups: suppressed hashes, the members holding them, what an upsert audience has still to lose', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /member_key/i.test(text)
+        ? [{ member_key: 'k1', id_type: 'email', hash: 'h1' }]
+        : [{ id_type: 'email', hash: 'h1' }],
+    );
+    await expect(warehouse.suppressedHashes(['suppression__optouts'], ['h1', 'h2'])).resolves.toEqual(['h1']);
+    await expect(warehouse.membersHoldingSuppressed('vip_x', ['suppression__optouts'])).resolves.toEqual([
+      { key: 'k1', hashes: [{ idType: 'email', hash: 'h1' }] },
+    ]);
+    await warehouse.suppressionToApply('suppression-applied:vip_x', ['suppression__optouts']);
+    await warehouse.suppressionLifted('suppression-applied:vip_x', ['suppression__optouts']);
+    expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
   it('snapshots, diffs, counts, reads and drops the TEMPORARY tables', async () => {
     const { runner, warehouse } = setup((text) => {
       if (/^select count\(\*\) as "N" from "TAILOR"."TAILOR_PEND_ABC123"$/i.test(text)) return [{ n: 0 }];
