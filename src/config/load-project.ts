@@ -105,6 +105,16 @@ function crossCheck(
         at(['alerts', name, 'activations', String(index)], `unknown activation "${id}"`);
     });
   }
+  if (Array.isArray(raw.suppression)) {
+    raw.suppression.forEach((value, index) => {
+      const model = asString(asRecord(value)?.model);
+      if (model !== undefined && !models.has(model) && !modelIssues)
+        at(
+          ['suppression', String(index), 'model'],
+          `unknown model "${model}" (no models/${model}.sql and .yml)`,
+        );
+    });
+  }
   for (const [id, value] of Object.entries(asRecord(raw.activations) ?? {})) {
     const activation = asRecord(value);
     if (!activation) continue;

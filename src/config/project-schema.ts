@@ -5,6 +5,7 @@ import { xAdsDestinationSchema } from '../destinations/x-ads/x-ads-config.js';
 import { warehouseConfigSchema } from '../sources/warehouse-config.js';
 import { activationConfigSchema } from './activation-config.js';
 import { NAME_PATTERN, nameSchema } from './names.js';
+import { SUPPRESSION_STATE_PREFIX, suppressionConfigSchema } from './suppression-config.js';
 
 /** Every destination kind; one schema each, kept beside the destination. */
 export const destinationConfigSchema = z.discriminatedUnion('type', [xAdsDestinationSchema]);
@@ -34,11 +35,18 @@ export const projectConfigSchema = z.strictObject({
   destinations: z.record(destinationNameSchema, destinationConfigSchema),
   /** Webhooks (Slack or generic JSON) told of state changes: failed, held, paused, recovered... */
   alerts: alertsConfigSchema.optional(),
+  /** Models of people who must never be in any audience (docs/suppression.md). */
+  suppression: suppressionConfigSchema.default([]),
   activations: z
     .record(
-      z.string().regex(NAME_PATTERN, {
-        message: 'activation ids must match ^[a-z][a-z0-9_]{0,62}$ (they name warehouse tables)',
-      }),
+      z
+        .string()
+        .regex(NAME_PATTERN, {
+          message: 'activation ids must match ^[a-z][a-z0-9_]{0,62}$ (they name warehouse tables)',
+        })
+        .refine((id) => !id.startsWith(SUPPRESSION_STATE_PREFIX), {
+          message: `activation ids may not start with ${SUPPRESSION_STATE_PREFIX} (reserved for suppression state)`,
+        }),
       activationConfigSchema,
     )
     .nullish()

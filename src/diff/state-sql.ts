@@ -70,6 +70,7 @@ interface StateTables {
     invalid: number;
     rejected: number;
     requests: number;
+    suppressed: number;
     error: string | null;
     cost: string | null;
   };
@@ -130,7 +131,8 @@ function createTable(
   return ctx.hooks.table(builder, table, primaryKey).compile();
 }
 
-const COUNT_COLUMNS = [
+/** The run log's counts as migration 1 created them (a released migration is never edited). */
+const V1_COUNT_COLUMNS = [
   'rows',
   'added',
   'removed',
@@ -140,6 +142,9 @@ const COUNT_COLUMNS = [
   'rejected',
   'requests',
 ] as const;
+
+/** Every count of the run log: migration 6 added `suppressed`. */
+const COUNT_COLUMNS = [...V1_COUNT_COLUMNS, 'suppressed'] as const;
 
 export const STATE_MIGRATIONS: readonly StateMigration[] = [
   {
@@ -188,7 +193,7 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
           ['started_at', 'timestamptz', 'not null'],
           ['finished_at', 'timestamptz'],
           ['status', 'text', 'not null'],
-          ...COUNT_COLUMNS.map((c) => [c, 'bigint', 'not null'] as const),
+          ...V1_COUNT_COLUMNS.map((c) => [c, 'bigint', 'not null'] as const),
           ['error', 'text'],
           ['cost', 'jsonb'],
         ],
@@ -279,6 +284,20 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
     name: 'index for clearing answered intents',
     // Postgres' index only (its hooks): BigQuery and Snowflake have no such indexes; they record it.
     statements: (ctx) => ctx.hooks.migrationExtras(5, ctx.db),
+  },
+  {
+    version: 6,
+    name: 'suppressed count in the run log',
+    statements: (ctx) => [
+      // Members left out or removed because they are in a suppression model (docs/suppression.md).
+      // Runs recorded before it read as 0.
+      ctx.db.schema
+        .withSchema(ctx.stateSchema)
+        .alterTable('runs')
+        .addColumn('suppressed', 'bigint', (column) => column.ifNotExists())
+        .compile(),
+      ...ctx.hooks.migrationExtras(6, ctx.db),
+    ],
   },
 ];
 
@@ -867,6 +886,118 @@ export class StateSql {
     return rows.map((row) => row.hash);
   }
 
+  // --- suppression ---------------------------------------------------------------------------------
+
+  /**
+   * Of `hashes`, those any of the suppression states holds (docs/suppression.md): a suppression
+   * model's state is kept like an activation's, so its member_hashes rows are the suppressed set.
+   */
+  async suppressedHashes(stateIds: readonly string[], hashes: readonly string[]): Promise<string[]> {
+    if (hashes.length === 0 || stateIds.length === 0) return [];
+    const rows = await this.#read('looking up suppressed identifiers', () =>
+      this.#q()
+        .selectFrom('member_hashes')
+        .select('hash')
+        .distinct()
+        .where(() => this.hooks.inList(sql.ref('activation_id'), stateIds) as RawBuilder<boolean>)
+        .where(() => this.hooks.inList(sql.ref('hash'), hashes) as RawBuilder<boolean>)
+        .execute(),
+    );
+    return rows.map((row) => row.hash);
+  }
+
+  /**
+   * The members state holds for the activation of whom any hash is in a suppression state: each
+   * with every hash row state holds for it (what the audience may hold of that person). Computed in
+   * the warehouse as a join of hashes; only the suppressed members' rows come back.
+   */
+  async membersHoldingSuppressed(
+    activationId: string,
+    stateIds: readonly string[],
+  ): Promise<{ key: string; hashes: MemberHashRow[] }[]> {
+    if (stateIds.length === 0) return [];
+    const rows = await this.#read('finding suppressed members', () =>
+      this.#q()
+        .selectFrom('member_hashes as h')
+        .select(['h.member_key', 'h.id_type', 'h.hash'])
+        .where('h.activation_id', '=', activationId)
+        .where('h.member_key', 'in', (eb) =>
+          eb
+            .selectFrom('member_hashes as m')
+            .innerJoin('member_hashes as s', 's.hash', 'm.hash')
+            .select('m.member_key')
+            .where('m.activation_id', '=', activationId)
+            .where(() => this.hooks.inList(sql.ref('s.activation_id'), stateIds) as RawBuilder<boolean>),
+        )
+        .orderBy('h.member_key')
+        .execute(),
+    );
+    const byKey = new Map<string, MemberHashRow[]>();
+    for (const row of rows) {
+      const list = byKey.get(row.member_key);
+      const hash = { idType: row.id_type, hash: row.hash };
+      if (list) list.push(hash);
+      else byKey.set(row.member_key, [hash]);
+    }
+    return [...byKey].map(([key, hashes]) => ({ key, hashes }));
+  }
+
+  /**
+   * Suppressed hashes not yet deleted from an audience whose state does not know every hash it holds
+   * (upsert mode keeps segment leavers at X and forgets them): those of the suppression states
+   * without a row under `appliedId`, the audience's record of the suppressed hashes already deleted.
+   */
+  async suppressionToApply(appliedId: string, stateIds: readonly string[]): Promise<MemberHashRow[]> {
+    if (stateIds.length === 0) return [];
+    const rows = await this.#read('finding suppressed identifiers not yet deleted', () =>
+      this.#q()
+        .selectFrom('member_hashes as s')
+        .select(['s.id_type', 's.hash'])
+        .distinct()
+        .where(() => this.hooks.inList(sql.ref('s.activation_id'), stateIds) as RawBuilder<boolean>)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('member_hashes as a')
+                .select('a.hash')
+                .where('a.activation_id', '=', appliedId)
+                .whereRef('a.hash', '=', 's.hash'),
+            ),
+          ),
+        )
+        .execute(),
+    );
+    return rows.map((row) => ({ idType: row.id_type, hash: row.hash }));
+  }
+
+  /** Hashes recorded under `appliedId` that no suppression state holds any more (un-opted-out). */
+  async suppressionLifted(appliedId: string, stateIds: readonly string[]): Promise<string[]> {
+    const rows = await this.#read('finding lifted suppressions', () =>
+      this.#q()
+        .selectFrom('member_hashes as a')
+        .select('a.hash')
+        .where('a.activation_id', '=', appliedId)
+        .where((eb) =>
+          stateIds.length === 0
+            ? eb.lit(true)
+            : eb.not(
+                eb.exists(
+                  eb
+                    .selectFrom('member_hashes as s')
+                    .select('s.hash')
+                    .where(
+                      () => this.hooks.inList(sql.ref('s.activation_id'), stateIds) as RawBuilder<boolean>,
+                    )
+                    .whereRef('s.hash', '=', 'a.hash'),
+                ),
+              ),
+        )
+        .execute(),
+    );
+    return rows.map((row) => row.hash);
+  }
+
   // --- run log and rejections ----------------------------------------------------------------------
 
   async insertRun(run: { id: string; activationId: string; startedAt: Date }): Promise<void> {
@@ -931,6 +1062,7 @@ export class StateSql {
           invalid: count(c.invalid),
           rejected: count(c.rejected),
           requests: count(c.requests),
+          suppressed: count(c.suppressed),
           error: this.#v(result.error, 'text'),
           cost: this.#v(cost === null ? null : JSON.stringify(cost), 'jsonb'),
         })
@@ -972,6 +1104,8 @@ export class StateSql {
         invalid: Number(row.invalid),
         rejected: Number(row.rejected),
         requests: Number(row.requests),
+        // Null for runs recorded before migration 6 added the column.
+        suppressed: Number(row.suppressed ?? 0),
       },
       error: row.error,
       cost: costFromJson(row.cost),

@@ -3,15 +3,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { LockBusyError } from '../errors.js';
 import type { Source } from '../sources/source.js';
-import { WarehouseDiffRun } from './diff-run.js';
+import { hashesFromRows, WarehouseDiffRun } from './diff-run.js';
 import { openDiff } from './diff-sql.js';
 import { StateSql } from './state-sql.js';
+import type { MemberHashRow } from '../sources/warehouse-hooks.js';
 import type {
   ActivationLock,
   ActivationStatus,
   AudienceBinding,
   DiffRun,
   DiffSpec,
+  MemberHashes,
   RejectionRecord,
   RunRejections,
   RunFinish,
@@ -114,6 +116,58 @@ class WarehouseStateStore implements StateStore {
     });
     const stateId = await this.#stateId;
     return createHash('sha256').update(`${stateId}\n${activationId}`).digest('hex').slice(0, 24);
+  }
+
+  async suppressedHashes(stateIds: readonly string[], hashes: readonly string[]): Promise<Set<string>> {
+    await this.migrate();
+    const found = new Set<string>();
+    const unique = [...new Set(hashes)];
+    const step = this.#sql.hooks.maxHashesPerLookup;
+    for (let i = 0; i < unique.length; i += step) {
+      for (const hash of await this.#sql.suppressedHashes(stateIds, unique.slice(i, i + step)))
+        found.add(hash);
+    }
+    return found;
+  }
+
+  async membersHoldingSuppressed(
+    activationId: string,
+    stateIds: readonly string[],
+  ): Promise<{ key: string; hashes: MemberHashes }[]> {
+    await this.migrate();
+    const rows = await this.#sql.membersHoldingSuppressed(activationId, stateIds);
+    return rows.map((row) => ({ key: row.key, hashes: hashesFromRows(row.hashes) }));
+  }
+
+  suppressionToApply(appliedId: string, stateIds: readonly string[]): Promise<MemberHashRow[]> {
+    return this.migrate().then(() => this.#sql.suppressionToApply(appliedId, stateIds));
+  }
+
+  async recordSuppressionApplied(
+    appliedId: string,
+    stateIds: readonly string[],
+    deleted: readonly MemberHashRow[],
+  ): Promise<void> {
+    await this.migrate();
+    // Each hash is its own member (key = the hash) of the audience's record.
+    const step = this.#sql.hooks.maxRowsPerStatement;
+    for (let i = 0; i < deleted.length; i += step) {
+      await this.#sql.applyMemberChanges(appliedId, {
+        upserts: deleted
+          .slice(i, i + step)
+          .map((row) => ({ key: row.hash, fingerprint: row.hash, hashes: [row], lastSentAt: null })),
+        removals: [],
+        olderIntents: false,
+      });
+    }
+    const lifted = await this.#sql.suppressionLifted(appliedId, stateIds);
+    for (let i = 0; i < lifted.length; i += step) {
+      await this.#sql.applyMemberChanges(appliedId, {
+        upserts: [],
+        removals: lifted.slice(i, i + step),
+        olderIntents: false,
+      });
+    }
   }
 
   async memberCount(activationId: string): Promise<number> {

@@ -1,3 +1,6 @@
+import type { MemberHashRow } from '../sources/warehouse-hooks.js';
+
+export type { MemberHashRow };
 /**
  * The contract between the diff and the sync layer. The diff runs inside the warehouse; only the
  * delta crosses into Node, in batches. Nothing here knows a destination: identifier types and
@@ -163,6 +166,11 @@ export interface RunCounts {
   invalid: number;
   rejected: number;
   requests: number;
+  /**
+   * Members left out of the segment, or removed from the audience, because an identifier of theirs
+   * is in a suppression model (docs/suppression.md). Never counted as invalid.
+   */
+  suppressed: number;
 }
 
 export interface RunRecord {
@@ -217,6 +225,30 @@ export interface StateStore extends ActivationStatusStore {
    * neither the schema's nor the activation's name.
    */
   ownerId(activationId: string): Promise<string>;
+  /**
+   * Of `hashes`, those held by any of the given suppression states (their member_hashes rows are
+   * the suppressed identifiers, docs/suppression.md).
+   */
+  suppressedHashes(stateIds: readonly string[], hashes: readonly string[]): Promise<Set<string>>;
+  /**
+   * The members state holds for the activation that hold a hash of any of the given suppression
+   * states, each with every hash state holds for it. Joined in the warehouse.
+   */
+  membersHoldingSuppressed(
+    activationId: string,
+    stateIds: readonly string[],
+  ): Promise<{ key: string; hashes: MemberHashes }[]>;
+  /**
+   * Suppressed hashes (any of `stateIds`) not yet recorded as deleted under `appliedId`: for an
+   * audience whose state does not know all it holds (upsert mode), what must still be deleted.
+   */
+  suppressionToApply(appliedId: string, stateIds: readonly string[]): Promise<MemberHashRow[]>;
+  /** Records `deleted` as deleted under `appliedId`, and forgets the hashes no longer suppressed. */
+  recordSuppressionApplied(
+    appliedId: string,
+    stateIds: readonly string[],
+    deleted: readonly MemberHashRow[],
+  ): Promise<void>;
   /** Members held in state for the activation. */
   memberCount(activationId: string): Promise<number>;
   /**

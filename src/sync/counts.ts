@@ -12,6 +12,7 @@ export function emptyCounts(): SyncCounts {
     invalid: 0,
     rejected: 0,
     requests: 0,
+    suppressed: 0,
     invalidByReason: {},
   };
 }
@@ -27,6 +28,7 @@ export function countEffect(counts: SyncCounts, effect: MemberEffect): void {
   else if (effect === 'removed') counts.removed++;
   else if (effect === 'changed') counts.changed++;
   else if (effect === 'refreshed') counts.refreshed++;
+  else if (effect === 'suppressed') counts.suppressed++;
 }
 
 export function countInvalid(counts: SyncCounts, reason: string, by = 1): void {

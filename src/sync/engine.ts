@@ -13,11 +13,15 @@ import { countInvalid, emptyCounts, runCounts } from './counts.js';
 import { actualColumn, checkMappings } from './mappings.js';
 import {
   countDelta,
+  countSuppressedMembers,
+  deleteSuppressedHashes,
   deliverDelta,
   estimateRemovals,
   passCacheLimit,
   type PreparedBatch,
+  removeSuppressedMembers,
 } from './pipeline.js';
+import { refreshSuppression, suppressionStateIds } from './suppression.js';
 import { mayDelete, removalHold, type RemovalEstimate, segmentHold, startEstimate } from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
@@ -47,6 +51,20 @@ function describeError(error: unknown): string {
   return hint ? `${message} (${hint})` : message;
 }
 
+function unacknowledgedOutcome(unacknowledged: number): Outcome {
+  return {
+    status: 'failed',
+    error: `X did not acknowledge ${unacknowledged} member${unacknowledged === 1 ? '' : 's'} (retries gave up); the next run sends them again`,
+  };
+}
+
+/** A hold's message, with the suppressed members removed anyway (the hold never blocks those). */
+function withSuppressed(hold: string, suppressed: number): string {
+  return suppressed === 0
+    ? hold
+    : `${hold}; ${suppressed} suppressed member${suppressed === 1 ? '' : 's'} left the audience all the same`;
+}
+
 /** What the body of one run decided, for the run log and the report. */
 interface Outcome {
   status: 'succeeded' | 'held' | 'failed' | 'interrupted';
@@ -70,6 +88,8 @@ class Engine implements SyncEngine {
   readonly #source: Source;
   readonly #state: StateStore;
   readonly #destinations = new Map<string, Destination>();
+  /** A refresh of the suppression state under way, shared by the runs that start meanwhile. */
+  #suppressionRefresh: Promise<void> | null = null;
   #closed = false;
 
   constructor(project: Project, deps: SyncDeps, source: Source, state: StateStore) {
@@ -102,6 +122,28 @@ class Engine implements SyncEngine {
     const model = this.project.models.get(modelName);
     if (!model) throw new ConfigError(`unknown model "${modelName}" (no models/${modelName}.sql and .yml)`);
     return this.#source.describeModel(model.name, model.sql);
+  }
+
+  /**
+   * Brings the suppression state up to date before a run diffs its segment, so a new opt-out is
+   * honoured by the next run of every activation. Runs that start while a refresh is under way
+   * share it; each later run refreshes again (an incremental diff: only changed opt-outs move).
+   */
+  #refreshSuppression(ctx: RunContext, destination: Destination): Promise<void> {
+    this.#suppressionRefresh ??= refreshSuppression({
+      project: this.project,
+      source: this.#source,
+      state: this.#state,
+      destination,
+      phoneDefaultRegion: ctx.activation.phoneDefaultRegion,
+      batchSize: this.#deps.deltaBatchSize ?? DELTA_BATCH_SIZE,
+      logger: ctx.logger,
+    })
+      .then(() => undefined)
+      .finally(() => {
+        this.#suppressionRefresh = null;
+      });
+    return this.#suppressionRefresh;
   }
 
   #now(): Date {
@@ -215,6 +257,9 @@ class Engine implements SyncEngine {
       ? ((await this.#state.getBinding(activation.id))?.audienceId ?? null)
       : await bindAudience({ ...ctx, state: this.#state, destination, now: () => this.#now() });
 
+    const suppressionIds = suppressionStateIds(this.project);
+    // A plan reads the suppression state as the last run left it (a plan writes nothing).
+    if (suppressionIds.length > 0 && !options.dryRun) await this.#refreshSuppression(ctx, destination);
     const columns = (await this.#source.describeModel(model.name, model.sql)).map((c) => c.name);
     const mappings = checkMappings(activation, columns);
     const now = this.#now();
@@ -229,14 +274,18 @@ class Engine implements SyncEngine {
     });
     counts.rows = diff.counts.rows;
     const members = diff.counts.rows - diff.counts.invalidKeys;
-    let hold = options.force ? null : segmentHold(activation, diff, members);
+    // --suppression-only sends only Deletes of suppressed members, which no safety rule holds.
+    let hold = options.force || options.suppressionOnly ? null : segmentHold(activation, diff, members);
     // The share rule counts the hashes X holds and the hashes the run's Deletes would name, known
     // only once the delta is hashed and planned: a pass over it before anything is sent (a plan
     // makes it while counting). Skipped where nothing can be deleted: the initial load, upsert
     // mode, a delta of added members only. The count (a scan of the activation's hash rows: 1-2.5 s
     // at 1M members) runs on the state's connection while the diff's session records the invalid
     // keys and streams the delta through the pass, instead of before them (bench/RESULTS.md).
-    const heldCount = !options.force && !hold && mayDelete(activation, diff) ? diff.heldHashCount() : null;
+    const heldCount =
+      !options.force && !options.suppressionOnly && !hold && mayDelete(activation, diff)
+        ? diff.heldHashCount()
+        : null;
     // Awaited below on every path; this only keeps a failure from going unhandled meanwhile.
     heldCount?.catch(() => undefined);
     try {
@@ -247,15 +296,9 @@ class Engine implements SyncEngine {
     }
     ctx.warnings.push(...activationWarnings({ members, schedule: activation.schedule }));
 
-    if (hold && !options.dryRun) {
-      ctx.logger.warn({ reason: hold }, 'run held by a safety rule');
-      return { status: 'held', error: hold };
-    }
-
     const total = diff.counts.added + diff.counts.removed + diff.counts.changed + diff.counts.refresh;
     const progress = (phase: 'snapshot' | 'deliver' | 'commit' | 'done', done: number) =>
       options.onProgress?.({ activationId: activation.id, phase, done, total });
-    progress('snapshot', 0);
     const delta = {
       ...ctx,
       diff,
@@ -263,14 +306,55 @@ class Engine implements SyncEngine {
       mappings,
       batchSize: this.#deps.deltaBatchSize ?? DELTA_BATCH_SIZE,
       progress,
+      ...(suppressionIds.length > 0
+        ? { suppressed: (hashes: readonly string[]) => this.#state.suppressedHashes(suppressionIds, hashes) }
+        : {}),
+      ...(options.suppressionOnly ? { suppressionOnly: true } : {}),
     };
+    const deliver = {
+      ...delta,
+      state: this.#state,
+      audienceId: ctx.audienceId!,
+      runId: ctx.runId!,
+      now: () => this.#now(),
+    };
+    /**
+     * Members state holds that a suppression model now matches and the delta did not take out: sent
+     * as Deletes whatever the safety rules say (an opt-out is honoured at once), and counted.
+     */
+    const removeSuppressed = async (): Promise<Outcome | null> => {
+      if (suppressionIds.length === 0) return null;
+      const { unacknowledged } = await removeSuppressedMembers(deliver, suppressionIds);
+      const leftovers =
+        activation.mode === 'upsert'
+          ? (await deleteSuppressedHashes(deliver, suppressionIds)).unacknowledged
+          : 0;
+      return unacknowledged + leftovers > 0 ? unacknowledgedOutcome(unacknowledged + leftovers) : null;
+    };
+
+    if (hold && !options.dryRun) {
+      ctx.logger.warn({ reason: hold }, 'run held by a safety rule');
+      const failed = await removeSuppressed();
+      return failed ?? { status: 'held', error: withSuppressed(hold, counts.suppressed) };
+    }
+    if (options.suppressionOnly && !options.dryRun) {
+      // Only the suppressed members of the delta (and of state), whatever else changed.
+      const { unacknowledged } = await deliverDelta(deliver);
+      if (unacknowledged > 0) return unacknowledgedOutcome(unacknowledged);
+      return (await removeSuppressed()) ?? { status: 'succeeded', error: null };
+    }
+
+    progress('snapshot', 0);
     if (options.dryRun) {
       const estimate: RemovalEstimate | undefined = heldCount ? startEstimate(diff) : undefined;
+      let counted: Set<string>;
       try {
-        await countDelta(delta, estimate);
+        counted = await countDelta(delta, estimate);
       } finally {
         await heldCount?.catch(() => undefined);
       }
+      if (suppressionIds.length > 0)
+        await countSuppressedMembers({ ...delta, state: this.#state }, suppressionIds, counted);
       if (estimate && heldCount) hold = removalHold(activation, await heldCount, estimate);
       return hold ? { status: 'held', error: hold } : { status: 'succeeded', error: null };
     }
@@ -294,26 +378,13 @@ class Engine implements SyncEngine {
       hold = removalHold(activation, held, estimate);
       if (hold) {
         ctx.logger.warn({ reason: hold }, 'run held by a safety rule');
-        return { status: 'held', error: hold };
+        const failed = await removeSuppressed();
+        return failed ?? { status: 'held', error: withSuppressed(hold, counts.suppressed) };
       }
     }
-    const { unacknowledged } = await deliverDelta(
-      {
-        ...delta,
-        state: this.#state,
-        audienceId: ctx.audienceId!,
-        runId: ctx.runId!,
-        now: () => this.#now(),
-      },
-      kept,
-    );
-    if (unacknowledged > 0) {
-      return {
-        status: 'failed',
-        error: `X did not acknowledge ${unacknowledged} member${unacknowledged === 1 ? '' : 's'} (retries gave up); the next run sends them again`,
-      };
-    }
-    return { status: 'succeeded', error: null };
+    const { unacknowledged } = await deliverDelta(deliver, kept);
+    if (unacknowledged > 0) return unacknowledgedOutcome(unacknowledged);
+    return (await removeSuppressed()) ?? { status: 'succeeded', error: null };
   }
 
   /** Counts (and, in a run, records) the rows the diff left out for a null or duplicate key. */

@@ -24,12 +24,18 @@ import type { ChangeKind, DeltaRow } from '../diff/types.js';
  */
 
 /** What a member's row became once hashed: the counted effect of the row on the audience. */
-export type MemberEffect = 'added' | 'removed' | 'changed' | 'refreshed' | 'none';
+export type MemberEffect = 'added' | 'removed' | 'changed' | 'refreshed' | 'suppressed' | 'none';
 
 /** One delta row with its identifiers hashed (`hashes` is null for removed members). */
 export interface HashedRow {
   row: DeltaRow;
   hashes: MemberHashes | null;
+  /**
+   * An identifier the member has, or the destination may hold for it, is in a suppression model
+   * (docs/suppression.md): the member leaves the audience whatever the mode and its change, every
+   * hash it may hold is deleted (bar those other current members hold), and it is never sent.
+   */
+  suppressed?: boolean;
 }
 
 /** What one member of a batch sends, and how to acknowledge it once the destination has answered. */
@@ -152,17 +158,25 @@ export function memberEffect(
 
 /**
  * Hashes a batch would delete, before asking which of them other members still hold: the previous
- * hashes each member no longer has. Empty in upsert mode, which never deletes.
+ * hashes each member no longer has. In upsert mode, which never deletes otherwise, only those of
+ * suppressed members.
  */
 export function deleteCandidates(rows: readonly HashedRow[], mode: ActivationMode): string[] {
-  if (mode === 'upsert') return [];
   const out = new Set<string>();
-  for (const { row, hashes } of rows) {
+  for (const { row, hashes, suppressed } of rows) {
+    // A suppressed member leaves in upsert mode too: everything it may hold is a candidate.
+    if (suppressed) {
+      for (const value of hashValues(mayHold(row))) out.add(value);
+      continue;
+    }
+    if (mode === 'upsert') continue;
     const gone = subtractHashes(mayHold(row), hashes, new Set());
     for (const value of hashValues(gone)) out.add(value);
   }
   return [...out];
 }
+
+const NO_HASHES: ReadonlySet<string> = new Set();
 
 /** X's semantics, the strictest: the default where a caller does not name a destination's. */
 const SHARING_DELETES: Pick<DestinationCapabilities, 'deleteRemovesSharingRecords'> = {
@@ -180,14 +194,36 @@ export function planBatch(
   mode: ActivationMode,
   fullResync = false,
   capabilities: Pick<DestinationCapabilities, 'deleteRemovesSharingRecords'> = SHARING_DELETES,
+  /** Suppressed hashes among the batch's: never kept, whoever else holds them. */
+  suppressedHashes: ReadonlySet<string> = NO_HASHES,
 ): BatchPlan {
   const keep = new Set(heldByOthers);
-  for (const { row, hashes } of rows) {
-    if (row.change !== 'removed') for (const value of hashValues(hashes)) keep.add(value);
+  for (const { row, hashes, suppressed } of rows) {
+    if (row.change !== 'removed' && !suppressed) for (const value of hashValues(hashes)) keep.add(value);
   }
+  for (const value of suppressedHashes) keep.delete(value);
   const changes: MemberChange[] = [];
   const members: MemberPlan[] = [];
-  for (const { row, hashes } of rows) {
+  for (const { row, hashes, suppressed } of rows) {
+    if (suppressed) {
+      // Out of the audience in mirror and upsert mode alike; committed as a removal, so state no
+      // longer holds it and a later run (once it is no longer suppressed) adds it back as new.
+      const firstChange = changes.length;
+      const gone = subtractHashes(mayHold(row), null, keep);
+      if (!isEmpty(gone)) changes.push({ op: 'delete', user: gone });
+      members.push({
+        key: row.key,
+        change: 'removed',
+        fingerprint: null,
+        hashes: null,
+        previousHashes: row.previousHashes,
+        effect: 'suppressed',
+        firstChange,
+        changeCount: changes.length - firstChange,
+        sendsUpdate: false,
+      });
+      continue;
+    }
     const next = row.change === 'removed' ? null : (hashes ?? {});
     const unconfirmed = !isEmpty(row.pendingHashes);
     const previous = mayHold(row);
@@ -222,6 +258,26 @@ export function planBatch(
     });
   }
   return { changes, members };
+}
+
+/**
+ * Marks the rows of a batch whose member is suppressed: a hash it has now, or that the destination
+ * may hold for it (acknowledged or pending), is among `suppressed` (the batch's hashes a suppression
+ * model holds, looked up in the warehouse). Returns the suppressed hashes the batch names, which
+ * planBatch never keeps.
+ */
+export function markSuppressed(rows: HashedRow[], suppressed: ReadonlySet<string>): Set<string> {
+  const found = new Set<string>();
+  if (suppressed.size === 0) return found;
+  for (const item of rows) {
+    for (const value of [...hashValues(item.hashes), ...hashValues(mayHold(item.row))]) {
+      if (suppressed.has(value)) {
+        found.add(value);
+        item.suppressed = true;
+      }
+    }
+  }
+  return found;
 }
 
 /** Whether any of the member's hashes is in `values`. */

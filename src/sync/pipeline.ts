@@ -1,7 +1,14 @@
 import type { Logger } from 'pino';
 import type { ResolvedActivation } from '../config/resolve-activation.js';
 import type { ApplyOutcome, Destination, MemberHashes } from '../destinations/destination.js';
-import type { DeltaRow, DiffRun, MemberAck, RejectionRecord, StateStore } from '../diff/types.js';
+import type {
+  DeltaRow,
+  DiffRun,
+  MemberAck,
+  MemberHashRow,
+  RejectionRecord,
+  StateStore,
+} from '../diff/types.js';
 import { countEffect, countInvalid, emptyCounts } from './counts.js';
 import { memoryMb, StepTimer } from './diagnostics.js';
 import type { ColumnMappings } from './mappings.js';
@@ -10,10 +17,12 @@ import {
   changeIndexes,
   deleteCandidates,
   type HashedRow,
+  hashValues,
   heldOnceCommitted,
   holdsAny,
   intentsOf,
   isEmpty,
+  markSuppressed,
   mayHold,
   memberEffect,
   type MemberPlan,
@@ -21,6 +30,7 @@ import {
 } from './membership.js';
 import { type RemovalEstimate, startEstimate } from './safety.js';
 import type { SyncCounts, SyncOptions } from './types.js';
+import { suppressionAppliedId } from '../config/suppression-config.js';
 
 /**
  * Batches sent (or being sent) and not yet committed, at most; with the batch being read and hashed,
@@ -42,6 +52,13 @@ export interface DeltaContext {
   mappings: ColumnMappings;
   batchSize: number;
   progress: (phase: 'deliver' | 'commit' | 'done', done: number) => void;
+  /**
+   * Looks up which of the given hashes are suppressed (state.suppressedHashes over the project's
+   * suppression models); absent when the project has none.
+   */
+  suppressed?: (hashes: readonly string[]) => Promise<Set<string>>;
+  /** Send only what suppression requires (`tailor sync --suppression-only`): other changes wait. */
+  suppressionOnly?: boolean;
 }
 
 /** What delivering needs beyond planning: where to send and where to record. */
@@ -70,7 +87,10 @@ export function passCacheLimit(batchSize: number): number {
   return MAX_UNCOMMITTED * batchSize;
 }
 
-/** Prepares (normalizes and hashes) a batch through the destination; invalid values are counted. */
+/**
+ * Prepares (normalizes and hashes) a batch through the destination. Its invalid values are counted
+ * by the caller once suppression is known (a suppressed member's are not: it is out either way).
+ */
 function prepareBatch(ctx: DeltaContext, batch: readonly DeltaRow[]): PreparedBatch {
   const options = { defaultRegion: ctx.activation.phoneDefaultRegion };
   const rejections: RejectionRecord[] = [];
@@ -78,12 +98,40 @@ function prepareBatch(ctx: DeltaContext, batch: readonly DeltaRow[]): PreparedBa
     if (row.change === 'removed' || row.values === null) return { row, hashes: null };
     const { hashes, invalid } = ctx.destination.prepare(row.values, ctx.mappings, options);
     for (const problem of invalid) {
-      countInvalid(ctx.counts, problem.reason);
       rejections.push({ memberKey: row.key, identifierType: problem.type, reason: problem.reason });
     }
     return { row, hashes };
   });
   return { batch, hashed, rejections };
+}
+
+const NO_HASHES: ReadonlySet<string> = new Set();
+
+/**
+ * Marks the batch's suppressed members: those with a hash, now or as the destination may hold it
+ * (acknowledged or pending), that a suppression model holds. The lookup runs in the warehouse, on
+ * the batch's hashes only. Returns the suppressed hashes found (planBatch never keeps them). Then
+ * counts the invalid values of the members that are not suppressed, and returns their rejections.
+ */
+async function applySuppression(
+  ctx: DeltaContext,
+  prepared: PreparedBatch,
+): Promise<{ suppressedHashes: ReadonlySet<string>; rejections: RejectionRecord[] }> {
+  let found: ReadonlySet<string> = NO_HASHES;
+  if (ctx.suppressed) {
+    const values = new Set<string>();
+    for (const { row, hashes } of prepared.hashed) {
+      for (const value of hashValues(hashes)) values.add(value);
+      for (const value of hashValues(mayHold(row))) values.add(value);
+    }
+    if (values.size > 0) found = markSuppressed(prepared.hashed, await ctx.suppressed([...values]));
+  }
+  const out = new Set(prepared.hashed.filter((item) => item.suppressed).map((item) => item.row.key));
+  const rejections = ctx.suppressionOnly
+    ? []
+    : prepared.rejections.filter((rejection) => !out.has(rejection.memberKey!));
+  for (const rejection of rejections) countInvalid(ctx.counts, rejection.reason);
+  return { suppressedHashes: found, rejections };
 }
 
 /**
@@ -173,10 +221,7 @@ async function* deliveryBatches(
   kept: readonly PreparedBatch[] | undefined,
 ): AsyncGenerator<{ batch: readonly DeltaRow[]; prepared?: PreparedBatch }> {
   if (kept) {
-    for (const prepared of kept) {
-      for (const rejection of prepared.rejections) countInvalid(ctx.counts, rejection.reason);
-      yield { batch: prepared.batch, prepared };
-    }
+    for (const prepared of kept) yield { batch: prepared.batch, prepared };
     return;
   }
   for await (const batch of ctx.diff.delta(ctx.batchSize)) yield { batch };
@@ -186,14 +231,23 @@ async function* deliveryBatches(
  * A plan's counts: the effects the delta would have, nothing sent, nothing committed. With
  * `estimate`, also what the safety rule's pass would find (from the same read).
  */
-export async function countDelta(ctx: DeltaContext, estimate?: RemovalEstimate): Promise<void> {
+export async function countDelta(ctx: DeltaContext, estimate?: RemovalEstimate): Promise<Set<string>> {
+  const suppressedKeys = new Set<string>();
   const { activation, options } = ctx;
   let done = 0;
   for await (const batch of ctx.diff.delta(ctx.batchSize)) {
     options.signal?.throwIfAborted();
-    const { hashed } = prepareBatch(ctx, batch);
+    const prepared = prepareBatch(ctx, batch);
+    const { hashed } = prepared;
     if (estimate) addRemovals(estimate, ctx, hashed);
-    for (const { row, hashes } of hashed) {
+    await applySuppression(ctx, prepared);
+    for (const { row, hashes, suppressed } of hashed) {
+      if (suppressed) {
+        countEffect(ctx.counts, 'suppressed');
+        suppressedKeys.add(row.key);
+        continue;
+      }
+      if (ctx.suppressionOnly) continue;
       const effect = memberEffect(
         row.change,
         mayHold(row),
@@ -207,6 +261,7 @@ export async function countDelta(ctx: DeltaContext, estimate?: RemovalEstimate):
     done += batch.length;
   }
   ctx.progress('done', done);
+  return suppressedKeys;
 }
 
 /**
@@ -299,7 +354,10 @@ export async function deliverDelta(
       // kept it), waiting for earlier batches, looking up shared identifiers, sending and committing.
       const timing = new StepTimer();
       timing.add('readMs', performance.now() - readStarted);
-      const { hashed, rejections } = prepared ?? prepareBatch(ctx, batch);
+      const ready = prepared ?? prepareBatch(ctx, batch);
+      const { suppressedHashes, rejections } = await applySuppression(ctx, ready);
+      // --suppression-only: the rest of the delta waits for the next ordinary run.
+      const hashed = ctx.suppressionOnly ? ready.hashed.filter((item) => item.suppressed) : ready.hashed;
       timing.lap('hashMs');
       const candidates = deleteCandidates(hashed, activation.mode);
       let held = new Set<string>();
@@ -324,7 +382,14 @@ export async function deliverDelta(
         timing.lap('lookupMs');
         pending.forEach(({ members }, i) => heldOnceCommitted(members, answers[i]!.results, wanted, held));
       }
-      const plan = planBatch(hashed, held, activation.mode, options.fullResync, destination.capabilities);
+      const plan = planBatch(
+        hashed,
+        held,
+        activation.mode,
+        options.fullResync,
+        destination.capabilities,
+        suppressedHashes,
+      );
       const number = ++batchNumber;
       // Intent before send: what the batch's requests name is in state before they leave, so a run
       // that dies after the destination answered, or a request it applies after Tailor gave up on it,
@@ -385,5 +450,81 @@ export async function deliverDelta(
     throw error;
   }
   ctx.progress('done', committed);
+  return { unacknowledged };
+}
+
+/**
+ * Removes from the audience the members state holds that hold a suppressed hash and that the delta
+ * did not already take out (members whose rows did not change: a new opt-out matched them). Found by
+ * a join in the warehouse (state.membersHoldingSuppressed), sent as Deletes through the same
+ * pipeline, in mirror and upsert mode alike, and counted as suppressed. Not subject to the safety
+ * hold: an opt-out is honoured whatever share of the audience it takes.
+ */
+export async function removeSuppressedMembers(
+  ctx: DeliverContext,
+  stateIds: readonly string[],
+): Promise<{ unacknowledged: number }> {
+  const members = await ctx.state.membersHoldingSuppressed(ctx.activation.id, stateIds);
+  if (members.length === 0) return { unacknowledged: 0 };
+  const kept: PreparedBatch[] = [];
+  for (let i = 0; i < members.length; i += ctx.batchSize) {
+    const batch: DeltaRow[] = members.slice(i, i + ctx.batchSize).map(({ key, hashes }) => ({
+      key,
+      change: 'removed',
+      values: null,
+      fingerprint: null,
+      previousHashes: hashes,
+      pendingHashes: null,
+    }));
+    kept.push({
+      batch,
+      hashed: batch.map((row) => ({ row, hashes: null, suppressed: true })),
+      rejections: [],
+    });
+  }
+  return deliverDelta(ctx, kept);
+}
+
+/** A plan's count of what removeSuppressedMembers would remove: members the delta did not count. */
+export async function countSuppressedMembers(
+  ctx: DeltaContext & { state: StateStore },
+  stateIds: readonly string[],
+  counted: ReadonlySet<string>,
+): Promise<void> {
+  const members = await ctx.state.membersHoldingSuppressed(ctx.activation.id, stateIds);
+  for (const { key } of members) if (!counted.has(key)) ctx.counts.suppressed++;
+}
+
+/**
+ * Upsert mode keeps segment leavers at the destination and forgets them in state, so a person who
+ * opts out after leaving the segment is still in the audience with nothing in state to find them
+ * by. So an upsert audience is sent a Delete of every suppressed hash not yet deleted from it (its
+ * record under suppressionAppliedId, kept in the warehouse; a hash un-suppressed leaves the record,
+ * so a later opt-out deletes it again). A Delete of a hash the audience does not hold changes
+ * nothing. Returns how many Deletes were not acknowledged (retried by the next run).
+ */
+export async function deleteSuppressedHashes(
+  ctx: DeliverContext,
+  stateIds: readonly string[],
+): Promise<{ unacknowledged: number }> {
+  const appliedId = suppressionAppliedId(ctx.activation.id);
+  const rows = await ctx.state.suppressionToApply(appliedId, stateIds);
+  const deleted: MemberHashRow[] = [];
+  let unacknowledged = 0;
+  for (let i = 0; i < rows.length; i += ctx.batchSize) {
+    ctx.options.signal?.throwIfAborted();
+    const chunk = rows.slice(i, i + ctx.batchSize);
+    const outcome = await ctx.destination.apply(
+      ctx.audienceId,
+      chunk.map((row) => ({ op: 'delete', user: { [row.idType]: [row.hash] } })),
+      ctx.options.signal ? { signal: ctx.options.signal } : {},
+    );
+    ctx.counts.requests += outcome.requests;
+    chunk.forEach((row, index) => {
+      if (outcome.results[index]?.status === 'ok') deleted.push(row);
+      else unacknowledged++;
+    });
+  }
+  await ctx.state.recordSuppressionApplied(appliedId, stateIds, deleted);
   return { unacknowledged };
 }

@@ -21,6 +21,11 @@ export interface SyncOptions {
   adopt?: boolean;
   /** Run even when a safety rule (empty segment, too many removals) would hold it. */
   force: boolean;
+  /**
+   * Apply only what suppression requires (members who opted out leave every audience); the other
+   * changes of the segment wait for the next ordinary run (`tailor sync --suppression-only`).
+   */
+  suppressionOnly?: boolean;
   /** Compute the counts only; send nothing, commit nothing. */
   dryRun: boolean;
   /** Wait for the activation's lock instead of failing at once when another run holds it. */

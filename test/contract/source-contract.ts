@@ -552,6 +552,42 @@ export function defineSourceContract(
       expect(summary((await syncOnce(spec('people'))).delta)).toEqual(['added:1', 'added:3']);
     });
 
+    it('suppression: which hashes are suppressed, who holds them, and what an upsert audience has still to lose', async () => {
+      await wh.load('people', 'int', [
+        { id: 1, email: 'out@example.com', phone: '+15550000001' },
+        { id: 2, email: 'in@example.com', phone: '+15550000001' },
+        { id: 3, email: 'other@example.com', phone: null },
+      ]);
+      await syncOnce(spec('people'));
+      // A suppression model's state is kept like an activation's, under its own id.
+      await wh.load('optouts', 'int', [{ id: 9, email: 'out@example.com', phone: null }]);
+      const suppression = ['suppression__optouts'];
+      await syncOnce(spec('optouts', { activationId: suppression[0]! }));
+      const out = sha256('out@example.com');
+      const phone = sha256('+15550000001');
+      expect(await state.suppressedHashes(suppression, [out, phone, sha256('in@example.com')])).toEqual(
+        new Set([out]),
+      );
+      expect(await state.suppressedHashes([], [out])).toEqual(new Set());
+      // The member holding it, with every hash state holds for it; other activations never count.
+      expect(await state.membersHoldingSuppressed('act_a', suppression)).toEqual([
+        { key: digest('1'), hashes: { email: [out], phone_number: [phone] } },
+      ]);
+      expect(await state.membersHoldingSuppressed('act_b', suppression)).toEqual([]);
+      // What an upsert audience has still to lose: recorded once deleted, forgotten once lifted.
+      const applied = 'suppression-applied:act_a';
+      expect(await state.suppressionToApply(applied, suppression)).toEqual([{ idType: 'email', hash: out }]);
+      await state.recordSuppressionApplied(applied, suppression, [{ idType: 'email', hash: out }]);
+      expect(await state.suppressionToApply(applied, suppression)).toEqual([]);
+      await wh.load('optouts', 'int', [{ id: 9, email: null, phone: null }]);
+      await syncOnce(spec('optouts', { activationId: suppression[0]! }));
+      expect(await state.suppressedHashes(suppression, [out])).toEqual(new Set());
+      await state.recordSuppressionApplied(applied, suppression, []);
+      await wh.load('optouts', 'int', [{ id: 9, email: 'out@example.com', phone: null }]);
+      await syncOnce(spec('optouts', { activationId: suppression[0]! }));
+      expect(await state.suppressionToApply(applied, suppression)).toEqual([{ idType: 'email', hash: out }]);
+    });
+
     it('answers which hashes another member still holds', async () => {
       await wh.load('people', 'int', [
         { id: 1, email: 'shared@example.com', phone: '+15550000001' },
@@ -705,6 +741,7 @@ export function defineSourceContract(
         invalid: 1,
         rejected: 1,
         requests: 2,
+        suppressed: 4,
       };
       await state.finishRun(r1, {
         status: 'succeeded',
@@ -803,6 +840,7 @@ export function defineSourceContract(
           invalid: 0,
           rejected: 1,
           requests: 1,
+          suppressed: 0,
         },
         error: 'something failed',
         finishedAt: new Date(),

@@ -56,6 +56,8 @@ export interface E2eOptions {
   setup: string[];
   /** `limits:` of the destination, over short test defaults (3 s request timeout, 4 s retry deadline). */
   limits?: Record<string, number>;
+  /** Top-level tailor.yml text placed before `activations:` (e.g. a `suppression:` block); `{schema}` is replaced. */
+  extraYaml?: string;
 }
 
 export interface E2eProject {
@@ -101,6 +103,7 @@ export interface JsonActivation {
   invalid: number;
   invalid_by_reason: Record<string, number>;
   rejected: number;
+  suppressed: number;
   requests: number;
   warnings: string[];
   error: string | null;
@@ -121,6 +124,7 @@ function tailorYml(
   stateSchema: string,
   activations: string,
   limits: Record<string, number> | undefined,
+  extraYaml = '',
 ): string {
   const allLimits = { request_timeout_ms: 3000, retry_deadline_ms: 4000, ...limits };
   const limitsYaml = Object.entries(allLimits)
@@ -153,7 +157,7 @@ destinations:
         phone: phone_number
         handle: handle
     limits: { ${limitsYaml} }
-
+${extraYaml}
 activations:
 ${activations}`;
 }
@@ -163,7 +167,13 @@ export async function createE2eProject(emulator: RunningEmulator, options: E2eOp
   const stateSchema = `${schema}_state`;
   const fill = (text: string) => text.replaceAll('{schema}', schema);
   const files: Record<string, string> = {
-    'tailor.yml': tailorYml(emulator.url, stateSchema, fill(options.activations), options.limits),
+    'tailor.yml': tailorYml(
+      emulator.url,
+      stateSchema,
+      fill(options.activations),
+      options.limits,
+      fill(options.extraYaml ?? ''),
+    ),
   };
   for (const [name, model] of Object.entries(options.models)) {
     files[`models/${name}.sql`] = fill(model.sql);

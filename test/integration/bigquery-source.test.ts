@@ -260,6 +260,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         invalid: 1,
         rejected: 0,
         requests: 2,
+        suppressed: 0,
       },
       error: null,
       finishedAt: new Date('2026-11-22T12:02:00Z'),
@@ -426,7 +427,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
-  it('migrates a version-2 dataset to 3, 4 and 5 in place: member_intents, keys digested and marked, state_identity, then version 5 recorded', async () => {
+  it('migrates a version-2 dataset to 3, 4, 5 and 6 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
     fake.on(/^update `tailor`.`(members|member_hashes|rejections)`/, { affected: 3 });
     await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
@@ -447,23 +448,32 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
       // Version 5 is a Postgres index only: recorded, nothing run.
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 6: the run log's suppressed count.
+      'alter table `tailor`.`runs` add column if not exists `suppressed` INT64',
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    for (const job of fake.jobs.slice(3, -4)) expect(job.parameters).toEqual([]);
-    expect(fake.jobs.at(-3)!.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-1)!)).toEqual([
+    for (const job of fake.jobs.slice(3, -6)) expect(job.parameters).toEqual([]);
+    expect(fake.jobs.at(-5)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-3)!)).toEqual([
       { value: 5 },
       { value: 'index for clearing answered intents' },
       { value: 5 },
     ]);
-    expect(params(fake.jobs.at(-4)!)).toEqual([
+    expect(params(fake.jobs.at(-6)!)).toEqual([
       { value: 3 },
       { value: 'intents before send, and key digests' },
       { value: 3 },
     ]);
-    expect(params(fake.jobs.at(-2)!)).toEqual([
+    expect(params(fake.jobs.at(-4)!)).toEqual([
       { value: 4 },
       { value: 'state identity for audience owner marks' },
       { value: 4 },
+    ]);
+    expect(fake.jobs.at(-2)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-1)!)).toEqual([
+      { value: 6 },
+      { value: 'suppressed count in the run log' },
+      { value: 6 },
     ]);
   });
 
@@ -546,7 +556,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[5]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[6]] });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
       error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
     });
@@ -714,6 +724,8 @@ const EXPECTED_RUN = [
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'create table if not exists `tailor`.`state_identity` (`state_id` STRING ',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'alter table `tailor`.`runs` add column if not exists `suppressed` INT64',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
   'select `holder` from `tailor`.`locks` where `activation_id` = ?',

@@ -286,6 +286,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         invalid: 0,
         rejected: 0,
         requests: 2,
+        suppressed: 0,
       },
       error: null,
       finishedAt: new Date('2026-11-22T12:02:00Z'),
@@ -394,7 +395,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().at(-1)).toBe('POST /session');
   });
 
-  it('migrates a version-2 schema to 3, 4 and 5 in place: member_intents, keys digested and marked, state_identity, then version 5 recorded', async () => {
+  it('migrates a version-2 schema to 3, 4, 5 and 6 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
     fake.on(/INFORMATION_SCHEMA.SCHEMATA/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
     fake.on(/^update "TAILOR"."(MEMBERS|MEMBER_HASHES|REJECTIONS)"/, { affected: 3 });
@@ -420,23 +421,32 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
       // Version 5 is a Postgres index only: recorded, nothing run.
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 6: the run log's suppressed count.
+      'alter table "TAILOR"."RUNS" add column if not exists "SUPPRESSED" NUMBER(38,0)',
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    for (const st of statements.slice(4, -4)) expect(st.binds).toEqual([]);
-    expect(statements.at(-3)!.binds).toEqual([]);
-    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual([
+    for (const st of statements.slice(4, -6)) expect(st.binds).toEqual([]);
+    expect(statements.at(-5)!.binds).toEqual([]);
+    expect(statements.at(-3)!.binds.map((b) => b.value)).toEqual([
       '5',
       'index for clearing answered intents',
       '5',
     ]);
-    expect(statements.at(-4)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-6)!.binds.map((b) => b.value)).toEqual([
       '3',
       'intents before send, and key digests',
       '3',
     ]);
-    expect(statements.at(-2)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-4)!.binds.map((b) => b.value)).toEqual([
       '4',
       'state identity for audience owner marks',
       '4',
+    ]);
+    expect(statements.at(-2)!.binds).toEqual([]);
+    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual([
+      '6',
+      'suppressed count in the run log',
+      '6',
     ]);
   });
 
@@ -539,7 +549,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['5']] });
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['6']] });
     fake.on(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_/, {
       error: {
         code: '000904',
@@ -660,6 +670,8 @@ const EXPECTED_RUN = [
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'create table if not exists "TAILOR"."STATE_IDENTITY" ("STATE_ID" VARCHAR',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'alter table "TAILOR"."RUNS" add column if not exists "SUPPRESSED" NUMBER',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'merge into "TAILOR"."LOCKS" as "T" using (select ? as "ACTIVATION_ID") a',
   'select "HOLDER" from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ?',

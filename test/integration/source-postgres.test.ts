@@ -98,6 +98,7 @@ describe('postgres source', () => {
             invalid: 0,
             rejected: 0,
             requests: 0,
+            suppressed: 0,
           },
           error: null,
           finishedAt: new Date(),
@@ -149,7 +150,7 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
-  it('migrates a populated state schema created before the layer was unified (version 2) to 5, and syncs on it', async () => {
+  it('migrates a populated state schema created before the layer was unified (version 2) to 6, and syncs on it', async () => {
     // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
     const schema = state();
     const t = (table: string) => `"${schema}".${table}`;
@@ -227,6 +228,7 @@ describe('postgres source', () => {
       { version: 3 },
       { version: 4 },
       { version: 5 },
+      { version: 6 },
     ]);
     // Version 5: the index the commit's clearing of answered intents uses.
     const indexes = await admin.query(
@@ -263,7 +265,7 @@ describe('postgres source', () => {
     const identity = await rows(`select state_id from ${t('state_identity')}`);
     expect(identity).toHaveLength(1);
 
-    // Idempotent: a second migration finds version 5 and changes nothing; and were the migration
+    // Idempotent: a second migration finds version 6 and changes nothing; and were the migration
     // cut short after version 3's statements (versions 3 to 5 not recorded), re-running them
     // digests nothing twice and keeps the one state id.
     await createStateStore(source, schema, { logger: silentLogger }).migrate();
@@ -273,7 +275,14 @@ describe('postgres source', () => {
     expect(await snapshot()).toEqual(migrated);
     expect(
       (await admin.query(`select version from ${t('tailor_migrations')} order by version`)).rows,
-    ).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+    ).toEqual([
+      { version: 1 },
+      { version: 2 },
+      { version: 3 },
+      { version: 4 },
+      { version: 5 },
+      { version: 6 },
+    ]);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
     expect(await createStateStore(source, schema, { logger: silentLogger }).ownerId('old')).toBe(owner);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);

@@ -160,7 +160,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
-  it('migrates a version-1 dataset forward in place: records versions 2 to 5, creates only member_intents and state_identity', async () => {
+  it('migrates a version-1 dataset forward in place: records versions 2 to 6, creates only member_intents and state_identity, adds runs.suppressed', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 1 }] : [],
     );
@@ -172,10 +172,10 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       expect.stringMatching(/`state_identity`/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4, 5]);
+    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4, 5, 6]);
   });
 
-  it('migrates a version-2 dataset to 3, 4 and 5: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only', async () => {
+  it('migrates a version-2 dataset to 3, 4, 5 and 6: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6)', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 2 }] : [],
     );
@@ -203,17 +203,22 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
       // Version 5 is a Postgres index only: recorded, nothing run.
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 6 adds the suppressed count to the run log.
+      'alter table `tailor`.`runs` add column if not exists `suppressed` INT64',
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    expect(runner.recorded.at(-4)!.params).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(runner.recorded.at(-2)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
-    expect(runner.recorded.at(-1)!.params).toEqual([5, 'index for clearing answered intents', 5]);
-    for (const r of runner.recorded.slice(3, -4)) expect(r.params).toEqual([]);
-    expect(runner.recorded.at(-3)!.params).toEqual([]);
+    expect(runner.recorded.at(-6)!.params).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-4)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-1)!.params).toEqual([6, 'suppressed count in the run log', 6]);
+    for (const r of runner.recorded.slice(3, -6)) expect(r.params).toEqual([]);
+    expect(runner.recorded.at(-5)!.params).toEqual([]);
+    expect(runner.recorded.at(-3)!.params).toEqual([5, 'index for clearing answered intents', 5]);
+    expect(runner.recorded.at(-2)!.params).toEqual([]);
   });
 
-  it('migrates nothing on a dataset already at version 5', async () => {
+  it('migrates nothing on a dataset already at version 6', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\(`version`\)/i.test(text) ? [{ version: 5 }] : [],
+      /^select max\(`version`\)/i.test(text) ? [{ version: 6 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
@@ -290,6 +295,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           invalid: 0,
           rejected: 0,
           requests: 0,
+          suppressed: 0,
         },
         error: null,
         finishedAt: new Date(0),
@@ -420,6 +426,21 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     // Nothing to record, no job.
     await warehouse.recordIntents('vip_x', [{ key: 'k3', hashes: [] }], { id: 'i2', at, until });
     expect(runner.recorded).toHaveLength(1);
+  });
+
+  it('compiles the suppression lookups: suppressed hashes, the members holding them, what an upsert audience has still to lose', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /member_key/i.test(text)
+        ? [{ member_key: 'k1', id_type: 'email', hash: 'h1' }]
+        : [{ id_type: 'email', hash: 'h1' }],
+    );
+    await expect(warehouse.suppressedHashes(['suppression__optouts'], ['h1', 'h2'])).resolves.toEqual(['h1']);
+    await expect(warehouse.membersHoldingSuppressed('vip_x', ['suppression__optouts'])).resolves.toEqual([
+      { key: 'k1', hashes: [{ idType: 'email', hash: 'h1' }] },
+    ]);
+    await warehouse.suppressionToApply('suppression-applied:vip_x', ['suppression__optouts']);
+    await warehouse.suppressionLifted('suppression-applied:vip_x', ['suppression__optouts']);
+    expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
   it('forgets members, counts them and looks up shared hashes with typed arrays', async () => {
@@ -700,6 +721,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
         invalid: 1,
         rejected: 1,
         requests: 1,
+        suppressed: 0,
       },
       error: 'X said no',
       finishedAt: new Date('2026-11-22T10:05:00Z'),

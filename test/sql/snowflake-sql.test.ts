@@ -137,7 +137,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(runner.recorded[1]!.binds).toEqual(['TAILOR']);
   });
 
-  it('migrates a version-1 schema forward in place: records versions 2 to 5, creates only member_intents and state_identity', async () => {
+  it('migrates a version-1 schema forward in place: records versions 2 to 6, creates only member_intents and state_identity, adds runs.suppressed', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 1 }]
@@ -153,10 +153,10 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       expect.stringMatching(/"STATE_IDENTITY"/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3, 4, 5]);
+    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3, 4, 5, 6]);
   });
 
-  it('migrates a version-2 schema to 3, 4 and 5: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only', async () => {
+  it('migrates a version-2 schema to 3, 4, 5 and 6: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6)', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 2 }]
@@ -189,18 +189,23 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
       // Version 5 is a Postgres index only: recorded, nothing run.
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 6 adds the suppressed count to the run log.
+      'alter table "TAILOR"."RUNS" add column if not exists "SUPPRESSED" NUMBER(38,0)',
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    expect(runner.recorded.at(-4)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(runner.recorded.at(-2)!.binds).toEqual([4, 'state identity for audience owner marks', 4]);
-    expect(runner.recorded.at(-1)!.binds).toEqual([5, 'index for clearing answered intents', 5]);
+    expect(runner.recorded.at(-6)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-4)!.binds).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-1)!.binds).toEqual([6, 'suppressed count in the run log', 6]);
     // Nothing of the migrations is bound: no key, no value.
-    for (const r of runner.recorded.slice(4, -4)) expect(r.binds).toEqual([]);
-    expect(runner.recorded.at(-3)!.binds).toEqual([]);
+    for (const r of runner.recorded.slice(4, -6)) expect(r.binds).toEqual([]);
+    expect(runner.recorded.at(-5)!.binds).toEqual([]);
+    expect(runner.recorded.at(-3)!.binds).toEqual([5, 'index for clearing answered intents', 5]);
+    expect(runner.recorded.at(-2)!.binds).toEqual([]);
   });
 
-  it('migrates nothing on a schema already at version 5', async () => {
+  it('migrates nothing on a schema already at version 6', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\("VERSION"\)/i.test(text) ? [{ version: 5 }] : [],
+      /^select max\("VERSION"\)/i.test(text) ? [{ version: 6 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
@@ -404,6 +409,21 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     await expect(warehouse.memberCount('vip_x')).resolves.toBe(7);
     await expect(warehouse.hashesHeldByOthers('vip_x', ['h1', 'h2'], ['1'])).resolves.toEqual(['h1']);
     await warehouse.hashesHeldByOthers('vip_x', ['h1'], []);
+    expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
+  it('compiles the suppression lookups: suppressed hashes, the members holding them, what an upsert audience has still to lose', async () => {
+    const { runner, warehouse } = setup((text) =>
+      /member_key/i.test(text)
+        ? [{ member_key: 'k1', id_type: 'email', hash: 'h1' }]
+        : [{ id_type: 'email', hash: 'h1' }],
+    );
+    await expect(warehouse.suppressedHashes(['suppression__optouts'], ['h1', 'h2'])).resolves.toEqual(['h1']);
+    await expect(warehouse.membersHoldingSuppressed('vip_x', ['suppression__optouts'])).resolves.toEqual([
+      { key: 'k1', hashes: [{ idType: 'email', hash: 'h1' }] },
+    ]);
+    await warehouse.suppressionToApply('suppression-applied:vip_x', ['suppression__optouts']);
+    await warehouse.suppressionLifted('suppression-applied:vip_x', ['suppression__optouts']);
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
@@ -634,6 +654,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
         invalid: 0,
         rejected: 0,
         requests: 1,
+        suppressed: 0,
       },
       error: null,
       finishedAt: new Date('2026-11-22T10:05:00Z'),

@@ -27,6 +27,7 @@ const counts = {
   invalid: 0,
   rejected: 0,
   requests: 0,
+  suppressed: 0,
 };
 const report = (status: SyncReport['status'], error: string | null = null): SyncReport => ({
   activationId: 'vip_x',

@@ -285,3 +285,51 @@ describe('one audience, one activation', () => {
     await expect(loadProject(dir, { X_CONSUMER_SECRET: 's' })).resolves.toBeDefined();
   });
 });
+
+describe('suppression:', () => {
+  const withSuppression = (block: string, activations = '') =>
+    MINIMAL_TAILOR_YML.replace('activations:\n', `${block}activations:\n${activations}`);
+
+  it('loads suppression models with their own mappings', async () => {
+    const dir = await makeProject({
+      'tailor.yml': withSuppression(
+        'suppression:\n  - model: optouts\n    mappings: { email: email, mobile: phone_number }\n    phone_default_region: gb\n',
+      ),
+      ...VIP_MODEL,
+      'models/optouts.sql': 'select email, mobile from unsubscribes;\n',
+      'models/optouts.yml': 'name: optouts\ndescription: Opt-outs\nprimary_key: email\n',
+    });
+    const project = await loadProject(dir, { X_CONSUMER_SECRET: 's' });
+    expect(project.config.suppression).toEqual([
+      { model: 'optouts', mappings: { email: 'email', mobile: 'phone_number' }, phone_default_region: 'GB' },
+    ]);
+  });
+
+  it('defaults to none, and reports an unknown model, empty mappings, a model listed twice and a reserved activation id', async () => {
+    const plain = await loadProject(await makeProject({ 'tailor.yml': MINIMAL_TAILOR_YML, ...VIP_MODEL }), {
+      X_CONSUMER_SECRET: 's',
+    });
+    expect(plain.config.suppression).toEqual([]);
+
+    const dir = await makeProject({
+      'tailor.yml': withSuppression(
+        'suppression:\n  - model: nope\n    mappings: {}\n  - model: vip\n    mappings: { email: email }\n  - model: vip\n    mappings: { email: email }\n',
+        '  suppression__vip:\n    model: vip\n    destination: x\n',
+      ),
+      ...VIP_MODEL,
+    });
+    const error = await loadProject(dir, { X_CONSUMER_SECRET: 's' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const messages = (error as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        'suppression.0.model: unknown model "nope" (no models/nope.sql and .yml)',
+        'suppression.0.mappings: map at least one column to an identifier type',
+        'suppression.2.model: model vip is listed twice',
+        expect.stringMatching(
+          /^activations.suppression__vip: .*activation ids may not start with suppression__/,
+        ),
+      ]),
+    );
+  });
+});

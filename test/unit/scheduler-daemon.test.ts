@@ -34,6 +34,7 @@ const ZERO: RunCounts = {
   invalid: 0,
   rejected: 0,
   requests: 0,
+  suppressed: 0,
 };
 
 /** A state store shared by every "worker" of a test: the warehouse, in memory. */
@@ -61,6 +62,10 @@ class MemoryWarehouse {
       saveBinding: unused,
       prepareDiff: unused,
       memberCount: unused,
+      suppressedHashes: unused,
+      membersHoldingSuppressed: unused,
+      suppressionToApply: unused,
+      recordSuppressionApplied: unused,
       listRejections: unused,
       identifiedMemberCount: unused,
       ownerId: unused,

@@ -26,7 +26,17 @@ const run = (startedAt: string, finishedAt: string | null, status: RunRecord['st
   startedAt: new Date(startedAt),
   finishedAt: finishedAt === null ? null : new Date(finishedAt),
   status,
-  counts: { rows: 0, added: 0, removed: 0, changed: 0, refreshed: 0, invalid: 0, rejected: 0, requests: 0 },
+  counts: {
+    rows: 0,
+    added: 0,
+    removed: 0,
+    changed: 0,
+    refreshed: 0,
+    invalid: 0,
+    rejected: 0,
+    requests: 0,
+    suppressed: 0,
+  },
   error: null,
 });
 

@@ -12,6 +12,7 @@ import {
   hashValues,
   intentsOf,
   holdsAny,
+  markSuppressed,
   memberEffect,
   type MemberPlan,
   planBatch,
@@ -70,9 +71,16 @@ interface ModelState {
   members: Map<string, StateRow>;
   intents: Map<string, IntentRow[]>;
   now: number;
+  /** Suppressed hashes already deleted from an upsert audience (deleteSuppressedHashes' record). */
+  suppressionApplied: Set<string>;
 }
 
-const newState = (): ModelState => ({ members: new Map(), intents: new Map(), now: 0 });
+const newState = (): ModelState => ({
+  members: new Map(),
+  intents: new Map(),
+  now: 0,
+  suppressionApplied: new Set(),
+});
 
 function union(...sets: (MemberHashes | null | undefined)[]): MemberHashes {
   const out: Record<string, Set<string>> = {};
@@ -173,10 +181,52 @@ function run(
     lag?: number;
     late?: Late;
     window?: number;
+    /**
+     * The suppressed hashes (docs/suppression.md): delta members holding one leave, and after the
+     * delta, state members holding one are removed in a second pass (the engine's
+     * removeSuppressedMembers).
+     */
+    suppressed?: ReadonlySet<string>;
   },
 ): MemberChange[] {
   state.now++;
   const rows = diffOf(segment, state, options.fullResync ?? false);
+  if (options.suppressed) {
+    const sent = runRows(rows, segment, state, audience, mode, options);
+    const holders: DeltaRow[] = [...state.members]
+      .filter(([, member]) => holdsAny(member.hashes, options.suppressed!))
+      .map(([key, member]) => ({
+        key,
+        change: 'removed',
+        values: null,
+        fingerprint: null,
+        previousHashes: member.hashes,
+        pendingHashes: null,
+      }));
+    const out = [...sent, ...runRows(holders, segment, state, audience, mode, options)];
+    if (mode === 'upsert') {
+      // The audience keeps leavers state forgot: every suppressed hash not yet deleted is.
+      const toDelete = [...options.suppressed].filter((value) => !state.suppressionApplied.has(value));
+      const deletes: MemberChange[] = toDelete.map((value) => ({ op: 'delete', user: { any: [value] } }));
+      audience.apply(deletes);
+      out.push(...deletes);
+      state.suppressionApplied = new Set(
+        [...state.suppressionApplied, ...toDelete].filter((value) => options.suppressed!.has(value)),
+      );
+    }
+    return out;
+  }
+  return runRows(rows, segment, state, audience, mode, options);
+}
+
+function runRows(
+  rows: readonly DeltaRow[],
+  segment: Map<string, Member>,
+  state: ModelState,
+  audience: AudienceModel,
+  mode: ActivationMode,
+  options: Parameters<typeof run>[4],
+): MemberChange[] {
   const sent: MemberChange[] = [];
   const pending: {
     members: MemberPlan[];
@@ -191,6 +241,7 @@ function run(
       row,
       hashes: row.change === 'removed' ? null : segment.get(row.key)!.hashes,
     }));
+    const found = markSuppressed(hashed, options.suppressed ?? new Set());
     const candidates = deleteCandidates(hashed, mode);
     const wanted = new Set(candidates);
     // As the engine does: only uncommitted members state shows holding a candidate are left out.
@@ -200,7 +251,7 @@ function run(
     }
     const held = heldByOthers(state, candidates, excluded);
     for (const { members, results } of pending) heldOnceCommitted(members, results, wanted, held);
-    const plan = planBatch(hashed, held, mode, options.fullResync ?? false);
+    const plan = planBatch(hashed, held, mode, options.fullResync ?? false, undefined, found);
     // Intent before send.
     const intentAt = state.now * 1000 + start;
     for (const intent of intentsOf(plan)) {
@@ -431,6 +482,71 @@ const row = (over: Partial<DeltaRow> & Pick<DeltaRow, 'key' | 'change'>): DeltaR
   previousHashes: null,
   pendingHashes: null,
   ...over,
+});
+
+describe('suppression (property-based)', () => {
+  /** Suppressed identifier sets drawn from the same small pools, so they hit shared identifiers. */
+  const suppressedArb = fc
+    .uniqueArray(fc.constantFrom('e1', 'e2', 'e3', 'e4', 'e5', 'e6', 'p1', 'p2', 'p3', 'p4'), {
+      maxLength: 4,
+    })
+    .map((values) => new Set(values));
+  const isSuppressed = (member: Member, suppressed: ReadonlySet<string>) =>
+    [...hashValues(member.hashes)].some((value) => suppressed.has(value));
+  const unsuppressed = (segment: Map<string, Member>, suppressed: ReadonlySet<string>) =>
+    new Map([...segment].filter(([, member]) => !isSuppressed(member, suppressed)));
+
+  for (const mode of ['mirror', 'upsert'] as const) {
+    it(`no suppressed hash is in the audience after any run, whatever the order of segment and suppression changes (${mode})`, () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(segmentArb, suppressedArb), { minLength: 1, maxLength: 6 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.integer({ min: 0, max: 3 }),
+          (steps, batchSize, lag) => {
+            const state = newState();
+            const audience = new AudienceModel();
+            for (const [segment, suppressed] of steps) {
+              run(segment, state, audience, mode, { batchSize, lag, suppressed });
+              const held = new Set(audience.identifiers());
+              for (const value of suppressed) expect(held.has(value)).toBe(false);
+              // Nor does state keep a suppressed member: it would not be re-checked by later runs.
+              for (const member of state.members.values())
+                expect(holdsAny(member.hashes, suppressed)).toBe(false);
+            }
+            // Once the inputs stay put (a member whose old identifier was suppressed leaves for one
+            // run, then comes back with its new ones), every unsuppressed member is in the audience:
+            // exactly them in mirror mode, at least them in upsert mode.
+            const [segment, suppressed] = steps.at(-1)!;
+            run(segment, state, audience, mode, { batchSize, lag, suppressed });
+            const wanted = expectedIdentifiers(unsuppressed(segment, suppressed));
+            if (mode === 'mirror') expect(audience.identifiers()).toEqual(wanted);
+            else expect(audience.identifiers()).toEqual(expect.arrayContaining(wanted));
+            for (const value of suppressed) expect(audience.identifiers()).not.toContain(value);
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+  }
+
+  it('a suppressed member leaves, its identifier another member shares stays, and it comes back once un-suppressed', () => {
+    const state = newState();
+    const audience = new AudienceModel();
+    const a: Member = { hashes: { email: ['e1'], phone_number: ['p1'] }, raw: 'a' };
+    const b: Member = { hashes: { phone_number: ['p1'] }, raw: 'b' };
+    const segment = new Map([
+      ['ka', a],
+      ['kb', b],
+    ]);
+    run(segment, state, audience, 'mirror', { batchSize: 10, suppressed: new Set() });
+    expect(audience.identifiers()).toEqual(['e1', 'p1']);
+    run(segment, state, audience, 'mirror', { batchSize: 10, suppressed: new Set(['e1']) });
+    expect(audience.identifiers()).toEqual(['p1']);
+    expect([...state.members.keys()]).toEqual(['kb']);
+    run(segment, state, audience, 'mirror', { batchSize: 10, suppressed: new Set() });
+    expect(audience.identifiers()).toEqual(['e1', 'p1']);
+  });
 });
 
 describe('planBatch', () => {

@@ -63,6 +63,7 @@ export function defineHistory(program: Command, wrap: Wrap): void {
               'refreshed',
               'invalid',
               'rejected',
+              'suppressed',
               'error',
             ],
             runs.map((run) => [
@@ -78,6 +79,7 @@ export function defineHistory(program: Command, wrap: Wrap): void {
                 run.counts.refreshed,
                 run.counts.invalid,
                 run.counts.rejected,
+                run.counts.suppressed,
               ].map(formatCount),
               run.error ?? '',
             ]),

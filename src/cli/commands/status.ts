@@ -34,6 +34,7 @@ function viewJson(view: ActivationStatusView) {
           refreshed: run.counts.refreshed,
           invalid: run.counts.invalid,
           rejected: run.counts.rejected,
+          suppressed: run.counts.suppressed,
           requests: run.counts.requests,
           error: run.error,
         }
@@ -77,7 +78,7 @@ function countsText(view: ActivationStatusView): string {
   const c = view.lastRun?.counts;
   if (!c) return '-';
   const n = formatCount;
-  return `+${n(c.added)} -${n(c.removed)} ~${n(c.changed)} r${n(c.refreshed)} !${n(c.invalid)} x${n(c.rejected)}`;
+  return `+${n(c.added)} -${n(c.removed)} ~${n(c.changed)} r${n(c.refreshed)} !${n(c.invalid)} x${n(c.rejected)} s${n(c.suppressed)}`;
 }
 
 function audienceText(view: ActivationStatusView): [string, string, string] {
@@ -153,7 +154,7 @@ function printTable(ctx: CommandContext, views: readonly ActivationStatusView[])
       );
   }
   if (notes.length > 0) lines.push('', ...notes);
-  lines.push('', 'counts: +added -removed ~changed r refreshed ! invalid x rejected');
+  lines.push('', 'counts: +added -removed ~changed r refreshed ! invalid x rejected s suppressed');
   ctx.print(lines.join('\n'));
 }
 

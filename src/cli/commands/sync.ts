@@ -61,6 +61,7 @@ export function reportJson(report: SyncReport) {
     invalid: c.invalid,
     invalid_by_reason: c.invalidByReason,
     rejected: c.rejected,
+    suppressed: c.suppressed,
     requests: c.requests,
     duration_ms: report.durationMs,
     warnings: report.warnings,
@@ -72,7 +73,7 @@ export function reportJson(report: SyncReport) {
 /** The human summary: a table, then each activation's invalid breakdown, warnings and errors. */
 export function printReports(ctx: CommandContext, reports: readonly SyncReport[], plan: boolean): void {
   const headers = plan
-    ? ['activation', 'status', 'rows', 'add', 'remove', 'change', 'refresh', 'invalid']
+    ? ['activation', 'status', 'rows', 'add', 'remove', 'change', 'refresh', 'invalid', 'suppress']
     : [
         'activation',
         'status',
@@ -82,6 +83,7 @@ export function printReports(ctx: CommandContext, reports: readonly SyncReport[]
         'changed',
         'refreshed',
         'invalid',
+        'suppressed',
         'rejected',
         'audience id',
         'time',
@@ -89,7 +91,9 @@ export function printReports(ctx: CommandContext, reports: readonly SyncReport[]
   const rows = reports.map((r) => {
     const c = r.counts;
     const status = plan && r.status === 'succeeded' ? 'ok' : r.status;
-    const counts = [c.rows, c.added, c.removed, c.changed, c.refreshed, c.invalid].map(formatCount);
+    const counts = [c.rows, c.added, c.removed, c.changed, c.refreshed, c.invalid, c.suppressed].map(
+      formatCount,
+    );
     const base = [r.activationId, status, ...counts];
     return plan
       ? base
@@ -195,6 +199,11 @@ export function defineSync(program: Command, wrap: Wrap): void {
     )
     .option('--force', 'run even when a safety rule would hold the run', false)
     .option(
+      '--suppression-only',
+      'apply only the suppression models (opted-out members leave every audience now); other changes wait for the next run',
+      false,
+    )
+    .option(
       '--after-dbt',
       'sync the enabled activations whose dbt models the last dbt run rebuilt successfully (target/run_results.json)',
       false,
@@ -216,9 +225,18 @@ export function defineSync(program: Command, wrap: Wrap): void {
             force: boolean;
             adopt: boolean;
             afterDbt: boolean;
+            suppressionOnly: boolean;
           },
         ) => {
           const project = await ctx.project();
+          if (flags.suppressionOnly && project.config.suppression.length === 0)
+            throw commandLineError('tailor.yml has no suppression: models to apply', {
+              option: '--suppression-only',
+            });
+          if (flags.suppressionOnly && flags.fullResync)
+            throw commandLineError('give --suppression-only or --full-resync, not both', {
+              option: '--suppression-only',
+            });
           if (flags.recreate && !flags.fullResync)
             throw commandLineError('needs --full-resync (a new audience must receive every member)', {
               option: '--recreate',
@@ -240,6 +258,7 @@ export function defineSync(program: Command, wrap: Wrap): void {
             recreate: flags.recreate,
             force: flags.force,
             adopt: flags.adopt,
+            ...(flags.suppressionOnly ? { suppressionOnly: true } : {}),
             dryRun: false,
             waitForLock: false,
           });
