@@ -176,8 +176,12 @@ export class CommandContext {
     if (embedded) await (await embedded.catch(() => undefined))?.close();
   }
 
-  /** Forgets the loaded project (the scheduler's reload). */
+  /**
+   * Forgets the loaded project (the scheduler's reload, every page of the web UI), and reads `.env`
+   * again: the UI's Connect X writes new tokens into it.
+   */
   async reloadProject(): Promise<Project> {
+    this.#env = undefined;
     const previous = this.#project?.secrets ?? [];
     const project = await loadProject(this.projectDir, this.env, {
       onSecrets: (values) => this.scrubber.setSecrets([...values, ...previous, ...this.#extraSecrets]),

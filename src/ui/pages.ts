@@ -1,6 +1,8 @@
 import type { Project } from '../config/load-project.js';
 import type { ResolvedActivation } from '../config/resolve-activation.js';
 import type { RunRecord, RunRejections } from '../diff/types.js';
+import type { AdAccount } from '../destinations/x-ads/x-oauth-flow.js';
+import { accountRefusal } from '../destinations/x-ads/x-oauth-flow.js';
 import type { ActivationStatusView } from '../scheduler/status-report.js';
 import type { ActivationProposal } from '../sync/activate.js';
 import type { SyncReport } from '../sync/types.js';
@@ -13,6 +15,7 @@ import {
   jsonScript,
   type Part,
 } from './html.js';
+import type { ConnectDefaults, ConnectForm } from './connect.js';
 import type { Job } from './jobs.js';
 
 /**
@@ -28,12 +31,13 @@ export interface PageContext {
   problem?: string | undefined;
 }
 
-function layout(ctx: PageContext, title: string, body: Part): Html {
+function layout(ctx: PageContext, title: string, body: Part, head: Part = ''): Html {
   const destinations = ctx.project ? Object.keys(ctx.project.config.destinations) : [];
   return html`<!doctype html>
     <html lang="en">
       <head>
         <meta charset="utf-8" />
+        ${head}
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>${title} · Tailor</title>
         <link rel="stylesheet" href="/assets/app.css" />
@@ -47,7 +51,7 @@ function layout(ctx: PageContext, title: string, body: Part): Html {
             <ul>
               <li><a href="/">Activations</a></li>
               ${destinations.map((name) => html`<li><a href="/destinations/${encodeURIComponent(name)}">Destination ${name}</a></li>`)}
-              <!-- Connect X (\`tailor connect\` in the browser) is linked here once that flow is in the project. -->
+              <li><a href="/connect">Connect X</a></li>
             </ul>
           </nav>
         </header>
@@ -728,7 +732,14 @@ export function jobPage(ctx: PageContext, job: Job): Html {
   );
 }
 
-export function destinationPage(ctx: PageContext, name: string): Html {
+/** What the destination page says about its connection: just connected, and X's answer to a check. */
+export interface ConnectionNote {
+  connected?: 'created' | 'refreshed' | undefined;
+  /** null: the check passed; a string: why it failed; undefined: not checked. */
+  check?: string | null | undefined;
+}
+
+export function destinationPage(ctx: PageContext, name: string, note: ConnectionNote = {}): Html {
   const destination = ctx.project?.config.destinations[name];
   if (!destination)
     return errorPage(ctx, 'Unknown destination', `no destination "${name}" in tailor.yml`).body;
@@ -756,10 +767,34 @@ export function destinationPage(ctx: PageContext, name: string): Html {
         </div>
       </dl>
       <section aria-labelledby="connect">
-        <h2 id="connect">Connect X</h2>
-        <p class="muted">
-          Signing in to X and choosing the ad account is done with <code>tailor connect</code>; it writes this
-          destination into tailor.yml.
+        <h2 id="connect">Connection</h2>
+        ${
+          note.connected
+            ? html`<p class="ok" role="status">
+                Connected:
+                ${
+                  note.connected === 'created'
+                    ? html`destination <strong>${name}</strong> written into tailor.yml for ad account`
+                    : html`fresh tokens for ad account`
+                }
+                <span class="mono">${destination.account_id}</span>; the tokens are in .env (mode 0600,
+                git-ignored).
+              </p>`
+            : ''
+        }
+        ${
+          note.check === null
+            ? html`<p class="ok" role="status">
+                Connection checked: X accepts these credentials for this ad account.
+              </p>`
+            : note.check !== undefined
+              ? html`<div class="error" role="alert"><pre>Connection check failed: ${note.check}</pre></div>`
+              : ''
+        }
+        <p>
+          ${note.check === undefined ? html`<a href="/destinations/${esc(name)}?check=1">Check the connection</a> · ` : ''}
+          <a href="/connect?destination=${esc(name)}">Connect again</a> (signs in to X anew: fresh tokens, the
+          same ad account, as <code>tailor connect ${name}</code>)
         </p>
       </section>
       <h2>Default activation settings</h2>
@@ -810,4 +845,182 @@ export function destinationPage(ctx: PageContext, name: string): Html {
         </tbody>
       </table>`,
   );
+}
+
+/** The Connect X form: the X app's keys (never shown back), the destination name, advanced URLs. */
+export function connectPage(
+  ctx: PageContext,
+  defaults: ConnectDefaults,
+  form: ConnectForm = {},
+  problem?: string,
+): { status: number; body: Html } {
+  const existing = defaults.existing;
+  const keyNote = (present: boolean, variable: string): Part =>
+    present
+      ? html`<span class="muted" id="${variable}-note"
+          >${variable} is already set (environment or .env): leave this blank to use it</span
+        >`
+      : '';
+  return {
+    status: problem ? 422 : 200,
+    body: layout(
+      ctx,
+      'Connect X',
+      html`<h1>Connect X</h1>
+        <p>
+          Sign in to X with your X app (OAuth 1.0a, as <code>tailor connect</code> does): X asks you to
+          authorize the app, then you choose the ad account. The destination is written into tailor.yml
+          (comments kept) with <code>\${VAR}</code> references, and the four secrets into .env (mode 0600,
+          git-ignored). Your app must be approved for the Ads API and list this page's callback URL,
+          <code>/connect/callback</code> on this UI's address, among its callback URLs.
+        </p>
+        ${problem ? html`<div class="error" role="alert"><pre>${problem}</pre></div>` : ''}
+        ${
+          existing
+            ? html`<p role="status">
+                Destination <strong>${defaults.destination}</strong> exists (ad account
+                <span class="mono">${existing.accountId}</span>): connecting again refreshes its tokens only.
+              </p>`
+            : ''
+        }
+        <form method="post" action="/connect" class="stack">
+          ${csrfField(ctx)}
+          <p>
+            <label for="consumer_key">API key (consumer key) of your X app</label>
+            <input
+              id="consumer_key"
+              name="consumer_key"
+              autocomplete="off"
+              spellcheck="false"
+              ${defaults.hasConsumerKey ? html`aria-describedby="${defaults.vars.consumer_key}-note"` : ''}
+            />
+            ${keyNote(defaults.hasConsumerKey, defaults.vars.consumer_key)}
+          </p>
+          <p>
+            <label for="consumer_secret">API key secret (consumer secret)</label>
+            <input
+              id="consumer_secret"
+              name="consumer_secret"
+              type="password"
+              autocomplete="off"
+              ${defaults.hasConsumerSecret ? html`aria-describedby="${defaults.vars.consumer_secret}-note"` : ''}
+            />
+            ${keyNote(defaults.hasConsumerSecret, defaults.vars.consumer_secret)}
+          </p>
+          <p>
+            <label for="destination">Destination name</label>
+            <input
+              id="destination"
+              name="destination"
+              value="${form.destination ?? defaults.destination}"
+              pattern="[a-z][a-z0-9_]*"
+              required
+            />
+          </p>
+          <details>
+            <summary>Advanced</summary>
+            <p>
+              <label for="api_url"
+                >Ads API URL (default https://ads-api.x.com; a local emulator's
+                http://127.0.0.1:&lt;port&gt;)</label
+              >
+              <input
+                id="api_url"
+                name="api_url"
+                value="${form.apiUrl ?? ''}"
+                placeholder="https://ads-api.x.com"
+              />
+            </p>
+            <p>
+              <label for="oauth_url"
+                >Sign-in URL (default https://api.x.com, or the API URL of a local emulator)</label
+              >
+              <input
+                id="oauth_url"
+                name="oauth_url"
+                value="${form.oauthUrl ?? ''}"
+                placeholder="https://api.x.com"
+              />
+            </p>
+          </details>
+          <p><button type="submit">Sign in with X</button></p>
+        </form>`,
+    ),
+  };
+}
+
+/** After the POST: the browser goes on to X's authorize page (a page, not a redirect, so the form's CSP holds). */
+export function toXPage(ctx: PageContext, authorizeUrl: string): Html {
+  // The URL carries only X's public request token (X shows it in the address bar itself).
+  return layout(
+    ctx,
+    'Signing in to X',
+    html`<h1>Signing in to X</h1>
+      <p role="status">
+        Taking you to X to authorize the app… If nothing happens,
+        <a id="authorize" href="${authorizeUrl}">continue to X</a>.
+      </p>`,
+    html`<meta http-equiv="refresh" content="0;url=${authorizeUrl}" />`,
+  );
+}
+
+/** The ad accounts the signed-in user reaches; only approved ones can be chosen. */
+export function accountPickerPage(
+  ctx: PageContext,
+  picker: { handle: string; destination: string; who: string; accounts: readonly AdAccount[] },
+  problem?: string,
+): { status: number; body: Html } {
+  const firstOk = picker.accounts.find((a) => accountRefusal(a) === undefined);
+  return {
+    status: problem ? 422 : 200,
+    body: layout(
+      ctx,
+      'Choose the ad account',
+      html`<h1>Choose the ad account</h1>
+        <p role="status">
+          Signed in as ${picker.who}. Choose the ad account destination
+          <strong>${picker.destination}</strong> syncs audiences to.
+        </p>
+        ${problem ? html`<div class="error" role="alert"><pre>${problem}</pre></div>` : ''}
+        <form method="post" action="/connect/account">
+          ${csrfField(ctx)}
+          <input type="hidden" name="handle" value="${picker.handle}" />
+          <fieldset>
+            <legend>Ad accounts ${picker.who} can reach</legend>
+            <table class="compact">
+              <thead>
+                <tr>
+                  <th scope="col">Account</th>
+                  <th scope="col">Id</th>
+                  <th scope="col">Approval status</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${picker.accounts.map((account) => {
+                  const refusal = accountRefusal(account);
+                  const id = `account-${account.id}`;
+                  return html`<tr>
+                    <td>
+                      <input
+                        type="radio"
+                        name="account"
+                        id="${id}"
+                        value="${account.id}"
+                        ${refusal ? html`disabled aria-describedby="${id}-why"` : ''}
+                        ${account === firstOk ? html`checked` : ''}
+                      />
+                      <label for="${id}">${account.name}</label>
+                      ${refusal ? html`<br /><span class="warn" id="${id}-why">${refusal}</span>` : ''}
+                    </td>
+                    <td class="mono">${account.id}</td>
+                    <td>${account.approvalStatus ?? 'no approval status'}</td>
+                  </tr>`;
+                })}
+              </tbody>
+            </table>
+          </fieldset>
+          <p><button type="submit">Use this account</button></p>
+        </form>`,
+    ),
+  };
 }

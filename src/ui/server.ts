@@ -11,18 +11,23 @@ import { pickDestination, proposeActivation, unactivatedModels, withProposal } f
 import { syncMany } from '../sync/sync-many.js';
 import type { SyncEngine, SyncOptions, SyncProgress, SyncReport } from '../sync/types.js';
 import { loadAssets } from './assets.js';
+import { type ConnectForm, ConnectFlow } from './connect.js';
 import { EngineHolder } from './engines.js';
-import type { Html } from './html.js';
+import { escapeHtml, type Html } from './html.js';
 import { type JobKind, Jobs } from './jobs.js';
 import {
+  accountPickerPage,
   activatePage,
   activationPage,
+  type ConnectionNote,
+  connectPage,
   destinationPage,
   errorPage,
   fullResyncPage,
   indexPage,
   jobPage,
   type PageContext,
+  toXPage,
 } from './pages.js';
 import { hostAllowed, isLoopback, newSecret, sameOrigin, secretsEqual } from './security.js';
 
@@ -39,6 +44,8 @@ export interface UiServerOptions {
   logger: Logger;
   /** Replaces secret values in every answer (the CLI's scrubber), a second guard behind the pages. */
   scrub?: (text: string) => string;
+  /** The environment as it is now (process over the project's `.env`): Connect X looks for the app's keys there. */
+  env?: () => Readonly<Record<string, string | undefined>>;
   /** tailor.yml was written by the UI (the daemon reloads its schedule). */
   onConfigWritten?: () => void;
 }
@@ -86,6 +93,12 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
   });
   const scrub = options.scrub ?? ((text: string) => text);
   let port = options.port;
+  const connect = new ConnectFlow({
+    projectDir: options.projectDir,
+    env: options.env ?? (() => ({})),
+    validate: options.load,
+    logger: logger.child({ component: 'connect' }),
+  });
 
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   await app.register(formbody);
@@ -124,6 +137,19 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
             `${TOKEN_COOKIE}=${encodeURIComponent(options.token)}; HttpOnly; SameSite=Strict; Path=/`,
           )
           .redirect(path, 303);
+      }
+      const hopped = (request.query as Record<string, unknown> | undefined)?.['hop'] !== undefined;
+      if (given === undefined && request.method === 'GET' && route === '/connect/callback' && !hopped) {
+        // X's redirect is a cross-site navigation, which does not carry the SameSite=Strict token
+        // cookie; a same-site reload of the same URL does. Nothing is done before the token is seen,
+        // and `hop` makes it once: a browser without the cookie then gets the 401 below.
+        const again = `${request.url}${request.url.includes('?') ? '&' : '?'}hop=1`;
+        return reply
+          .code(200)
+          .type('text/html; charset=utf-8')
+          .send(
+            `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=${escapeHtml(again)}"><title>Back from X</title></head><body><p>Back from X: <a href="${escapeHtml(again)}">continue to Tailor</a>.</p></body></html>`,
+          );
       }
       if (given === undefined || !secretsEqual(given, options.token)) {
         logger.warn({ method: request.method, route }, 'refused a request without the UI token');
@@ -449,13 +475,113 @@ export async function startUiServer(options: UiServerOptions): Promise<UiServer>
     });
   });
 
-  app.get<{ Params: { name: string } }>('/destinations/:name', async (request, reply) => {
-    const page = await withEngine(
-      async (_engine, ctx) => destinationPage(ctx, request.params.name),
-      (ctx) => errorPage(ctx, 'The project does not load', ctx.problem ?? '').body,
-    );
-    return send(reply, page);
+  const projectOrNull = () => engines.use(async (engine) => engine.project).catch(() => null);
+
+  app.get<{ Querystring: { destination?: string } }>('/connect', async (request, reply) => {
+    const ctx: PageContext = { csrf, project: await projectOrNull() };
+    const page = connectPage(ctx, await connect.defaults(request.query.destination));
+    return send(reply, page.body, page.status);
   });
+
+  app.post<{
+    Body: {
+      consumer_key?: string;
+      consumer_secret?: string;
+      destination?: string;
+      api_url?: string;
+      oauth_url?: string;
+    };
+  }>('/connect', async (request, reply) => {
+    const body = request.body;
+    // What the form shows again on a refusal: never the keys.
+    const form: ConnectForm = {
+      destination: body.destination,
+      apiUrl: body.api_url,
+      oauthUrl: body.oauth_url,
+    };
+    const ctx: PageContext = { csrf, project: await projectOrNull() };
+    try {
+      const authorizeUrl = await connect.start(
+        { ...form, consumerKey: body.consumer_key, consumerSecret: body.consumer_secret },
+        // X sends the browser back to this UI, at the address it was reached by (Host was checked).
+        `http://${request.headers.host}/connect/callback`,
+        jobs.signal,
+      );
+      return send(reply, toXPage(ctx, authorizeUrl));
+    } catch (error) {
+      const page = connectPage(ctx, await connect.defaults(body.destination), form, errorMessage(error));
+      return send(reply, page.body, page.status);
+    }
+  });
+
+  app.get<{ Querystring: { oauth_token?: string; oauth_verifier?: string; denied?: string } }>(
+    '/connect/callback',
+    async (request, reply) => {
+      try {
+        const outcome = await connect.callback(request.query, jobs.signal);
+        if (outcome.kind === 'choose') {
+          const page = accountPickerPage({ csrf, project: await projectOrNull() }, outcome);
+          return send(reply, page.body, page.status);
+        }
+        configWritten();
+        return reply.redirect(
+          `/destinations/${encodeURIComponent(outcome.destination)}?connected=${outcome.created ? 'created' : 'refreshed'}`,
+          303,
+        );
+      } catch (error) {
+        const ctx: PageContext = { csrf, project: await projectOrNull() };
+        return refuse(reply, ctx, 'Not connected', error);
+      }
+    },
+  );
+
+  app.post<{ Body: { handle?: string; account?: string } }>('/connect/account', async (request, reply) => {
+    const handle = request.body.handle ?? '';
+    try {
+      const outcome = await connect.choose(handle, request.body.account ?? '');
+      configWritten();
+      return reply.redirect(
+        `/destinations/${encodeURIComponent(outcome.destination)}?connected=${outcome.kind === 'connected' && outcome.created ? 'created' : 'refreshed'}`,
+        303,
+      );
+    } catch (error) {
+      const ctx: PageContext = { csrf, project: await projectOrNull() };
+      const picker = connect.picker(handle);
+      if (picker) {
+        const page = accountPickerPage(ctx, picker, errorMessage(error));
+        return send(reply, page.body, page.status);
+      }
+      return refuse(reply, ctx, 'Not connected', error);
+    }
+  });
+
+  app.get<{ Params: { name: string }; Querystring: { connected?: string; check?: string } }>(
+    '/destinations/:name',
+    async (request, reply) => {
+      const page = await withEngine(
+        async (engine, ctx) => {
+          const name = request.params.name;
+          const { connected, check } = request.query;
+          const note: ConnectionNote = {
+            connected: connected === 'created' || connected === 'refreshed' ? connected : undefined,
+          };
+          // Just connected (or asked): the same check as `tailor check` makes of the destination.
+          if ((note.connected || check === '1') && name in engine.project.config.destinations) {
+            note.check = await engine
+              .destination(name)
+              .check(jobs.signal)
+              .then(
+                () => null,
+                (error: unknown) => errorMessage(error),
+              );
+          }
+          return destinationPage(ctx, name, note);
+        },
+        (ctx) => errorPage(ctx, 'The project does not load', ctx.problem ?? '').body,
+      );
+      return send(reply, page);
+    },
+  );
 
   app.get('/assets/app.js', async (_request, reply) =>
     reply.type('text/javascript; charset=utf-8').send((await loadAssets()).js),

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ensureGitignored, readDotEnv, writeDotEnv } from '../../src/config/dotenv.js';
-import { addDestination } from '../../src/config/project-writer.js';
+import { loadProject } from '../../src/config/load-project.js';
+import { addDestination, editConfig } from '../../src/config/write-config.js';
+import { ConfigError } from '../../src/errors.js';
 import {
   chooseAccount,
   defaultCredentialVars,
@@ -65,11 +67,20 @@ describe('tailor.yml', () => {
   it('a new destination goes into destinations, comments and layout kept', async () => {
     const yml = '# top\nwarehouse: { type: pglite, url: w } # inline\n\n# note\nactivations: {}\n';
     await writeFile(join(dir, 'tailor.yml'), yml);
-    await addDestination(join(dir, 'tailor.yml'), 'x', { type: 'x_ads', account_id: 'abc' }, ' hello');
-    expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toBe(
-      '# top\nwarehouse: { type: pglite, url: w } # inline\ndestinations:\n  # hello\n  x:\n    type: x_ads\n    account_id: abc\n\n# note\nactivations: {}\n',
+    const path = join(dir, 'tailor.yml');
+    const noCheck = async () => undefined;
+    await editConfig(
+      path,
+      (doc) => addDestination(doc, 'x', { type: 'x_ads', account_id: 'abc' }, ' hello'),
+      noCheck,
     );
-    await expect(addDestination(join(dir, 'tailor.yml'), 'x', {})).rejects.toThrow(/already exists/);
+    const written =
+      '# top\nwarehouse: { type: pglite, url: w } # inline\ndestinations:\n  # hello\n  x:\n    type: x_ads\n    account_id: abc\n\n# note\nactivations: {}\n';
+    expect(await readFile(path, 'utf8')).toBe(written);
+    await expect(editConfig(path, (doc) => addDestination(doc, 'x', {}), noCheck)).rejects.toThrow(
+      /destinations\.x already exists/,
+    );
+    expect(await readFile(path, 'utf8')).toBe(written);
   });
 
   it('saveConnection: a new destination with ${VAR}s and defaults; secrets only in .env', async () => {
@@ -85,6 +96,7 @@ describe('tailor.yml', () => {
       apiUrl: 'https://ads-api.x.com',
       consumer: CONSUMER,
       tokens: TOKENS,
+      validate: async () => loadProject(dir, await readDotEnv(dir)),
     });
     expect(saved).toMatchObject({ created: true, configChanged: true, gitignoreChanged: true });
     const yml = await readFile(join(dir, 'tailor.yml'), 'utf8');
@@ -118,6 +130,7 @@ describe('tailor.yml', () => {
       destination: 'x',
       consumer: CONSUMER,
       tokens: TOKENS,
+      validate: async () => loadProject(dir, await readDotEnv(dir)),
     });
     expect(saved).toMatchObject({ created: false, configChanged: true });
     expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toBe(
@@ -129,6 +142,46 @@ describe('tailor.yml', () => {
       'MY_TOKEN',
       'X_ACCESS_TOKEN_SECRET',
     ]);
+  });
+
+  it('saveConnection refuses a destination that would not load, and writes nothing (.env put back)', async () => {
+    const yml = 'warehouse: { type: pglite, url: w }\ndestinations: {}\nactivations: {}\n';
+    await writeFile(join(dir, 'tailor.yml'), yml);
+    await writeFile(join(dir, '.env'), 'KEEP=1\n', { mode: 0o600 });
+    const save = saveConnection({
+      projectDir: dir,
+      configPath: join(dir, 'tailor.yml'),
+      destination: 'x',
+      accountId: 'abc1',
+      apiUrl: 'ftp://nowhere', // not a URL the schema accepts
+      consumer: CONSUMER,
+      tokens: TOKENS,
+      validate: async () => loadProject(dir, await readDotEnv(dir)),
+    });
+    await expect(save).rejects.toBeInstanceOf(ConfigError);
+    await expect(save).rejects.toThrow(/destinations\.x\.api_url/);
+    expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toBe(yml);
+    expect(await readFile(join(dir, '.env'), 'utf8')).toBe('KEEP=1\n');
+    expect((await stat(join(dir, '.env'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('saveConnection leaves problems elsewhere in tailor.yml to `tailor check`', async () => {
+    await writeFile(
+      join(dir, 'tailor.yml'),
+      'warehouse: { type: pglite, url: w }\ndestinations:\n  other:\n    type: x_ads\n    account_id: o1\n' +
+        '    credentials: { consumer_key: "${NOPE_1}", consumer_secret: "${NOPE_2}", access_token: "${NOPE_3}", access_token_secret: "${NOPE_4}" }\nactivations: {}\n',
+    );
+    const saved = await saveConnection({
+      projectDir: dir,
+      configPath: join(dir, 'tailor.yml'),
+      destination: 'x',
+      accountId: 'abc1',
+      consumer: CONSUMER,
+      tokens: TOKENS,
+      validate: async () => loadProject(dir, await readDotEnv(dir)),
+    });
+    expect(saved.created).toBe(true);
+    expect(await readFile(join(dir, 'tailor.yml'), 'utf8')).toContain('account_id: abc1');
   });
 
   it('names and references', () => {

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { CONFIG_FILE } from '../../config/load-project.js';
+import { readDotEnv } from '../../config/dotenv.js';
+import { CONFIG_FILE, loadProject } from '../../config/load-project.js';
 import { DEFAULT_API_URL, isLoopbackHost } from '../../destinations/x-ads/api-url.js';
 import {
   chooseAccount,
@@ -262,6 +263,8 @@ async function connect(ctx: CommandContext, name: string, flags: ConnectFlags): 
     ...(!existing && flags.oauthUrl !== undefined ? { oauthUrl: flags.oauthUrl } : {}),
     consumer: { consumerKey, consumerSecret },
     tokens,
+    // The project as every later command loads it: the environment over the .env just written.
+    validate: async () => loadProject(projectDir, { ...(await readDotEnv(projectDir)), ...ctx.io.env }),
   });
   if (ctx.globals.json) {
     ctx.printJson({

@@ -43,6 +43,8 @@ export async function startUi(
       port: options.port,
       token,
       projectDir: ctx.projectDir,
+      // Read on each Connect X form: reloadProject reads .env again after a connection wrote it.
+      env: () => ctx.env,
       load: async () => {
         const project = await ctx.reloadProject();
         if (token) ctx.scrubber.setSecrets([...project.secrets, token]);

@@ -3,9 +3,16 @@
  * ad account: the destination in tailor.yml (comments kept) with `${VAR}` references, and the four
  * secrets in the project's `.env` (mode 0600, git-ignored), never in tailor.yml.
  */
-import { ensureGitignored, writeDotEnv } from '../../config/dotenv.js';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DOTENV_FILE, ensureGitignored, writeDotEnv } from '../../config/dotenv.js';
 import { substituteEnv } from '../../config/env.js';
-import { addDestination, readRawDestination, setDestinationValues } from '../../config/project-writer.js';
+import {
+  addDestination,
+  editConfig,
+  readRawDestination,
+  setDestinationValues,
+} from '../../config/write-config.js';
 import { AuthError, ConfigError, type ConfigIssue } from '../../errors.js';
 import { DEFAULT_API_URL } from './api-url.js';
 import {
@@ -160,6 +167,13 @@ export interface SaveConnectionInput {
   withDefaults?: boolean;
   consumer: ConsumerKeys;
   tokens: UserTokens;
+  /**
+   * Loads the project as it is on disk (the caller's loader, reading `.env` afresh). Run after the
+   * edit: a problem it reports under `destinations.<name>` (or in the file as a whole) undoes the
+   * edit and the `.env` change and is thrown; problems elsewhere, which connecting did not cause, are
+   * left to `tailor check`.
+   */
+  validate: () => Promise<unknown>;
 }
 
 export interface SavedConnection {
@@ -200,38 +214,77 @@ export async function saveConnection(input: SaveConnectionInput): Promise<SavedC
     access_token: input.tokens.accessToken,
     access_token_secret: input.tokens.accessTokenSecret,
   };
+  const envPath = join(input.projectDir, DOTENV_FILE);
+  const envBefore = await readFile(envPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
   await writeDotEnv(
     input.projectDir,
     Object.fromEntries(CREDENTIAL_KEYS.map((key) => [vars[key], values[key]])),
   );
-  const gitignoreChanged = await ensureGitignored(input.projectDir);
   let configChanged = false;
-  if (raw) {
-    if (replace.length > 0) {
-      await setDestinationValues(input.configPath, input.destination, replace);
-      configChanged = true;
-    }
-  } else {
-    await addDestination(
+  try {
+    await editConfig(
       input.configPath,
-      input.destination,
-      {
-        type: 'x_ads',
-        account_id: input.accountId,
-        api_url: input.apiUrl ?? DEFAULT_API_URL,
-        ...(input.oauthUrl !== undefined ? { oauth_url: input.oauthUrl } : {}),
-        credentials: Object.fromEntries(CREDENTIAL_KEYS.map((key) => [key, `\${${vars[key]}}`])),
-        ...(input.withDefaults === false ? {} : { defaults: DEFAULT_ACTIVATION_SETTINGS }),
+      (doc) => {
+        if (raw) {
+          configChanged = replace.length > 0 && setDestinationValues(doc, input.destination, replace);
+          return configChanged;
+        }
+        addDestination(
+          doc,
+          input.destination,
+          {
+            type: 'x_ads',
+            account_id: input.accountId,
+            api_url: input.apiUrl ?? DEFAULT_API_URL,
+            ...(input.oauthUrl !== undefined ? { oauth_url: input.oauthUrl } : {}),
+            credentials: Object.fromEntries(CREDENTIAL_KEYS.map((key) => [key, `\${${vars[key]}}`])),
+            ...(input.withDefaults === false ? {} : { defaults: DEFAULT_ACTIVATION_SETTINGS }),
+          },
+          ' Written by `tailor connect`; the credentials are in .env (git-ignored). `defaults` are the\n' +
+            ' settings `tailor activate <model>` gives a new activation.',
+        );
+        configChanged = true;
+        return true;
       },
-      ' Written by `tailor connect`; the credentials are in .env (git-ignored). `defaults` are the\n' +
-        ' settings `tailor activate <model>` gives a new activation.',
+      () => validateDestination(input.validate, input.destination),
     );
-    configChanged = true;
+  } catch (error) {
+    // Nothing written: .env goes back to what it was (or away, when connect created it).
+    if (envBefore === undefined) await rm(envPath, { force: true });
+    else {
+      await writeFile(envPath, envBefore, { mode: 0o600 });
+      await chmod(envPath, 0o600);
+    }
+    throw error;
   }
+  const gitignoreChanged = await ensureGitignored(input.projectDir);
   return {
     created: !raw,
     configChanged,
     variables: CREDENTIAL_KEYS.map((key) => vars[key]),
     gitignoreChanged,
   };
+}
+
+/** Runs `validate`, refusing only the problems of this destination (or of the file as a whole). */
+async function validateDestination(validate: () => Promise<unknown>, destination: string): Promise<void> {
+  try {
+    await validate();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const prefix = `destinations.${destination}`;
+    const ours = error.issues.filter(
+      (issue) =>
+        issue.file === 'tailor.yml' &&
+        (issue.path === '' || issue.path === prefix || issue.path.startsWith(`${prefix}.`)),
+    );
+    if (ours.length > 0)
+      throw new ConfigError(ours, {
+        cause: error,
+        hint: 'nothing was written; fix tailor.yml (`tailor check` says where) and connect again',
+      });
+  }
 }
