@@ -73,6 +73,9 @@ interface StateTables {
     suppressed: number;
     error: string | null;
     cost: string | null;
+    audience_size: number | null;
+    members_sent: number | null;
+    audience_processed_at: Date | null;
   };
   rejections: {
     run_id: string;
@@ -297,6 +300,29 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
         .addColumn('suppressed', 'bigint', (column) => column.ifNotExists())
         .compile(),
       ...ctx.hooks.migrationExtras(6, ctx.db),
+    ],
+  },
+  {
+    version: 7,
+    name: 'match rate in the run log',
+    statements: (ctx) => [
+      // X's audience size as X reported it at the end of a successful run, the members sent with at
+      // least one valid identifier then, and when X last processed the audience: the run's match rate.
+      // One column a statement (Snowflake takes one ADD COLUMN at a time). Older runs read as null.
+      ...(
+        [
+          ['audience_size', 'bigint'],
+          ['members_sent', 'bigint'],
+          ['audience_processed_at', 'timestamptz'],
+        ] as const
+      ).map(([name, type]) =>
+        ctx.db.schema
+          .withSchema(ctx.stateSchema)
+          .alterTable('runs')
+          .addColumn(name, type, (column) => column.ifNotExists())
+          .compile(),
+      ),
+      ...ctx.hooks.migrationExtras(7, ctx.db),
     ],
   },
 ];
@@ -1065,6 +1091,9 @@ export class StateSql {
           suppressed: count(c.suppressed),
           error: this.#v(result.error, 'text'),
           cost: this.#v(cost === null ? null : JSON.stringify(cost), 'jsonb'),
+          audience_size: this.#v(result.match?.audienceSize ?? null, 'bigint'),
+          members_sent: this.#v(result.match?.sent ?? null, 'bigint'),
+          audience_processed_at: this.#v(result.match?.processedAt ?? null, 'timestamptz'),
         })
         .where('run_id', '=', runId)
         .execute(),
@@ -1077,10 +1106,19 @@ export class StateSql {
     const rows = await this.#read('listing runs', () => {
       let query = this.#q()
         .selectFrom('runs')
-        .select(['run_id', 'activation_id', 'status', ...COUNT_COLUMNS, 'error'])
+        .select([
+          'run_id',
+          'activation_id',
+          'status',
+          ...COUNT_COLUMNS,
+          'error',
+          'audience_size',
+          'members_sent',
+        ])
         .select([
           this.hooks.readTimestamp('started_at').as('started_at'),
           this.hooks.readTimestamp('finished_at').as('finished_at'),
+          this.hooks.readTimestamp('audience_processed_at').as('audience_processed_at'),
           this.hooks.readJson('cost').as('cost'),
         ])
         .orderBy('started_at', 'desc')
@@ -1109,6 +1147,15 @@ export class StateSql {
       },
       error: row.error,
       cost: costFromJson(row.cost),
+      // Recorded by successful runs since migration 7; null before, and when X could not be asked.
+      match:
+        row.members_sent === null || row.members_sent === undefined
+          ? null
+          : {
+              audienceSize: row.audience_size === null ? null : Number(row.audience_size),
+              sent: Number(row.members_sent),
+              processedAt: row.audience_processed_at === null ? null : toDate(row.audience_processed_at),
+            },
     }));
   }
 

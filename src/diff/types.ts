@@ -148,6 +148,17 @@ export interface RunFinish {
   counts: RunCounts;
   error: string | null;
   finishedAt: Date;
+  /** X's view of the audience at the end of a successful run, for the run log's match rate. */
+  match?: RunMatch | null;
+}
+
+/** What a run recorded of its match rate: X's size (null while X has not sized it) ÷ members sent. */
+export interface RunMatch {
+  audienceSize: number | null;
+  /** Members state holds with at least one valid identifier hash when the run ended. */
+  sent: number;
+  /** When X last processed the audience, as X reported it; null when X does not say. */
+  processedAt: Date | null;
 }
 
 /**
@@ -183,6 +194,8 @@ export interface RunRecord {
   error: string | null;
   /** Warehouse cost figures where the warehouse reports them (BigQuery bytes, Snowflake query ids). */
   cost?: Record<string, unknown> | null;
+  /** The match rate's figures recorded at the end of a successful run; null for other runs. */
+  match?: RunMatch | null;
 }
 
 /** One rejected or invalid identifier: the member key, the type and the reason. Never the raw value. */

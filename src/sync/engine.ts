@@ -3,7 +3,7 @@ import type { Project } from '../config/load-project.js';
 import { type ResolvedActivation, resolveActivation } from '../config/resolve-activation.js';
 import type { Destination } from '../destinations/destination.js';
 import { createDestination } from '../destinations/registry.js';
-import type { DiffRun, RejectionRecord, StateStore } from '../diff/types.js';
+import type { DiffRun, RejectionRecord, RunMatch, StateStore } from '../diff/types.js';
 import { ConfigError, errorMessage, isTailorError, LockBusyError } from '../errors.js';
 import { createStateStore } from '../diff/state-store.js';
 import { openSource } from '../sources/registry.js';
@@ -150,6 +150,30 @@ class Engine implements SyncEngine {
     return this.#deps.now?.() ?? new Date();
   }
 
+  /**
+   * X's size of the audience and the members sent with a valid identifier, for the run log's match
+   * rate. Asked after a successful run only; a failure to ask is logged and recorded as unknown,
+   * never a failed run.
+   */
+  async #measureMatch(ctx: RunContext): Promise<RunMatch | null> {
+    if (ctx.audienceId === null) return null;
+    try {
+      const [audience, sent] = await Promise.all([
+        this.destination(ctx.activation.destinationName).getAudience(ctx.audienceId, ctx.options.signal),
+        this.#state.identifiedMemberCount(ctx.activation.id),
+      ]);
+      if (!audience) return null;
+      return {
+        audienceSize: audience.size,
+        sent,
+        processedAt: audience.updatedAt === null ? null : new Date(audience.updatedAt),
+      };
+    } catch (error) {
+      ctx.logger.warn({ err: errorMessage(error) }, 'could not read the audience from X for the match rate');
+      return null;
+    }
+  }
+
   async sync(activationId: string, options: SyncOptions): Promise<SyncReport> {
     const activation = resolveActivation(this.project, activationId);
     const started = Date.now();
@@ -216,12 +240,14 @@ class Engine implements SyncEngine {
       // their intents let the next run repair the rest.
       if (outcome.status === 'failed' && options.signal?.aborted)
         outcome = { status: 'interrupted', error: INTERRUPTED };
+      const match = outcome.status === 'succeeded' ? await this.#measureMatch(ctx) : null;
       try {
         await this.#state.finishRun(ctx.runId, {
           status: outcome.status,
           counts: runCounts(ctx.counts),
           error: outcome.error,
           finishedAt: this.#now(),
+          match,
         });
       } catch (error) {
         log.error({ err: errorMessage(error) }, 'could not record the end of the run');

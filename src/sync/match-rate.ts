@@ -1,4 +1,5 @@
 import type { AudienceInfo } from '../destinations/destination.js';
+import type { RunRecord } from '../diff/types.js';
 
 /**
  * How much of an audience the destination matched to its users. X computes `audience_size` some
@@ -23,7 +24,11 @@ export interface MatchRate {
 const ratio = (size: number | null, of: number | null): number | null =>
   size === null || of === null || of === 0 ? null : Math.round((size / of) * 10_000) / 10_000;
 
-export function matchRate(audience: AudienceInfo, sent: number, rows: number | null): MatchRate {
+export function matchRate(
+  audience: Pick<AudienceInfo, 'size' | 'updatedAt'>,
+  sent: number,
+  rows: number | null,
+): MatchRate {
   return {
     audienceSize: audience.size,
     sent,
@@ -32,6 +37,25 @@ export function matchRate(audience: AudienceInfo, sent: number, rows: number | n
     ofRows: ratio(audience.size, rows),
     processedAt: audience.updatedAt,
   };
+}
+
+/** The match rate a run recorded at its end (run log), or null when it recorded none. */
+export function matchRateOfRun(run: RunRecord): MatchRate | null {
+  if (!run.match) return null;
+  return matchRate(
+    { size: run.match.audienceSize, updatedAt: run.match.processedAt?.toISOString() ?? null },
+    run.match.sent,
+    run.counts.rows,
+  );
+}
+
+const percent = (rate: number | null) => (rate === null ? '-' : `${(rate * 100).toFixed(1)}%`);
+
+/** Matched ÷ sent and ÷ rows for a table cell; `pending` until X has sized the audience. */
+export function formatMatchRate(rate: MatchRate | null): string {
+  if (!rate) return '-';
+  if (rate.audienceSize === null) return 'pending';
+  return `${percent(rate.ofSent)} / ${percent(rate.ofRows)}`;
 }
 
 /** The match rate as `--json`, the logs and webhooks show it (snake_case). */

@@ -743,11 +743,13 @@ export function defineSourceContract(
         requests: 2,
         suppressed: 4,
       };
+      const match = { audienceSize: 7, sent: 9, processedAt: new Date('2026-01-01T00:00:30Z') };
       await state.finishRun(r1, {
         status: 'succeeded',
         counts,
         error: null,
         finishedAt: new Date('2026-01-01T00:01:00Z'),
+        match,
       });
       await state.recordRejections(r1, 'act_a', [
         { memberKey: '7', identifierType: 'email', reason: 'invalid_email' },
@@ -761,8 +763,9 @@ export function defineSourceContract(
         counts,
         error: null,
         finishedAt: new Date('2026-01-01T00:01:00Z'),
+        match,
       });
-      expect(runs[0]).toMatchObject({ status: 'running', finishedAt: null });
+      expect(runs[0]).toMatchObject({ status: 'running', finishedAt: null, match: null });
       expect((await state.listRuns({ activationId: 'act_a', limit: 10 })).map((r) => r.id)).toEqual([r1]);
       expect(await state.listRuns({ limit: 1 })).toHaveLength(1);
       // r2 is left running, as by a killed process: the next run of act_b (under its lock) closes it

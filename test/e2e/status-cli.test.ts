@@ -181,4 +181,34 @@ describe('tailor status (CLI subprocess)', () => {
     expect(failed.stderr).toMatch(/^error: /m);
     expect(failed.stdout).toBe('');
   });
+
+  it("records each successful run's match rate in the run log, as X reported it then (history)", async () => {
+    // The first run ended before X sized the audience; a run now (nothing changed) records 300 of 400.
+    const again = await runCli(['sync', 'synced_x', '--project', dir, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const history = await runCli(['history', 'synced_x', '--project', dir, '--json']);
+    expect(history.code, history.stderr).toBe(0);
+    const runs = (
+      JSON.parse(history.stdout) as {
+        runs: { status: string; match_rate: Record<string, unknown> | null }[];
+      }
+    ).runs;
+    expect(runs).toHaveLength(2);
+    expect(runs[0]!.match_rate).toMatchObject({
+      audience_size: 300,
+      sent: 400,
+      rows: 600,
+      of_sent: 0.75,
+      of_rows: 0.5,
+    });
+    expect(Date.parse(String(runs[0]!.match_rate!['processed_at']))).not.toBeNaN();
+    expect(runs[1]!.match_rate).toMatchObject({ audience_size: null, sent: 400, of_sent: null });
+
+    const table = await runCli(['history', 'synced_x', '--project', dir]);
+    expect(table.code, table.stderr).toBe(0);
+    const [header, , newest, oldest] = table.stdout.split('\n');
+    expect(header).toMatch(/match sent\/rows\s+error$/i);
+    expect(newest).toMatch(/succeeded.*75\.0% \/ 50\.0%\s*$/);
+    expect(oldest).toMatch(/succeeded.*\bpending\s*$/);
+  });
 });

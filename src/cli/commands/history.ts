@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { openSyncEngine } from '../../sync/engine.js';
+import { formatMatchRate, matchRateJson, matchRateOfRun } from '../../sync/match-rate.js';
 import { withExamples, withGlobalOptions } from '../context.js';
 import { commandLineError, EXIT } from '../exit-codes.js';
 import { formatCount, formatDuration, formatInstant, formatTable } from '../output.js';
@@ -40,6 +41,7 @@ export function defineHistory(program: Command, wrap: Wrap): void {
               finished_at: run.finishedAt?.toISOString() ?? null,
               status: run.status,
               ...run.counts,
+              match_rate: run.match ? matchRateJson(matchRateOfRun(run)!) : null,
               error: run.error,
             })),
           });
@@ -64,6 +66,7 @@ export function defineHistory(program: Command, wrap: Wrap): void {
               'invalid',
               'rejected',
               'suppressed',
+              'match sent/rows',
               'error',
             ],
             runs.map((run) => [
@@ -81,6 +84,7 @@ export function defineHistory(program: Command, wrap: Wrap): void {
                 run.counts.rejected,
                 run.counts.suppressed,
               ].map(formatCount),
+              formatMatchRate(matchRateOfRun(run)),
               run.error ?? '',
             ]),
           ),

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { resolveActivations } from '../../config/resolve-activation.js';
 import { type ActivationStatusView, describeActivations } from '../../scheduler/status-report.js';
 import { openSyncEngine } from '../../sync/index.js';
-import { matchRateJson } from '../../sync/match-rate.js';
+import { formatMatchRate, matchRateJson } from '../../sync/match-rate.js';
 import { type CommandContext, withExamples, withGlobalOptions } from '../context.js';
 import { EXIT } from '../exit-codes.js';
 import { formatCount, formatInstant, formatTable } from '../output.js';
@@ -89,15 +89,7 @@ function audienceText(view: ActivationStatusView): [string, string, string] {
   return [view.audienceId, size, targetable];
 }
 
-const percent = (rate: number | null) => (rate === null ? '-' : `${(rate * 100).toFixed(1)}%`);
-
-/** Matched ÷ sent and ÷ rows; `pending` until X has sized the audience. */
-function matchText(view: ActivationStatusView): string {
-  const rate = view.matchRate;
-  if (!rate) return '-';
-  if (rate.audienceSize === null) return 'pending';
-  return `${percent(rate.ofSent)} / ${percent(rate.ofRows)}`;
-}
+const matchText = (view: ActivationStatusView): string => formatMatchRate(view.matchRate);
 
 function printTable(ctx: CommandContext, views: readonly ActivationStatusView[]): void {
   if (views.length === 0) {
