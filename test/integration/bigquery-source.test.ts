@@ -410,9 +410,10 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     const finish = fake.jobs.find((j) =>
       j.sql.startsWith('update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `rows`'),
     )!;
-    const errorParam = finish.parameters.at(-3)!;
+    // ..., error, cost, then the match rate (typed nulls: this run's audience was not asked), run id.
+    const errorParam = finish.parameters.at(-6)!;
     expect(errorParam).toEqual({ parameterType: { type: 'STRING' }, parameterValue: { value: null } });
-    const costText = (finish.parameters.at(-2)!.parameterValue as { value: string }).value;
+    const costText = (finish.parameters.at(-5)!.parameterValue as { value: string }).value;
     const cost = JSON.parse(costText) as { warehouse: string; bytes_processed: number; job_ids: string[] };
     expect(cost.warehouse).toBe('bigquery');
     expect(cost.bytes_processed).toBe(52_428_800 + 1024 + 2048);
@@ -427,7 +428,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
-  it('migrates a version-2 dataset to 3, 4, 5 and 6 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed', async () => {
+  it('migrates a version-2 dataset to 3, 4, 5, 6 and 7 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed, the match rate columns', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
     fake.on(/^update `tailor`.`(members|member_hashes|rejections)`/, { affected: 3 });
     await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
@@ -451,29 +452,40 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       // Version 6: the run log's suppressed count.
       'alter table `tailor`.`runs` add column if not exists `suppressed` INT64',
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 7: the run log's match rate, one column a statement.
+      'alter table `tailor`.`runs` add column if not exists `audience_size` INT64',
+      'alter table `tailor`.`runs` add column if not exists `members_sent` INT64',
+      'alter table `tailor`.`runs` add column if not exists `audience_processed_at` TIMESTAMP',
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    for (const job of fake.jobs.slice(3, -6)) expect(job.parameters).toEqual([]);
-    expect(fake.jobs.at(-5)!.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-3)!)).toEqual([
+    for (const job of fake.jobs.slice(3, -10)) expect(job.parameters).toEqual([]);
+    expect(fake.jobs.at(-9)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-7)!)).toEqual([
       { value: 5 },
       { value: 'index for clearing answered intents' },
       { value: 5 },
     ]);
-    expect(params(fake.jobs.at(-6)!)).toEqual([
+    expect(params(fake.jobs.at(-10)!)).toEqual([
       { value: 3 },
       { value: 'intents before send, and key digests' },
       { value: 3 },
     ]);
-    expect(params(fake.jobs.at(-4)!)).toEqual([
+    expect(params(fake.jobs.at(-8)!)).toEqual([
       { value: 4 },
       { value: 'state identity for audience owner marks' },
       { value: 4 },
     ]);
-    expect(fake.jobs.at(-2)!.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-1)!)).toEqual([
+    expect(fake.jobs.at(-6)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-5)!)).toEqual([
       { value: 6 },
       { value: 'suppressed count in the run log' },
       { value: 6 },
+    ]);
+    for (const at of [-4, -3, -2]) expect(fake.jobs.at(at)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-1)!)).toEqual([
+      { value: 7 },
+      { value: 'match rate in the run log' },
+      { value: 7 },
     ]);
   });
 
@@ -556,7 +568,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[6]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[7]] });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
       error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
     });
@@ -726,6 +738,10 @@ const EXPECTED_RUN = [
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'alter table `tailor`.`runs` add column if not exists `suppressed` INT64',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'alter table `tailor`.`runs` add column if not exists `audience_size` INT',
+  'alter table `tailor`.`runs` add column if not exists `members_sent` INT6',
+  'alter table `tailor`.`runs` add column if not exists `audience_processed',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
   'select `holder` from `tailor`.`locks` where `activation_id` = ?',

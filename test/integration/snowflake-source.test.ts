@@ -381,7 +381,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(abandon.binds.slice(-2).map((b) => b.value)).toEqual(['vip_x', 'running']);
     // The run's end: the last update of the runs.
     const finish = fake.statements.findLast((s) => s.sql.startsWith('update "TAILOR"."RUNS"'))!;
-    const costBind = finish.binds.at(-2)!.value as string;
+    const costBind = finish.binds.at(-5)!.value as string;
     const cost = JSON.parse(costBind) as { warehouse: string; queries: number; query_ids: string[] };
     const first = fake.statements.findIndex((s) => s.sql.startsWith('insert into "TAILOR"."RUNS"'));
     expect(cost.warehouse).toBe('snowflake');
@@ -395,7 +395,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().at(-1)).toBe('POST /session');
   });
 
-  it('migrates a version-2 schema to 3, 4, 5 and 6 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed', async () => {
+  it('migrates a version-2 schema to 3, 4, 5, 6 and 7 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed, the match rate columns', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
     fake.on(/INFORMATION_SCHEMA.SCHEMATA/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
     fake.on(/^update "TAILOR"."(MEMBERS|MEMBER_HASHES|REJECTIONS)"/, { affected: 3 });
@@ -424,30 +424,37 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       // Version 6: the run log's suppressed count.
       'alter table "TAILOR"."RUNS" add column if not exists "SUPPRESSED" NUMBER(38,0)',
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 7: the run log's match rate, one column a statement.
+      'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_SIZE" NUMBER(38,0)',
+      'alter table "TAILOR"."RUNS" add column if not exists "MEMBERS_SENT" NUMBER(38,0)',
+      'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_PROCESSED_AT" TIMESTAMP_TZ',
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    for (const st of statements.slice(4, -6)) expect(st.binds).toEqual([]);
-    expect(statements.at(-5)!.binds).toEqual([]);
-    expect(statements.at(-3)!.binds.map((b) => b.value)).toEqual([
+    for (const st of statements.slice(4, -10)) expect(st.binds).toEqual([]);
+    expect(statements.at(-9)!.binds).toEqual([]);
+    expect(statements.at(-7)!.binds.map((b) => b.value)).toEqual([
       '5',
       'index for clearing answered intents',
       '5',
     ]);
-    expect(statements.at(-6)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-10)!.binds.map((b) => b.value)).toEqual([
       '3',
       'intents before send, and key digests',
       '3',
     ]);
-    expect(statements.at(-4)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-8)!.binds.map((b) => b.value)).toEqual([
       '4',
       'state identity for audience owner marks',
       '4',
     ]);
-    expect(statements.at(-2)!.binds).toEqual([]);
-    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-6)!.binds).toEqual([]);
+    expect(statements.at(-5)!.binds.map((b) => b.value)).toEqual([
       '6',
       'suppressed count in the run log',
       '6',
     ]);
+    for (const at of [-4, -3, -2]) expect(statements.at(at)!.binds).toEqual([]);
+    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual(['7', 'match rate in the run log', '7']);
   });
 
   it('diffs against intents when members have some: the union state side and the P CTE', async () => {
@@ -549,7 +556,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['6']] });
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['7']] });
     fake.on(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_/, {
       error: {
         code: '000904',
@@ -672,6 +679,10 @@ const EXPECTED_RUN = [
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'alter table "TAILOR"."RUNS" add column if not exists "SUPPRESSED" NUMBER',
+  'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_SIZE" NUM',
+  'alter table "TAILOR"."RUNS" add column if not exists "MEMBERS_SENT" NUMB',
+  'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_PROCESSED',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'merge into "TAILOR"."LOCKS" as "T" using (select ? as "ACTIVATION_ID") a',
   'select "HOLDER" from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ?',

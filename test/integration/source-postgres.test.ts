@@ -150,7 +150,7 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
-  it('migrates a populated state schema created before the layer was unified (version 2) to 6, and syncs on it', async () => {
+  it('migrates a populated state schema created before the layer was unified (version 2) to 7, and syncs on it', async () => {
     // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
     const schema = state();
     const t = (table: string) => `"${schema}".${table}`;
@@ -229,6 +229,7 @@ describe('postgres source', () => {
       { version: 4 },
       { version: 5 },
       { version: 6 },
+      { version: 7 },
     ]);
     // Version 5: the index the commit's clearing of answered intents uses.
     const indexes = await admin.query(
@@ -265,7 +266,7 @@ describe('postgres source', () => {
     const identity = await rows(`select state_id from ${t('state_identity')}`);
     expect(identity).toHaveLength(1);
 
-    // Idempotent: a second migration finds version 6 and changes nothing; and were the migration
+    // Idempotent: a second migration finds version 7 and changes nothing; and were the migration
     // cut short after version 3's statements (versions 3 to 5 not recorded), re-running them
     // digests nothing twice and keeps the one state id.
     await createStateStore(source, schema, { logger: silentLogger }).migrate();
@@ -282,6 +283,7 @@ describe('postgres source', () => {
       { version: 4 },
       { version: 5 },
       { version: 6 },
+      { version: 7 },
     ]);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
     expect(await createStateStore(source, schema, { logger: silentLogger }).ownerId('old')).toBe(owner);

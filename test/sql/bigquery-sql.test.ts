@@ -160,7 +160,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
-  it('migrates a version-1 dataset forward in place: records versions 2 to 6, creates only member_intents and state_identity, adds runs.suppressed', async () => {
+  it('migrates a version-1 dataset forward in place: records versions 2 to 7, creates only member_intents and state_identity, adds runs.suppressed and the match rate columns', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 1 }] : [],
     );
@@ -172,10 +172,10 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       expect.stringMatching(/`state_identity`/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4, 5, 6]);
+    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4, 5, 6, 7]);
   });
 
-  it('migrates a version-2 dataset to 3, 4, 5 and 6: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6)', async () => {
+  it('migrates a version-2 dataset to 3, 4, 5, 6 and 7: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6), then the match rate columns (7)', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 2 }] : [],
     );
@@ -206,19 +206,25 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       // Version 6 adds the suppressed count to the run log.
       'alter table `tailor`.`runs` add column if not exists `suppressed` INT64',
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 7 records the match rate in the run log, one column a statement.
+      'alter table `tailor`.`runs` add column if not exists `audience_size` INT64',
+      'alter table `tailor`.`runs` add column if not exists `members_sent` INT64',
+      'alter table `tailor`.`runs` add column if not exists `audience_processed_at` TIMESTAMP',
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    expect(runner.recorded.at(-6)!.params).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(runner.recorded.at(-4)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
-    expect(runner.recorded.at(-1)!.params).toEqual([6, 'suppressed count in the run log', 6]);
-    for (const r of runner.recorded.slice(3, -6)) expect(r.params).toEqual([]);
-    expect(runner.recorded.at(-5)!.params).toEqual([]);
-    expect(runner.recorded.at(-3)!.params).toEqual([5, 'index for clearing answered intents', 5]);
-    expect(runner.recorded.at(-2)!.params).toEqual([]);
+    expect(runner.recorded.at(-10)!.params).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-8)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-5)!.params).toEqual([6, 'suppressed count in the run log', 6]);
+    expect(runner.recorded.at(-1)!.params).toEqual([7, 'match rate in the run log', 7]);
+    for (const r of runner.recorded.slice(3, -10)) expect(r.params).toEqual([]);
+    expect(runner.recorded.at(-9)!.params).toEqual([]);
+    expect(runner.recorded.at(-7)!.params).toEqual([5, 'index for clearing answered intents', 5]);
+    for (const at of [-6, -4, -3, -2]) expect(runner.recorded.at(at)!.params).toEqual([]);
   });
 
-  it('migrates nothing on a dataset already at version 6', async () => {
+  it('migrates nothing on a dataset already at version 7', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\(`version`\)/i.test(text) ? [{ version: 6 }] : [],
+      /^select max\(`version`\)/i.test(text) ? [{ version: 7 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
@@ -749,7 +755,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(mask(runner.recorded)).toMatchSnapshot();
     const finish = runner.recorded[1]!;
     // The run's cost: the source's bytes and job ids.
-    expect(JSON.parse(String(finish.params.at(-2)))).toEqual({
+    expect(JSON.parse(String(finish.params.at(-5)))).toEqual({
       warehouse: 'bigquery',
       jobs: 3,
       bytes_processed: 1024,

@@ -227,7 +227,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     return { recorded, state };
   }
 
-  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then versions 3, 4, 5 and 6', async () => {
+  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then versions 3, 4, 5, 6 and 7', async () => {
     let reads = 0;
     const { recorded, state } = setup((text) => {
       if (!text.startsWith('select max')) return [];
@@ -239,7 +239,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
   });
 
-  it('migrates a version-2 schema to 3, 4, 5 and 6 in its transaction: member_intents, keys digested and marked, state_identity, the intents index, runs.suppressed', async () => {
+  it('migrates a version-2 schema to 3, 4, 5, 6 and 7 in its transaction: member_intents, keys digested and marked, state_identity, the intents index, runs.suppressed, the match rate columns', async () => {
     const { recorded, state } = setup((text) => (text.startsWith('select max') ? [{ version: 2 }] : []));
     await state.migrate();
     expect(recorded.map((r) => r.sql)).toEqual([
@@ -264,12 +264,18 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       // Version 6: the suppressed count of the run log.
       'alter table "tailor"."runs" add column if not exists "suppressed" bigint',
       'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
+      // Version 7: the match rate of the run log, one column a statement.
+      'alter table "tailor"."runs" add column if not exists "audience_size" bigint',
+      'alter table "tailor"."runs" add column if not exists "members_sent" bigint',
+      'alter table "tailor"."runs" add column if not exists "audience_processed_at" timestamptz',
+      'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
       'commit',
     ]);
-    expect(recorded.at(-8)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(recorded.at(-6)!.parameters).toEqual([4, 'state identity for audience owner marks', 4]);
-    expect(recorded.at(-4)!.parameters).toEqual([5, 'index for clearing answered intents', 5]);
-    expect(recorded.at(-2)!.parameters).toEqual([6, 'suppressed count in the run log', 6]);
+    expect(recorded.at(-12)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(recorded.at(-10)!.parameters).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(recorded.at(-8)!.parameters).toEqual([5, 'index for clearing answered intents', 5]);
+    expect(recorded.at(-6)!.parameters).toEqual([6, 'suppressed count in the run log', 6]);
+    expect(recorded.at(-2)!.parameters).toEqual([7, 'match rate in the run log', 7]);
   });
 
   it('records the intent of a batch in one multi-row insert over unnest', async () => {

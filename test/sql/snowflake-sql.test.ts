@@ -137,7 +137,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(runner.recorded[1]!.binds).toEqual(['TAILOR']);
   });
 
-  it('migrates a version-1 schema forward in place: records versions 2 to 6, creates only member_intents and state_identity, adds runs.suppressed', async () => {
+  it('migrates a version-1 schema forward in place: records versions 2 to 7, creates only member_intents and state_identity, adds runs.suppressed and the match rate columns', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 1 }]
@@ -153,10 +153,10 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       expect.stringMatching(/"STATE_IDENTITY"/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3, 4, 5, 6]);
+    expect(recorded.map((r) => r.binds[0])).toEqual([2, 3, 4, 5, 6, 7]);
   });
 
-  it('migrates a version-2 schema to 3, 4, 5 and 6: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6)', async () => {
+  it('migrates a version-2 schema to 3, 4, 5, 6 and 7: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6), then the match rate columns (7)', async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\("VERSION"\)/i.test(text)
         ? [{ version: 2 }]
@@ -192,20 +192,26 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       // Version 6 adds the suppressed count to the run log.
       'alter table "TAILOR"."RUNS" add column if not exists "SUPPRESSED" NUMBER(38,0)',
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 7 records the match rate in the run log, one column a statement.
+      'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_SIZE" NUMBER(38,0)',
+      'alter table "TAILOR"."RUNS" add column if not exists "MEMBERS_SENT" NUMBER(38,0)',
+      'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_PROCESSED_AT" TIMESTAMP_TZ',
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    expect(runner.recorded.at(-6)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(runner.recorded.at(-4)!.binds).toEqual([4, 'state identity for audience owner marks', 4]);
-    expect(runner.recorded.at(-1)!.binds).toEqual([6, 'suppressed count in the run log', 6]);
+    expect(runner.recorded.at(-10)!.binds).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-8)!.binds).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-5)!.binds).toEqual([6, 'suppressed count in the run log', 6]);
+    expect(runner.recorded.at(-1)!.binds).toEqual([7, 'match rate in the run log', 7]);
     // Nothing of the migrations is bound: no key, no value.
-    for (const r of runner.recorded.slice(4, -6)) expect(r.binds).toEqual([]);
-    expect(runner.recorded.at(-5)!.binds).toEqual([]);
-    expect(runner.recorded.at(-3)!.binds).toEqual([5, 'index for clearing answered intents', 5]);
-    expect(runner.recorded.at(-2)!.binds).toEqual([]);
+    for (const r of runner.recorded.slice(4, -10)) expect(r.binds).toEqual([]);
+    expect(runner.recorded.at(-9)!.binds).toEqual([]);
+    expect(runner.recorded.at(-7)!.binds).toEqual([5, 'index for clearing answered intents', 5]);
+    for (const at of [-6, -4, -3, -2]) expect(runner.recorded.at(at)!.binds).toEqual([]);
   });
 
-  it('migrates nothing on a schema already at version 6', async () => {
+  it('migrates nothing on a schema already at version 7', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\("VERSION"\)/i.test(text) ? [{ version: 6 }] : [],
+      /^select max\("VERSION"\)/i.test(text) ? [{ version: 7 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
@@ -676,7 +682,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     await warehouse.getActivationStatus('vip_x');
     await warehouse.listActivationStatus();
     expect(mask(runner.recorded)).toMatchSnapshot();
-    expect(JSON.parse(String(runner.recorded[1]!.binds.at(-2)))).toEqual({
+    expect(JSON.parse(String(runner.recorded[1]!.binds.at(-5)))).toEqual({
       warehouse: 'snowflake',
       queries: 2,
       query_ids: ['01a', '01b'],
