@@ -98,7 +98,8 @@ function countsCells(counts: RunRecord['counts'] | undefined): Html {
     <span title="removed">−${formatCount(counts.removed)}</span>
     <span title="changed">~${formatCount(counts.changed)}</span>
     <span title="invalid">!${formatCount(counts.invalid)}</span>
-    <span title="rejected">×${formatCount(counts.rejected)}</span></span
+    <span title="rejected">×${formatCount(counts.rejected)}</span>
+    <span title="suppressed (opted out)">⊘${formatCount(counts.suppressed)}</span></span
   >`;
 }
 
@@ -236,7 +237,9 @@ export function indexPage(
                   </tbody>
                 </table>
               </div>
-              <p class="muted">Last run counts: + added, − removed, ~ changed, ! invalid, × rejected.</p>
+              <p class="muted">
+                Last run counts: + added, − removed, ~ changed, ! invalid, × rejected, ⊘ suppressed.
+              </p>
               ${rows.filter((r) => r.view.audienceError).map((r) => html`<p class="warn">${r.view.id}: ${r.view.audienceError}</p>`)}`
           : html`<p>No activations in tailor.yml yet.</p>`
       }
@@ -645,6 +648,18 @@ export function fullResyncPage(ctx: PageContext, id: string): Html {
   );
 }
 
+/** A run's counts, in the order the CLI prints them; `data-count` names each for the page's script. */
+const REPORT_COUNTS = [
+  ['rows', 'Rows'],
+  ['added', 'Added'],
+  ['removed', 'Removed'],
+  ['changed', 'Changed'],
+  ['refreshed', 'Refreshed'],
+  ['invalid', 'Invalid'],
+  ['rejected', 'Rejected'],
+  ['suppressed', 'Suppressed'],
+] as const;
+
 function reportNumbers(report: SyncReport): Html {
   const c = report.counts;
   return html`<dl class="numbers">
@@ -652,34 +667,13 @@ function reportNumbers(report: SyncReport): Html {
         <dt>Status</dt>
         <dd data-field="status">${report.status}</dd>
       </div>
-      <div>
-        <dt>Rows</dt>
-        <dd data-count="rows">${formatCount(c.rows)}</dd>
-      </div>
-      <div>
-        <dt>Added</dt>
-        <dd data-count="added">${formatCount(c.added)}</dd>
-      </div>
-      <div>
-        <dt>Removed</dt>
-        <dd data-count="removed">${formatCount(c.removed)}</dd>
-      </div>
-      <div>
-        <dt>Changed</dt>
-        <dd data-count="changed">${formatCount(c.changed)}</dd>
-      </div>
-      <div>
-        <dt>Refreshed</dt>
-        <dd data-count="refreshed">${formatCount(c.refreshed)}</dd>
-      </div>
-      <div>
-        <dt>Invalid</dt>
-        <dd data-count="invalid">${formatCount(c.invalid)}</dd>
-      </div>
-      <div>
-        <dt>Rejected</dt>
-        <dd data-count="rejected">${formatCount(c.rejected)}</dd>
-      </div>
+      ${REPORT_COUNTS.map(
+        ([key, label]) =>
+          html`<div>
+            <dt>${label}</dt>
+            <dd data-count="${key}">${formatCount(c[key])}</dd>
+          </div>`,
+      )}
       <div>
         <dt>Time</dt>
         <dd>${formatDuration(report.durationMs)}</dd>
