@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
-import type { AudienceInfo } from '../destinations/destination.js';
 import { errorMessage } from '../errors.js';
-import { type MatchRate, matchRate, matchRateJson } from '../sync/match-rate.js';
+import { type MatchRate, matchRateJson } from '../sync/match-rate.js';
 import type { SyncEngine, SyncOptions, SyncReport } from '../sync/types.js';
 import type { AlertNotifier } from './alert-delivery.js';
 import { type AlertEvent, eventsForRun, previousRuns } from './alert-events.js';
@@ -9,10 +8,7 @@ import { type AlertEvent, eventsForRun, previousRuns } from './alert-events.js';
 export interface AlertingDeps {
   logger: Logger;
   now?: () => Date;
-  /**
-   * Asks X for the audience after every successful run (not only when an alert needs it) and hands
-   * over the match rate: the scheduler's /metrics gauges.
-   */
+  /** Takes the match rate of every successful run (X's view, asked once by the engine): /metrics. */
   onMatchRate?: (activationId: string, rate: MatchRate) => void;
 }
 
@@ -20,9 +16,9 @@ export interface AlertingDeps {
 const RECENT_RUNS = 10;
 
 /**
- * After a run, reads what the alerts need (the run log, the audience binding, and X's view of the
- * audience only when an alert asks about targetability or match rate), logs the match rate, and
- * sends the alerts the run's state changes call for. Never throws: an alert is not the run.
+ * After a run, logs its match rate and hands it on, then reads what the alerts need (the run log and
+ * the audience binding; X's view of the audience comes with the report) and sends the alerts the
+ * run's state changes call for. Never throws: an alert is not the run.
  */
 export async function alertAfterRun(
   engine: SyncEngine,
@@ -30,35 +26,23 @@ export async function alertAfterRun(
   report: SyncReport,
   deps: AlertingDeps & { signal?: AbortSignal },
 ): Promise<AlertEvent[]> {
-  const alerts = notifier.forActivation(report.activationId);
-  const measure = deps.onMatchRate !== undefined;
-  if ((alerts.length === 0 && !measure) || report.runId === null) return [];
+  if (report.runId === null) return [];
   const log = deps.logger.child({ run: report.runId, activation: report.activationId });
+  // The engine asked X for the audience once, after the run (absent when the run did not succeed).
+  const audience = report.audience ?? null;
+  const rate = report.matchRate ?? null;
+  if (rate) {
+    log.info({ matchRate: matchRateJson(rate) }, 'match rate');
+    deps.onMatchRate?.(report.activationId, rate);
+  }
+  const alerts = notifier.forActivation(report.activationId);
+  if (alerts.length === 0) return [];
   try {
     const state = engine.state();
     const [runs, binding] = await Promise.all([
       state.listRuns({ activationId: report.activationId, limit: RECENT_RUNS }),
       state.getBinding(report.activationId),
     ]);
-    let audience: AudienceInfo | null = null;
-    let rate: MatchRate | null = null;
-    const asksX = alerts.some(
-      ([, alert]) => alert.events.includes('not_targetable') || alert.events.includes('low_match_rate'),
-    );
-    if (report.status === 'succeeded' && (asksX || measure) && binding) {
-      const activation = engine.project.config.activations[report.activationId];
-      if (activation) {
-        audience =
-          (await engine.destination(activation.destination).getAudience(binding.audienceId, deps.signal)) ??
-          null;
-        if (audience) {
-          const sent = await state.identifiedMemberCount(report.activationId);
-          rate = matchRate(audience, sent, report.counts.rows);
-          log.info({ matchRate: matchRateJson(rate) }, 'match rate');
-          deps.onMatchRate?.(report.activationId, rate);
-        }
-      }
-    }
     const facts = {
       report,
       ...previousRuns(runs, report.runId),

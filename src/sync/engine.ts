@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Project } from '../config/load-project.js';
 import { type ResolvedActivation, resolveActivation } from '../config/resolve-activation.js';
-import type { Destination } from '../destinations/destination.js';
+import type { AudienceInfo, Destination } from '../destinations/destination.js';
 import { createDestination } from '../destinations/registry.js';
 import type { DiffRun, RejectionRecord, RunMatch, StateStore } from '../diff/types.js';
 import { ConfigError, errorMessage, isTailorError, LockBusyError } from '../errors.js';
@@ -25,6 +25,7 @@ import { refreshSuppression, suppressionStateIds } from './suppression.js';
 import { mayDelete, removalHold, type RemovalEstimate, segmentHold, startEstimate } from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
+import { matchRateOfRun } from './match-rate.js';
 
 /**
  * One run of an activation, top-down: take the activation's lock, record the run, bind the audience
@@ -151,11 +152,11 @@ class Engine implements SyncEngine {
   }
 
   /**
-   * X's size of the audience and the members sent with a valid identifier, for the run log's match
-   * rate. Asked after a successful run only; a failure to ask is logged and recorded as unknown,
-   * never a failed run.
+   * X's view of the audience and the members sent with a valid identifier, for the run log's match
+   * rate and for what follows the run (alerts, /metrics). Asked after a successful run only; a failure
+   * to ask is logged and recorded as unknown, never a failed run.
    */
-  async #measureMatch(ctx: RunContext): Promise<RunMatch | null> {
+  async #measureMatch(ctx: RunContext): Promise<{ audience: AudienceInfo; match: RunMatch } | null> {
     if (ctx.audienceId === null) return null;
     try {
       const [audience, sent] = await Promise.all([
@@ -163,11 +164,8 @@ class Engine implements SyncEngine {
         this.#state.identifiedMemberCount(ctx.activation.id),
       ]);
       if (!audience) return null;
-      return {
-        audienceSize: audience.size,
-        sent,
-        processedAt: audience.updatedAt === null ? null : new Date(audience.updatedAt),
-      };
+      const processedAt = audience.updatedAt === null ? null : new Date(audience.updatedAt);
+      return { audience, match: { audienceSize: audience.size, sent, processedAt } };
     } catch (error) {
       ctx.logger.warn({ err: errorMessage(error) }, 'could not read the audience from X for the match rate');
       return null;
@@ -186,6 +184,7 @@ class Engine implements SyncEngine {
       audienceId: null,
       runId: null,
     };
+    let measured: { audience: AudienceInfo; match: RunMatch } | null = null;
     const report = (status: SyncReport['status'], error: string | null, kind?: string): SyncReport => ({
       activationId,
       runId: ctx.runId,
@@ -196,6 +195,9 @@ class Engine implements SyncEngine {
       error,
       warnings: ctx.warnings,
       ...(kind ? { errorKind: kind } : {}),
+      ...(measured
+        ? { audience: measured.audience, matchRate: matchRateOfRun(measured.match, ctx.counts.rows) }
+        : {}),
     });
 
     let lock;
@@ -240,14 +242,14 @@ class Engine implements SyncEngine {
       // their intents let the next run repair the rest.
       if (outcome.status === 'failed' && options.signal?.aborted)
         outcome = { status: 'interrupted', error: INTERRUPTED };
-      const match = outcome.status === 'succeeded' ? await this.#measureMatch(ctx) : null;
+      if (outcome.status === 'succeeded') measured = await this.#measureMatch(ctx);
       try {
         await this.#state.finishRun(ctx.runId, {
           status: outcome.status,
           counts: runCounts(ctx.counts),
           error: outcome.error,
           finishedAt: this.#now(),
-          match,
+          match: measured?.match ?? null,
         });
       } catch (error) {
         log.error({ err: errorMessage(error) }, 'could not record the end of the run');

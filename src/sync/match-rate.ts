@@ -1,5 +1,5 @@
 import type { AudienceInfo } from '../destinations/destination.js';
-import type { RunRecord } from '../diff/types.js';
+import type { RunMatch } from '../diff/types.js';
 
 /**
  * How much of an audience the destination matched to its users. X computes `audience_size` some
@@ -39,13 +39,12 @@ export function matchRate(
   };
 }
 
-/** The match rate a run recorded at its end (run log), or null when it recorded none. */
-export function matchRateOfRun(run: RunRecord): MatchRate | null {
-  if (!run.match) return null;
+/** The match rate of a run's recorded figures (run log, or the run just made) and its row count. */
+export function matchRateOfRun(match: RunMatch, rows: number | null): MatchRate {
   return matchRate(
-    { size: run.match.audienceSize, updatedAt: run.match.processedAt?.toISOString() ?? null },
-    run.match.sent,
-    run.counts.rows,
+    { size: match.audienceSize, updatedAt: match.processedAt?.toISOString() ?? null },
+    match.sent,
+    rows,
   );
 }
 

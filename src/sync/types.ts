@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Project } from '../config/load-project.js';
-import type { Destination, DestinationObserver } from '../destinations/destination.js';
+import type { AudienceInfo, Destination, DestinationObserver } from '../destinations/destination.js';
 import type { RunCounts, RunStatus, StateStore } from '../diff/types.js';
 import type { ColumnInfo } from '../sources/source.js';
+import type { MatchRate } from './match-rate.js';
 
 /**
  * The contract of one sync run, shared by the CLI (`plan`, `sync`, `activate`), the scheduler and
@@ -63,6 +64,10 @@ export interface SyncReport {
    * when the run failed or was skipped; absent otherwise. Lets callers map failures to exit codes.
    */
   errorKind?: string;
+  /** X's view of the audience, asked once after a successful run (absent otherwise, or when X failed). */
+  audience?: AudienceInfo;
+  /** The match rate of that view: X's size ÷ members sent, and ÷ the run's rows. */
+  matchRate?: MatchRate;
 }
 
 /** What a sync engine needs from the process around it. */

@@ -41,7 +41,7 @@ export function defineHistory(program: Command, wrap: Wrap): void {
               finished_at: run.finishedAt?.toISOString() ?? null,
               status: run.status,
               ...run.counts,
-              match_rate: run.match ? matchRateJson(matchRateOfRun(run)!) : null,
+              match_rate: run.match ? matchRateJson(matchRateOfRun(run.match, run.counts.rows)) : null,
               error: run.error,
             })),
           });
@@ -84,7 +84,7 @@ export function defineHistory(program: Command, wrap: Wrap): void {
                 run.counts.rejected,
                 run.counts.suppressed,
               ].map(formatCount),
-              formatMatchRate(matchRateOfRun(run)),
+              formatMatchRate(run.match ? matchRateOfRun(run.match, run.counts.rows) : null),
               run.error ?? '',
             ]),
           ),
