@@ -297,32 +297,7 @@ function planSummary(report: SyncReport, title: string): Html {
   const reasons = Object.entries(c.invalidByReason);
   return html`<section class="plan" aria-label="${title}">
     <h2>${title}</h2>
-    <dl class="numbers">
-      <div>
-        <dt>Rows</dt>
-        <dd data-count="rows">${formatCount(c.rows)}</dd>
-      </div>
-      <div>
-        <dt>To add</dt>
-        <dd data-count="added">${formatCount(c.added)}</dd>
-      </div>
-      <div>
-        <dt>To remove</dt>
-        <dd data-count="removed">${formatCount(c.removed)}</dd>
-      </div>
-      <div>
-        <dt>To change</dt>
-        <dd data-count="changed">${formatCount(c.changed)}</dd>
-      </div>
-      <div>
-        <dt>To refresh</dt>
-        <dd data-count="refreshed">${formatCount(c.refreshed)}</dd>
-      </div>
-      <div>
-        <dt>Invalid</dt>
-        <dd data-count="invalid">${formatCount(c.invalid)}</dd>
-      </div>
-    </dl>
+    <dl class="numbers">${countItems(c, PLAN_COUNTS)}</dl>
     ${
       reasons.length
         ? html`<table class="compact">
@@ -648,8 +623,13 @@ export function fullResyncPage(ctx: PageContext, id: string): Html {
   );
 }
 
+type Counts = SyncReport['counts'];
+/** The counts that are numbers (not the invalid values by reason). */
+type CountKey = { [K in keyof Counts]: Counts[K] extends number ? K : never }[keyof Counts];
+type CountList = readonly (readonly [CountKey, string])[];
+
 /** A run's counts, in the order the CLI prints them; `data-count` names each for the page's script. */
-const REPORT_COUNTS = [
+const REPORT_COUNTS: CountList = [
   ['rows', 'Rows'],
   ['added', 'Added'],
   ['removed', 'Removed'],
@@ -658,7 +638,28 @@ const REPORT_COUNTS = [
   ['invalid', 'Invalid'],
   ['rejected', 'Rejected'],
   ['suppressed', 'Suppressed'],
-] as const;
+];
+
+/** A plan's counts: what a sync would do now. */
+const PLAN_COUNTS: CountList = [
+  ['rows', 'Rows'],
+  ['added', 'To add'],
+  ['removed', 'To remove'],
+  ['changed', 'To change'],
+  ['refreshed', 'To refresh'],
+  ['invalid', 'Invalid'],
+  ['suppressed', 'Suppressed'],
+];
+
+function countItems(counts: SyncReport['counts'], list: CountList): Html[] {
+  return list.map(
+    ([key, label]) =>
+      html`<div>
+        <dt>${label}</dt>
+        <dd data-count="${key}">${formatCount(counts[key])}</dd>
+      </div>`,
+  );
+}
 
 function reportNumbers(report: SyncReport): Html {
   const c = report.counts;
@@ -667,13 +668,7 @@ function reportNumbers(report: SyncReport): Html {
         <dt>Status</dt>
         <dd data-field="status">${report.status}</dd>
       </div>
-      ${REPORT_COUNTS.map(
-        ([key, label]) =>
-          html`<div>
-            <dt>${label}</dt>
-            <dd data-count="${key}">${formatCount(c[key])}</dd>
-          </div>`,
-      )}
+      ${countItems(c, REPORT_COUNTS)}
       <div>
         <dt>Time</dt>
         <dd>${formatDuration(report.durationMs)}</dd>
