@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { type HeadlessBrowser, launchBrowser } from '../helpers/browser.js';
+import { expectConnectionSecrets } from '../helpers/connect.js';
 import { type CliResult, runCli, startCli } from '../helpers/cli.js';
 import { TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
 
@@ -162,24 +163,7 @@ describe('tailor connect', () => {
     expect(yml).toContain('audience_name: "Tailor: {model}"');
 
     // .env: the four secrets, owner-only, git-ignored; none of them in tailor.yml.
-    const envText = await readFile(join(dir, '.env'), 'utf8');
-    expect((await stat(join(dir, '.env'))).mode & 0o777).toBe(0o600);
-    expect(await readFile(join(dir, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
-    const values = Object.fromEntries(
-      envText
-        .split('\n')
-        .filter((l) => /^X_/.test(l))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    );
-    expect(Object.keys(values).sort()).toEqual([
-      'X_ACCESS_TOKEN',
-      'X_ACCESS_TOKEN_SECRET',
-      'X_CONSUMER_KEY',
-      'X_CONSUMER_SECRET',
-    ]);
-    expect(values.X_CONSUMER_SECRET).toBe(APP.consumerSecret);
-    for (const secret of [values.X_CONSUMER_SECRET!, values.X_ACCESS_TOKEN!, values.X_ACCESS_TOKEN_SECRET!])
-      expect(yml).not.toContain(secret);
+    const values = await expectConnectionSecrets(dir, yml, APP.consumerSecret);
 
     // Every command loads .env: check verifies the connection with nothing in the environment.
     const check = await cli(['check']);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningEmulator, startEmulator } from '../../src/emulator/index.js';
 import { type HeadlessBrowser, launchBrowser } from '../helpers/browser.js';
+import { expectConnectionSecrets } from '../helpers/connect.js';
 import { CLI, type CliResult, runCli } from '../helpers/cli.js';
 import { waitFor } from '../helpers/e2e.js';
 import { TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
@@ -274,25 +275,8 @@ describe('Connect X in the web UI', () => {
     expect(yml).toContain(`api_url: ${emulator.url}`);
     for (const variable of ['X_CONSUMER_KEY', 'X_CONSUMER_SECRET', 'X_ACCESS_TOKEN', 'X_ACCESS_TOKEN_SECRET'])
       expect(yml).toContain(`\${${variable}}`);
-    // .env: the four secrets, owner-only, git-ignored.
-    const envText = await readFile(join(dir, '.env'), 'utf8');
-    expect((await stat(join(dir, '.env'))).mode & 0o777).toBe(0o600);
-    expect(await readFile(join(dir, '.gitignore'), 'utf8')).toMatch(/^\.env$/m);
-    const values = Object.fromEntries(
-      envText
-        .split('\n')
-        .filter((l) => /^X_/.test(l))
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    );
-    expect(Object.keys(values).sort()).toEqual([
-      'X_ACCESS_TOKEN',
-      'X_ACCESS_TOKEN_SECRET',
-      'X_CONSUMER_KEY',
-      'X_CONSUMER_SECRET',
-    ]);
-    expect(values.X_CONSUMER_SECRET).toBe(APP.consumerSecret);
-    for (const secret of [values.X_CONSUMER_SECRET!, values.X_ACCESS_TOKEN!, values.X_ACCESS_TOKEN_SECRET!])
-      expect(yml).not.toContain(secret);
+    // .env: the four secrets, owner-only, git-ignored; none of them in tailor.yml.
+    const values = await expectConnectionSecrets(dir, yml, APP.consumerSecret);
 
     // The UI runs with what it wrote: Activate creates the audience and syncs it.
     await page.goto(`${url}/models/high_value_customers`);
