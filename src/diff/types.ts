@@ -23,6 +23,12 @@ export interface DiffSpec {
   refreshBefore: Date | null;
   /** Emit every current member as `changed`-like `refresh` (re-send all) and everything beyond as `removed`. */
   fullResync: boolean;
+  /**
+   * The safety rule may ask for `heldHashCount()`: where the warehouse runs a state read beside the
+   * diff at no cost but CPU (`hooks.speculativeReads`), the count starts with the diff instead of
+   * after it. State does not move meanwhile: the run holds the activation's lock.
+   */
+  heldCountLikely?: boolean;
 }
 
 export type ChangeKind = 'added' | 'removed' | 'changed' | 'refresh';

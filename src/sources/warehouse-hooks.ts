@@ -80,6 +80,13 @@ export interface WarehouseHooks {
   readonly transactions: boolean;
   /** Upserts as INSERT ... ON CONFLICT (Postgres) or MERGE (BigQuery, Snowflake). */
   readonly upsert: 'on_conflict' | 'merge';
+  /**
+   * Whether a read of state may run beside the diff's statements for nothing but CPU, so one the
+   * run will probably need is started before it is known to be needed (the held-hash count of the
+   * safety rule). A PostgreSQL server: another backend. Not PGlite (one backend in the process: the
+   * read would wait for the diff, then delay it), nor BigQuery and Snowflake, which bill the scan.
+   */
+  readonly speculativeReads?: boolean;
 
   // --- values --------------------------------------------------------------------------------------
   /**

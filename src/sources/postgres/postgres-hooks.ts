@@ -81,6 +81,7 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     fetchSize: options.fetchSize,
     transactions: true,
     upsert: 'on_conflict',
+    speculativeReads: options.lock.kind === 'advisory',
 
     async run(what, attempt) {
       try {
