@@ -697,6 +697,14 @@ export class StateSql {
    * Order: hashes, then members. Without a transaction (BigQuery), a failure in between leaves a
    * member's old fingerprint beside its new hashes, so the next diff re-emits it and its commit
    * writes the difference again.
+   *
+   * A member state held no hash rows for at the diff (an added one, or one without a valid
+   * identifier: `previousHashes` empty) has rows now only if this commit ran before. Where one
+   * transaction writes a member's row and its hash rows together (INSERT ... ON CONFLICT: Postgres,
+   * PGlite), hash rows never exist without the member's row, so such members are inserted first
+   * with ON CONFLICT DO NOTHING: the ones inserted cannot have hash rows and skip the delete by key;
+   * only those already there (a repeated commit) are deleted and rewritten. On a first load that is
+   * every member: measured at 300k members, the delete cost 190 ms of every 10,000-member commit.
    */
   async applyMemberChanges(
     activationId: string,
@@ -714,17 +722,22 @@ export class StateSql {
       intentKeys?: readonly string[];
     },
   ): Promise<void> {
-    const { upserts, removals } = changes;
+    const { removals } = changes;
+    let { upserts } = changes;
     if (upserts.length === 0 && removals.length === 0) return;
     const replaced = [...removals];
     const pairs: (readonly [string, string, string])[] = [];
     const inserts: (readonly [string, string, string])[] = [];
+    const insertFirst = this.hooks.upsert === 'on_conflict' && this.hooks.transactions;
+    /** Members state held no hash rows for at the diff, inserted before anything else (see above). */
+    const fresh: MemberUpsert[] = [];
     for (const upsert of upserts) {
       // No previous rows (an added member): delete by key, not pair by pair. Both keep a second commit
       // of the same acks harmless, but a pair costs a probe of the hash index and a key one probe of
       // the member index: for a 10,000-member batch at 1M members (Postgres), 296 ms against under 50 ms.
       if (upsert.previousHashes === undefined || upsert.previousHashes.length === 0) {
-        replaced.push(upsert.key);
+        if (insertFirst && upsert.previousHashes !== undefined) fresh.push(upsert);
+        else replaced.push(upsert.key);
         const seen = new Set<string>();
         for (const h of upsert.hashes) {
           const id = `${h.idType}:${h.hash}`;
@@ -758,6 +771,12 @@ export class StateSql {
       ['hash', 'text'],
     ] as const;
     await this.#inTransaction('committing acknowledged members', async (db) => {
+      if (fresh.length > 0) {
+        const inserted = new Set(await this.#insertNewMembers(db, aid, members, fresh));
+        // Already there: this commit ran before. Their rows are replaced like any other member's.
+        for (const upsert of fresh) if (!inserted.has(upsert.key)) replaced.push(upsert.key);
+        if (inserted.size > 0) upserts = upserts.filter((upsert) => !inserted.has(upsert.key));
+      }
       if (replaced.length > 0) {
         await this.#exec(
           db,
@@ -794,7 +813,7 @@ export class StateSql {
       if (changes.olderIntents === false) {
         await this.#clearIntents(db, aid, changes.intentKeys ?? [], changes.intentIds ?? [], false);
       } else {
-        const keys = [...upserts.map((u) => u.key), ...removals];
+        const keys = [...changes.upserts.map((u) => u.key), ...removals];
         await this.#clearIntents(db, aid, keys, changes.intentIds ?? [], true);
       }
     });
@@ -826,6 +845,33 @@ export class StateSql {
       sql`delete from ${this.table('member_intents')} where ${id('activation_id')} = ${aid}
         and ${this.hooks.inList(id('member_key'), keys)} and ${which}`,
     );
+  }
+
+  /** Inserts the members not in state yet (ON CONFLICT DO NOTHING); returns the keys it inserted. */
+  async #insertNewMembers(
+    db: Kysely<unknown>,
+    aid: RawBuilder<unknown>,
+    members: RawBuilder<unknown>,
+    upserts: readonly MemberUpsert[],
+  ): Promise<string[]> {
+    const id = (name: string) => sql.id(name);
+    const source = this.hooks.rows(
+      'u',
+      [
+        ['member_key', 'text'],
+        ['fingerprint', 'text'],
+        ['last_sent_at', 'timestamptz'],
+      ],
+      upserts.map((u) => [u.key, u.fingerprint, u.lastSentAt]),
+    );
+    const result = await sql<{ member_key: string }>`insert into ${members} (${sql.join(
+      ['activation_id', 'member_key', 'fingerprint', 'last_sent_at', 'updated_at'].map((c) => id(c)),
+    )})
+      select ${aid}, ${sql.ref('u.member_key')}, ${sql.ref('u.fingerprint')}, ${sql.ref('u.last_sent_at')}, current_timestamp
+      from ${source}
+      on conflict (${id('activation_id')}, ${id('member_key')}) do nothing
+      returning ${id('member_key')}`.execute(db);
+    return result.rows.map((row) => row.member_key);
   }
 
   /** Members: fingerprints upserted (keeping last_sent_at when none is given), removals deleted. */
