@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { cpus, totalmem, release, platform } from 'node:os';
+import { availableParallelism, cpus, totalmem, release, platform } from 'node:os';
 import type pg from 'pg';
 
 /** What the numbers were measured on, printed at the top of RESULTS.md. */
 export interface MachineInfo {
   cpuModel: string;
+  /** CPUs this process may run on (`os.availableParallelism()`): what the machine's CPU time is divided by. */
   cores: number;
   ramBytes: number;
   os: string;
@@ -39,7 +40,7 @@ export async function describeMachine(client: pg.Client): Promise<MachineInfo> {
   const info = cpus();
   return {
     cpuModel: info[0]?.model.trim() ?? 'unknown',
-    cores: info.length,
+    cores: availableParallelism(),
     ramBytes: totalmem(),
     os: `${platform()} ${release()}`,
     node: process.version,

@@ -33,6 +33,18 @@ export interface Measurement {
   peakRssBytes: number | null;
   /** CPU time (user + system) of that process; null for the floor. */
   cpuMs: number | null;
+  /**
+   * CPU time (user + system) of the PostgreSQL server's processes over the run (bench/server-cpu.ts);
+   * null for PGlite (it runs inside the tailor process: that is in cpuMs) and when the server is not
+   * measurable from here (not local, no /proc: a note says so). Optional only so measurements built
+   * before this field existed still type-check; the benchmark always sets it.
+   */
+  serverCpuMs?: number | null;
+  /**
+   * CPU time of the benchmark process over the run (`process.cpuUsage()`: the X Ads emulator answering
+   * requests and the byte-counting proxy's worker); null for the floor. Optional as serverCpuMs.
+   */
+  benchCpuMs?: number | null;
   /** Stopped before it finished (time ran out): figures so far, left out of the medians. */
   partial?: boolean;
   /** Anything worth keeping next to the figures (phases, warnings). */
@@ -62,6 +74,8 @@ export interface Summary {
   membersPerSecond: number;
   peakRssBytes: number | null;
   cpuMs: number | null;
+  serverCpuMs: number | null;
+  benchCpuMs: number | null;
   /** The largest peak RSS over the runs (the figure the RSS target is about). */
   maxPeakRssBytes: number | null;
 }
@@ -103,6 +117,8 @@ export function summarize(measurements: readonly Measurement[]): Summary[] {
       membersPerSecond: median(group.map((m) => deltaMembers(m) / (m.wallMs / 1000))),
       peakRssBytes: medianOrNull(rss),
       cpuMs: medianOrNull(group.map((m) => m.cpuMs)),
+      serverCpuMs: medianOrNull(group.map((m) => m.serverCpuMs ?? null)),
+      benchCpuMs: medianOrNull(group.map((m) => m.benchCpuMs ?? null)),
       maxPeakRssBytes: rss.length === 0 ? null : Math.max(...rss),
     };
   });

@@ -28,6 +28,7 @@ import {
 } from './people.js';
 import { renderReport } from './report.js';
 import type { BenchSystem, BenchWarehouseKind, CaseKind, Measurement } from './results.js';
+import { type ServerCpuMeter, serverCpuMeter } from './server-cpu.js';
 import { formatBytes, formatCount, formatDuration } from './stats.js';
 import {
   BENCH_STATE_SCHEMA,
@@ -68,6 +69,8 @@ interface Context {
   /** Through the proxy (the floor, so its bytes are counted like the others'). */
   floor: pg.Client;
   dbUrl: string;
+  /** CPU of the PostgreSQL server's processes; null when it cannot be read from here (a note says why). */
+  serverCpu: ServerCpuMeter | null;
   measurements: Measurement[];
   notes: string[];
   tempDirs: string[];
@@ -140,6 +143,31 @@ function verifyMembership(
   }
 }
 
+interface CpuUsed {
+  /** The PostgreSQL server's processes; null on PGlite, or when the server cannot be measured. */
+  serverCpuMs: number | null;
+  /** The benchmark process (emulator and proxy worker). */
+  benchCpuMs: number;
+}
+
+/**
+ * Starts counting the CPU of the server and of the benchmark process; the function returned stops.
+ * The benchmark's clock starts after the server reading and stops before the second one, so reading
+ * /proc is not counted as the emulator's or the proxy's.
+ */
+async function startCpuMeters(ctx: Context, warehouse: BenchWarehouseKind): Promise<() => Promise<CpuUsed>> {
+  const server = warehouse === 'postgres' ? ctx.serverCpu : null;
+  const serverBefore = server ? await server.read() : null;
+  const benchBefore = process.cpuUsage();
+  return async () => {
+    const bench = process.cpuUsage(benchBefore);
+    return {
+      benchCpuMs: (bench.user + bench.system) / 1000,
+      serverCpuMs: server ? await server.msSince(serverBefore) : null,
+    };
+  };
+}
+
 /**
  * Before each measured run: vacuum and analyze the whole database (the segment and every system's
  * own state), then checkpoint. Without the vacuum, a run after a load paid for the load's leftovers:
@@ -161,10 +189,12 @@ async function measureTailor(
   await settle(ctx, info.warehouse);
   emulator.admin.clearRequestLog();
   const before = ctx.proxy.read();
+  const stopCpu = await startCpuMeters(ctx, info.warehouse);
   let run: Awaited<ReturnType<typeof runTailorSync>>;
   try {
     run = await runTailorSync(projectDir, ctx.options.cpuProfDir, ctx.stop);
   } catch (error) {
+    const cpu = await stopCpu();
     if (error instanceof StoppedRun) {
       // Keep what the stopped run did: members X acknowledged so far, its memory so far.
       const sent = usersRequests(emulator.admin.requestLog());
@@ -188,6 +218,7 @@ async function measureTailor(
         maxUsersPerRequest: sent.maxUsersPerRequest,
         peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
         cpuMs: Number.isFinite(proc.cpuMs) ? proc.cpuMs : null,
+        ...cpu,
         partial: true,
       };
       ctx.measurements.push(m);
@@ -195,6 +226,7 @@ async function measureTailor(
     }
     throw error;
   }
+  const cpu = await stopCpu();
   const { process: proc, report, diffSteps } = run;
   const wire = info.warehouse === 'postgres' ? ctx.proxy.since(before).fromWarehouse : null;
   const sent = usersRequests(emulator.admin.requestLog());
@@ -222,6 +254,7 @@ async function measureTailor(
     maxUsersPerRequest: sent.maxUsersPerRequest,
     peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
     cpuMs: Number.isFinite(proc.cpuMs) ? proc.cpuMs : null,
+    ...cpu,
     detail: {
       diffSteps,
       diffMs: Object.values(diffSteps).reduce((sum, ms) => sum + ms, 0),
@@ -237,7 +270,9 @@ async function measureTailor(
 async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement> {
   await settle(ctx, 'postgres');
   const before = ctx.proxy.read();
+  const stopCpu = await startCpuMeters(ctx, 'postgres');
   const result = await runFloorPg(ctx.floor);
+  const { serverCpuMs } = await stopCpu();
   const wire = ctx.proxy.since(before).fromWarehouse;
   const expected = info.expected;
   if (result.deltaRows !== expected.added + expected.removed + expected.changed) {
@@ -262,6 +297,9 @@ async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement
     maxUsersPerRequest: null,
     peakRssBytes: null,
     cpuMs: null,
+    serverCpuMs,
+    // The floor's client runs in the benchmark process, but it is not a party to the other systems' runs.
+    benchCpuMs: null,
     detail: { diffAndStreamMs: result.diffMs, mergeMs: result.mergeMs },
   };
 }
@@ -286,11 +324,13 @@ async function measureFullPull(
     audienceName: FULL_PULL_AUDIENCE,
   };
   const before = ctx.proxy.read();
+  const stopCpu = await startCpuMeters(ctx, 'postgres');
   const proc = await runMeasured(
     process.execPath,
     ['--import', 'tsx', join(REPO_ROOT, 'bench', 'full-pull.ts'), JSON.stringify(config)],
     { cwd: REPO_ROOT, signal: ctx.stop },
   );
+  const cpu = await stopCpu();
   const wire = ctx.proxy.since(before).fromWarehouse;
   if (proc.code !== 0)
     throw new Error(
@@ -322,6 +362,7 @@ async function measureFullPull(
     maxUsersPerRequest: sent.maxUsersPerRequest,
     peakRssBytes: Number.isFinite(proc.peakRssBytes) ? proc.peakRssBytes : null,
     cpuMs: Number.isFinite(proc.cpuMs) ? proc.cpuMs : null,
+    ...cpu,
     detail: { phases: result.phases },
   };
 }
@@ -334,6 +375,8 @@ function describe(m: Measurement): string {
   if (m.wireBytes !== null) parts.push(`${formatBytes(m.wireBytes)} read`);
   if (m.peakRssBytes !== null) parts.push(`RSS ${formatBytes(m.peakRssBytes)}`);
   if (m.cpuMs !== null) parts.push(`CPU ${formatDuration(m.cpuMs)}`);
+  if (m.serverCpuMs != null) parts.push(`server CPU ${formatDuration(m.serverCpuMs)}`);
+  if (m.benchCpuMs != null) parts.push(`emulator + proxy CPU ${formatDuration(m.benchCpuMs)}`);
   return parts.join(' ');
 }
 
@@ -504,6 +547,9 @@ async function benchPglite(ctx: Context): Promise<void> {
         maxUsersPerRequest: null,
         peakRssBytes: null,
         cpuMs: null,
+        // PGlite runs in the process that reads it: here the benchmark's own, for the floor.
+        serverCpuMs: null,
+        benchCpuMs: null,
       };
       ctx.measurements.push(m);
       progress(`PGlite ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
@@ -574,6 +620,8 @@ async function main(): Promise<void> {
   await admin.query(`create database ${options.database}`);
   const machine = await describeMachine(admin);
   await admin.end();
+  const serverCpu = await serverCpuMeter(options.pgUrl);
+  if (serverCpu.note) progress(serverCpu.note);
 
   const proxy = await ByteProxy.start(server.hostname, Number(server.port || 5432));
   const setup = new pg.Client(dbUrl);
@@ -601,8 +649,9 @@ async function main(): Promise<void> {
     setup,
     floor,
     dbUrl,
+    serverCpu: serverCpu.meter,
     measurements: [],
-    notes: [],
+    notes: serverCpu.note ? [serverCpu.note] : [],
     tempDirs: [],
     stop: stopper.signal,
     deadline:
