@@ -623,14 +623,14 @@ export class StateSql {
   async heldHashCount(activationId: string): Promise<number> {
     const row = await this.#read('counting the hashes state holds', () =>
       this.#q()
-        .selectFrom((eb) =>
-          eb
-            .selectFrom('member_hashes')
-            .select('hash')
+        .selectFrom((eb) => {
+          const rows = eb.selectFrom('member_hashes');
+          const toCount = this.hooks.hashToCount;
+          return (toCount ? rows.select(toCount(sql.ref('hash')).as('hash')) : rows.select('hash'))
             .distinct()
             .where('activation_id', '=', activationId)
-            .as('h'),
-        )
+            .as('h');
+        })
         .select((eb) => eb.fn.countAll().as('n'))
         .executeTakeFirst(),
     );

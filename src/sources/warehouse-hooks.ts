@@ -166,6 +166,12 @@ export interface WarehouseHooks {
   keyDigest(text: RawBuilder<unknown>): RawBuilder<unknown>;
   /** A null-safe, order-defined fingerprint of the mapped values (named `v_<i>`). */
   fingerprint(values: readonly RawBuilder<unknown>[]): RawBuilder<unknown>;
+  /**
+   * A stored hash (64 lowercase hex characters) as the value the held-hash count groups by: the same
+   * distinct values, cheaper to group where the warehouse has a binary type (Postgres: its 32 bytes).
+   * Absent: the hash as it is.
+   */
+  hashToCount?(hash: RawBuilder<unknown>): RawBuilder<unknown>;
   /** A key expression as ordered for reading: by code point everywhere (Postgres: COLLATE "C"). */
   keyOrder(expr: RawBuilder<unknown>): RawBuilder<unknown>;
   /** How the delta read carries each non-added member's stored hashes. */
