@@ -610,6 +610,12 @@ export function defineSourceContract(
       // Other activations' members never count.
       await syncOnce(spec('people', { activationId: 'act_b' }));
       expect(await run.hashesHeldByOthers([own], [digest('3')])).toEqual(new Set());
+      // The share rule's count: distinct hashes (a shared email once), this activation's only; the
+      // same count when started with the diff (heldCountLikely) or asked for after it.
+      expect(await run.heldHashCount()).toBe(3);
+      await using early = await state.prepareDiff({ ...spec('people'), heldCountLikely: true });
+      expect(await early.heldHashCount()).toBe(3);
+      expect(await state.identifiedMemberCount('act_a')).toBe(3);
     });
 
     it('keeps two runs of one activation apart with its lock', async () => {
