@@ -772,7 +772,7 @@ export class StateSql {
     ] as const;
     await this.#inTransaction('committing acknowledged members', async (db) => {
       if (fresh.length > 0) {
-        const inserted = new Set(await this.#insertNewMembers(db, aid, members, fresh));
+        const inserted = new Set(await this.#insertNewMembers(db, aid, fresh));
         // Already there: this commit ran before. Their rows are replaced like any other member's.
         for (const upsert of fresh) if (!inserted.has(upsert.key)) replaced.push(upsert.key);
         if (inserted.size > 0) upserts = upserts.filter((upsert) => !inserted.has(upsert.key));
@@ -847,14 +847,11 @@ export class StateSql {
     );
   }
 
-  /** Inserts the members not in state yet (ON CONFLICT DO NOTHING); returns the keys it inserted. */
-  async #insertNewMembers(
-    db: Kysely<unknown>,
-    aid: RawBuilder<unknown>,
-    members: RawBuilder<unknown>,
-    upserts: readonly MemberUpsert[],
-  ): Promise<string[]> {
-    const id = (name: string) => sql.id(name);
+  /**
+   * `insert into members (...) select ... from <the upserts as rows>` (Postgres, PGlite), for the
+   * caller's ON CONFLICT clause.
+   */
+  #insertMembers(aid: RawBuilder<unknown>, upserts: readonly MemberUpsert[]): RawBuilder<unknown> {
     const source = this.hooks.rows(
       'u',
       [
@@ -864,11 +861,20 @@ export class StateSql {
       ],
       upserts.map((u) => [u.key, u.fingerprint, u.lastSentAt]),
     );
-    const result = await sql<{ member_key: string }>`insert into ${members} (${sql.join(
-      ['activation_id', 'member_key', 'fingerprint', 'last_sent_at', 'updated_at'].map((c) => id(c)),
-    )})
+    const columns = ['activation_id', 'member_key', 'fingerprint', 'last_sent_at', 'updated_at'];
+    return sql`insert into ${this.table('members')} as ${sql.id('t')} (${sql.join(columns.map((c) => sql.id(c)))})
       select ${aid}, ${sql.ref('u.member_key')}, ${sql.ref('u.fingerprint')}, ${sql.ref('u.last_sent_at')}, current_timestamp
-      from ${source}
+      from ${source}`;
+  }
+
+  /** Inserts the members not in state yet (ON CONFLICT DO NOTHING); returns the keys it inserted. */
+  async #insertNewMembers(
+    db: Kysely<unknown>,
+    aid: RawBuilder<unknown>,
+    upserts: readonly MemberUpsert[],
+  ): Promise<string[]> {
+    const id = (name: string) => sql.id(name);
+    const result = await sql<{ member_key: string }>`${this.#insertMembers(aid, upserts)}
       on conflict (${id('activation_id')}, ${id('member_key')}) do nothing
       returning ${id('member_key')}`.execute(db);
     return result.rows.map((row) => row.member_key);
@@ -928,21 +934,10 @@ export class StateSql {
       );
     }
     if (upserts.length > 0) {
-      const source = hooks.rows(
-        'u',
-        [
-          ['member_key', 'text'],
-          ['fingerprint', 'text'],
-          ['last_sent_at', 'timestamptz'],
-        ],
-        upserts.map((u) => [u.key, u.fingerprint, u.lastSentAt]),
-      );
       await this.#exec(
         db,
         what,
-        sql`insert into ${members} as ${id('t')} (${memberColumns})
-          select ${aid}, ${sql.ref('u.member_key')}, ${sql.ref('u.fingerprint')}, ${sql.ref('u.last_sent_at')}, current_timestamp
-          from ${source}
+        sql`${this.#insertMembers(aid, upserts)}
           on conflict (${id('activation_id')}, ${id('member_key')}) do update set ${id('fingerprint')} = ${sql.ref('excluded.fingerprint')},
             ${id('last_sent_at')} = coalesce(${sql.ref('excluded.last_sent_at')}, ${t('last_sent_at')}),
             ${id('updated_at')} = ${sql.ref('excluded.updated_at')}`,
