@@ -4,6 +4,7 @@
  * stderr. Nothing here is asserted: the report says which targets are met.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -630,6 +631,12 @@ async function benchBigquery(ctx: Context): Promise<void> {
   const gcloudDir = join(projectDir, 'gcloud-empty');
   await mkdir(gcloudDir);
   progress(`BigQuery ${formatCount(size)} rows: starting bqemulator`);
+  const pins = readFileSync(join(REPO_ROOT, 'scripts', 'bqemulator-requirements.txt'), 'utf8')
+    .split('\n')
+    .filter((line) => /^(bqemulator|duckdb|sqlglot)==/i.test(line));
+  ctx.notes.push(
+    `BigQuery case: ${pins.join(', ')} (scripts/bqemulator-requirements.txt); reported only, no floor, no full pull.`,
+  );
   const bqemulator = await startBqemulator();
   const metadata = await startFakeMetadata();
   const emulator = await startEmulator({ rateLimits: false });
