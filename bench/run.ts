@@ -18,6 +18,7 @@ import type { RequestLogEntry, RunningEmulator } from '../src/emulator/types.js'
 import { type BenchOptions, parseBenchArgs } from './args.js';
 import { ByteProxy } from './byte-proxy.js';
 import { metadataEnv, startFakeMetadata } from './fake-metadata.js';
+import { resetFloorBigquery, runFloorBigquery } from './floor-bigquery.js';
 import { resetFloorPg, resetFloorPglite, runFloorPg, runFloorPglite } from './floor.js';
 import type { FullPullConfig, FullPullResult } from './full-pull.js';
 import { describeMachine, gitDescribe } from './machine.js';
@@ -618,9 +619,9 @@ const BQ_LOCATION = 'US';
  * The BigQuery case on the local engine, reported without a target: bqemulator (a BigQuery REST
  * layer in Python over DuckDB) holds the segment, generated and edited in GoogleSQL
  * (bench/people-bigquery.ts), and `tailor sync` reaches it as users run it, with `api_endpoint` and
- * application default credentials, whose token comes from bench/fake-metadata.ts. No floor and no
- * full pull: the figures describe DuckDB behind a REST layer, not BigQuery, so there is nothing to
- * hold them against.
+ * application default credentials, whose token comes from bench/fake-metadata.ts. The floor runs
+ * in GoogleSQL on the same emulator (bench/floor-bigquery.ts), after Tailor, as on PGlite; no full
+ * pull. The figures describe DuckDB behind a REST layer, not BigQuery.
  */
 async function benchBigquery(ctx: Context): Promise<void> {
   const { options } = ctx;
@@ -635,7 +636,7 @@ async function benchBigquery(ctx: Context): Promise<void> {
     .split('\n')
     .filter((line) => /^(bqemulator|duckdb|sqlglot)==/i.test(line));
   ctx.notes.push(
-    `BigQuery case: ${pins.join(', ')} (scripts/bqemulator-requirements.txt); reported only, no floor, no full pull.`,
+    `BigQuery case: ${pins.join(', ')} (scripts/bqemulator-requirements.txt); reported only, no full pull.`,
   );
   const bqemulator = await startBqemulator();
   const metadata = await startFakeMetadata();
@@ -649,10 +650,12 @@ async function benchBigquery(ctx: Context): Promise<void> {
       authClient: fakeBigqueryAuth(),
       location: BQ_LOCATION,
     });
-    const exec = (sql: string) => bq.query({ query: sql, location: BQ_LOCATION });
+    const exec = async (sql: string) =>
+      (await bq.query({ query: sql, location: BQ_LOCATION }))[0] as Record<string, unknown>[];
     progress(`BigQuery ${formatCount(size)} rows: generating the people table`);
     let started = performance.now();
     await createPeopleBigquery(exec, size, BQ_LOCATION);
+    await resetFloorBigquery(exec, BQ_LOCATION);
     progress(
       `BigQuery ${formatCount(size)} rows: generated in ${formatDuration(performance.now() - started)}`,
     );
@@ -668,14 +671,50 @@ async function benchBigquery(ctx: Context): Promise<void> {
       ctx.measurements.push(m);
       progress(`BigQuery ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
     };
-    await tailorRun({
+    const floorRun = async (info: CaseInfo) => {
+      const stopCpu = await startCpuMeters(ctx, 'bigquery');
+      const result = await runFloorBigquery(exec);
+      const { serverCpuMs } = await stopCpu();
+      const expected = info.expected;
+      if (result.deltaRows !== expected.added + expected.removed + expected.changed) {
+        ctx.notes.push(
+          `floor BigQuery ${formatCount(size)} ${info.kind} run ${info.run}: delta ${result.deltaRows} rows`,
+        );
+      }
+      const m: Measurement = {
+        warehouse: 'bigquery',
+        size,
+        kind: info.kind,
+        system: 'floor',
+        run: info.run,
+        wallMs: result.ms,
+        engineMs: result.ms,
+        rowsRead: result.deltaRows,
+        wireBytes: null,
+        valueBytes: result.deltaValueBytes,
+        ...expected,
+        userObjects: null,
+        requests: null,
+        maxUsersPerRequest: null,
+        peakRssBytes: null,
+        cpuMs: null,
+        serverCpuMs,
+        benchCpuMs: null,
+        detail: { diffAndStreamMs: result.diffMs, mergeMs: result.mergeMs },
+      };
+      ctx.measurements.push(m);
+      progress(`BigQuery ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+    };
+    const initial: CaseInfo = {
       warehouse: 'bigquery',
       size,
       kind: 'initial',
       run: 1,
       segmentRows: size,
       expected: { added: size, removed: 0, changed: 0 },
-    });
+    };
+    await tailorRun(initial);
+    await floorRun(initial);
     const edits = editCounts(size);
     let forward = true;
     for (let run = 1; run <= options.runs; run++) {
@@ -685,14 +724,16 @@ async function benchBigquery(ctx: Context): Promise<void> {
       progress(
         `BigQuery ${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
       );
-      await tailorRun({
+      const info: CaseInfo = {
         warehouse: 'bigquery',
         size,
         kind: 'incremental',
         run,
         segmentRows: size,
         expected: forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed },
-      });
+      };
+      await tailorRun(info);
+      await floorRun(info);
       forward = !forward;
     }
     const unknown = metadata.unknownRequests();
