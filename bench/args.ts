@@ -19,6 +19,11 @@ export interface BenchOptions {
   skipFullPull: boolean;
   /** The PGlite incremental case runs at this size (1M, or the largest size when that is smaller). */
   pgliteRows: number;
+  /**
+   * Size of the BigQuery case on the local engine (bqemulator on DuckDB), run after PGlite and reported
+   * without a target; 0 leaves it out (as --skip-bigquery does).
+   */
+  bigqueryRows: number;
   /** A server URL; the benchmark creates (and drops first) `database` on it. */
   pgUrl: string;
   database: string;
@@ -52,6 +57,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --out FILE            where to write the results (default bench/RESULTS.md)
   --skip-pglite         leave out the PGlite incremental case
   --skip-full-pull      leave out the full-pull baseline
+  --bigquery-rows N     size of the BigQuery case on bqemulator (DuckDB), reported only (default 100k;
+                        0 leaves it out)
+  --skip-bigquery       leave out the BigQuery case
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
   --database NAME       database to (re)create for the run (default tailor_bench)
   --keep                keep the database and the generated projects (with each sync's log)
@@ -91,6 +99,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       keep: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       'pglite-rows': { type: 'string' },
+      'bigquery-rows': { type: 'string' },
+      'skip-bigquery': { type: 'boolean', default: false },
       'max-minutes': { type: 'string' },
       'stop-after-minutes': { type: 'string' },
       'pglite-before-largest': { type: 'boolean', default: false },
@@ -140,6 +150,15 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
       values['pglite-rows'] === undefined
         ? Math.min(1_000_000, sizes[sizes.length - 1]!)
         : parseCount(values['pglite-rows']),
+    bigqueryRows:
+      // --quick leaves it out as it does PGlite, unless a size is asked for.
+      values['skip-bigquery'] ||
+      values['bigquery-rows'] === '0' ||
+      (values.quick && values['bigquery-rows'] === undefined)
+        ? 0
+        : values['bigquery-rows'] === undefined
+          ? 100_000
+          : parseCount(values['bigquery-rows']),
     pgUrl: values['pg-url'],
     database: values.database,
     keep: values.keep,

@@ -1,6 +1,12 @@
 import type { BenchOptions } from './args.js';
 import type { MachineInfo } from './machine.js';
-import { findSummary, type Measurement, type Summary, summarize } from './results.js';
+import {
+  type BenchWarehouseKind,
+  findSummary,
+  type Measurement,
+  type Summary,
+  summarize,
+} from './results.js';
 import { formatBytes, formatCount, formatDuration, formatRatio, median } from './stats.js';
 
 /**
@@ -47,15 +53,17 @@ type System = 'tailor' | 'floor' | 'full_pull';
 
 /**
  * The CPU the whole machine spent on one Tailor run (medians): the tailor process, the PostgreSQL
- * server and the benchmark process (emulator + proxy). Null when one of them was not measured; on
- * PGlite the server is the tailor process, so its part is already in the tailor figure.
+ * server (on BigQuery: the bqemulator process) and the benchmark process (emulator + proxy). Null
+ * when one of them was not measured; on PGlite the server is the tailor process, so its part is
+ * already in the tailor figure.
  */
 export function machineCpu(
   s: Summary,
 ): { tailorMs: number; serverMs: number | null; emulatorMs: number; totalMs: number } | null {
   if (s.cpuMs === null || s.benchCpuMs === null) return null;
-  if (s.warehouse === 'postgres' && s.serverCpuMs === null) return null;
-  const serverMs = s.warehouse === 'postgres' ? s.serverCpuMs : null;
+  const separateServer = s.warehouse !== 'pglite';
+  if (separateServer && s.serverCpuMs === null) return null;
+  const serverMs = separateServer ? s.serverCpuMs : null;
   return {
     tailorMs: s.cpuMs,
     serverMs,
@@ -71,7 +79,7 @@ export function machineCpuLine(s: Summary, cores: number): string {
   const parts =
     cpu.serverMs === null
       ? `tailor ${formatDuration(cpu.tailorMs)} (PGlite inside it)`
-      : `tailor ${formatDuration(cpu.tailorMs)} + server ${formatDuration(cpu.serverMs)}`;
+      : `tailor ${formatDuration(cpu.tailorMs)} + ${s.warehouse === 'bigquery' ? 'bqemulator' : 'server'} ${formatDuration(cpu.serverMs)}`;
   return (
     `machine CPU: ${parts} + emulator ${formatDuration(cpu.emulatorMs)} = ${formatDuration(cpu.totalMs)}; ` +
     `on ${cores} cores at least ${formatDuration(cpu.totalMs / cores)} of wall time`
@@ -253,7 +261,7 @@ const SYSTEM_LABEL = {
 /** Medians of where the floor's and the full pull's time went (their own timers). */
 function phaseLine(
   measurements: readonly Measurement[],
-  warehouse: 'postgres' | 'pglite',
+  warehouse: BenchWarehouseKind,
   size: number,
   kind: 'initial' | 'incremental',
 ): string {
@@ -310,7 +318,7 @@ function phaseLine(
 
 function caseTable(
   summaries: readonly Summary[],
-  warehouse: 'postgres' | 'pglite',
+  warehouse: BenchWarehouseKind,
   size: number,
   kind: 'initial' | 'incremental',
   cores: number,
@@ -430,6 +438,33 @@ export function renderReport(input: ReportInput): string {
     }
   }
 
+  const bigquerySizes = [
+    ...new Set(measurements.filter((m) => m.warehouse === 'bigquery').map((m) => m.size)),
+  ];
+  for (const size of bigquerySizes) {
+    out.push(`## BigQuery (local engine: bqemulator on DuckDB), ${formatCount(size)} rows`, '');
+    out.push(
+      'Reported without a target. These figures describe DuckDB behind a Python REST layer (bqemulator), not',
+      "BigQuery: BigQuery's job scheduling, slots, storage and network are not in them. `tailor sync` runs as users run",
+      'it, with `api_endpoint` pointing at the emulator and application default credentials (the token comes from a',
+      'local stand-in for the GCE metadata server: the benchmark runs offline). *CPU (server)* is the bqemulator',
+      "process. The floor is bench/floor.ts's in GoogleSQL on the same emulator (its delta a table, read by the SDK, no",
+      'transaction); there is no full pull here.',
+      '',
+    );
+    for (const kind of ['initial', 'incremental'] as const) {
+      const table = caseTable(summaries, 'bigquery', size, kind, machine.cores);
+      if (!table) continue;
+      const phases = phaseLine(measurements, 'bigquery', size, kind);
+      out.push(
+        `### ${kind === 'initial' ? 'Initial sync' : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
+        '',
+        table,
+        ...(phases ? [phases, ''] : []),
+      );
+    }
+  }
+
   const stopped = measurements.filter((m) => m.partial);
   if (stopped.length > 0) {
     out.push('## Stopped runs', '');
@@ -499,6 +534,17 @@ export function renderReport(input: ReportInput): string {
       '  reaped by the postmaster, so their time is in its cutime/cstime. It counts the whole server (checkpointer, other',
       '  sessions). Empty on PGlite (the database runs inside the measured process) and when the server is not on this',
       '  machine (a note says so).',
+      '- **BigQuery (local engine)**: the same segment and edits in GoogleSQL (`bench/people-bigquery.ts`: value for',
+      '  value the PostgreSQL expressions, generated with `GENERATE_ARRAY`) in bqemulator, a BigQuery REST emulator in',
+      '  Python on DuckDB, started from `.venv-bq`. Tailor is configured as for BigQuery (`project_id`, `location`,',
+      '  `api_endpoint` set to the emulator, no key), so it takes application default credentials: the sync process gets',
+      '  `GCE_METADATA_HOST` pointing at a local stand-in for the GCE metadata server (`bench/fake-metadata.ts`) and',
+      '  `METADATA_SERVER_DETECTION=assume-present`, and asks it for one token per run. One initial load and `--runs`',
+      '  incremental runs, measured like the other Tailor runs; *CPU (server)* is the bqemulator process',
+      '  (`/proc/<pid>/stat`). The floor (`bench/floor-bigquery.ts`) is the same FULL OUTER JOIN and MERGE in GoogleSQL',
+      '  on the emulator: the delta is materialized into a table (no temp table or cursor outside a session) and read',
+      '  through the SDK, with no transaction around the three jobs. No full pull. No target: the figures describe DuckDB',
+      '  behind a Python REST layer, not BigQuery.',
       '- **CPU (emulator + proxy)**: `process.cpuUsage()` of the benchmark process over the run: the X Ads emulator',
       "  answering the requests and the byte-counting proxy's worker thread. Empty for the floor.",
       '- **machine CPU** (under each case, for Tailor): the tailor process, the server and the emulator + proxy added up,',

@@ -1,7 +1,7 @@
 import { median } from './stats.js';
 
 export type BenchSystem = 'tailor' | 'floor' | 'full_pull';
-export type BenchWarehouseKind = 'postgres' | 'pglite';
+export type BenchWarehouseKind = 'postgres' | 'pglite' | 'bigquery';
 export type CaseKind = 'initial' | 'incremental';
 
 /** One measured run of one system on one case. */
@@ -36,7 +36,8 @@ export interface Measurement {
   /**
    * CPU time (user + system) of the PostgreSQL server's processes over the run (bench/server-cpu.ts);
    * null for PGlite (it runs inside the tailor process: that is in cpuMs) and when the server is not
-   * measurable from here (not local, no /proc: a note says so). Optional only so measurements built
+   * measurable from here (not local, no /proc: a note says so). On BigQuery: the bqemulator process
+   * (its REST layer and DuckDB). Optional only so measurements built
    * before this field existed still type-check; the benchmark always sets it.
    */
   serverCpuMs?: number | null;

@@ -4,16 +4,21 @@
  * stderr. Nothing here is asserted: the report says which targets are met.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { BigQuery } from '@google-cloud/bigquery';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
+import { fakeBigqueryAuth, startBqemulator } from '../test/helpers/bqemulator.js';
 import { DEMO_ACCOUNT_ID, DEMO_CREDENTIALS, startEmulator } from '../src/emulator/index.js';
 import type { RequestLogEntry, RunningEmulator } from '../src/emulator/types.js';
 import { type BenchOptions, parseBenchArgs } from './args.js';
 import { ByteProxy } from './byte-proxy.js';
+import { metadataEnv, startFakeMetadata } from './fake-metadata.js';
+import { resetFloorBigquery, runFloorBigquery } from './floor-bigquery.js';
 import { resetFloorPg, resetFloorPglite, runFloorPg, runFloorPglite } from './floor.js';
 import type { FullPullConfig, FullPullResult } from './full-pull.js';
 import { describeMachine, gitDescribe } from './machine.js';
@@ -26,9 +31,15 @@ import {
   PEOPLE_MAPPINGS,
   PEOPLE_MODEL_SQL,
 } from './people.js';
+import {
+  applyEditsBigquery,
+  BQ_PEOPLE_DATASET,
+  BQ_PEOPLE_MODEL_SQL,
+  createPeopleBigquery,
+} from './people-bigquery.js';
 import { renderReport } from './report.js';
 import type { BenchSystem, BenchWarehouseKind, CaseKind, Measurement } from './results.js';
-import { type ServerCpuMeter, serverCpuMeter } from './server-cpu.js';
+import { processCpuMeter, type ServerCpuMeter, serverCpuMeter } from './server-cpu.js';
 import { formatBytes, formatCount, formatDuration } from './stats.js';
 import {
   BENCH_STATE_SCHEMA,
@@ -71,6 +82,8 @@ interface Context {
   dbUrl: string;
   /** CPU of the PostgreSQL server's processes; null when it cannot be read from here (a note says why). */
   serverCpu: ServerCpuMeter | null;
+  /** CPU of the bqemulator process, while the BigQuery case runs. */
+  bigqueryCpu: ServerCpuMeter | null;
   measurements: Measurement[];
   notes: string[];
   tempDirs: string[];
@@ -156,7 +169,7 @@ interface CpuUsed {
  * /proc is not counted as the emulator's or the proxy's.
  */
 async function startCpuMeters(ctx: Context, warehouse: BenchWarehouseKind): Promise<() => Promise<CpuUsed>> {
-  const server = warehouse === 'postgres' ? ctx.serverCpu : null;
+  const server = warehouse === 'postgres' ? ctx.serverCpu : warehouse === 'bigquery' ? ctx.bigqueryCpu : null;
   const serverBefore = server ? await server.read() : null;
   const benchBefore = process.cpuUsage();
   return async () => {
@@ -185,6 +198,7 @@ async function measureTailor(
   emulator: RunningEmulator,
   projectDir: string,
   info: CaseInfo,
+  env: Record<string, string> = {},
 ): Promise<Measurement> {
   await settle(ctx, info.warehouse);
   emulator.admin.clearRequestLog();
@@ -192,7 +206,7 @@ async function measureTailor(
   const stopCpu = await startCpuMeters(ctx, info.warehouse);
   let run: Awaited<ReturnType<typeof runTailorSync>>;
   try {
-    run = await runTailorSync(projectDir, ctx.options.cpuProfDir, ctx.stop);
+    run = await runTailorSync(projectDir, ctx.options.cpuProfDir, ctx.stop, env);
   } catch (error) {
     const cpu = await stopCpu();
     if (error instanceof StoppedRun) {
@@ -599,6 +613,146 @@ async function benchPglite(ctx: Context): Promise<void> {
   }
 }
 
+const BQ_LOCATION = 'US';
+
+/**
+ * The BigQuery case on the local engine, reported without a target: bqemulator (a BigQuery REST
+ * layer in Python over DuckDB) holds the segment, generated and edited in GoogleSQL
+ * (bench/people-bigquery.ts), and `tailor sync` reaches it as users run it, with `api_endpoint` and
+ * application default credentials, whose token comes from bench/fake-metadata.ts. The floor runs
+ * in GoogleSQL on the same emulator (bench/floor-bigquery.ts), after Tailor, as on PGlite; no full
+ * pull. The figures describe DuckDB behind a REST layer, not BigQuery.
+ */
+async function benchBigquery(ctx: Context): Promise<void> {
+  const { options } = ctx;
+  const size = options.bigqueryRows;
+  if (!haveTime(ctx, 'the BigQuery case')) return;
+  const projectDir = await mkdtemp(join(tmpdir(), 'tailor-bench-bigquery-'));
+  ctx.tempDirs.push(projectDir);
+  const gcloudDir = join(projectDir, 'gcloud-empty');
+  await mkdir(gcloudDir);
+  progress(`BigQuery ${formatCount(size)} rows: starting bqemulator`);
+  const pins = readFileSync(join(REPO_ROOT, 'scripts', 'bqemulator-requirements.txt'), 'utf8')
+    .split('\n')
+    .filter((line) => /^(bqemulator|duckdb|sqlglot)==/i.test(line));
+  ctx.notes.push(
+    `BigQuery case: ${pins.join(', ')} (scripts/bqemulator-requirements.txt); reported only, no full pull.`,
+  );
+  const bqemulator = await startBqemulator();
+  const metadata = await startFakeMetadata();
+  const emulator = await startEmulator({ rateLimits: false });
+  ctx.bigqueryCpu = processCpuMeter(bqemulator.pid);
+  try {
+    // The bench's own jobs (generation, edits) go through the SDK with a token in hand.
+    const bq = new BigQuery({
+      projectId: bqemulator.project,
+      apiEndpoint: bqemulator.url,
+      authClient: fakeBigqueryAuth(),
+      location: BQ_LOCATION,
+    });
+    const exec = async (sql: string) =>
+      (await bq.query({ query: sql, location: BQ_LOCATION }))[0] as Record<string, unknown>[];
+    progress(`BigQuery ${formatCount(size)} rows: generating the people table`);
+    let started = performance.now();
+    await createPeopleBigquery(exec, size, BQ_LOCATION);
+    await resetFloorBigquery(exec, BQ_LOCATION);
+    progress(
+      `BigQuery ${formatCount(size)} rows: generated in ${formatDuration(performance.now() - started)}`,
+    );
+    await writeTailorProject(
+      projectDir,
+      { type: 'bigquery', projectId: bqemulator.project, apiEndpoint: bqemulator.url, location: BQ_LOCATION },
+      emulatorTarget(emulator),
+      BQ_PEOPLE_MODEL_SQL,
+    );
+    const env = metadataEnv(metadata, gcloudDir);
+    const tailorRun = async (info: CaseInfo) => {
+      const m = await measureTailor(ctx, emulator, projectDir, info, env);
+      ctx.measurements.push(m);
+      progress(`BigQuery ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+    };
+    const floorRun = async (info: CaseInfo) => {
+      const stopCpu = await startCpuMeters(ctx, 'bigquery');
+      const result = await runFloorBigquery(exec);
+      const { serverCpuMs } = await stopCpu();
+      const expected = info.expected;
+      if (result.deltaRows !== expected.added + expected.removed + expected.changed) {
+        ctx.notes.push(
+          `floor BigQuery ${formatCount(size)} ${info.kind} run ${info.run}: delta ${result.deltaRows} rows`,
+        );
+      }
+      const m: Measurement = {
+        warehouse: 'bigquery',
+        size,
+        kind: info.kind,
+        system: 'floor',
+        run: info.run,
+        wallMs: result.ms,
+        engineMs: result.ms,
+        rowsRead: result.deltaRows,
+        wireBytes: null,
+        valueBytes: result.deltaValueBytes,
+        ...expected,
+        userObjects: null,
+        requests: null,
+        maxUsersPerRequest: null,
+        peakRssBytes: null,
+        cpuMs: null,
+        serverCpuMs,
+        benchCpuMs: null,
+        detail: { diffAndStreamMs: result.diffMs, mergeMs: result.mergeMs },
+      };
+      ctx.measurements.push(m);
+      progress(`BigQuery ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+    };
+    const initial: CaseInfo = {
+      warehouse: 'bigquery',
+      size,
+      kind: 'initial',
+      run: 1,
+      segmentRows: size,
+      expected: { added: size, removed: 0, changed: 0 },
+    };
+    await tailorRun(initial);
+    await floorRun(initial);
+    const edits = editCounts(size);
+    let forward = true;
+    for (let run = 1; run <= options.runs; run++) {
+      if (run > 1 && !haveTime(ctx, `BigQuery incremental run ${run}`)) break;
+      started = performance.now();
+      await applyEditsBigquery(exec, size, forward ? 'forward' : 'back');
+      progress(
+        `BigQuery ${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
+      );
+      const info: CaseInfo = {
+        warehouse: 'bigquery',
+        size,
+        kind: 'incremental',
+        run,
+        segmentRows: size,
+        expected: forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed },
+      };
+      await tailorRun(info);
+      await floorRun(info);
+      forward = !forward;
+    }
+    const unknown = metadata.unknownRequests();
+    if (unknown.length > 0) {
+      ctx.notes.push(
+        `BigQuery: the fake metadata server answered 404 to ${unknown.length} request(s): ${[...new Set(unknown)].join(', ')}.`,
+      );
+    }
+    progress(
+      `BigQuery: ${metadata.tokenRequests()} token request(s) to the fake metadata server; dataset ${BQ_PEOPLE_DATASET}`,
+    );
+  } finally {
+    ctx.bigqueryCpu = null;
+    await emulator.close();
+    await metadata.close();
+    await bqemulator.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const options = parseBenchArgs(argv);
@@ -650,6 +804,7 @@ async function main(): Promise<void> {
     floor,
     dbUrl,
     serverCpu: serverCpu.meter,
+    bigqueryCpu: null,
     measurements: [],
     notes: serverCpu.note ? [serverCpu.note] : [],
     tempDirs: [],
@@ -668,6 +823,7 @@ async function main(): Promise<void> {
       await benchPostgresSize(ctx, size);
     }
     if (!options.pgliteBeforeLargest && !options.skipPglite) await benchPglite(ctx);
+    if (options.bigqueryRows > 0) await benchBigquery(ctx);
   } catch (error) {
     failure = error;
     ctx.notes.push(
@@ -689,6 +845,11 @@ async function main(): Promise<void> {
   if (options.skipPglite) {
     ctx.notes.push(
       `The PGlite case was skipped (${options.quick ? '--quick; add --pglite-rows 100k to include it' : '--skip-pglite'}).`,
+    );
+  }
+  if (options.bigqueryRows === 0) {
+    ctx.notes.push(
+      `The BigQuery case was skipped (${options.quick && !argv.some((a) => a.startsWith('--bigquery-rows') || a === '--skip-bigquery') ? '--quick; add --bigquery-rows 20k to include it' : '--skip-bigquery or --bigquery-rows 0'}).`,
     );
   }
   const out = resolve(options.out);

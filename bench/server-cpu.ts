@@ -158,3 +158,28 @@ export async function serverCpuMeter(
     },
   };
 }
+
+/**
+ * A meter for one process and the children it reaped (`/proc/<pid>/stat`: utime, stime, cutime,
+ * cstime), threads included: the BigQuery case's bqemulator (its REST layer and DuckDB run in the
+ * launcher's process).
+ */
+export function processCpuMeter(pid: number, procDir = '/proc'): ServerCpuMeter {
+  const ticks = clockTicksPerSecond();
+  const read = async (): Promise<CpuReading | null> => {
+    try {
+      const stat = parseProcStat(await readFile(join(procDir, String(pid), 'stat'), 'utf8'));
+      return new Map([[pid, stat.utime + stat.stime + stat.cutime + stat.cstime]]);
+    } catch {
+      return null;
+    }
+  };
+  return {
+    read,
+    async msSince(before) {
+      const after = await read();
+      if (!before || !after) return null;
+      return cpuMsBetween(before, after, ticks);
+    },
+  };
+}

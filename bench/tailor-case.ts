@@ -22,23 +22,42 @@ export interface EmulatorTarget {
   };
 }
 
-export type BenchWarehouse = { type: 'postgres'; url: string } | { type: 'pglite'; dataDir: string };
+export type BenchWarehouse =
+  | { type: 'postgres'; url: string }
+  | { type: 'pglite'; dataDir: string }
+  /** No key: application default credentials, which the bench serves from bench/fake-metadata.ts. */
+  | { type: 'bigquery'; projectId: string; apiEndpoint: string; location: string };
+
+function warehouseConfig(warehouse: BenchWarehouse): Record<string, string> {
+  switch (warehouse.type) {
+    case 'postgres':
+      return { type: 'postgres', url: warehouse.url };
+    case 'pglite':
+      return { type: 'pglite', url: warehouse.dataDir };
+    case 'bigquery':
+      return {
+        type: 'bigquery',
+        project_id: warehouse.projectId,
+        api_endpoint: warehouse.apiEndpoint,
+        location: warehouse.location,
+      };
+  }
+}
 
 /**
- * Writes a Tailor project for the benchmark segment into `dir`: the `people` model, and one
- * activation of it to the emulator, mapped as an analyst would map those columns.
+ * Writes a Tailor project for the benchmark segment into `dir`: the `people` model (`modelSql`, by
+ * default bench/people.ts's), and one activation of it to the emulator, mapped as an analyst would
+ * map those columns.
  */
 export async function writeTailorProject(
   dir: string,
   warehouse: BenchWarehouse,
   x: EmulatorTarget,
+  modelSql: string = PEOPLE_MODEL_SQL,
 ): Promise<void> {
   await mkdir(join(dir, 'models'), { recursive: true });
   const config = {
-    warehouse:
-      warehouse.type === 'postgres'
-        ? { type: 'postgres', url: warehouse.url }
-        : { type: 'pglite', url: warehouse.dataDir },
+    warehouse: warehouseConfig(warehouse),
     state_schema: BENCH_STATE_SCHEMA,
     destinations: {
       x: {
@@ -66,7 +85,7 @@ export async function writeTailorProject(
     },
   };
   await writeFile(join(dir, 'tailor.yml'), stringify(config));
-  await writeFile(join(dir, 'models', 'people.sql'), `${PEOPLE_MODEL_SQL}\n`);
+  await writeFile(join(dir, 'models', 'people.sql'), `${modelSql}\n`);
   await writeFile(
     join(dir, 'models', 'people.yml'),
     stringify({
@@ -187,11 +206,15 @@ export function stepsFromLog(stderr: string): Pick<TailorRun, 'diffSteps' | 'bat
 
 let syncRuns = 0;
 
-/** Runs `tailor sync <activation> --json` as users do, measuring the process from the outside. */
+/**
+ * Runs `tailor sync <activation> --json` as users do, measuring the process from the outside. `env`
+ * adds to its environment (PATH, HOME and TZ only otherwise).
+ */
 export async function runTailorSync(
   projectDir: string,
   cpuProfDir: string | null = null,
   signal?: AbortSignal,
+  env: Record<string, string> = {},
 ): Promise<TailorRun> {
   const measured = await runMeasured(
     process.execPath,
@@ -206,7 +229,7 @@ export async function runTailorSync(
       // A handful of debug lines (the steps of the in-warehouse diff) and one per batch.
       '--debug',
     ],
-    { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC' }, signal },
+    { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, TZ: 'UTC', ...env }, signal },
   );
   // Kept for inspection with the project (`--keep`): the debug lines give every batch's stages.
   await writeFile(join(projectDir, `sync-${++syncRuns}.log`), measured.stderr);

@@ -47,6 +47,8 @@ export interface Bqemulator {
   /** The REST root, e.g. http://127.0.0.1:41234 (the client's `apiEndpoint`). */
   url: string;
   project: string;
+  /** The launcher's process id (the emulator runs in it; the benchmark reads its CPU from /proc). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -78,7 +80,7 @@ export async function startBqemulator(options: { timeoutMs?: number } = {}): Pro
   try {
     const url = await readyUrl(child, exited, timeoutMs);
     await waitReady(url, exited, timeoutMs);
-    return { url, project: BQEMULATOR_PROJECT, stop };
+    return { url, project: BQEMULATOR_PROJECT, pid: child.pid!, stop };
   } catch (error) {
     await stop();
     throw new Error(`bqemulator did not start: ${(error as Error).message}\n${log}`);

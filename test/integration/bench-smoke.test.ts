@@ -18,7 +18,9 @@ import { hashMember } from '../../src/destinations/x-ads/identifiers.js';
 /**
  * The benchmark script runs end to end on a tiny segment and writes a report with every section.
  * Only that: performance is measured by `npm run bench`, never asserted in tests. The PGlite case is
- * left out: creating a PGlite data directory alone takes most of the smoke test's budget.
+ * left out: creating a PGlite data directory alone takes most of the smoke test's budget. The
+ * BigQuery case runs at 2,000 rows on bqemulator (from .venv-bq, as the BigQuery contract test), with
+ * `tailor sync` taking its token from the benchmark's fake metadata server.
  */
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -122,9 +124,12 @@ describe('npm run bench (smoke)', () => {
       '--pg-url',
       'postgres://postgres@127.0.0.1:5432/test',
       '--skip-pglite',
+      '--bigquery-rows',
+      '2000',
     ]);
     expect(code, stderr.split('\n').slice(-30).join('\n')).toBe(0);
     expect(stderr).toMatch(/\[bench [\d:]+\] 2,000 rows · initial 1 · tailor /);
+    expect(stderr).toMatch(/\[bench [\d:]+\] BigQuery 2,000 rows · incremental 1 · tailor /);
 
     const report = await readFile(out, 'utf8');
     for (const section of [
@@ -132,6 +137,7 @@ describe('npm run bench (smoke)', () => {
       '## Machine',
       '## Targets',
       '## PostgreSQL, 2,000 rows',
+      '## BigQuery (local engine: bqemulator on DuckDB), 2,000 rows',
       '### Initial sync (every member added)',
       '### Incremental sync (1% added, 1% removed, 1% changed)',
       '## How it is measured',
@@ -144,7 +150,10 @@ describe('npm run bench (smoke)', () => {
     }
     // Every case counted what the edits did: nothing in the notes about wrong counts or membership.
     expect(report).not.toMatch(/expected \+|the audience holds|stopped early/);
-    expect(report).toContain('delta: 60 members');
+    // Twice: PostgreSQL and BigQuery, the same edits.
+    expect(report.match(/delta: 60 members/g)).toHaveLength(2);
+    // The fake metadata server was asked for nothing but tokens.
+    expect(report).not.toContain('fake metadata server answered 404');
     expect(report).toContain('The PGlite case was skipped (--skip-pglite).');
   });
 });
