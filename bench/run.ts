@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BigQuery } from '@google-cloud/bigquery';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { fakeBigqueryAuth, startBqemulator } from '../test/helpers/bqemulator.js';
+import { checkBqemulatorVenv, fakeBigqueryAuth, startBqemulator } from '../test/helpers/bqemulator.js';
 import { DEMO_ACCOUNT_ID, DEMO_CREDENTIALS, startEmulator } from '../src/emulator/index.js';
 import type { RequestLogEntry, RunningEmulator } from '../src/emulator/types.js';
 import { type BenchOptions, parseBenchArgs } from './args.js';
@@ -756,6 +756,8 @@ async function benchBigquery(ctx: Context): Promise<void> {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const options = parseBenchArgs(argv);
+  // The BigQuery case runs last: without its engine's venv, say so now rather than after the rest.
+  if (options.bigqueryRows > 0) checkBqemulatorVenv();
   const startedAt = new Date();
   const server = new URL(options.pgUrl);
   const dbUrlObject = new URL(options.pgUrl);
