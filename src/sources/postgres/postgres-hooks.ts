@@ -81,6 +81,7 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     fetchSize: options.fetchSize,
     transactions: true,
     upsert: 'on_conflict',
+    // A server gives each connection its own backend (advisory locks); PGlite (in_process) has one.
     speculativeReads: options.lock.kind === 'advisory',
 
     async run(what, attempt) {
