@@ -1,4 +1,5 @@
 import { BQ_PEOPLE_MODEL_SQL } from './people-bigquery.js';
+import { type FloorResult, valueBytes } from './floor.js';
 
 /**
  * bench/floor.ts's floor in GoogleSQL, for the BigQuery case on bqemulator: one FULL OUTER JOIN of
@@ -42,24 +43,6 @@ const MERGE = `MERGE ${STATE} AS t
   WHEN MATCHED THEN UPDATE SET fingerprint = d.fingerprint, hashes = d.hashes
   WHEN NOT MATCHED THEN INSERT (member_key, fingerprint, hashes) VALUES (d.member_key, d.fingerprint, d.hashes)`;
 
-export interface BigqueryFloorResult {
-  ms: number;
-  deltaRows: number;
-  /** UTF-8 bytes of the delta's values as the client received them. */
-  deltaValueBytes: number;
-  diffMs: number;
-  mergeMs: number;
-}
-
-function valueBytes(row: Record<string, unknown>): number {
-  let bytes = 0;
-  for (const value of Object.values(row)) {
-    if (value === null || value === undefined) continue;
-    bytes += Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value));
-  }
-  return bytes;
-}
-
 export async function resetFloorBigquery(query: QueryRows, location: string): Promise<void> {
   await query(`DROP SCHEMA IF EXISTS ${BQ_FLOOR_DATASET} CASCADE`);
   await query(`CREATE SCHEMA ${BQ_FLOOR_DATASET} OPTIONS (location = '${location}')`);
@@ -69,7 +52,7 @@ export async function resetFloorBigquery(query: QueryRows, location: string): Pr
 }
 
 /** One floor run: the diff into a table, its rows read by the client, the MERGE. */
-export async function runFloorBigquery(query: QueryRows): Promise<BigqueryFloorResult> {
+export async function runFloorBigquery(query: QueryRows): Promise<FloorResult> {
   const started = performance.now();
   await query(DIFF);
   const rows = await query(`SELECT * FROM ${DELTA}`);

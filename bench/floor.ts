@@ -61,7 +61,8 @@ export interface FloorResult {
   mergeMs: number;
 }
 
-function valueBytes(row: Record<string, unknown>): number {
+/** UTF-8 bytes of a delta row's values as the client received them (every floor counts them alike). */
+export function valueBytes(row: Record<string, unknown>): number {
   let bytes = 0;
   for (const value of Object.values(row)) {
     if (value === null || value === undefined) continue;

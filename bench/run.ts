@@ -19,7 +19,7 @@ import { type BenchOptions, parseBenchArgs } from './args.js';
 import { ByteProxy } from './byte-proxy.js';
 import { metadataEnv, startFakeMetadata } from './fake-metadata.js';
 import { resetFloorBigquery, runFloorBigquery } from './floor-bigquery.js';
-import { resetFloorPg, resetFloorPglite, runFloorPg, runFloorPglite } from './floor.js';
+import { type FloorResult, resetFloorPg, resetFloorPglite, runFloorPg, runFloorPglite } from './floor.js';
 import type { FullPullConfig, FullPullResult } from './full-pull.js';
 import { describeMachine, gitDescribe } from './machine.js';
 import { runMeasured } from './measure-process.js';
@@ -281,21 +281,24 @@ async function measureTailor(
   };
 }
 
-async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement> {
-  await settle(ctx, 'postgres');
-  const before = ctx.proxy.read();
-  const stopCpu = await startCpuMeters(ctx, 'postgres');
-  const result = await runFloorPg(ctx.floor);
-  const { serverCpuMs } = await stopCpu();
-  const wire = ctx.proxy.since(before).fromWarehouse;
+/**
+ * A floor run as a measurement (any warehouse): its time, its delta, and a note when the delta is not
+ * the one the edits make.
+ */
+function floorMeasurement(
+  ctx: Context,
+  info: CaseInfo,
+  result: FloorResult,
+  cpu: { wireBytes: number | null; serverCpuMs: number | null },
+): Measurement {
   const expected = info.expected;
   if (result.deltaRows !== expected.added + expected.removed + expected.changed) {
     ctx.notes.push(
-      `floor ${formatCount(info.size)} ${info.kind} run ${info.run}: delta ${result.deltaRows} rows`,
+      `floor ${info.warehouse} ${formatCount(info.size)} ${info.kind} run ${info.run}: delta ${result.deltaRows} rows`,
     );
   }
   return {
-    warehouse: 'postgres',
+    warehouse: info.warehouse,
     size: info.size,
     kind: info.kind,
     system: 'floor',
@@ -303,7 +306,7 @@ async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement
     wallMs: result.ms,
     engineMs: result.ms,
     rowsRead: result.deltaRows,
-    wireBytes: wire,
+    wireBytes: cpu.wireBytes,
     valueBytes: result.deltaValueBytes,
     ...expected,
     userObjects: null,
@@ -311,11 +314,23 @@ async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement
     maxUsersPerRequest: null,
     peakRssBytes: null,
     cpuMs: null,
-    serverCpuMs,
+    serverCpuMs: cpu.serverCpuMs,
     // The floor's client runs in the benchmark process, but it is not a party to the other systems' runs.
     benchCpuMs: null,
     detail: { diffAndStreamMs: result.diffMs, mergeMs: result.mergeMs },
   };
+}
+
+async function measureFloorPg(ctx: Context, info: CaseInfo): Promise<Measurement> {
+  await settle(ctx, 'postgres');
+  const before = ctx.proxy.read();
+  const stopCpu = await startCpuMeters(ctx, 'postgres');
+  const result = await runFloorPg(ctx.floor);
+  const { serverCpuMs } = await stopCpu();
+  return floorMeasurement(ctx, info, result, {
+    wireBytes: ctx.proxy.since(before).fromWarehouse,
+    serverCpuMs,
+  });
 }
 
 async function measureFullPull(
@@ -421,7 +436,6 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
       `${formatCount(size)} rows: the full pull was not run at this size (--full-pull-max-rows), for time.`,
     );
   }
-  const edits = editCounts(size);
   const projectDir = await mkdtemp(join(tmpdir(), 'tailor-bench-project-'));
   ctx.tempDirs.push(projectDir);
   let incrementalRun = 0;
@@ -496,9 +510,7 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
             kind: 'incremental',
             run: incrementalRun,
             segmentRows: size,
-            expected: forward
-              ? edits
-              : { added: edits.removed, removed: edits.added, changed: edits.changed },
+            expected: expectedEdits(size, forward),
           };
           for (const system of order) await measure(system, info);
           order.push(order.shift()!);
@@ -512,6 +524,49 @@ async function benchPostgresSize(ctx: Context, size: number): Promise<void> {
         await emulator.close();
       }
     }
+  }
+}
+
+/** The edits' expected delta: forward as editCounts says, back its mirror image. */
+function expectedEdits(size: number, forward: boolean): CaseInfo['expected'] {
+  const edits = editCounts(size);
+  return forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed };
+}
+
+/**
+ * The cases of a warehouse measured against Tailor and the floor only (PGlite, BigQuery): the initial
+ * load, then `--runs` incremental runs alternating the edits forward and back, Tailor first in each.
+ */
+async function runTailorAndFloor(
+  ctx: Context,
+  c: {
+    warehouse: BenchWarehouseKind;
+    label: string;
+    size: number;
+    tailor: (info: CaseInfo) => Promise<Measurement>;
+    floor: (info: CaseInfo) => Promise<Measurement>;
+    edit: (direction: 'forward' | 'back') => Promise<void>;
+  },
+): Promise<void> {
+  const measure = async (info: CaseInfo) => {
+    for (const run of [c.tailor, c.floor]) {
+      const m = await run(info);
+      ctx.measurements.push(m);
+      progress(`${c.label} ${formatCount(c.size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
+    }
+  };
+  const at = { warehouse: c.warehouse, size: c.size, segmentRows: c.size };
+  await measure({ ...at, kind: 'initial', run: 1, expected: { added: c.size, removed: 0, changed: 0 } });
+  let forward = true;
+  for (let run = 1; run <= ctx.options.runs; run++) {
+    if (run > 1 && !haveTime(ctx, `${c.label} incremental run ${run}`)) break;
+    const started = performance.now();
+    await c.edit(forward ? 'forward' : 'back');
+    progress(
+      `${c.label} ${formatCount(c.size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
+    );
+    await measure({ ...at, kind: 'incremental', run, expected: expectedEdits(c.size, forward) });
+    forward = !forward;
   }
 }
 
@@ -533,7 +588,7 @@ async function benchPglite(ctx: Context): Promise<void> {
   ctx.tempDirs.push(projectDir);
   const dataDir = join(projectDir, 'warehouse');
   progress(`PGlite ${formatCount(size)} rows: generating the data directory`);
-  let started = performance.now();
+  const started = performance.now();
   await withPglite(dataDir, async (db) => {
     await createPeople((sql) => db.exec(sql), size);
     await resetFloorPglite(db);
@@ -542,72 +597,24 @@ async function benchPglite(ctx: Context): Promise<void> {
   const emulator = await startEmulator({ rateLimits: false });
   try {
     await writeTailorProject(projectDir, { type: 'pglite', dataDir: 'warehouse' }, emulatorTarget(emulator));
-    const floorRun = async (info: CaseInfo) => {
-      const result = await withPglite(dataDir, (db) => runFloorPglite(db));
-      const m: Measurement = {
-        warehouse: 'pglite',
-        size,
-        kind: info.kind,
-        system: 'floor',
-        run: info.run,
-        wallMs: result.ms,
-        engineMs: result.ms,
-        rowsRead: result.deltaRows,
-        wireBytes: null,
-        valueBytes: result.deltaValueBytes,
-        ...info.expected,
-        userObjects: null,
-        requests: null,
-        maxUsersPerRequest: null,
-        peakRssBytes: null,
-        cpuMs: null,
-        // PGlite runs in the process that reads it: here the benchmark's own, for the floor.
-        serverCpuMs: null,
-        benchCpuMs: null,
-      };
-      ctx.measurements.push(m);
-      progress(`PGlite ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
-    };
-    const tailorRun = async (info: CaseInfo) => {
-      const m = await measureTailor(ctx, emulator, projectDir, info);
-      ctx.measurements.push(m);
-      progress(`PGlite ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
-    };
-    const initial: CaseInfo = {
+    await runTailorAndFloor(ctx, {
       warehouse: 'pglite',
+      label: 'PGlite',
       size,
-      kind: 'initial',
-      run: 1,
-      segmentRows: size,
-      expected: { added: size, removed: 0, changed: 0 },
-    };
-    await tailorRun(initial);
-    await floorRun(initial);
-    const edits = editCounts(size);
-    let forward = true;
-    for (let run = 1; run <= options.runs; run++) {
-      if (run > 1 && !haveTime(ctx, `PGlite incremental run ${run}`)) break;
-      started = performance.now();
-      await withPglite(dataDir, async (db) => {
-        await applyEdits((sql) => db.exec(sql), size, forward ? 'forward' : 'back');
-        // The whole database, state included (see settle()).
-        await db.exec('vacuum analyze');
-      });
-      progress(
-        `PGlite ${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
-      );
-      const info: CaseInfo = {
-        warehouse: 'pglite',
-        size,
-        kind: 'incremental',
-        run,
-        segmentRows: size,
-        expected: forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed },
-      };
-      await tailorRun(info);
-      await floorRun(info);
-      forward = !forward;
-    }
+      tailor: (info) => measureTailor(ctx, emulator, projectDir, info),
+      // PGlite runs in the process that reads it: here the benchmark's own, for the floor.
+      floor: async (info) =>
+        floorMeasurement(ctx, info, await withPglite(dataDir, (db) => runFloorPglite(db)), {
+          wireBytes: null,
+          serverCpuMs: null,
+        }),
+      edit: (direction) =>
+        withPglite(dataDir, async (db) => {
+          await applyEdits((sql) => db.exec(sql), size, direction);
+          // The whole database, state included (see settle()).
+          await db.exec('vacuum analyze');
+        }),
+    });
   } finally {
     await emulator.close();
   }
@@ -653,7 +660,7 @@ async function benchBigquery(ctx: Context): Promise<void> {
     const exec = async (sql: string) =>
       (await bq.query({ query: sql, location: BQ_LOCATION }))[0] as Record<string, unknown>[];
     progress(`BigQuery ${formatCount(size)} rows: generating the people table`);
-    let started = performance.now();
+    const started = performance.now();
     await createPeopleBigquery(exec, size, BQ_LOCATION);
     await resetFloorBigquery(exec, BQ_LOCATION);
     progress(
@@ -666,76 +673,19 @@ async function benchBigquery(ctx: Context): Promise<void> {
       BQ_PEOPLE_MODEL_SQL,
     );
     const env = metadataEnv(metadata, gcloudDir);
-    const tailorRun = async (info: CaseInfo) => {
-      const m = await measureTailor(ctx, emulator, projectDir, info, env);
-      ctx.measurements.push(m);
-      progress(`BigQuery ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
-    };
-    const floorRun = async (info: CaseInfo) => {
-      const stopCpu = await startCpuMeters(ctx, 'bigquery');
-      const result = await runFloorBigquery(exec);
-      const { serverCpuMs } = await stopCpu();
-      const expected = info.expected;
-      if (result.deltaRows !== expected.added + expected.removed + expected.changed) {
-        ctx.notes.push(
-          `floor BigQuery ${formatCount(size)} ${info.kind} run ${info.run}: delta ${result.deltaRows} rows`,
-        );
-      }
-      const m: Measurement = {
-        warehouse: 'bigquery',
-        size,
-        kind: info.kind,
-        system: 'floor',
-        run: info.run,
-        wallMs: result.ms,
-        engineMs: result.ms,
-        rowsRead: result.deltaRows,
-        wireBytes: null,
-        valueBytes: result.deltaValueBytes,
-        ...expected,
-        userObjects: null,
-        requests: null,
-        maxUsersPerRequest: null,
-        peakRssBytes: null,
-        cpuMs: null,
-        serverCpuMs,
-        benchCpuMs: null,
-        detail: { diffAndStreamMs: result.diffMs, mergeMs: result.mergeMs },
-      };
-      ctx.measurements.push(m);
-      progress(`BigQuery ${formatCount(size)} rows · ${info.kind} ${info.run} · ${describe(m)}`);
-    };
-    const initial: CaseInfo = {
+    await runTailorAndFloor(ctx, {
       warehouse: 'bigquery',
+      label: 'BigQuery',
       size,
-      kind: 'initial',
-      run: 1,
-      segmentRows: size,
-      expected: { added: size, removed: 0, changed: 0 },
-    };
-    await tailorRun(initial);
-    await floorRun(initial);
-    const edits = editCounts(size);
-    let forward = true;
-    for (let run = 1; run <= options.runs; run++) {
-      if (run > 1 && !haveTime(ctx, `BigQuery incremental run ${run}`)) break;
-      started = performance.now();
-      await applyEditsBigquery(exec, size, forward ? 'forward' : 'back');
-      progress(
-        `BigQuery ${formatCount(size)} rows: edits ${forward ? 'applied' : 'undone'} in ${formatDuration(performance.now() - started)}`,
-      );
-      const info: CaseInfo = {
-        warehouse: 'bigquery',
-        size,
-        kind: 'incremental',
-        run,
-        segmentRows: size,
-        expected: forward ? edits : { added: edits.removed, removed: edits.added, changed: edits.changed },
-      };
-      await tailorRun(info);
-      await floorRun(info);
-      forward = !forward;
-    }
+      tailor: (info) => measureTailor(ctx, emulator, projectDir, info, env),
+      floor: async (info) => {
+        const stopCpu = await startCpuMeters(ctx, 'bigquery');
+        const result = await runFloorBigquery(exec);
+        const { serverCpuMs } = await stopCpu();
+        return floorMeasurement(ctx, info, result, { wireBytes: null, serverCpuMs });
+      },
+      edit: (direction) => applyEditsBigquery(exec, size, direction),
+    });
     const unknown = metadata.unknownRequests();
     if (unknown.length > 0) {
       ctx.notes.push(
