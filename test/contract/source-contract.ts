@@ -7,6 +7,7 @@ import { LockBusyError, ModelSqlError } from '../../src/errors.js';
 import type { Source } from '../../src/sources/source.js';
 import { createStateStore } from '../../src/diff/state-store.js';
 import { silentLogger } from '../helpers/warehouse.js';
+import { runCountsOf } from '../helpers/counts.js';
 
 /**
  * The contract every warehouse source keeps, run against each of them (test/contract/<kind>.test.ts).
@@ -738,17 +739,16 @@ export function defineSourceContract(
 
       const r1 = await state.startRun('act_a', new Date('2026-01-01T00:00:00Z'));
       const r2 = await state.startRun('act_b', new Date('2026-01-01T01:00:00Z'));
-      const counts = {
+      const counts = runCountsOf({
         rows: 10,
         added: 3,
         removed: 1,
         changed: 2,
-        refreshed: 0,
         invalid: 1,
         rejected: 1,
         requests: 2,
         suppressed: 4,
-      };
+      });
       const match = { audienceSize: 7, sent: 9, processedAt: new Date('2026-01-01T00:00:30Z') };
       await state.finishRun(r1, {
         status: 'succeeded',
@@ -840,17 +840,7 @@ export function defineSourceContract(
       ]);
       await state.finishRun(runId, {
         status: 'failed',
-        counts: {
-          rows: 2,
-          added: 2,
-          removed: 0,
-          changed: 0,
-          refreshed: 0,
-          invalid: 0,
-          rejected: 1,
-          requests: 1,
-          suppressed: 0,
-        },
+        counts: runCountsOf({ rows: 2, added: 2, rejected: 1, requests: 1 }),
         error: 'something failed',
         finishedAt: new Date(),
       });

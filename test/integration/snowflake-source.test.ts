@@ -17,6 +17,7 @@ import {
 } from '../helpers/fake-snowflake.js';
 import { createStateStore } from '../../src/diff/state-store.js';
 import { silentLogger } from '../helpers/warehouse.js';
+import { runCountsOf } from '../helpers/counts.js';
 
 /**
  * The real snowflake-sdk against a local fake of Snowflake's REST endpoints (login, query,
@@ -277,17 +278,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     await diff[Symbol.asyncDispose]();
     await state.finishRun(runId, {
       status: 'succeeded',
-      counts: {
-        rows: 4,
-        added: 1,
-        removed: 1,
-        changed: 1,
-        refreshed: 0,
-        invalid: 0,
-        rejected: 0,
-        requests: 2,
-        suppressed: 0,
-      },
+      counts: runCountsOf({ rows: 4, added: 1, removed: 1, changed: 1, requests: 2 }),
       error: null,
       finishedAt: new Date('2026-11-22T12:02:00Z'),
     });

@@ -7,6 +7,7 @@ import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
 import { createStateStore } from '../../src/diff/state-store.js';
+import { runCountsOf } from '../helpers/counts.js';
 
 /** A member's key in state from version 3: the SHA-256 hex of the key's text. */
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
@@ -89,17 +90,7 @@ describe('postgres source', () => {
         const runId = await store.startRun(activationId, new Date());
         await store.finishRun(runId, {
           status: 'succeeded',
-          counts: {
-            rows: 300,
-            added: 300,
-            removed: 0,
-            changed: 0,
-            refreshed: 0,
-            invalid: 0,
-            rejected: 0,
-            requests: 0,
-            suppressed: 0,
-          },
+          counts: runCountsOf({ rows: 300, added: 300 }),
           error: null,
           finishedAt: new Date(),
         });

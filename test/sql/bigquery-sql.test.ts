@@ -8,6 +8,7 @@ import { bigqueryParam, bigqueryParams } from '../../src/sources/bigquery/bigque
 import { createBigqueryHooks } from '../../src/sources/bigquery/bigquery-hooks.js';
 import { openDiff, type DiffInput } from '../../src/diff/diff-sql.js';
 import { StateSql } from '../../src/diff/state-sql.js';
+import { runCountsOf } from '../helpers/counts.js';
 
 /**
  * Compile tests: the exact GoogleSQL text and typed parameters the BigQuery dialect produces, for
@@ -292,17 +293,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     await expect(
       warehouse.finishRun('r1', {
         status: 'failed',
-        counts: {
-          rows: 0,
-          added: 0,
-          removed: 0,
-          changed: 0,
-          refreshed: 0,
-          invalid: 0,
-          rejected: 0,
-          requests: 0,
-          suppressed: 0,
-        },
+        counts: runCountsOf(),
         error: null,
         finishedAt: new Date(0),
       }),
@@ -718,17 +709,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     await warehouse.insertRun({ id: 'r1', activationId: 'vip_x', startedAt: started });
     await warehouse.finishRun('r1', {
       status: 'failed',
-      counts: {
-        rows: 3,
-        added: 1,
-        removed: 0,
-        changed: 0,
-        refreshed: 0,
-        invalid: 1,
-        rejected: 1,
-        requests: 1,
-        suppressed: 0,
-      },
+      counts: runCountsOf({ rows: 3, added: 1, invalid: 1, rejected: 1, requests: 1 }),
       error: 'X said no',
       finishedAt: new Date('2026-11-22T10:05:00Z'),
     });

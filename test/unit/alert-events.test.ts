@@ -5,6 +5,7 @@ import type { AudienceInfo } from '../../src/destinations/destination.js';
 import type { RunRecord } from '../../src/diff/types.js';
 import { matchRate } from '../../src/sync/match-rate.js';
 import type { SyncReport } from '../../src/sync/types.js';
+import { runCountsOf } from '../helpers/counts.js';
 
 const alert = alertConfigSchema.parse({
   type: 'webhook',
@@ -18,17 +19,7 @@ const H = 3_600_000;
 const t0 = new Date('2026-12-01T00:00:00Z');
 const at = (hours: number) => new Date(t0.getTime() + hours * H);
 
-const counts = {
-  rows: 100,
-  added: 0,
-  removed: 0,
-  changed: 0,
-  refreshed: 0,
-  invalid: 0,
-  rejected: 0,
-  requests: 0,
-  suppressed: 0,
-};
+const counts = runCountsOf({ rows: 100 });
 const report = (status: SyncReport['status'], error: string | null = null): SyncReport => ({
   activationId: 'vip_x',
   runId: 'r-now',

@@ -17,6 +17,7 @@ import { startOpsServer } from '../../src/scheduler/ops-server.js';
 import { Scheduler, type TickEvent } from '../../src/scheduler/scheduler.js';
 import type { SyncEngine, SyncOptions, SyncReport } from '../../src/sync/types.js';
 import { makeProject } from '../helpers/project.js';
+import { runCountsOf } from '../helpers/counts.js';
 
 /**
  * The scheduler against a fake SyncEngine (whose behaviour each test sets) over an in-memory
@@ -25,17 +26,7 @@ import { makeProject } from '../helpers/project.js';
  * milliseconds and never depend on real timing.
  */
 
-const ZERO: RunCounts = {
-  rows: 0,
-  added: 0,
-  removed: 0,
-  changed: 0,
-  refreshed: 0,
-  invalid: 0,
-  rejected: 0,
-  requests: 0,
-  suppressed: 0,
-};
+const ZERO: RunCounts = runCountsOf();
 
 /** A state store shared by every "worker" of a test: the warehouse, in memory. */
 class MemoryWarehouse {

@@ -11,6 +11,7 @@ import { cronNextRuns, plannedNextRun } from '../../src/scheduler/next-run.js';
 import { resolvePause } from '../../src/scheduler/pausing.js';
 import { Semaphore } from '../../src/scheduler/semaphore.js';
 import { MINIMAL_TAILOR_YML, makeProject, VIP_MODEL } from '../helpers/project.js';
+import { runCountsOf } from '../helpers/counts.js';
 
 const policy = { initialMs: 30_000, maxMs: 3_600_000 };
 
@@ -26,17 +27,7 @@ const run = (startedAt: string, finishedAt: string | null, status: RunRecord['st
   startedAt: new Date(startedAt),
   finishedAt: finishedAt === null ? null : new Date(finishedAt),
   status,
-  counts: {
-    rows: 0,
-    added: 0,
-    removed: 0,
-    changed: 0,
-    refreshed: 0,
-    invalid: 0,
-    rejected: 0,
-    requests: 0,
-    suppressed: 0,
-  },
+  counts: runCountsOf(),
   error: null,
 });
 
