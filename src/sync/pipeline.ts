@@ -41,6 +41,29 @@ import { suppressionAppliedId } from '../config/suppression-config.js';
  */
 const MAX_UNCOMMITTED = 3;
 
+/**
+ * The destination operations those batches may hold, in batches' worth of members: a changed member
+ * holds its new and its previous hashes and sends two operations (a Delete and an Update), an added
+ * or removed one holds one set and sends one. So three batches of added or removed members, or two of
+ * changed ones. A first load (one operation a member) is unaffected. Measured on 5M incremental runs
+ * (50,000 changed members, five batches in a row): peak RSS 281-288 MB in three runs, against
+ * 271-326 MB in six with three changed batches in flight (three of them over 300 MB), in the same
+ * time (51.6-53.8 s against 51.6-55.5 s).
+ */
+const MAX_IN_FLIGHT_CHANGES_IN_BATCHES = 4;
+
+/**
+ * Whether the next batch, of `changes` destination operations, waits for the oldest batch in flight
+ * to commit first. `inFlight`: each uncommitted batch's operations, oldest first.
+ */
+export function waitsForOldest(inFlight: readonly number[], changes: number, batchSize: number): boolean {
+  if (inFlight.length === 0) return false;
+  if (inFlight.length >= MAX_UNCOMMITTED) return true;
+  let held = changes;
+  for (const n of inFlight) held += n;
+  return held > MAX_IN_FLIGHT_CHANGES_IN_BATCHES * batchSize;
+}
+
 /** What moving one run's delta needs. */
 export interface DeltaContext {
   activation: ResolvedActivation;
@@ -289,6 +312,7 @@ export async function deliverDelta(
   let lastSend: Promise<unknown> = Promise.resolve();
   let sendFailed = false;
   const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
+  const commitChanges: number[] = []; // the destination operations of each of those batches
   /** Batches handed to the destination whose commit has not finished: their members and answers. */
   const uncommitted = new Set<{ members: readonly MemberPlan[]; sending: Promise<ApplyOutcome> }>();
   let commitFailed = false;
@@ -403,7 +427,11 @@ export async function deliverDelta(
       const intents = intentsOf(plan);
       const recorded = intents.length === 0 ? Promise.resolve() : diff.recordIntent(intents, stamp);
       recorded.catch(() => undefined); // awaited below; this only keeps an early failure handled
-      while (commits.length >= MAX_UNCOMMITTED) await commits.shift();
+      const changes = plan.changes.length;
+      while (waitsForOldest(commitChanges, changes, ctx.batchSize)) {
+        commitChanges.shift();
+        await commits.shift();
+      }
       await lastSend;
       // A send that threw (not a refused member: the audience gone, credentials revoked) ends the
       // run; its commit rethrows it here rather than after more batches went the same way.
@@ -441,6 +469,7 @@ export async function deliverDelta(
       // Awaited below (or by the next batch); this only keeps an early failure from being unhandled.
       commit.catch(() => undefined);
       commits.push(commit);
+      commitChanges.push(changes);
       readStarted = performance.now();
     }
     await Promise.all(commits);
