@@ -1,0 +1,129 @@
+import { PGlite } from '@electric-sql/pglite';
+import fc from 'fast-check';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgliteDialect } from '../../src/sources/pglite/pglite-dialect.js';
+import { packedDigests, rowsSource } from '../../src/sources/postgres/postgres-hooks.js';
+import type { ColumnType } from '../../src/sources/warehouse-hooks.js';
+import { TEST_POSTGRES_URL } from '../helpers/warehouse.js';
+
+/**
+ * The rows a statement reads from its parameters (the Postgres hooks' `rows`): the same values in
+ * the same order, whether a column went as a `text[]` or, all digests, as the bytes of them.
+ */
+
+type Row = [string | null, string | null, Date | null];
+const COLUMNS: readonly (readonly [string, ColumnType])[] = [
+  ['member_key', 'text'],
+  ['hash', 'text'],
+  ['at', 'timestamptz'],
+];
+
+const digest = fc.stringMatching(/^[0-9a-f]{64}$/);
+// Near misses: uppercase hex, one character short or long, a partner id, text the array syntax quotes.
+const other = fc.oneof(
+  digest.map((d) => d.toUpperCase().replace(/^[0-9]*/, 'A')),
+  digest.map((d) => d.slice(1)),
+  digest.map((d) => `${d}0`),
+  digest.chain((d) => fc.nat(63).map((i) => `${d.slice(0, i)}${'gé-'[i % 3]}${d.slice(i + 1)}`)),
+  fc.constantFrom('partner-123', '"', 'a,b', 'NULL', ''),
+);
+const column = fc.oneof(
+  fc.constant('digests' as const),
+  fc.constant('mixed' as const),
+  fc.constant('with null' as const),
+);
+
+function values(kind: 'digests' | 'mixed' | 'with null', n: number): fc.Arbitrary<(string | null)[]> {
+  if (kind === 'digests') return fc.array(digest, { minLength: n, maxLength: n });
+  if (kind === 'mixed') return fc.array(fc.oneof(digest, other), { minLength: n, maxLength: n });
+  return fc.array(fc.option(digest, { nil: null }), { minLength: n, maxLength: n });
+}
+
+const rowSets = fc
+  .tuple(fc.integer({ min: 1, max: 40 }), column, column, fc.boolean())
+  .chain(([n, keys, hashes, dated]) =>
+    fc.tuple(
+      values(keys, n),
+      values(hashes, n),
+      dated
+        ? fc.array(
+            fc.option(
+              fc.date({ min: new Date('2000-01-01'), max: new Date('2100-01-01'), noInvalidDate: true }),
+            ),
+            { minLength: n, maxLength: n },
+          )
+        : fc.constant(Array.from({ length: n }, () => null)),
+    ),
+  )
+  .map(([keys, hashes, dates]) => keys.map((key, i): Row => [key, hashes[i]!, dates[i] ?? null]));
+
+async function readBack(db: Kysely<unknown>, rows: readonly Row[]): Promise<Row[]> {
+  const result = await sql<{ member_key: string | null; hash: string | null; at: Date | null }>`
+    select * from ${rowsSource('u', COLUMNS, rows)}`.execute(db);
+  return result.rows.map((row) => [row.member_key, row.hash, row.at === null ? null : new Date(row.at)]);
+}
+
+describe('packedDigests', () => {
+  it('packs only columns whose every value is 64 lowercase hex characters', () => {
+    const a = 'ab'.repeat(32);
+    expect(packedDigests([a, a])).toEqual(Buffer.from(a + a, 'hex'));
+    expect(packedDigests([])).toBeUndefined();
+    expect(packedDigests([a, null])).toBeUndefined();
+    expect(packedDigests([a, a.toUpperCase()])).toBeUndefined();
+    expect(packedDigests([a, `${a}0`])).toBeUndefined();
+    expect(packedDigests([a, 7])).toBeUndefined();
+    // 64 characters, one of them not hex: in the middle, at the end, or not ASCII.
+    expect(packedDigests([a, `${a.slice(0, 30)}g${a.slice(31)}`])).toBeUndefined();
+    expect(packedDigests([a, `${a.slice(0, 63)}G`])).toBeUndefined();
+    expect(packedDigests([`${a.slice(0, 63)}é`, a])).toBeUndefined();
+  });
+});
+
+describe.each([
+  [
+    'PostgreSQL',
+    () =>
+      new Kysely<unknown>({
+        dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 1 }) }),
+      }),
+  ],
+  ['PGlite', async () => new Kysely<unknown>({ dialect: new PgliteDialect(await PGlite.create()) })],
+] as const)('rowsSource on %s', (_name, open) => {
+  let db: Kysely<unknown>;
+  beforeAll(async () => {
+    db = await open();
+  });
+  afterAll(async () => {
+    await db?.destroy();
+  });
+
+  it('reads back every row as given, in order, packed or not (property)', async () => {
+    await fc.assert(
+      fc.asyncProperty(rowSets, async (rows) => {
+        expect(await readBack(db, rows)).toEqual(rows);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('sends a column of digests as one bytea parameter, and the others as arrays', async () => {
+    const key = (i: number) => i.toString(16).padStart(64, '0');
+    const rows: Row[] = [
+      [key(1), 'partner-1', null],
+      [key(2), 'partner-2', new Date('2026-12-05T00:00:00Z')],
+    ];
+    const compiled = sql`select * from ${rowsSource('u', COLUMNS, rows)}`.compile(db);
+    expect(compiled.parameters[0]).toBeInstanceOf(Buffer);
+    expect(compiled.parameters.slice(1)).toEqual([
+      '{"partner-1","partner-2"}',
+      '{NULL,"2026-12-05T00:00:00.000Z"}',
+    ]);
+    expect(await readBack(db, rows)).toEqual(rows);
+    // Every column packed: the rows are numbered by generate_series.
+    const keysOnly = sql`select * from ${rowsSource('u', [['member_key', 'text']], [[key(3)], [key(4)]])}`;
+    expect(keysOnly.compile(db).sql).toContain('generate_series(1, 2)');
+    expect((await keysOnly.execute(db)).rows).toEqual([{ member_key: key(3) }, { member_key: key(4) }]);
+  });
+});
