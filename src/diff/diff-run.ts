@@ -186,11 +186,18 @@ export class WarehouseDiffRun implements DiffRun {
 export function rowsFromHashes(hashes: MemberHashes | null): MemberHashRow[] {
   if (hashes === null) return [];
   // Sized up front: a batch's rows stay in memory while it commits, and flatMap or push() would
-  // reserve 17 slots for a member's four or five (see appendValue).
-  const perType = Object.entries(hashes).map(([idType, values]) => [idType, new Set(values)] as const);
-  const rows = new Array<MemberHashRow>(perType.reduce((n, [, values]) => n + values.size, 0));
+  // reserve 17 slots for a member's four or five (see appendValue). A type's single value (nearly
+  // always) needs no Set to drop duplicates: this runs for every member of every commit.
+  let size = 0;
+  for (const idType in hashes) size += hashes[idType]?.length ?? 0;
+  const rows = new Array<MemberHashRow>(size);
   let i = 0;
-  for (const [idType, values] of perType) for (const hash of values) rows[i++] = { idType, hash };
+  for (const idType in hashes) {
+    const values = hashes[idType] ?? [];
+    if (values.length === 1) rows[i++] = { idType, hash: values[0]! };
+    else for (const hash of new Set(values)) rows[i++] = { idType, hash };
+  }
+  if (i < size) rows.length = i;
   return rows;
 }
 

@@ -80,7 +80,10 @@ function entries(hashes: MemberHashes | null | undefined): Array<[string, string
 }
 
 export function isEmpty(hashes: MemberHashes | null | undefined): boolean {
-  return entries(hashes).length === 0;
+  if (!hashes) return true;
+  // No entries array: called several times per member of every batch.
+  for (const type in hashes) if ((hashes[type]?.length ?? 0) > 0) return false;
+  return true;
 }
 
 /** Same keys with the same values, ignoring order and duplicates. */
@@ -197,11 +200,18 @@ export function planBatch(
   /** Suppressed hashes among the batch's: never kept, whoever else holds them. */
   suppressedHashes: ReadonlySet<string> = NO_HASHES,
 ): BatchPlan {
-  const keep = new Set(heldByOthers);
-  for (const { row, hashes, suppressed } of rows) {
-    if (row.change !== 'removed' && !suppressed) for (const value of hashValues(hashes)) keep.add(value);
-  }
-  for (const value of suppressedHashes) keep.delete(value);
+  // Built when a member has something to delete (never on a first load: nothing is held yet).
+  let kept: Set<string> | undefined;
+  const keepSet = (): Set<string> => {
+    if (kept) return kept;
+    kept = new Set(heldByOthers);
+    for (const { row, hashes, suppressed } of rows) {
+      if (row.change === 'removed' || suppressed || !hashes) continue;
+      for (const type in hashes) for (const value of hashes[type] ?? []) kept.add(value);
+    }
+    for (const value of suppressedHashes) kept.delete(value);
+    return kept;
+  };
   const changes: MemberChange[] = [];
   const members: MemberPlan[] = [];
   for (const { row, hashes, suppressed } of rows) {
@@ -209,7 +219,8 @@ export function planBatch(
       // Out of the audience in mirror and upsert mode alike; committed as a removal, so state no
       // longer holds it and a later run (once it is no longer suppressed) adds it back as new.
       const firstChange = changes.length;
-      const gone = subtractHashes(mayHold(row), null, keep);
+      const held = mayHold(row);
+      const gone = isEmpty(held) ? {} : subtractHashes(held, null, keepSet());
       if (!isEmpty(gone)) changes.push({ op: 'delete', user: gone });
       members.push({
         key: row.key,
@@ -230,8 +241,8 @@ export function planBatch(
     const effect = memberEffect(row.change, previous, next, mode, fullResync, unconfirmed);
     const firstChange = changes.length;
     let sendsUpdate = false;
-    if (mode === 'mirror') {
-      const gone = subtractHashes(previous, next, keep);
+    if (mode === 'mirror' && !isEmpty(previous)) {
+      const gone = subtractHashes(previous, next, keepSet());
       if (!isEmpty(gone)) changes.push({ op: 'delete', user: gone });
     }
     if (effect === 'added' || effect === 'refreshed' || (effect === 'changed' && !isEmpty(next))) {
@@ -298,6 +309,11 @@ export function intentsOf(plan: BatchPlan): { key: string; hashes: MemberHashes 
   const out: { key: string; hashes: MemberHashes }[] = [];
   for (const member of plan.members) {
     if (member.changeCount === 0) continue;
+    // One operation (nearly every member): its hashes as they are; state's rows drop duplicates.
+    if (member.changeCount === 1) {
+      out.push({ key: member.key, hashes: plan.changes[member.firstChange]!.user });
+      continue;
+    }
     const hashes: Record<string, Set<string>> = {};
     for (let i = member.firstChange; i < member.firstChange + member.changeCount; i++) {
       for (const [type, values] of entries(plan.changes[i]!.user)) {
