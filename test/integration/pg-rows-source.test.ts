@@ -125,5 +125,9 @@ describe.each([
     const keysOnly = sql`select * from ${rowsSource('u', [['member_key', 'text']], [[key(3)], [key(4)]])}`;
     expect(keysOnly.compile(db).sql).toContain('generate_series(1, 2)');
     expect((await keysOnly.execute(db)).rows).toEqual([{ member_key: key(3) }, { member_key: key(4) }]);
+    // Packing off (PGlite's hooks): arrays only, the same rows.
+    const unpacked = sql`select * from ${rowsSource('u', COLUMNS, rows, false)}`.compile(db);
+    expect(unpacked.parameters.some((p) => p instanceof Buffer)).toBe(false);
+    expect(unpacked.sql).toContain('unnest(cast($1 as text[])');
   });
 });

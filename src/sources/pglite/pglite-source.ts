@@ -127,6 +127,8 @@ class PgliteSource implements Source {
         fetchSize: this.#config.fetch_size,
         lock: { kind: 'in_process', scope: this.#dataDir },
         logger: this.#logger,
+        // Slower here than text arrays (see the option).
+        packDigests: false,
       }),
     };
   }

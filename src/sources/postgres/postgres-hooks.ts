@@ -36,6 +36,12 @@ export interface PostgresHooksOptions {
    */
   lock: { kind: 'advisory' } | { kind: 'in_process'; scope: string };
   logger: Logger;
+  /**
+   * Send digest columns of bulk rows as their bytes (rowsSource); default true. PGlite turns it off:
+   * there a `bytea` parameter and the rows cut from it took 405-575 ms for 30,000 rows of key, type
+   * and hash against 85-98 ms as three `text[]`, and a 300k first load 71.3 s against 40.0 s.
+   */
+  packDigests?: boolean;
 }
 
 /** Mutexes of `in_process` locks, by scope, schema and activation. */
@@ -89,9 +95,12 @@ export function rowsSource(
   alias: string,
   columns: readonly (readonly [name: string, type: ColumnType])[],
   rows: readonly (readonly unknown[])[],
+  packDigests = true,
 ): RawBuilder<unknown> {
   const values = columns.map((_, i) => rows.map((row) => row[i]));
-  const packed = columns.map(([, type], i) => (type === 'text' ? packedDigests(values[i]!) : undefined));
+  const packed = columns.map(([, type], i) =>
+    packDigests && type === 'text' ? packedDigests(values[i]!) : undefined,
+  );
   const names = sql.join(columns.map(([name]) => sql.id(name)));
   const array = (i: number) => arrayParam(values[i]!.map(arrayText), PG_TYPES[columns[i]![1]]);
   if (packed.every((bytes) => bytes === undefined)) {
@@ -163,7 +172,7 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     readJson: (column) => sql`cast(${sql.ref(column)} as text)`,
     // Array parameters with unnest(): one statement per table whatever the batch size; digests as
     // their bytes (rowsSource). https://www.postgresql.org/docs/current/functions-array.html
-    rows: rowsSource,
+    rows: (alias, columns, rows) => rowsSource(alias, columns, rows, options.packDigests ?? true),
     // `not in (select unnest(...))` is a hashed subplan; `<> all(array)` compared every matching
     // row with every excluded key (10,000 x 10,000 comparisons: 300 ms of a 1M-member run).
     // `= any(array)` for the positive list (bench/RESULTS.md: `in (select unnest(...))` was tried for
