@@ -39,7 +39,7 @@ export interface PostgresHooksOptions {
   /**
    * Send digest columns of bulk rows as their bytes (rowsSource); default true. PGlite turns it off:
    * there a `bytea` parameter and the rows cut from it took 405-575 ms for 30,000 rows of key, type
-   * and hash against 85-98 ms as three `text[]`, and a 300k first load 71.3 s against 40.0 s.
+   * and hash against 85-98 ms as three `text[]`, and a 300k first load 71.3 s against 37.4 s.
    */
   packDigests?: boolean;
 }
