@@ -201,7 +201,13 @@ export function rowsFromHashes(hashes: MemberHashes | null): MemberHashRow[] {
   return rows;
 }
 
-function distinctRows(rows: readonly MemberHashRow[]): MemberHashRow[] {
+/**
+ * Each (type, hash) once, in first-seen order; `rows` itself when nothing repeats. A member has a
+ * handful, compared pairwise without a Set of joined strings (this runs for every member of a
+ * commit); a Set past a few dozen.
+ */
+export function distinctRows(rows: readonly MemberHashRow[]): readonly MemberHashRow[] {
+  if (rows.length <= 32 && !repeatsAny(rows)) return rows;
   const seen = new Set<string>();
   return rows.filter((row) => {
     const id = `${row.idType}\u0000${row.hash}`;
@@ -209,6 +215,15 @@ function distinctRows(rows: readonly MemberHashRow[]): MemberHashRow[] {
     seen.add(id);
     return true;
   });
+}
+
+function repeatsAny(rows: readonly MemberHashRow[]): boolean {
+  for (let i = 1; i < rows.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (rows[j]!.hash === rows[i]!.hash && rows[j]!.idType === rows[i]!.idType) return true;
+    }
+  }
+  return false;
 }
 
 /** State rows back into MemberHashes (types in the order stored, values sorted). */

@@ -1,5 +1,6 @@
 import { sql, type CompiledQuery, type CreateTableBuilder, type Kysely, type RawBuilder } from 'kysely';
 import type { Logger } from 'pino';
+import { distinctRows } from './diff-run.js';
 import {
   toDate,
   type ColumnType,
@@ -738,23 +739,7 @@ export class StateSql {
       if (upsert.previousHashes === undefined || upsert.previousHashes.length === 0) {
         if (insertFirst && upsert.previousHashes !== undefined) fresh.push(upsert);
         else replaced.push(upsert.key);
-        // Each (type, hash) once. A member has a handful: compared pairwise, without a Set of joined
-        // strings (this runs for every member of a first load); a Set past a few dozen.
-        const hashes = upsert.hashes;
-        const seen = hashes.length > 32 ? new Set<string>() : undefined;
-        for (let i = 0; i < hashes.length; i++) {
-          const h = hashes[i]!;
-          let repeated = false;
-          if (seen) {
-            const id = `${h.idType}:${h.hash}`;
-            repeated = seen.has(id);
-            seen.add(id);
-          } else {
-            for (let j = 0; j < i && !repeated; j++)
-              repeated = hashes[j]!.hash === h.hash && hashes[j]!.idType === h.idType;
-          }
-          if (!repeated) inserts.push([upsert.key, h.idType, h.hash]);
-        }
+        for (const h of distinctRows(upsert.hashes)) inserts.push([upsert.key, h.idType, h.hash]);
         continue;
       }
       const before = new Set(upsert.previousHashes.map((h) => `${h.idType}:${h.hash}`));

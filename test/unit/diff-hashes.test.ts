@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hashesFromRows, rowsFromHashes } from '../../src/diff/diff-run.js';
+import { distinctRows, hashesFromRows, rowsFromHashes } from '../../src/diff/diff-run.js';
 import { X_IDENTIFIER_TYPES } from '../../src/destinations/x-ads/identifier-types.js';
 
 const hex = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 4, maxLength: 8 });
@@ -33,5 +33,32 @@ describe('member hashes as state rows', () => {
       { idType: 'email', hash: 'b' },
       { idType: 'email', hash: 'a' },
     ]);
+  });
+});
+
+describe('distinctRows', () => {
+  it('keeps each (type, hash) once, in first-seen order, pairwise or past 32 rows by a set (property)', () => {
+    const row = fc.record({
+      idType: fc.constantFrom('email', 'phone_number'),
+      hash: fc.constantFrom('a', 'b', 'c'),
+    });
+    const many = fc.array(fc.record({ idType: fc.constantFrom('email', 'device_id'), hash: hex }), {
+      minLength: 30,
+      maxLength: 80,
+    });
+    fc.assert(
+      fc.property(fc.oneof(fc.array(row, { maxLength: 8 }), many), (rows) => {
+        const seen = new Map(rows.map((r) => [`${r.idType}:${r.hash}`, r]));
+        const expected = rows.filter(
+          (r, i) => rows.findIndex((o) => o.idType === r.idType && o.hash === r.hash) === i,
+        );
+        const out = distinctRows(rows);
+        expect(out).toEqual(expected);
+        expect(out.length).toBe(seen.size);
+        // A handful with nothing repeated: the same array back, nothing copied.
+        if (rows.length <= 32 && expected.length === rows.length) expect(out).toBe(rows);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
