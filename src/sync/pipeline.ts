@@ -311,8 +311,9 @@ export async function deliverDelta(
   let unacknowledged = 0;
   let lastSend: Promise<unknown> = Promise.resolve();
   let sendFailed = false;
-  const commits: Promise<void>[] = []; // batches sent or being sent and not yet known committed
-  const commitChanges: number[] = []; // the destination operations of each of those batches
+  /** Batches sent or being sent and not yet known committed, oldest first: commit, operations. */
+  const committing: { commit: Promise<void>; changes: number }[] = [];
+  const commits = () => committing.map((batch) => batch.commit);
   /** Batches handed to the destination whose commit has not finished: their members and answers. */
   const uncommitted = new Set<{ members: readonly MemberPlan[]; sending: Promise<ApplyOutcome> }>();
   let commitFailed = false;
@@ -387,7 +388,7 @@ export async function deliverDelta(
       let held = new Set<string>();
       if (candidates.length > 0) {
         // A failed send or commit ends the run: rethrow it before planning more deletes.
-        if (sendFailed || commitFailed) await Promise.all(commits);
+        if (sendFailed || commitFailed) await Promise.all(commits());
         const pending = [...uncommitted];
         const wanted = new Set(candidates);
         // Left out of the lookup: this batch, and the uncommitted members state may still show
@@ -428,14 +429,19 @@ export async function deliverDelta(
       const recorded = intents.length === 0 ? Promise.resolve() : diff.recordIntent(intents, stamp);
       recorded.catch(() => undefined); // awaited below; this only keeps an early failure handled
       const changes = plan.changes.length;
-      while (waitsForOldest(commitChanges, changes, ctx.batchSize)) {
-        commitChanges.shift();
-        await commits.shift();
+      while (
+        waitsForOldest(
+          committing.map((batch) => batch.changes),
+          changes,
+          ctx.batchSize,
+        )
+      ) {
+        await committing.shift()!.commit;
       }
       await lastSend;
       // A send that threw (not a refused member: the audience gone, credentials revoked) ends the
       // run; its commit rethrows it here rather than after more batches went the same way.
-      if (sendFailed) await Promise.all(commits);
+      if (sendFailed) await Promise.all(commits());
       timing.lap('waitMs');
       await recorded;
       timing.lap('intentMs');
@@ -468,14 +474,13 @@ export async function deliverDelta(
       );
       // Awaited below (or by the next batch); this only keeps an early failure from being unhandled.
       commit.catch(() => undefined);
-      commits.push(commit);
-      commitChanges.push(changes);
+      committing.push({ commit, changes });
       readStarted = performance.now();
     }
-    await Promise.all(commits);
+    await Promise.all(commits());
   } catch (error) {
     // Let what is in flight finish (or fail) before the diff closes: nothing acknowledged is lost.
-    await Promise.allSettled([lastSend, ...commits]);
+    await Promise.allSettled([lastSend, ...commits()]);
     throw error;
   }
   ctx.progress('done', committed);
