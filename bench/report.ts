@@ -410,38 +410,34 @@ export function renderReport(input: ReportInput): string {
   }
   out.push('');
 
-  for (const size of postgresSizes) {
-    out.push(`## PostgreSQL, ${formatCount(size)} rows`, '');
+  /** A warehouse's two cases at one size: each one's table, then its phases. */
+  const cases = (warehouse: BenchWarehouseKind, size: number, initialTitle: string) => {
     for (const kind of ['initial', 'incremental'] as const) {
-      const table = caseTable(summaries, 'postgres', size, kind, machine.cores);
+      const table = caseTable(summaries, warehouse, size, kind, machine.cores);
       if (!table) continue;
-      const phases = phaseLine(measurements, 'postgres', size, kind);
+      const phases = phaseLine(measurements, warehouse, size, kind);
       out.push(
-        `### ${kind === 'initial' ? 'Initial sync (every member added)' : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
+        `### ${kind === 'initial' ? initialTitle : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
         '',
         table,
         ...(phases ? [phases, ''] : []),
       );
     }
+  };
+  const sizesOf = (warehouse: BenchWarehouseKind) => [
+    ...new Set(measurements.filter((m) => m.warehouse === warehouse).map((m) => m.size)),
+  ];
+
+  for (const size of postgresSizes) {
+    out.push(`## PostgreSQL, ${formatCount(size)} rows`, '');
+    cases('postgres', size, 'Initial sync (every member added)');
   }
-  const pgliteSizes = [...new Set(measurements.filter((m) => m.warehouse === 'pglite').map((m) => m.size))];
-  for (const size of pgliteSizes) {
+  for (const size of sizesOf('pglite')) {
     out.push(`## PGlite (embedded, in the Tailor process), ${formatCount(size)} rows`, '');
-    for (const kind of ['initial', 'incremental'] as const) {
-      const table = caseTable(summaries, 'pglite', size, kind, machine.cores);
-      if (!table) continue;
-      out.push(
-        `### ${kind === 'initial' ? 'Initial sync' : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
-        '',
-        table,
-      );
-    }
+    cases('pglite', size, 'Initial sync');
   }
 
-  const bigquerySizes = [
-    ...new Set(measurements.filter((m) => m.warehouse === 'bigquery').map((m) => m.size)),
-  ];
-  for (const size of bigquerySizes) {
+  for (const size of sizesOf('bigquery')) {
     out.push(`## BigQuery (local engine: bqemulator on DuckDB), ${formatCount(size)} rows`, '');
     out.push(
       'Reported without a target. These figures describe DuckDB behind a Python REST layer (bqemulator), not',
@@ -452,17 +448,7 @@ export function renderReport(input: ReportInput): string {
       'transaction); there is no full pull here.',
       '',
     );
-    for (const kind of ['initial', 'incremental'] as const) {
-      const table = caseTable(summaries, 'bigquery', size, kind, machine.cores);
-      if (!table) continue;
-      const phases = phaseLine(measurements, 'bigquery', size, kind);
-      out.push(
-        `### ${kind === 'initial' ? 'Initial sync' : 'Incremental sync (1% added, 1% removed, 1% changed)'}`,
-        '',
-        table,
-        ...(phases ? [phases, ''] : []),
-      );
-    }
+    cases('bigquery', size, 'Initial sync');
   }
 
   const stopped = measurements.filter((m) => m.partial);
