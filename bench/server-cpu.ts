@@ -136,25 +136,29 @@ export async function serverCpuMeter(
       note: `${prefix}: no \`postgres\` process in ${procDir} (the server runs in another container or VM?).`,
     };
   }
+  return { note: null, meter: cpuMeter(() => readCpuTicks('postgres', procDir)) };
+}
+
+/**
+ * A meter over readings of CPU ticks by pid: a failed reading is null, and so is a total that went
+ * down (a process left without a parent to reap it: a restart).
+ */
+function cpuMeter(readTicks: () => Promise<CpuReading>): ServerCpuMeter {
   const ticks = clockTicksPerSecond();
   const read = async () => {
     try {
-      return await readCpuTicks('postgres', procDir);
+      return await readTicks();
     } catch {
       return null;
     }
   };
   return {
-    note: null,
-    meter: {
-      read,
-      async msSince(before) {
-        const after = await read();
-        if (!before || !after) return null;
-        const ms = cpuMsBetween(before, after, ticks);
-        // Less than before: a process left without a postgres parent to reap it (a restart).
-        return ms >= 0 ? ms : null;
-      },
+    read,
+    async msSince(before) {
+      const after = await read();
+      if (!before || !after) return null;
+      const ms = cpuMsBetween(before, after, ticks);
+      return ms >= 0 ? ms : null;
     },
   };
 }
@@ -165,21 +169,8 @@ export async function serverCpuMeter(
  * launcher's process).
  */
 export function processCpuMeter(pid: number, procDir = '/proc'): ServerCpuMeter {
-  const ticks = clockTicksPerSecond();
-  const read = async (): Promise<CpuReading | null> => {
-    try {
-      const stat = parseProcStat(await readFile(join(procDir, String(pid), 'stat'), 'utf8'));
-      return new Map([[pid, stat.utime + stat.stime + stat.cutime + stat.cstime]]);
-    } catch {
-      return null;
-    }
-  };
-  return {
-    read,
-    async msSince(before) {
-      const after = await read();
-      if (!before || !after) return null;
-      return cpuMsBetween(before, after, ticks);
-    },
-  };
+  return cpuMeter(async () => {
+    const stat = parseProcStat(await readFile(join(procDir, String(pid), 'stat'), 'utf8'));
+    return new Map([[pid, stat.utime + stat.stime + stat.cutime + stat.cstime]]);
+  });
 }
