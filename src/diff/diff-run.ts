@@ -114,21 +114,14 @@ export class WarehouseDiffRun implements DiffRun {
   }
 
   async recordIntent(intents: readonly MemberIntent[], stamp: IntentStamp): Promise<void> {
-    // Chunks of at most maxRowsPerStatement hash rows (a member's rows stay in one chunk).
+    // One row per member (its hashes packed), in chunks of at most maxRowsPerStatement members.
     const step = this.#sql.hooks.maxRowsPerStatement;
-    let chunk: { key: string; hashes: MemberHashRow[] }[] = [];
-    let size = 0;
-    for (const intent of intents) {
-      const hashes = rowsFromHashes(intent.hashes);
-      if (size > 0 && size + hashes.length > step) {
-        await this.#sql.recordIntents(this.#spec.activationId, chunk, stamp);
-        chunk = [];
-        size = 0;
-      }
-      chunk.push({ key: intent.key, hashes });
-      size += hashes.length;
+    for (let i = 0; i < intents.length; i += step) {
+      const chunk = intents
+        .slice(i, i + step)
+        .map((intent) => ({ key: intent.key, hashes: rowsFromHashes(intent.hashes) }));
+      await this.#sql.recordIntents(this.#spec.activationId, chunk, stamp);
     }
-    if (chunk.length > 0) await this.#sql.recordIntents(this.#spec.activationId, chunk, stamp);
   }
 
   async commit(acks: readonly MemberAck[]): Promise<void> {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { WarehouseError } from '../errors.js';
 import { wrapModelSql } from '../sources/model-sql.js';
 import type { MemberHashRow, WarehouseSession } from '../sources/warehouse-hooks.js';
-import type { StateSql } from './state-sql.js';
+import { unpackIntentHashes, type StateSql } from './state-sql.js';
 import type { ChangeKind, DiffCounts, InvalidKeyRow } from './types.js';
 
 /**
@@ -350,7 +350,9 @@ export class WarehouseDiff {
           values: change === 'removed' ? null : columns.map((_, i) => row[`v_${i}`] ?? null),
           fingerprint: change === 'removed' ? null : (row.fingerprint as string),
           previousHashes: change === 'added' ? null : hooks.parseHashes(row.previous_hashes),
-          pendingHashes: this.#pending ? nonEmpty(hooks.parseHashes(row.pending_hashes)) : null,
+          pendingHashes: this.#pending
+            ? nonEmpty(unpackIntentHashes(hooks.parseHashes(row.pending_hashes)))
+            : null,
         },
       ];
     });

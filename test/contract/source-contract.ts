@@ -478,7 +478,8 @@ export function defineSourceContract(
     it('intent before send: what was sent and never committed comes back, until it is acknowledged', async () => {
       await wh.load('people', 'int', [
         { id: 1, email: 'one@example.com', phone: null },
-        { id: 2, email: 'two@example.com', phone: null },
+        // Two identifiers: one intent row holds both (packed), on every warehouse.
+        { id: 2, email: 'two@example.com', phone: '+15550000002' },
         { id: 3, email: 'three@example.com', phone: null },
       ]);
       const at = new Date();
@@ -504,7 +505,7 @@ export function defineSourceContract(
       expect(summary(delta)).toEqual(['removed:2', 'changed:3', 'added:1']);
       expect(rowOf(delta, '2')).toMatchObject({
         previousHashes: {},
-        pendingHashes: hashesOf({ email: 'two@example.com' }),
+        pendingHashes: hashesOf({ email: 'two@example.com', phone: '+15550000002' }),
       });
       expect(rowOf(delta, '1')).toMatchObject({
         previousHashes: null,

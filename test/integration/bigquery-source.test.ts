@@ -351,7 +351,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       },
     ]);
 
-    // The intent: one INSERT of every hash row over one typed ARRAY<STRUCT>, with its stamp.
+    // The intent: one INSERT of a row per member (its hashes packed) over one typed ARRAY<STRUCT>, with its stamp.
     const intentInsert = fake.jobs.find((j) => j.sql.startsWith('insert into `tailor`.`member_intents`'))!;
     expect(intentInsert.sql.replace(/\s+/g, ' ')).toBe(
       'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `intent_id`, `id_type`, `hash`, `recorded_at`, `until`) select ?, `u`.`member_key`, ?, `u`.`id_type`, `u`.`hash`, ?, ? from UNNEST(?) AS `u`',
@@ -365,15 +365,14 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     const intentRows = (intentInsert.parameters[4]!.parameterValue as { arrayValues: unknown[] }).arrayValues;
     expect(intentRows).toEqual(
       [
-        ['7', 'a'],
-        ['8', 'b'],
-        ['8', 'c'],
-        ['10', 'd'],
-      ].map(([key, h]) => ({
+        ['7', `email:${'a'.repeat(64)}`],
+        ['8', `email:${'b'.repeat(64)};email:${'c'.repeat(64)}`],
+        ['10', `email:${'d'.repeat(64)}`],
+      ].map(([key, packed]) => ({
         structValues: {
           member_key: { value: key },
-          id_type: { value: 'email' },
-          hash: { value: h!.repeat(64) },
+          id_type: { value: '*' },
+          hash: { value: packed },
         },
       })),
     );

@@ -141,6 +141,61 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
+  it('reads intent rows of the earlier form (one row per hash) beside packed ones, and clears both on acknowledgement', async () => {
+    const schema = state();
+    const spec = {
+      activationId: 'mixed',
+      modelSql: `select id, email from ${data}.people where id <= 3`,
+      modelName: 'people',
+      primaryKey: 'id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+    };
+    await using source = await open(TEST_POSTGRES_URL);
+    const store = createStateStore(source, schema, { logger: silentLogger });
+    const at = new Date();
+    const until = new Date(at.getTime() + 3_600_000);
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(64));
+    {
+      await using run = await store.prepareDiff(spec);
+      await readDelta(run);
+      // This version's form: one row for member 1, both hashes packed.
+      await run.recordIntent([{ key: digest('1'), hashes: { email: [a!], handle: [b!] } }], {
+        id: 'r1:1',
+        at,
+        until,
+      });
+    }
+    // The earlier form, as a run of an earlier version left it: one row per hash, for members 1 and 2.
+    for (const [key, type, hash] of [
+      [digest('1'), 'email', c],
+      [digest('2'), 'partner_user_id', 'p;1%'],
+    ]) {
+      await admin.query(
+        `insert into "${schema}".member_intents (activation_id, member_key, intent_id, id_type, hash, recorded_at, until)
+         values ('mixed', $1, 'old:1', $2, $3, $4, $5)`,
+        [key, type, hash, at, until],
+      );
+    }
+    await using run = await store.prepareDiff(spec);
+    const delta = await readDelta(run);
+    const byKey = new Map(delta.map((row) => [row.key, row]));
+    expect(byKey.get(digest('1'))!.pendingHashes).toEqual({ email: [a, c].sort(), handle: [b] });
+    expect(byKey.get(digest('2'))!.pendingHashes).toEqual({ partner_user_id: ['p;1%'] });
+    expect(byKey.get(digest('3'))!.pendingHashes).toBeNull();
+    await run.commit(delta.map((row) => ({ ...ackOf(row), intentId: 'r2:1' })));
+    // Both forms are within their window: they stay until it passes (X may still apply them late).
+    const { rows } = await admin.query(
+      `select id_type, count(*)::int as n from "${schema}".member_intents group by 1 order by 1`,
+    );
+    expect(rows).toEqual([
+      { id_type: '*', n: 1 },
+      { id_type: 'email', n: 1 },
+      { id_type: 'partner_user_id', n: 1 },
+    ]);
+  });
+
   it('migrates a populated state schema created before the layer was unified (version 2) to 7, and syncs on it', async () => {
     // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
     const schema = state();

@@ -378,7 +378,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(insert.params).toContainEqual([{ member_key: '1', id_type: 'email', hash: 'h1' }]);
   });
 
-  it('records the intent of a batch in one insert over a typed ARRAY<STRUCT> parameter', async () => {
+  it('records the intent of a batch in one insert over a typed ARRAY<STRUCT> parameter, one row per member with its hashes packed', async () => {
     const { runner, warehouse } = setup();
     const at = new Date('2026-11-22T10:00:00Z');
     const until = new Date('2026-11-22T10:15:00Z');
@@ -406,9 +406,8 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           at,
           until,
           [
-            { member_key: 'k1', id_type: 'email', hash: 'h1' },
-            { member_key: 'k1', id_type: 'phone_number', hash: 'p1' },
-            { member_key: 'k2', id_type: 'email', hash: 'h2' },
+            { member_key: 'k1', id_type: '*', hash: 'email:h1;phone_number:p1' },
+            { member_key: 'k2', id_type: '*', hash: 'email:h2' },
           ],
         ],
         types: [

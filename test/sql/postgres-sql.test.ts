@@ -278,7 +278,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.at(-2)!.parameters).toEqual([7, 'match rate in the run log', 7]);
   });
 
-  it('records the intent of a batch in one multi-row insert over unnest', async () => {
+  it('records the intent of a batch in one multi-row insert over unnest, one row per member with its hashes packed', async () => {
     const { recorded, state } = setup();
     await state.recordIntents(
       'vip_x',
@@ -305,9 +305,9 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     );
     expect(recorded[0]!.parameters.slice(0, 2)).toEqual(['vip_x', 'i1']);
     expect(recorded[0]!.parameters.slice(4)).toEqual([
-      '{"k1","k1","k2"}',
-      '{"email","phone_number","email"}',
-      '{"h1","p1","h2"}',
+      '{"k1","k2"}',
+      '{"*","*"}',
+      '{"email:h1;phone_number:p1","email:h2"}',
     ]);
   });
 

@@ -324,7 +324,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
-  it('records the intent of a batch in one multi-row insert, its stamp bound as ISO text', async () => {
+  it('records the intent of a batch in one multi-row insert, one row per member with its hashes packed, its stamp bound as ISO text', async () => {
     const { runner, warehouse } = setup();
     await warehouse.recordIntents(
       'vip_x',
@@ -343,21 +343,18 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     );
     expect(runner.recorded).toEqual([
       {
-        sql: 'insert into "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID", "MEMBER_KEY", "INTENT_ID", "ID_TYPE", "HASH", "RECORDED_AT", "UNTIL") select ?, "U"."MEMBER_KEY", ?, "U"."ID_TYPE", "U"."HASH", TO_TIMESTAMP_TZ(?), TO_TIMESTAMP_TZ(?) from (SELECT "MEMBER_KEY", "ID_TYPE", "HASH" FROM (VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)) AS v ("MEMBER_KEY", "ID_TYPE", "HASH")) AS "U"',
+        sql: 'insert into "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID", "MEMBER_KEY", "INTENT_ID", "ID_TYPE", "HASH", "RECORDED_AT", "UNTIL") select ?, "U"."MEMBER_KEY", ?, "U"."ID_TYPE", "U"."HASH", TO_TIMESTAMP_TZ(?), TO_TIMESTAMP_TZ(?) from (SELECT "MEMBER_KEY", "ID_TYPE", "HASH" FROM (VALUES (?, ?, ?), (?, ?, ?)) AS v ("MEMBER_KEY", "ID_TYPE", "HASH")) AS "U"',
         binds: [
           'vip_x',
           'i1',
           '2026-11-22T10:00:00.000Z',
           '2026-11-22T10:15:00.000Z',
           'k1',
-          'email',
-          'h1',
-          'k1',
-          'phone_number',
-          'p1',
+          '*',
+          'email:h1;phone_number:p1',
           'k2',
-          'email',
-          'h2',
+          '*',
+          'email:h2',
         ],
       },
     ]);

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { distinctRows, hashesFromRows, rowsFromHashes } from '../../src/diff/diff-run.js';
 import { X_IDENTIFIER_TYPES } from '../../src/destinations/x-ads/identifier-types.js';
+import { PACKED_INTENT, packIntentHashes, unpackIntentHashes } from '../../src/diff/state-sql.js';
 
 const hex = fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 4, maxLength: 8 });
 
@@ -59,6 +60,49 @@ describe('distinctRows', () => {
         if (rows.length <= 32 && expected.length === rows.length) expect(out).toBe(rows);
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('packed intent rows', () => {
+  const value = fc.oneof(
+    hex,
+    // partner_user_id goes as the partner knows it: any text, the separators and escapes included.
+    fc.string({ unit: fc.constantFrom('%', ';', ':', '2', '5', '3', 'B', 'a', ' ', 'é', '\n') }),
+    fc.string({ unit: 'grapheme' }),
+  );
+  const row = fc.record({ idType: fc.constantFrom(...X_IDENTIFIER_TYPES), hash: value });
+
+  it('round-trips any member hashes through one packed row, in order (property)', () => {
+    fc.assert(
+      fc.property(fc.array(row, { minLength: 1, maxLength: 6 }), (rows) => {
+        const packed = packIntentHashes(rows);
+        expect(unpackIntentHashes([{ idType: PACKED_INTENT, hash: packed }])).toEqual(rows);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('reads rows of the old form (one hash each) as they are, beside packed ones', () => {
+    const old = { idType: 'email', hash: 'a;b%3B:c' };
+    const packed = { idType: PACKED_INTENT, hash: packIntentHashes([{ idType: 'handle', hash: 'd' }]) };
+    expect(unpackIntentHashes([old, packed])).toEqual([old, { idType: 'handle', hash: 'd' }]);
+  });
+
+  it('writes hex digests as they are', () => {
+    const a = 'a'.repeat(64);
+    const b = 'b'.repeat(64);
+    expect(
+      packIntentHashes([
+        { idType: 'email', hash: a },
+        { idType: 'phone_number', hash: b },
+      ]),
+    ).toBe(`email:${a};phone_number:${b}`);
+  });
+
+  it('refuses a packed row it cannot read, saying what to do', () => {
+    expect(() => unpackIntentHashes([{ idType: PACKED_INTENT, hash: 'no type here' }])).toThrow(
+      /not in its packed form/,
     );
   });
 });
