@@ -715,16 +715,15 @@ export class StateSql {
     intents: readonly IntentRows[],
     stamp: { id: string; at: Date; until: Date },
   ): Promise<void> {
-    const rows: (readonly [string, string, string])[] = [];
+    const rows: (readonly [string, string])[] = [];
     for (const intent of intents) {
-      if (intent.hashes.length > 0) rows.push([intent.key, PACKED_INTENT, packIntentHashes(intent.hashes)]);
+      if (intent.hashes.length > 0) rows.push([intent.key, packIntentHashes(intent.hashes)]);
     }
     if (rows.length === 0) return;
     const source = this.hooks.rows(
       'u',
       [
         ['member_key', 'text'],
-        ['id_type', 'text'],
         ['hash', 'text'],
       ],
       rows,
@@ -733,7 +732,7 @@ export class StateSql {
     await this.#mutate('recording the intent of a batch', () =>
       sql`insert into ${this.table('member_intents')} (${sql.join(columns.map((c) => sql.id(c)))})
         select ${this.#v(activationId, 'text')}, ${sql.ref('u.member_key')}, ${this.#v(stamp.id, 'text')},
-          ${sql.ref('u.id_type')}, ${sql.ref('u.hash')}, ${this.#v(stamp.at, 'timestamptz')}, ${this.#v(stamp.until, 'timestamptz')}
+          ${this.#v(PACKED_INTENT, 'text')}, ${sql.ref('u.hash')}, ${this.#v(stamp.at, 'timestamptz')}, ${this.#v(stamp.until, 'timestamptz')}
         from ${source}`.execute(this.#backend.db),
     );
   }

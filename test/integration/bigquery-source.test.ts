@@ -354,15 +354,16 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     // The intent: one INSERT of a row per member (its hashes packed) over one typed ARRAY<STRUCT>, with its stamp.
     const intentInsert = fake.jobs.find((j) => j.sql.startsWith('insert into `tailor`.`member_intents`'))!;
     expect(intentInsert.sql.replace(/\s+/g, ' ')).toBe(
-      'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `intent_id`, `id_type`, `hash`, `recorded_at`, `until`) select ?, `u`.`member_key`, ?, `u`.`id_type`, `u`.`hash`, ?, ? from UNNEST(?) AS `u`',
+      'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `intent_id`, `id_type`, `hash`, `recorded_at`, `until`) select ?, `u`.`member_key`, ?, ?, `u`.`hash`, ?, ? from UNNEST(?) AS `u`',
     );
-    expect(intentInsert.parameters.slice(0, 4)).toEqual([
+    expect(intentInsert.parameters.slice(0, 5)).toEqual([
       { parameterType: { type: 'STRING' }, parameterValue: { value: 'vip_x' } },
       { parameterType: { type: 'STRING' }, parameterValue: { value: 'run1:1' } },
+      { parameterType: { type: 'STRING' }, parameterValue: { value: '*' } },
       { parameterType: { type: 'TIMESTAMP' }, parameterValue: { value: '2026-11-22T12:00:30.000Z' } },
       { parameterType: { type: 'TIMESTAMP' }, parameterValue: { value: '2026-11-22T12:15:30.000Z' } },
     ]);
-    const intentRows = (intentInsert.parameters[4]!.parameterValue as { arrayValues: unknown[] }).arrayValues;
+    const intentRows = (intentInsert.parameters[5]!.parameterValue as { arrayValues: unknown[] }).arrayValues;
     expect(intentRows).toEqual(
       [
         ['7', `email:${'a'.repeat(64)}`],
@@ -371,7 +372,6 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       ].map(([key, packed]) => ({
         structValues: {
           member_key: { value: key },
-          id_type: { value: '*' },
           hash: { value: packed },
         },
       })),

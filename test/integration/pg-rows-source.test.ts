@@ -21,13 +21,14 @@ const COLUMNS: readonly (readonly [string, ColumnType])[] = [
 ];
 
 const digest = fc.stringMatching(/^[0-9a-f]{64}$/);
-// Near misses: uppercase hex, one character short or long, a partner id, text the array syntax quotes.
+// Near misses: uppercase hex, one character short or long, a partner id, text the array syntax quotes,
+// and what a column joined by line breaks cannot carry (a line break, an empty value).
 const other = fc.oneof(
   digest.map((d) => d.toUpperCase().replace(/^[0-9]*/, 'A')),
   digest.map((d) => d.slice(1)),
   digest.map((d) => `${d}0`),
   digest.chain((d) => fc.nat(63).map((i) => `${d.slice(0, i)}${'gé-'[i % 3]}${d.slice(i + 1)}`)),
-  fc.constantFrom('partner-123', '"', 'a,b', 'NULL', ''),
+  fc.constantFrom('partner-123', '"', 'a,b', 'NULL', '', 'a\nb', '\n', 'a\r\n'),
 );
 const column = fc.oneof(
   fc.constant('digests' as const),
@@ -108,7 +109,7 @@ describe.each([
     );
   });
 
-  it('sends a column of digests as one bytea parameter, and the others as arrays', async () => {
+  it('sends a column of digests as one bytea parameter, other text joined by line breaks, the rest as arrays', async () => {
     const key = (i: number) => i.toString(16).padStart(64, '0');
     const rows: Row[] = [
       [key(1), 'partner-1', null],
@@ -117,17 +118,28 @@ describe.each([
     const compiled = sql`select * from ${rowsSource('u', COLUMNS, rows)}`.compile(db);
     expect(compiled.parameters[0]).toBeInstanceOf(Buffer);
     expect(compiled.parameters.slice(1)).toEqual([
-      '{"partner-1","partner-2"}',
+      'partner-1\npartner-2',
       '{NULL,"2026-12-05T00:00:00.000Z"}',
     ]);
+    expect(compiled.sql).toContain('string_to_array(cast($2 as text), chr(10))');
     expect(await readBack(db, rows)).toEqual(rows);
+    // A text column with a line break, an empty value or a null goes as an array.
+    for (const odd of ['a\nb', '', null]) {
+      const oddRows: Row[] = [
+        [key(1), 'partner-1', null],
+        [key(2), odd, null],
+      ];
+      const oddCompiled = sql`select * from ${rowsSource('u', COLUMNS, oddRows)}`.compile(db);
+      expect(oddCompiled.sql).toContain('unnest(cast($2 as text[])');
+      expect(await readBack(db, oddRows)).toEqual(oddRows);
+    }
     // Every column packed: the rows are numbered by generate_series.
     const keysOnly = sql`select * from ${rowsSource('u', [['member_key', 'text']], [[key(3)], [key(4)]])}`;
     expect(keysOnly.compile(db).sql).toContain('generate_series(1, 2)');
     expect((await keysOnly.execute(db)).rows).toEqual([{ member_key: key(3) }, { member_key: key(4) }]);
-    // Packing off (PGlite's hooks): arrays only, the same rows.
+    // Digests not packed (PGlite's hooks): no bytes; text columns joined by line breaks, the same rows.
     const unpacked = sql`select * from ${rowsSource('u', COLUMNS, rows, false)}`.compile(db);
     expect(unpacked.parameters.some((p) => p instanceof Buffer)).toBe(false);
-    expect(unpacked.sql).toContain('unnest(cast($1 as text[])');
+    expect(unpacked.sql).toContain('unnest(string_to_array(cast($1 as text), chr(10))');
   });
 });

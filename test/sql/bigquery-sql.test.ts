@@ -399,23 +399,25 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     );
     expect(runner.recorded).toEqual([
       {
-        sql: 'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `intent_id`, `id_type`, `hash`, `recorded_at`, `until`) select ?, `u`.`member_key`, ?, `u`.`id_type`, `u`.`hash`, ?, ? from UNNEST(?) AS `u`',
+        sql: 'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `intent_id`, `id_type`, `hash`, `recorded_at`, `until`) select ?, `u`.`member_key`, ?, ?, `u`.`hash`, ?, ? from UNNEST(?) AS `u`',
         params: [
           'vip_x',
           'i1',
+          '*',
           at,
           until,
           [
-            { member_key: 'k1', id_type: '*', hash: 'email:h1;phone_number:p1' },
-            { member_key: 'k2', id_type: '*', hash: 'email:h2' },
+            { member_key: 'k1', hash: 'email:h1;phone_number:p1' },
+            { member_key: 'k2', hash: 'email:h2' },
           ],
         ],
         types: [
           'STRING',
           'STRING',
+          'STRING',
           'TIMESTAMP',
           'TIMESTAMP',
-          [{ member_key: 'STRING', id_type: 'STRING', hash: 'STRING' }],
+          [{ member_key: 'STRING', hash: 'STRING' }],
         ],
       },
     ]);

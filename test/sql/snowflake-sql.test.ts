@@ -343,17 +343,16 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     );
     expect(runner.recorded).toEqual([
       {
-        sql: 'insert into "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID", "MEMBER_KEY", "INTENT_ID", "ID_TYPE", "HASH", "RECORDED_AT", "UNTIL") select ?, "U"."MEMBER_KEY", ?, "U"."ID_TYPE", "U"."HASH", TO_TIMESTAMP_TZ(?), TO_TIMESTAMP_TZ(?) from (SELECT "MEMBER_KEY", "ID_TYPE", "HASH" FROM (VALUES (?, ?, ?), (?, ?, ?)) AS v ("MEMBER_KEY", "ID_TYPE", "HASH")) AS "U"',
+        sql: 'insert into "TAILOR"."MEMBER_INTENTS" ("ACTIVATION_ID", "MEMBER_KEY", "INTENT_ID", "ID_TYPE", "HASH", "RECORDED_AT", "UNTIL") select ?, "U"."MEMBER_KEY", ?, ?, "U"."HASH", TO_TIMESTAMP_TZ(?), TO_TIMESTAMP_TZ(?) from (SELECT "MEMBER_KEY", "HASH" FROM (VALUES (?, ?), (?, ?)) AS v ("MEMBER_KEY", "HASH")) AS "U"',
         binds: [
           'vip_x',
           'i1',
+          '*',
           '2026-11-22T10:00:00.000Z',
           '2026-11-22T10:15:00.000Z',
           'k1',
-          '*',
           'email:h1;phone_number:p1',
           'k2',
-          '*',
           'email:h2',
         ],
       },
