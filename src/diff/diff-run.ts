@@ -29,6 +29,11 @@ export class WarehouseDiffRun implements DiffRun {
   #reading = false;
   /** The held-hash count, once started (with the diff, where the store started it early). */
   #held: Promise<number> | undefined;
+  /**
+   * The members each intent of this run recorded a row for, by intent id, until the commit that
+   * names the intent: when it acknowledges every one of them, the intent is cleared by its id alone.
+   */
+  readonly #recorded = new Map<string, string[]>();
 
   constructor(sql: StateSql, diff: WarehouseDiff, spec: DiffSpec, held?: Promise<number>) {
     this.#sql = sql;
@@ -114,13 +119,14 @@ export class WarehouseDiffRun implements DiffRun {
   }
 
   async recordIntent(intents: readonly MemberIntent[], stamp: IntentStamp): Promise<void> {
-    // One row per member (its hashes packed), in chunks of at most maxRowsPerStatement members.
+    // One row per member with hashes (packed), in chunks of at most maxRowsPerStatement members.
+    const rows = intents.map((intent) => ({ key: intent.key, hashes: rowsFromHashes(intent.hashes) }));
+    let recorded = this.#recorded.get(stamp.id);
+    if (recorded === undefined) this.#recorded.set(stamp.id, (recorded = []));
+    for (const row of rows) if (row.hashes.length > 0) recorded.push(row.key);
     const step = this.#sql.hooks.maxRowsPerStatement;
-    for (let i = 0; i < intents.length; i += step) {
-      const chunk = intents
-        .slice(i, i + step)
-        .map((intent) => ({ key: intent.key, hashes: rowsFromHashes(intent.hashes) }));
-      await this.#sql.recordIntents(this.#spec.activationId, chunk, stamp);
+    for (let i = 0; i < rows.length; i += step) {
+      await this.#sql.recordIntents(this.#spec.activationId, rows.slice(i, i + step), stamp);
     }
   }
 
@@ -136,6 +142,7 @@ export class WarehouseDiffRun implements DiffRun {
     }
     const all = [...byKey.values()];
     const step = this.#sql.hooks.maxRowsPerStatement;
+    const whole = wholeIntents(this.#recorded, byKey, all.length <= step);
     for (let i = 0; i < all.length; i += step) {
       const upserts: MemberUpsert[] = [];
       const removals: string[] = [];
@@ -164,6 +171,7 @@ export class WarehouseDiffRun implements DiffRun {
         intentIds: [...intentIds],
         olderIntents: this.#diff.hasIntents,
         intentKeys,
+        wholeIntents: whole,
       });
     }
   }
@@ -173,6 +181,28 @@ export class WarehouseDiffRun implements DiffRun {
     await this.#held?.catch(() => undefined);
     await this.#diff.close();
   }
+}
+
+/**
+ * The intents whose every recorded member (`recorded`: keys by intent id) the acks acknowledge, when
+ * they are committed in one statement batch (`oneChunk`; else none: clearing a whole intent in a
+ * first chunk would drop the intents of members a later chunk has yet to commit). Every intent the
+ * acks name leaves `recorded`, whole or not: a later commit naming it again clears by key.
+ */
+export function wholeIntents(
+  recorded: Map<string, readonly string[]>,
+  acks: ReadonlyMap<string, MemberAck>,
+  oneChunk: boolean,
+): Set<string> {
+  const whole = new Set<string>();
+  const named = new Set<string>();
+  for (const ack of acks.values()) if (ack.intentId) named.add(ack.intentId);
+  for (const id of named) {
+    const keys = recorded.get(id);
+    recorded.delete(id);
+    if (oneChunk && keys !== undefined && keys.every((key) => acks.get(key)?.intentId === id)) whole.add(id);
+  }
+  return whole;
 }
 
 /** MemberHashes as state rows: one per (type, hash), duplicates dropped. */

@@ -4,7 +4,8 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgliteDialect } from '../../src/sources/pglite/pglite-dialect.js';
-import { packedDigests, rowsSource } from '../../src/sources/postgres/postgres-hooks.js';
+import { createPostgresHooks, packedDigests, rowsSource } from '../../src/sources/postgres/postgres-hooks.js';
+import { silentLogger } from '../helpers/warehouse.js';
 import type { ColumnType } from '../../src/sources/warehouse-hooks.js';
 import { TEST_POSTGRES_URL } from '../helpers/warehouse.js';
 
@@ -60,6 +61,11 @@ const rowSets = fc
   )
   .map(([keys, hashes, dates]) => keys.map((key, i): Row => [key, hashes[i]!, dates[i] ?? null]));
 
+/** An array literal for the test's own candidate values (any text but NUL, which text cannot hold). */
+function textArrayLiteralOf(values: readonly string[]) {
+  return sql.lit(`{${values.map((value) => `"${value.replace(/["\\]/g, '\\$&')}"`).join(',')}}`);
+}
+
 async function readBack(db: Kysely<unknown>, rows: readonly Row[]): Promise<Row[]> {
   const result = await sql<{ member_key: string | null; hash: string | null; at: Date | null }>`
     select * from ${rowsSource('u', COLUMNS, rows)}`.execute(db);
@@ -98,6 +104,43 @@ describe.each([
   });
   afterAll(async () => {
     await db?.destroy();
+  });
+
+  it('matches exactly the listed values with inList, joined by line breaks or as an array (property)', async () => {
+    const hooks = createPostgresHooks({
+      stateSchema: 'unused',
+      openSession: () => Promise.reject(new Error('not used')),
+      fetchSize: 1,
+      lock: { kind: 'in_process', scope: 'in-list-test' },
+      logger: silentLogger,
+    });
+    const text = fc.oneof(digest, other, fc.string());
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(text, { minLength: 1, maxLength: 8 }),
+        fc.array(text, { maxLength: 8 }),
+        async (listed, probes) => {
+          const candidates = [...new Set([...listed, ...probes])].filter((v) => !v.includes('\u0000'));
+          const list = listed.filter((v) => !v.includes('\u0000'));
+          if (list.length === 0 || candidates.length === 0) return;
+          const v = sql.ref('c.v');
+          const from = sql`unnest(${textArrayLiteralOf(candidates)}::text[]) as c(v)`;
+          const inside = await sql<{
+            v: string;
+          }>`select c.v from ${from} where ${hooks.inList(v, list)}`.execute(db);
+          const outside = await sql<{
+            v: string;
+          }>`select c.v from ${from} where ${hooks.inList(v, list, true)}`.execute(db);
+          expect(inside.rows.map((r) => r.v).sort()).toEqual(
+            candidates.filter((c) => list.includes(c)).sort(),
+          );
+          expect(outside.rows.map((r) => r.v).sort()).toEqual(
+            candidates.filter((c) => !list.includes(c)).sort(),
+          );
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('reads back every row as given, in order, packed or not (property)', async () => {

@@ -322,16 +322,17 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
     // The commit: one transaction, multi-row statements over bound VALUES lists: the hash rows of
     // members given without previous hashes deleted by key, the new hash rows, then the members,
-    // then the acknowledged members' answered and expired intents.
+    // then the acknowledged members' answered intent.
     const commitStart = fake.statements.findIndex((s) => s.sql === 'BEGIN TRANSACTION');
     const commit = fake.statements.slice(commitStart, commitStart + 6);
     expect(commit.map((s) => head(s.sql))).toEqual(EXPECTED_RUN.slice(commitStart - 1, commitStart + 5));
     expect(commit[0]!.sql).toBe('BEGIN TRANSACTION');
     expect(commit[5]!.sql).toBe('COMMIT');
+    // Every member the intent recorded is acknowledged, in one chunk: cleared by its id alone.
     expect(commit[4]!.sql.replace(/\s+/g, ' ')).toBe(
-      'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "MEMBER_KEY" IN (?, ?, ?) and "INTENT_ID" IN (?)',
+      'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "INTENT_ID" IN (?)',
     );
-    expect(commit[4]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10', 'run1:1']);
+    expect(commit[4]!.binds.map((b) => b.value)).toEqual(['vip_x', 'run1:1']);
     expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
     expect(commit[3]!.sql).toContain('FROM (VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?))');
     expect(commit[3]!.binds).toEqual([
@@ -691,7 +692,7 @@ const EXPECTED_RUN = [
   'delete from "TAILOR"."MEMBER_HASHES" where "ACTIVATION_ID" = ? and "MEMB',
   'insert into "TAILOR"."MEMBER_HASHES" ("ACTIVATION_ID", "MEMBER_KEY", "ID',
   'merge into "TAILOR"."MEMBERS" as "T" using (select "U"."MEMBER_KEY", "U"',
-  'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "MEM',
+  'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "INT',
   'COMMIT',
   'drop table if exists "TAILOR"."TAILOR_DELTA_<TOKEN>"',
   'drop table if exists "TAILOR"."TAILOR_PEND_<TOKEN>"',

@@ -5,6 +5,7 @@ import { LockBusyError, WarehouseError } from '../../src/errors.js';
 import { loadKind, openSource } from '../../src/sources/registry.js';
 import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
+import type { DeltaRow } from '../../src/diff/types.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
 import { createStateStore } from '../../src/diff/state-store.js';
 import { runCountsOf } from '../helpers/counts.js';
@@ -139,6 +140,49 @@ describe('postgres source', () => {
     const odd = `${TEST_POSTGRES_URL}?options=${encodeURIComponent('-c TimeZone=Asia/Kathmandu -c DateStyle=SQL,DMY -c extra_float_digits=3')}`;
     await using other = await open(odd);
     expect(await sync(other)).toEqual([]);
+  });
+
+  it('clears an intent by its id once every member it recorded is acknowledged, and by key while one is not', async () => {
+    const schema = state();
+    const spec = {
+      activationId: 'whole',
+      modelSql: `select id, email from ${data}.people where id <= 5`,
+      modelName: 'people',
+      primaryKey: 'id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+    };
+    await using source = await open(TEST_POSTGRES_URL);
+    const store = createStateStore(source, schema, { logger: silentLogger });
+    const at = new Date();
+    const until = new Date(at.getTime() + 3_600_000);
+    const intents = async () =>
+      (
+        await admin.query<{ intent_id: string; n: number }>(
+          `select intent_id, count(*)::int as n from "${schema}".member_intents group by 1 order by 1`,
+        )
+      ).rows;
+    await using run = await store.prepareDiff(spec);
+    const [first, second] = [...(await readDelta(run))].reduce<DeltaRow[][]>(
+      (halves, row, i) => (halves[i < 3 ? 0 : 1]!.push(row), halves),
+      [[], []],
+    );
+    const record = (rows: DeltaRow[], id: string) =>
+      run.recordIntent(
+        rows.map((row) => ({ key: row.key, hashes: { email: [digest(String(row.values![0]))] } })),
+        { id, at, until },
+      );
+    await record(first!, 'r:1');
+    await record(second!, 'r:2');
+    // Batch 1 acknowledged whole: its intent goes (by id alone). Batch 2 but for one member: only the
+    // others' rows go; the unacknowledged member's stays.
+    await run.commit(first!.map((row) => ({ ...ackOf(row), intentId: 'r:1' })));
+    expect(await intents()).toEqual([{ intent_id: 'r:2', n: 2 }]);
+    await run.commit(second!.slice(1).map((row) => ({ ...ackOf(row), intentId: 'r:2' })));
+    expect(await intents()).toEqual([{ intent_id: 'r:2', n: 1 }]);
+    const { rows } = await admin.query(`select member_key from "${schema}".member_intents`);
+    expect(rows).toEqual([{ member_key: second![0]!.key }]);
   });
 
   it('reads intent rows of the earlier form (one row per hash) beside packed ones, and clears both on acknowledgement', async () => {

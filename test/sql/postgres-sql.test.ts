@@ -325,7 +325,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded).toMatchSnapshot();
     // Without the intents they answer, an acknowledgement clears only its member's expired ones.
     expect(recorded.at(-2)!.sql).toBe(
-      'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(cast($2 as text[])) and ("until" <= current_timestamp)',
+      'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(string_to_array(cast($2 as text), chr(10))) and ("until" <= current_timestamp)',
     );
   });
 
@@ -345,8 +345,8 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       'commit',
     ]);
     expect(recorded.at(-2)).toEqual({
-      sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(cast($2 as text[])) and ("intent_id" = any(cast($3 as text[])) or "until" <= current_timestamp)',
-      parameters: ['vip_x', '{"1","3"}', '{"i1","i2"}'],
+      sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(string_to_array(cast($2 as text), chr(10))) and ("intent_id" = any(string_to_array(cast($3 as text), chr(10))) or "until" <= current_timestamp)',
+      parameters: ['vip_x', '1\n3', 'i1\ni2'],
     });
   });
 
@@ -368,9 +368,34 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       intentKeys: ['3'],
     });
     expect(recorded.at(-2)).toEqual({
-      sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(cast($2 as text[])) and "intent_id" = any(cast($3 as text[]))',
-      parameters: ['vip_x', '{"3"}', '{"i1"}'],
+      sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(string_to_array(cast($2 as text), chr(10))) and "intent_id" = any(string_to_array(cast($3 as text), chr(10)))',
+      parameters: ['vip_x', '3', 'i1'],
     });
+    // Every answered intent acknowledged whole (the caller recorded its members): by id alone.
+    recorded.length = 0;
+    await state.applyMemberChanges('vip_x', {
+      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
+      removals: ['3'],
+      intentIds: ['i1', 'i2'],
+      olderIntents: false,
+      intentKeys: ['1', '3'],
+      wholeIntents: new Set(['i1', 'i2']),
+    });
+    expect(recorded.at(-2)).toEqual({
+      sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "intent_id" = any(string_to_array(cast($2 as text), chr(10)))',
+      parameters: ['vip_x', 'i1\ni2'],
+    });
+    // One of them not whole: by key, as before.
+    recorded.length = 0;
+    await state.applyMemberChanges('vip_x', {
+      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
+      removals: ['3'],
+      intentIds: ['i1', 'i2'],
+      olderIntents: false,
+      intentKeys: ['1', '3'],
+      wholeIntents: new Set(['i1']),
+    });
+    expect(recorded.at(-2)!.sql).toContain('"member_key" = any(');
   });
 
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {

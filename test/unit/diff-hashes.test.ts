@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { distinctRows, hashesFromRows, rowsFromHashes } from '../../src/diff/diff-run.js';
+import { distinctRows, hashesFromRows, rowsFromHashes, wholeIntents } from '../../src/diff/diff-run.js';
+import type { MemberAck } from '../../src/diff/types.js';
 import { X_IDENTIFIER_TYPES } from '../../src/destinations/x-ads/identifier-types.js';
 import { PACKED_INTENT, packIntentHashes, unpackIntentHashes } from '../../src/diff/state-sql.js';
 
@@ -104,5 +105,35 @@ describe('packed intent rows', () => {
     expect(() => unpackIntentHashes([{ idType: PACKED_INTENT, hash: 'no type here' }])).toThrow(
       /not in its packed form/,
     );
+  });
+});
+
+describe('wholeIntents', () => {
+  const ack = (key: string, intentId: string | null): [string, MemberAck] => [
+    key,
+    { key, change: 'added', fingerprint: 'f', hashes: {}, sentAt: null, intentId },
+  ];
+
+  it('names an intent whole only when every member it recorded is acknowledged for it, in one chunk', () => {
+    const recorded = () =>
+      new Map<string, readonly string[]>([
+        ['r:1', ['a', 'b']],
+        ['r:2', ['c', 'd']],
+      ]);
+    const acks = new Map([ack('a', 'r:1'), ack('b', 'r:1'), ack('c', 'r:2'), ack('x', 'r:2')]);
+    const map = recorded();
+    expect(wholeIntents(map, acks, true)).toEqual(new Set(['r:1']));
+    // Both named intents are forgotten, whole or not.
+    expect(map.size).toBe(0);
+    // Several chunks: none is whole.
+    expect(wholeIntents(recorded(), acks, false)).toEqual(new Set());
+    // A member acknowledged under another intent does not count for this one.
+    expect(wholeIntents(recorded(), new Map([ack('a', 'r:1'), ack('b', 'r:2')]), true)).toEqual(new Set());
+    // An intent this run never recorded (or already forgot) is not whole.
+    expect(wholeIntents(new Map(), acks, true)).toEqual(new Set());
+    // An intent the acks do not name stays recorded.
+    const kept = recorded();
+    wholeIntents(kept, new Map([ack('a', 'r:1'), ack('b', 'r:1')]), true);
+    expect([...kept.keys()]).toEqual(['r:2']);
   });
 });

@@ -106,9 +106,7 @@ export function rowsSource(
   const array = (i: number) => {
     const type = columns[i]![1];
     const joined = type === 'text' ? joinedLines(values[i]!) : undefined;
-    return joined === undefined
-      ? arrayParam(values[i]!.map(arrayText), PG_TYPES[type])
-      : sql`string_to_array(cast(${joined} as text), chr(10))`;
+    return joined === undefined ? arrayParam(values[i]!.map(arrayText), PG_TYPES[type]) : splitLines(joined);
   };
   if (packed.every((bytes) => bytes === undefined)) {
     return sql`unnest(${sql.join(columns.map((_, i) => array(i)))}) as ${sql.id(alias)}(${names})`;
@@ -148,6 +146,11 @@ export function joinedLines(values: readonly unknown[]): string | undefined {
     if (typeof value !== 'string' || value === '' || value.includes('\n')) return undefined;
   }
   return (values as readonly string[]).join('\n');
+}
+
+/** The `text[]` of values joined by joinedLines. */
+function splitLines(joined: string): RawBuilder<unknown> {
+  return sql`string_to_array(cast(${joined} as text), chr(10))`;
 }
 
 function arrayText(value: unknown): string | null {
@@ -201,10 +204,14 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     // row with every excluded key (10,000 x 10,000 comparisons: 300 ms of a 1M-member run).
     // `= any(array)` for the positive list (bench/RESULTS.md: `in (select unnest(...))` was tried for
     // the commit's deletes by key and rejected, PGlite's planner has no statistics to choose it well).
-    inList: (expr, values, negate = false) =>
-      negate
-        ? sql`${expr} not in (select unnest(${arrayParam(values, 'text')}))`
-        : sql`${expr} = any(${arrayParam(values, 'text')})`,
+    // The list as one text joined by line breaks where it can be (joinedLines): string_to_array is
+    // immutable, so the planner folds it into a constant array as it did the array literal, and the
+    // lookups by key and by hash keep their index scans.
+    inList: (expr, values, negate = false) => {
+      const joined = joinedLines(values);
+      const list = joined === undefined ? arrayParam(values, 'text') : splitLines(joined);
+      return negate ? sql`${expr} not in (select unnest(${list}))` : sql`${expr} = any(${list})`;
+    },
 
     missingState(error) {
       const code = sqlState(error);
