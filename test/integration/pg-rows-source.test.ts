@@ -169,12 +169,26 @@ describe.each([
     // A text column with a line break, an empty value or a null goes as an array.
     for (const odd of ['a\nb', '', null]) {
       const oddRows: Row[] = [
-        [key(1), 'partner-1', null],
+        [key(1), 'partner-1', new Date('2026-12-05T00:00:00Z')],
         [key(2), odd, null],
       ];
       const oddCompiled = sql`select * from ${rowsSource('u', COLUMNS, oddRows)}`.compile(db);
-      expect(oddCompiled.sql).toContain('unnest(cast($2 as text[])');
+      expect(oddCompiled.sql).toContain('unnest(cast($2 as text[]), cast($3 as timestamptz[]))');
       expect(await readBack(db, oddRows)).toEqual(oddRows);
+    }
+    // A column of one value (one Date, or null) is one parameter, whatever the other columns are.
+    for (const at of [new Date('2026-12-05T01:02:03.004Z'), null]) {
+      for (const hash of ['partner-1', key(9)]) {
+        const same: Row[] = [
+          [key(1), hash, at],
+          [key(2), hash, at === null ? null : new Date(at.getTime())],
+        ];
+        const sameCompiled = sql`select * from ${rowsSource('u', COLUMNS, same)}`.compile(db);
+        expect(sameCompiled.sql).toMatch(/cast\(\$\d as timestamptz\) from/);
+        expect(sameCompiled.sql).not.toContain('timestamptz[]');
+        expect(sameCompiled.parameters).toContainEqual(at);
+        expect(await readBack(db, same)).toEqual(same);
+      }
     }
     // Every column packed: the rows are numbered by generate_series.
     const keysOnly = sql`select * from ${rowsSource('u', [['member_key', 'text']], [[key(3)], [key(4)]])}`;

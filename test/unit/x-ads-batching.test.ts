@@ -5,7 +5,10 @@ import {
   batchUser,
   operationOverheadBytes,
   planRequests,
+  userJson,
+  userObject,
 } from '../../src/destinations/x-ads/batching.js';
+import { X_IDENTIFIER_TYPES } from '../../src/destinations/x-ads/identifier-types.js';
 import { sha256Hex } from '../../src/destinations/x-ads/identifiers.js';
 
 const h = (i: number) => sha256Hex(String(i));
@@ -164,6 +167,27 @@ describe('planRequests', () => {
         },
       ),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('userJson', () => {
+  it('writes exactly what JSON.stringify writes of the user object (property)', () => {
+    // Any text (quotes, backslashes, control characters, lone surrogates), and keys outside X's list.
+    const value = fc.oneof(
+      fc.string({ unit: 'binary' }),
+      fc.string({ unit: 'grapheme' }),
+      fc.string({ unit: fc.constantFrom(...'0123456789abcdef') }),
+    );
+    const user = fc.dictionary(
+      fc.oneof(fc.constantFrom(...X_IDENTIFIER_TYPES), fc.string()),
+      fc.array(value, { maxLength: 3 }),
+    );
+    fc.assert(
+      fc.property(user, (u) => {
+        expect(userJson(u)).toBe(JSON.stringify(userObject(u)));
+      }),
+      { numRuns: 500 },
     );
   });
 });

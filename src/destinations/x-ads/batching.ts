@@ -54,13 +54,30 @@ export function userObject(user: MemberHashes): Record<string, string[]> {
   return out;
 }
 
+/**
+ * `JSON.stringify(userObject(user))`, written without building the object: this runs for every user
+ * sent (a million for a 1M first load), where the object and the generic serializer cost 1.5 s of CPU.
+ * Each value goes through JSON.stringify, so escaping is exactly the serializer's.
+ */
+export function userJson(user: MemberHashes): string {
+  let json = '{';
+  for (const key of X_IDENTIFIER_TYPES) {
+    const values = user[key];
+    if (!values || values.length === 0) continue;
+    json += `${json === '{' ? '' : ','}"${key}":[`;
+    for (let i = 0; i < values.length; i++) json += `${i === 0 ? '' : ','}${JSON.stringify(values[i])}`;
+    json += ']';
+  }
+  return `${json}}`;
+}
+
 export function batchUser(
   index: number,
   type: OperationType,
   user: MemberHashes,
   isolate = false,
 ): BatchUser {
-  const json = JSON.stringify(userObject(user));
+  const json = userJson(user);
   return { index, type, json, bytes: Buffer.byteLength(json, 'utf8'), isolate };
 }
 
