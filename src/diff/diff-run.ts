@@ -35,11 +35,24 @@ export class WarehouseDiffRun implements DiffRun {
    */
   readonly #recorded = new Map<string, string[]>();
 
-  constructor(sql: StateSql, diff: WarehouseDiff, spec: DiffSpec, held?: Promise<number>) {
+  /** Members with hashes when the diff was taken (where the store counted them), moved by each commit. */
+  readonly #identified: Promise<number> | undefined;
+  #identifiedMoved = 0;
+  /** False once a commit's effect on that count is unknown (the commit could not say, or failed). */
+  #identifiedExact = true;
+
+  constructor(
+    sql: StateSql,
+    diff: WarehouseDiff,
+    spec: DiffSpec,
+    held?: Promise<number>,
+    identified?: Promise<number>,
+  ) {
     this.#sql = sql;
     this.#diff = diff;
     this.#spec = spec;
     this.#held = held;
+    this.#identified = identified;
   }
 
   get counts(): DiffCounts {
@@ -148,13 +161,18 @@ export class WarehouseDiffRun implements DiffRun {
       const removals: string[] = [];
       const intentIds = new Set<string>();
       const intentKeys: string[] = [];
+      /** Removed members that held a hash at the diff (undefined once one's previous hashes are not given). */
+      let removalsIdentified: number | undefined = 0;
       for (const ack of all.slice(i, i + step)) {
         if (ack.intentId) {
           intentIds.add(ack.intentId);
           intentKeys.push(ack.key);
         }
-        if (ack.change === 'removed') removals.push(ack.key);
-        else
+        if (ack.change === 'removed') {
+          removals.push(ack.key);
+          if (ack.previousHashes === undefined) removalsIdentified = undefined;
+          else if (removalsIdentified !== undefined && holdsAny(ack.previousHashes)) removalsIdentified++;
+        } else
           upserts.push({
             key: ack.key,
             fingerprint: ack.fingerprint!,
@@ -165,15 +183,31 @@ export class WarehouseDiffRun implements DiffRun {
               : { previousHashes: rowsFromHashes(ack.previousHashes) }),
           });
       }
-      await this.#sql.applyMemberChanges(this.#spec.activationId, {
-        upserts,
-        removals,
-        intentIds: [...intentIds],
-        olderIntents: this.#diff.hasIntents,
-        intentKeys,
-        wholeIntents: whole,
-      });
+      let moved: number | undefined;
+      try {
+        ({ identifiedMoved: moved } = await this.#sql.applyMemberChanges(this.#spec.activationId, {
+          upserts,
+          removals,
+          intentIds: [...intentIds],
+          olderIntents: this.#diff.hasIntents,
+          intentKeys,
+          wholeIntents: whole,
+          ...(removalsIdentified === undefined ? {} : { removalsIdentified }),
+        }));
+      } catch (error) {
+        this.#identifiedExact = false;
+        throw error;
+      }
+      if (moved === undefined) this.#identifiedExact = false;
+      else this.#identifiedMoved += moved;
     }
+  }
+
+  async identifiedMemberCount(): Promise<number> {
+    if (this.#identified !== undefined && this.#identifiedExact) {
+      return (await this.#identified) + this.#identifiedMoved;
+    }
+    return this.#sql.identifiedMemberCount(this.#spec.activationId);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -203,6 +237,12 @@ export function wholeIntents(
     if (oneChunk && keys !== undefined && keys.every((key) => acks.get(key)?.intentId === id)) whole.add(id);
   }
   return whole;
+}
+
+function holdsAny(hashes: MemberHashes | null): boolean {
+  if (hashes === null) return false;
+  for (const type in hashes) if ((hashes[type]?.length ?? 0) > 0) return true;
+  return false;
 }
 
 /** MemberHashes as state rows: one per (type, hash), duplicates dropped. */

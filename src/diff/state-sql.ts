@@ -781,17 +781,24 @@ export class StateSql {
        * alone: no list of 10,000 keys for the server to parse and probe.
        */
       wholeIntents?: ReadonlySet<string>;
+      /**
+       * How many of `removals` held a hash when the diff was taken (undefined: not known). With it,
+       * the commit can say how it moved the number of members holding a hash (its result).
+       */
+      removalsIdentified?: number;
     },
-  ): Promise<void> {
+  ): Promise<{ identifiedMoved: number | undefined }> {
     const { removals } = changes;
     let { upserts } = changes;
-    if (upserts.length === 0 && removals.length === 0) return;
+    if (upserts.length === 0 && removals.length === 0) return { identifiedMoved: 0 };
     const replaced = [...removals];
     const pairs: (readonly [string, string, string])[] = [];
     const inserts: (readonly [string, string, string])[] = [];
     const insertFirst = this.hooks.upsert === 'on_conflict' && this.hooks.transactions;
     /** Members state held no hash rows for at the diff, inserted before anything else (see above). */
     const fresh: MemberUpsert[] = [];
+    /** Members that held hashes and will hold none. */
+    let flips = 0;
     for (const upsert of upserts) {
       // No previous rows (an added member): delete by key, not pair by pair. Both keep a second commit
       // of the same acks harmless, but a pair costs a probe of the hash index and a key one probe of
@@ -802,6 +809,8 @@ export class StateSql {
         for (const h of distinctRows(upsert.hashes)) inserts.push([upsert.key, h.idType, h.hash]);
         continue;
       }
+      // It held hashes; one that now holds none moves the count (rare: every identifier turned invalid).
+      if (upsert.hashes.length === 0) flips++;
       const before = new Set(upsert.previousHashes.map((h) => `${h.idType}:${h.hash}`));
       const after = new Set(upsert.hashes.map((h) => `${h.idType}:${h.hash}`));
       for (const h of upsert.previousHashes) {
@@ -825,9 +834,12 @@ export class StateSql {
       ['id_type', 'text'],
       ['hash', 'text'],
     ] as const;
+    let allFreshInserted = true;
+    let removed: number | undefined;
     await this.#inTransaction('committing acknowledged members', async (db) => {
       if (fresh.length > 0) {
-        if (await this.#insertNewMembers(db, aid, fresh)) {
+        allFreshInserted = await this.#insertNewMembers(db, aid, fresh);
+        if (allFreshInserted) {
           if (fresh.length === upserts.length) upserts = [];
           else {
             const inserted = new Set(fresh);
@@ -869,7 +881,7 @@ export class StateSql {
             from ${hooks.rows('u', hashColumns, inserts)}`,
         );
       }
-      await this.#writeMembers(db, aid, members, upserts, removals);
+      removed = await this.#writeMembers(db, aid, members, upserts, removals);
       // Intents last: without a transaction, a failure before this leaves them, and the next run
       // re-sends those members (harmless); clearing them first could lose what X may hold.
       const answered = changes.intentIds ?? [];
@@ -891,6 +903,21 @@ export class StateSql {
         await this.#clearIntents(db, aid, keys, changes.intentIds ?? [], true);
       }
     });
+    // How the members holding a hash moved, exactly, where one transaction writes a member with its
+    // hash rows (an added member then holds none) and the warehouse's own counts confirm each step:
+    // a commit repeated finds its new members there, or its removed ones gone, and says it does not
+    // know. A member that held hashes and now holds none, or one whose previous hashes are not
+    // given, is not counted either (rare; the caller then counts state).
+    const known =
+      insertFirst &&
+      allFreshInserted &&
+      flips === 0 &&
+      changes.upserts.every((upsert) => upsert.previousHashes !== undefined) &&
+      (removals.length === 0 || (changes.removalsIdentified !== undefined && removed === removals.length));
+    if (!known) return { identifiedMoved: undefined };
+    let gained = 0;
+    for (const upsert of fresh) if (upsert.hashes.length > 0) gained++;
+    return { identifiedMoved: gained - (removals.length === 0 ? 0 : changes.removalsIdentified!) };
   }
 
   /**
@@ -962,7 +989,7 @@ export class StateSql {
     members: RawBuilder<unknown>,
     upserts: readonly MemberUpsert[],
     removals: readonly string[],
-  ): Promise<void> {
+  ): Promise<number | undefined> {
     const hooks = this.hooks;
     const id = (name: string) => sql.id(name);
     const s = (column: string) => sql.ref(`s.${column}`);
@@ -999,14 +1026,15 @@ export class StateSql {
           when not matched and not ${s('remove')} then insert (${memberColumns})
             values (${aid}, ${s('member_key')}, ${s('fingerprint')}, ${s('last_sent_at')}, current_timestamp)`,
       );
-      return;
+      return undefined;
     }
+    let removed = 0;
     if (removals.length > 0) {
-      await this.#exec(
-        db,
-        what,
-        sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals)}`,
-      );
+      const query = sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals)}`;
+      const result = hooks.transactions
+        ? await query.execute(db)
+        : await this.#mutate(what, () => query.execute(db));
+      removed = Number(result.numAffectedRows ?? Number.NaN);
     }
     if (upserts.length > 0) {
       await this.#exec(
@@ -1018,6 +1046,7 @@ export class StateSql {
             ${id('updated_at')} = ${sql.ref('excluded.updated_at')}`,
       );
     }
+    return removed;
   }
 
   /** Of `hashes`, those held in state by a member of the activation whose key is not in `excludingKeys`. */

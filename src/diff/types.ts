@@ -136,6 +136,12 @@ export interface DiffRun extends AsyncDisposable {
    * the ack's `intentId`, and those whose window has passed. Safe to call once per delta batch.
    */
   commit(acks: readonly MemberAck[]): Promise<void>;
+  /**
+   * How many members state holds at least one hash for, after this run's commits (the match rate's
+   * members sent). Where the store counted them with the diff, that count moved by what each commit
+   * did; otherwise one aggregate statement. Valid after the diff is disposed.
+   */
+  identifiedMemberCount(): Promise<number>;
 }
 
 /** The audience an activation is bound to, so a run never creates a second one. */

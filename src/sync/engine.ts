@@ -81,6 +81,8 @@ interface RunContext {
   warnings: string[];
   audienceId: string | null;
   runId: string | null;
+  /** The run's diff, kept for the members count after its commits (valid once it is disposed). */
+  diff?: DiffRun;
 }
 
 class Engine implements SyncEngine {
@@ -161,7 +163,7 @@ class Engine implements SyncEngine {
     try {
       const [audience, sent] = await Promise.all([
         this.destination(ctx.activation.destinationName).getAudience(ctx.audienceId, ctx.options.signal),
-        this.#state.identifiedMemberCount(ctx.activation.id),
+        ctx.diff ? ctx.diff.identifiedMemberCount() : this.#state.identifiedMemberCount(ctx.activation.id),
       ]);
       if (!audience) return null;
       const processedAt = audience.updatedAt === null ? null : new Date(audience.updatedAt);
@@ -302,6 +304,7 @@ class Engine implements SyncEngine {
       // Whether the share rule may count what state holds (known for sure once the diff is counted).
       heldCountLikely: activation.mode === 'mirror' && !options.force && !options.suppressionOnly,
     });
+    ctx.diff = diff;
     counts.rows = diff.counts.rows;
     const members = diff.counts.rows - diff.counts.invalidKeys;
     // --suppression-only sends only Deletes of suppressed members, which no safety rule holds.

@@ -142,6 +142,126 @@ describe('postgres source', () => {
     expect(await sync(other)).toEqual([]);
   });
 
+  it('tracks the members holding a hash through its commits, from a count taken with the diff, and counts state when a commit cannot say', async () => {
+    const schema = state();
+    const table = `${data}.identified_${Math.random().toString(36).slice(2, 8)}`;
+    const load = async (rows: [number, string | null][]) => {
+      await admin.query(`drop table if exists ${table}`);
+      await admin.query(`create table ${table} (id int, email text)`);
+      for (const [id, email] of rows) await admin.query(`insert into ${table} values ($1, $2)`, [id, email]);
+    };
+    const spec = {
+      activationId: 'identified',
+      modelSql: `select id, email from ${table}`,
+      modelName: 'people',
+      primaryKey: 'id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+    };
+    await using source = await open(TEST_POSTGRES_URL);
+    const store = createStateStore(source, schema, { logger: silentLogger });
+    // Acks as the engine makes them: every one with its previous hashes; a member without an email
+    // is committed with no hash.
+    const ack = (row: DeltaRow) => {
+      const email = row.values?.['email'];
+      return {
+        ...ackOf(row, new Date(), true),
+        hashes: row.change === 'removed' ? null : email == null ? {} : { email: [digest(String(email))] },
+      };
+    };
+    /** Writes a hash row behind the run's back: only a count of state sees it. */
+    const foreign = (key: string) =>
+      admin.query(
+        `insert into "${schema}".member_hashes (activation_id, member_key, id_type, hash) values ('identified', $1, 'email', $2)`,
+        [key, digest(key)],
+      );
+
+    await load([
+      [1, 'a@x.com'],
+      [2, 'b@x.com'],
+      [3, null],
+      [4, 'd@x.com'],
+    ]);
+    {
+      await using run = await store.prepareDiff(spec);
+      await run.commit((await readDelta(run)).map(ack));
+      await foreign('elsewhere-1');
+      // Three members hold a hash; the run's count moved from the one taken with the diff (0).
+      expect(await run.identifiedMemberCount()).toBe(3);
+      expect(await store.identifiedMemberCount('identified')).toBe(4);
+    }
+    await admin.query(`delete from "${schema}".member_hashes where member_key = 'elsewhere-1'`);
+    // 1 leaves, 3 stays without an email, 5 comes with one, 6 without: 3 - 1 + 1.
+    await load([
+      [2, 'b@x.com'],
+      [3, null],
+      [4, 'd@x.com'],
+      [5, 'e@x.com'],
+      [6, null],
+    ]);
+    {
+      await using run = await store.prepareDiff(spec);
+      await run.commit((await readDelta(run)).map(ack));
+      await foreign('elsewhere-2');
+      expect(await run.identifiedMemberCount()).toBe(3);
+      expect(await store.identifiedMemberCount('identified')).toBe(4);
+    }
+    await admin.query(`delete from "${schema}".member_hashes where member_key = 'elsewhere-2'`);
+    // A member whose email turns null (it held a hash and holds none): the commit cannot say how
+    // that moved the count, so the run counts state: 4 and 5, and the two rows written behind its back.
+    await load([
+      [2, null],
+      [3, null],
+      [4, 'd@x.com'],
+      [5, 'e@x.com'],
+      [6, null],
+    ]);
+    {
+      await using run = await store.prepareDiff(spec);
+      await run.commit((await readDelta(run)).map(ack));
+      await foreign('elsewhere-3');
+      await foreign('elsewhere-4');
+      expect(await run.identifiedMemberCount()).toBe(4);
+    }
+    await admin.query(`delete from "${schema}".member_hashes where member_key like 'elsewhere-%'`);
+    // A commit of removals repeated: the second finds its member gone and cannot say either: 5, and
+    // the two rows written behind the run's back.
+    await load([
+      [2, null],
+      [3, null],
+      [5, 'e@x.com'],
+      [6, null],
+    ]);
+    {
+      await using run = await store.prepareDiff(spec);
+      const acks = (await readDelta(run)).map(ack);
+      await run.commit(acks);
+      await run.commit(acks);
+      await foreign('elsewhere-5');
+      await foreign('elsewhere-6');
+      expect(await run.identifiedMemberCount()).toBe(3);
+    }
+    await admin.query(`delete from "${schema}".member_hashes where member_key like 'elsewhere-%'`);
+    // A commit of a new member repeated: the second finds it there: 5 and 8, and two rows more.
+    await load([
+      [2, null],
+      [3, null],
+      [5, 'e@x.com'],
+      [6, null],
+      [8, 'h@x.com'],
+    ]);
+    {
+      await using run = await store.prepareDiff(spec);
+      const acks = (await readDelta(run)).map(ack);
+      await run.commit(acks);
+      await run.commit(acks);
+      await foreign('elsewhere-7');
+      await foreign('elsewhere-8');
+      expect(await run.identifiedMemberCount()).toBe(4);
+    }
+  });
+
   it('clears an intent by its id once every member it recorded is acknowledged, and by key while one is not', async () => {
     const schema = state();
     const spec = {
