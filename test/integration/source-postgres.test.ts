@@ -19,6 +19,23 @@ const open = (url: string, poolSize = 4) =>
     { projectDir: '.', logger: silentLogger },
   );
 
+/** A diff spec over a model's `id` (the key) and `email` (its one mapped column). */
+const emailSpec = (activationId: string, modelSql: string) => ({
+  activationId,
+  modelSql,
+  modelName: 'people',
+  primaryKey: 'id',
+  columns: ['email'],
+  refreshBefore: null,
+  fullResync: false,
+});
+
+/** An intent stamp's times: recorded now, applicable for an hour. */
+const withinTheHour = () => {
+  const at = new Date();
+  return { at, until: new Date(at.getTime() + 3_600_000) };
+};
+
 describe('postgres source', () => {
   const admin = new pg.Client(TEST_POSTGRES_URL);
   const data = uniqueName('tdata');
@@ -150,15 +167,7 @@ describe('postgres source', () => {
       await admin.query(`create table ${table} (id int, email text)`);
       for (const [id, email] of rows) await admin.query(`insert into ${table} values ($1, $2)`, [id, email]);
     };
-    const spec = {
-      activationId: 'identified',
-      modelSql: `select id, email from ${table}`,
-      modelName: 'people',
-      primaryKey: 'id',
-      columns: ['email'],
-      refreshBefore: null,
-      fullResync: false,
-    };
+    const spec = emailSpec('identified', `select id, email from ${table}`);
     await using source = await open(TEST_POSTGRES_URL);
     const store = createStateStore(source, schema, { logger: silentLogger });
     // Acks as the engine makes them: every one with its previous hashes; a member without an email
@@ -177,106 +186,73 @@ describe('postgres source', () => {
         [key, digest(key)],
       );
 
-    await load([
-      [1, 'a@x.com'],
-      [2, 'b@x.com'],
-      [3, null],
-      [4, 'd@x.com'],
-    ]);
-    {
+    /**
+     * Loads the segment, runs a diff and commits its whole delta (twice when `repeat`), then writes
+     * `behind` hash rows behind the run's back; the run's count after it, and state's own.
+     */
+    let writtenBehind = 0;
+    const runOn = async (rows: [number, string | null][], { repeat = false, behind = 1 } = {}) => {
+      if (writtenBehind > 0) {
+        await admin.query(`delete from "${schema}".member_hashes where member_key like 'elsewhere-%'`);
+      }
+      await load(rows);
       await using run = await store.prepareDiff(spec);
-      await run.commit((await readDelta(run)).map(ack));
-      await foreign('elsewhere-1');
-      // Three members hold a hash; the run's count moved from the one taken with the diff (0).
-      expect(await run.identifiedMemberCount()).toBe(3);
-      expect(await store.identifiedMemberCount('identified')).toBe(4);
-    }
-    await admin.query(`delete from "${schema}".member_hashes where member_key = 'elsewhere-1'`);
+      const acks = (await readDelta(run)).map(ack);
+      await run.commit(acks);
+      if (repeat) await run.commit(acks);
+      for (let n = 0; n < behind; n++) await foreign(`elsewhere-${++writtenBehind}`);
+      return {
+        run: await run.identifiedMemberCount(),
+        state: await store.identifiedMemberCount('identified'),
+      };
+    };
+
+    // Three members hold a hash; the run's count moved from the one taken with the diff (0).
+    expect(
+      await runOn([
+        [1, 'a@x.com'],
+        [2, 'b@x.com'],
+        [3, null],
+        [4, 'd@x.com'],
+      ]),
+    ).toEqual({ run: 3, state: 4 });
     // 1 leaves, 3 stays without an email, 5 comes with one, 6 without: 3 - 1 + 1.
-    await load([
-      [2, 'b@x.com'],
-      [3, null],
-      [4, 'd@x.com'],
-      [5, 'e@x.com'],
-      [6, null],
-    ]);
-    {
-      await using run = await store.prepareDiff(spec);
-      await run.commit((await readDelta(run)).map(ack));
-      await foreign('elsewhere-2');
-      expect(await run.identifiedMemberCount()).toBe(3);
-      expect(await store.identifiedMemberCount('identified')).toBe(4);
-    }
-    await admin.query(`delete from "${schema}".member_hashes where member_key = 'elsewhere-2'`);
+    expect(
+      await runOn([
+        [2, 'b@x.com'],
+        [3, null],
+        [4, 'd@x.com'],
+        [5, 'e@x.com'],
+        [6, null],
+      ]),
+    ).toEqual({ run: 3, state: 4 });
     // A member whose email turns null (it held a hash and holds none): the commit cannot say how
     // that moved the count, so the run counts state: 4 and 5, and the two rows written behind its back.
-    await load([
+    const flipped: [number, string | null][] = [
       [2, null],
       [3, null],
       [4, 'd@x.com'],
       [5, 'e@x.com'],
       [6, null],
-    ]);
-    {
-      await using run = await store.prepareDiff(spec);
-      await run.commit((await readDelta(run)).map(ack));
-      await foreign('elsewhere-3');
-      await foreign('elsewhere-4');
-      expect(await run.identifiedMemberCount()).toBe(4);
-    }
-    await admin.query(`delete from "${schema}".member_hashes where member_key like 'elsewhere-%'`);
+    ];
+    expect(await runOn(flipped, { behind: 2 })).toEqual({ run: 4, state: 4 });
     // A commit of removals repeated: the second finds its member gone and cannot say either: 5, and
     // the two rows written behind the run's back.
-    await load([
-      [2, null],
-      [3, null],
-      [5, 'e@x.com'],
-      [6, null],
-    ]);
-    {
-      await using run = await store.prepareDiff(spec);
-      const acks = (await readDelta(run)).map(ack);
-      await run.commit(acks);
-      await run.commit(acks);
-      await foreign('elsewhere-5');
-      await foreign('elsewhere-6');
-      expect(await run.identifiedMemberCount()).toBe(3);
-    }
-    await admin.query(`delete from "${schema}".member_hashes where member_key like 'elsewhere-%'`);
+    const removed = flipped.filter(([id]) => id !== 4);
+    expect(await runOn(removed, { repeat: true, behind: 2 })).toEqual({ run: 3, state: 3 });
     // A commit of a new member repeated: the second finds it there: 5 and 8, and two rows more.
-    await load([
-      [2, null],
-      [3, null],
-      [5, 'e@x.com'],
-      [6, null],
-      [8, 'h@x.com'],
-    ]);
-    {
-      await using run = await store.prepareDiff(spec);
-      const acks = (await readDelta(run)).map(ack);
-      await run.commit(acks);
-      await run.commit(acks);
-      await foreign('elsewhere-7');
-      await foreign('elsewhere-8');
-      expect(await run.identifiedMemberCount()).toBe(4);
-    }
+    expect(await runOn([...removed, [8, 'h@x.com']], { repeat: true, behind: 2 })).toEqual({
+      run: 4,
+      state: 4,
+    });
   });
 
   it('clears an intent by its id once every member it recorded is acknowledged, and by key while one is not', async () => {
     const schema = state();
-    const spec = {
-      activationId: 'whole',
-      modelSql: `select id, email from ${data}.people where id <= 5`,
-      modelName: 'people',
-      primaryKey: 'id',
-      columns: ['email'],
-      refreshBefore: null,
-      fullResync: false,
-    };
+    const spec = emailSpec('whole', `select id, email from ${data}.people where id <= 5`);
     await using source = await open(TEST_POSTGRES_URL);
     const store = createStateStore(source, schema, { logger: silentLogger });
-    const at = new Date();
-    const until = new Date(at.getTime() + 3_600_000);
+    const { at, until } = withinTheHour();
     const intents = async () =>
       (
         await admin.query<{ intent_id: string; n: number }>(
@@ -307,19 +283,10 @@ describe('postgres source', () => {
 
   it('reads intent rows of the earlier form (one row per hash) beside packed ones, and clears both on acknowledgement', async () => {
     const schema = state();
-    const spec = {
-      activationId: 'mixed',
-      modelSql: `select id, email from ${data}.people where id <= 3`,
-      modelName: 'people',
-      primaryKey: 'id',
-      columns: ['email'],
-      refreshBefore: null,
-      fullResync: false,
-    };
+    const spec = emailSpec('mixed', `select id, email from ${data}.people where id <= 3`);
     await using source = await open(TEST_POSTGRES_URL);
     const store = createStateStore(source, schema, { logger: silentLogger });
-    const at = new Date();
-    const until = new Date(at.getTime() + 3_600_000);
+    const { at, until } = withinTheHour();
     const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(64));
     {
       await using run = await store.prepareDiff(spec);

@@ -371,31 +371,26 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(string_to_array(cast($2 as text), chr(10))) and "intent_id" = any(string_to_array(cast($3 as text), chr(10)))',
       parameters: ['vip_x', '3', 'i1'],
     });
+    /** The statement that clears intents i1 and i2, when `whole` are acknowledged whole. */
+    const clearing = async (whole: string[]) => {
+      recorded.length = 0;
+      await state.applyMemberChanges('vip_x', {
+        upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
+        removals: ['3'],
+        intentIds: ['i1', 'i2'],
+        olderIntents: false,
+        intentKeys: ['1', '3'],
+        wholeIntents: new Set(whole),
+      });
+      return recorded.at(-2)!;
+    };
     // Every answered intent acknowledged whole (the caller recorded its members): by id alone.
-    recorded.length = 0;
-    await state.applyMemberChanges('vip_x', {
-      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
-      removals: ['3'],
-      intentIds: ['i1', 'i2'],
-      olderIntents: false,
-      intentKeys: ['1', '3'],
-      wholeIntents: new Set(['i1', 'i2']),
-    });
-    expect(recorded.at(-2)).toEqual({
+    expect(await clearing(['i1', 'i2'])).toEqual({
       sql: 'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "intent_id" = any(string_to_array(cast($2 as text), chr(10)))',
       parameters: ['vip_x', 'i1\ni2'],
     });
     // One of them not whole: by key, as before.
-    recorded.length = 0;
-    await state.applyMemberChanges('vip_x', {
-      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
-      removals: ['3'],
-      intentIds: ['i1', 'i2'],
-      olderIntents: false,
-      intentKeys: ['1', '3'],
-      wholeIntents: new Set(['i1']),
-    });
-    expect(recorded.at(-2)!.sql).toContain('"member_key" = any(');
+    expect((await clearing(['i1'])).sql).toContain('"member_key" = any(');
   });
 
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
