@@ -17,6 +17,9 @@ import type {
 /** Invalid keys are read in batches of this many. */
 const INVALID_KEY_BATCH = 1000;
 
+/** Intents whose members a run remembers, to clear one by its id (a few batches are in flight). */
+const RECORDED_INTENTS = 16;
+
 /**
  * A prepared diff over any warehouse: the set-based work happened in the warehouse (diff-sql.ts);
  * this turns its rows into the sync layer's shapes and moves state forward for acknowledged members.
@@ -135,7 +138,15 @@ export class WarehouseDiffRun implements DiffRun {
     // One row per member with hashes (packed), in chunks of at most maxRowsPerStatement members.
     const rows = intents.map((intent) => ({ key: intent.key, hashes: rowsFromHashes(intent.hashes) }));
     let recorded = this.#recorded.get(stamp.id);
-    if (recorded === undefined) this.#recorded.set(stamp.id, (recorded = []));
+    if (recorded === undefined) {
+      this.#recorded.set(stamp.id, (recorded = []));
+      // A commit forgets the intents its acks name; one that names none (a batch of which nothing was
+      // acknowledged) would stay. The oldest go past a few batches in flight: they clear by key.
+      for (const id of this.#recorded.keys()) {
+        if (this.#recorded.size <= RECORDED_INTENTS) break;
+        this.#recorded.delete(id);
+      }
+    }
     for (const row of rows) if (row.hashes.length > 0) recorded.push(row.key);
     const step = this.#sql.hooks.maxRowsPerStatement;
     for (let i = 0; i < rows.length; i += step) {
@@ -205,7 +216,8 @@ export class WarehouseDiffRun implements DiffRun {
 
   async identifiedMemberCount(): Promise<number> {
     if (this.#identified !== undefined && this.#identifiedExact) {
-      return (await this.#identified) + this.#identifiedMoved;
+      const counted = await this.#identified.catch(() => undefined);
+      if (counted !== undefined) return counted + this.#identifiedMoved;
     }
     return this.#sql.identifiedMemberCount(this.#spec.activationId);
   }
