@@ -182,7 +182,7 @@ export class WarehouseDiffRun implements DiffRun {
         if (ack.change === 'removed') {
           removals.push(ack.key);
           if (ack.previousHashes === undefined) removalsIdentified = undefined;
-          else if (removalsIdentified !== undefined && holdsAny(ack.previousHashes)) removalsIdentified++;
+          else if (removalsIdentified !== undefined && hasHashes(ack.previousHashes)) removalsIdentified++;
         } else
           upserts.push({
             key: ack.key,
@@ -251,8 +251,9 @@ export function wholeIntents(
   return whole;
 }
 
-function holdsAny(hashes: MemberHashes | null): boolean {
-  if (hashes === null) return false;
+/** Whether a member's hashes hold any value (no entries array: called for every member of a batch). */
+export function hasHashes(hashes: MemberHashes | null | undefined): boolean {
+  if (!hashes) return false;
   for (const type in hashes) if ((hashes[type]?.length ?? 0) > 0) return true;
   return false;
 }

@@ -451,9 +451,12 @@ export class StateSql {
   }
 
   /** Runs a statement, inside a transaction as is, else on its own (retried where the warehouse does). */
-  async #exec(db: Kysely<unknown>, what: string, query: RawBuilder<unknown>): Promise<void> {
-    if (this.hooks.transactions) await query.execute(db);
-    else await this.#mutate(what, () => query.execute(db));
+  /** Runs a write; the rows it affected, where the warehouse says. */
+  async #exec(db: Kysely<unknown>, what: string, query: RawBuilder<unknown>): Promise<number | undefined> {
+    const result = this.hooks.transactions
+      ? await query.execute(db)
+      : await this.#mutate(what, () => query.execute(db));
+    return result.numAffectedRows === undefined ? undefined : Number(result.numAffectedRows);
   }
 
   // --- migrations ----------------------------------------------------------------------------------
@@ -977,9 +980,12 @@ export class StateSql {
     const id = (name: string) => sql.id(name);
     // The row count says whether every one went in (a first commit: nearly always), with no RETURNING
     // of 10,000 keys for the server to write and Node to parse.
-    const result = await sql`${this.#insertMembers(aid, upserts)}
-      on conflict (${id('activation_id')}, ${id('member_key')}) do nothing`.execute(db);
-    return result.numAffectedRows !== undefined && Number(result.numAffectedRows) === upserts.length;
+    const inserted = await this.#exec(
+      db,
+      'committing acknowledged members',
+      sql`${this.#insertMembers(aid, upserts)} on conflict (${id('activation_id')}, ${id('member_key')}) do nothing`,
+    );
+    return inserted === upserts.length;
   }
 
   /** Members: fingerprints upserted (keeping last_sent_at when none is given), removals deleted. */
@@ -1028,13 +1034,13 @@ export class StateSql {
       );
       return undefined;
     }
-    let removed = 0;
+    let removed: number | undefined = 0;
     if (removals.length > 0) {
-      const query = sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals)}`;
-      const result = hooks.transactions
-        ? await query.execute(db)
-        : await this.#mutate(what, () => query.execute(db));
-      removed = Number(result.numAffectedRows ?? Number.NaN);
+      removed = await this.#exec(
+        db,
+        what,
+        sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals)}`,
+      );
     }
     if (upserts.length > 0) {
       await this.#exec(

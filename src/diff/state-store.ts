@@ -98,8 +98,9 @@ class WarehouseStateStore implements StateStore {
     // The members with hashes, counted beside the diff where that is free (another backend of a
     // PostgreSQL server) and exact afterwards: one transaction writes a member's row and its hash rows,
     // so an added member holds none, and the lock keeps every other writer out until the run ends.
-    // The run's commits then move it; the count after the load (a scan of the member index: 1.2 s
-    // after a 1M first load) leaves the run's end.
+    // The run's commits then move it; the count after the load (a scan of the member index: 1.9 s
+    // after a 1M first load and 0.5 s after a 1M incremental one, logged with every statement's
+    // duration) leaves the run's end.
     const identified =
       this.#sql.hooks.speculativeReads && this.#sql.hooks.transactions
         ? this.#sql.identifiedMemberCount(spec.activationId)

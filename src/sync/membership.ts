@@ -5,6 +5,7 @@ import type {
   MemberChange,
   MemberHashes,
 } from '../destinations/destination.js';
+import { hasHashes } from '../diff/diff-run.js';
 import type { ChangeKind, DeltaRow } from '../diff/types.js';
 
 /**
@@ -80,10 +81,7 @@ function entries(hashes: MemberHashes | null | undefined): Array<[string, string
 }
 
 export function isEmpty(hashes: MemberHashes | null | undefined): boolean {
-  if (!hashes) return true;
-  // No entries array: called several times per member of every batch.
-  for (const type in hashes) if ((hashes[type]?.length ?? 0) > 0) return false;
-  return true;
+  return !hasHashes(hashes);
 }
 
 /** Same keys with the same values, ignoring order and duplicates. */

@@ -139,7 +139,7 @@ export function rowsSource(
 }
 
 /** The one value of a column of at least two rows that all hold it (Dates by their time), else undefined. */
-export function sameValue(values: readonly unknown[]): { value: unknown } | undefined {
+function sameValue(values: readonly unknown[]): { value: unknown } | undefined {
   if (values.length < 2) return undefined;
   const first = values[0];
   const time = first instanceof Date ? first.getTime() : undefined;
@@ -160,7 +160,7 @@ export function sameValue(values: readonly unknown[]): { value: unknown } | unde
  * a lone '' would split to no row.)
  * https://www.postgresql.org/docs/current/functions-array.html
  */
-export function joinedLines(values: readonly unknown[]): string | undefined {
+function joinedLines(values: readonly unknown[]): string | undefined {
   if (values.length === 0) return undefined;
   for (const value of values) {
     if (typeof value !== 'string' || value === '' || value.includes('\n')) return undefined;
