@@ -4,7 +4,6 @@ import { hash } from 'node:crypto';
 import { type CountryCode, type PhoneNumber, parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { appendValue, type InvalidValue, type MemberHashes } from '../destination.js';
 import { X_IDENTIFIER_TYPES, type XIdentifierType } from './identifier-types.js';
-import { isValidPhone } from './phone-validity.js';
 
 /**
  * Normalization and hashing of member identifiers for X's Custom Audience users endpoint, per
@@ -109,8 +108,7 @@ function parseValidPhone(input: string, region: CountryCode): PhoneNumber | unde
     // extract: false: the whole cell must be a phone number. Digging a number out of free text
     // ("call 415… after 5") would hash whatever digits happened to be there.
     const phone = parsePhoneNumberFromString(input, { defaultCountry: region, extract: false });
-    // isValidPhone(phone) is phone.isValid() without rebuilding its RegExps per call (phone-validity.ts).
-    return phone && isValidPhone(phone) ? phone : undefined;
+    return phone && phone.isValid() ? phone : undefined;
   } catch {
     return undefined;
   }
