@@ -971,15 +971,34 @@ export class StateSql {
       from ${source}`;
   }
 
-  /** Inserts members not in state yet (ON CONFLICT DO NOTHING); whether every one of them went in. */
+  /**
+   * Inserts members not in state yet; whether every one of them went in. A first commit (nearly
+   * always) inserts them all with a plain INSERT under a savepoint, where the warehouse says which
+   * errors are duplicate keys: ON CONFLICT's speculative insertion probes the primary key for each
+   * row before inserting it and again when indexing it, measured (PG 15, 10,000 new members into 1M)
+   * 142-300 ms against 90-200 ms plain. Meeting a key already there (this commit ran before), it goes
+   * back to the savepoint and inserts with ON CONFLICT DO NOTHING.
+   */
   async #insertNewMembers(
     db: Kysely<unknown>,
     aid: RawBuilder<unknown>,
     upserts: readonly MemberUpsert[],
   ): Promise<boolean> {
     const id = (name: string) => sql.id(name);
-    // The row count says whether every one went in (a first commit: nearly always), with no RETURNING
-    // of 10,000 keys for the server to write and Node to parse.
+    const duplicateKey = this.hooks.duplicateKey;
+    if (duplicateKey) {
+      await sql`savepoint tailor_new_members`.execute(db);
+      try {
+        await this.#exec(db, 'committing acknowledged members', this.#insertMembers(aid, upserts));
+        await sql`release savepoint tailor_new_members`.execute(db);
+        return true;
+      } catch (error) {
+        if (!duplicateKey(error)) throw error;
+        await sql`rollback to savepoint tailor_new_members`.execute(db);
+      }
+    }
+    // The row count says whether every one went in, with no RETURNING of 10,000 keys for the server
+    // to write and Node to parse.
     const inserted = await this.#exec(
       db,
       'committing acknowledged members',

@@ -81,6 +81,12 @@ export interface WarehouseHooks {
   /** Upserts as INSERT ... ON CONFLICT (Postgres) or MERGE (BigQuery, Snowflake). */
   readonly upsert: 'on_conflict' | 'merge';
   /**
+   * Whether `error` is a unique violation (a key inserted twice). Where given, with `on_conflict` and
+   * transactions, a commit inserts new members with a plain INSERT under a savepoint, and only when
+   * that meets a key already there (the same commit run before) goes back and upserts.
+   */
+  duplicateKey?(error: unknown): boolean;
+  /**
    * Whether a read of state may run beside the diff's statements for nothing but CPU, so one the
    * run will probably need is started before it is known to be needed (the held-hash count of the
    * safety rule). A PostgreSQL server: another backend. Not PGlite (one backend in the process: the

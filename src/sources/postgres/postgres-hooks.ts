@@ -233,6 +233,9 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
       return negate ? sql`${expr} not in (select unnest(${list}))` : sql`${expr} = any(${list})`;
     },
 
+    // unique_violation. https://www.postgresql.org/docs/current/errcodes-appendix.html
+    duplicateKey: (error) => sqlState(error) === '23505',
+
     missingState(error) {
       const code = sqlState(error);
       // invalid_schema_name, undefined_table
