@@ -450,8 +450,10 @@ export class StateSql {
     }
   }
 
-  /** Runs a statement, inside a transaction as is, else on its own (retried where the warehouse does). */
-  /** Runs a write; the rows it affected, where the warehouse says. */
+  /**
+   * Runs a write, inside a transaction as is, else on its own (retried where the warehouse does); the
+   * rows it affected, where the warehouse says.
+   */
   async #exec(db: Kysely<unknown>, what: string, query: RawBuilder<unknown>): Promise<number | undefined> {
     const result = this.hooks.transactions
       ? await query.execute(db)
@@ -903,7 +905,7 @@ export class StateSql {
         await this.#clearIntents(db, aid, changes.intentKeys ?? [], answered, false);
       } else {
         const keys = [...changes.upserts.map((u) => u.key), ...removals];
-        await this.#clearIntents(db, aid, keys, changes.intentIds ?? [], true);
+        await this.#clearIntents(db, aid, keys, answered, true);
       }
     });
     // How the members holding a hash moved, exactly, where one transaction writes a member with its
