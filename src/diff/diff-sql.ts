@@ -11,7 +11,9 @@ import type { ChangeKind, DiffCounts, InvalidKeyRow } from './types.js';
  * table (key as text, a fingerprint of the mapped columns, the mapped values `v_<i>`), null and
  * duplicated keys are set apart, and the valid rows are compared with the activation's state by a
  * FULL OUTER JOIN on the key into a run-scoped delta table, delta rows only, ranked removed (0),
- * changed (1), refresh (2), added (3). Only the delta crosses into Node, in batches. What differs
+ * changed (1), refresh (2), added (3). When state holds nothing for the activation (a first load),
+ * there is nothing to compare: every valid row is added, and the delta is read from the snapshot
+ * itself. Only the delta crosses into Node, in batches. What differs
  * per warehouse (the key cast, the fingerprint, scratch tables, aggregating a member's stored
  * hashes, key order) comes from its hooks.
  *
@@ -95,6 +97,12 @@ export class WarehouseDiff {
   readonly #created: RawBuilder<unknown>[] = [];
   /** Whether any member of the activation has an uncleared intent (then the delta reads them). */
   #pending = false;
+  /**
+   * Whether state holds nothing for the activation (no member, no intent): a first load, or the first
+   * run after `tailor state reset`. Then every valid snapshot row is added, and the delta is read from
+   * the snapshot itself: no comparison, no delta table.
+   */
+  #firstLoad = false;
 
   /** Whether the activation had uncleared intents when the diff was taken. */
   get hasIntents(): boolean {
@@ -175,15 +183,45 @@ export class WarehouseDiff {
       sql`select distinct ${key} from ${this.#state.table('member_intents')} where ${id('activation_id')} = ${aid}`,
       'finding members with intents',
     );
+    // With it, whether the activation has any member at all (one row looked for, by the key's prefix).
+    const members = this.#state.table('members');
     const [pendRow] = await this.#exec(
-      sql<{ n: number | string }>`select count(*) as ${id('n')} from ${this.#pend}`,
+      sql<{ n: number | string; m: number | string }>`select count(*) as ${id('n')},
+          (select count(*) from (select 1 as ${id('one')} from ${members}
+                                 where ${id('activation_id')} = ${aid} limit 1) as ${id('x')}) as ${id('m')}
+        from ${this.#pend}`,
       'finding members with intents',
     );
     this.#pending = Number(pendRow?.n ?? 0) > 0;
+    this.#firstLoad = !this.#pending && Number(pendRow?.m ?? 0) === 0;
+    const rows =
+      rowsCounted && rowCount !== undefined
+        ? sql.lit(Number(rowCount))
+        : sql`(select count(*) from ${this.#snap})`;
+    const invalid = sql`(select coalesce(sum(${id('n')}), 0) from ${this.#bad})`;
+    if (this.#firstLoad) {
+      const [totals] = await this.#exec(
+        sql<Record<'row_count' | 'invalid', number | string>>`select ${rows} as ${id('row_count')},
+            ${invalid} as ${id('invalid')}
+          from (select 1 as ${id('one')}) as ${id('x')}`,
+        'counting the diff',
+      );
+      const rowTotal = Number(totals?.row_count ?? 0);
+      const invalidKeys = Number(totals?.invalid ?? 0);
+      this.counts = {
+        rows: rowTotal,
+        invalidKeys,
+        removed: 0,
+        changed: 0,
+        refresh: 0,
+        added: rowTotal - invalidKeys,
+        stateMembers: 0,
+      };
+      return;
+    }
 
     const s = (column: string) => sql.ref(`s.${column}`);
     const t = (column: string) => sql.ref(`t.${column}`);
-    const members = this.#state.table('members');
     // State's side: the members, and, where intents exist, which of them have some (`pending`) and
     // the keys that have only intents (a member whose first Update's acknowledgement was never
     // committed), with no fingerprint. A member with intents is always in the delta; one with only
@@ -225,16 +263,12 @@ export class WarehouseDiff {
     // its metadata).
     const rank = (n: number, name: string) =>
       sql`coalesce(sum(case when ${id('change_rank')} = ${sql.lit(n)} then 1 else 0 end), 0) as ${id(name)}`;
-    const rows =
-      rowsCounted && rowCount !== undefined
-        ? sql.lit(Number(rowCount))
-        : sql`(select count(*) from ${this.#snap})`;
     const [totals] = await this.#exec(
       sql<
         Record<'row_count' | 'invalid' | 'removed' | 'changed' | 'refresh' | 'added', number | string>
       >`select
           ${rows} as ${id('row_count')},
-          (select coalesce(sum(${id('n')}), 0) from ${this.#bad}) as ${id('invalid')},
+          ${invalid} as ${id('invalid')},
           ${sql.ref('d.removed')}, ${sql.ref('d.changed')}, ${sql.ref('d.refresh')}, ${sql.ref('d.added')}
         from (select ${rank(0, 'removed')}, ${rank(1, 'changed')}, ${rank(2, 'refresh')}, ${rank(3, 'added')}
               from ${this.#delta}) as ${id('d')}`,
@@ -310,6 +344,44 @@ export class WarehouseDiff {
   async *delta(batchSize: number): AsyncIterable<RawDeltaRow[]> {
     const hooks = this.#state.hooks;
     const columns = this.#input.columns;
+    const query = this.#firstLoad ? this.#firstLoadDelta() : this.#deltaQuery();
+    yield* rebatch(this.#stream(query, 'reading the delta', batchSize), batchSize, (row) => {
+      const change = CHANGE_BY_RANK[Number(row.change_rank)]!;
+      return [
+        {
+          key: String(row.member_key),
+          change,
+          values: change === 'removed' ? null : columns.map((_, i) => row[`v_${i}`] ?? null),
+          fingerprint: change === 'removed' ? null : (row.fingerprint as string),
+          previousHashes: change === 'added' ? null : hooks.parseHashes(row.previous_hashes),
+          pendingHashes: this.#pending
+            ? nonEmpty(unpackIntentHashes(hooks.parseHashes(row.pending_hashes)))
+            : null,
+        },
+      ];
+    });
+  }
+
+  /** A first load's delta: the snapshot's rows with a valid key, every one added (rank 3). */
+  #firstLoadDelta(): RawBuilder<Record<string, unknown>> {
+    const hooks = this.#state.hooks;
+    const s = (column: string) => sql.ref(`s.${column}`);
+    return sql<
+      Record<string, unknown>
+    >`select ${sql.lit(3)} as ${sql.id('change_rank')}, ${s('member_key')}, ${s('fingerprint')}${sql.join(
+      this.#input.columns.map((_, i) => sql`, ${s(`v_${i}`)}`),
+      sql``,
+    )}
+      from ${this.#snap} as ${sql.id('s')}
+      where ${s('member_key')} is not null
+        and not exists (select 1 from ${this.#bad} as ${sql.id('b')} where ${sql.ref('b.member_key')} = ${s('member_key')})
+      order by ${hooks.keyOrder(s('member_key'))}`;
+  }
+
+  /** The delta table's rows with each member's stored hashes (and its intents', where some exist), ranked. */
+  #deltaQuery(): RawBuilder<Record<string, unknown>> {
+    const hooks = this.#state.hooks;
+    const columns = this.#input.columns;
     const d = (column: string) => sql.ref(`d.${column}`);
     const aid = this.#input.activationId;
     const hashes = hooks.deltaHashes({
@@ -330,9 +402,7 @@ export class WarehouseDiff {
         })
       : { column: sql`null` };
     const withs = [hashes.with, pending.with].filter((w): w is RawBuilder<unknown> => w !== undefined);
-    const query = sql<
-      Record<string, unknown>
-    >`${withs.length > 0 ? sql`with ${sql.join(withs)} ` : sql``}select
+    return sql<Record<string, unknown>>`${withs.length > 0 ? sql`with ${sql.join(withs)} ` : sql``}select
         ${d('change_rank')}, ${d('member_key')}, ${d('fingerprint')}${sql.join(
           columns.map((_, i) => sql`, ${d(`v_${i}`)}`),
           sql``,
@@ -341,21 +411,6 @@ export class WarehouseDiff {
         ${pending.column} as ${sql.id('pending_hashes')}
       from ${this.#delta} as ${sql.id('d')} ${hashes.join ?? sql``} ${pending.join ?? sql``}
       order by ${d('change_rank')}, ${hooks.keyOrder(d('member_key'))}`;
-    yield* rebatch(this.#stream(query, 'reading the delta', batchSize), batchSize, (row) => {
-      const change = CHANGE_BY_RANK[Number(row.change_rank)]!;
-      return [
-        {
-          key: String(row.member_key),
-          change,
-          values: change === 'removed' ? null : columns.map((_, i) => row[`v_${i}`] ?? null),
-          fingerprint: change === 'removed' ? null : (row.fingerprint as string),
-          previousHashes: change === 'added' ? null : hooks.parseHashes(row.previous_hashes),
-          pendingHashes: this.#pending
-            ? nonEmpty(unpackIntentHashes(hooks.parseHashes(row.pending_hashes)))
-            : null,
-        },
-      ];
-    });
   }
 
   /** Drops the run-scoped tables (one per statement: BigQuery drops one at a time) and the session. */

@@ -459,7 +459,8 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
 
   it('snapshots, diffs, counts, reads and drops the run-scoped tables', async () => {
     const { runner, warehouse } = setup((text) => {
-      if (/^select count\(\*\) as `n` from `tailor`.`tailor_pend_abc123`$/i.test(text)) return [{ n: 0 }];
+      if (/^select count\(\*\) as `n`,[\s\S]* from `tailor`.`tailor_pend_abc123`$/i.test(text))
+        return [{ n: 0, m: 1 }];
       if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 3, invalid: 1, state: 1, removed: 1, changed: 0, refresh: 0, added: 2 }];
       }
@@ -561,7 +562,8 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
 
   it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
     const { runner, warehouse } = setup((text) => {
-      if (/^select count\(\*\) as `n` from `tailor`.`tailor_pend_abc123`$/i.test(text)) return [{ n: 2 }];
+      if (/^select count\(\*\) as `n`,[\s\S]* from `tailor`.`tailor_pend_abc123`$/i.test(text))
+        return [{ n: 2, m: 1 }];
       if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 1, invalid: 0, removed: 1, changed: 0, refresh: 0, added: 1 }];
       }
@@ -630,7 +632,9 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(sqls[2]).toBe(
       "CREATE TABLE `tailor`.`tailor_pend_abc123` OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 24 HOUR)) AS select distinct `member_key` from `tailor`.`member_intents` where `activation_id` = 'vip_x'",
     );
-    expect(sqls[3]).toBe('select count(*) as `n` from `tailor`.`tailor_pend_abc123`');
+    expect(sqls[3]).toBe(
+      "select count(*) as `n`, (select count(*) from (select 1 as `one` from `tailor`.`members` where `activation_id` = 'vip_x' limit 1) as `x`) as `m` from `tailor`.`tailor_pend_abc123`",
+    );
     // State's side: the members, marked when they have intents, and the intent-only keys with a
     // typed null fingerprint and last_sent_at (STRING, TIMESTAMP: the columns' own types).
     expect(sqls[4]).toContain(

@@ -394,7 +394,10 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   });
 
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
-    const { recorded, state } = setup();
+    // An activation with members (the pend count's `m`): the diff compares with state.
+    const { recorded, state } = setup((text) =>
+      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [{ n: '0', m: '1' }] : [],
+    );
     const diff = await openDiff(
       state,
       {
@@ -426,9 +429,59 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     );
   });
 
+  it('compares nothing on a first load: no delta table, the counts and the delta read from the snapshot', async () => {
+    // No member and no intent for the activation (the pend count's `n` and `m`).
+    const { recorded, state } = setup((text) => {
+      if (/^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text))
+        return [{ n: '0', m: '0' }];
+      if (text.startsWith('select 1 as "row_count"')) return [{ row_count: '5', invalid: '2' }];
+      return [];
+    });
+    const diff = await openDiff(
+      state,
+      {
+        activationId: 'vip_x',
+        modelName: 'vip',
+        modelSql: 'select id, email from customers',
+        primaryKey: 'id',
+        columns: ['email'],
+        refreshBefore: null,
+        fullResync: false,
+        token: 'abc123',
+      },
+      silentLogger,
+    );
+    expect(diff.counts).toEqual({
+      rows: 5,
+      invalidKeys: 2,
+      added: 3,
+      removed: 0,
+      changed: 0,
+      refresh: 0,
+      stateMembers: 0,
+    });
+    for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
+    await diff.close();
+    const sqls = recorded.map((r) => r.sql);
+    expect(sqls.some((t) => t.includes('tailor_delta_abc123'))).toBe(false);
+    // The row count is the snapshot INSERT's (1 in this recording); the invalid keys' from their table.
+    expect(sqls).toContain(
+      'select 1 as "row_count", (select coalesce(sum("n"), 0) from "tailor_bad_abc123") as "invalid" from (select 1 as "one") as "x"',
+    );
+    // Every valid snapshot row, added, by key: no stored hashes to look up, no intents.
+    expect(sqls.find((t) => t.startsWith('select 3 as'))).toBe(
+      'select 3 as "change_rank", "s"."member_key", "s"."fingerprint", "s"."v_0" from "tailor_snap_abc123" as "s" where "s"."member_key" is not null and not exists (select 1 from "tailor_bad_abc123" as "b" where "b"."member_key" = "s"."member_key") order by "s"."member_key" collate "C"',
+    );
+    expect(sqls.slice(-3)).toEqual([
+      'drop table if exists "tailor_pend_abc123"',
+      'drop table if exists "tailor_bad_abc123"',
+      'drop table if exists "tailor_snap_abc123"',
+    ]);
+  });
+
   it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
     const { recorded, state } = setup((text) =>
-      text === 'select count(*) as "n" from "tailor_pend_abc123"' ? [{ n: '2' }] : [],
+      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [{ n: '2', m: '1' }] : [],
     );
     const diff = await openDiff(
       state,
