@@ -320,8 +320,9 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
         .setAccessMode('read only')
         .execute((trx) => statement.execute(trx)),
     keyText: (expr) => sql`cast(${expr} as text)`,
-    // sha256() is built in since PG 11. Measured on 1M keys (PG 15): 185 ms against 113 ms for the
-    // bare text cast. https://www.postgresql.org/docs/current/functions-binarystring.html
+    // sha256() is built in since PG 11. Measured on 1M keys (PG 15, one backend, every value
+    // computed): 856 ms against 122 ms for the bare text cast, the snapshot's largest per-row cost.
+    // https://www.postgresql.org/docs/current/functions-binarystring.html
     keyDigest: (text) => sql`encode(sha256(convert_to(${text}, 'UTF8')), 'hex')`,
     // A 64-bit hash of a JSON array of the mapped values in order. JSON keeps nulls apart from the
     // text 'null' and each value's type apart (1 vs '1'); the same values of the same types always
