@@ -19,7 +19,7 @@ import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
 import { createStateStore } from '../../src/diff/state-store.js';
-import { openDiff } from '../../src/diff/diff-sql.js';
+import { type DiffInput, openDiff } from '../../src/diff/diff-sql.js';
 import { StateSql } from '../../src/diff/state-sql.js';
 import { createPostgresHooks } from '../../src/sources/postgres/postgres-hooks.js';
 
@@ -167,6 +167,19 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     sql: string;
     parameters: readonly unknown[];
   }
+
+  /** The diff the statements below are recorded for: one model, one mapped column. */
+  const vipDiff = (overrides: Partial<DiffInput> = {}): DiffInput => ({
+    activationId: 'vip_x',
+    modelName: 'vip',
+    modelSql: 'select id, email from customers',
+    primaryKey: 'id',
+    columns: ['email'],
+    refreshBefore: null,
+    fullResync: false,
+    token: 'abc123',
+    ...overrides,
+  });
 
   function setup(answer: (sql: string) => Record<string, unknown>[] = () => []) {
     const recorded: Recorded[] = [];
@@ -400,16 +413,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     );
     const diff = await openDiff(
       state,
-      {
-        activationId: 'vip_x',
-        modelName: 'vip',
-        modelSql: 'select id, email from customers',
-        primaryKey: 'id',
-        columns: ['email'],
-        refreshBefore: new Date('2025-12-22T00:00:00Z'),
-        fullResync: false,
-        token: 'abc123',
-      },
+      vipDiff({ refreshBefore: new Date('2025-12-22T00:00:00Z') }),
       silentLogger,
     );
     await diff.close();
@@ -437,20 +441,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       if (text.startsWith('select 1 as "row_count"')) return [{ row_count: '5', invalid: '2' }];
       return [];
     });
-    const diff = await openDiff(
-      state,
-      {
-        activationId: 'vip_x',
-        modelName: 'vip',
-        modelSql: 'select id, email from customers',
-        primaryKey: 'id',
-        columns: ['email'],
-        refreshBefore: null,
-        fullResync: false,
-        token: 'abc123',
-      },
-      silentLogger,
-    );
+    const diff = await openDiff(state, vipDiff(), silentLogger);
     expect(diff.counts).toEqual({
       rows: 5,
       invalidKeys: 2,
@@ -483,20 +474,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     const { recorded, state } = setup((text) =>
       /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [{ n: '2', m: '1' }] : [],
     );
-    const diff = await openDiff(
-      state,
-      {
-        activationId: 'vip_x',
-        modelName: 'vip',
-        modelSql: 'select id, email from customers',
-        primaryKey: 'id',
-        columns: ['email'],
-        refreshBefore: null,
-        fullResync: false,
-        token: 'abc123',
-      },
-      silentLogger,
-    );
+    const diff = await openDiff(state, vipDiff(), silentLogger);
     for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
     await diff.close();
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
