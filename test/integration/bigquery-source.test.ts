@@ -119,11 +119,18 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       error: { code: 404, reason: 'notFound', message: 'Not found: Dataset acme-analytics:tailor' },
     });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, { bytes: 52_428_800 });
-    // No member has an intent: the plain comparison, and no read of the intents' hashes.
-    fake.on(/^select count\(\*\) as `n` from `tailor`.`tailor_pend_/, {
-      fields: [{ name: 'n', type: 'INT64' }],
-      rows: [[0]],
-    });
+    // No member has an intent, and the activation has members: the plain comparison, and no read
+    // of the intents' hashes.
+    fake.on(
+      /^select count\(\*\) as `n`,\s+\(select count\(\*\) from \(select 1 as `one` from `tailor`.`members`/,
+      {
+        fields: [
+          { name: 'n', type: 'INT64' },
+          { name: 'm', type: 'INT64' },
+        ],
+        rows: [[0, 1]],
+      },
+    );
     fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
       fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,
@@ -477,10 +484,16 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
 
   it('diffs against intents when members have some: the union state side, then their hashes read', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
-    fake.on(/^select count\(\*\) as `n` from `tailor`.`tailor_pend_/, {
-      fields: [{ name: 'n', type: 'INT64' }],
-      rows: [[2]],
-    });
+    fake.on(
+      /^select count\(\*\) as `n`,\s+\(select count\(\*\) from \(select 1 as `one` from `tailor`.`members`/,
+      {
+        fields: [
+          { name: 'n', type: 'INT64' },
+          { name: 'm', type: 'INT64' },
+        ],
+        rows: [[2, 1]],
+      },
+    );
     fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
       fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,
@@ -739,7 +752,8 @@ const EXPECTED_RUN = [
   'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
   'CREATE TABLE `tailor`.`tailor_bad_<token>` OPTIONS (expiration_timestamp',
   'CREATE TABLE `tailor`.`tailor_pend_<token>` OPTIONS (expiration_timestam',
-  'select count(*) as `n` from `tailor`.`tailor_pend_<token>`',
+  // Members with intents, and whether the activation has any member (else a first load: no delta table).
+  'select count(*) as `n`, (select count(*) from (select 1 as `one` from `t',
   'CREATE TABLE `tailor`.`tailor_delta_<token>` OPTIONS (expiration_timesta',
   'select (select count(*) from `tailor`.`tailor_snap_<token>`) as `row_cou',
   'select `member_key`, `n` from `tailor`.`tailor_bad_<token>` order by `me',

@@ -95,7 +95,7 @@ describe('diff on postgres', () => {
         if (committed === 4000) {
           // Kill the session that holds the delta's cursor, as a failing server or network would.
           const killed = await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity
-            where application_name = 'tailor' and query like '%tailor_delta_%'`);
+            where application_name = 'tailor' and query like '%change_rank%'`);
           expect(killed.rowCount).toBeGreaterThan(0);
         }
       }

@@ -168,11 +168,18 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         message: "Table 'TAILOR_MIGRATIONS' does not exist or not authorized.",
       },
     });
-    // No member has an intent: the plain comparison, and no read of the intents' hashes.
-    fake.on(/^select count\(\*\) as "N" from "TAILOR"."TAILOR_PEND_/, {
-      columns: [{ name: 'N', type: 'fixed' }],
-      rows: [['0']],
-    });
+    // No member has an intent, and the activation has members: the plain comparison, and no read
+    // of the intents' hashes.
+    fake.on(
+      /^select count\(\*\) as "N",\s+\(select count\(\*\) from \(select 1 as "ONE" from "TAILOR"."MEMBERS"/,
+      {
+        columns: [
+          { name: 'N', type: 'fixed' },
+          { name: 'M', type: 'fixed' },
+        ],
+        rows: [['0', '1']],
+      },
+    );
     fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
       columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
@@ -450,10 +457,16 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
   it('diffs against intents when members have some: the union state side and the P CTE', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['3']] });
-    fake.on(/^select count\(\*\) as "N" from "TAILOR"."TAILOR_PEND_/, {
-      columns: [{ name: 'N', type: 'fixed' }],
-      rows: [['2']],
-    });
+    fake.on(
+      /^select count\(\*\) as "N",\s+\(select count\(\*\) from \(select 1 as "ONE" from "TAILOR"."MEMBERS"/,
+      {
+        columns: [
+          { name: 'N', type: 'fixed' },
+          { name: 'M', type: 'fixed' },
+        ],
+        rows: [['2', '1']],
+      },
+    );
     fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
       columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
@@ -683,7 +696,8 @@ const EXPECTED_RUN = [
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS select SHA2(TO_',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_BAD_<TOKEN>" AS select "MEMBER_K',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_<TOKEN>" AS select distinct',
-  'select count(*) as "N" from "TAILOR"."TAILOR_PEND_<TOKEN>"',
+  // Members with intents, and whether the activation has any member (else a first load: no delta table).
+  'select count(*) as "N", (select count(*) from (select 1 as "ONE" from "T',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_<TOKEN>" AS select case wh',
   'select (select count(*) from "TAILOR"."TAILOR_SNAP_<TOKEN>") as "ROW_COU',
   'with "H" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", ',
