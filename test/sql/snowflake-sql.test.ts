@@ -504,6 +504,56 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
     expect(sqls.some((t) => /union all/i.test(t))).toBe(false);
   });
 
+  it('compares nothing on a first load: no delta table; the snapshot counted, its valid rows read by key', async () => {
+    const { runner, warehouse } = setup((text) => {
+      if (/^select count\(\*\) as "N",[\s\S]* from "TAILOR"."TAILOR_PEND_ABC123"$/i.test(text))
+        return [{ n: 0, m: 0 }];
+      if (/^select\s+\(select count/i.test(text)) return [{ row_count: 3, invalid: 1 }];
+      if (/^select 3 as "CHANGE_RANK"/.test(text)) {
+        return [
+          { change_rank: 3, member_key: '1', fingerprint: 'f1', v_0: 'a@x.io' },
+          { change_rank: 3, member_key: '2', fingerprint: 'f2', v_0: 'b@x.io' },
+        ];
+      }
+      return [];
+    });
+    const diff = await warehouse.openDiff({
+      activationId: 'vip_x',
+      modelName: 'vip',
+      modelSql: 'select id, email from customers',
+      primaryKey: 'id',
+      columns: ['email'],
+      refreshBefore: null,
+      fullResync: false,
+      token: 'abc123',
+    });
+    expect(diff.counts).toEqual({
+      rows: 3,
+      invalidKeys: 1,
+      added: 2,
+      removed: 0,
+      changed: 0,
+      refresh: 0,
+      stateMembers: 0,
+    });
+    const delta = [];
+    for await (const batch of diff.delta(10)) delta.push(...batch);
+    expect(delta.map((row) => [row.key, row.change, row.values, row.previousHashes])).toEqual([
+      ['1', 'added', ['a@x.io'], null],
+      ['2', 'added', ['b@x.io'], null],
+    ]);
+    await diff.close();
+    const sqls = runner.recorded.map((r) => r.sql);
+    expect(sqls.some((t) => t.includes('TAILOR_DELTA_'))).toBe(false);
+    expect(sqls).toContain(
+      'select (select count(*) from "TAILOR"."TAILOR_SNAP_ABC123") as "ROW_COUNT", (select coalesce(sum("N"), 0) from "TAILOR"."TAILOR_BAD_ABC123") as "INVALID" from (select 1 as "ONE") as "X"',
+    );
+    // Snowflake gives no order without ORDER BY: the read is ordered by key, as every delta is.
+    expect(sqls.find((t) => t.startsWith('select 3 as'))).toBe(
+      'select 3 as "CHANGE_RANK", "S"."MEMBER_KEY", "S"."FINGERPRINT", "S"."V_0" from "TAILOR"."TAILOR_SNAP_ABC123" as "S" where "S"."MEMBER_KEY" is not null and not exists (select 1 from "TAILOR"."TAILOR_BAD_ABC123" as "B" where "B"."MEMBER_KEY" = "S"."MEMBER_KEY") order by "S"."MEMBER_KEY"',
+    );
+  });
+
   it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
     const { runner, warehouse } = setup((text) => {
       if (/^select count\(\*\) as "N",[\s\S]* from "TAILOR"."TAILOR_PEND_ABC123"$/i.test(text))
