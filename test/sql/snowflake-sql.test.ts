@@ -52,6 +52,19 @@ const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 const mask = (recorded: Recorded[]) =>
   JSON.parse(JSON.stringify(recorded).replace(UUID, '<uuid>')) as Recorded[];
 
+/** The diff the statements below are recorded for: one model, one mapped column. */
+const vipDiff = (overrides: Partial<DiffInput> = {}): DiffInput => ({
+  activationId: 'vip_x',
+  modelName: 'vip',
+  modelSql: 'select id, email from customers',
+  primaryKey: 'id',
+  columns: ['email'],
+  refreshBefore: null,
+  fullResync: false,
+  token: 'abc123',
+  ...overrides,
+});
+
 function setup(answer?: (sql: string, binds: readonly unknown[]) => Record<string, unknown>[]) {
   const runner = new RecordingRunner(answer);
   const db = new Kysely<unknown>({ dialect: new SnowflakeDialect(runner) });
@@ -459,16 +472,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       }
       return [];
     });
-    const diff = await warehouse.openDiff({
-      activationId: 'vip_x',
-      modelName: 'vip',
-      modelSql: 'select id, email from customers',
-      primaryKey: 'id',
-      columns: ['email'],
-      refreshBefore: null,
-      fullResync: true,
-      token: 'abc123',
-    });
+    const diff = await warehouse.openDiff(vipDiff({ fullResync: true }));
     expect(diff.counts).toMatchObject({ rows: 2, removed: 1, added: 1 });
     const delta = [];
     for await (const batch of diff.delta(1)) delta.push(...batch);
@@ -517,16 +521,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       }
       return [];
     });
-    const diff = await warehouse.openDiff({
-      activationId: 'vip_x',
-      modelName: 'vip',
-      modelSql: 'select id, email from customers',
-      primaryKey: 'id',
-      columns: ['email'],
-      refreshBefore: null,
-      fullResync: false,
-      token: 'abc123',
-    });
+    const diff = await warehouse.openDiff(vipDiff());
     expect(diff.counts).toEqual({
       rows: 3,
       invalidKeys: 1,
@@ -597,16 +592,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       }
       return [];
     });
-    const diff = await warehouse.openDiff({
-      activationId: 'vip_x',
-      modelName: 'vip',
-      modelSql: 'select id, email from customers',
-      primaryKey: 'id',
-      columns: ['email'],
-      refreshBefore: new Date('2026-11-01T00:00:00Z'),
-      fullResync: false,
-      token: 'abc123',
-    });
+    const diff = await warehouse.openDiff(vipDiff({ refreshBefore: new Date('2026-11-01T00:00:00Z') }));
     const delta = [];
     for await (const batch of diff.delta(10)) delta.push(...batch);
     expect(delta).toEqual([
