@@ -19,7 +19,8 @@ import type { Source } from '../../src/sources/source.js';
 import { ackOf, readDelta } from '../contract/source-contract.js';
 import { silentLogger, TEST_POSTGRES_URL, uniqueName } from '../helpers/warehouse.js';
 import { createStateStore } from '../../src/diff/state-store.js';
-import { type DiffInput, openDiff } from '../../src/diff/diff-sql.js';
+import { openDiff } from '../../src/diff/diff-sql.js';
+import { vipDiff } from '../helpers/diff-input.js';
 import { StateSql } from '../../src/diff/state-sql.js';
 import { createPostgresHooks } from '../../src/sources/postgres/postgres-hooks.js';
 
@@ -167,19 +168,6 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     sql: string;
     parameters: readonly unknown[];
   }
-
-  /** The diff the statements below are recorded for: one model, one mapped column. */
-  const vipDiff = (overrides: Partial<DiffInput> = {}): DiffInput => ({
-    activationId: 'vip_x',
-    modelName: 'vip',
-    modelSql: 'select id, email from customers',
-    primaryKey: 'id',
-    columns: ['email'],
-    refreshBefore: null,
-    fullResync: false,
-    token: 'abc123',
-    ...overrides,
-  });
 
   function setup(answer: (sql: string) => Record<string, unknown>[] = () => []) {
     const recorded: Recorded[] = [];

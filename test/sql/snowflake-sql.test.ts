@@ -10,6 +10,7 @@ import {
 } from '../../src/sources/snowflake/snowflake-identifiers.js';
 import { createSnowflakeHooks } from '../../src/sources/snowflake/snowflake-hooks.js';
 import { openDiff, type DiffInput } from '../../src/diff/diff-sql.js';
+import { vipDiff } from '../helpers/diff-input.js';
 import { StateSql } from '../../src/diff/state-sql.js';
 import { runCountsOf } from '../helpers/counts.js';
 
@@ -51,19 +52,6 @@ class RecordingRunner implements SnowflakeRunner {
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 const mask = (recorded: Recorded[]) =>
   JSON.parse(JSON.stringify(recorded).replace(UUID, '<uuid>')) as Recorded[];
-
-/** The diff the statements below are recorded for: one model, one mapped column. */
-const vipDiff = (overrides: Partial<DiffInput> = {}): DiffInput => ({
-  activationId: 'vip_x',
-  modelName: 'vip',
-  modelSql: 'select id, email from customers',
-  primaryKey: 'id',
-  columns: ['email'],
-  refreshBefore: null,
-  fullResync: false,
-  token: 'abc123',
-  ...overrides,
-});
 
 function setup(answer?: (sql: string, binds: readonly unknown[]) => Record<string, unknown>[]) {
   const runner = new RecordingRunner(answer);
