@@ -173,9 +173,10 @@ export interface WarehouseHooks {
   /** A null-safe, order-defined fingerprint of the mapped values (named `v_<i>`). */
   fingerprint(values: readonly RawBuilder<unknown>[]): RawBuilder<unknown>;
   /**
-   * A stored hash (64 lowercase hex characters) as the value the held-hash count groups by: the same
-   * distinct values, cheaper to group where the warehouse has a binary type (Postgres: its 32 bytes).
-   * Absent: the hash as it is.
+   * A stored hash (64 lowercase hex characters, or a partner_user_id as sent) as the value the
+   * held-hash count groups by, cheaper to group than the text (Postgres: a 64-bit hash of it). It may
+   * map two hashes to one value only where that is as unlikely as a 64-bit collision: the count may
+   * then come out lower, never higher. Absent: the hash as it is.
    */
   hashToCount?(hash: RawBuilder<unknown>): RawBuilder<unknown>;
   /** A key expression as ordered for reading: by code point everywhere (Postgres: COLLATE "C"). */

@@ -618,6 +618,18 @@ export function defineSourceContract(
       await using early = await state.prepareDiff({ ...spec('people'), heldCountLikely: true });
       expect(await early.heldHashCount()).toBe(3);
       expect(await state.identifiedMemberCount('act_a')).toBe(3);
+      // A partner_user_id is stored as the partner knows it, not as hex digits: counted all the same.
+      await run.commit([
+        {
+          key: digest('4'),
+          change: 'added',
+          fingerprint: 'f4',
+          hashes: { partner_user_id: ['crm-000123'] },
+          sentAt: new Date(),
+        },
+      ]);
+      await using later = await state.prepareDiff({ ...spec('people'), heldCountLikely: true });
+      expect(await later.heldHashCount()).toBe(4);
     });
 
     it('keeps two runs of one activation apart with its lock', async () => {

@@ -332,10 +332,13 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     // make a missed change a 2^-64 event. https://www.postgresql.org/docs/current/functions-string.html
     fingerprint: (values) =>
       sql`to_hex(hashtextextended(cast(json_build_array(${sql.join(values)}) as text), 0))`,
-    // Grouping 32-byte values instead of 64-character text: measured over 14.8M hash rows (5M
-    // members, PG 15), the count took 8.6 s instead of 12.9 s. Hashes are stored as lowercase hex,
-    // so decode() maps distinct hashes to distinct values.
-    hashToCount: (hash) => sql`decode(${hash}, 'hex')`,
+    // Grouping 64-bit integers instead of text. Not decode(hash, 'hex'), used before: a
+    // partner_user_id is stored as the partner knows it, not as hex digits, and decode() failed the
+    // count ("invalid hexadecimal digit"). Measured over 3M hash rows (1M members, PG 15): 2.11-2.13
+    // s, against 2.66-2.91 s for decode() and 2.46-2.57 s for the text itself. Two distinct hashes
+    // share a 64-bit value with probability 2^-64 per pair, and then count once: the count can only
+    // come out lower, which makes the safety rule hold a run sooner, never later.
+    hashToCount: (hash) => sql`hashtextextended(${hash}, 0)`,
     keyOrder: (expr) => sql`${expr} collate "C"`,
     // A correlated subquery per non-added member over the member index: the delta streams through a
     // cursor, so rows come as they are read.
