@@ -247,8 +247,7 @@ export class WarehouseDiff {
                  columns.map((_, i) => sql`, ${sql.ref(`s.v_${i}`)}`),
                  sql``,
                )}
-        from (select * from ${this.#snap} as ${id('s0')} where ${sql.ref('s0.member_key')} is not null
-                and not exists (select 1 from ${this.#bad} as ${id('b')} where ${sql.ref('b.member_key')} = ${sql.ref('s0.member_key')})) as ${id('s')}
+        from (select * from ${this.#snap} as ${id('s0')} where ${this.#validKey('s0')}) as ${id('s')}
         full outer join (${stateSide}) as ${id('t')}
           on ${s('member_key')} = ${t('member_key')}
         where ${s('member_key')} is null or ${t('member_key')} is null or ${s('fingerprint')} <> ${t('fingerprint')}
@@ -362,6 +361,13 @@ export class WarehouseDiff {
     });
   }
 
+  /** Of the snapshot's rows (as `alias`), those whose key is neither null nor duplicated. */
+  #validKey(alias: string): RawBuilder<unknown> {
+    const key = sql.ref(`${alias}.member_key`);
+    return sql`${key} is not null
+      and not exists (select 1 from ${this.#bad} as ${sql.id('b')} where ${sql.ref('b.member_key')} = ${key})`;
+  }
+
   /** A first load's delta: the snapshot's rows with a valid key, every one added (rank 3). */
   #firstLoadDelta(): RawBuilder<Record<string, unknown>> {
     const hooks = this.#state.hooks;
@@ -372,9 +378,7 @@ export class WarehouseDiff {
       this.#input.columns.map((_, i) => sql`, ${s(`v_${i}`)}`),
       sql``,
     )}
-      from ${this.#snap} as ${sql.id('s')}
-      where ${s('member_key')} is not null
-        and not exists (select 1 from ${this.#bad} as ${sql.id('b')} where ${sql.ref('b.member_key')} = ${s('member_key')})
+      from ${this.#snap} as ${sql.id('s')} where ${this.#validKey('s')}
       order by ${hooks.keyOrder(s('member_key'))}`;
   }
 
