@@ -40,6 +40,20 @@ function params(job: FakeBigqueryJob): unknown[] {
   return job.parameters.map((p) => p.parameterValue);
 }
 
+/**
+ * The diff's count of members with intents (`n`), which also says whether the activation has any
+ * member (`m`; none is a first load, which compares nothing).
+ */
+const PEND_COUNT =
+  /^select count\(\*\) as `n`,\s+\(select count\(\*\) from \(select 1 as `one` from `tailor`.`members`/;
+const pendCount = (n: number, m: number) => ({
+  fields: [
+    { name: 'n', type: 'INT64' },
+    { name: 'm', type: 'INT64' },
+  ],
+  rows: [[n, m]],
+});
+
 describe('BigQuery source over the SDK and a local REST fake', () => {
   let fake: FakeBigquery;
   let source: BigquerySource;
@@ -121,16 +135,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, { bytes: 52_428_800 });
     // No member has an intent, and the activation has members: the plain comparison, and no read
     // of the intents' hashes.
-    fake.on(
-      /^select count\(\*\) as `n`,\s+\(select count\(\*\) from \(select 1 as `one` from `tailor`.`members`/,
-      {
-        fields: [
-          { name: 'n', type: 'INT64' },
-          { name: 'm', type: 'INT64' },
-        ],
-        rows: [[0, 1]],
-      },
-    );
+    fake.on(PEND_COUNT, pendCount(0, 1));
     fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
       fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,
@@ -484,16 +489,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
 
   it('diffs against intents when members have some: the union state side, then their hashes read', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
-    fake.on(
-      /^select count\(\*\) as `n`,\s+\(select count\(\*\) from \(select 1 as `one` from `tailor`.`members`/,
-      {
-        fields: [
-          { name: 'n', type: 'INT64' },
-          { name: 'm', type: 'INT64' },
-        ],
-        rows: [[2, 1]],
-      },
-    );
+    fake.on(PEND_COUNT, pendCount(2, 1));
     fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
       fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,

@@ -48,6 +48,20 @@ function config(url: string, auth: Record<string, string>) {
   });
 }
 
+/**
+ * The diff's count of members with intents (`N`), which also says whether the activation has any
+ * member (`M`; none is a first load, which compares nothing).
+ */
+const PEND_COUNT =
+  /^select count\(\*\) as "N",\s+\(select count\(\*\) from \(select 1 as "ONE" from "TAILOR"."MEMBERS"/;
+const pendCount = (n: number, m: number) => ({
+  columns: [
+    { name: 'N', type: 'fixed' as const },
+    { name: 'M', type: 'fixed' as const },
+  ],
+  rows: [[String(n), String(m)]],
+});
+
 describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   let fake: FakeSnowflake;
   let source: SnowflakeSource | undefined;
@@ -170,16 +184,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     });
     // No member has an intent, and the activation has members: the plain comparison, and no read
     // of the intents' hashes.
-    fake.on(
-      /^select count\(\*\) as "N",\s+\(select count\(\*\) from \(select 1 as "ONE" from "TAILOR"."MEMBERS"/,
-      {
-        columns: [
-          { name: 'N', type: 'fixed' },
-          { name: 'M', type: 'fixed' },
-        ],
-        rows: [['0', '1']],
-      },
-    );
+    fake.on(PEND_COUNT, pendCount(0, 1));
     fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
       columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
@@ -457,16 +462,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
   it('diffs against intents when members have some: the union state side and the P CTE', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['3']] });
-    fake.on(
-      /^select count\(\*\) as "N",\s+\(select count\(\*\) from \(select 1 as "ONE" from "TAILOR"."MEMBERS"/,
-      {
-        columns: [
-          { name: 'N', type: 'fixed' },
-          { name: 'M', type: 'fixed' },
-        ],
-        rows: [['2', '1']],
-      },
-    );
+    fake.on(PEND_COUNT, pendCount(2, 1));
     fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
       columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
