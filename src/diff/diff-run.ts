@@ -1,7 +1,7 @@
 import { WarehouseError } from '../errors.js';
 import type { MemberHashRow } from '../sources/warehouse-hooks.js';
 import type { WarehouseDiff } from './diff-sql.js';
-import type { MemberUpsert, StateSql } from './state-sql.js';
+import { heldSampleBound, type MemberUpsert, type StateSql } from './state-sql.js';
 import type {
   DeltaRow,
   DiffCounts,
@@ -32,6 +32,8 @@ export class WarehouseDiffRun implements DiffRun {
   #reading = false;
   /** The held-hash count, once started (with the diff, where the store started it early). */
   #held: Promise<number> | undefined;
+  /** Its lower bound over the spec's sample (the count itself without one), once started. */
+  #heldAtLeast: Promise<number> | undefined;
   /**
    * The members each intent of this run recorded a row for, by intent id, until the commit that
    * names the intent: when it acknowledges every one of them, the intent is cleared by its id alone.
@@ -48,13 +50,14 @@ export class WarehouseDiffRun implements DiffRun {
     sql: StateSql,
     diff: WarehouseDiff,
     spec: DiffSpec,
-    held?: Promise<number>,
+    heldAtLeast?: Promise<number>,
     identified?: Promise<number>,
   ) {
     this.#sql = sql;
     this.#diff = diff;
     this.#spec = spec;
-    this.#held = held;
+    this.#heldAtLeast = heldAtLeast;
+    if (heldSampleBound(spec.heldSample) === undefined) this.#held = heldAtLeast;
     this.#identified = identified;
   }
 
@@ -132,6 +135,13 @@ export class WarehouseDiffRun implements DiffRun {
   heldHashCount(): Promise<number> {
     this.#held ??= this.#sql.heldHashCount(this.#spec.activationId);
     return this.#held;
+  }
+
+  heldHashesAtLeast(): Promise<number> {
+    const bound = heldSampleBound(this.#spec.heldSample);
+    if (bound === undefined) return this.heldHashCount();
+    this.#heldAtLeast ??= this.#sql.heldHashCount(this.#spec.activationId, bound);
+    return this.#heldAtLeast;
   }
 
   async recordIntent(intents: readonly MemberIntent[], stamp: IntentStamp): Promise<void> {

@@ -29,6 +29,13 @@ export interface DiffSpec {
    * after it. State does not move meanwhile: the run holds the activation's lock.
    */
   heldCountLikely?: boolean;
+  /**
+   * The share of members (by key digest) whose hashes `heldHashesAtLeast()` counts: a lower bound of
+   * the held-hash count that settles most runs for a share of its cost (src/sync/safety.ts). Absent,
+   * or 1: the exact count. Honoured on every warehouse; worth asking for only where
+   * `StateStore.keyRangesIndexed`.
+   */
+  heldSample?: number;
 }
 
 export type ChangeKind = 'added' | 'removed' | 'changed' | 'refresh';
@@ -125,6 +132,12 @@ export interface DiffRun extends AsyncDisposable {
    * may delete).
    */
   heldHashCount(): Promise<number>;
+  /**
+   * At most `heldHashCount()`: the distinct hashes of the members in the spec's `heldSample` (the
+   * exact count itself, and the same promise, without one). Started with the diff where the count
+   * would be (`heldCountLikely`).
+   */
+  heldHashesAtLeast(): Promise<number>;
   /**
    * Records, before a request is sent, the hashes its operations name. Until the commit of a
    * member's acknowledgement clears its intent (and, past `until`, every older one), the diff
@@ -244,6 +257,12 @@ export interface StateStore extends ActivationStatusStore {
   saveBinding(binding: AudienceBinding): Promise<void>;
   /** Prepares a diff of the activation's segment against its state (call under the lock). */
   prepareDiff(spec: DiffSpec): Promise<DiffRun>;
+  /**
+   * Whether a share of the members, by a range of key digests, costs about that share of a scan (an
+   * index reads it: PostgreSQL, PGlite), so that a sampled lower bound of the held-hash count
+   * (`DiffSpec.heldSample`) is worth asking for. Not BigQuery and Snowflake, which scan whole columns.
+   */
+  readonly keyRangesIndexed: boolean;
   /**
    * Who feeds the activation's audience, as the owner mark in its description names it: a digest of
    * the state schema's random id (made once, kept by `reset`) and the activation id, so it reveals

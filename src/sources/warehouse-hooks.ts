@@ -93,6 +93,13 @@ export interface WarehouseHooks {
    * read would wait for the diff, then delay it), nor BigQuery and Snowflake, which bill the scan.
    */
   readonly speculativeReads?: boolean;
+  /**
+   * Whether state reads the members whose key digest falls in a range through an index (the B-tree by
+   * member), so a share of them costs its share of a scan: the safety rule's lower bound of the
+   * held-hash count (`DiffSpec.heldSample`). PostgreSQL and PGlite. BigQuery and Snowflake read (and
+   * bill) the whole column whatever the range, so they count exactly at once.
+   */
+  readonly memberKeyRanges?: boolean;
 
   // --- values --------------------------------------------------------------------------------------
   /**

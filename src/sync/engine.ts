@@ -22,7 +22,14 @@ import {
   removeSuppressedMembers,
 } from './pipeline.js';
 import { refreshSuppression, suppressionStateIds } from './suppression.js';
-import { mayDelete, removalHold, type RemovalEstimate, segmentHold, startEstimate } from './safety.js';
+import {
+  heldSampleFor,
+  mayDelete,
+  type RemovalEstimate,
+  removalHoldFrom,
+  segmentHold,
+  startEstimate,
+} from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
 import { activationWarnings } from './warnings.js';
 import { matchRateOfRun } from './match-rate.js';
@@ -293,6 +300,7 @@ class Engine implements SyncEngine {
     const columns = (await this.#source.describeModel(model.name, model.sql)).map((c) => c.name);
     const mappings = checkMappings(activation, columns);
     const now = this.#now();
+    const heldSample = heldSampleFor(activation.maxRemovalShare, this.#state.keyRangesIndexed);
     await using diff = await this.#state.prepareDiff({
       activationId: activation.id,
       modelSql: model.sql,
@@ -303,6 +311,7 @@ class Engine implements SyncEngine {
       fullResync: options.fullResync,
       // Whether the share rule may count what state holds (known for sure once the diff is counted).
       heldCountLikely: activation.mode === 'mirror' && !options.force && !options.suppressionOnly,
+      heldSample,
     });
     ctx.diff = diff;
     counts.rows = diff.counts.rows;
@@ -312,13 +321,16 @@ class Engine implements SyncEngine {
     // The share rule counts the hashes X holds and the hashes the run's Deletes would name, known
     // only once the delta is hashed and planned: a pass over it before anything is sent (a plan
     // makes it while counting). Skipped where nothing can be deleted: the initial load, upsert
-    // mode, a delta of added members only. The count (a scan of the activation's hash rows: about
-    // 2 s at 1M members) runs on the state's connection: on a PostgreSQL server it started with the
-    // diff (heldCountLikely), elsewhere now, while the diff's session records the invalid keys and
+    // mode, a delta of added members only. What X holds is counted first over a sample of the
+    // members (`heldSample`, where an index reads a range of keys: PostgreSQL, PGlite), a lower bound
+    // that settles any run deleting a few percent of the audience; only a run it does not settle
+    // counts them all (a scan of the activation's hash rows: about 2 s at 1M members). The first
+    // count runs on the state's connection: on a PostgreSQL server it started with the diff
+    // (heldCountLikely), elsewhere now, while the diff's session records the invalid keys and
     // streams the delta through the pass (bench/RESULTS.md).
     const heldCount =
       !options.force && !options.suppressionOnly && !hold && mayDelete(activation, diff)
-        ? diff.heldHashCount()
+        ? diff.heldHashesAtLeast()
         : null;
     // Awaited below on every path; this only keeps a failure from going unhandled meanwhile.
     heldCount?.catch(() => undefined);
@@ -389,7 +401,8 @@ class Engine implements SyncEngine {
       }
       if (suppressionIds.length > 0)
         await countSuppressedMembers({ ...delta, state: this.#state }, suppressionIds, counted);
-      if (estimate && heldCount) hold = removalHold(activation, await heldCount, estimate);
+      if (estimate && heldCount)
+        ({ hold } = await removalHoldFrom(activation, await heldCount, () => diff.heldHashCount(), estimate));
       return hold ? { status: 'held', error: hold } : { status: 'succeeded', error: null };
     }
     // A delta no larger than what the pipeline holds in flight is read and hashed once: the pass
@@ -404,12 +417,23 @@ class Engine implements SyncEngine {
       } finally {
         await heldCount.catch(() => undefined);
       }
-      const held = await heldCount;
+      const settled = await removalHoldFrom(
+        activation,
+        await heldCount,
+        () => diff.heldHashCount(),
+        estimate,
+      );
       ctx.logger.debug(
-        { held, ...estimate, ms: Math.round(performance.now() - started) },
+        {
+          held: settled.held,
+          // Whether `held` is the count itself or a sample's lower bound that settled the run.
+          heldExact: settled.exact || heldSample >= 1,
+          ...estimate,
+          ms: Math.round(performance.now() - started),
+        },
         'safety pass over the delta',
       );
-      hold = removalHold(activation, held, estimate);
+      hold = settled.hold;
       if (hold) {
         ctx.logger.warn({ reason: hold }, 'run held by a safety rule');
         const failed = await removeSuppressed();

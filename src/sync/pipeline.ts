@@ -208,7 +208,8 @@ function addHeld(into: Set<string>, hashes: MemberHashes, held: MemberHashes): v
  * batches delivery will use, hashes it (invalid values are not counted: delivery counts them) and
  * estimates the hashes its Deletes would name. Added members (read last) only delete what requests
  * never acknowledged may have left, so the pass stops at them, unless it still has to learn whether
- * any member keeps an identifier (`held`: the hashes state holds, or its count under way).
+ * any member keeps an identifier (`held`: the hashes state holds, or its count under way; a lower
+ * bound of it will do, since the pass stops only where the bound proves that deletes are fewer).
  */
 export async function estimateRemovals(
   ctx: DeltaContext,

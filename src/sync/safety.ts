@@ -60,6 +60,45 @@ export function startEstimate(diff: Pick<DiffRun, 'counts'>): RemovalEstimate {
 }
 
 /**
+ * The share of held hashes up to which a run's deletes are settled by the sampled lower bound alone:
+ * the sample covers `SETTLED_BY_SAMPLE / max_removal_share` of the members (8% at the default 0.5),
+ * so a run deleting up to about 4% of what X holds never needs the full count. A run deleting more
+ * counts exactly as well (at 1M members, about 2 s more).
+ */
+const SETTLED_BY_SAMPLE = 0.04;
+
+/**
+ * The share of members (by key digest) whose hashes the safety rule counts first, as a lower bound
+ * of the held hashes (`DiffSpec.heldSample`): 1 (the exact count at once) where a share of members
+ * costs a whole scan (`StateStore.keyRangesIndexed` false), or where the share is so small that the
+ * sample would be most of the table.
+ */
+export function heldSampleFor(maxRemovalShare: number, keyRangesIndexed: boolean): number {
+  if (!keyRangesIndexed || maxRemovalShare <= 0) return 1;
+  const sample = SETTLED_BY_SAMPLE / maxRemovalShare;
+  return sample >= 0.5 ? 1 : sample;
+}
+
+/**
+ * `removalHold` from a lower bound of the held hashes first (`DiffRun.heldHashesAtLeast`), and from
+ * the exact count only when the bound does not settle it. The bound settles a run that it does not
+ * hold: every count at least as large leaves the share no larger and the deletes no closer to all,
+ * so the exact count would not hold it either. A bound that holds (or is 0) proves nothing: the
+ * exact count decides, and names the numbers in the reason.
+ */
+export async function removalHoldFrom(
+  activation: SafetyActivation,
+  heldAtLeast: number,
+  exact: () => Promise<number>,
+  estimate: RemovalEstimate,
+): Promise<{ hold: string | null; held: number; exact: boolean }> {
+  if (heldAtLeast > 0 && removalHold(activation, heldAtLeast, estimate) === null)
+    return { hold: null, held: heldAtLeast, exact: false };
+  const held = await exact();
+  return { hold: removalHold(activation, held, estimate), held, exact: true };
+}
+
+/**
  * Held when the run would delete every hash state holds and add none back (the audience left empty),
  * or more than `max_removal_share` of them; else null. `held`: distinct hashes state holds.
  */

@@ -617,6 +617,27 @@ export function defineSourceContract(
       expect(await run.heldHashCount()).toBe(3);
       await using early = await state.prepareDiff({ ...spec('people'), heldCountLikely: true });
       expect(await early.heldHashCount()).toBe(3);
+      // Its lower bound over a sample of members, by key digest: the distinct hashes of the members
+      // below the sample's bound, on every warehouse (whether the engine asks is another matter).
+      const holds = new Map([
+        [digest('1'), [shared, phone]],
+        [digest('2'), [shared]],
+        [digest('3'), [own]],
+      ]);
+      const keys = [...holds.keys()].sort();
+      for (const [i, key] of keys.entries()) {
+        // The smallest share of the digest space that takes this member (and those below it) in.
+        const heldSample = (Number.parseInt(key.slice(0, 8), 16) + 1) / 2 ** 32;
+        const expected = new Set(keys.slice(0, i + 1).flatMap((k) => holds.get(k)!)).size;
+        for (const heldCountLikely of [false, true]) {
+          await using sampled = await state.prepareDiff({ ...spec('people'), heldCountLikely, heldSample });
+          expect(await sampled.heldHashesAtLeast()).toBe(expected);
+          expect(await sampled.heldHashCount()).toBe(3);
+        }
+      }
+      await using none = await state.prepareDiff({ ...spec('people'), heldSample: 0 });
+      expect(await none.heldHashesAtLeast()).toBe(0);
+      expect(await early.heldHashesAtLeast()).toBe(3); // no sample: the count itself
       expect(await state.identifiedMemberCount('act_a')).toBe(3);
       // A partner_user_id is stored as the partner knows it, not as hex digits: counted all the same.
       await run.commit([

@@ -63,6 +63,37 @@ describe('a run that would delete every identifier while every row stays', () =>
     expect(normalizeHeld(project.held(audienceId)).email).toHaveLength(2000);
   });
 
+  it('lets runs under the share through, whether a sample of what X holds settles them or the count', async () => {
+    const invalid = (upTo: number) =>
+      project.sql(
+        `update {schema}.customers set email = case when customer_id <= ${upTo} then 'not an email' else 'member' || customer_id || '@example.com' end`,
+      );
+    /** The safety pass's debug line: the held hashes it used, and whether they were counted whole. */
+    const pass = async (...args: string[]) => {
+      const { result, report } = await run('sync', '--debug', ...args);
+      const line = result.stderr.split('\n').find((l) => l.includes('"safety pass over the delta"'));
+      if (!line) throw new Error(`no safety pass logged: ${result.stderr}`);
+      return { report, safety: JSON.parse(line) as { held: number; heldExact: boolean; deletes: number } };
+    };
+    // 20 of 2,000 (1%): a sample of 8% of the members holds about 160 hashes, enough to settle it.
+    await invalid(20);
+    const settled = await pass();
+    expect(settled.report).toMatchObject({ status: 'succeeded', changed: 20 });
+    expect(settled.safety).toMatchObject({ heldExact: false, deletes: 20 });
+    expect(settled.safety.held).toBeGreaterThanOrEqual(40);
+    expect(settled.safety.held).toBeLessThan(2000);
+    await invalid(0);
+    expect((await run('sync')).report).toMatchObject({ status: 'succeeded', changed: 20 });
+    // 900 of 2,000 (45%): too many for the sample to settle; the whole count lets it through.
+    await invalid(900);
+    const counted = await pass();
+    expect(counted.report).toMatchObject({ status: 'succeeded', changed: 900 });
+    expect(counted.safety).toMatchObject({ held: 2000, heldExact: true, deletes: 900 });
+    await invalid(0);
+    expect((await run('sync')).report).toMatchObject({ status: 'succeeded', changed: 900 });
+    expect(normalizeHeld(project.held(audienceId)).email).toHaveLength(2000);
+  });
+
   it('is held by plan and by sync when every email turns NULL, and X is untouched', async () => {
     await project.sql('update {schema}.customers set email = null');
     const plan = await run('plan');

@@ -40,6 +40,7 @@ class MemoryWarehouse {
       throw new Error('not used by the scheduler');
     };
     return {
+      keyRangesIndexed: false,
       migrate: async () => undefined,
       lock: async (id: string): Promise<ActivationLock> => {
         if (this.locks.has(id)) throw new LockBusyError(id);

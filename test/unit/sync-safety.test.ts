@@ -7,7 +7,13 @@ import type { DeltaRow, DiffRun } from '../../src/diff/types.js';
 import { emptyCounts } from '../../src/sync/counts.js';
 import { deleteCandidates, hashValues, planBatch } from '../../src/sync/membership.js';
 import { type DeltaContext, estimateRemovals, type PreparedBatch } from '../../src/sync/pipeline.js';
-import { mayDelete, removalHold, segmentHold } from '../../src/sync/safety.js';
+import {
+  heldSampleFor,
+  mayDelete,
+  removalHold,
+  removalHoldFrom,
+  segmentHold,
+} from '../../src/sync/safety.js';
 
 /**
  * The safety rule counts identifiers, not rows: a run that would delete more than max_removal_share
@@ -74,6 +80,68 @@ describe('the safety rules', () => {
     );
     expect(removalHold(all, 100, { deletes: 100, keepsAny: true })).toBeNull();
     expect(removalHold(all, 100, { deletes: 99, keepsAny: false })).toBeNull();
+  });
+
+  it('decides from a lower bound of the held hashes exactly as from the count itself', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.nat({ max: 1000 }),
+        fc.nat({ max: 1000 }),
+        fc.nat({ max: 1200 }),
+        fc.boolean(),
+        fc.constantFrom(0, 0.05, 0.1, 0.5, 0.9, 1),
+        async (held, below, deletes, keepsAny, share) => {
+          const atLeast = Math.min(below, held);
+          const mirror = activation('mirror', share);
+          const estimate = { deletes, keepsAny };
+          let counted = 0;
+          const exact = async () => {
+            counted += 1;
+            return held;
+          };
+          const settled = await removalHoldFrom(mirror, atLeast, exact, estimate);
+          expect(settled.hold).toBe(removalHold(mirror, held, estimate));
+          // The count is asked for only when the bound does not settle the run, and then once.
+          expect(counted).toBe(settled.exact ? 1 : 0);
+          expect(settled.held).toBe(settled.exact ? held : atLeast);
+        },
+      ),
+    );
+  });
+
+  it('counts all the held hashes only when the sample does not settle the run', async () => {
+    const mirror = activation('mirror');
+    const never = () => Promise.reject(new Error('the sample settles this run'));
+    // A sample of 200 hashes: 100 deletes are at most half of whatever X holds.
+    expect(await removalHoldFrom(mirror, 200, never, { deletes: 100, keepsAny: true })).toEqual({
+      hold: null,
+      held: 200,
+      exact: false,
+    });
+    // 101 deletes would be too many against the sample alone: the count (1,000) lets the run go.
+    expect(await removalHoldFrom(mirror, 200, async () => 1000, { deletes: 101, keepsAny: true })).toEqual({
+      hold: null,
+      held: 1000,
+      exact: true,
+    });
+    // ... or holds it, naming the count, not the sample.
+    expect(
+      (await removalHoldFrom(mirror, 200, async () => 201, { deletes: 101, keepsAny: true })).hold,
+    ).toMatch(/delete up to 101 of the 201 identifiers/);
+    // A sample that found nothing proves nothing.
+    expect((await removalHoldFrom(mirror, 0, async () => 5, { deletes: 5, keepsAny: false })).hold).toMatch(
+      /delete all 5 identifiers/,
+    );
+  });
+
+  it('samples a share of members that settles runs deleting up to 4% of what X holds', () => {
+    expect(heldSampleFor(0.5, true)).toBeCloseTo(0.08);
+    expect(heldSampleFor(0.2, true)).toBeCloseTo(0.2);
+    // A sample that would be most of the members costs about the count itself: count at once.
+    expect(heldSampleFor(0.05, true)).toBe(1);
+    expect(heldSampleFor(0, true)).toBe(1);
+    // Where a range of keys costs a whole scan (BigQuery, Snowflake), never.
+    expect(heldSampleFor(0.5, false)).toBe(1);
   });
 });
 

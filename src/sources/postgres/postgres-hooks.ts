@@ -198,6 +198,7 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     upsert: 'on_conflict',
     // A server gives each connection its own backend (advisory locks); PGlite (in_process) has one.
     speculativeReads: options.lock.kind === 'advisory',
+    memberKeyRanges: true,
 
     async run(what, attempt) {
       try {
