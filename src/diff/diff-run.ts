@@ -137,6 +137,15 @@ export class WarehouseDiffRun implements DiffRun {
     return this.#held;
   }
 
+  async heldByDelta(): Promise<number> {
+    this.#startReading('heldByDelta');
+    try {
+      return await this.#diff.heldByDelta();
+    } finally {
+      this.#reading = false;
+    }
+  }
+
   heldHashesAtLeast(): Promise<number> {
     const bound = heldSampleBound(this.#spec.heldSample);
     if (bound === undefined) return this.heldHashCount();

@@ -417,6 +417,27 @@ export class WarehouseDiff {
       order by ${d('change_rank')}, ${hooks.keyOrder(d('member_key'))}`;
   }
 
+  /**
+   * The hash rows state holds for the delta's removed, changed and refresh members (none on a first
+   * load): at least the hashes X holds that the run's Deletes name, since a Delete names only a
+   * member's stored hashes or what its unacknowledged requests named (the safety rule, before its
+   * pass). One lookup of the member index per such member, where there is one.
+   */
+  async heldByDelta(): Promise<number> {
+    if (this.#firstLoad) return 0;
+    const id = (name: string) => sql.id(name);
+    const aid = this.#state.hooks.literal(this.#input.activationId, 'text');
+    const [row] = await this.#exec(
+      sql<{ n: number | string }>`select count(*) as ${id('n')}
+        from ${this.#delta} as ${id('d')}
+        join ${this.#state.table('member_hashes')} as ${id('h')}
+          on ${sql.ref('h.activation_id')} = ${aid} and ${sql.ref('h.member_key')} = ${sql.ref('d.member_key')}
+        where ${sql.ref('d.change_rank')} <> ${sql.lit(3)}`,
+      'counting the hashes the delta holds',
+    );
+    return Number(row?.n ?? 0);
+  }
+
   /** Drops the run-scoped tables (one per statement: BigQuery drops one at a time) and the session. */
   async close(): Promise<void> {
     if (this.#closed) return;

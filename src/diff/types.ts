@@ -139,6 +139,12 @@ export interface DiffRun extends AsyncDisposable {
    */
   heldHashesAtLeast(): Promise<number>;
   /**
+   * The hashes state holds for the delta's removed, changed and refresh members, counted in the
+   * warehouse (0 on a first load): at least the hashes X is known to hold that the run's Deletes name.
+   * Read over the diff's session, like `delta()`, so not while a read of it is open.
+   */
+  heldByDelta(): Promise<number>;
+  /**
    * Records, before a request is sent, the hashes its operations name. Until the commit of a
    * member's acknowledgement clears its intent (and, past `until`, every older one), the diff
    * reports those hashes as the member's `pendingHashes`. Idempotent.

@@ -28,6 +28,7 @@ import {
   type RemovalEstimate,
   removalHoldFrom,
   segmentHold,
+  settledBeforePass,
   startEstimate,
 } from './safety.js';
 import type { SyncCounts, SyncDeps, SyncEngine, SyncOptions, SyncReport } from './types.js';
@@ -407,10 +408,16 @@ class Engine implements SyncEngine {
     }
     // A delta no larger than what the pipeline holds in flight is read and hashed once: the pass
     // keeps it for delivery.
-    const kept: PreparedBatch[] | undefined =
-      heldCount && total <= passCacheLimit(delta.batchSize) ? [] : undefined;
-    if (heldCount) {
+    let kept: PreparedBatch[] | undefined;
+    // Where state reads a set of members through an index, the pass itself is skipped when bounds
+    // settle the run (measured at 1M members, a 3% delta: the pass took 1.0 s before anything was sent).
+    const settledEarly =
+      heldCount !== null &&
+      this.#state.keyRangesIndexed &&
+      (await this.#settledBeforePass(ctx, diff, heldCount, heldSample));
+    if (heldCount && !settledEarly) {
       const started = performance.now();
+      if (total <= passCacheLimit(delta.batchSize)) kept = [];
       let estimate: RemovalEstimate;
       try {
         estimate = await estimateRemovals(delta, heldCount, undefined, kept);
@@ -443,6 +450,32 @@ class Engine implements SyncEngine {
     const { unacknowledged } = await deliverDelta(deliver, kept);
     if (unacknowledged > 0) return unacknowledgedOutcome(unacknowledged);
     return (await removeSuppressed()) ?? { status: 'succeeded', error: null };
+  }
+
+  /**
+   * Whether the safety rule lets the run through without its planning pass: the hashes the delta's
+   * members hold in state (an upper bound of what its Deletes name; one index lookup per member)
+   * against the held count's lower bound (`settledBeforePass`).
+   */
+  async #settledBeforePass(
+    ctx: RunContext,
+    diff: DiffRun,
+    heldCount: Promise<number>,
+    heldSample: number,
+  ): Promise<boolean> {
+    const started = performance.now();
+    const [atLeast, atMost] = await Promise.all([heldCount, diff.heldByDelta()]);
+    if (!settledBeforePass(ctx.activation, atLeast, atMost, diff)) return false;
+    ctx.logger.debug(
+      {
+        held: atLeast,
+        heldExact: heldSample >= 1,
+        deletesAtMost: atMost,
+        ms: Math.round(performance.now() - started),
+      },
+      'safety rule settled before the pass',
+    );
+    return true;
   }
 
   /** Counts (and, in a run, records) the rows the diff left out for a null or duplicate key. */

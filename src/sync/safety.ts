@@ -80,6 +80,25 @@ export function heldSampleFor(maxRemovalShare: number, keyRangesIndexed: boolean
 }
 
 /**
+ * Whether a run is let through before the planning pass, from a lower bound of the held hashes
+ * (`heldAtLeast`) and an upper bound of what its Deletes name of them (`deletesAtMost`: every hash
+ * state holds for the delta's removed, changed and refresh members, `DiffRun.heldByDelta`), with
+ * `keepsAny` as known before the pass. The true count is at least the one, the pass's deletes at most
+ * the other, and the pass can only learn that a member keeps an identifier, never the reverse; each
+ * makes a hold less likely, so a run this lets through, the pass and the exact count would too.
+ */
+export function settledBeforePass(
+  activation: SafetyActivation,
+  heldAtLeast: number,
+  deletesAtMost: number,
+  diff: Pick<DiffRun, 'counts'>,
+): boolean {
+  if (heldAtLeast <= 0) return false;
+  const { keepsAny } = startEstimate(diff);
+  return removalHold(activation, heldAtLeast, { deletes: deletesAtMost, keepsAny }) === null;
+}
+
+/**
  * `removalHold` from a lower bound of the held hashes first (`DiffRun.heldHashesAtLeast`), and from
  * the exact count only when the bound does not settle it. The bound settles a run that it does not
  * hold: every count at least as large leaves the share no larger and the deletes no closer to all,

@@ -205,6 +205,11 @@ export function defineSourceContract(
         { id: 4, email: null, phone: '+15550000004' },
       ];
       await wh.load('people', 'int', rows);
+      {
+        // A first load deletes nothing: state holds no hash for any of its members.
+        await using load = await state.prepareDiff(spec('people'));
+        expect(await load.heldByDelta()).toBe(0);
+      }
       const t0 = new Date('2026-01-01T00:00:00Z');
       const first = await syncOnce(spec('people'), { sentAt: t0 });
       expect(summary(first.delta)).toEqual(['added:1', 'added:2', 'added:3', 'added:4']);
@@ -264,6 +269,13 @@ export function defineSourceContract(
       expect(changed!.fingerprint).not.toEqual(rowOf(first.delta, '2').fingerprint);
       expect(refresh.fingerprint).toEqual(rowOf(first.delta, '1').fingerprint);
       expect(refresh.previousHashes).toEqual(hashesOf({ email: 'one@example.com', phone: '+15550000001' }));
+      // What the safety rule bounds a run's Deletes by: the hashes state holds for the delta's
+      // removed (3: two), changed (2: one) and refresh (1: two; 4: one) members; the added one none.
+      const stored = delta
+        .filter((row) => row.change !== 'added')
+        .reduce((n, row) => n + Object.values(row.previousHashes!).flat().length, 0);
+      expect(stored).toBe(6);
+      expect(await run.heldByDelta()).toBe(stored);
     });
 
     it('renders numeric and text keys as stable text', async () => {

@@ -63,34 +63,51 @@ describe('a run that would delete every identifier while every row stays', () =>
     expect(normalizeHeld(project.held(audienceId)).email).toHaveLength(2000);
   });
 
-  it('lets runs under the share through, whether a sample of what X holds settles them or the count', async () => {
-    const invalid = (upTo: number) =>
+  it('lets runs under the share through, settled by bounds, by a sample of what X holds, or by the count', async () => {
+    const emails = (upTo: number, value: string) =>
       project.sql(
-        `update {schema}.customers set email = case when customer_id <= ${upTo} then 'not an email' else 'member' || customer_id || '@example.com' end`,
+        `update {schema}.customers set email = case when customer_id <= ${upTo} then ${value} else 'member' || customer_id || '@example.com' end`,
       );
-    /** The safety pass's debug line: the held hashes it used, and whether they were counted whole. */
-    const pass = async (...args: string[]) => {
-      const { result, report } = await run('sync', '--debug', ...args);
-      const line = result.stderr.split('\n').find((l) => l.includes('"safety pass over the delta"'));
-      if (!line) throw new Error(`no safety pass logged: ${result.stderr}`);
-      return { report, safety: JSON.parse(line) as { held: number; heldExact: boolean; deletes: number } };
+    /** The safety rule's debug line: how it settled the run, with the held hashes it used. */
+    const sync = async () => {
+      const { result, report } = await run('sync', '--debug');
+      const lines = result.stderr.split('\n').filter((l) => l.includes('"msg":"safety'));
+      if (lines.length !== 1) throw new Error(`expected one safety line: ${result.stderr}`);
+      const safety = JSON.parse(lines[0]!) as { msg: string; held: number; heldExact: boolean };
+      return { report, safety };
     };
-    // 20 of 2,000 (1%): a sample of 8% of the members holds about 160 hashes, enough to settle it.
-    await invalid(20);
-    const settled = await pass();
-    expect(settled.report).toMatchObject({ status: 'succeeded', changed: 20 });
-    expect(settled.safety).toMatchObject({ heldExact: false, deletes: 20 });
-    expect(settled.safety.held).toBeGreaterThanOrEqual(40);
-    expect(settled.safety.held).toBeLessThan(2000);
-    await invalid(0);
-    expect((await run('sync')).report).toMatchObject({ status: 'succeeded', changed: 20 });
-    // 900 of 2,000 (45%): too many for the sample to settle; the whole count lets it through.
-    await invalid(900);
-    const counted = await pass();
+    const restore = async (changed: number) => {
+      await emails(0, 'null');
+      expect((await run('sync')).report).toMatchObject({ status: 'succeeded', changed });
+    };
+    // 20 of 2,000 emails invalid (1%): a sample of 8% of the members holds about 160 hashes, and the
+    // 20 changed members hold 20 in state: settled before the pass.
+    await emails(20, `'not an email'`);
+    const early = await sync();
+    expect(early.report).toMatchObject({ status: 'succeeded', changed: 20 });
+    expect(early.safety).toMatchObject({ msg: 'safety rule settled before the pass', deletesAtMost: 20 });
+    expect(early.safety.held).toBeGreaterThanOrEqual(40);
+    expect(early.safety.held).toBeLessThan(2000);
+    await restore(20);
+    // 600 emails in capitals: 600 changed members holding 600 hashes, too many for the bounds, but the
+    // pass finds that they delete nothing (the same normalized email), and the sample settles that.
+    await emails(600, `upper('member' || customer_id || '@example.com')`);
+    const sampled = await sync();
+    // (Nothing to send: a change of case alone is no change to X, and the report counts none.)
+    expect(sampled.report).toMatchObject({ status: 'succeeded', changed: 0, requests: 0 });
+    expect(sampled.safety).toMatchObject({ msg: 'safety pass over the delta', heldExact: false, deletes: 0 });
+    await restore(0);
+    // 900 invalid (45%): too many for the sample to settle; the whole count lets it through.
+    await emails(900, `'not an email'`);
+    const counted = await sync();
     expect(counted.report).toMatchObject({ status: 'succeeded', changed: 900 });
-    expect(counted.safety).toMatchObject({ held: 2000, heldExact: true, deletes: 900 });
-    await invalid(0);
-    expect((await run('sync')).report).toMatchObject({ status: 'succeeded', changed: 900 });
+    expect(counted.safety).toMatchObject({
+      msg: 'safety pass over the delta',
+      held: 2000,
+      heldExact: true,
+      deletes: 900,
+    });
+    await restore(900);
     expect(normalizeHeld(project.held(audienceId)).email).toHaveLength(2000);
   });
 

@@ -13,6 +13,7 @@ import {
   removalHold,
   removalHoldFrom,
   segmentHold,
+  settledBeforePass,
 } from '../../src/sync/safety.js';
 
 /**
@@ -107,6 +108,33 @@ describe('the safety rules', () => {
         },
       ),
     );
+  });
+
+  it('lets a run through before the pass only where the pass and the count would', () => {
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 500 }),
+        fc.nat({ max: 500 }),
+        fc.nat({ max: 600 }),
+        fc.nat({ max: 600 }),
+        fc.nat({ max: 3 }),
+        fc.boolean(),
+        fc.constantFrom(0, 0.05, 0.1, 0.5, 0.9, 1),
+        (held, below, deletes, over, staying, learnsKeeps, share) => {
+          const mirror = activation('mirror', share);
+          // State's members outside the delta keep their identifiers: known before the pass.
+          const diff = diffCounts(10 + staying, { removed: 10 });
+          const keepsAny = staying > 0 || learnsKeeps;
+          if (settledBeforePass(mirror, Math.min(below, held), deletes + over, diff))
+            expect(removalHold(mirror, held, { deletes, keepsAny })).toBeNull();
+        },
+      ),
+    );
+    // The delta's members hold 80 hashes: at most 80 deletes, under half of a sample's 200.
+    expect(settledBeforePass(activation('mirror'), 200, 80, diffCounts(1000, { removed: 20 }))).toBe(true);
+    expect(settledBeforePass(activation('mirror'), 200, 101, diffCounts(1000, { removed: 20 }))).toBe(false);
+    // A sample that found nothing settles nothing.
+    expect(settledBeforePass(activation('mirror'), 0, 0, diffCounts(1000, { removed: 20 }))).toBe(false);
   });
 
   it('counts all the held hashes only when the sample does not settle the run', async () => {
@@ -380,6 +408,17 @@ describe('estimateRemovals, the pass before anything is sent', () => {
           if (remaining.size > 0 && held.size > 0) {
             // "Empty" is never claimed of an audience that keeps something.
             expect(estimate.deletes < held.size || estimate.keepsAny).toBe(true);
+          }
+          // Before the pass, the hashes the delta's members hold in state (DiffRun.heldByDelta) bound
+          // what it counts; so a run they settle, against any lower bound of what X holds, the pass
+          // lets through too.
+          const heldByDelta = delta
+            .filter((row) => row.change !== 'added')
+            .reduce((n, row) => n + Object.values(row.previousHashes!).flat().length, 0);
+          expect(estimate.deletes).toBeLessThanOrEqual(heldByDelta);
+          for (const atLeast of new Set([held.size, Math.ceil(held.size / 2), 1])) {
+            if (settledBeforePass(ctx.activation, atLeast, heldByDelta, ctx.diff))
+              expect(removalHold(ctx.activation, held.size, estimate)).toBeNull();
           }
         },
       ),
