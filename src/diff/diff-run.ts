@@ -243,6 +243,7 @@ export class WarehouseDiffRun implements DiffRun {
 
   async [Symbol.asyncDispose](): Promise<void> {
     // A count started with the diff and never asked for (the run turned out to delete nothing).
+    await this.#heldAtLeast?.catch(() => undefined);
     await this.#held?.catch(() => undefined);
     await this.#diff.close();
   }
