@@ -32,7 +32,9 @@ export class WarehouseDiffRun implements DiffRun {
   #reading = false;
   /** The held-hash count, once started (with the diff, where the store started it early). */
   #held: Promise<number> | undefined;
-  /** Its lower bound over the spec's sample (the count itself without one), once started. */
+  /** The key bound of the spec's held-hash sample (`heldSampleBound`); undefined without one. */
+  readonly #heldBound: string | undefined;
+  /** The count over that sample, a lower bound of the whole, once started. */
   #heldAtLeast: Promise<number> | undefined;
   /**
    * The members each intent of this run recorded a row for, by intent id, until the commit that
@@ -50,14 +52,16 @@ export class WarehouseDiffRun implements DiffRun {
     sql: StateSql,
     diff: WarehouseDiff,
     spec: DiffSpec,
-    heldAtLeast?: Promise<number>,
+    heldStarted?: Promise<number>,
     identified?: Promise<number>,
   ) {
     this.#sql = sql;
     this.#diff = diff;
     this.#spec = spec;
-    this.#heldAtLeast = heldAtLeast;
-    if (heldSampleBound(spec.heldSample) === undefined) this.#held = heldAtLeast;
+    // What the store started beside the diff: the sample's count, or without one the count itself.
+    this.#heldBound = heldSampleBound(spec.heldSample);
+    if (this.#heldBound === undefined) this.#held = heldStarted;
+    else this.#heldAtLeast = heldStarted;
     this.#identified = identified;
   }
 
@@ -147,9 +151,8 @@ export class WarehouseDiffRun implements DiffRun {
   }
 
   heldHashesAtLeast(): Promise<number> {
-    const bound = heldSampleBound(this.#spec.heldSample);
-    if (bound === undefined) return this.heldHashCount();
-    this.#heldAtLeast ??= this.#sql.heldHashCount(this.#spec.activationId, bound);
+    if (this.#heldBound === undefined) return this.heldHashCount();
+    this.#heldAtLeast ??= this.#sql.heldHashCount(this.#spec.activationId, this.#heldBound);
     return this.#heldAtLeast;
   }
 

@@ -93,16 +93,26 @@ export function settledBeforePass(
   deletesAtMost: number,
   diff: Pick<DiffRun, 'counts'>,
 ): boolean {
-  if (heldAtLeast <= 0) return false;
   const { keepsAny } = startEstimate(diff);
-  return removalHold(activation, heldAtLeast, { deletes: deletesAtMost, keepsAny }) === null;
+  return letThroughAtLeast(activation, heldAtLeast, { deletes: deletesAtMost, keepsAny });
+}
+
+/**
+ * Whether `removalHold` lets the run through for any count of held hashes from `heldAtLeast` up:
+ * a larger count leaves the share no larger and the deletes no closer to all. A bound of 0 proves
+ * nothing (X may hold more), though `removalHold` lets a count of 0 through.
+ */
+function letThroughAtLeast(
+  activation: SafetyActivation,
+  heldAtLeast: number,
+  estimate: RemovalEstimate,
+): boolean {
+  return heldAtLeast > 0 && removalHold(activation, heldAtLeast, estimate) === null;
 }
 
 /**
  * `removalHold` from a lower bound of the held hashes first (`DiffRun.heldHashesAtLeast`), and from
- * the exact count only when the bound does not settle it. The bound settles a run that it does not
- * hold: every count at least as large leaves the share no larger and the deletes no closer to all,
- * so the exact count would not hold it either. A bound that holds (or is 0) proves nothing: the
+ * the exact count only when the bound does not let the run through (`letThroughAtLeast`): then the
  * exact count decides, and names the numbers in the reason.
  */
 export async function removalHoldFrom(
@@ -111,7 +121,7 @@ export async function removalHoldFrom(
   exact: () => Promise<number>,
   estimate: RemovalEstimate,
 ): Promise<{ hold: string | null; held: number; exact: boolean }> {
-  if (heldAtLeast > 0 && removalHold(activation, heldAtLeast, estimate) === null)
+  if (letThroughAtLeast(activation, heldAtLeast, estimate))
     return { hold: null, held: heldAtLeast, exact: false };
   const held = await exact();
   return { hold: removalHold(activation, held, estimate), held, exact: true };
