@@ -1,5 +1,6 @@
 import { WarehouseError } from '../errors.js';
 import type { MemberHashRow } from '../sources/warehouse-hooks.js';
+import { lookupInChunks } from './chunked-lookup.js';
 import type { WarehouseDiff } from './diff-sql.js';
 import { heldSampleBound, type MemberUpsert, type StateSql } from './state-sql.js';
 import type {
@@ -121,19 +122,10 @@ export class WarehouseDiffRun implements DiffRun {
     hashes: readonly string[],
     excludingKeys: readonly string[],
   ): Promise<Set<string>> {
-    const held = new Set<string>();
-    const unique = [...new Set(hashes)];
     const excluded = [...new Set(excludingKeys)];
-    const step = this.#sql.hooks.maxHashesPerLookup;
-    for (let i = 0; i < unique.length; i += step) {
-      const found = await this.#sql.hashesHeldByOthers(
-        this.#spec.activationId,
-        unique.slice(i, i + step),
-        excluded,
-      );
-      for (const hash of found) held.add(hash);
-    }
-    return held;
+    return lookupInChunks([...new Set(hashes)], this.#sql.hooks.maxHashesPerLookup, (chunk) =>
+      this.#sql.hashesHeldByOthers(this.#spec.activationId, chunk, excluded),
+    );
   }
 
   heldHashCount(): Promise<number> {

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { LockBusyError } from '../errors.js';
 import type { Source } from '../sources/source.js';
+import { lookupInChunks } from './chunked-lookup.js';
 import { hashesFromRows, WarehouseDiffRun } from './diff-run.js';
 import { openDiff } from './diff-sql.js';
 import { heldSampleBound, StateSql } from './state-sql.js';
@@ -148,14 +149,9 @@ class WarehouseStateStore implements StateStore {
 
   async suppressedHashes(stateIds: readonly string[], hashes: readonly string[]): Promise<Set<string>> {
     await this.migrate();
-    const found = new Set<string>();
-    const unique = [...new Set(hashes)];
-    const step = this.#sql.hooks.maxHashesPerLookup;
-    for (let i = 0; i < unique.length; i += step) {
-      for (const hash of await this.#sql.suppressedHashes(stateIds, unique.slice(i, i + step)))
-        found.add(hash);
-    }
-    return found;
+    return lookupInChunks([...new Set(hashes)], this.#sql.hooks.maxHashesPerLookup, (chunk) =>
+      this.#sql.suppressedHashes(stateIds, chunk),
+    );
   }
 
   async membersHoldingSuppressed(

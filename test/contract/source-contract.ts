@@ -621,6 +621,15 @@ export function defineSourceContract(
       );
       expect(await run.hashesHeldByOthers([phone], [])).toEqual(new Set([phone]));
       expect(await run.hashesHeldByOthers([], [digest('1')])).toEqual(new Set());
+      // More hashes than one statement takes (10,000 on PostgreSQL and BigQuery): several lookups,
+      // some at once, answer as one would, wherever in the list the held hashes fall.
+      const absent = Array.from({ length: 25_000 }, (_, i) => sha256(`absent-${i}`));
+      expect(
+        await run.hashesHeldByOthers(
+          [shared, ...absent.slice(0, 12_000), own, ...absent.slice(12_000), phone],
+          [digest('1')],
+        ),
+      ).toEqual(new Set([shared, own]));
       // Other activations' members never count.
       await syncOnce(spec('people', { activationId: 'act_b' }));
       expect(await run.hashesHeldByOthers([own], [digest('3')])).toEqual(new Set());
