@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { type Logger, pino } from 'pino';
-import pinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import { PROJECT_SECRET_PATHS } from '../config/load-project.js';
 import { redactionPaths } from '../config/secret.js';
 import { type Scrubber, scrubbingStream } from './output.js';
@@ -12,6 +13,9 @@ export type { Logger };
  * that warnings sit beside a command's own lines in the same voice), coloured only when `color`.
  */
 export type LogFormat = 'json' | 'pretty';
+
+/** pino-pretty, read only for a pretty log: `--json` and a daemon's JSON log never load it. */
+const load = createRequire(import.meta.url);
 
 /**
  * The one root logger, built here in the CLI. Secrets are redacted by path (derived from the
@@ -29,7 +33,7 @@ export function createLogger(options: {
   const target = scrubbingStream(options.stderr, options.scrubber);
   const stream =
     options.format === 'pretty'
-      ? pinoPretty({
+      ? (load('pino-pretty') as typeof PinoPretty)({
           destination: target,
           colorize: options.color,
           sync: true,

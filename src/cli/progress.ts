@@ -1,4 +1,5 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
 import type { SyncProgress, SyncReport } from '../sync/types.js';
 import { formatCount } from './output.js';
 
@@ -76,7 +77,11 @@ export function createProgressView(
     : lineView(stderr, options.dryRun);
 }
 
+/** Loaded for bars only: off a terminal (CI, pipes, `--json`) the module is never read. */
+const load = createRequire(import.meta.url);
+
 function barView(stream: NodeJS.WritableStream, ids: readonly string[], dryRun: boolean): ProgressView {
+  const cliProgress = load('cli-progress') as typeof CliProgress;
   const width = Math.max(...ids.map((id) => id.length), 10);
   const multibar = new cliProgress.MultiBar(
     {
@@ -90,7 +95,7 @@ function barView(stream: NodeJS.WritableStream, ids: readonly string[], dryRun: 
     },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<string, cliProgress.SingleBar>();
+  const bars = new Map<string, CliProgress.SingleBar>();
   const tallies = new Map<string, Tally>();
   const show = (id: string, phase: string) => {
     const tally = tallies.get(id)!;

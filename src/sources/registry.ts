@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
 import { errorMessage, WarehouseError } from '../errors.js';
-import { openPgliteSource } from './pglite/pglite-source.js';
-import { openPostgresSource } from './postgres/postgres-source.js';
 import type { Source } from './source.js';
 import type { WarehouseConfig } from './warehouse-config.js';
 
@@ -12,15 +10,20 @@ export interface OpenSourceOptions {
 }
 
 /**
- * Opens the project's warehouse: the only switch on the warehouse kind. BigQuery and Snowflake load
- * on demand, so their SDKs cost nothing to projects that do not use them.
+ * Opens the project's warehouse: the only switch on the warehouse kind. Each kind loads on demand,
+ * so its client costs nothing to projects that do not use it (BigQuery's and Snowflake's SDKs; and
+ * PGlite's wasm runtime, or pg, about 20-40 ms of every command's start).
  */
 export async function openSource(config: WarehouseConfig, options: OpenSourceOptions): Promise<Source> {
   switch (config.type) {
-    case 'postgres':
-      return openPostgresSource(config, options);
-    case 'pglite':
-      return openPgliteSource(config, options);
+    case 'postgres': {
+      const module = await loadKind('postgres', () => import('./postgres/postgres-source.js'));
+      return module.openPostgresSource(config, options);
+    }
+    case 'pglite': {
+      const module = await loadKind('pglite', () => import('./pglite/pglite-source.js'));
+      return module.openPgliteSource(config, options);
+    }
     case 'bigquery': {
       const module = await loadKind('bigquery', () => import('./bigquery/bigquery-source.js'));
       return module.openBigquerySource(config, options);
