@@ -22,8 +22,8 @@ import { type ApiErrorItem, describeErrors, parseErrors } from './x-ads-response
 /**
  * undici with the keep-alive connections shared by every X client of the process (one audience sync
  * sends many requests to one host, and a TLS handshake per request would cost more than the request),
- * loaded with the first request: a command that builds an X client but sends nothing (`history`,
- * `state reset`, a `plan` that stops early) does not pay its ~40 ms of module loading.
+ * loaded with the first request: a command that loads the X client's code but sends nothing
+ * (`history`, `state reset`, `plan`) does not pay its ~40 ms of module loading.
  */
 let undici: Promise<{ request: typeof undiciRequest; agent: Agent }> | undefined;
 function http(): Promise<{ request: typeof undiciRequest; agent: Agent }> {
