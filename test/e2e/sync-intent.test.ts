@@ -135,7 +135,8 @@ async function syncKilledAtFirstAnswer(project: E2eProject): Promise<UsersAnswer
   const run = spawnCli(['sync', 'people_x', '--project', project.dir], project.dir);
   let answered: UsersAnswer | undefined;
   const off = emulator.admin.onUsersAnswered((answer) => {
-    if (answered || answer.status !== 200 || !answer.applied) return;
+    // Delivered: an answer this run read, not one to an earlier run's request that X applied late.
+    if (answered || answer.status !== 200 || !answer.applied || !answer.delivered) return;
     answered = answer;
     run.child.kill('SIGKILL');
   });

@@ -65,7 +65,9 @@ async function syncUntilFirstAnswer() {
   let off = () => {};
   const answered = new Promise<void>((resolve) => {
     off = emulator.admin.onUsersAnswered((answer) => {
-      if (answer.status === 200 && answer.applied) resolve();
+      // Delivered: an answer this run read. A request of the run before (SIGTERMed while the emulator
+      // held it) is still applied after that process is gone, and must not stand for this run's.
+      if (answer.status === 200 && answer.applied && answer.delivered) resolve();
     });
   });
   const run = spawnCli(['sync', 'people_x', '--project', project.dir], project.dir);
