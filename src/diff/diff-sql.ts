@@ -103,6 +103,12 @@ export class WarehouseDiff {
    * the snapshot itself: no comparison, no delta table.
    */
   #firstLoad = false;
+  /**
+   * Whether the snapshot has a null or duplicated key (a row in `tailor_bad_<token>`). Nearly always
+   * false, and then the reads of the snapshot skip the anti-join against that table: measured at 1M
+   * rows (PG 15), 150 ms of the comparison probing an empty hash table once per row.
+   */
+  #anyInvalidKey = true;
 
   /** Whether the activation had uncleared intents when the diff was taken. */
   get hasIntents(): boolean {
@@ -183,15 +189,18 @@ export class WarehouseDiff {
       sql`select distinct ${key} from ${this.#state.table('member_intents')} where ${id('activation_id')} = ${aid}`,
       'finding members with intents',
     );
-    // With it, whether the activation has any member at all (one row looked for, by the key's prefix).
+    // With it, whether the activation has any member at all (one row looked for, by the key's prefix),
+    // and whether any key is invalid (the same: one row looked for), in the same round trip.
     const members = this.#state.table('members');
     const [pendRow] = await this.#exec(
-      sql<{ n: number | string; m: number | string }>`select count(*) as ${id('n')},
+      sql<{ n: number | string; m: number | string; b: number | string }>`select count(*) as ${id('n')},
           (select count(*) from (select 1 as ${id('one')} from ${members}
-                                 where ${id('activation_id')} = ${aid} limit 1) as ${id('x')}) as ${id('m')}
+                                 where ${id('activation_id')} = ${aid} limit 1) as ${id('x')}) as ${id('m')},
+          (select count(*) from (select 1 as ${id('one')} from ${this.#bad} limit 1) as ${id('y')}) as ${id('b')}
         from ${this.#pend}`,
       'finding members with intents',
     );
+    this.#anyInvalidKey = Number(pendRow?.b ?? 1) > 0;
     this.#pending = Number(pendRow?.n ?? 0) > 0;
     this.#firstLoad = !this.#pending && Number(pendRow?.m ?? 0) === 0;
     const rows =
@@ -364,6 +373,7 @@ export class WarehouseDiff {
   /** Of the snapshot's rows (as `alias`), those whose key is neither null nor duplicated. */
   #validKey(alias: string): RawBuilder<unknown> {
     const key = sql.ref(`${alias}.member_key`);
+    if (!this.#anyInvalidKey) return sql`${key} is not null`;
     return sql`${key} is not null
       and not exists (select 1 from ${this.#bad} as ${sql.id('b')} where ${sql.ref('b.member_key')} = ${key})`;
   }
@@ -406,6 +416,13 @@ export class WarehouseDiff {
         })
       : { column: sql`null` };
     const withs = [hashes.with, pending.with].filter((w): w is RawBuilder<unknown> => w !== undefined);
+    const order = (alias?: string) => {
+      const c = (column: string) => (alias ? sql.ref(`${alias}.${column}`) : sql.id(column));
+      return sql`order by ${c('change_rank')}, ${hooks.keyOrder(c('member_key'))}`;
+    };
+    // Sorted first where the hook asks (see DeltaHashesSql.sortDeltaFirst): the outer order by is the
+    // same, so the planner keeps the subquery's order and sorts nothing twice.
+    const source = hashes.sortDeltaFirst ? sql`(select * from ${this.#delta} ${order()})` : this.#delta;
     return sql<Record<string, unknown>>`${withs.length > 0 ? sql`with ${sql.join(withs)} ` : sql``}select
         ${d('change_rank')}, ${d('member_key')}, ${d('fingerprint')}${sql.join(
           columns.map((_, i) => sql`, ${d(`v_${i}`)}`),
@@ -413,8 +430,8 @@ export class WarehouseDiff {
         )},
         ${hashes.column} as ${sql.id('previous_hashes')},
         ${pending.column} as ${sql.id('pending_hashes')}
-      from ${this.#delta} as ${sql.id('d')} ${hashes.join ?? sql``} ${pending.join ?? sql``}
-      order by ${d('change_rank')}, ${hooks.keyOrder(d('member_key'))}`;
+      from ${source} as ${sql.id('d')} ${hashes.join ?? sql``} ${pending.join ?? sql``}
+      ${order('d')}`;
   }
 
   /**

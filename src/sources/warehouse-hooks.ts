@@ -53,6 +53,12 @@ export interface DeltaHashesSql {
   column: RawBuilder<unknown>;
   /** Joined after `FROM <delta> AS d`. */
   join?: RawBuilder<unknown>;
+  /**
+   * Sort the delta in a subquery and evaluate `column` over its sorted rows, so a cursor's first rows
+   * wait only for their own lookups. Without it, a planner planning for the whole result (Postgres
+   * under pg-cursor's portal) evaluates a correlated `column` for every row before the sort.
+   */
+  sortDeltaFirst?: boolean;
 }
 
 export interface WarehouseHooks {

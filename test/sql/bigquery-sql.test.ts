@@ -633,7 +633,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       "CREATE TABLE `tailor`.`tailor_pend_abc123` OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 24 HOUR)) AS select distinct `member_key` from `tailor`.`member_intents` where `activation_id` = 'vip_x'",
     );
     expect(sqls[3]).toBe(
-      "select count(*) as `n`, (select count(*) from (select 1 as `one` from `tailor`.`members` where `activation_id` = 'vip_x' limit 1) as `x`) as `m` from `tailor`.`tailor_pend_abc123`",
+      "select count(*) as `n`, (select count(*) from (select 1 as `one` from `tailor`.`members` where `activation_id` = 'vip_x' limit 1) as `x`) as `m`, (select count(*) from (select 1 as `one` from `tailor`.`tailor_bad_abc123` limit 1) as `y`) as `b` from `tailor`.`tailor_pend_abc123`",
     );
     // State's side: the members, marked when they have intents, and the intent-only keys with a
     // typed null fingerprint and last_sent_at (STRING, TIMESTAMP: the columns' own types).

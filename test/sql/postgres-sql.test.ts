@@ -395,9 +395,12 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   });
 
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
-    // An activation with members (the pend count's `m`): the diff compares with state.
+    // An activation with members (the pend count's `m`), and an invalid key (`b`): the diff
+    // compares the valid rows with state.
     const { recorded, state } = setup((text) =>
-      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [{ n: '0', m: '1' }] : [],
+      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text)
+        ? [{ n: '0', m: '1', b: '1' }]
+        : [],
     );
     const diff = await openDiff(
       state,
@@ -458,6 +461,44 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     ]);
   });
 
+  it('leaves out the invalid-key anti-join when no key is invalid, and reads the delta sorted before its lookups', async () => {
+    // The pend count's `b`: no row in tailor_bad (no null or duplicated key).
+    const compared = setup((text) =>
+      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text)
+        ? [{ n: '0', m: '1', b: '0' }]
+        : [],
+    );
+    const diff = await openDiff(compared.state, vipDiff(), silentLogger);
+    for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
+    await diff.close();
+    const sqls = compared.recorded.map((r) => r.sql);
+    const comparison = sqls.find((t) => t.startsWith('create temp table "tailor_delta_abc123"'))!;
+    expect(comparison).toContain(
+      'from (select * from "tailor_snap_abc123" as "s0" where "s0"."member_key" is not null) as "s" full outer join',
+    );
+    expect(comparison).not.toContain('tailor_bad_abc123');
+    // Each member's stored hashes looked up over the sorted delta, so a cursor's first rows wait
+    // only for their own lookups; the outer order by is the subquery's, sorted once.
+    const read = sqls.find((t) => t.includes('as "previous_hashes"'))!;
+    expect(read).toContain(
+      'from (select * from "tailor_delta_abc123" order by "change_rank", "member_key" collate "C") as "d"',
+    );
+    expect(read.endsWith('order by "d"."change_rank", "d"."member_key" collate "C"')).toBe(true);
+
+    // A first load without an invalid key reads the snapshot without the anti-join either.
+    const first = setup((text) =>
+      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text)
+        ? [{ n: '0', m: '0', b: '0' }]
+        : [],
+    );
+    const load = await openDiff(first.state, vipDiff(), silentLogger);
+    for await (const batch of load.delta(10)) expect(batch).toEqual([]);
+    await load.close();
+    expect(first.recorded.map((r) => r.sql).find((t) => t.startsWith('select 3 as'))).toBe(
+      'select 3 as "change_rank", "s"."member_key", "s"."fingerprint", "s"."v_0" from "tailor_snap_abc123" as "s" where "s"."member_key" is not null order by "s"."member_key" collate "C"',
+    );
+  });
+
   it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
     const { recorded, state } = setup((text) =>
       /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [{ n: '2', m: '1' }] : [],
@@ -481,7 +522,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       'from "tailor"."member_intents" as i where "i"."activation_id" = $1 and "i"."member_key" in (select "member_key" from "tailor_delta_abc123") group by "i"."member_key")',
     );
     expect(read.sql).toContain(
-      'coalesce("p"."hashes", \'[]\'::json) as "pending_hashes" from "tailor_delta_abc123" as "d" left join "p" on "p"."member_key" = "d"."member_key"',
+      'coalesce("p"."hashes", \'[]\'::json) as "pending_hashes" from (select * from "tailor_delta_abc123" order by "change_rank", "member_key" collate "C") as "d" left join "p" on "p"."member_key" = "d"."member_key"',
     );
     expect(read.parameters).toEqual(['vip_x', 'vip_x']);
   });

@@ -618,7 +618,7 @@ describe('Snowflake state and diff statements (src/diff over the Snowflake hooks
       'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_ABC123" AS select distinct "MEMBER_KEY" from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = \'vip_x\'',
     );
     expect(sqls[3]).toBe(
-      'select count(*) as "N", (select count(*) from (select 1 as "ONE" from "TAILOR"."MEMBERS" where "ACTIVATION_ID" = \'vip_x\' limit 1) as "X") as "M" from "TAILOR"."TAILOR_PEND_ABC123"',
+      'select count(*) as "N", (select count(*) from (select 1 as "ONE" from "TAILOR"."MEMBERS" where "ACTIVATION_ID" = \'vip_x\' limit 1) as "X") as "M", (select count(*) from (select 1 as "ONE" from "TAILOR"."TAILOR_BAD_ABC123" limit 1) as "Y") as "B" from "TAILOR"."TAILOR_PEND_ABC123"',
     );
     // State's side: the members, marked when they have intents, and the intent-only keys with a
     // typed null fingerprint and last_sent_at (VARCHAR, TIMESTAMP_TZ: the columns' own types).

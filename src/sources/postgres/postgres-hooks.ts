@@ -347,12 +347,16 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
       const agg = (h: string) =>
         sql`json_agg(json_build_array(${sql.ref(`${h}.id_type`)}, ${sql.ref(`${h}.hash`)}) order by ${sql.ref(`${h}.id_type`)}, ${sql.ref(`${h}.hash`)})`;
       if (skipAdded) {
-        // Stored hashes: a correlated lookup per non-added member, through the member index.
+        // Stored hashes: a correlated lookup per non-added member, through the member index, made
+        // over the sorted delta as the cursor reads it. Planned for the whole result, Postgres ran
+        // every lookup before its sort, and the first batch waited for all of them: at 1M rows with
+        // a 30,000-member delta, the first 10,000 rows took 290 ms instead of 140 ms.
         return {
           column: sql`case when ${sql.ref('d.change_rank')} <> 3 then coalesce(
             (select ${agg('h')} from ${hashes} as h
              where h.activation_id = ${activationId} and h.member_key = ${sql.ref('d.member_key')}),
             '[]'::json) end`,
+          sortDeltaFirst: true,
         };
       }
       // Intents (a small table, no index by member): grouped once and joined.
