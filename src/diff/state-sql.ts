@@ -456,7 +456,13 @@ export class StateSql {
   /** Statements in one transaction where the warehouse has them, else one after the other. */
   async #inTransaction(what: string, work: (db: Kysely<unknown>) => Promise<void>): Promise<void> {
     if (this.hooks.transactions) {
-      await this.#mutate(what, () => this.#backend.db.transaction().execute(work));
+      const setup = this.hooks.transactionSetup;
+      await this.#mutate(what, () =>
+        this.#backend.db.transaction().execute(async (db) => {
+          if (setup) await setup.execute(db);
+          await work(db);
+        }),
+      );
     } else {
       await work(this.#backend.db);
     }

@@ -169,7 +169,10 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     parameters: readonly unknown[];
   }
 
-  function setup(answer: (sql: string) => Record<string, unknown>[] = () => []) {
+  function setup(
+    answer: (sql: string) => Record<string, unknown>[] = () => [],
+    options: { cachedStatePlans?: boolean } = {},
+  ) {
     const recorded: Recorded[] = [];
     const connection: DatabaseConnection = {
       async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
@@ -223,6 +226,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       fetchSize: 1000,
       lock: { kind: 'in_process', scope: 'compile-test' },
       logger: silentLogger,
+      ...options,
     });
     const state = new StateSql({ stateSchema: 'tailor', db, hooks }, silentLogger);
     return { recorded, state };
@@ -328,6 +332,24 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.at(-2)!.sql).toBe(
       'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(string_to_array(cast($2 as text), chr(10))) and ("until" <= current_timestamp)',
     );
+  });
+
+  it('on a server, plans each commit for a state kept in memory, by a setting local to its transaction', async () => {
+    const changes = {
+      upserts: [{ key: '1', fingerprint: 'f1', hashes: [], lastSentAt: null }],
+      removals: ['3'],
+    };
+    const server = setup(undefined, { cachedStatePlans: true });
+    await server.state.applyMemberChanges('vip_x', changes);
+    expect(server.recorded.slice(0, 2).map((r) => r.sql)).toEqual([
+      'begin',
+      'set local random_page_cost = 1.1',
+    ]);
+    expect(server.recorded.at(-1)!.sql).toBe('commit');
+    // PGlite's planner has no statistics to weigh it by: nothing set there.
+    const embedded = setup();
+    await embedded.state.applyMemberChanges('vip_x', changes);
+    expect(embedded.recorded.some((r) => r.sql.startsWith('set local'))).toBe(false);
   });
 
   it("clears, last in the commit's transaction, the intents the acknowledgements answer and expired ones", async () => {

@@ -113,6 +113,7 @@ class PostgresSource implements Source {
         fetchSize: this.#config.fetch_size,
         lock: { kind: 'advisory' },
         logger: this.#logger,
+        cachedStatePlans: true,
       }),
     };
   }
