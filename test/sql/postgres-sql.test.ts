@@ -484,16 +484,18 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   });
 
   it('leaves out the invalid-key anti-join when no key is invalid, and reads the delta sorted before its lookups', async () => {
+    /** The statements of a diff whose pend count answers `counts`, its delta read to the end. */
+    const diffed = async (counts: Record<string, string>) => {
+      const { recorded, state } = setup((text) =>
+        /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [counts] : [],
+      );
+      const diff = await openDiff(state, vipDiff(), silentLogger);
+      for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
+      await diff.close();
+      return recorded.map((r) => r.sql);
+    };
     // The pend count's `b`: no row in tailor_bad (no null or duplicated key).
-    const compared = setup((text) =>
-      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text)
-        ? [{ n: '0', m: '1', b: '0' }]
-        : [],
-    );
-    const diff = await openDiff(compared.state, vipDiff(), silentLogger);
-    for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
-    await diff.close();
-    const sqls = compared.recorded.map((r) => r.sql);
+    const sqls = await diffed({ n: '0', m: '1', b: '0' });
     const comparison = sqls.find((t) => t.startsWith('create temp table "tailor_delta_abc123"'))!;
     expect(comparison).toContain(
       'from (select * from "tailor_snap_abc123" as "s0" where "s0"."member_key" is not null) as "s" full outer join',
@@ -508,15 +510,8 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(read.endsWith('order by "d"."change_rank", "d"."member_key" collate "C"')).toBe(true);
 
     // A first load without an invalid key reads the snapshot without the anti-join either.
-    const first = setup((text) =>
-      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text)
-        ? [{ n: '0', m: '0', b: '0' }]
-        : [],
-    );
-    const load = await openDiff(first.state, vipDiff(), silentLogger);
-    for await (const batch of load.delta(10)) expect(batch).toEqual([]);
-    await load.close();
-    expect(first.recorded.map((r) => r.sql).find((t) => t.startsWith('select 3 as'))).toBe(
+    const first = await diffed({ n: '0', m: '0', b: '0' });
+    expect(first.find((t) => t.startsWith('select 3 as'))).toBe(
       'select 3 as "change_rank", "s"."member_key", "s"."fingerprint", "s"."v_0" from "tailor_snap_abc123" as "s" where "s"."member_key" is not null order by "s"."member_key" collate "C"',
     );
   });
