@@ -456,13 +456,7 @@ export class StateSql {
   /** Statements in one transaction where the warehouse has them, else one after the other. */
   async #inTransaction(what: string, work: (db: Kysely<unknown>) => Promise<void>): Promise<void> {
     if (this.hooks.transactions) {
-      const setup = this.hooks.transactionSetup;
-      await this.#mutate(what, () =>
-        this.#backend.db.transaction().execute(async (db) => {
-          if (setup) await setup.execute(db);
-          await work(db);
-        }),
-      );
+      await this.#mutate(what, () => this.#backend.db.transaction().execute(work));
     } else {
       await work(this.#backend.db);
     }
@@ -866,6 +860,9 @@ export class StateSql {
     let allFreshInserted = true;
     let removed: number | undefined;
     await this.#inTransaction('committing acknowledged members', async (db) => {
+      // Settings for deleting members by key, local to this transaction (Postgres: see the hook).
+      if (removals.length > 0 && hooks.transactions && hooks.removalSetup)
+        await hooks.removalSetup.execute(db);
       if (fresh.length > 0) {
         allFreshInserted = await this.#insertNewMembers(db, aid, fresh);
         if (allFreshInserted) {

@@ -84,8 +84,11 @@ export interface WarehouseHooks {
   modelError(error: unknown, modelName: string): Error;
   /** Whether the statements of one commit run in one transaction (BigQuery: no; order makes it safe). */
   readonly transactions: boolean;
-  /** Run first in each state transaction (with `transactions`): settings local to the transaction. */
-  readonly transactionSetup?: RawBuilder<unknown>;
+  /**
+   * Run first in a commit's transaction (with `transactions`) that deletes removed members: settings
+   * local to that transaction.
+   */
+  readonly removalSetup?: RawBuilder<unknown>;
   /** Upserts as INSERT ... ON CONFLICT (Postgres) or MERGE (BigQuery, Snowflake). */
   readonly upsert: 'on_conflict' | 'merge';
   /**

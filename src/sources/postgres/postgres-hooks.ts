@@ -43,13 +43,14 @@ export interface PostgresHooksOptions {
    */
   packDigests?: boolean;
   /**
-   * Plan each state transaction for a state the server keeps in memory (`random_page_cost` 1.1, as
-   * for SSDs, local to the transaction). Where the planner has statistics (a server, not PGlite), the
-   * default 4.0 priced a commit's delete of 10,000 removed members by primary key above a scan of
-   * the whole table: measured at 1M members (PG 15), the scan took 215-243 ms, the key lookups 66-88
-   * ms; the delete of their hash rows by the member index, a bitmap scan, 94-179 ms against 73 ms. It
-   * costs the changed members' delete by (member, type, hash) a little: a hash join over the member
-   * index instead of a probe of the hash index per pair, 180-214 ms against 149-202 ms (20,000 pairs).
+   * Plan a commit that deletes removed members for a state the server keeps in memory
+   * (`random_page_cost` 1.1, as for SSDs, local to the transaction). Where the planner has statistics
+   * (a server, not PGlite), the default 4.0 priced the delete of 10,000 removed members by primary
+   * key above a scan of the whole table: measured at 1M members (PG 15), the scan took 215-243 ms,
+   * the key lookups 66-88 ms; the delete of their hash rows by the member index, a bitmap scan,
+   * 94-179 ms against 73 ms. Only those commits: in the others it turned the changed members'
+   * delete by (member, type, hash) into a hash join over the member index, 180-214 ms against
+   * 149-202 ms for a probe of the hash index per pair (20,000 pairs).
    * https://www.postgresql.org/docs/current/runtime-config-query.html#GUC-RANDOM-PAGE-COST
    */
   cachedStatePlans?: boolean;
@@ -206,7 +207,7 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     maxHashesPerLookup: 10_000,
     fetchSize: options.fetchSize,
     transactions: true,
-    ...(options.cachedStatePlans ? { transactionSetup: sql`set local random_page_cost = 1.1` } : {}),
+    ...(options.cachedStatePlans ? { removalSetup: sql`set local random_page_cost = 1.1` } : {}),
     upsert: 'on_conflict',
     // A server gives each connection its own backend (advisory locks); PGlite (in_process) has one.
     speculativeReads: options.lock.kind === 'advisory',
