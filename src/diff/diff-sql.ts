@@ -105,8 +105,9 @@ export class WarehouseDiff {
   #firstLoad = false;
   /**
    * Whether the snapshot has a null or duplicated key (a row in `tailor_bad_<token>`). Nearly always
-   * false, and then the reads of the snapshot skip the anti-join against that table: measured at 1M
-   * rows (PG 15), 150 ms of the comparison probing an empty hash table once per row.
+   * false, and then the reads of the snapshot skip the anti-join against that table, which probed an
+   * empty hash table once per row: at 1M rows (PG 15, by hand) the comparison took 1.31 s with it and
+   * 1.16 s without.
    */
   #anyInvalidKey = true;
 
@@ -416,13 +417,13 @@ export class WarehouseDiff {
         })
       : { column: sql`null` };
     const withs = [hashes.with, pending.with].filter((w): w is RawBuilder<unknown> => w !== undefined);
-    const order = (alias?: string) => {
-      const c = (column: string) => (alias ? sql.ref(`${alias}.${column}`) : sql.id(column));
-      return sql`order by ${c('change_rank')}, ${hooks.keyOrder(c('member_key'))}`;
-    };
+    const order = (column: (name: string) => RawBuilder<unknown>) =>
+      sql`order by ${column('change_rank')}, ${hooks.keyOrder(column('member_key'))}`;
     // Sorted first where the hook asks (see DeltaHashesSql.sortDeltaFirst): the outer order by is the
     // same, so the planner keeps the subquery's order and sorts nothing twice.
-    const source = hashes.sortDeltaFirst ? sql`(select * from ${this.#delta} ${order()})` : this.#delta;
+    const source = hashes.sortDeltaFirst
+      ? sql`(select * from ${this.#delta} ${order((name) => sql.id(name))})`
+      : this.#delta;
     return sql<Record<string, unknown>>`${withs.length > 0 ? sql`with ${sql.join(withs)} ` : sql``}select
         ${d('change_rank')}, ${d('member_key')}, ${d('fingerprint')}${sql.join(
           columns.map((_, i) => sql`, ${d(`v_${i}`)}`),
@@ -431,7 +432,7 @@ export class WarehouseDiff {
         ${hashes.column} as ${sql.id('previous_hashes')},
         ${pending.column} as ${sql.id('pending_hashes')}
       from ${source} as ${sql.id('d')} ${hashes.join ?? sql``} ${pending.join ?? sql``}
-      ${order('d')}`;
+      ${order(d)}`;
   }
 
   /**
