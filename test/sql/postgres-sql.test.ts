@@ -169,6 +169,9 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     parameters: readonly unknown[];
   }
 
+  /** The diff's count of intents, members and invalid keys, answered by each test as it needs. */
+  const PEND_COUNT = /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/;
+
   function setup(
     answer: (sql: string) => Record<string, unknown>[] = () => [],
     options: { cachedStatePlans?: boolean } = {},
@@ -423,11 +426,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
     // An activation with members (the pend count's `m`), and an invalid key (`b`): the diff
     // compares the valid rows with state.
-    const { recorded, state } = setup((text) =>
-      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text)
-        ? [{ n: '0', m: '1', b: '1' }]
-        : [],
-    );
+    const { recorded, state } = setup((text) => (PEND_COUNT.test(text) ? [{ n: '0', m: '1', b: '1' }] : []));
     const diff = await openDiff(
       state,
       vipDiff({ refreshBefore: new Date('2025-12-22T00:00:00Z') }),
@@ -453,8 +452,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   it('compares nothing on a first load: no delta table, the counts and the delta read from the snapshot', async () => {
     // No member and no intent for the activation (the pend count's `n` and `m`).
     const { recorded, state } = setup((text) => {
-      if (/^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text))
-        return [{ n: '0', m: '0' }];
+      if (PEND_COUNT.test(text)) return [{ n: '0', m: '0' }];
       if (text.startsWith('select 1 as "row_count"')) return [{ row_count: '5', invalid: '2' }];
       return [];
     });
@@ -490,9 +488,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   it('leaves out the invalid-key anti-join when no key is invalid, and reads the delta sorted before its lookups', async () => {
     /** The statements of a diff whose pend count answers `counts`, its delta read to the end. */
     const diffed = async (counts: Record<string, string>) => {
-      const { recorded, state } = setup((text) =>
-        /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [counts] : [],
-      );
+      const { recorded, state } = setup((text) => (PEND_COUNT.test(text) ? [counts] : []));
       const diff = await openDiff(state, vipDiff(), silentLogger);
       for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
       await diff.close();
@@ -521,9 +517,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   });
 
   it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
-    const { recorded, state } = setup((text) =>
-      /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/.test(text) ? [{ n: '2', m: '1' }] : [],
-    );
+    const { recorded, state } = setup((text) => (PEND_COUNT.test(text) ? [{ n: '2', m: '1' }] : []));
     const diff = await openDiff(state, vipDiff(), silentLogger);
     for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
     await diff.close();
