@@ -70,6 +70,10 @@ export class WarehouseDiffRun implements DiffRun {
     return this.#diff.counts;
   }
 
+  get keysCompared(): 'hash' | 'digest' {
+    return this.#diff.keysCompared;
+  }
+
   async *invalidKeys(): AsyncIterable<InvalidKeyRow[]> {
     this.#startReading('invalidKeys');
     try {
@@ -88,6 +92,7 @@ export class WarehouseDiffRun implements DiffRun {
       for await (const rows of this.#diff.delta(batchSize)) {
         yield rows.map((row) => ({
           key: row.key,
+          keyHash: row.keyHash,
           change: row.change,
           values: row.values === null ? null : Object.fromEntries(columns.map((c, i) => [c, row.values![i]])),
           fingerprint: row.fingerprint,
@@ -200,6 +205,7 @@ export class WarehouseDiffRun implements DiffRun {
         } else
           upserts.push({
             key: ack.key,
+            keyHash: ack.keyHash ?? null,
             fingerprint: ack.fingerprint!,
             hashes: rowsFromHashes(ack.hashes),
             lastSentAt: ack.sentAt,
@@ -226,6 +232,10 @@ export class WarehouseDiffRun implements DiffRun {
       if (moved === undefined) this.#identifiedExact = false;
       else this.#identifiedMoved += moved;
     }
+  }
+
+  settleKeyHashes(): Promise<void> {
+    return this.#diff.settleKeyHashes();
   }
 
   async identifiedMemberCount(): Promise<number> {

@@ -40,6 +40,8 @@ export interface DiffInput {
 /** One delta row as read back; src/diff/diff-run.ts turns it into a `DeltaRow`. */
 export interface RawDeltaRow {
   key: string;
+  /** The key's hash (decimal text) for an added member, where the diff knows it is unique; else null. */
+  keyHash: string | null;
   change: ChangeKind;
   /** The mapped columns' values in `columns` order; null for removed members. Raw: never log. */
   values: unknown[] | null;
@@ -92,6 +94,8 @@ export class WarehouseDiff {
   readonly #logger: Logger;
   readonly #snap: RawBuilder<unknown>;
   readonly #bad: RawBuilder<unknown>;
+  /** By key hash: null keys and key hashes more than one row carries (hash mode). */
+  readonly #badHash: RawBuilder<unknown>;
   readonly #pend: RawBuilder<unknown>;
   readonly #delta: RawBuilder<unknown>;
   readonly #created: RawBuilder<unknown>[] = [];
@@ -110,6 +114,20 @@ export class WarehouseDiff {
    * 1.16 s without.
    */
   #anyInvalidKey = true;
+  /**
+   * Whether the segment is compared with state by key hash rather than by key digest (docs/state.md,
+   * "Key hashes"): when every member has a key hash and no member has intents. Then the snapshot
+   * computes no digest; only added members get theirs. Else (digest mode) the snapshot digests every
+   * key, as before key hashes, and `settleKeyHashes` gives members theirs after the run's commits.
+   */
+  #hashMode = false;
+  /** Whether some member lacked a key hash when the diff was taken. */
+  #membersWithoutKeyHash = false;
+
+  /** What the segment was compared with state by: the key hash, or (digest mode) the key's digest. */
+  get keysCompared(): 'hash' | 'digest' {
+    return this.#hashMode ? 'hash' : 'digest';
+  }
 
   /** Whether the activation had uncleared intents when the diff was taken. */
   get hasIntents(): boolean {
@@ -124,6 +142,7 @@ export class WarehouseDiff {
     this.#logger = logger;
     this.#snap = state.hooks.scratchTable(`tailor_snap_${input.token}`);
     this.#bad = state.hooks.scratchTable(`tailor_bad_${input.token}`);
+    this.#badHash = state.hooks.scratchTable(`tailor_badh_${input.token}`);
     this.#pend = state.hooks.scratchTable(`tailor_pend_${input.token}`);
     this.#delta = state.hooks.scratchTable(`tailor_delta_${input.token}`);
   }
@@ -146,69 +165,54 @@ export class WarehouseDiff {
 
   async prepare(): Promise<void> {
     const hooks = this.#state.hooks;
-    const { modelSql, modelName, primaryKey, columns, activationId } = this.#input;
+    const { activationId } = this.#input;
     const id = (name: string) => sql.id(name);
-    const m = (column: string) => sql.id('m', column);
-    const v = (i: number) => id(`v_${i}`);
     const key = id('member_key');
-    const values = sql.join(
-      columns.map((column, i) => sql`, ${m(column)} as ${v(i)}`),
-      sql``,
-    );
-    const snapshot = sql`select ${hooks.keyDigest(hooks.keyText(m(primaryKey)))} as ${key}, ${hooks.fingerprint(columns.map(m))} as ${id('fingerprint')}${values}
-      from ${sql.raw(wrapModelSql(modelSql))} as m`;
-    const started = performance.now();
-    const { statements, rowsCounted } = hooks.createScratch(this.#snap, snapshot, { countRows: true });
-    this.#created.push(this.#snap);
-    let rowCount: bigint | undefined;
-    try {
-      // The last statement is the one that reads the model: it runs read-only (see readModel).
-      for (const [i, statement] of statements.entries()) {
-        const result =
-          i === statements.length - 1
-            ? await hooks.readModel(this.#session.db, statement)
-            : await statement.execute(this.#session.db);
-        rowCount = result.numAffectedRows;
-      }
-    } catch (error) {
-      throw hooks.modelError(error, modelName);
-    }
-    this.#logger.debug({ step: 'snapshot', ms: Math.round(performance.now() - started) }, 'diff step');
-
-    await this.#create(
-      this.#bad,
-      sql`select ${key}, count(*) as ${id('n')} from ${this.#snap}
-        group by ${key} having ${key} is null or count(*) > 1`,
-      'finding null and duplicated keys',
-    );
+    const aid = hooks.literal(activationId, 'text');
+    const members = this.#state.table('members');
 
     // Members with uncleared intents (requests sent whose acknowledgement was never committed):
     // nearly always none, and then the comparison below is the plain one.
-    const aid = hooks.literal(activationId, 'text');
     await this.#create(
       this.#pend,
       sql`select distinct ${key} from ${this.#state.table('member_intents')} where ${id('activation_id')} = ${aid}`,
       'finding members with intents',
     );
-    // With it, whether the activation has any member at all (one row looked for, by the key's prefix),
-    // and whether any key is invalid (the same: one row looked for), in the same round trip.
-    const members = this.#state.table('members');
+    // With it, whether the activation has any member at all, and whether any member lacks a key
+    // hash (each one row looked for, by the key's prefix or an index of such members only), in the
+    // same round trip: the snapshot's form depends on them.
     const [pendRow] = await this.#exec(
-      sql<{ n: number | string; m: number | string; b: number | string }>`select count(*) as ${id('n')},
+      sql<{ n: number | string; m: number | string; u: number | string }>`select count(*) as ${id('n')},
           (select count(*) from (select 1 as ${id('one')} from ${members}
                                  where ${id('activation_id')} = ${aid} limit 1) as ${id('x')}) as ${id('m')},
-          (select count(*) from (select 1 as ${id('one')} from ${this.#bad} limit 1) as ${id('y')}) as ${id('b')}
+          (select count(*) from (select 1 as ${id('one')} from ${members}
+                                 where ${id('activation_id')} = ${aid} and ${id('key_hash')} is null limit 1) as ${id('y')}) as ${id('u')}
         from ${this.#pend}`,
       'finding members with intents',
     );
-    this.#anyInvalidKey = Number(pendRow?.b ?? 1) > 0;
     this.#pending = Number(pendRow?.n ?? 0) > 0;
     this.#firstLoad = !this.#pending && Number(pendRow?.m ?? 0) === 0;
+    this.#membersWithoutKeyHash = Number(pendRow?.u ?? 1) > 0;
+    // Intents name members by digest only: a member with intents is compared by digest.
+    this.#hashMode = !this.#pending && !this.#membersWithoutKeyHash;
+
+    let rowCount = await this.#snapshot();
+    if (this.#hashMode && !(await this.#invalidKeysByHash())) {
+      // Two different keys of the segment share a key hash: compare by digest this time (the
+      // snapshot again, with every key's digest). Neither gets a key hash while both are there.
+      this.#logger.info(
+        { step: 'finding null and duplicated keys' },
+        'two keys share a key hash: comparing the segment with state by key digest',
+      );
+      await this.#drop([this.#bad, this.#badHash, this.#snap]);
+      this.#hashMode = false;
+      rowCount = await this.#snapshot();
+    }
+    if (!this.#hashMode) await this.#invalidKeysByDigest();
+
     const rows =
-      rowsCounted && rowCount !== undefined
-        ? sql.lit(Number(rowCount))
-        : sql`(select count(*) from ${this.#snap})`;
-    const invalid = sql`(select coalesce(sum(${id('n')}), 0) from ${this.#bad})`;
+      rowCount !== undefined ? sql.lit(Number(rowCount)) : sql`(select count(*) from ${this.#snap})`;
+    const invalid = sql`(select coalesce(sum(${id('n')}), 0) from ${this.#hashMode ? this.#badHash : this.#bad})`;
     if (this.#firstLoad) {
       const [totals] = await this.#exec(
         sql<Record<'row_count' | 'invalid', number | string>>`select ${rows} as ${id('row_count')},
@@ -230,40 +234,9 @@ export class WarehouseDiff {
       return;
     }
 
-    const s = (column: string) => sql.ref(`s.${column}`);
-    const t = (column: string) => sql.ref(`t.${column}`);
-    // State's side: the members, and, where intents exist, which of them have some (`pending`) and
-    // the keys that have only intents (a member whose first Update's acknowledgement was never
-    // committed), with no fingerprint. A member with intents is always in the delta; one with only
-    // intents is `added` while in the segment, else `removed`.
-    const stateSide = this.#pending
-      ? sql`select ${sql.ref('sm.member_key')}, ${sql.ref('sm.fingerprint')}, ${sql.ref('sm.last_sent_at')},
-              case when ${sql.ref('sp.member_key')} is null then 0 else 1 end as ${id('pending')}
-            from ${members} as ${id('sm')} left join ${this.#pend} as ${id('sp')} on ${sql.ref('sp.member_key')} = ${sql.ref('sm.member_key')}
-            where ${sql.ref('sm.activation_id')} = ${aid}
-            union all
-            select ${sql.ref('sp.member_key')}, ${hooks.literal(null, 'text')}, ${hooks.literal(null, 'timestamptz')}, 1
-            from ${this.#pend} as ${id('sp')}
-            where not exists (select 1 from ${members} as ${id('sm')}
-                              where ${sql.ref('sm.activation_id')} = ${aid} and ${sql.ref('sm.member_key')} = ${sql.ref('sp.member_key')})`
-      : sql`select ${key}, ${id('fingerprint')}, ${id('last_sent_at')}, 0 as ${id('pending')} from ${members}
-            where ${id('activation_id')} = ${aid}`;
     await this.#create(
       this.#delta,
-      sql`select case when ${s('member_key')} is null then 0
-                      when ${t('member_key')} is null or ${t('fingerprint')} is null then 3
-                      when ${s('fingerprint')} <> ${t('fingerprint')} then 1 else 2 end as ${id('change_rank')},
-               coalesce(${s('member_key')}, ${t('member_key')}) as ${key}, ${s('fingerprint')}${sql.join(
-                 columns.map((_, i) => sql`, ${sql.ref(`s.v_${i}`)}`),
-                 sql``,
-               )}
-        from (select * from ${this.#snap} as ${id('s0')} where ${this.#validKey('s0')}) as ${id('s')}
-        full outer join (${stateSide}) as ${id('t')}
-          on ${s('member_key')} = ${t('member_key')}
-        where ${s('member_key')} is null or ${t('member_key')} is null or ${s('fingerprint')} <> ${t('fingerprint')}
-           or ${t('pending')} = 1
-           or ${hooks.literal(this.#input.fullResync, 'boolean')}
-           or ${t('last_sent_at')} < ${hooks.literal(this.#input.refreshBefore, 'timestamptz')}`,
+      this.#hashMode ? this.#comparisonByHash(aid) : this.#comparisonByDigest(aid),
       'comparing the segment with state',
     );
 
@@ -297,9 +270,240 @@ export class WarehouseDiff {
       ...counts,
       // State's members, without a count over them: each of the snapshot's valid rows (a key of its
       // own) either matches one of them or is added (rank 3); the others are removed (rank 0). State
-      // holds each key once (its primary key).
+      // holds each key once (its primary key), and each key hash once.
       stateMembers: counts.rows - counts.invalidKeys - counts.added + counts.removed,
     };
+  }
+
+  /**
+   * Takes the snapshot: each row's key hash, a fingerprint of the mapped columns and their values,
+   * with the key itself (hash mode: its digest is computed for added members only) or its digest
+   * (digest mode). The snapshot's row count, where the warehouse reports it.
+   */
+  async #snapshot(): Promise<bigint | undefined> {
+    const hooks = this.#state.hooks;
+    const { modelSql, modelName, primaryKey, columns } = this.#input;
+    const id = (name: string) => sql.id(name);
+    const m = (column: string) => sql.id('m', column);
+    const values = sql.join(
+      columns.map((column, i) => sql`, ${m(column)} as ${id(`v_${i}`)}`),
+      sql``,
+    );
+    const text = hooks.keyText(m(primaryKey));
+    // Hash mode keeps the key as the model returns it: its text is made again only where a digest
+    // is needed, not twice for every row.
+    const keyColumn = this.#hashMode
+      ? sql`${m(primaryKey)} as ${id('key_value')}`
+      : sql`${hooks.keyDigest(text)} as ${id('member_key')}`;
+    const snapshot = sql`select ${keyColumn}, ${hooks.keyHash(text)} as ${id('key_hash')}, ${hooks.fingerprint(columns.map(m))} as ${id('fingerprint')}${values}
+      from ${sql.raw(wrapModelSql(modelSql))} as m`;
+    const started = performance.now();
+    const { statements, rowsCounted } = hooks.createScratch(this.#snap, snapshot, { countRows: true });
+    this.#created.push(this.#snap);
+    let rowCount: bigint | undefined;
+    try {
+      // The last statement is the one that reads the model: it runs read-only (see readModel).
+      for (const [i, statement] of statements.entries()) {
+        const result =
+          i === statements.length - 1
+            ? await hooks.readModel(this.#session.db, statement)
+            : await statement.execute(this.#session.db);
+        rowCount = result.numAffectedRows;
+      }
+    } catch (error) {
+      throw hooks.modelError(error, modelName);
+    }
+    this.#logger.debug(
+      {
+        step: 'snapshot',
+        ms: Math.round(performance.now() - started),
+        keys: this.#hashMode ? 'hash' : 'digest',
+      },
+      'diff step',
+    );
+    return rowsCounted ? rowCount : undefined;
+  }
+
+  /** Digest mode: null and duplicated keys by digest, as `tailor_bad_<token>`. */
+  async #invalidKeysByDigest(): Promise<void> {
+    const id = (name: string) => sql.id(name);
+    const key = id('member_key');
+    await this.#create(
+      this.#bad,
+      sql`select ${key}, count(*) as ${id('n')} from ${this.#snap}
+        group by ${key} having ${key} is null or count(*) > 1`,
+      'finding null and duplicated keys',
+    );
+    this.#anyInvalidKey = await this.#anyRow(this.#bad);
+  }
+
+  /**
+   * Hash mode: null keys and key hashes more than one row carries (`tailor_badh_<token>`). Where
+   * there are any (rarely), their rows are grouped by key as well (`tailor_bad_<token>`, with each
+   * key's digest, for the invalid-key report). False when two different keys share a key hash.
+   */
+  async #invalidKeysByHash(): Promise<boolean> {
+    const hooks = this.#state.hooks;
+    const id = (name: string) => sql.id(name);
+    const hash = id('key_hash');
+    await this.#create(
+      this.#badHash,
+      sql`select ${hash}, count(*) as ${id('n')} from ${this.#snap}
+        group by ${hash} having ${hash} is null or count(*) > 1`,
+      'finding null and duplicated keys',
+    );
+    this.#anyInvalidKey = await this.#anyRow(this.#badHash);
+    if (!this.#anyInvalidKey) return true;
+    const g = (column: string) => sql.ref(`g.${column}`);
+    await this.#create(
+      this.#bad,
+      sql`select ${g('key_hash')}, ${hooks.keyDigest(g('key_text'))} as ${id('member_key')}, ${g('n')}
+        from (select ${sql.ref('s.key_hash')}, ${hooks.keyText(sql.ref('s.key_value'))} as ${id('key_text')}, count(*) as ${id('n')}
+              from ${this.#snap} as ${id('s')}
+              where ${sql.ref('s.key_hash')} in (select ${sql.ref('b.key_hash')} from ${this.#badHash} as ${id('b')})
+              group by 1, 2) as ${id('g')}
+        union all
+        select ${hash}, null, ${id('n')} from ${this.#badHash} where ${hash} is null`,
+      'finding null and duplicated keys',
+    );
+    const [row] = await this.#exec(
+      sql<{ c: number | string }>`select count(*) as ${id('c')}
+        from (select ${hash} from ${this.#bad} where ${hash} is not null group by ${hash} having count(*) > 1) as ${id('z')}`,
+      'finding null and duplicated keys',
+    );
+    return Number(row?.c ?? 0) === 0;
+  }
+
+  /** Whether a scratch table holds a row (one row looked for). */
+  async #anyRow(table: RawBuilder<unknown>): Promise<boolean> {
+    const id = (name: string) => sql.id(name);
+    const [row] = await this.#exec(
+      sql<{
+        b: number | string;
+      }>`select count(*) as ${id('b')} from (select 1 as ${id('one')} from ${table} limit 1) as ${id('y')}`,
+      'finding null and duplicated keys',
+    );
+    return Number(row?.b ?? 1) > 0;
+  }
+
+  /** Drops scratch tables made so far (to take them again). */
+  async #drop(tables: readonly RawBuilder<unknown>[]): Promise<void> {
+    for (const table of tables) {
+      const at = this.#created.indexOf(table);
+      if (at < 0) continue;
+      await this.#exec(sql`drop table if exists ${table}`, 'dropping scratch tables');
+      this.#created.splice(at, 1);
+    }
+  }
+
+  /**
+   * Digest mode's comparison: a FULL OUTER JOIN of the valid snapshot rows with the members (and,
+   * where intents exist, the keys that have only intents) on the key's digest.
+   */
+  #comparisonByDigest(aid: RawBuilder<unknown>): RawBuilder<unknown> {
+    const hooks = this.#state.hooks;
+    const id = (name: string) => sql.id(name);
+    const key = id('member_key');
+    const members = this.#state.table('members');
+    const s = (column: string) => sql.ref(`s.${column}`);
+    const t = (column: string) => sql.ref(`t.${column}`);
+    // State's side: the members, and, where intents exist, which of them have some (`pending`) and
+    // the keys that have only intents (a member whose first Update's acknowledgement was never
+    // committed), with no fingerprint. A member with intents is always in the delta; one with only
+    // intents is `added` while in the segment, else `removed`.
+    const stateSide = this.#pending
+      ? sql`select ${sql.ref('sm.member_key')}, ${sql.ref('sm.fingerprint')}, ${sql.ref('sm.last_sent_at')},
+              case when ${sql.ref('sp.member_key')} is null then 0 else 1 end as ${id('pending')}
+            from ${members} as ${id('sm')} left join ${this.#pend} as ${id('sp')} on ${sql.ref('sp.member_key')} = ${sql.ref('sm.member_key')}
+            where ${sql.ref('sm.activation_id')} = ${aid}
+            union all
+            select ${sql.ref('sp.member_key')}, ${hooks.literal(null, 'text')}, ${hooks.literal(null, 'timestamptz')}, 1
+            from ${this.#pend} as ${id('sp')}
+            where not exists (select 1 from ${members} as ${id('sm')}
+                              where ${sql.ref('sm.activation_id')} = ${aid} and ${sql.ref('sm.member_key')} = ${sql.ref('sp.member_key')})`
+      : sql`select ${key}, ${id('fingerprint')}, ${id('last_sent_at')}, 0 as ${id('pending')} from ${members}
+            where ${id('activation_id')} = ${aid}`;
+    return sql`select case when ${s('member_key')} is null then 0
+                      when ${t('member_key')} is null or ${t('fingerprint')} is null then 3
+                      when ${s('fingerprint')} <> ${t('fingerprint')} then 1 else 2 end as ${id('change_rank')},
+               coalesce(${s('member_key')}, ${t('member_key')}) as ${key}, ${s('fingerprint')}${this.#valueColumns('s')}
+        from (select * from ${this.#snap} as ${id('s0')} where ${this.#validKey('s0')}) as ${id('s')}
+        full outer join (${stateSide}) as ${id('t')}
+          on ${s('member_key')} = ${t('member_key')}
+        where ${s('member_key')} is null or ${t('member_key')} is null or ${s('fingerprint')} <> ${t('fingerprint')}
+           or ${t('pending')} = 1
+           or ${this.#changedSince(t)}`;
+  }
+
+  /**
+   * Hash mode's comparison: the same FULL OUTER JOIN on the key hash, which each valid snapshot row
+   * and each member holds once. Only an added member's digest is computed. A segment row can meet a
+   * member whose key is another with the same hash (that member left the segment): it is then taken
+   * for that member, unchanged when its mapped values are the same (so are the identifiers), else
+   * changed (the old ones deleted, the new ones added). The audience is exact either way.
+   */
+  #comparisonByHash(aid: RawBuilder<unknown>): RawBuilder<unknown> {
+    const hooks = this.#state.hooks;
+    const id = (name: string) => sql.id(name);
+    const s = (column: string) => sql.ref(`s.${column}`);
+    const t = (column: string) => sql.ref(`t.${column}`);
+    return sql`select case when ${s('key_hash')} is null then 0
+                      when ${t('key_hash')} is null then 3
+                      when ${s('fingerprint')} <> ${t('fingerprint')} then 1 else 2 end as ${id('change_rank')},
+               case when ${t('key_hash')} is null then ${hooks.keyDigest(hooks.keyText(s('key_value')))} else ${t('member_key')} end as ${id('member_key')},
+               case when ${t('key_hash')} is null then ${s('key_hash')} end as ${id('key_hash')},
+               ${s('fingerprint')}${this.#valueColumns('s')}
+        from (select * from ${this.#snap} as ${id('s0')} where ${this.#validKey('s0')}) as ${id('s')}
+        full outer join (select ${id('member_key')}, ${id('key_hash')}, ${id('fingerprint')}, ${id('last_sent_at')} from ${this.#state.table('members')}
+                         where ${id('activation_id')} = ${aid}) as ${id('t')}
+          on ${s('key_hash')} = ${t('key_hash')}
+        where ${s('key_hash')} is null or ${t('key_hash')} is null or ${s('fingerprint')} <> ${t('fingerprint')}
+           or ${this.#changedSince(t)}`;
+  }
+
+  /** A full resync, or a member last sent before the refresh horizon. */
+  #changedSince(t: (column: string) => RawBuilder<unknown>): RawBuilder<unknown> {
+    const hooks = this.#state.hooks;
+    return sql`${hooks.literal(this.#input.fullResync, 'boolean')}
+           or ${t('last_sent_at')} < ${hooks.literal(this.#input.refreshBefore, 'timestamptz')}`;
+  }
+
+  /** `, <alias>.v_0, <alias>.v_1, …`: the mapped values. */
+  #valueColumns(alias: string): RawBuilder<unknown> {
+    return sql.join(
+      this.#input.columns.map((_, i) => sql`, ${sql.ref(`${alias}.v_${i}`)}`),
+      sql``,
+    );
+  }
+
+  /**
+   * After the run's commits, in digest mode: gives each member the key hash of its snapshot row,
+   * where no other row of the snapshot and no other member has it. Then the next run compares by
+   * key hash, unless a member is left without one (its key hash is another's, or it was not in the
+   * segment): that member keeps the next run in digest mode. Nothing to do in hash mode, where every
+   * member had one and each added member was written with its own.
+   */
+  async settleKeyHashes(): Promise<void> {
+    if (this.#closed) throw new WarehouseError('the diff was already closed');
+    if (this.#hashMode || (!this.#membersWithoutKeyHash && this.counts.added === 0)) return;
+    const hooks = this.#state.hooks;
+    const id = (name: string) => sql.id(name);
+    const aid = hooks.literal(this.#input.activationId, 'text');
+    const members = this.#state.table('members');
+    const s = (column: string) => sql.ref(`s.${column}`);
+    // The target is named by its table name, not an alias: Snowflake's UPDATE takes none.
+    const m = (column: string) => sql.id('members', column);
+    await this.#exec(
+      sql`update ${members} set ${id('key_hash')} = ${sql.ref('u.key_hash')}
+        from (select ${s('member_key')}, ${s('key_hash')} from ${this.#snap} as ${id('s')}
+              where ${s('key_hash')} in (select ${sql.ref('c.key_hash')} from ${this.#snap} as ${id('c')}
+                                         group by ${sql.ref('c.key_hash')} having count(*) = 1)
+                and not exists (select 1 from ${members} as ${id('o')}
+                                where ${sql.ref('o.activation_id')} = ${aid} and ${sql.ref('o.key_hash')} = ${s('key_hash')})) as ${id('u')}
+        where ${m('activation_id')} = ${aid} and ${m('member_key')} = ${sql.ref('u.member_key')}
+          and ${m('key_hash')} is null`,
+      'giving members their key hashes',
+    );
   }
 
   async *#stream<R>(query: RawBuilder<R>, what: string, batchSize: number): AsyncGenerator<R[]> {
@@ -327,6 +531,8 @@ export class WarehouseDiff {
    */
   async *#invalidKeyPages(): AsyncGenerator<{ member_key: string | null; n: number | string }[]> {
     if (this.#closed) throw new WarehouseError('the diff was already closed');
+    // Hash mode makes the table of invalid keys by digest only when there are some.
+    if (!this.#anyInvalidKey) return;
     const hooks = this.#state.hooks;
     const key = hooks.keyOrder(sql.id('member_key'));
     const size = hooks.fetchSize;
@@ -359,6 +565,7 @@ export class WarehouseDiff {
       return [
         {
           key: String(row.member_key),
+          keyHash: change === 'added' && row.key_hash != null ? String(row.key_hash) : null,
           change,
           values: change === 'removed' ? null : columns.map((_, i) => row[`v_${i}`] ?? null),
           fingerprint: change === 'removed' ? null : (row.fingerprint as string),
@@ -373,30 +580,37 @@ export class WarehouseDiff {
 
   /** Of the snapshot's rows (as `alias`), those whose key is neither null nor duplicated. */
   #validKey(alias: string): RawBuilder<unknown> {
-    const key = sql.ref(`${alias}.member_key`);
+    const column = this.#hashMode ? 'key_hash' : 'member_key';
+    const key = sql.ref(`${alias}.${column}`);
     if (!this.#anyInvalidKey) return sql`${key} is not null`;
     return sql`${key} is not null
-      and not exists (select 1 from ${this.#bad} as ${sql.id('b')} where ${sql.ref('b.member_key')} = ${key})`;
+      and not exists (select 1 from ${this.#hashMode ? this.#badHash : this.#bad} as ${sql.id('b')} where ${sql.ref(`b.${column}`)} = ${key})`;
+  }
+
+  /** The delta's key hash column as read (decimal text: a driver may read a 64-bit integer inexactly). */
+  #keyHashRead(alias: string): RawBuilder<unknown> {
+    return this.#hashMode ? this.#state.hooks.keyText(sql.ref(`${alias}.key_hash`)) : sql`null`;
   }
 
   /** A first load's delta: the snapshot's rows with a valid key, every one added (rank 3). */
   #firstLoadDelta(): RawBuilder<Record<string, unknown>> {
     const hooks = this.#state.hooks;
     const s = (column: string) => sql.ref(`s.${column}`);
+    // Hash mode digests each key here, once: the sort is by the output column, in key order.
+    const key = this.#hashMode
+      ? sql`${hooks.keyOrder(hooks.keyDigest(hooks.keyText(s('key_value'))))} as ${sql.id('member_key')}`
+      : s('member_key');
+    const order = this.#hashMode ? sql.id('member_key') : hooks.keyOrder(s('member_key'));
     return sql<
       Record<string, unknown>
-    >`select ${sql.lit(3)} as ${sql.id('change_rank')}, ${s('member_key')}, ${s('fingerprint')}${sql.join(
-      this.#input.columns.map((_, i) => sql`, ${s(`v_${i}`)}`),
-      sql``,
-    )}
+    >`select ${sql.lit(3)} as ${sql.id('change_rank')}, ${key}, ${this.#keyHashRead('s')} as ${sql.id('key_hash')}, ${s('fingerprint')}${this.#valueColumns('s')}
       from ${this.#snap} as ${sql.id('s')} where ${this.#validKey('s')}
-      order by ${hooks.keyOrder(s('member_key'))}`;
+      order by ${order}`;
   }
 
   /** The delta table's rows with each member's stored hashes (and its intents', where some exist), ranked. */
   #deltaQuery(): RawBuilder<Record<string, unknown>> {
     const hooks = this.#state.hooks;
-    const columns = this.#input.columns;
     const d = (column: string) => sql.ref(`d.${column}`);
     const aid = this.#input.activationId;
     const hashes = hooks.deltaHashes({
@@ -425,10 +639,7 @@ export class WarehouseDiff {
       ? sql`(select * from ${this.#delta} ${order((name) => sql.id(name))})`
       : this.#delta;
     return sql<Record<string, unknown>>`${withs.length > 0 ? sql`with ${sql.join(withs)} ` : sql``}select
-        ${d('change_rank')}, ${d('member_key')}, ${d('fingerprint')}${sql.join(
-          columns.map((_, i) => sql`, ${d(`v_${i}`)}`),
-          sql``,
-        )},
+        ${d('change_rank')}, ${d('member_key')}, ${this.#keyHashRead('d')} as ${sql.id('key_hash')}, ${d('fingerprint')}${this.#valueColumns('d')},
         ${hashes.column} as ${sql.id('previous_hashes')},
         ${pending.column} as ${sql.id('pending_hashes')}
       from ${source} as ${sql.id('d')} ${hashes.join ?? sql``} ${pending.join ?? sql``}

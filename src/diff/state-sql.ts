@@ -327,6 +327,22 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
       ...ctx.hooks.migrationExtras(7, ctx.db),
     ],
   },
+  {
+    version: 8,
+    name: 'key hashes for the diff',
+    statements: (ctx) => [
+      // A 64-bit hash of the member's key (the warehouse's keyHash): the diff joins the segment
+      // with state on it instead of on the key's SHA-256, which the snapshot would otherwise compute
+      // for every row. Members written before it have none, and the first diff after it gives them
+      // theirs (docs/state.md, "Key hashes"). Within an activation, a key hash is never held twice.
+      ctx.db.schema
+        .withSchema(ctx.stateSchema)
+        .alterTable('members')
+        .addColumn('key_hash', 'bigint', (column) => column.ifNotExists())
+        .compile(),
+      ...ctx.hooks.migrationExtras(8, ctx.db),
+    ],
+  },
 ];
 
 // --- the statements --------------------------------------------------------------------------------
@@ -334,6 +350,11 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
 /** One member's acknowledged state, as a commit writes it. */
 export interface MemberUpsert {
   key: string;
+  /**
+   * The key's hash (keyHash, as decimal text), written when the member is inserted and never
+   * changed after; null or absent leaves it to the diff, which gives it where it is unique.
+   */
+  keyHash?: string | null;
   fingerprint: string;
   hashes: readonly MemberHashRow[];
   /** When an Update carrying this member was acknowledged; null keeps the stored value. */
@@ -985,12 +1006,13 @@ export class StateSql {
         ['member_key', 'text'],
         ['fingerprint', 'text'],
         ['last_sent_at', 'timestamptz'],
+        ['key_hash', 'bigint'],
       ],
-      upserts.map((u) => [u.key, u.fingerprint, u.lastSentAt]),
+      upserts.map((u) => [u.key, u.fingerprint, u.lastSentAt, u.keyHash ?? null]),
     );
-    const columns = ['activation_id', 'member_key', 'fingerprint', 'last_sent_at', 'updated_at'];
+    const columns = ['activation_id', 'member_key', 'fingerprint', 'last_sent_at', 'updated_at', 'key_hash'];
     return sql`insert into ${this.table('members')} as ${sql.id('t')} (${sql.join(columns.map((c) => sql.id(c)))})
-      select ${aid}, ${sql.ref('u.member_key')}, ${sql.ref('u.fingerprint')}, ${sql.ref('u.last_sent_at')}, current_timestamp
+      select ${aid}, ${sql.ref('u.member_key')}, ${sql.ref('u.fingerprint')}, ${sql.ref('u.last_sent_at')}, current_timestamp, ${sql.ref('u.key_hash')}
       from ${source}`;
   }
 
@@ -1044,12 +1066,14 @@ export class StateSql {
     const t = (column: string) => sql.ref(`t.${column}`);
     const what = 'committing acknowledged members';
     const memberColumns = sql.join(
-      ['activation_id', 'member_key', 'fingerprint', 'last_sent_at', 'updated_at'].map((c) => id(c)),
+      ['activation_id', 'member_key', 'fingerprint', 'last_sent_at', 'updated_at', 'key_hash'].map((c) =>
+        id(c),
+      ),
     );
     if (hooks.upsert === 'merge') {
       const rows = [
-        ...upserts.map((u) => [u.key, u.fingerprint, u.lastSentAt, false] as const),
-        ...removals.map((key) => [key, null, null, true] as const),
+        ...upserts.map((u) => [u.key, u.fingerprint, u.lastSentAt, false, u.keyHash ?? null] as const),
+        ...removals.map((key) => [key, null, null, true, null] as const),
       ];
       const source = hooks.rows(
         'u',
@@ -1058,6 +1082,7 @@ export class StateSql {
           ['fingerprint', 'text'],
           ['last_sent_at', 'timestamptz'],
           ['remove', 'boolean'],
+          ['key_hash', 'bigint'],
         ],
         rows,
       );
@@ -1065,14 +1090,14 @@ export class StateSql {
         db,
         what,
         sql`merge into ${members} as ${id('t')}
-          using (select ${sql.ref('u.member_key')}, ${sql.ref('u.fingerprint')}, ${sql.ref('u.last_sent_at')}, ${sql.ref('u.remove')}
+          using (select ${sql.ref('u.member_key')}, ${sql.ref('u.fingerprint')}, ${sql.ref('u.last_sent_at')}, ${sql.ref('u.remove')}, ${sql.ref('u.key_hash')}
                  from ${source}) as ${id('s')}
           on ${t('activation_id')} = ${aid} and ${t('member_key')} = ${s('member_key')}
           when matched and ${s('remove')} then delete
           when matched then update set ${id('fingerprint')} = ${s('fingerprint')},
             ${id('last_sent_at')} = coalesce(${s('last_sent_at')}, ${t('last_sent_at')}), ${id('updated_at')} = current_timestamp
           when not matched and not ${s('remove')} then insert (${memberColumns})
-            values (${aid}, ${s('member_key')}, ${s('fingerprint')}, ${s('last_sent_at')}, current_timestamp)`,
+            values (${aid}, ${s('member_key')}, ${s('fingerprint')}, ${s('last_sent_at')}, current_timestamp, ${s('key_hash')})`,
       );
       return undefined;
     }

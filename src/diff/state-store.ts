@@ -131,7 +131,12 @@ class WarehouseStateStore implements StateStore {
       throw error;
     });
     this.#logger.debug(
-      { activation: spec.activationId, counts: diff.counts, ms: Date.now() - started },
+      {
+        activation: spec.activationId,
+        counts: diff.counts,
+        keysCompared: diff.keysCompared,
+        ms: Date.now() - started,
+      },
       'diff prepared in the warehouse',
     );
     return new WarehouseDiffRun(this.#sql, diff, spec, held, identified);

@@ -44,6 +44,11 @@ export type ChangeKind = 'added' | 'removed' | 'changed' | 'refresh';
 export interface DeltaRow {
   /** The primary key rendered as text (stable across runs and warehouses). */
   key: string;
+  /**
+   * An added member's key hash (decimal text), to be stored with it when it is committed; null or
+   * absent when the diff leaves it to `settleKeyHashes` (docs/state.md, "Key hashes").
+   */
+  keyHash?: string | null;
   change: ChangeKind;
   /** The mapped columns' current values; null for removed members. Values are raw: never log them. */
   values: Record<string, unknown> | null;
@@ -86,6 +91,8 @@ export interface InvalidKeyRow {
 /** What the sync layer reports back for one member once the destination has answered. */
 export interface MemberAck {
   key: string;
+  /** The delta row's `keyHash`, stored with a member the commit inserts. */
+  keyHash?: string | null;
   change: ChangeKind;
   /** The new fingerprint (null for removed). */
   fingerprint: string | null;
@@ -155,6 +162,17 @@ export interface DiffRun extends AsyncDisposable {
    * the ack's `intentId`, and those whose window has passed. Safe to call once per delta batch.
    */
   commit(acks: readonly MemberAck[]): Promise<void>;
+  /**
+   * After the run's commits: gives the members the diff compared by key digest their key hashes,
+   * so the next diff compares by key hash (docs/state.md, "Key hashes"). Nothing to do when this one
+   * did. A dry run never calls it: it writes state.
+   */
+  settleKeyHashes(): Promise<void>;
+  /**
+   * What the diff compared the segment with state by: each key's 64-bit hash (when every member had
+   * one and none had intents), or its digest.
+   */
+  readonly keysCompared: 'hash' | 'digest';
   /**
    * How many members state holds at least one hash for, after this run's commits (the match rate's
    * members sent). Where the store counted them with the diff, that count moved by what each commit

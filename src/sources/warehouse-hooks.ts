@@ -188,6 +188,13 @@ export interface WarehouseHooks {
    * holds a raw key (a key may be an email) and a key of any length fits an index. Null stays null.
    */
   keyDigest(text: RawBuilder<unknown>): RawBuilder<unknown>;
+  /**
+   * A 64-bit integer hash of the key's text (UTF-8), much cheaper than its digest: what the diff
+   * compares the segment with state by, once every member has one (docs/state.md, "Key hashes").
+   * Two keys may share one; the diff finds out and never lets that mix two members up. Null stays
+   * null.
+   */
+  keyHash(text: RawBuilder<unknown>): RawBuilder<unknown>;
   /** A null-safe, order-defined fingerprint of the mapped values (named `v_<i>`). */
   fingerprint(values: readonly RawBuilder<unknown>[]): RawBuilder<unknown>;
   /**

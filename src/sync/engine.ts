@@ -387,6 +387,7 @@ class Engine implements SyncEngine {
     if (options.suppressionOnly && !options.dryRun) {
       // Only the suppressed members of the delta (and of state), whatever else changed.
       const { unacknowledged } = await deliverDelta(deliver);
+      await diff.settleKeyHashes();
       if (unacknowledged > 0) return unacknowledgedOutcome(unacknowledged);
       return (await removeSuppressed()) ?? { status: 'succeeded', error: null };
     }
@@ -448,6 +449,8 @@ class Engine implements SyncEngine {
       }
     }
     const { unacknowledged } = await deliverDelta(deliver, kept);
+    // Whatever X answered: only members state holds get a key hash, each its own key's.
+    await diff.settleKeyHashes();
     if (unacknowledged > 0) return unacknowledgedOutcome(unacknowledged);
     return (await removeSuppressed()) ?? { status: 'succeeded', error: null };
   }

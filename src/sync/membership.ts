@@ -42,6 +42,8 @@ export interface HashedRow {
 /** What one member of a batch sends, and how to acknowledge it once the destination has answered. */
 export interface MemberPlan {
   key: string;
+  /** An added member's key hash, stored with it by its commit (DeltaRow.keyHash). */
+  keyHash?: string | null;
   change: ChangeKind;
   fingerprint: string | null;
   /** The hashes the member holds once its changes are acknowledged (null for removed members). */
@@ -256,6 +258,7 @@ export function planBatch(
     }
     members.push({
       key: row.key,
+      ...(row.keyHash ? { keyHash: row.keyHash } : {}),
       change: row.change,
       fingerprint: row.change === 'removed' ? null : row.fingerprint,
       hashes: next,

@@ -340,6 +340,7 @@ export async function deliverDelta(
       if (acknowledged(member, outcome.results)) {
         acks.push({
           key: member.key,
+          keyHash: member.keyHash ?? null,
           change: member.change,
           fingerprint: member.fingerprint,
           hashes: member.hashes,

@@ -98,6 +98,7 @@ export async function refreshSuppression(args: {
           invalid += prepared.invalid.length;
           return {
             key: row.key,
+            keyHash: row.keyHash ?? null,
             change: row.change,
             fingerprint: row.fingerprint,
             hashes: prepared.hashes,
@@ -108,6 +109,7 @@ export async function refreshSuppression(args: {
         await diff.commit(acks);
         changed += batch.length;
       }
+      await diff.settleKeyHashes();
       if (diff.counts.invalidKeys > 0)
         args.logger.warn(
           { model: model.name, rows: diff.counts.invalidKeys },

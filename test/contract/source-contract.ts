@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MemberHashes } from '../../src/destinations/destination.js';
 import type { DeltaRow, DiffRun, DiffSpec, MemberAck, StateStore } from '../../src/diff/types.js';
@@ -75,6 +76,7 @@ export function ackOf(row: DeltaRow, sentAt: Date | null = new Date(), withPrevi
     ? { key: row.key, change: 'removed', fingerprint: null, hashes: null, sentAt, ...previous }
     : {
         key: row.key,
+        keyHash: row.keyHash ?? null,
         change: row.change,
         fingerprint: row.fingerprint,
         hashes: hashesOf(row.values),
@@ -114,7 +116,7 @@ const RANK = { removed: 0, changed: 1, refresh: 2, added: 3 } as const;
 /** A key as state holds it: the SHA-256 hex of its text. */
 export const digest = (key: string) => sha256(key);
 const RAW = new Map<string, string>();
-for (const key of [...Array.from({ length: 100 }, (_, i) => String(i)), 'B', 'a', 'ü-1', '1234567890123'])
+for (const key of [...Array.from({ length: 1000 }, (_, i) => String(i)), 'B', 'a', 'ü-1', '1234567890123'])
   RAW.set(digest(key), key);
 /** The raw key of a digest the suite's tables use (the digest itself when unknown). */
 const raw = (key: string) => RAW.get(key) ?? key;
@@ -166,6 +168,7 @@ export function defineSourceContract(
       const sentAt = opts.sentAt === undefined ? new Date() : opts.sentAt;
       const acks = delta.filter(opts.pick ?? (() => true)).map((r) => ackOf(r, sentAt));
       await run.commit(acks);
+      await run.settleKeyHashes();
       return { delta, counts: run.counts };
     }
 
@@ -466,11 +469,17 @@ export function defineSourceContract(
       ]);
       const first = await syncOnce(spec('keys'));
       expect(first.delta.map((r) => r.key).sort()).toEqual(['jane@example.com', long].map(digest).sort());
-      await using run = await state.prepareDiff(spec('keys'));
       const invalid = [];
-      for await (const batch of run.invalidKeys()) invalid.push(...batch);
-      expect(invalid).toEqual([{ key: digest('dup@example.com'), reason: 'duplicate_primary_key', rows: 2 }]);
-      expect(await readDelta(run)).toEqual([]);
+      {
+        // Closed before state is scanned: a diff's run-scoped tables hold the model's keys and
+        // values while it is open (on BigQuery, in the state dataset).
+        await using run = await state.prepareDiff(spec('keys'));
+        for await (const batch of run.invalidKeys()) invalid.push(...batch);
+        expect(invalid).toEqual([
+          { key: digest('dup@example.com'), reason: 'duplicate_primary_key', rows: 2 },
+        ]);
+        expect(await readDelta(run)).toEqual([]);
+      }
       const runId = await state.startRun('act_a', new Date());
       await state.recordRejections(runId, 'act_a', [
         { memberKey: invalid[0]!.key, identifierType: null, reason: 'duplicate_primary_key' },
@@ -486,6 +495,170 @@ export function defineSourceContract(
       for (const key of ['jane@example.com', 'dup@example.com', 'xxxxxxxxxxxxxxxxxxxx'])
         expect(dump).not.toContain(key);
     });
+
+    /** A state store over the same warehouse whose key hash is the key's length: keys of one length share one. */
+    const weakHashState = (): StateStore =>
+      createStateStore(
+        {
+          stateBackend: (schema: string) => {
+            const backend = wh.source.stateBackend(schema);
+            return {
+              stateSchema: backend.stateSchema,
+              db: backend.db,
+              hooks: { ...backend.hooks, keyHash: (text) => sql`length(${text})` },
+            };
+          },
+        },
+        wh.stateSchema,
+        { logger: silentLogger },
+      );
+
+    /** Diffs with `store`, commits every delta row, gives key hashes; the delta and what it compared by. */
+    async function syncWith(
+      store: StateStore,
+      s: DiffSpec,
+    ): Promise<{ delta: string[]; keysCompared: 'hash' | 'digest'; rows: DeltaRow[] }> {
+      await using run = await store.prepareDiff(s);
+      const rows = await readDelta(run);
+      await run.commit(rows.map((r) => ackOf(r, new Date(), true)));
+      await run.settleKeyHashes();
+      return { delta: summary(rows), keysCompared: run.keysCompared, rows };
+    }
+
+    /**
+     * The membership invariant, read back through a full resync's delta: every member state holds is
+     * a row of the segment whose identifiers' hashes are exactly the hashes state holds for it.
+     */
+    async function expectStateHoldsSegment(store: StateStore, s: DiffSpec, members: number): Promise<void> {
+      await using run = await store.prepareDiff({ ...s, fullResync: true });
+      const rows = await readDelta(run);
+      expect(rows.filter((r) => r.change !== 'refresh').map((r) => r.change)).toEqual([]);
+      for (const r of rows) expect(r.previousHashes).toEqual(hashesOf(r.values));
+      expect(rows).toHaveLength(members);
+    }
+
+    it('compares by key hash once every member has one, and gives members written without one theirs', async () => {
+      const person = (id: number, email = `e${id}@example.com`) => ({ id, email, phone: null });
+      await wh.load('people', 'int', [person(1), person(2), person(3)]);
+      const first = await syncWith(state, spec('people'));
+      expect(first.keysCompared).toBe('hash');
+      expect(first.rows.every((r) => typeof r.keyHash === 'string')).toBe(true);
+      // As a state written before key hashes were: members without one.
+      const backend = wh.source.stateBackend(wh.stateSchema);
+      await sql`update ${sql.id(backend.stateSchema, 'members')} set ${sql.id('key_hash')} = null
+        where ${sql.id('activation_id')} = ${sql.lit('act_a')}`.execute(backend.db);
+      await wh.load('people', 'int', [person(1, 'new@example.com'), person(2), person(4)]);
+      const byDigest = await syncWith(state, spec('people'));
+      expect(byDigest.keysCompared).toBe('digest');
+      expect(byDigest.delta).toEqual(['removed:3', 'changed:1', 'added:4']);
+      // Given their key hashes after that run's commits: compared by them from then on.
+      const settled = await syncWith(state, spec('people'));
+      expect(settled).toMatchObject({ keysCompared: 'hash', delta: [] });
+      await wh.load('people', 'int', [person(2, 'other@example.com'), person(4), person(5)]);
+      const byHash = await syncWith(state, spec('people'));
+      expect(byHash.keysCompared).toBe('hash');
+      expect(byHash.delta).toEqual(['removed:1', 'changed:2', 'added:5']);
+      expect(byHash.rows.find((r) => r.change === 'added')!.keyHash).toMatch(/^-?\d+$/);
+      await expectStateHoldsSegment(state, spec('people'), 3);
+      // A member with intents is compared by digest (intents name members by digest).
+      await using run = await state.prepareDiff(spec('people'));
+      await run.recordIntent([{ key: digest('5'), hashes: hashesOf({ email: 'x@example.com' }) }], {
+        id: 'run9:1',
+        at: new Date(),
+        until: new Date(Date.now() + 60_000),
+      });
+      await using next = await state.prepareDiff(spec('people'));
+      expect(next.keysCompared).toBe('digest');
+    });
+
+    it('never mixes two members up when their keys share a key hash', async () => {
+      const weak = weakHashState();
+      const person = (id: number, email: string) => ({ id, email, phone: null });
+      const s = spec('people');
+      await wh.load('people', 'int', [person(1, 'a'), person(22, 'b'), person(333, 'c')]);
+      expect(await syncWith(weak, s)).toMatchObject({
+        keysCompared: 'hash',
+        delta: ['added:1', 'added:22', 'added:333'],
+      });
+      // 44 replaces 22 with the same values: taken for member 22 (same hash), nothing to send.
+      await wh.load('people', 'int', [person(1, 'a'), person(44, 'b'), person(333, 'c')]);
+      expect(await syncWith(weak, s)).toMatchObject({ keysCompared: 'hash', delta: [] });
+      await expectStateHoldsSegment(weak, s, 3);
+      // Its values change: member 22 changes (its old hashes deleted, the new ones added).
+      await wh.load('people', 'int', [person(1, 'a'), person(44, 'b2'), person(333, 'c')]);
+      expect(await syncWith(weak, s)).toMatchObject({ keysCompared: 'hash', delta: ['changed:22'] });
+      await expectStateHoldsSegment(weak, s, 3);
+      // 55 joins: two keys of the segment share a hash, so this diff compares by digest.
+      await wh.load('people', 'int', [person(1, 'a'), person(44, 'b2'), person(55, 'd'), person(333, 'c')]);
+      expect(await syncWith(weak, s)).toMatchObject({
+        keysCompared: 'digest',
+        delta: ['removed:22', 'added:44', 'added:55'],
+      });
+      // Neither gets a key hash while both are there.
+      expect(await syncWith(weak, s)).toMatchObject({ keysCompared: 'digest', delta: [] });
+      await expectStateHoldsSegment(weak, s, 4);
+      // 55 leaves; 44's key hash is its own again.
+      await wh.load('people', 'int', [person(1, 'a'), person(44, 'b2'), person(333, 'c'), person(333, 'c')]);
+      expect(await syncWith(weak, s)).toMatchObject({
+        keysCompared: 'digest',
+        delta: ['removed:333', 'removed:55'],
+      });
+      await using run = await weak.prepareDiff(s);
+      expect(run.keysCompared).toBe('hash');
+      const invalid = [];
+      for await (const batch of run.invalidKeys()) invalid.push(...batch);
+      expect(invalid).toEqual([{ key: digest('333'), reason: 'duplicate_primary_key', rows: 2 }]);
+      expect(run.counts.invalidKeys).toBe(2);
+      expect(await readDelta(run)).toEqual([]);
+    });
+
+    it(
+      'keeps state exactly the segment when keys share key hashes (property)',
+      async () => {
+        const weak = weakHashState();
+        const row = fc.record({
+          // Keys of one to three digits: any two of one length share a key hash.
+          id: fc.option(fc.integer({ min: 0, max: 120 }), { nil: null, freq: 8 }),
+          email: fc.option(
+            fc.integer({ min: 0, max: 3 }).map((i) => `e${i}`),
+            { nil: null, freq: 4 },
+          ),
+          phone: fc.constant(null),
+        });
+        let activation = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.record({ rows: fc.array(row, { maxLength: 8 }), settle: fc.boolean() }), {
+              minLength: 1,
+              maxLength: 4,
+            }),
+            async (steps) => {
+              activation += 1;
+              const s = spec(`weak_${activation}`, {
+                activationId: `weak_${activation}`,
+                modelSql: `select * from ${wh.table(`weak_${activation}`)}`,
+              });
+              let valid = 0;
+              for (const step of steps) {
+                await wh.load(`weak_${activation}`, 'int', step.rows);
+                const counts = new Map<number, number>();
+                for (const r of step.rows) if (r.id !== null) counts.set(r.id, (counts.get(r.id) ?? 0) + 1);
+                valid = [...counts.values()].filter((n) => n === 1).length;
+                await using run = await weak.prepareDiff(s);
+                const rows = await readDelta(run, 3);
+                await run.commit(rows.map((r) => ackOf(r, new Date(), true)));
+                if (step.settle) await run.settleKeyHashes();
+                expect(run.counts.invalidKeys).toBe(step.rows.length - valid);
+                expect(await weak.memberCount(s.activationId)).toBe(valid);
+              }
+              await expectStateHoldsSegment(weak, s, valid);
+            },
+          ),
+          { numRuns: Math.max(3, Math.ceil((options.propertyRuns ?? 12) / 2)) },
+        );
+      },
+      options.propertyTimeoutMs,
+    );
 
     it('intent before send: what was sent and never committed comes back, until it is acknowledged', async () => {
       await wh.load('people', 'int', [
@@ -948,6 +1121,8 @@ export function defineSourceContract(
           fullResync: fc.boolean(),
           // Every ack with its previous hashes, as the engine commits them; else half of them.
           allPrevious: fc.boolean(),
+          // Key hashes given after the commits, as the engine does (the next diff compares by them).
+          settle: fc.boolean(),
         });
         let activation = 0;
         await fc.assert(
@@ -1021,6 +1196,7 @@ export function defineSourceContract(
                 const acks = acked.map((d, i) => ackOf(d, new Date(), s.allPrevious || i % 2 === 0));
                 await run.commit(acks.slice(0, Math.ceil(acks.length / 2)));
                 await run.commit(acks.slice(Math.floor(acks.length / 2)));
+                if (s.settle) await run.settleKeyHashes();
                 // The members holding a hash after the commits, as the run tracks them (where the
                 // store counted them with the diff), equal a count of state, repeated commit included.
                 expect(await run.identifiedMemberCount()).toBe(

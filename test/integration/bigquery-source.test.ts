@@ -42,17 +42,22 @@ function params(job: FakeBigqueryJob): unknown[] {
 
 /**
  * The diff's count of members with intents (`n`), which also says whether the activation has any
- * member (`m`; none is a first load, which compares nothing).
+ * member (`m`; none is a first load, which compares nothing) and whether one lacks a key hash (`u`;
+ * then, or with intents, the segment is compared with state by key digest, else by key hash).
  */
 const PEND_COUNT =
   /^select count\(\*\) as `n`,\s+\(select count\(\*\) from \(select 1 as `one` from `tailor`.`members`/;
-const pendCount = (n: number, m: number) => ({
+const pendCount = (n: number, m: number, u: number) => ({
   fields: [
     { name: 'n', type: 'INT64' },
     { name: 'm', type: 'INT64' },
+    { name: 'u', type: 'INT64' },
   ],
-  rows: [[n, m]],
+  rows: [[n, m, u]],
 });
+/** Whether the snapshot has a null or duplicated key (`b`), asked of the table of them on its own. */
+const ANY_INVALID = /^select count\(\*\) as `b` from \(select 1 as `one` from `tailor`.`tailor_badh?_/;
+const anyInvalid = (b: number) => ({ fields: [{ name: 'b', type: 'INT64' }], rows: [[b]] });
 
 describe('BigQuery source over the SDK and a local REST fake', () => {
   let fake: FakeBigquery;
@@ -133,9 +138,10 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       error: { code: 404, reason: 'notFound', message: 'Not found: Dataset acme-analytics:tailor' },
     });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, { bytes: 52_428_800 });
-    // No member has an intent, and the activation has members: the plain comparison, and no read
-    // of the intents' hashes.
-    fake.on(PEND_COUNT, pendCount(0, 1));
+    // No member has an intent, and the activation has members, one without a key hash: the plain
+    // comparison by key digest, and no read of the intents' hashes. A key is invalid (`b`).
+    fake.on(PEND_COUNT, pendCount(0, 1, 1));
+    fake.on(ANY_INVALID, anyInvalid(1));
     fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
       fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,
@@ -147,10 +153,10 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     fake.on(/^select\s+`d`.`change_rank`/, {
       fields: [...DELTA_FIELDS, { name: 'pending_hashes', type: 'INT64' }],
       rows: [
-        [0, '7', null, null, [{ id_type: 'email', hash: 'a'.repeat(64) }], null],
-        [1, '8', 'f8', 'new@example.com', [{ id_type: 'email', hash: 'b'.repeat(64) }], null],
-        [3, '10', 'f10', 'ten@example.com', [], null],
-        [3, '11', 'f11', 'eleven@example.com', [], null],
+        [0, '7', null, null, null, [{ id_type: 'email', hash: 'a'.repeat(64) }], null],
+        [1, '8', null, 'f8', 'new@example.com', [{ id_type: 'email', hash: 'b'.repeat(64) }], null],
+        [3, '10', null, 'f10', 'ten@example.com', [], null],
+        [3, '11', null, 'f11', 'eleven@example.com', [], null],
       ],
       bytes: 2048,
     });
@@ -175,6 +181,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       refreshBefore: null,
       fullResync: false,
     });
+    expect(diff.keysCompared).toBe('digest');
     expect(diff.counts).toEqual({
       rows: 5,
       invalidKeys: 1,
@@ -192,9 +199,11 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     const batches = [];
     for await (const batch of diff.delta(3)) batches.push(batch);
     expect(batches.map((b) => b.length)).toEqual([3, 1]);
+    // By key digest: no row carries a key hash (the diff gives members theirs after the commits).
     expect(batches.flat()).toEqual([
       {
         key: '7',
+        keyHash: null,
         change: 'removed',
         values: null,
         fingerprint: null,
@@ -203,6 +212,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       },
       {
         key: '8',
+        keyHash: null,
         change: 'changed',
         values: { email: 'new@example.com' },
         fingerprint: 'f8',
@@ -211,6 +221,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       },
       {
         key: '10',
+        keyHash: null,
         change: 'added',
         values: { email: 'ten@example.com' },
         fingerprint: 'f10',
@@ -219,6 +230,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       },
       {
         key: '11',
+        keyHash: null,
         change: 'added',
         values: { email: 'eleven@example.com' },
         fingerprint: 'f11',
@@ -261,6 +273,8 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
         intentId: intent.id,
       },
     ]);
+    // After the run's commits, as the engine does: members compared by digest get their key hashes.
+    await diff.settleKeyHashes();
     await diff[Symbol.asyncDispose]();
     await state.finishRun(runId, {
       status: 'succeeded',
@@ -283,6 +297,10 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(snapshot.sql).toContain('from (select customer_id, email from shop.customers\n) as m');
     expect(snapshot.sql).toContain(
       'TO_HEX(MD5(TO_JSON_STRING(STRUCT(`m`.`email` AS `v_0`)))) as `fingerprint`',
+    );
+    // By key digest (a member lacked a key hash), with each key's hash beside its digest.
+    expect(snapshot.sql).toContain(
+      'select TO_HEX(SHA256(CAST(`m`.`customer_id` AS STRING))) as `member_key`, FARM_FINGERPRINT(CAST(`m`.`customer_id` AS STRING)) as `key_hash`,',
     );
     expect(snapshot.parameters).toEqual([]);
 
@@ -334,6 +352,20 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       },
     });
     const memberMerge = fake.jobs.find((j) => j.sql.startsWith('merge into `tailor`.`members`'))!;
+    // The members' key hash an INT64 field of the struct: null here, the acks carrying none (by digest).
+    expect(memberMerge.parameters[0]!.parameterType).toEqual({
+      type: 'ARRAY',
+      arrayType: {
+        type: 'STRUCT',
+        structTypes: [
+          { name: 'member_key', type: { type: 'STRING' } },
+          { name: 'fingerprint', type: { type: 'STRING' } },
+          { name: 'last_sent_at', type: { type: 'TIMESTAMP' } },
+          { name: 'remove', type: { type: 'BOOL' } },
+          { name: 'key_hash', type: { type: 'INT64' } },
+        ],
+      },
+    });
     const memberRows = (memberMerge.parameters[0]!.parameterValue as { arrayValues: unknown[] }).arrayValues;
     expect(memberRows).toEqual([
       {
@@ -342,6 +374,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
           fingerprint: { value: 'f8' },
           last_sent_at: { value: '2026-11-22T12:01:00.000Z' },
           remove: { value: false },
+          key_hash: { value: null },
         },
       },
       {
@@ -350,6 +383,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
           fingerprint: { value: 'f10' },
           last_sent_at: { value: '2026-11-22T12:01:00.000Z' },
           remove: { value: false },
+          key_hash: { value: null },
         },
       },
       // A removal: typed nulls inside the struct, as BigQuery requires.
@@ -359,9 +393,16 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
           fingerprint: { value: null },
           last_sent_at: { value: null },
           remove: { value: true },
+          key_hash: { value: null },
         },
       },
     ]);
+    // The key hashes given after the commits: one UPDATE, literals only.
+    const settle = fake.jobs.find((j) => j.sql.startsWith('update `tailor`.`members` set `key_hash`'))!;
+    expect(settle.sql.replace(/\s+/g, ' ').replace(/_[0-9a-f]{16}`/g, '_<token>`')).toBe(
+      "update `tailor`.`members` set `key_hash` = `u`.`key_hash` from (select `s`.`member_key`, `s`.`key_hash` from `tailor`.`tailor_snap_<token>` as `s` where `s`.`key_hash` in (select `c`.`key_hash` from `tailor`.`tailor_snap_<token>` as `c` group by `c`.`key_hash` having count(*) = 1) and not exists (select 1 from `tailor`.`members` as `o` where `o`.`activation_id` = 'vip_x' and `o`.`key_hash` = `s`.`key_hash`)) as `u` where `members`.`activation_id` = 'vip_x' and `members`.`member_key` = `u`.`member_key` and `members`.`key_hash` is null",
+    );
+    expect(settle.parameters).toEqual([]);
 
     // The intent: one INSERT of a row per member (its hashes packed) over one typed ARRAY<STRUCT>, with its stamp.
     const intentInsert = fake.jobs.find((j) => j.sql.startsWith('insert into `tailor`.`member_intents`'))!;
@@ -426,7 +467,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect(source.cost().bytes_processed).toBe(52_428_800 + 1024 + 2048);
   });
 
-  it('migrates a version-2 dataset to 3, 4, 5, 6 and 7 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed, the match rate columns', async () => {
+  it("migrates a version-2 dataset to 3 to 8 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed, the match rate columns, the members' key hash", async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[2]] });
     fake.on(/^update `tailor`.`(members|member_hashes|rejections)`/, { affected: 3 });
     await createStateStore(source, 'tailor', { logger: silentLogger }).migrate();
@@ -455,41 +496,52 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       'alter table `tailor`.`runs` add column if not exists `members_sent` INT64',
       'alter table `tailor`.`runs` add column if not exists `audience_processed_at` TIMESTAMP',
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 8: the members' key hash (FARM_FINGERPRINT's INT64); no index on BigQuery.
+      'alter table `tailor`.`members` add column if not exists `key_hash` INT64',
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    for (const job of fake.jobs.slice(3, -10)) expect(job.parameters).toEqual([]);
-    expect(fake.jobs.at(-9)!.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-7)!)).toEqual([
+    for (const job of fake.jobs.slice(3, -12)) expect(job.parameters).toEqual([]);
+    expect(fake.jobs.at(-11)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-9)!)).toEqual([
       { value: 5 },
       { value: 'index for clearing answered intents' },
       { value: 5 },
     ]);
-    expect(params(fake.jobs.at(-10)!)).toEqual([
+    expect(params(fake.jobs.at(-12)!)).toEqual([
       { value: 3 },
       { value: 'intents before send, and key digests' },
       { value: 3 },
     ]);
-    expect(params(fake.jobs.at(-8)!)).toEqual([
+    expect(params(fake.jobs.at(-10)!)).toEqual([
       { value: 4 },
       { value: 'state identity for audience owner marks' },
       { value: 4 },
     ]);
-    expect(fake.jobs.at(-6)!.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-5)!)).toEqual([
+    expect(fake.jobs.at(-8)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-7)!)).toEqual([
       { value: 6 },
       { value: 'suppressed count in the run log' },
       { value: 6 },
     ]);
-    for (const at of [-4, -3, -2]) expect(fake.jobs.at(at)!.parameters).toEqual([]);
-    expect(params(fake.jobs.at(-1)!)).toEqual([
+    for (const at of [-6, -5, -4, -2]) expect(fake.jobs.at(at)!.parameters).toEqual([]);
+    expect(params(fake.jobs.at(-3)!)).toEqual([
       { value: 7 },
       { value: 'match rate in the run log' },
       { value: 7 },
+    ]);
+    expect(params(fake.jobs.at(-1)!)).toEqual([
+      { value: 8 },
+      { value: 'key hashes for the diff' },
+      { value: 8 },
     ]);
   });
 
   it('diffs against intents when members have some: the union state side, then their hashes read', async () => {
     fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[3]] });
-    fake.on(PEND_COUNT, pendCount(2, 1));
+    // Every member has a key hash, but intents name members by digest: compared by digest. No
+    // invalid key (the counts' `invalid`, the probe's `b`).
+    fake.on(PEND_COUNT, pendCount(2, 1, 0));
+    fake.on(ANY_INVALID, anyInvalid(0));
     fake.on(/^select\s+\(select count\(\*\) from `tailor`.`tailor_snap_/, {
       fields: ['row_count', 'invalid', 'removed', 'changed', 'refresh', 'added'].map((name) => ({
         name,
@@ -514,7 +566,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
             { id_type: 'email', hash: 'b'.repeat(64) },
           ],
         ],
-      ].map(([key, rank, ...rest]) => [rank, key, ...rest]),
+      ].map(([key, rank, ...rest]) => [rank, key, null, ...rest]),
     });
     const state = createStateStore(source, 'tailor', { logger: silentLogger });
     await using diff = await state.prepareDiff({
@@ -526,11 +578,13 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       refreshBefore: null,
       fullResync: false,
     });
+    expect(diff.keysCompared).toBe('digest');
     const delta = [];
     for await (const batch of diff.delta(10)) delta.push(...batch);
     expect(delta).toEqual([
       {
         key: 'k9',
+        keyHash: null,
         change: 'removed',
         values: null,
         fingerprint: null,
@@ -539,6 +593,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       },
       {
         key: 'k1',
+        keyHash: null,
         change: 'refresh',
         values: { email: 'one@example.com' },
         fingerprint: 'f1',
@@ -555,6 +610,10 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
       "full outer join (select `sm`.`member_key`, `sm`.`fingerprint`, `sm`.`last_sent_at`, case when `sp`.`member_key` is null then 0 else 1 end as `pending` from `tailor`.`members` as `sm` left join `tailor`.`tailor_pend_<token>` as `sp` on `sp`.`member_key` = `sm`.`member_key` where `sm`.`activation_id` = 'vip_x' union all select `sp`.`member_key`, CAST(NULL AS STRING), CAST(NULL AS TIMESTAMP), 1 from `tailor`.`tailor_pend_<token>` as `sp` where not exists (select 1 from `tailor`.`members` as `sm` where `sm`.`activation_id` = 'vip_x' and `sm`.`member_key` = `sp`.`member_key`)) as `t`",
     );
     expect(compare).toContain('or `t`.`pending` = 1 or false or');
+    // No invalid key: the valid rows are those with a key, no anti-join.
+    expect(compare).toContain(
+      'from (select * from `tailor`.`tailor_snap_<token>` as `s0` where `s0`.`member_key` is not null) as `s` full outer join',
+    );
     const read = fake.jobs.find((j) => /^select\s+`d`.`change_rank`/.test(j.sql))!;
     expect(read.sql.replace(/\s+/g, ' ')).toContain(
       'ARRAY(SELECT AS STRUCT h.id_type, h.`hash` FROM `tailor`.`member_intents` AS h WHERE h.activation_id = ? AND h.member_key = `d`.`member_key` ORDER BY h.id_type, h.`hash`) as `pending_hashes`',
@@ -563,7 +622,7 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[7]] });
+    fake.on(/^select max\(`version`\)/, { fields: [{ name: 'version', type: 'INT64' }], rows: [[8]] });
     fake.on(/^CREATE TABLE `tailor`.`tailor_snap_/, {
       error: { code: 400, reason: 'invalidQuery', message: 'Unrecognized name: emial at [1:8]' },
     });
@@ -582,8 +641,12 @@ describe('BigQuery source over the SDK and a local REST fake', () => {
     expect((error as Error).message).toBe('model vip: Unrecognized name: emial at [1:8]');
     expect(fake.jobs.map((j) => head(j.sql))).toEqual([
       'select max(`version`) as `version` from `tailor`.`tailor_migrations`',
+      // Members with intents and the probe first: the snapshot's form depends on them.
+      'CREATE TABLE `tailor`.`tailor_pend_<token>` OPTIONS (expiration_timestam',
+      'select count(*) as `n`, (select count(*) from (select 1 as `one` from `t',
       expect.stringMatching(/^CREATE TABLE `tailor`.`tailor_snap_<token>`/),
       'drop table if exists `tailor`.`tailor_snap_<token>`',
+      'drop table if exists `tailor`.`tailor_pend_<token>`',
     ]);
   });
 
@@ -701,6 +764,8 @@ function hashesField(name: string) {
 const DELTA_FIELDS = [
   { name: 'change_rank', type: 'INT64' },
   { name: 'member_key', type: 'STRING' },
+  // An added member's key hash as text (hash mode), else null.
+  { name: 'key_hash', type: 'STRING' },
   { name: 'fingerprint', type: 'STRING' },
   { name: 'v_0', type: 'STRING' },
   hashesField('previous_hashes'),
@@ -738,31 +803,38 @@ const EXPECTED_RUN = [
   'alter table `tailor`.`runs` add column if not exists `members_sent` INT6',
   'alter table `tailor`.`runs` add column if not exists `audience_processed',
   'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
+  'alter table `tailor`.`members` add column if not exists `key_hash` INT64',
+  'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at',
   'merge into `tailor`.`locks` as `t` using (select ? as `activation_id`) a',
   'select `holder` from `tailor`.`locks` where `activation_id` = ?',
   // Under the lock, a run a killed process left `running` is closed as abandoned.
   'update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `error` = ? ',
   'insert into `tailor`.`runs` (`run_id`, `activation_id`, `started_at`, `s',
+  'CREATE TABLE `tailor`.`tailor_pend_<token>` OPTIONS (expiration_timestam',
+  // Members with intents, whether the activation has any member (else a first load: no delta
+  // table), and whether one lacks a key hash (then by key digest, as here).
+  'select count(*) as `n`, (select count(*) from (select 1 as `one` from `t',
   // The snapshot twice: first a dry run (its statementType checked), then the job itself.
   'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
   'CREATE TABLE `tailor`.`tailor_snap_<token>` OPTIONS (expiration_timestam',
   'CREATE TABLE `tailor`.`tailor_bad_<token>` OPTIONS (expiration_timestamp',
-  'CREATE TABLE `tailor`.`tailor_pend_<token>` OPTIONS (expiration_timestam',
-  // Members with intents, and whether the activation has any member (else a first load: no delta table).
-  'select count(*) as `n`, (select count(*) from (select 1 as `one` from `t',
+  // Whether a key is invalid (one row looked for).
+  'select count(*) as `b` from (select 1 as `one` from `tailor`.`tailor_bad',
   'CREATE TABLE `tailor`.`tailor_delta_<token>` OPTIONS (expiration_timesta',
   'select (select count(*) from `tailor`.`tailor_snap_<token>`) as `row_cou',
   'select `member_key`, `n` from `tailor`.`tailor_bad_<token>` order by `me',
-  'select `d`.`change_rank`, `d`.`member_key`, `d`.`fingerprint`, `d`.`v_0`',
+  'select `d`.`change_rank`, `d`.`member_key`, null as `key_hash`, `d`.`fin',
   'insert into `tailor`.`member_intents` (`activation_id`, `member_key`, `i',
   'delete from `tailor`.`member_hashes` where `activation_id` = ? and `memb',
   'insert into `tailor`.`member_hashes` (`activation_id`, `member_key`, `id',
   'merge into `tailor`.`members` as `t` using (select `u`.`member_key`, `u`',
   'delete from `tailor`.`member_intents` where `activation_id` = ? and `int',
+  // After the commits, the members compared by digest given their key hashes.
+  'update `tailor`.`members` set `key_hash` = `u`.`key_hash` from (select `',
   'drop table if exists `tailor`.`tailor_delta_<token>`',
-  'drop table if exists `tailor`.`tailor_pend_<token>`',
   'drop table if exists `tailor`.`tailor_bad_<token>`',
   'drop table if exists `tailor`.`tailor_snap_<token>`',
+  'drop table if exists `tailor`.`tailor_pend_<token>`',
   'update `tailor`.`runs` set `finished_at` = ?, `status` = ?, `rows` = ?, ',
   'delete from `tailor`.`locks` where `activation_id` = ? and `holder` = ?',
 ];

@@ -50,17 +50,22 @@ function config(url: string, auth: Record<string, string>) {
 
 /**
  * The diff's count of members with intents (`N`), which also says whether the activation has any
- * member (`M`; none is a first load, which compares nothing).
+ * member (`M`; none is a first load, which compares nothing) and whether one lacks a key hash (`U`;
+ * then, or with intents, the segment is compared with state by key digest, else by key hash).
  */
 const PEND_COUNT =
   /^select count\(\*\) as "N",\s+\(select count\(\*\) from \(select 1 as "ONE" from "TAILOR"."MEMBERS"/;
-const pendCount = (n: number, m: number) => ({
+const pendCount = (n: number, m: number, u: number) => ({
   columns: [
     { name: 'N', type: 'fixed' as const },
     { name: 'M', type: 'fixed' as const },
+    { name: 'U', type: 'fixed' as const },
   ],
-  rows: [[String(n), String(m)]],
+  rows: [[String(n), String(m), String(u)]],
 });
+/** Whether the snapshot has a null or duplicated key (`B`), asked of the table of them on its own. */
+const ANY_INVALID = /^select count\(\*\) as "B" from \(select 1 as "ONE" from "TAILOR"."TAILOR_BADH?_/;
+const anyInvalid = (b: number) => ({ columns: [{ name: 'B', type: 'fixed' as const }], rows: [[String(b)]] });
 
 describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   let fake: FakeSnowflake;
@@ -182,9 +187,10 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         message: "Table 'TAILOR_MIGRATIONS' does not exist or not authorized.",
       },
     });
-    // No member has an intent, and the activation has members: the plain comparison, and no read
-    // of the intents' hashes.
-    fake.on(PEND_COUNT, pendCount(0, 1));
+    // No member has an intent, and the activation has members, one without a key hash: the plain
+    // comparison by key digest, and no read of the intents' hashes. No key is invalid (`B`).
+    fake.on(PEND_COUNT, pendCount(0, 1, 1));
+    fake.on(ANY_INVALID, anyInvalid(0));
     fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
       columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
@@ -195,9 +201,9 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     fake.on(/^with "H" AS/, {
       columns: [...DELTA_COLUMNS, { name: 'PENDING_HASHES', type: 'text' }],
       rows: [
-        ['0', '7', null, null, JSON.stringify([['email', 'a'.repeat(64)]]), null],
-        ['1', '8', 'f8', 'new@example.com', JSON.stringify([['email', 'b'.repeat(64)]]), null],
-        ['3', '10', 'f10', 'ten@example.com', null, null],
+        ['0', '7', null, null, null, JSON.stringify([['email', 'a'.repeat(64)]]), null],
+        ['1', '8', null, 'f8', 'new@example.com', JSON.stringify([['email', 'b'.repeat(64)]]), null],
+        ['3', '10', null, 'f10', 'ten@example.com', null, null],
       ],
     });
 
@@ -214,6 +220,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       refreshBefore: new Date('2025-12-22T00:00:00Z'),
       fullResync: false,
     });
+    expect(diff.keysCompared).toBe('digest');
     expect(diff.counts).toEqual({
       rows: 4,
       invalidKeys: 0,
@@ -227,9 +234,11 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     const batches = [];
     for await (const batch of diff.delta(2)) batches.push(batch);
     expect(batches.map((b) => b.length)).toEqual([2, 1]);
+    // By key digest: no row carries a key hash (the diff gives members theirs after the commits).
     expect(batches.flat()).toEqual([
       {
         key: '7',
+        keyHash: null,
         change: 'removed',
         values: null,
         fingerprint: null,
@@ -238,6 +247,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       },
       {
         key: '8',
+        keyHash: null,
         change: 'changed',
         values: { email: 'new@example.com' },
         fingerprint: 'f8',
@@ -246,6 +256,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       },
       {
         key: '10',
+        keyHash: null,
         change: 'added',
         values: { email: 'ten@example.com' },
         fingerprint: 'f10',
@@ -287,6 +298,8 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
         intentId: intent.id,
       },
     ]);
+    // After the run's commits, as the engine does: members compared by digest get their key hashes.
+    await diff.settleKeyHashes();
     await diff[Symbol.asyncDispose]();
     await state.finishRun(runId, {
       status: 'succeeded',
@@ -303,8 +316,11 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 
     // Identifiers: quoted in Snowflake's stored upper case, so the model's unquoted columns match.
     const snapshot = byStart('CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_');
-    // The key in state is the SHA-256 hex of the key's text (SHA2 hashes the UTF-8 bytes).
-    expect(snapshot.sql).toContain(`SHA2(TO_VARCHAR("M"."CUSTOMER_ID"), 256) as "MEMBER_KEY"`);
+    // The key in state is the SHA-256 hex of the key's text (SHA2 hashes the UTF-8 bytes); by key
+    // digest (a member lacked a key hash), with each key's hash beside it (null for a null key).
+    expect(snapshot.sql).toContain(
+      `SHA2(TO_VARCHAR("M"."CUSTOMER_ID"), 256) as "MEMBER_KEY", MD5_NUMBER_LOWER64(TO_VARCHAR("M"."CUSTOMER_ID")) as "KEY_HASH"`,
+    );
     expect(snapshot.sql).toContain(`MD5(TO_JSON(OBJECT_CONSTRUCT_KEEP_NULL('v_0', "M"."EMAIL")))`);
     // The model is wrapped as `(<sql>\n)`, and its statement allows no second one.
     expect(snapshot.sql).toContain('from (select customer_id, email from customers\n) as m');
@@ -346,23 +362,33 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     );
     expect(commit[4]!.binds.map((b) => b.value)).toEqual(['vip_x', 'run1:1']);
     expect(commit[1]!.binds.map((b) => b.value)).toEqual(['vip_x', '7', '8', '10']);
-    expect(commit[3]!.sql).toContain('FROM (VALUES (?, ?, ?, ?), (?, ?, ?, ?), (?, ?, ?, ?))');
+    // Each member's row ends with its key hash: null here, the acks carrying none (by digest).
+    expect(commit[3]!.sql).toContain('FROM (VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?), (?, ?, ?, ?, ?))');
     expect(commit[3]!.binds).toEqual([
       { type: 'TEXT', value: '8' },
       { type: 'TEXT', value: 'f8' },
       { type: 'TEXT', value: '2026-11-22T12:01:00.000Z' },
       { type: 'BOOLEAN', value: 'false' },
+      { type: 'TEXT', value: null },
       { type: 'TEXT', value: '10' },
       { type: 'TEXT', value: 'f10' },
       { type: 'TEXT', value: '2026-11-22T12:01:00.000Z' },
       { type: 'BOOLEAN', value: 'false' },
+      { type: 'TEXT', value: null },
       { type: 'TEXT', value: '7' },
       { type: 'TEXT', value: null },
       { type: 'TEXT', value: null },
       { type: 'BOOLEAN', value: 'true' },
+      { type: 'TEXT', value: null },
       { type: 'TEXT', value: 'vip_x' },
       { type: 'TEXT', value: 'vip_x' },
     ]);
+    // The key hashes given after the commit's transaction: one UPDATE, literals only.
+    const settle = byStart('update "TAILOR"."MEMBERS" set "KEY_HASH"');
+    expect(settle.sql.replace(/\s+/g, ' ').replace(/_[0-9A-F]{16}"/g, '_<TOKEN>"')).toBe(
+      `update "TAILOR"."MEMBERS" set "KEY_HASH" = "U"."KEY_HASH" from (select "S"."MEMBER_KEY", "S"."KEY_HASH" from "TAILOR"."TAILOR_SNAP_<TOKEN>" as "S" where "S"."KEY_HASH" in (select "C"."KEY_HASH" from "TAILOR"."TAILOR_SNAP_<TOKEN>" as "C" group by "C"."KEY_HASH" having count(*) = 1) and not exists (select 1 from "TAILOR"."MEMBERS" as "O" where "O"."ACTIVATION_ID" = 'vip_x' and "O"."KEY_HASH" = "S"."KEY_HASH")) as "U" where "MEMBERS"."ACTIVATION_ID" = 'vip_x' and "MEMBERS"."MEMBER_KEY" = "U"."MEMBER_KEY" and "MEMBERS"."KEY_HASH" is null`,
+    );
+    expect(settle.binds).toEqual([]);
     expect(commit[2]!.binds.map((b) => b.value)).toEqual([
       'vip_x',
       '8',
@@ -398,7 +424,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.calls().at(-1)).toBe('POST /session');
   });
 
-  it('migrates a version-2 schema to 3, 4, 5, 6 and 7 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed, the match rate columns', async () => {
+  it("migrates a version-2 schema to 3 to 8 in place: member_intents, keys digested and marked, state_identity, version 5 recorded, runs.suppressed, the match rate columns, the members' key hash", async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['2']] });
     fake.on(/INFORMATION_SCHEMA.SCHEMATA/, { columns: [{ name: 'N', type: 'fixed' }], rows: [['1']] });
     fake.on(/^update "TAILOR"."(MEMBERS|MEMBER_HASHES|REJECTIONS)"/, { affected: 3 });
@@ -432,37 +458,44 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       'alter table "TAILOR"."RUNS" add column if not exists "MEMBERS_SENT" NUMBER(38,0)',
       'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_PROCESSED_AT" TIMESTAMP_TZ',
       'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
+      // Version 8: the members' key hash (HASH's signed 64-bit value); no index on Snowflake.
+      'alter table "TAILOR"."MEMBERS" add column if not exists "KEY_HASH" NUMBER(38,0)',
+      'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT") select ?, ?, current_timestamp from (select 1 as "ONE") as "X" where not exists (select 1 from "TAILOR"."TAILOR_MIGRATIONS" where "VERSION" = ?)',
     ]);
-    for (const st of statements.slice(4, -10)) expect(st.binds).toEqual([]);
-    expect(statements.at(-9)!.binds).toEqual([]);
-    expect(statements.at(-7)!.binds.map((b) => b.value)).toEqual([
+    for (const st of statements.slice(4, -12)) expect(st.binds).toEqual([]);
+    expect(statements.at(-11)!.binds).toEqual([]);
+    expect(statements.at(-9)!.binds.map((b) => b.value)).toEqual([
       '5',
       'index for clearing answered intents',
       '5',
     ]);
-    expect(statements.at(-10)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-12)!.binds.map((b) => b.value)).toEqual([
       '3',
       'intents before send, and key digests',
       '3',
     ]);
-    expect(statements.at(-8)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-10)!.binds.map((b) => b.value)).toEqual([
       '4',
       'state identity for audience owner marks',
       '4',
     ]);
-    expect(statements.at(-6)!.binds).toEqual([]);
-    expect(statements.at(-5)!.binds.map((b) => b.value)).toEqual([
+    expect(statements.at(-8)!.binds).toEqual([]);
+    expect(statements.at(-7)!.binds.map((b) => b.value)).toEqual([
       '6',
       'suppressed count in the run log',
       '6',
     ]);
-    for (const at of [-4, -3, -2]) expect(statements.at(at)!.binds).toEqual([]);
-    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual(['7', 'match rate in the run log', '7']);
+    for (const at of [-6, -5, -4, -2]) expect(statements.at(at)!.binds).toEqual([]);
+    expect(statements.at(-3)!.binds.map((b) => b.value)).toEqual(['7', 'match rate in the run log', '7']);
+    expect(statements.at(-1)!.binds.map((b) => b.value)).toEqual(['8', 'key hashes for the diff', '8']);
   });
 
   it('diffs against intents when members have some: the union state side and the P CTE', async () => {
     fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['3']] });
-    fake.on(PEND_COUNT, pendCount(2, 1));
+    // Every member has a key hash, but intents name members by digest: compared by digest. No
+    // invalid key (the counts' `INVALID`, the probe's `B`).
+    fake.on(PEND_COUNT, pendCount(2, 1, 0));
+    fake.on(ANY_INVALID, anyInvalid(0));
     fake.on(/^select\s+\(select count\(\*\) from "TAILOR"."TAILOR_SNAP_/, {
       columns: ['ROW_COUNT', 'INVALID', 'REMOVED', 'CHANGED', 'REFRESH', 'ADDED'].map((name) => ({
         name,
@@ -474,11 +507,12 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       columns: [...DELTA_COLUMNS, { name: 'PENDING_HASHES', type: 'array' }],
       rows: [
         // An intent-only key that left the segment: removed, with no stored hashes.
-        ['0', 'k9', null, null, null, JSON.stringify([['email', 'e'.repeat(64)]])],
+        ['0', 'k9', null, null, null, null, JSON.stringify([['email', 'e'.repeat(64)]])],
         // A member with intents and unchanged values: re-sent with them.
         [
           '2',
           'k1',
+          null,
           'f1',
           'one@example.com',
           JSON.stringify([['email', 'a'.repeat(64)]]),
@@ -488,7 +522,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
           ]),
         ],
         // An intent-only key in the segment: added, with its intents.
-        ['3', 'k2', 'f2', 'two@example.com', null, JSON.stringify([['email', 'c'.repeat(64)]])],
+        ['3', 'k2', null, 'f2', 'two@example.com', null, JSON.stringify([['email', 'c'.repeat(64)]])],
       ],
     });
     source = await openSnowflakeSource(config(fake.url, { password: 'pw' }), { projectDir: '/tmp', logger });
@@ -502,11 +536,13 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       refreshBefore: null,
       fullResync: false,
     });
+    expect(diff.keysCompared).toBe('digest');
     const delta = [];
     for await (const batch of diff.delta(10)) delta.push(...batch);
     expect(delta).toEqual([
       {
         key: 'k9',
+        keyHash: null,
         change: 'removed',
         values: null,
         fingerprint: null,
@@ -515,6 +551,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       },
       {
         key: 'k1',
+        keyHash: null,
         change: 'refresh',
         values: { email: 'one@example.com' },
         fingerprint: 'f1',
@@ -523,6 +560,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
       },
       {
         key: 'k2',
+        keyHash: null,
         change: 'added',
         values: { email: 'two@example.com' },
         fingerprint: 'f2',
@@ -544,6 +582,10 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     );
     expect(compare).toContain('when "T"."MEMBER_KEY" is null or "T"."FINGERPRINT" is null then 3');
     expect(compare).toContain('or "T"."PENDING" = 1 or false or');
+    // No invalid key: the valid rows are those with a key, no anti-join.
+    expect(compare).toContain(
+      'from (select * from "TAILOR"."TAILOR_SNAP_<TOKEN>" as "S0" where "S0"."MEMBER_KEY" is not null) as "S" full outer join',
+    );
     const read = text('with "H" AS');
     expect(read).toContain(
       `"P" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", "HASH")) WITHIN GROUP (ORDER BY "ID_TYPE", "HASH") AS "HASHES" FROM "TAILOR"."MEMBER_INTENTS" WHERE "ACTIVATION_ID" = ? AND "MEMBER_KEY" IN (SELECT "MEMBER_KEY" FROM "TAILOR"."TAILOR_DELTA_<TOKEN>") GROUP BY "MEMBER_KEY")`,
@@ -556,7 +598,7 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
   });
 
   it('reports a failing model as ModelSqlError and drops what the diff created', async () => {
-    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['7']] });
+    fake.on(/^select max\("VERSION"\)/, { columns: [{ name: 'VERSION', type: 'fixed' }], rows: [['8']] });
     fake.on(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_/, {
       error: {
         code: '000904',
@@ -581,8 +623,12 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
     expect(fake.statements.map((s) => head(s.sql))).toEqual([
       head(SESSION_SETTINGS),
       'select max("VERSION") as "VERSION" from "TAILOR"."TAILOR_MIGRATIONS"',
+      // Members with intents and the probe first: the snapshot's form depends on them.
+      'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_<TOKEN>" AS select distinct',
+      'select count(*) as "N", (select count(*) from (select 1 as "ONE" from "T',
       expect.stringMatching(/^CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>"/),
       'drop table if exists "TAILOR"."TAILOR_SNAP_<TOKEN>"',
+      'drop table if exists "TAILOR"."TAILOR_PEND_<TOKEN>"',
     ]);
   });
 
@@ -646,6 +692,8 @@ describe('Snowflake source over snowflake-sdk and a local REST fake', () => {
 const DELTA_COLUMNS: { name: string; type: FakeColumnType }[] = [
   { name: 'CHANGE_RANK', type: 'fixed' },
   { name: 'MEMBER_KEY', type: 'text' },
+  // An added member's key hash as text (hash mode), else null.
+  { name: 'KEY_HASH', type: 'text' },
   { name: 'FINGERPRINT', type: 'text' },
   { name: 'V_0', type: 'text' },
   { name: 'PREVIOUS_HASHES', type: 'array' },
@@ -684,16 +732,21 @@ const EXPECTED_RUN = [
   'alter table "TAILOR"."RUNS" add column if not exists "MEMBERS_SENT" NUMB',
   'alter table "TAILOR"."RUNS" add column if not exists "AUDIENCE_PROCESSED',
   'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
+  'alter table "TAILOR"."MEMBERS" add column if not exists "KEY_HASH" NUMBE',
+  'insert into "TAILOR"."TAILOR_MIGRATIONS" ("VERSION", "NAME", "APPLIED_AT',
   'merge into "TAILOR"."LOCKS" as "T" using (select ? as "ACTIVATION_ID") a',
   'select "HOLDER" from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ?',
   // Under the lock, a run a killed process left `running` is closed as abandoned.
   'update "TAILOR"."RUNS" set "FINISHED_AT" = TO_TIMESTAMP_TZ(?), "STATUS" ',
   'insert into "TAILOR"."RUNS" ("RUN_ID", "ACTIVATION_ID", "STARTED_AT", "S',
+  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_<TOKEN>" AS select distinct',
+  // Members with intents, whether the activation has any member (else a first load: no delta
+  // table), and whether one lacks a key hash (then by key digest, as here).
+  'select count(*) as "N", (select count(*) from (select 1 as "ONE" from "T',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_SNAP_<TOKEN>" AS select SHA2(TO_',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_BAD_<TOKEN>" AS select "MEMBER_K',
-  'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_PEND_<TOKEN>" AS select distinct',
-  // Members with intents, and whether the activation has any member (else a first load: no delta table).
-  'select count(*) as "N", (select count(*) from (select 1 as "ONE" from "T',
+  // Whether a key is invalid (one row looked for).
+  'select count(*) as "B" from (select 1 as "ONE" from "TAILOR"."TAILOR_BAD',
   'CREATE TEMPORARY TABLE "TAILOR"."TAILOR_DELTA_<TOKEN>" AS select case wh',
   'select (select count(*) from "TAILOR"."TAILOR_SNAP_<TOKEN>") as "ROW_COU',
   'with "H" AS ( SELECT "MEMBER_KEY", ARRAY_AGG(ARRAY_CONSTRUCT("ID_TYPE", ',
@@ -704,10 +757,12 @@ const EXPECTED_RUN = [
   'merge into "TAILOR"."MEMBERS" as "T" using (select "U"."MEMBER_KEY", "U"',
   'delete from "TAILOR"."MEMBER_INTENTS" where "ACTIVATION_ID" = ? and "INT',
   'COMMIT',
+  // After the commits, the members compared by digest given their key hashes.
+  'update "TAILOR"."MEMBERS" set "KEY_HASH" = "U"."KEY_HASH" from (select "',
   'drop table if exists "TAILOR"."TAILOR_DELTA_<TOKEN>"',
-  'drop table if exists "TAILOR"."TAILOR_PEND_<TOKEN>"',
   'drop table if exists "TAILOR"."TAILOR_BAD_<TOKEN>"',
   'drop table if exists "TAILOR"."TAILOR_SNAP_<TOKEN>"',
+  'drop table if exists "TAILOR"."TAILOR_PEND_<TOKEN>"',
   'update "TAILOR"."RUNS" set "FINISHED_AT" = TO_TIMESTAMP_TZ(?), "STATUS" ',
   'delete from "TAILOR"."LOCKS" where "ACTIVATION_ID" = ? and "HOLDER" = ?',
 ];

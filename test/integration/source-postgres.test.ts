@@ -327,7 +327,7 @@ describe('postgres source', () => {
     ]);
   });
 
-  it('migrates a populated state schema created before the layer was unified (version 2) to 7, and syncs on it', async () => {
+  it('migrates a populated state schema created before the layer was unified (version 2) to 8, and syncs on it', async () => {
     // The statements of the earlier Postgres migrations 1 and 2, as they ran then.
     const schema = state();
     const t = (table: string) => `"${schema}".${table}`;
@@ -407,6 +407,7 @@ describe('postgres source', () => {
       { version: 5 },
       { version: 6 },
       { version: 7 },
+      { version: 8 },
     ]);
     // Version 5: the index the commit's clearing of answered intents uses.
     const indexes = await admin.query(
@@ -443,7 +444,7 @@ describe('postgres source', () => {
     const identity = await rows(`select state_id from ${t('state_identity')}`);
     expect(identity).toHaveLength(1);
 
-    // Idempotent: a second migration finds version 7 and changes nothing; and were the migration
+    // Idempotent: a second migration finds version 8 and changes nothing; and were the migration
     // cut short after version 3's statements (versions 3 to 5 not recorded), re-running them
     // digests nothing twice and keeps the one state id.
     await createStateStore(source, schema, { logger: silentLogger }).migrate();
@@ -461,6 +462,7 @@ describe('postgres source', () => {
       { version: 5 },
       { version: 6 },
       { version: 7 },
+      { version: 8 },
     ]);
     expect(await rows(`select state_id from ${t('state_identity')}`)).toEqual(identity);
     expect(await createStateStore(source, schema, { logger: silentLogger }).ownerId('old')).toBe(owner);
@@ -493,6 +495,9 @@ describe('postgres source', () => {
       );
       expect(await run.hashesHeldByOthers([held.rows[0]!.hash], [])).toEqual(new Set([held.rows[0]!.hash]));
       expect(await run.hashesHeldByOthers([held.rows[0]!.hash], [digest('3')])).toEqual(new Set());
+      // Members written before key hashes have none: compared by digest, then given theirs.
+      expect(run.keysCompared).toBe('digest');
+      await run.settleKeyHashes();
     }
     // A member whose email changed comes back changed, with the hash stored before the migration.
     {
@@ -501,6 +506,7 @@ describe('postgres source', () => {
         modelSql: `select id, case when id = 3 then 'new3@example.com' else email end as email
           from ${data}.people where id <= 20`,
       });
+      expect(run.keysCompared).toBe('hash');
       const delta = await readDelta(run);
       expect(delta.map((r) => [r.key, r.change])).toEqual([[digest('3'), 'changed']]);
       expect(delta[0]!.previousHashes).toEqual({

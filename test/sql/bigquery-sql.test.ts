@@ -9,6 +9,7 @@ import { createBigqueryHooks } from '../../src/sources/bigquery/bigquery-hooks.j
 import { openDiff, type DiffInput } from '../../src/diff/diff-sql.js';
 import { StateSql } from '../../src/diff/state-sql.js';
 import { runCountsOf } from '../helpers/counts.js';
+import { vipDiff } from '../helpers/diff-input.js';
 
 /**
  * Compile tests: the exact GoogleSQL text and typed parameters the BigQuery dialect produces, for
@@ -74,6 +75,35 @@ function setup(answer?: (sql: string) => Record<string, unknown>[]) {
   });
   return { runner, db, warehouse };
 }
+
+/** The diff's count of intents, members and members without a key hash, answered by each test as it needs. */
+const PEND_COUNT = /^select count\(\*\) as `n`,[\s\S]* from `tailor`.`tailor_pend_abc123`$/;
+/** Whether a table of invalid keys (by digest, or by key hash) holds a row. */
+const ANY_INVALID =
+  /^select count\(\*\) as `b` from \(select 1 as `one` from `tailor`.`tailor_badh?_abc123` limit 1\) as `y`$/;
+/** How many key hashes two different keys share (hash mode, when some key is invalid). */
+const COLLISIONS = /^select count\(\*\) as `c` from/;
+
+/**
+ * Answers the diff's probes: intents (`n`), members (`m`), members without a key hash (`u`: 1 is
+ * digest mode), invalid keys (`b`) and shared key hashes (`c`); nothing for any other statement.
+ */
+const probes =
+  (counts: { n?: number; m?: number; u?: number; b?: number; c?: number }) =>
+  (text: string): Record<string, unknown>[] => {
+    const statement = text.replace(/\s+/g, ' ').trim();
+    if (PEND_COUNT.test(statement)) return [{ n: counts.n ?? 0, m: counts.m ?? 1, u: counts.u ?? 0 }];
+    if (ANY_INVALID.test(statement)) return [{ b: counts.b ?? 0 }];
+    if (COLLISIONS.test(statement)) return [{ c: counts.c ?? 0 }];
+    return [];
+  };
+
+/** A CREATE TABLE ... AS of a run-scoped table, without its expiration. */
+const withoutExpiration = (statement: string) =>
+  statement.replace(
+    ' OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 24 HOUR))',
+    '',
+  );
 
 describe('BigQuery query compiler', () => {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- builder tests over an untyped schema
@@ -161,7 +191,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(mask(runner.recorded)).toMatchSnapshot();
   });
 
-  it('migrates a version-1 dataset forward in place: records versions 2 to 7, creates only member_intents and state_identity, adds runs.suppressed and the match rate columns', async () => {
+  it("migrates a version-1 dataset forward in place: records versions 2 to 8, creates only member_intents and state_identity, adds runs.suppressed, the match rate columns and the members' key hash", async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 1 }] : [],
     );
@@ -173,10 +203,10 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       expect.stringMatching(/`state_identity`/),
     ]);
     const recorded = runner.recorded.filter((r) => /^insert/i.test(r.sql));
-    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(recorded.map((r) => r.params[0])).toEqual([2, 3, 4, 5, 6, 7, 8]);
   });
 
-  it('migrates a version-2 dataset to 3, 4, 5, 6 and 7: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6), then the match rate columns (7)', async () => {
+  it("migrates a version-2 dataset to 3 to 8: member_intents, each key digested in place, each row marked as it is, then state_identity, then version 5 recorded only, then runs.suppressed (6), then the match rate columns (7), then the members' key hash (8)", async () => {
     const { runner, warehouse } = setup((text) =>
       /^select max\(`version`\)/i.test(text) ? [{ version: 2 }] : [],
     );
@@ -212,20 +242,24 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       'alter table `tailor`.`runs` add column if not exists `members_sent` INT64',
       'alter table `tailor`.`runs` add column if not exists `audience_processed_at` TIMESTAMP',
       'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
+      // Version 8 adds the members' key hash (INT64, as FARM_FINGERPRINT gives it); no index on BigQuery.
+      'alter table `tailor`.`members` add column if not exists `key_hash` INT64',
+      'insert into `tailor`.`tailor_migrations` (`version`, `name`, `applied_at`) select ?, ?, current_timestamp from (select 1 as `one`) as `x` where not exists (select 1 from `tailor`.`tailor_migrations` where `version` = ?)',
     ]);
-    expect(runner.recorded.at(-10)!.params).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(runner.recorded.at(-8)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
-    expect(runner.recorded.at(-5)!.params).toEqual([6, 'suppressed count in the run log', 6]);
-    expect(runner.recorded.at(-1)!.params).toEqual([7, 'match rate in the run log', 7]);
-    for (const r of runner.recorded.slice(3, -10)) expect(r.params).toEqual([]);
-    expect(runner.recorded.at(-9)!.params).toEqual([]);
-    expect(runner.recorded.at(-7)!.params).toEqual([5, 'index for clearing answered intents', 5]);
-    for (const at of [-6, -4, -3, -2]) expect(runner.recorded.at(at)!.params).toEqual([]);
+    expect(runner.recorded.at(-12)!.params).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(runner.recorded.at(-10)!.params).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(runner.recorded.at(-7)!.params).toEqual([6, 'suppressed count in the run log', 6]);
+    expect(runner.recorded.at(-3)!.params).toEqual([7, 'match rate in the run log', 7]);
+    expect(runner.recorded.at(-1)!.params).toEqual([8, 'key hashes for the diff', 8]);
+    for (const r of runner.recorded.slice(3, -12)) expect(r.params).toEqual([]);
+    expect(runner.recorded.at(-11)!.params).toEqual([]);
+    expect(runner.recorded.at(-9)!.params).toEqual([5, 'index for clearing answered intents', 5]);
+    for (const at of [-8, -6, -5, -4, -2]) expect(runner.recorded.at(at)!.params).toEqual([]);
   });
 
-  it('migrates nothing on a dataset already at version 7', async () => {
+  it('migrates nothing on a dataset already at version 8', async () => {
     const { runner, warehouse } = setup((text) =>
-      /^select max\(`version`\)/i.test(text) ? [{ version: 7 }] : [],
+      /^select max\(`version`\)/i.test(text) ? [{ version: 8 }] : [],
     );
     await warehouse.migrate();
     expect(runner.recorded.map((r) => r.sql.split(' ')[0])).toEqual(['select']);
@@ -358,7 +392,8 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           ],
           lastSentAt: sentAt,
         },
-        { key: '2', fingerprint: 'f2', hashes: [], lastSentAt: null },
+        // An added member, with the key hash its delta row carried (decimal text).
+        { key: '2', keyHash: '-4611686018427387904', fingerprint: 'f2', hashes: [], lastSentAt: null },
       ],
       removals: ['3'],
       intentIds: ['i1'],
@@ -376,6 +411,29 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     const insert = runner.recorded[1]!;
     expect(insert.types).toContainEqual([{ member_key: 'STRING', id_type: 'STRING', hash: 'STRING' }]);
     expect(insert.params).toContainEqual([{ member_key: '1', id_type: 'email', hash: 'h1' }]);
+    // The members' key hash: an INT64 field of the struct, bound from its decimal text; null where
+    // the member has none yet (the diff gives it later) or is removed. Written on insert only.
+    const merge = runner.recorded[2]!;
+    expect(merge.types[0]).toEqual([
+      {
+        member_key: 'STRING',
+        fingerprint: 'STRING',
+        last_sent_at: 'TIMESTAMP',
+        remove: 'BOOL',
+        key_hash: 'INT64',
+      },
+    ]);
+    expect((merge.params[0] as { key_hash: unknown }[]).map((row) => row.key_hash)).toEqual([
+      null,
+      '-4611686018427387904',
+      null,
+    ]);
+    expect(merge.sql).toContain(
+      'when not matched and not `s`.`remove` then insert (`activation_id`, `member_key`, `fingerprint`, `last_sent_at`, `updated_at`, `key_hash`) values (?, `s`.`member_key`, `s`.`fingerprint`, `s`.`last_sent_at`, current_timestamp, `s`.`key_hash`)',
+    );
+    expect(merge.sql).toContain(
+      'when matched then update set `fingerprint` = `s`.`fingerprint`, `last_sent_at` = coalesce(`s`.`last_sent_at`, `t`.`last_sent_at`), `updated_at` = current_timestamp when not matched',
+    );
   });
 
   it('records the intent of a batch in one insert over a typed ARRAY<STRUCT> parameter, one row per member with its hashes packed', async () => {
@@ -458,9 +516,9 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
   });
 
   it('snapshots, diffs, counts, reads and drops the run-scoped tables', async () => {
+    // Members, one without a key hash (`u`: by digest), no intents; invalid keys (`b`).
+    const answer = probes({ u: 1, b: 1 });
     const { runner, warehouse } = setup((text) => {
-      if (/^select count\(\*\) as `n`,[\s\S]* from `tailor`.`tailor_pend_abc123`$/i.test(text))
-        return [{ n: 0, m: 1 }];
       if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 3, invalid: 1, state: 1, removed: 1, changed: 0, refresh: 0, added: 2 }];
       }
@@ -469,6 +527,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           {
             change_rank: 0,
             member_key: '9',
+            key_hash: null,
             fingerprint: null,
             v_0: null,
             v_1: null,
@@ -478,6 +537,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           {
             change_rank: 3,
             member_key: '1',
+            key_hash: null,
             fingerprint: 'f1',
             v_0: 'a@x.io',
             v_1: null,
@@ -491,7 +551,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           { member_key: null, n: 2 },
           { member_key: '5', n: 2 },
         ];
-      return [];
+      return answer(text);
     });
     const diff = await warehouse.openDiff({
       activationId: 'vip_x',
@@ -503,6 +563,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       fullResync: false,
       token: 'abc123',
     });
+    expect(diff.keysCompared).toBe('digest');
     expect(diff.counts).toEqual({
       rows: 3,
       invalidKeys: 1,
@@ -521,9 +582,11 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     ]);
     const delta = [];
     for await (const batch of diff.delta(10)) delta.push(...batch);
+    // By digest, no added member has a key hash yet: settleKeyHashes gives it after the commits.
     expect(delta).toEqual([
       {
         key: '9',
+        keyHash: null,
         change: 'removed',
         values: null,
         fingerprint: null,
@@ -532,6 +595,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       },
       {
         key: '1',
+        keyHash: null,
         change: 'added',
         values: ['a@x.io', null],
         fingerprint: 'f1',
@@ -539,6 +603,9 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
         pendingHashes: null,
       },
     ]);
+    // A member lacked a key hash: given, from the snapshot, where unique (text in the next test).
+    await diff.settleKeyHashes();
+    expect(runner.recorded.at(-1)!.sql).toMatch(/^update `tailor`.`members` set `key_hash` = /);
     await diff.close();
     await diff.close();
     expect(mask(runner.recorded)).toMatchSnapshot();
@@ -546,13 +613,22 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     for (const statement of runner.recorded.filter((r) => r.sql.startsWith('CREATE TABLE'))) {
       expect(statement.params).toEqual([]);
     }
+    const snapshot = runner.recorded.find((r) =>
+      r.sql.startsWith('CREATE TABLE `tailor`.`tailor_snap_abc123`'),
+    )!;
     // (Wrapped as `(<sql>\n)`; the recorder turns the newline into a space.)
-    expect(runner.recorded[0]!.sql).toContain(
+    expect(snapshot.sql).toContain(
       "from (select id, email, phone from shop.customers where note = 'a `b`' ) as m",
     );
-    // The snapshot's key is the SHA-256 hex of the key's text, as migration 3 left stored keys.
-    expect(runner.recorded[0]!.sql).toContain(
-      'select TO_HEX(SHA256(CAST(`m`.`id` AS STRING))) as `member_key`',
+    // The snapshot's key is the SHA-256 hex of the key's text, as migration 3 left stored keys, with
+    // its key hash beside it.
+    expect(snapshot.sql).toContain(
+      'select TO_HEX(SHA256(CAST(`m`.`id` AS STRING))) as `member_key`, FARM_FINGERPRINT(CAST(`m`.`id` AS STRING)) as `key_hash`,',
+    );
+    // The read: no key hash by digest.
+    const read = runner.recorded.find((r) => /^select\s+`d`.`change_rank`/i.test(r.sql))!;
+    expect(read.sql).toContain(
+      'select `d`.`change_rank`, `d`.`member_key`, null as `key_hash`, `d`.`fingerprint`,',
     );
     // No intents: the plain state side, and member_intents read only to list the members with some.
     const sqls = runner.recorded.map((r) => r.sql);
@@ -561,9 +637,10 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
   });
 
   it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
+    // Every member has a key hash, but intents name members by digest: compared by digest. No
+    // invalid key (the counts' `invalid`, the probe's `b`).
+    const answer = probes({ n: 2, u: 0, b: 0 });
     const { runner, warehouse } = setup((text) => {
-      if (/^select count\(\*\) as `n`,[\s\S]* from `tailor`.`tailor_pend_abc123`$/i.test(text))
-        return [{ n: 2, m: 1 }];
       if (/^select\s+\(select count/i.test(text)) {
         return [{ row_count: 1, invalid: 0, removed: 1, changed: 0, refresh: 0, added: 1 }];
       }
@@ -573,6 +650,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           {
             change_rank: 0,
             member_key: 'k9',
+            key_hash: null,
             fingerprint: null,
             v_0: null,
             previous_hashes: [],
@@ -582,6 +660,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           {
             change_rank: 3,
             member_key: 'k1',
+            key_hash: null,
             fingerprint: 'f1',
             v_0: 'a@x.io',
             previous_hashes: [],
@@ -592,7 +671,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
           },
         ];
       }
-      return [];
+      return answer(text);
     });
     const diff = await warehouse.openDiff({
       activationId: 'vip_x',
@@ -604,11 +683,13 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       fullResync: false,
       token: 'abc123',
     });
+    expect(diff.keysCompared).toBe('digest');
     const delta = [];
     for await (const batch of diff.delta(10)) delta.push(...batch);
     expect(delta).toEqual([
       {
         key: 'k9',
+        keyHash: null,
         change: 'removed',
         values: null,
         fingerprint: null,
@@ -617,6 +698,7 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
       },
       {
         key: 'k1',
+        keyHash: null,
         change: 'added',
         values: ['a@x.io'],
         fingerprint: 'f1',
@@ -629,19 +711,32 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     ]);
     await diff.close();
     const sqls = runner.recorded.map((r) => r.sql);
-    expect(sqls[2]).toBe(
+    // First the members with intents, and in one round trip whether there are any, whether the
+    // activation has members, and whether one lacks a key hash: the snapshot's form depends on them.
+    expect(sqls[0]).toBe(
       "CREATE TABLE `tailor`.`tailor_pend_abc123` OPTIONS (expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 24 HOUR)) AS select distinct `member_key` from `tailor`.`member_intents` where `activation_id` = 'vip_x'",
     );
-    expect(sqls[3]).toBe(
-      "select count(*) as `n`, (select count(*) from (select 1 as `one` from `tailor`.`members` where `activation_id` = 'vip_x' limit 1) as `x`) as `m`, (select count(*) from (select 1 as `one` from `tailor`.`tailor_bad_abc123` limit 1) as `y`) as `b` from `tailor`.`tailor_pend_abc123`",
+    expect(sqls[1]).toBe(
+      "select count(*) as `n`, (select count(*) from (select 1 as `one` from `tailor`.`members` where `activation_id` = 'vip_x' limit 1) as `x`) as `m`, (select count(*) from (select 1 as `one` from `tailor`.`members` where `activation_id` = 'vip_x' and `key_hash` is null limit 1) as `y`) as `u` from `tailor`.`tailor_pend_abc123`",
     );
+    // Then the snapshot by digest, its invalid keys, and whether there are any, on their own.
+    expect(sqls.slice(2, 5).map(withoutExpiration)).toEqual([
+      'CREATE TABLE `tailor`.`tailor_snap_abc123` AS select TO_HEX(SHA256(CAST(`m`.`id` AS STRING))) as `member_key`, FARM_FINGERPRINT(CAST(`m`.`id` AS STRING)) as `key_hash`, TO_HEX(MD5(TO_JSON_STRING(STRUCT(`m`.`email` AS `v_0`)))) as `fingerprint`, `m`.`email` as `v_0` from (select id, email from shop.customers ) as m',
+      'CREATE TABLE `tailor`.`tailor_bad_abc123` AS select `member_key`, count(*) as `n` from `tailor`.`tailor_snap_abc123` group by `member_key` having `member_key` is null or count(*) > 1',
+      'select count(*) as `b` from (select 1 as `one` from `tailor`.`tailor_bad_abc123` limit 1) as `y`',
+    ]);
     // State's side: the members, marked when they have intents, and the intent-only keys with a
     // typed null fingerprint and last_sent_at (STRING, TIMESTAMP: the columns' own types).
-    expect(sqls[4]).toContain(
+    const comparison = sqls.find((t) => t.startsWith('CREATE TABLE `tailor`.`tailor_delta_abc123`'))!;
+    expect(comparison).toContain(
       "full outer join (select `sm`.`member_key`, `sm`.`fingerprint`, `sm`.`last_sent_at`, case when `sp`.`member_key` is null then 0 else 1 end as `pending` from `tailor`.`members` as `sm` left join `tailor`.`tailor_pend_abc123` as `sp` on `sp`.`member_key` = `sm`.`member_key` where `sm`.`activation_id` = 'vip_x' union all select `sp`.`member_key`, CAST(NULL AS STRING), CAST(NULL AS TIMESTAMP), 1 from `tailor`.`tailor_pend_abc123` as `sp` where not exists (select 1 from `tailor`.`members` as `sm` where `sm`.`activation_id` = 'vip_x' and `sm`.`member_key` = `sp`.`member_key`)) as `t`",
     );
-    expect(sqls[4]).toContain('when `t`.`member_key` is null or `t`.`fingerprint` is null then 3');
-    expect(sqls[4]).toContain('or `t`.`pending` = 1 or false or');
+    expect(comparison).toContain('when `t`.`member_key` is null or `t`.`fingerprint` is null then 3');
+    expect(comparison).toContain('or `t`.`pending` = 1 or false or');
+    // No invalid key: the valid rows are those with a key, no anti-join.
+    expect(comparison).toContain(
+      'from (select * from `tailor`.`tailor_snap_abc123` as `s0` where `s0`.`member_key` is not null) as `s` full outer join',
+    );
     // The delta read: a correlated ARRAY subquery each for the stored hashes and the intents' hashes.
     const read = runner.recorded.find((r) => /^select\s+`d`.`change_rank`/i.test(r.sql))!;
     expect(read.sql).toContain(
@@ -650,11 +745,138 @@ describe('BigQuery state and diff statements (src/diff over the BigQuery hooks)'
     expect(read.params).toEqual(['vip_x', 'vip_x']);
     expect(sqls.filter((t) => t.startsWith('drop table'))).toEqual([
       'drop table if exists `tailor`.`tailor_delta_abc123`',
-      'drop table if exists `tailor`.`tailor_pend_abc123`',
       'drop table if exists `tailor`.`tailor_bad_abc123`',
       'drop table if exists `tailor`.`tailor_snap_abc123`',
+      'drop table if exists `tailor`.`tailor_pend_abc123`',
     ]);
     expect(mask(runner.recorded)).toMatchSnapshot();
+  });
+
+  it('compares by key hash when every member has one: the key kept as the model returns it, only added keys digested, invalid keys by hash, then by key', async () => {
+    // Members, every one with a key hash, no intents; an invalid key, no two keys sharing a hash.
+    const answer = probes({ b: 1 });
+    const { runner, warehouse } = setup((text) => {
+      if (/^select\s+\(select count/i.test(text)) {
+        return [{ row_count: 4, invalid: 2, removed: 0, changed: 1, refresh: 0, added: 1 }];
+      }
+      if (/^select\s+`d`.`change_rank`/i.test(text)) {
+        return [
+          {
+            change_rank: 1,
+            member_key: 'k8',
+            key_hash: null,
+            fingerprint: 'f8',
+            v_0: 'new@x.io',
+            previous_hashes: [{ id_type: 'email', hash: 'h8' }],
+            pending_hashes: null,
+          },
+          // FARM_FINGERPRINT's INT64, read as text (a JS number would lose its low digits).
+          {
+            change_rank: 3,
+            member_key: 'k1',
+            key_hash: '-4611686018427387904',
+            fingerprint: 'f1',
+            v_0: 'a@x.io',
+            previous_hashes: [],
+            pending_hashes: null,
+          },
+        ];
+      }
+      return answer(text);
+    });
+    const diff = await warehouse.openDiff(vipDiff({ refreshBefore: new Date('2025-12-22T00:00:00Z') }));
+    expect(diff.keysCompared).toBe('hash');
+    expect(diff.counts).toMatchObject({ rows: 4, invalidKeys: 2, changed: 1, added: 1, stateMembers: 1 });
+    const delta = [];
+    for await (const batch of diff.delta(10)) delta.push(...batch);
+    // Only the added member carries its key hash, to be written with it by its commit.
+    expect(delta.map((row) => [row.key, row.change, row.keyHash])).toEqual([
+      ['k8', 'changed', null],
+      ['k1', 'added', '-4611686018427387904'],
+    ]);
+    // Every member had a key hash, and each added one is written with its own: nothing to give.
+    await diff.settleKeyHashes();
+    await diff.close();
+    expect(mask(runner.recorded)).toMatchSnapshot();
+    const sqls = runner.recorded.map((r) => r.sql);
+    const snapshot = sqls.find((t) => t.startsWith('CREATE TABLE `tailor`.`tailor_snap_abc123`'))!;
+    expect(withoutExpiration(snapshot)).toContain(
+      'AS select `m`.`id` as `key_value`, FARM_FINGERPRINT(CAST(`m`.`id` AS STRING)) as `key_hash`, TO_HEX(MD5(',
+    );
+    expect(snapshot).not.toContain('SHA256');
+    // Invalid keys by key hash; as there are some, their rows by key (with digests, for the report),
+    // and whether two different keys share a key hash (none: compared by it).
+    expect(sqls.map(withoutExpiration)).toEqual(
+      expect.arrayContaining([
+        'CREATE TABLE `tailor`.`tailor_badh_abc123` AS select `key_hash`, count(*) as `n` from `tailor`.`tailor_snap_abc123` group by `key_hash` having `key_hash` is null or count(*) > 1',
+        'select count(*) as `b` from (select 1 as `one` from `tailor`.`tailor_badh_abc123` limit 1) as `y`',
+        'CREATE TABLE `tailor`.`tailor_bad_abc123` AS select `g`.`key_hash`, TO_HEX(SHA256(`g`.`key_text`)) as `member_key`, `g`.`n` from (select `s`.`key_hash`, CAST(`s`.`key_value` AS STRING) as `key_text`, count(*) as `n` from `tailor`.`tailor_snap_abc123` as `s` where `s`.`key_hash` in (select `b`.`key_hash` from `tailor`.`tailor_badh_abc123` as `b`) group by 1, 2) as `g` union all select `key_hash`, null, `n` from `tailor`.`tailor_badh_abc123` where `key_hash` is null',
+        'select count(*) as `c` from (select `key_hash` from `tailor`.`tailor_bad_abc123` where `key_hash` is not null group by `key_hash` having count(*) > 1) as `z`',
+      ]),
+    );
+    const comparison = sqls.find((t) => t.startsWith('CREATE TABLE `tailor`.`tailor_delta_abc123`'))!;
+    expect(comparison).toContain(
+      'case when `t`.`key_hash` is null then TO_HEX(SHA256(CAST(`s`.`key_value` AS STRING))) else `t`.`member_key` end as `member_key`, case when `t`.`key_hash` is null then `s`.`key_hash` end as `key_hash`',
+    );
+    expect(comparison).toContain(
+      'from (select * from `tailor`.`tailor_snap_abc123` as `s0` where `s0`.`key_hash` is not null and not exists (select 1 from `tailor`.`tailor_badh_abc123` as `b` where `b`.`key_hash` = `s0`.`key_hash`)) as `s`',
+    );
+    expect(comparison).toContain('on `s`.`key_hash` = `t`.`key_hash`');
+    expect(sqls.find((t) => t.startsWith('select (select count(*)'))).toContain(
+      '(select coalesce(sum(`n`), 0) from `tailor`.`tailor_badh_abc123`) as `invalid`',
+    );
+    // The key hash read as text.
+    expect(sqls.find((t) => t.startsWith('select `d`.`change_rank`'))).toContain(
+      'select `d`.`change_rank`, `d`.`member_key`, CAST(`d`.`key_hash` AS STRING) as `key_hash`, `d`.`fingerprint`,',
+    );
+    expect(sqls.some((t) => /^update/i.test(t))).toBe(false);
+  });
+
+  it('compares by digest when two keys share a key hash, and gives members their key hashes after the commits', async () => {
+    // An added member (the counts' `added`): after the commits, it has no key hash yet.
+    const answer = probes({ b: 1, c: 1 });
+    const { runner, warehouse } = setup((text) =>
+      /^select\s+\(select count/i.test(text)
+        ? [{ row_count: 3, invalid: 0, removed: 0, changed: 0, refresh: 0, added: 1 }]
+        : answer(text),
+    );
+    const diff = await warehouse.openDiff(vipDiff());
+    expect(diff.keysCompared).toBe('digest');
+    const sqls = runner.recorded.map((r) => r.sql);
+    // The snapshot by key hash, its invalid keys by hash and by key, then again with digests.
+    expect(
+      sqls
+        .filter((t) => /^(CREATE TABLE `tailor`.`tailor_(snap|badh?)_|drop table)/.test(t))
+        .map((t) => withoutExpiration(t).split(' ').slice(0, 6).join(' ')),
+    ).toEqual([
+      'CREATE TABLE `tailor`.`tailor_snap_abc123` AS select `m`.`id`',
+      'CREATE TABLE `tailor`.`tailor_badh_abc123` AS select `key_hash`,',
+      'CREATE TABLE `tailor`.`tailor_bad_abc123` AS select `g`.`key_hash`,',
+      'drop table if exists `tailor`.`tailor_bad_abc123`',
+      'drop table if exists `tailor`.`tailor_badh_abc123`',
+      'drop table if exists `tailor`.`tailor_snap_abc123`',
+      'CREATE TABLE `tailor`.`tailor_snap_abc123` AS select TO_HEX(SHA256(CAST(`m`.`id`',
+      'CREATE TABLE `tailor`.`tailor_bad_abc123` AS select `member_key`,',
+    ]);
+    expect(sqls.find((t) => t.startsWith('CREATE TABLE `tailor`.`tailor_delta_abc123`'))).toContain(
+      'on `s`.`member_key` = `t`.`member_key`',
+    );
+    runner.recorded.length = 0;
+    await diff.settleKeyHashes();
+    await diff.close();
+    // Each member the snapshot holds gets its key hash, where no other row of the snapshot and no
+    // other member has it; before the run-scoped tables are dropped.
+    expect(runner.recorded[0]).toEqual({
+      sql: "update `tailor`.`members` set `key_hash` = `u`.`key_hash` from (select `s`.`member_key`, `s`.`key_hash` from `tailor`.`tailor_snap_abc123` as `s` where `s`.`key_hash` in (select `c`.`key_hash` from `tailor`.`tailor_snap_abc123` as `c` group by `c`.`key_hash` having count(*) = 1) and not exists (select 1 from `tailor`.`members` as `o` where `o`.`activation_id` = 'vip_x' and `o`.`key_hash` = `s`.`key_hash`)) as `u` where `members`.`activation_id` = 'vip_x' and `members`.`member_key` = `u`.`member_key` and `members`.`key_hash` is null",
+      params: [],
+      types: [],
+    });
+    expect(runner.recorded.slice(1).map((r) => r.sql.split(' ')[0])).toEqual([
+      'drop',
+      'drop',
+      'drop',
+      'drop',
+    ]);
   });
 
   it('refuses a diff token or activation id that could escape a table name or literal', async () => {

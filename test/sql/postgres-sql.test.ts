@@ -169,8 +169,26 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     parameters: readonly unknown[];
   }
 
-  /** The diff's count of intents, members and invalid keys, answered by each test as it needs. */
+  /** The diff's count of intents, members and members without a key hash, answered by each test as it needs. */
   const PEND_COUNT = /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/;
+  /** Whether a table of invalid keys (by digest, or by key hash) holds a row. */
+  const ANY_INVALID =
+    /^select count\(\*\) as "b" from \(select 1 as "one" from "tailor_badh?_abc123" limit 1\) as "y"$/;
+  /** How many key hashes two different keys share (hash mode, when some key is invalid). */
+  const COLLISIONS = /^select count\(\*\) as "c" from/;
+
+  /**
+   * Answers the diff's probes: intents (`n`), members (`m`), members without a key hash (`u`: 1 is
+   * digest mode), invalid keys (`b`) and shared key hashes (`c`).
+   */
+  const probes =
+    (counts: { n?: string; m?: string; u?: string; b?: string; c?: string }) =>
+    (text: string): Record<string, unknown>[] => {
+      if (PEND_COUNT.test(text)) return [{ n: counts.n ?? '0', m: counts.m ?? '1', u: counts.u ?? '0' }];
+      if (ANY_INVALID.test(text)) return [{ b: counts.b ?? '0' }];
+      if (COLLISIONS.test(text)) return [{ c: counts.c ?? '0' }];
+      return [];
+    };
 
   function setup(
     answer: (sql: string) => Record<string, unknown>[] = () => [],
@@ -235,7 +253,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     return { recorded, state };
   }
 
-  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then versions 3, 4, 5, 6 and 7', async () => {
+  it('migrates a new schema: the tables, the indexes, the hash index of version 2, then versions 3 to 8', async () => {
     let reads = 0;
     const { recorded, state } = setup((text) => {
       if (!text.startsWith('select max')) return [];
@@ -247,7 +265,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
   });
 
-  it('migrates a version-2 schema to 3, 4, 5, 6 and 7 in its transaction: member_intents, keys digested and marked, state_identity, the intents index, runs.suppressed, the match rate columns', async () => {
+  it('migrates a version-2 schema to 3 to 8 in its transaction: member_intents, keys digested and marked, state_identity, the intents index, runs.suppressed, the match rate columns, the key hash', async () => {
     const { recorded, state } = setup((text) => (text.startsWith('select max') ? [{ version: 2 }] : []));
     await state.migrate();
     expect(recorded.map((r) => r.sql)).toEqual([
@@ -277,13 +295,18 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       'alter table "tailor"."runs" add column if not exists "members_sent" bigint',
       'alter table "tailor"."runs" add column if not exists "audience_processed_at" timestamptz',
       'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
+      // Version 8: the members' key hash, and the index of members without one.
+      'alter table "tailor"."members" add column if not exists "key_hash" bigint',
+      'create index if not exists "members_without_key_hash" on "tailor"."members" (activation_id) where key_hash is null',
+      'insert into "tailor"."tailor_migrations" ("version", "name", "applied_at") select cast($1 as integer), cast($2 as text), current_timestamp from (select 1 as "one") as "x" where not exists (select 1 from "tailor"."tailor_migrations" where "version" = cast($3 as integer))',
       'commit',
     ]);
-    expect(recorded.at(-12)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
-    expect(recorded.at(-10)!.parameters).toEqual([4, 'state identity for audience owner marks', 4]);
-    expect(recorded.at(-8)!.parameters).toEqual([5, 'index for clearing answered intents', 5]);
-    expect(recorded.at(-6)!.parameters).toEqual([6, 'suppressed count in the run log', 6]);
-    expect(recorded.at(-2)!.parameters).toEqual([7, 'match rate in the run log', 7]);
+    expect(recorded.at(-15)!.parameters).toEqual([3, 'intents before send, and key digests', 3]);
+    expect(recorded.at(-13)!.parameters).toEqual([4, 'state identity for audience owner marks', 4]);
+    expect(recorded.at(-11)!.parameters).toEqual([5, 'index for clearing answered intents', 5]);
+    expect(recorded.at(-9)!.parameters).toEqual([6, 'suppressed count in the run log', 6]);
+    expect(recorded.at(-5)!.parameters).toEqual([7, 'match rate in the run log', 7]);
+    expect(recorded.at(-2)!.parameters).toEqual([8, 'key hashes for the diff', 8]);
   });
 
   it('records the intent of a batch in one multi-row insert over unnest, one row per member with its hashes packed', async () => {
@@ -424,9 +447,9 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   });
 
   it('snapshots with an INSERT whose row count spares a count over the snapshot', async () => {
-    // An activation with members (the pend count's `m`), and an invalid key (`b`): the diff
-    // compares the valid rows with state.
-    const { recorded, state } = setup((text) => (PEND_COUNT.test(text) ? [{ n: '0', m: '1', b: '1' }] : []));
+    // An activation with members (the pend count's `m`), one without a key hash (`u`: digest mode),
+    // and an invalid key (`b`): the diff compares the valid rows with state by digest.
+    const { recorded, state } = setup(probes({ u: '1', b: '1' }));
     const diff = await openDiff(
       state,
       vipDiff({ refreshBefore: new Date('2025-12-22T00:00:00Z') }),
@@ -436,26 +459,81 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.map((r) => r.sql)).toMatchSnapshot();
     // The table is created empty outside (CREATE is refused read-only); only the INSERT that reads
     // the model runs in the read-only transaction.
-    expect(recorded.slice(0, 4).map((r) => r.sql.split(' ').slice(0, 3).join(' '))).toEqual([
+    expect(recorded.slice(2, 6).map((r) => r.sql.split(' ').slice(0, 3).join(' '))).toEqual([
       'create temp table',
       'start transaction read',
       'insert into "tailor_snap_abc123"',
       'commit',
     ]);
     // The model wrapped as `(<sql>\n)`, its newline recorded as a space.
-    expect(recorded[2]!.sql).toContain('from (select id, email from customers ) as m');
+    expect(recorded[4]!.sql).toContain('from (select id, email from customers ) as m');
     expect(recorded.find((r) => r.sql.startsWith('select 1 as'))!.sql).not.toContain(
       'count(*) from "tailor_snap',
     );
   });
 
+  it('compares by key hash when every member has one: only added keys digested, invalid keys by hash, then by key', async () => {
+    // Members, every one with a key hash, no intents; an invalid key, no two keys sharing a hash.
+    const { recorded, state } = setup(probes({ b: '1' }));
+    const diff = await openDiff(
+      state,
+      vipDiff({ refreshBefore: new Date('2025-12-22T00:00:00Z') }),
+      silentLogger,
+    );
+    expect(diff.keysCompared).toBe('hash');
+    for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
+    // Every member had a key hash, and each added one is written with its own: nothing to give.
+    await diff.settleKeyHashes();
+    await diff.close();
+    const sqls = recorded.map((r) => r.sql);
+    expect(sqls).toMatchSnapshot();
+    const snapshot = sqls.find((t) => t.startsWith('insert into "tailor_snap_abc123"'))!;
+    expect(snapshot).toContain(
+      'select "m"."id" as "key_value", hashtextextended(cast("m"."id" as text), 0) as "key_hash",',
+    );
+    expect(snapshot).not.toContain('sha256');
+    const comparison = sqls.find((t) => t.startsWith('create temp table "tailor_delta_abc123"'))!;
+    expect(comparison).toContain(
+      'case when "t"."key_hash" is null then encode(sha256(convert_to(cast("s"."key_value" as text), \'UTF8\')), \'hex\') else "t"."member_key" end as "member_key"',
+    );
+    expect(comparison).toContain('on "s"."key_hash" = "t"."key_hash"');
+    expect(sqls.some((t) => t.startsWith('update'))).toBe(false);
+  });
+
+  it('compares by digest when two keys share a key hash, and gives members their key hashes after the commits', async () => {
+    // An added member (the counts' `added`): after the commits, it has no key hash yet.
+    const answer = probes({ b: '1', c: '1' });
+    const { recorded, state } = setup((text) =>
+      text.startsWith('select 1 as "row_count"') ? [{ added: '1' }] : answer(text),
+    );
+    const diff = await openDiff(state, vipDiff(), silentLogger);
+    expect(diff.keysCompared).toBe('digest');
+    const sqls = recorded.map((r) => r.sql);
+    // The snapshot by key hash, its invalid keys by hash and by key, then again with digests.
+    expect(
+      sqls.filter((t) => /^(insert into|drop table)/.test(t)).map((t) => t.split(' ').slice(0, 5).join(' ')),
+    ).toEqual([
+      'insert into "tailor_snap_abc123" select "m"."id"',
+      'drop table if exists "tailor_bad_abc123"',
+      'drop table if exists "tailor_badh_abc123"',
+      'drop table if exists "tailor_snap_abc123"',
+      'insert into "tailor_snap_abc123" select encode(sha256(convert_to(cast("m"."id"',
+    ]);
+    recorded.length = 0;
+    await diff.settleKeyHashes();
+    await diff.close();
+    expect(recorded[0]!.sql).toBe(
+      'update "tailor"."members" set "key_hash" = "u"."key_hash" from (select "s"."member_key", "s"."key_hash" from "tailor_snap_abc123" as "s" where "s"."key_hash" in (select "c"."key_hash" from "tailor_snap_abc123" as "c" group by "c"."key_hash" having count(*) = 1) and not exists (select 1 from "tailor"."members" as "o" where "o"."activation_id" = \'vip_x\' and "o"."key_hash" = "s"."key_hash")) as "u" where "members"."activation_id" = \'vip_x\' and "members"."member_key" = "u"."member_key" and "members"."key_hash" is null',
+    );
+  });
+
   it('compares nothing on a first load: no delta table, the counts and the delta read from the snapshot', async () => {
-    // No member and no intent for the activation (the pend count's `n` and `m`).
-    const { recorded, state } = setup((text) => {
-      if (PEND_COUNT.test(text)) return [{ n: '0', m: '0' }];
-      if (text.startsWith('select 1 as "row_count"')) return [{ row_count: '5', invalid: '2' }];
-      return [];
-    });
+    // No member and no intent for the activation (the pend count's `n` and `m`): by key hash, and
+    // two invalid keys, no two keys sharing a hash.
+    const answer = probes({ m: '0', b: '1' });
+    const { recorded, state } = setup((text) =>
+      text.startsWith('select 1 as "row_count"') ? [{ row_count: '5', invalid: '2' }] : answer(text),
+    );
     const diff = await openDiff(state, vipDiff(), silentLogger);
     expect(diff.counts).toEqual({
       rows: 5,
@@ -472,30 +550,32 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(sqls.some((t) => t.includes('tailor_delta_abc123'))).toBe(false);
     // The row count is the snapshot INSERT's (1 in this recording); the invalid keys' from their table.
     expect(sqls).toContain(
-      'select 1 as "row_count", (select coalesce(sum("n"), 0) from "tailor_bad_abc123") as "invalid" from (select 1 as "one") as "x"',
+      'select 1 as "row_count", (select coalesce(sum("n"), 0) from "tailor_badh_abc123") as "invalid" from (select 1 as "one") as "x"',
     );
-    // Every valid snapshot row, added, by key: no stored hashes to look up, no intents.
+    // Every valid snapshot row, added, each key digested once (the sort is by that output column),
+    // with its key hash: no stored hashes to look up, no intents.
     expect(sqls.find((t) => t.startsWith('select 3 as'))).toBe(
-      'select 3 as "change_rank", "s"."member_key", "s"."fingerprint", "s"."v_0" from "tailor_snap_abc123" as "s" where "s"."member_key" is not null and not exists (select 1 from "tailor_bad_abc123" as "b" where "b"."member_key" = "s"."member_key") order by "s"."member_key" collate "C"',
+      'select 3 as "change_rank", encode(sha256(convert_to(cast("s"."key_value" as text), \'UTF8\')), \'hex\') collate "C" as "member_key", cast("s"."key_hash" as text) as "key_hash", "s"."fingerprint", "s"."v_0" from "tailor_snap_abc123" as "s" where "s"."key_hash" is not null and not exists (select 1 from "tailor_badh_abc123" as "b" where "b"."key_hash" = "s"."key_hash") order by "member_key"',
     );
-    expect(sqls.slice(-3)).toEqual([
-      'drop table if exists "tailor_pend_abc123"',
+    expect(sqls.slice(-4)).toEqual([
       'drop table if exists "tailor_bad_abc123"',
+      'drop table if exists "tailor_badh_abc123"',
       'drop table if exists "tailor_snap_abc123"',
+      'drop table if exists "tailor_pend_abc123"',
     ]);
   });
 
   it('leaves out the invalid-key anti-join when no key is invalid, and reads the delta sorted before its lookups', async () => {
-    /** The statements of a diff whose pend count answers `counts`, its delta read to the end. */
-    const diffed = async (counts: Record<string, string>) => {
-      const { recorded, state } = setup((text) => (PEND_COUNT.test(text) ? [counts] : []));
+    /** The statements of a diff whose probes answer `counts`, its delta read to the end. */
+    const diffed = async (counts: Parameters<typeof probes>[0]) => {
+      const { recorded, state } = setup(probes(counts));
       const diff = await openDiff(state, vipDiff(), silentLogger);
       for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
       await diff.close();
       return recorded.map((r) => r.sql);
     };
-    // The pend count's `b`: no row in tailor_bad (no null or duplicated key).
-    const sqls = await diffed({ n: '0', m: '1', b: '0' });
+    // No row in tailor_bad (no null or duplicated key); by digest (a member without a key hash).
+    const sqls = await diffed({ u: '1' });
     const comparison = sqls.find((t) => t.startsWith('create temp table "tailor_delta_abc123"'))!;
     expect(comparison).toContain(
       'from (select * from "tailor_snap_abc123" as "s0" where "s0"."member_key" is not null) as "s" full outer join',
@@ -509,15 +589,21 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     );
     expect(read.endsWith('order by "d"."change_rank", "d"."member_key" collate "C"')).toBe(true);
 
+    // By key hash, the same.
+    const byHash = (await diffed({})).find((t) => t.startsWith('create temp table "tailor_delta_abc123"'))!;
+    expect(byHash).toContain(
+      'from (select * from "tailor_snap_abc123" as "s0" where "s0"."key_hash" is not null) as "s" full outer join',
+    );
+    expect(byHash).not.toContain('tailor_bad');
     // A first load without an invalid key reads the snapshot without the anti-join either.
-    const first = await diffed({ n: '0', m: '0', b: '0' });
+    const first = await diffed({ m: '0' });
     expect(first.find((t) => t.startsWith('select 3 as'))).toBe(
-      'select 3 as "change_rank", "s"."member_key", "s"."fingerprint", "s"."v_0" from "tailor_snap_abc123" as "s" where "s"."member_key" is not null order by "s"."member_key" collate "C"',
+      'select 3 as "change_rank", encode(sha256(convert_to(cast("s"."key_value" as text), \'UTF8\')), \'hex\') collate "C" as "member_key", cast("s"."key_hash" as text) as "key_hash", "s"."fingerprint", "s"."v_0" from "tailor_snap_abc123" as "s" where "s"."key_hash" is not null order by "member_key"',
     );
   });
 
   it("diffs against intents when members have some: the union state side and the intents' hashes", async () => {
-    const { recorded, state } = setup((text) => (PEND_COUNT.test(text) ? [{ n: '2', m: '1' }] : []));
+    const { recorded, state } = setup(probes({ n: '2' }));
     const diff = await openDiff(state, vipDiff(), silentLogger);
     for await (const batch of diff.delta(10)) expect(batch).toEqual([]);
     await diff.close();

@@ -240,6 +240,9 @@ export function createBigqueryHooks(options: BigqueryHooksOptions): WarehouseHoo
     // SHA256 of a STRING hashes its UTF-8 bytes.
     // https://cloud.google.com/bigquery/docs/reference/standard-sql/hash_functions#sha256
     keyDigest: (text) => sql`TO_HEX(SHA256(${text}))`,
+    // FarmHash Fingerprint64 of the UTF-8 bytes, as a signed INT64; null for null.
+    // https://cloud.google.com/bigquery/docs/reference/standard-sql/hash_functions#farm_fingerprint
+    keyHash: (text) => sql`FARM_FINGERPRINT(${text})`,
     fingerprint: (values) =>
       values.length === 0
         ? sql`TO_HEX(MD5(''))`

@@ -141,6 +141,11 @@ export function createSnowflakeHooks(options: SnowflakeHooksOptions): WarehouseH
     // SHA2(text, 256) is the lowercase hex SHA-256 of the UTF-8 bytes.
     // https://docs.snowflake.com/en/sql-reference/functions/sha2
     keyDigest: (text) => sql`SHA2(${text}, 256)`,
+    // The lower 64 bits of the MD5 of the UTF-8 bytes, unsigned (NUMBER(38,0) holds it); null for
+    // null. Not HASH: key hashes are stored, and Snowflake does not promise that HASH's proprietary
+    // algorithm stays the same across releases, while MD5 is fixed.
+    // https://docs.snowflake.com/en/sql-reference/functions/md5_number_lower64
+    keyHash: (text) => sql`MD5_NUMBER_LOWER64(${text})`,
     fingerprint: (values) =>
       values.length === 0
         ? sql`MD5('')`
