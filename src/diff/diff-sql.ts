@@ -212,7 +212,9 @@ export class WarehouseDiff {
 
     const rows =
       rowCount !== undefined ? sql.lit(Number(rowCount)) : sql`(select count(*) from ${this.#snap})`;
-    const invalid = sql`(select coalesce(sum(${id('n')}), 0) from ${this.#hashMode ? this.#badHash : this.#bad})`;
+    const invalid = this.#anyInvalidKey
+      ? sql`(select coalesce(sum(${id('n')}), 0) from ${this.#hashMode ? this.#badHash : this.#bad})`
+      : sql.lit(0);
     if (this.#firstLoad) {
       const [totals] = await this.#exec(
         sql<Record<'row_count' | 'invalid', number | string>>`select ${rows} as ${id('row_count')},
@@ -338,14 +340,19 @@ export class WarehouseDiff {
   }
 
   /**
-   * Hash mode: null keys and key hashes more than one row carries (`tailor_badh_<token>`). Where
-   * there are any (rarely), their rows are grouped by key as well (`tailor_bad_<token>`, with each
-   * key's digest, for the invalid-key report). False when two different keys share a key hash.
+   * Hash mode: null keys and key hashes more than one row carries (`tailor_badh_<token>`), unless a
+   * unique index on the key hash says there are none (`uniqueIndex`: Postgres). Where there are any
+   * (rarely), their rows are grouped by key as well (`tailor_bad_<token>`, with each key's digest,
+   * for the invalid-key report). False when two different keys share a key hash.
    */
   async #invalidKeysByHash(): Promise<boolean> {
     const hooks = this.#state.hooks;
     const id = (name: string) => sql.id(name);
     const hash = id('key_hash');
+    if (await this.#uniqueKeyHashes()) {
+      this.#anyInvalidKey = false;
+      return true;
+    }
     await this.#create(
       this.#badHash,
       sql`select ${hash}, count(*) as ${id('n')} from ${this.#snap}
@@ -372,6 +379,34 @@ export class WarehouseDiff {
       'finding null and duplicated keys',
     );
     return Number(row?.c ?? 0) === 0;
+  }
+
+  /**
+   * Where the warehouse builds unique indexes: whether every key hash of the snapshot is there and
+   * held by one row, found by building a unique index on it (a duplicate fails the build) and looking
+   * for a null through it. False sends the diff to the grouping, which also finds out which keys.
+   */
+  async #uniqueKeyHashes(): Promise<boolean> {
+    const { uniqueIndex, duplicateKey } = this.#state.hooks;
+    if (!uniqueIndex || !duplicateKey) return false;
+    const id = (name: string) => sql.id(name);
+    const what = 'finding null and duplicated keys';
+    const started = performance.now();
+    try {
+      // Run as it is: the duplicate's error is read before it becomes a WarehouseError.
+      await uniqueIndex(this.#snap, 'key_hash').execute(this.#session.db);
+    } catch (error) {
+      if (duplicateKey(error)) return false;
+      return this.#state.hooks.run(what, () => Promise.reject(error));
+    } finally {
+      this.#logger.debug({ step: what, ms: Math.round(performance.now() - started) }, 'diff step');
+    }
+    const [row] = await this.#exec(
+      sql<{ b: number | string }>`select count(*) as ${id('b')}
+        from (select 1 as ${id('one')} from ${this.#snap} where ${id('key_hash')} is null limit 1) as ${id('y')}`,
+      'finding null and duplicated keys',
+    );
+    return Number(row?.b ?? 1) === 0;
   }
 
   /** Whether a scratch table holds a row (one row looked for). */

@@ -98,6 +98,12 @@ export interface WarehouseHooks {
    */
   duplicateKey?(error: unknown): boolean;
   /**
+   * A unique index on a scratch table's column, which fails (`duplicateKey`) when two rows share a
+   * value: where given, a diff by key hash looks for a duplicated key hash by building one before
+   * it groups the snapshot (Postgres: cheaper than the grouping, and nearly always enough).
+   */
+  uniqueIndex?(table: RawBuilder<unknown>, column: string): RawBuilder<unknown>;
+  /**
    * Whether a read of state may run beside the diff's statements for nothing but CPU, so one the
    * run will probably need is started before it is known to be needed (the held-hash count of the
    * safety rule). A PostgreSQL server: another backend. Not PGlite (one backend in the process: the

@@ -173,7 +173,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   const PEND_COUNT = /^select count\(\*\) as "n",[\s\S]* from "tailor_pend_abc123"$/;
   /** Whether a table of invalid keys (by digest, or by key hash) holds a row. */
   const ANY_INVALID =
-    /^select count\(\*\) as "b" from \(select 1 as "one" from "tailor_badh?_abc123" limit 1\) as "y"$/;
+    /^select count\(\*\) as "b" from \(select 1 as "one" from "tailor_(badh?_abc123"|snap_abc123" where "key_hash" is null) limit 1\) as "y"$/;
   /** How many key hashes two different keys share (hash mode, when some key is invalid). */
   const COLLISIONS = /^select count\(\*\) as "c" from/;
 
@@ -473,8 +473,14 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   });
 
   it('compares by key hash when every member has one: only added keys digested, invalid keys by hash, then by key', async () => {
-    // Members, every one with a key hash, no intents; an invalid key, no two keys sharing a hash.
-    const { recorded, state } = setup(probes({ b: '1' }));
+    // Members, every one with a key hash, no intents; a duplicated key (the unique index fails), no
+    // two keys sharing a hash.
+    const answer = probes({ b: '1' });
+    const { recorded, state } = setup((text) => {
+      if (text.startsWith('create unique index'))
+        throw Object.assign(new Error('could not create unique index'), { code: '23505' });
+      return answer(text);
+    });
     const diff = await openDiff(
       state,
       vipDiff({ refreshBefore: new Date('2025-12-22T00:00:00Z') }),
@@ -589,12 +595,19 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     );
     expect(read.endsWith('order by "d"."change_rank", "d"."member_key" collate "C"')).toBe(true);
 
-    // By key hash, the same.
-    const byHash = (await diffed({})).find((t) => t.startsWith('create temp table "tailor_delta_abc123"'))!;
+    // By key hash, the same; and a unique index on the key hash, with no null through it, stands for
+    // the grouping: no table of invalid keys at all.
+    const hashed = await diffed({});
+    const byHash = hashed.find((t) => t.startsWith('create temp table "tailor_delta_abc123"'))!;
     expect(byHash).toContain(
       'from (select * from "tailor_snap_abc123" as "s0" where "s0"."key_hash" is not null) as "s" full outer join',
     );
     expect(byHash).not.toContain('tailor_bad');
+    expect(hashed).toContain('create unique index on "tailor_snap_abc123" ("key_hash")');
+    expect(hashed).toContain(
+      'select count(*) as "b" from (select 1 as "one" from "tailor_snap_abc123" where "key_hash" is null limit 1) as "y"',
+    );
+    expect(hashed.some((t) => t.includes('tailor_badh'))).toBe(false);
     // A first load without an invalid key reads the snapshot without the anti-join either.
     const first = await diffed({ m: '0' });
     expect(first.find((t) => t.startsWith('select 3 as'))).toBe(
