@@ -401,21 +401,17 @@ export class WarehouseDiff {
     } finally {
       this.#logger.debug({ step: what, ms: Math.round(performance.now() - started) }, 'diff step');
     }
-    const [row] = await this.#exec(
-      sql<{ b: number | string }>`select count(*) as ${id('b')}
-        from (select 1 as ${id('one')} from ${this.#snap} where ${id('key_hash')} is null limit 1) as ${id('y')}`,
-      'finding null and duplicated keys',
-    );
-    return Number(row?.b ?? 1) === 0;
+    return !(await this.#anyRow(this.#snap, sql`${id('key_hash')} is null`));
   }
 
-  /** Whether a scratch table holds a row (one row looked for). */
-  async #anyRow(table: RawBuilder<unknown>): Promise<boolean> {
+  /** Whether a scratch table holds a row (where `condition` holds): one row looked for. */
+  async #anyRow(table: RawBuilder<unknown>, condition?: RawBuilder<unknown>): Promise<boolean> {
     const id = (name: string) => sql.id(name);
+    const where = condition ? sql` where ${condition}` : sql``;
     const [row] = await this.#exec(
       sql<{
         b: number | string;
-      }>`select count(*) as ${id('b')} from (select 1 as ${id('one')} from ${table} limit 1) as ${id('y')}`,
+      }>`select count(*) as ${id('b')} from (select 1 as ${id('one')} from ${table}${where} limit 1) as ${id('y')}`,
       'finding null and duplicated keys',
     );
     return Number(row?.b ?? 1) > 0;

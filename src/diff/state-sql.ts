@@ -136,6 +136,15 @@ function createTable(
   return ctx.hooks.table(builder, table, primaryKey).compile();
 }
 
+/** `alter table … add column if not exists` (one column a statement: Snowflake takes one at a time). */
+function addColumn(ctx: SchemaContext, table: string, name: string, type: ColumnType): CompiledQuery {
+  return ctx.db.schema
+    .withSchema(ctx.stateSchema)
+    .alterTable(table)
+    .addColumn(name, type, (column) => column.ifNotExists())
+    .compile();
+}
+
 /** The run log's counts as migration 1 created them (a released migration is never edited). */
 const V1_COUNT_COLUMNS = [
   'rows',
@@ -258,11 +267,7 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
         const key = sql.id('member_key');
         const mark = sql.id('key_digested');
         return [
-          ctx.db.schema
-            .withSchema(ctx.stateSchema)
-            .alterTable(table)
-            .addColumn('key_digested', 'boolean', (column) => column.ifNotExists())
-            .compile(),
+          addColumn(ctx, table, 'key_digested', 'boolean'),
           sql`update ${sql.id(ctx.stateSchema, table)} set ${key} = ${ctx.hooks.keyDigest(key)}, ${mark} = ${ctx.hooks.literal(true, 'boolean')}
             where ${mark} is null`.compile(ctx.db),
         ];
@@ -296,11 +301,7 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
     statements: (ctx) => [
       // Members left out or removed because they are in a suppression model (docs/suppression.md).
       // Runs recorded before it read as 0.
-      ctx.db.schema
-        .withSchema(ctx.stateSchema)
-        .alterTable('runs')
-        .addColumn('suppressed', 'bigint', (column) => column.ifNotExists())
-        .compile(),
+      addColumn(ctx, 'runs', 'suppressed', 'bigint'),
       ...ctx.hooks.migrationExtras(6, ctx.db),
     ],
   },
@@ -317,13 +318,7 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
           ['members_sent', 'bigint'],
           ['audience_processed_at', 'timestamptz'],
         ] as const
-      ).map(([name, type]) =>
-        ctx.db.schema
-          .withSchema(ctx.stateSchema)
-          .alterTable('runs')
-          .addColumn(name, type, (column) => column.ifNotExists())
-          .compile(),
-      ),
+      ).map(([name, type]) => addColumn(ctx, 'runs', name, type)),
       ...ctx.hooks.migrationExtras(7, ctx.db),
     ],
   },
@@ -335,11 +330,7 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
       // with state on it instead of on the key's SHA-256, which the snapshot would otherwise compute
       // for every row. Members written before it have none, and the first diff after it gives them
       // theirs (docs/state.md, "Key hashes"). Within an activation, a key hash is never held twice.
-      ctx.db.schema
-        .withSchema(ctx.stateSchema)
-        .alterTable('members')
-        .addColumn('key_hash', 'bigint', (column) => column.ifNotExists())
-        .compile(),
+      addColumn(ctx, 'members', 'key_hash', 'bigint'),
       ...ctx.hooks.migrationExtras(8, ctx.db),
     ],
   },

@@ -258,7 +258,7 @@ export function planBatch(
     }
     members.push({
       key: row.key,
-      ...(row.keyHash ? { keyHash: row.keyHash } : {}),
+      keyHash: row.keyHash ?? null,
       change: row.change,
       fingerprint: row.change === 'removed' ? null : row.fingerprint,
       hashes: next,
