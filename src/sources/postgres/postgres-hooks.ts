@@ -350,8 +350,8 @@ export function createPostgresHooks(options: PostgresHooksOptions): WarehouseHoo
     // https://www.postgresql.org/docs/current/functions-binarystring.html
     keyDigest: (text) => sql`encode(sha256(convert_to(${text}, 'UTF8')), 'hex')`,
     // The hash of hash partitioning, stable across versions (pg_upgrade keeps partitions valid):
-    // 1M keys, measured the same way as the digest above, the snapshot's INSERT took 2.5 s with it
-    // against 4.7 s with the digest (bench/RESULTS.md). Strict: null for a null key.
+    // by hand at 1M rows, parallel query off, the whole snapshot INSERT took 2.53-2.55 s with it and
+    // 4.66-4.73 s with the digest, all else the same (bench/RESULTS.md). Strict: null for a null key.
     keyHash: (text) => sql`hashtextextended(${text}, 0)`,
     // A 64-bit hash of a JSON array of the mapped values in order. JSON keeps nulls apart from the
     // text 'null' and each value's type apart (1 vs '1'); the same values of the same types always
