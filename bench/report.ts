@@ -306,6 +306,21 @@ function phaseLine(
             .join(', '),
       );
     }
+    const committed = tailor.filter((m) => m.detail?.commitSteps);
+    const statements = [
+      ...new Set(committed.flatMap((m) => Object.keys(m.detail!.commitSteps as Record<string, number>))),
+    ];
+    if (statements.length > 0) {
+      parts.push(
+        `tailor's commit statements, summed (commits overlap): ` +
+          statements
+            .map(
+              (statement) =>
+                `${statement} ${med(committed, (m) => (m.detail!.commitSteps as Record<string, number>)[statement] ?? 0)}`,
+            )
+            .join(', '),
+      );
+    }
   }
   const floor = of('floor').filter((m) => m.detail);
   if (floor.length > 0) {

@@ -273,6 +273,7 @@ async function measureTailor(
       diffSteps,
       diffMs: Object.values(diffSteps).reduce((sum, ms) => sum + ms, 0),
       batchSteps: run.batchSteps,
+      commitSteps: run.commitSteps,
       reportedRequests: counts.requests,
       invalid: counts.invalid,
       rejected: counts.rejected,

@@ -174,17 +174,21 @@ export interface TailorRun {
   diffSteps: Record<string, number>;
   /** Milliseconds per stage of the delta batches, summed over batches (`batch committed` lines). */
   batchSteps: Record<string, number>;
+  /** Milliseconds per statement of the batches' commits, summed over batches (`commit step` lines). */
+  commitSteps: Record<string, number>;
 }
 
 const BATCH_STAGES = ['read', 'hash', 'wait', 'intent', 'lookup', 'send', 'commit'] as const;
 
 /**
- * Reads Tailor's debug lines (pino JSON on stderr) once: the `diff step` lines summed by step, and
- * the `batch committed` lines summed by stage (stages of different batches overlap: they are pipelined).
+ * Reads Tailor's debug lines (pino JSON on stderr) once: the `diff step` lines summed by step, the
+ * `batch committed` lines summed by stage (stages of different batches overlap: they are pipelined),
+ * and the `commit step` lines summed by statement (commits of different batches overlap too).
  */
-export function stepsFromLog(stderr: string): Pick<TailorRun, 'diffSteps' | 'batchSteps'> {
+export function stepsFromLog(stderr: string): Pick<TailorRun, 'diffSteps' | 'batchSteps' | 'commitSteps'> {
   const diffSteps: Record<string, number> = {};
   const batchSteps: Record<string, number> = {};
+  const commitSteps: Record<string, number> = {};
   const add = (into: Record<string, number>, step: string, ms: unknown) => {
     if (typeof ms === 'number') into[step] = (into[step] ?? 0) + ms;
   };
@@ -197,11 +201,13 @@ export function stepsFromLog(stderr: string): Pick<TailorRun, 'diffSteps' | 'bat
       continue; // not a log line
     }
     if (entry.msg === 'diff step' && typeof entry.step === 'string') add(diffSteps, entry.step, entry.ms);
+    else if (entry.msg === 'commit step' && typeof entry.step === 'string')
+      add(commitSteps, entry.step, entry.ms);
     else if (entry.msg === 'batch committed') {
       for (const stage of BATCH_STAGES) add(batchSteps, stage, entry[`${stage}Ms`]);
     }
   }
-  return { diffSteps, batchSteps };
+  return { diffSteps, batchSteps, commitSteps };
 }
 
 let syncRuns = 0;

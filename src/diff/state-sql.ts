@@ -339,6 +339,16 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
 // --- the statements --------------------------------------------------------------------------------
 
 /** One member's acknowledged state, as a commit writes it. */
+/** The statements of a batch's commit, as `commit step` debug lines name them. */
+export type CommitStep =
+  | 'new members'
+  | 'hash rows deleted by member'
+  | 'hash rows deleted by pair'
+  | 'hash rows inserted'
+  | 'members removed'
+  | 'members written'
+  | 'intents cleared';
+
 export interface MemberUpsert {
   key: string;
   /**
@@ -476,12 +486,21 @@ export class StateSql {
 
   /**
    * Runs a write, inside a transaction as is, else on its own (retried where the warehouse does); the
-   * rows it affected, where the warehouse says.
+   * rows it affected, where the warehouse says. With `step`, its duration is a `commit step` debug
+   * line (the benchmark sums them per statement: bench/tailor-case.ts).
    */
-  async #exec(db: Kysely<unknown>, what: string, query: RawBuilder<unknown>): Promise<number | undefined> {
+  async #exec(
+    db: Kysely<unknown>,
+    what: string,
+    query: RawBuilder<unknown>,
+    step?: CommitStep,
+  ): Promise<number | undefined> {
+    const started = performance.now();
     const result = this.hooks.transactions
       ? await query.execute(db)
       : await this.#mutate(what, () => query.execute(db));
+    if (step && this.#logger.isLevelEnabled('debug'))
+      this.#logger.debug({ step, ms: Math.round(performance.now() - started) }, 'commit step');
     return result.numAffectedRows === undefined ? undefined : Number(result.numAffectedRows);
   }
 
@@ -894,6 +913,7 @@ export class StateSql {
           db,
           'committing acknowledged member hashes',
           sql`delete from ${hashes} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), replaced)}`,
+          'hash rows deleted by member',
         );
       }
       if (pairs.length > 0) {
@@ -908,6 +928,7 @@ export class StateSql {
             and exists (select 1 from ${hooks.rows('u', hashColumns, pairs)}
                         where ${u('member_key')} = ${h('member_key')} and ${u('id_type')} = ${h('id_type')}
                           and ${u('hash')} = ${h('hash')})`,
+          'hash rows deleted by pair',
         );
       }
       if (inserts.length > 0) {
@@ -917,6 +938,7 @@ export class StateSql {
           sql`insert into ${hashes} (${sql.join([id('activation_id'), id('member_key'), id('id_type'), id('hash')])})
             select ${aid}, ${sql.ref('u.member_key')}, ${sql.ref('u.id_type')}, ${sql.ref('u.hash')}
             from ${hooks.rows('u', hashColumns, inserts)}`,
+          'hash rows inserted',
         );
       }
       removed = await this.#writeMembers(db, aid, members, upserts, removals);
@@ -933,6 +955,7 @@ export class StateSql {
           'clearing answered intents',
           sql`delete from ${this.table('member_intents')} where ${id('activation_id')} = ${aid}
             and ${this.hooks.inList(id('intent_id'), answered)}`,
+          'intents cleared',
         );
       } else if (changes.olderIntents === false) {
         await this.#clearIntents(db, aid, changes.intentKeys ?? [], answered, false);
@@ -983,6 +1006,7 @@ export class StateSql {
       'clearing answered intents',
       sql`delete from ${this.table('member_intents')} where ${id('activation_id')} = ${aid}
         and ${this.hooks.inList(id('member_key'), keys)} and ${which}`,
+      'intents cleared',
     );
   }
 
@@ -1025,7 +1049,12 @@ export class StateSql {
     if (duplicateKey) {
       await sql`savepoint tailor_new_members`.execute(db);
       try {
-        await this.#exec(db, 'committing acknowledged members', this.#insertMembers(aid, upserts));
+        await this.#exec(
+          db,
+          'committing acknowledged members',
+          this.#insertMembers(aid, upserts),
+          'new members',
+        );
         await sql`release savepoint tailor_new_members`.execute(db);
         return true;
       } catch (error) {
@@ -1039,6 +1068,7 @@ export class StateSql {
       db,
       'committing acknowledged members',
       sql`${this.#insertMembers(aid, upserts)} on conflict (${id('activation_id')}, ${id('member_key')}) do nothing`,
+      'new members',
     );
     return inserted === upserts.length;
   }
@@ -1089,6 +1119,7 @@ export class StateSql {
             ${id('last_sent_at')} = coalesce(${s('last_sent_at')}, ${t('last_sent_at')}), ${id('updated_at')} = current_timestamp
           when not matched and not ${s('remove')} then insert (${memberColumns})
             values (${aid}, ${s('member_key')}, ${s('fingerprint')}, ${s('last_sent_at')}, current_timestamp, ${s('key_hash')})`,
+        'members written',
       );
       return undefined;
     }
@@ -1098,6 +1129,7 @@ export class StateSql {
         db,
         what,
         sql`delete from ${members} where ${id('activation_id')} = ${aid} and ${hooks.inList(id('member_key'), removals)}`,
+        'members removed',
       );
     }
     if (upserts.length > 0) {
@@ -1108,6 +1140,7 @@ export class StateSql {
           on conflict (${id('activation_id')}, ${id('member_key')}) do update set ${id('fingerprint')} = ${sql.ref('excluded.fingerprint')},
             ${id('last_sent_at')} = coalesce(${sql.ref('excluded.last_sent_at')}, ${t('last_sent_at')}),
             ${id('updated_at')} = ${sql.ref('excluded.updated_at')}`,
+        'members written',
       );
     }
     return removed;

@@ -150,6 +150,12 @@ describe('npm run bench (smoke)', () => {
     }
     // Every case counted what the edits did: nothing in the notes about wrong counts or membership.
     expect(report).not.toMatch(/expected \+|the audience holds|stopped early/);
+    // The commits' statements, from Tailor's `commit step` debug lines: a first load inserts new members
+    // and their hash rows; BigQuery writes members with one MERGE.
+    expect(report).toMatch(
+      /tailor's commit statements, summed \(commits overlap\): new members \d[^·]*hash rows inserted \d/,
+    );
+    expect(report).toMatch(/tailor's commit statements, summed \(commits overlap\): [^·]*members written \d/);
     // Twice: PostgreSQL and BigQuery, the same edits.
     expect(report.match(/delta: 60 members/g)).toHaveLength(2);
     // The fake metadata server was asked for nothing but tokens.

@@ -11,6 +11,7 @@ import {
   type QueryResult,
 } from 'kysely';
 import pg from 'pg';
+import { type Logger, pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelSqlError } from '../../src/errors.js';
 import type { DiffSpec } from '../../src/diff/types.js';
@@ -193,6 +194,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
   function setup(
     answer: (sql: string) => Record<string, unknown>[] = () => [],
     options: { cachedStatePlans?: boolean } = {},
+    logger: Logger = silentLogger,
   ) {
     const recorded: Recorded[] = [];
     const connection: DatabaseConnection = {
@@ -249,7 +251,7 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
       logger: silentLogger,
       ...options,
     });
-    const state = new StateSql({ stateSchema: 'tailor', db, hooks }, silentLogger);
+    const state = new StateSql({ stateSchema: 'tailor', db, hooks }, logger);
     return { recorded, state };
   }
 
@@ -358,6 +360,48 @@ describe('Postgres state and diff statements (src/diff over the Postgres hooks)'
     expect(recorded.at(-2)!.sql).toBe(
       'delete from "tailor"."member_intents" where "activation_id" = cast($1 as text) and "member_key" = any(string_to_array(cast($2 as text), chr(10))) and ("until" <= current_timestamp)',
     );
+  });
+
+  it('names each statement of a commit, with its duration, in a `commit step` debug line', async () => {
+    const lines: string[] = [];
+    const debug = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const { recorded, state } = setup(undefined, {}, debug);
+    await state.applyMemberChanges('vip_x', {
+      upserts: [
+        {
+          key: '1',
+          fingerprint: 'f1',
+          hashes: [{ idType: 'email', hash: 'h2' }],
+          previousHashes: [{ idType: 'email', hash: 'h1' }],
+          lastSentAt: null,
+        },
+        {
+          key: '2',
+          fingerprint: 'f2',
+          hashes: [{ idType: 'email', hash: 'h3' }],
+          previousHashes: [],
+          lastSentAt: null,
+        },
+      ],
+      removals: ['3'],
+      intentIds: ['i1'],
+    });
+    const steps = lines
+      .map((line) => JSON.parse(line) as { msg: string; step?: string; ms?: number })
+      .filter((entry) => entry.msg === 'commit step');
+    expect(steps.map((entry) => entry.step)).toEqual([
+      'new members',
+      'hash rows deleted by member',
+      'hash rows deleted by pair',
+      'hash rows inserted',
+      'members removed',
+      'members written',
+      'intents cleared',
+    ]);
+    for (const entry of steps) expect(entry.ms).toBeGreaterThanOrEqual(0);
+    // One line per statement the commit ran, besides its transaction's and savepoint's own.
+    const statements = recorded.filter((r) => /^(insert|delete)/.test(r.sql));
+    expect(statements).toHaveLength(steps.length);
   });
 
   it('on a server, plans a commit that deletes removed members for a state kept in memory, by a setting local to its transaction', async () => {

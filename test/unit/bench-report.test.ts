@@ -305,12 +305,15 @@ describe('findSyncResult', () => {
 });
 
 describe('stepsFromLog', () => {
-  it("sums Tailor's `diff step` lines by step and `batch committed` lines by stage, and ignores the rest", () => {
+  it("sums Tailor's `diff step` and `commit step` lines by step and `batch committed` lines by stage, and ignores the rest", () => {
     const line = (fields: Record<string, unknown>) => JSON.stringify({ level: 20, ...fields });
     const stderr = [
       line({ msg: 'batch committed', batch: 1, readMs: 10, hashMs: 5, sendMs: 100, commitMs: 40 }),
       'not json',
       line({ msg: 'diff step', step: 'snapshot', ms: 999 }),
+      line({ msg: 'commit step', step: 'hash rows inserted', ms: 30 }),
+      line({ msg: 'commit step', step: 'new members', ms: 7 }),
+      line({ msg: 'commit step', step: 'hash rows inserted', ms: 12 }),
       line({
         msg: 'batch committed',
         batch: 2,
@@ -322,10 +325,11 @@ describe('stepsFromLog', () => {
         commitMs: 6,
       }),
     ].join('\n');
-    const { diffSteps, batchSteps } = stepsFromLog(
+    const { diffSteps, batchSteps, commitSteps } = stepsFromLog(
       `${stderr}\n${line({ msg: 'diff step', step: 'snapshot', ms: 1 })}`,
     );
     expect(diffSteps).toEqual({ snapshot: 1000 });
+    expect(commitSteps).toEqual({ 'hash rows inserted': 42, 'new members': 7 });
     expect(batchSteps).toEqual({
       read: 11,
       hash: 7,
