@@ -328,15 +328,23 @@ export class WarehouseDiff {
 
   /** Digest mode: null and duplicated keys by digest, as `tailor_bad_<token>`. */
   async #invalidKeysByDigest(): Promise<void> {
+    this.#anyInvalidKey = await this.#nullOrShared(this.#bad, 'member_key');
+  }
+
+  /**
+   * Into `table`: each value of the snapshot's `column` that is null or more than one row carries,
+   * with its rows' count (`n`). Whether there is any.
+   */
+  async #nullOrShared(table: RawBuilder<unknown>, column: string): Promise<boolean> {
     const id = (name: string) => sql.id(name);
-    const key = id('member_key');
+    const value = id(column);
     await this.#create(
-      this.#bad,
-      sql`select ${key}, count(*) as ${id('n')} from ${this.#snap}
-        group by ${key} having ${key} is null or count(*) > 1`,
+      table,
+      sql`select ${value}, count(*) as ${id('n')} from ${this.#snap}
+        group by ${value} having ${value} is null or count(*) > 1`,
       'finding null and duplicated keys',
     );
-    this.#anyInvalidKey = await this.#anyRow(this.#bad);
+    return this.#anyRow(table);
   }
 
   /**
@@ -353,13 +361,7 @@ export class WarehouseDiff {
       this.#anyInvalidKey = false;
       return true;
     }
-    await this.#create(
-      this.#badHash,
-      sql`select ${hash}, count(*) as ${id('n')} from ${this.#snap}
-        group by ${hash} having ${hash} is null or count(*) > 1`,
-      'finding null and duplicated keys',
-    );
-    this.#anyInvalidKey = await this.#anyRow(this.#badHash);
+    this.#anyInvalidKey = await this.#nullOrShared(this.#badHash, 'key_hash');
     if (!this.#anyInvalidKey) return true;
     const g = (column: string) => sql.ref(`g.${column}`);
     await this.#create(

@@ -338,7 +338,6 @@ export const STATE_MIGRATIONS: readonly StateMigration[] = [
 
 // --- the statements --------------------------------------------------------------------------------
 
-/** One member's acknowledged state, as a commit writes it. */
 /** The statements of a batch's commit, as `commit step` debug lines name them. */
 export type CommitStep =
   | 'new members'
@@ -349,6 +348,7 @@ export type CommitStep =
   | 'members written'
   | 'intents cleared';
 
+/** One member's acknowledged state, as a commit writes it. */
 export interface MemberUpsert {
   key: string;
   /**
