@@ -12,6 +12,8 @@ export interface MachineInfo {
   os: string;
   node: string;
   postgres: string;
+  /** The server settings that shape these numbers, as `name value`, each changed one marked. */
+  postgresSettings: string;
   pglite: string;
   /** 1-minute load average when the run started (other work on a shared machine shows here). */
   loadAverageAtStart: number;
@@ -35,6 +37,34 @@ async function loadAverage(): Promise<number> {
   }
 }
 
+/**
+ * The server settings a run's figures depend on most: memory for pages and sorts, how often WAL
+ * forces a checkpoint (each one makes the next write of every page a full-page image), and what a
+ * commit waits for. Tailor and the floor run on the same server, but not with the same work: its
+ * commits write into indexes that outgrow 128 MB of shared buffers at a few million members.
+ */
+const REPORTED_SETTINGS = [
+  'shared_buffers',
+  'work_mem',
+  'maintenance_work_mem',
+  'max_wal_size',
+  'checkpoint_timeout',
+  'wal_compression',
+  'synchronous_commit',
+];
+
+/** `name value` per setting, with `(changed)` where it differs from the server's built-in default. */
+async function postgresSettings(client: pg.Client): Promise<string> {
+  const { rows } = await client.query<{ name: string; value: string; changed: boolean }>(
+    `select name, current_setting(name) as value, setting is distinct from boot_val as changed
+       from pg_settings where name = any($1) order by name`,
+    [REPORTED_SETTINGS],
+  );
+  const changed = rows.filter((row) => row.changed).length;
+  const list = rows.map((row) => `${row.name} ${row.value}${row.changed ? ' (changed)' : ''}`).join(', ');
+  return `${list}${changed === 0 ? '; all built-in defaults' : ''}`;
+}
+
 export async function describeMachine(client: pg.Client): Promise<MachineInfo> {
   const { rows } = await client.query<{ server_version: string }>('show server_version');
   const info = cpus();
@@ -45,6 +75,7 @@ export async function describeMachine(client: pg.Client): Promise<MachineInfo> {
     os: `${platform()} ${release()}`,
     node: process.version,
     postgres: rows[0]?.server_version ?? 'unknown',
+    postgresSettings: await postgresSettings(client),
     pglite: await pgliteVersion(),
     loadAverageAtStart: await loadAverage(),
   };

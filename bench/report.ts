@@ -418,7 +418,8 @@ export function renderReport(input: ReportInput): string {
   out.push(`| RAM | ${formatBytes(machine.ramBytes)} |`);
   out.push(`| OS | ${machine.os} |`);
   out.push(`| Node.js | ${machine.node} |`);
-  out.push(`| PostgreSQL | ${machine.postgres} (local server, default settings) |`);
+  out.push(`| PostgreSQL | ${machine.postgres} (local server) |`);
+  out.push(`| PostgreSQL settings | ${machine.postgresSettings} |`);
   out.push(`| PGlite | ${machine.pglite} |`);
   out.push(`| Tailor commit | ${input.commit ?? 'unknown'} |`);
   out.push(

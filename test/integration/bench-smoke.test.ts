@@ -145,6 +145,10 @@ describe('npm run bench (smoke)', () => {
     ]) {
       expect(report, section).toContain(section);
     }
+    // The server settings the figures depend on, read from the server (a value and its unit each).
+    expect(report).toMatch(
+      /\| PostgreSQL settings \| [^|]*shared_buffers \d+[kMG]B[^|]*synchronous_commit \w+/,
+    );
     for (const system of ['Tailor (`tailor sync`)', 'Floor (plain SQL)', 'Full pull (baseline)']) {
       expect(report).toContain(`| ${system} | 1 |`);
     }
