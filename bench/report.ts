@@ -266,6 +266,22 @@ const SYSTEM_LABEL = {
   full_pull: 'Full pull (baseline)',
 };
 
+/**
+ * `step median, …` over one per-step record of Tailor's runs (`diffSteps`, `batchSteps`, `commitSteps`
+ * from its debug lines), steps in the order they first appear; a step one run lacks (a commit
+ * statement that run did not need) counts 0 there. Empty when no run has the record.
+ */
+export function stepMedians(
+  runs: readonly Measurement[],
+  field: 'diffSteps' | 'batchSteps' | 'commitSteps',
+): string {
+  const records = runs.map((m) => (m.detail?.[field] ?? {}) as Record<string, number>);
+  const steps = [...new Set(records.flatMap((record) => Object.keys(record)))];
+  return steps
+    .map((step) => `${step} ${formatDuration(median(records.map((record) => record[step] ?? 0)))}`)
+    .join(', ');
+}
+
 /** Medians of where the floor's and the full pull's time went (their own timers). */
 function phaseLine(
   measurements: readonly Measurement[],
@@ -282,45 +298,13 @@ function phaseLine(
   const parts: string[] = [];
   const tailor = of('tailor').filter((m) => m.detail?.diffSteps && Number(m.detail.diffMs) > 0);
   if (tailor.length > 0) {
-    const steps = Object.keys(tailor[0]!.detail!.diffSteps as Record<string, number>);
     parts.push(
-      `tailor: diff in the warehouse ${med(tailor, (m) => m.detail!.diffMs)} (` +
-        steps
-          .map(
-            (step) =>
-              `${step} ${med(tailor, (m) => (m.detail!.diffSteps as Record<string, number>)[step] ?? 0)}`,
-          )
-          .join(', ') +
-        ')',
+      `tailor: diff in the warehouse ${med(tailor, (m) => m.detail!.diffMs)} (${stepMedians(tailor, 'diffSteps')})`,
     );
-    const batched = tailor.filter((m) => m.detail?.batchSteps);
-    const stages = Object.keys((batched[0]?.detail?.batchSteps ?? {}) as Record<string, number>);
-    if (stages.length > 0) {
-      parts.push(
-        `tailor's batches, summed (they overlap): ` +
-          stages
-            .map(
-              (stage) =>
-                `${stage} ${med(batched, (m) => (m.detail!.batchSteps as Record<string, number>)[stage] ?? 0)}`,
-            )
-            .join(', '),
-      );
-    }
-    const committed = tailor.filter((m) => m.detail?.commitSteps);
-    const statements = [
-      ...new Set(committed.flatMap((m) => Object.keys(m.detail!.commitSteps as Record<string, number>))),
-    ];
-    if (statements.length > 0) {
-      parts.push(
-        `tailor's commit statements, summed (commits overlap): ` +
-          statements
-            .map(
-              (statement) =>
-                `${statement} ${med(committed, (m) => (m.detail!.commitSteps as Record<string, number>)[statement] ?? 0)}`,
-            )
-            .join(', '),
-      );
-    }
+    const stages = stepMedians(tailor, 'batchSteps');
+    if (stages !== '') parts.push(`tailor's batches, summed (they overlap): ${stages}`);
+    const statements = stepMedians(tailor, 'commitSteps');
+    if (statements !== '') parts.push(`tailor's commit statements, summed (commits overlap): ${statements}`);
   }
   const floor = of('floor').filter((m) => m.detail);
   if (floor.length > 0) {

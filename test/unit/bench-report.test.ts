@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs, parseCount } from '../../bench/args.js';
 import { editCounts } from '../../bench/people.js';
-import { checkTargets } from '../../bench/report.js';
+import { checkTargets, stepMedians } from '../../bench/report.js';
 import { stepsFromLog } from '../../bench/tailor-case.js';
 import { type Measurement, summarize } from '../../bench/results.js';
 import { median } from '../../bench/stats.js';
@@ -301,6 +301,32 @@ describe('findSyncResult', () => {
       durationMs: 5,
     });
     expect(findSyncResult({ activations: [] }, 'bench_people_x')).toBeUndefined();
+  });
+});
+
+describe('stepMedians', () => {
+  const run = (commitSteps?: Record<string, number>) =>
+    measurement({
+      system: 'tailor',
+      kind: 'incremental',
+      size: 1000,
+      ...(commitSteps ? { detail: { commitSteps } } : {}),
+    });
+
+  it('gives each step its median over the runs, in order of first appearance, a step a run lacks counting 0', () => {
+    const runs = [
+      run({ 'hash rows inserted': 300, 'new members': 90 }),
+      run({ 'hash rows inserted': 100, 'members removed': 40 }),
+      run({ 'hash rows inserted': 200, 'new members': 30, 'members removed': 20 }),
+    ];
+    expect(stepMedians(runs, 'commitSteps')).toBe(
+      'hash rows inserted 200 ms, new members 30 ms, members removed 20 ms',
+    );
+  });
+
+  it('is empty when no run has the record', () => {
+    expect(stepMedians([run(), run()], 'commitSteps')).toBe('');
+    expect(stepMedians([], 'batchSteps')).toBe('');
   });
 });
 
